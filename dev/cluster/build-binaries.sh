@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Build the real Kubernetes pieces used by the cluster integration tests, from the Go
+# module proxy only (no GitHub, no dl.k8s.io, no container registry):
+#
+#   etcd                     go.etcd.io/etcd/server/v3/etcdmain   (dev/cluster/go/etcdbin)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
+#                            k8s.io/kubernetes/cmd/...             (dev/cluster/go/k8sbin)
+#   kwok                     sigs.k8s.io/kwok/cmd/kwok             (dev/cluster/go/kwokbin)
+#
+# Versions live only in the wrapper go.mod files (with committed go.sum). To bump
+# Kubernetes, edit k8s.io/kubernetes *and every staging replace* in k8sbin/go.mod, then
+# `go mod tidy` there.
+#
+# Usage: dev/cluster/build-binaries.sh [binary...]     (default: all of the above)
+# Env:   MLOPS_CACHE  cache root (default /var/cache/mlops-predictor); binaries go to
+#                     $MLOPS_CACHE/bin, GOMODCACHE/GOCACHE to $MLOPS_CACHE/go/{mod,build}
+#        FORCE=1      rebuild even if the stamp matches
+# Progress goes to stderr; the bin dir is the only line printed on stdout.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+script="$here/$(basename "${BASH_SOURCE[0]}")"
+gomods="$here/go"
+cache=${MLOPS_CACHE:-/var/cache/mlops-predictor}
+bin_dir="$cache/bin"
+stamp_dir="$bin_dir/.stamps"
+all_bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kwok)
+
+log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+mkdir -p "$bin_dir" "$stamp_dir" "$cache/go/mod" "$cache/go/build"
+
+export GOMODCACHE="$cache/go/mod"
+export GOCACHE="$cache/go/build"
+export CGO_ENABLED=0
+# readonly: builds must use the committed go.sum files, never rewrite them.
+export GOFLAGS="-mod=readonly -buildvcs=false"
+# GOPROXY / GOSUMDB / GOTOOLCHAIN are left as configured on the machine.
+
+command -v go >/dev/null || die "go not found in PATH (need Go >= 1.26)"
+go_version=$(go env GOVERSION)
+case "$go_version" in
+  go1.2[6-9]* | go1.[3-9][0-9]* | go[2-9]*) ;;
+  *) die "need Go >= 1.26 (kwok v0.8.0 and etcd v3.6.16 say 'go 1.26.0'), have $go_version" ;;
+esac
+platform="$(go env GOOS)/$(go env GOARCH)"
+
+# One build at a time per cache dir (concurrent test runs share it).
+if command -v flock >/dev/null; then
+  exec 9>"$bin_dir/.lock"
+  flock 9
+fi
+
+gobuild() { nice -n 10 go "$@"; }
+
+# --- versions, read from the wrapper go.mod files ------------------------------------
+modver() { # modver <wrapper> <module path>: version required in <wrapper>/go.mod
+  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 } $1 == m && $2 ~ /^v/ { print $2; exit }' "$gomods/$1/go.mod"
+}
+k8s_version=$(modver k8sbin k8s.io/kubernetes)
+etcd_version=$(modver etcdbin go.etcd.io/etcd/server/v3)
+kwok_version=$(modver kwokbin sigs.k8s.io/kwok)
+[[ -n $k8s_version && -n $etcd_version && -n $kwok_version ]] || die "cannot read versions from $gomods/*/go.mod"
+
+# All k8s staging modules must sit at v0.<minor>.<patch> of k8s.io/kubernetes v1.<minor>.<patch>.
+staging_version="v0.${k8s_version#v1.}"
+skew=$(awk -v want="$staging_version" \
+  '$1 ~ /^k8s\.io\// && $2 == "=>" && $4 != want { print $1 " => " $4 }' "$gomods/k8sbin/go.mod")
+[[ -z $skew ]] || die "k8sbin/go.mod staging replaces not at $staging_version: $skew"
+
+k8s_major=${k8s_version#v}; k8s_major=${k8s_major%%.*}
+k8s_minor=${k8s_version#v*.}; k8s_minor=${k8s_minor%%.*}
+
+# --- what each binary is built from ---------------------------------------------------
+wrapper_of() {
+  case "$1" in
+    etcd) echo etcdbin ;;
+    kwok) echo kwokbin ;;
+    *) echo k8sbin ;;
+  esac
+}
+package_of() {
+  case "$1" in
+    etcd) echo . ;;
+    kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
+    *) echo "k8s.io/kubernetes/cmd/$1" ;;
+  esac
+}
+version_of() {
+  case "$1" in
+    etcd) echo "$etcd_version" ;;
+    kwok) echo "$kwok_version" ;;
+    *) echo "$k8s_version" ;;
+  esac
+}
+ldflags_of() {
+  local f="-s -w"
+  case "$1" in
+    etcd) f+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$etcd_version" ;;
+    kwok) ;; # sigs.k8s.io/kwok/pkg/consts already carries Version=0.8.0, KubeVersion etc.
+    *)
+      # Same variables as kubernetes hack/lib/version.sh, for both version packages.
+      # kwokctl and kubectl read gitVersion; buildDate = the module's publish time.
+      local pkg
+      for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+        f+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=$k8s_major -X $pkg.gitMinor=$k8s_minor"
+        f+=" -X $pkg.gitCommit= -X $pkg.gitTreeState=clean -X $pkg.buildDate=$k8s_build_date"
+      done
+      ;;
+  esac
+  echo "$f"
+}
+
+# The stamp covers everything that decides the output: wrapper module files, this
+# script, the Go toolchain, the target platform and the version.
+stamp_of() {
+  local name=$1 wrapper
+  wrapper=$(wrapper_of "$name")
+  {
+    echo "binary=$name version=$(version_of "$name") go=$go_version platform=$platform"
+    (cd "$gomods/$wrapper" && sha256sum go.mod go.sum ./*.go 2>/dev/null || true)
+    sha256sum <"$script"
+  } | sha256sum | cut -d' ' -f1
+}
+
+# --- decide what to build ----------------------------------------------------------
+want=("$@")
+[[ ${#want[@]} -gt 0 ]] || want=("${all_bins[@]}")
+todo=()
+for name in "${want[@]}"; do
+  [[ " ${all_bins[*]} " == *" $name "* ]] || die "unknown binary '$name' (known: ${all_bins[*]})"
+  if [[ ${FORCE:-0} != 1 && -x $bin_dir/$name && -f $stamp_dir/$name ]] &&
+    [[ $(cat "$stamp_dir/$name") == "$(stamp_of "$name")" ]]; then
+    log "$name $(version_of "$name") is up to date"
+  else
+    todo+=("$name")
+  fi
+done
+
+total_start=$SECONDS
+if [[ ${#todo[@]} -gt 0 ]]; then
+  log "go $go_version, cache $cache, building: ${todo[*]}"
+  # Download each needed wrapper's module graph first (proxy only), so download and
+  # compile times show up separately.
+  declare -A downloaded=()
+  for name in "${todo[@]}"; do
+    wrapper=$(wrapper_of "$name")
+    [[ -z ${downloaded[$wrapper]:-} ]] || continue
+    t=$SECONDS
+    log "downloading modules for $wrapper ..."
+    (cd "$gomods/$wrapper" && gobuild mod download) || die "go mod download failed in $gomods/$wrapper"
+    downloaded[$wrapper]=1
+    log "downloaded modules for $wrapper in $((SECONDS - t))s"
+  done
+  k8s_build_date=1970-01-01T00:00:00Z
+  if [[ -n ${downloaded[k8sbin]:-} ]]; then
+    d=$(cd "$gomods/k8sbin" && go list -m -f '{{with .Time}}{{.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes)
+    [[ -z $d ]] || k8s_build_date=$d
+  fi
+
+  for name in "${todo[@]}"; do
+    wrapper=$(wrapper_of "$name")
+    t=$SECONDS
+    log "building $name $(version_of "$name") ..."
+    tmp="$bin_dir/.$name.tmp.$$"
+    rm -f "$tmp"
+    if ! (cd "$gomods/$wrapper" &&
+      gobuild build -trimpath -ldflags "$(ldflags_of "$name")" -o "$tmp" "$(package_of "$name")"); then
+      rm -f "$tmp"
+      die "building $name failed after $((SECONDS - t))s"
+    fi
+    # Sanity check before publishing: the binary starts and reports a version
+    # (kubectl has no --version flag, only the version subcommand).
+    if [[ $name == kubectl ]]; then vargs=(version --client); else vargs=(--version); fi
+    v=$("$tmp" "${vargs[@]}" 2>&1) || { rm -f "$tmp"; die "$name ${vargs[*]} failed: $v"; }
+    mv -f "$tmp" "$bin_dir/$name"
+    stamp_of "$name" >"$stamp_dir/$name"
+    log "built $name in $((SECONDS - t))s ($(du -h "$bin_dir/$name" | cut -f1)): $(head -n1 <<<"$v")"
+  done
+  log "done in $((SECONDS - total_start))s"
+fi
+
+echo "$bin_dir"

@@ -1,0 +1,18 @@
+//! The predictor library: tweets in, "is the author in the US?" out.
+//!
+//! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
+//! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
+//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path or URL).
+
+pub mod classifier;
+pub mod data;
+pub mod error;
+pub mod evaluate;
+pub mod model;
+pub mod sample;
+pub mod source;
+pub mod text;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use model::{Model, ModelFile, Prediction};

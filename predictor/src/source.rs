@@ -1,0 +1,237 @@
+//! Where data and models come from: a local path, `file://`, `http://` or `https://`.
+//!
+//! This module only opens byte streams; parsing lives in `data` and `model`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A parsed location.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Location {
+    File(PathBuf),
+    Http(String),
+}
+
+impl Location {
+    /// Parses a path or URL. Unknown schemes are refused with the list of known ones.
+    pub fn parse(location: &str) -> Result<Self> {
+        let lower = location.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            Ok(Self::Http(location.to_string()))
+        } else if let Some(path) = location.strip_prefix("file://") {
+            Ok(Self::File(PathBuf::from(path)))
+        } else if let Some((scheme, _)) = location.split_once("://") {
+            Err(Error::Source {
+                location: redact(location),
+                reason: format!(
+                    "unsupported scheme {scheme:?}: use a local path, file://, http:// or https://"
+                ),
+            })
+        } else {
+            Ok(Self::File(PathBuf::from(location)))
+        }
+    }
+}
+
+/// `location` with any `user:password@` removed, for logs and messages.
+pub fn redact(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => location.to_string(),
+    }
+}
+
+/// An open byte stream and what is known about it.
+pub struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    /// Size in bytes, when the source says.
+    pub len: Option<u64>,
+    /// True when re-opening is cheap (a local file); remote streams are spooled by callers that need two passes.
+    pub rereadable: bool,
+}
+
+/// Longest a whole download may take (a stalled server fails instead of hanging the command).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens `location` for reading (blocking I/O; not for use inside an async runtime).
+pub fn open(location: &str) -> Result<Opened> {
+    let fail = |reason: String| Error::Source {
+        location: redact(location),
+        reason,
+    };
+    match Location::parse(location)? {
+        Location::File(path) => {
+            let file = File::open(&path).map_err(|e| fail(e.to_string()))?;
+            let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+            if meta.is_dir() {
+                return Err(fail("is a directory, not a file".into()));
+            }
+            Ok(Opened {
+                reader: Box::new(file),
+                len: Some(meta.len()),
+                rereadable: true,
+            })
+        }
+        Location::Http(url) => {
+            let client = reqwest::blocking::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(DOWNLOAD_TIMEOUT)
+                .build()
+                .map_err(|e| fail(format!("cannot build an HTTP client: {e}")))?;
+            let response = client
+                .get(&url)
+                .send()
+                .map_err(|e| fail(describe_reqwest(&e)))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(fail(format!("the server answered HTTP {status}")));
+            }
+            let len = response.content_length();
+            Ok(Opened {
+                reader: Box::new(response),
+                len,
+                rereadable: false,
+            })
+        }
+    }
+}
+
+/// What went wrong, with the chain of causes (where reqwest keeps "connection refused"), never the URL
+/// (it may carry credentials).
+pub fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut text = String::from(if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else if error.is_body() || error.is_decode() {
+        "the response body broke off"
+    } else {
+        "the request failed"
+    });
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A reader that hashes (sha256) and counts what passes through it, and reports progress.
+pub struct DigestReader<R, F> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    on_progress: F,
+}
+
+impl<R: Read, F: FnMut(u64)> DigestReader<R, F> {
+    /// Wraps `inner`; `on_progress` gets the running byte count after each read.
+    pub fn new(inner: R, on_progress: F) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            on_progress,
+        }
+    }
+
+    /// sha256 (hex) and byte count of everything read.
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.bytes)
+    }
+}
+
+impl<R: Read, F: FnMut(u64)> Read for DigestReader<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        (self.on_progress)(self.bytes);
+        Ok(n)
+    }
+}
+
+/// A reader that copies what it reads into a writer (used to spool a remote source for a second pass).
+pub struct TeeReader<R, W> {
+    pub inner: R,
+    pub copy: W,
+}
+
+impl<R: Read, W: std::io::Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_schemes() {
+        assert_eq!(
+            Location::parse("data/train.csv").unwrap(),
+            Location::File("data/train.csv".into())
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/x").unwrap(),
+            Location::File("/tmp/x".into())
+        );
+        assert!(matches!(
+            Location::parse("HTTPS://h/x").unwrap(),
+            Location::Http(_)
+        ));
+        let err = Location::parse("ftp://user:pw@h/x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsupported scheme \"ftp\"") && !err.contains("pw"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn redacts_userinfo_only() {
+        assert_eq!(
+            redact("https://u:secret@host:1/p@x"),
+            "https://***@host:1/p@x"
+        );
+        assert_eq!(redact("http://host/p@x"), "http://host/p@x");
+        assert_eq!(redact("local/path"), "local/path");
+    }
+
+    #[test]
+    fn digest_reader_hashes_everything() {
+        let mut reader = DigestReader::new(&b"abc"[..], |_| {});
+        std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+        let (sha, n) = reader.finish();
+        assert_eq!(n, 3);
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = open("/nonexistent/train.csv").err().unwrap().to_string();
+        assert!(
+            err.contains("/nonexistent/train.csv") && err.contains("No such file"),
+            "{err}"
+        );
+    }
+}
