@@ -21,11 +21,10 @@ const TRAILER_LEN: usize = 32;
 /// Decoding refuses payloads that claim more than this (a guard against hostile length prefixes).
 const MAX_PAYLOAD: usize = 1 << 30;
 
-/// What the training data was.
+/// What the training data was. Where it was read from is deliberately not recorded: the same bytes give
+/// the same model file whether they came from a path, HTTP or HDFS.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {
-    /// Where the data was read from, as given to `train` (credentials removed).
-    pub source: String,
     /// sha256 of the data bytes.
     pub data_sha256: String,
     /// Rows used for training.

@@ -142,7 +142,6 @@ fn train_passes<'d>(
         model_date: model_date.to_string(),
         trained_by: concat!("predictor ", env!("CARGO_PKG_VERSION")).to_string(),
         training: TrainingInfo {
-            source: shown.to_string(),
             data_sha256,
             rows,
             skipped_rows: skipped,
