@@ -157,7 +157,10 @@ pub fn read_all(reader: impl Read, location: &str) -> Result<Vec<(String, bool)>
 mod tests {
     use super::*;
 
-    fn read(csv: &[u8]) -> Result<(Vec<(String, bool)>, u64, u64)> {
+    /// Tweets, rows read, rows skipped.
+    type Read = (Vec<(String, bool)>, u64, u64);
+
+    fn read(csv: &[u8]) -> Result<Read> {
         let mut reader = TweetReader::new(csv, "mem.csv")?;
         let mut out = Vec::new();
         while let Some(t) = reader.next_tweet()? {

@@ -219,7 +219,7 @@ fn train(args: TrainArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let t = &file.training;
     println!(
-        "trained on {} rows ({} skipped for missing text or country) in {:.2}s; {} n-grams",
+        "trained on {} rows ({} skipped for missing text or country) in {:.4}s; {} n-grams",
         t.rows,
         t.skipped_rows,
         started.elapsed().as_secs_f64(),

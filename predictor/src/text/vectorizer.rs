@@ -204,8 +204,12 @@ fn for_each_gram(
     }
 }
 
+/// Most distinct n-grams the first pass tracks at once (about 100 MB). Past it, the rarest are forgotten
+/// (see [`DfCounter::add`]).
+pub const MAX_CANDIDATES: usize = 4 << 20;
+
 /// First pass of fitting: counts in how many documents of each class every n-gram occurs. Memory grows
-/// with the number of distinct n-grams, never with the number of documents.
+/// with the number of distinct n-grams up to [`MAX_CANDIDATES`], never with the number of documents.
 pub struct DfCounter {
     settings: TextSettings,
     /// Documents per class (index 1 = US).
@@ -245,6 +249,22 @@ impl DfCounter {
             self.df.entry(hash).or_insert([0; 2])[class] += 1;
         }
         self.documents[class] += 1;
+        if self.df.len() > MAX_CANDIDATES {
+            self.forget_rarest();
+        }
+    }
+
+    /// Bounds memory on huge inputs: drops the n-grams seen in the fewest documents until at most half of
+    /// [`MAX_CANDIDATES`] remain. Only n-grams that are rare *so far* are lost; they could not have made the
+    /// χ² or min_df cut unless they became frequent later. Inputs below the cap (train.csv has ~150,000
+    /// candidates) are never pruned, so their models are exact.
+    fn forget_rarest(&mut self) {
+        let mut floor = 1;
+        while self.df.len() > MAX_CANDIDATES / 2 {
+            self.df.retain(|_, df| df[0] + df[1] > floor);
+            floor += 1;
+        }
+        self.df.shrink_to(MAX_CANDIDATES);
     }
 
     /// Chooses the vocabulary (min_df, then the max_features best by χ²) and computes its idf.
