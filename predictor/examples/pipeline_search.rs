@@ -44,8 +44,8 @@ fn main() -> anyhow::Result<()> {
     let test_refs: Vec<&(String, bool)> = test.iter().collect();
 
     let mut grid = Vec::new();
-    for char_ngrams in [None, Some((2, 4)), Some((3, 5))] {
-        for max_features in [None, Some(3000), Some(6000), Some(10000)] {
+    for char_ngrams in [None, Some((3, 3)), Some((2, 3)), Some((2, 4)), Some((3, 5))] {
+        for max_features in [None, Some(3000), Some(4000), Some(6000), Some(10000)] {
             for alpha in [0.1, 0.3, 1.0] {
                 for ngram_max in [1, 2] {
                     let text = TextSettings {

@@ -24,8 +24,8 @@ use crate::text::Features;
 /// Class labels: index 0 = not US, 1 = US.
 pub const CLASSES: usize = 2;
 
-/// Rows accumulated between two `fit_with` calls. Memory does not depend on it (rows are summed as they
-/// come); it bounds how often linfa-bayes 0.8.1 runs its leftover `dbg!` over the whole vocabulary.
+/// Rows summed into one `fit_with` call. Memory does not depend on it (rows are summed as they come);
+/// it bounds how often linfa-bayes 0.8.1 runs its leftover `dbg!` over the whole vocabulary.
 pub const ROWS_PER_FIT: u64 = 200_000;
 
 /// The fitted parameters, as stored in the model file.
@@ -41,14 +41,56 @@ pub struct NbParams {
     pub feature_log_prob: [Vec<f64>; CLASSES],
 }
 
-/// Streams labelled feature rows into linfa-bayes in bounded batches.
+/// Per-class column sums of feature rows and row counts: all multinomial NB needs from a batch of rows.
+/// Filled row by row (by several workers at once), merged, then handed to [`NbTrainer::fit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassSums {
+    sums: [Vec<f64>; CLASSES],
+    rows: [u64; CLASSES],
+}
+
+impl ClassSums {
+    pub fn new(columns: usize) -> Self {
+        Self {
+            sums: [vec![0.0; columns], vec![0.0; columns]],
+            rows: [0; CLASSES],
+        }
+    }
+
+    /// Adds one row (finite, non-negative weights) with its label.
+    pub fn add(&mut self, row: &[(u32, f64)], is_american: bool) {
+        let class = usize::from(is_american);
+        let sums = &mut self.sums[class];
+        for &(col, weight) in row {
+            debug_assert!(weight.is_finite() && weight >= 0.0);
+            sums[col as usize] += weight;
+        }
+        self.rows[class] += 1;
+    }
+
+    /// Adds another batch's sums into this one.
+    pub fn merge(&mut self, other: &ClassSums) {
+        for class in 0..CLASSES {
+            self.sums[class]
+                .iter_mut()
+                .zip(&other.sums[class])
+                .for_each(|(a, b)| *a += b);
+            self.rows[class] += other.rows[class];
+        }
+    }
+
+    /// Rows added so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.iter().sum()
+    }
+}
+
+/// Fits linfa-bayes' `MultinomialNb` batch by batch with `fit_with`.
 pub struct NbTrainer {
     params: MultinomialNbParams<f64, usize>,
     alpha: f64,
     columns: usize,
     model: Option<MultinomialNb<f64, usize>>,
-    sums: [Vec<f64>; CLASSES],
-    batch_rows: [u64; CLASSES],
     class_count: [u64; CLASSES],
 }
 
@@ -65,30 +107,13 @@ impl NbTrainer {
             alpha,
             columns,
             model: None,
-            sums: [vec![0.0; columns], vec![0.0; columns]],
-            batch_rows: [0; CLASSES],
             class_count: [0; CLASSES],
         })
     }
 
-    /// Adds one row (finite, non-negative weights) with its label.
-    pub fn add(&mut self, row: &[(u32, f64)], is_american: bool) -> Result<()> {
-        let class = usize::from(is_american);
-        let sums = &mut self.sums[class];
-        for &(col, weight) in row {
-            debug_assert!(weight.is_finite() && weight >= 0.0);
-            sums[col as usize] += weight;
-        }
-        self.batch_rows[class] += 1;
-        if self.batch_rows.iter().sum::<u64>() >= ROWS_PER_FIT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Hands the accumulated batch to `fit_with` as one summary row per class present.
-    fn flush(&mut self) -> Result<()> {
-        let present: Vec<usize> = (0..CLASSES).filter(|&c| self.batch_rows[c] > 0).collect();
+    /// Fits one batch: `fit_with` on one summary row per class present in it.
+    pub fn fit(&mut self, batch: &ClassSums) -> Result<()> {
+        let present: Vec<usize> = (0..CLASSES).filter(|&c| batch.rows[c] > 0).collect();
         if present.is_empty() {
             return Ok(());
         }
@@ -96,12 +121,8 @@ impl NbTrainer {
         for (row, &class) in present.iter().enumerate() {
             records
                 .row_mut(row)
-                .assign(&Array1::from_vec(std::mem::replace(
-                    &mut self.sums[class],
-                    vec![0.0; self.columns],
-                )));
-            self.class_count[class] += self.batch_rows[class];
-            self.batch_rows[class] = 0;
+                .assign(&ndarray::ArrayView1::from(&batch.sums[class]));
+            self.class_count[class] += batch.rows[class];
         }
         let dataset = DatasetBase::new(records, Array1::from_vec(present));
         let fitted = {
@@ -114,9 +135,8 @@ impl NbTrainer {
         Ok(())
     }
 
-    /// Fits the last batch and returns the parameters, priors from the true class counts.
-    pub fn finish(mut self) -> Result<NbParams> {
-        self.flush()?;
+    /// The fitted parameters, priors from the true class counts.
+    pub fn finish(self) -> Result<NbParams> {
         let total: u64 = self.class_count.iter().sum();
         if let Some(missing) = (0..CLASSES).find(|&c| self.class_count[c] == 0) {
             let label = if missing == 1 { "US" } else { "non-US" };
@@ -324,10 +344,17 @@ mod tests {
         (rows, vec![true, true, true, false, false, false])
     }
 
+    /// Fits row by row in batches of two (several `fit_with` calls, summary rows merged per batch).
     fn stream(rows: &[Features], labels: &[bool], alpha: f64) -> NbParams {
         let mut trainer = NbTrainer::new(3, alpha).unwrap();
-        for (row, &label) in rows.iter().zip(labels) {
-            trainer.add(row, label).unwrap();
+        for (chunk, chunk_labels) in rows.chunks(2).zip(labels.chunks(2)) {
+            let (mut first, mut second) = (ClassSums::new(3), ClassSums::new(3));
+            first.add(&chunk[0], chunk_labels[0]);
+            if chunk.len() > 1 {
+                second.add(&chunk[1], chunk_labels[1]);
+            }
+            first.merge(&second);
+            trainer.fit(&first).unwrap();
         }
         trainer.finish().unwrap()
     }
@@ -394,7 +421,9 @@ mod tests {
     fn one_class_only_and_bad_alpha_are_errors() {
         let (rows, _) = toy();
         let mut trainer = NbTrainer::new(3, 1.0).unwrap();
-        trainer.add(&rows[0], true).unwrap();
+        let mut batch = ClassSums::new(3);
+        batch.add(&rows[0], true);
+        trainer.fit(&batch).unwrap();
         assert!(matches!(trainer.finish(), Err(Error::Data(m)) if m.contains("no non-US rows")));
         assert!(NbTrainer::new(3, 0.0).is_err());
         assert!(NbTrainer::new(3, f64::NAN).is_err());

@@ -3,17 +3,25 @@
 //! Pass 1 counts n-gram document frequencies and hashes the data (a remote source is spooled to a temporary
 //! file on the way, so it is downloaded once). Pass 2 turns each tweet into a TF-IDF row and streams it into
 //! the classifier. Memory depends on the vocabulary, never on the number of rows.
+//!
+//! Both passes run on all cores: one thread reads the CSV and deals fixed-size batches to workers in a
+//! fixed order, and results are combined in batch order, so the model file is the same byte for byte
+//! whatever the number of cores (except past `MAX_CANDIDATES` distinct n-grams, where each worker forgets
+//! its rarest n-grams on its own).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 
-use crate::classifier::NbTrainer;
+use std::sync::mpsc::{self, SyncSender};
+use std::thread;
+
+use crate::classifier::{ClassSums, NbTrainer, ROWS_PER_FIT};
 use crate::data::TweetReader;
 use crate::error::{Error, Result};
 use crate::model::{ModelFile, TrainingInfo};
 use crate::source::{self, DigestReader, TeeReader};
 use crate::text::vectorizer::Scratch;
-use crate::text::{DfCounter, Features, TextSettings};
+use crate::text::{DfCounter, Features, TextSettings, Vectorizer};
 
 /// Training choices; `Default` is the measured default pipeline (docs/pipeline.md).
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +102,151 @@ pub fn train_from_bytes(
     train_passes(name, &mut open_pass, settings, model_date, &mut |_, _| {})
 }
 
+/// Rows handed to a worker at a time.
+const BATCH_ROWS: usize = 256;
+
+/// Owned tweets in flight between the CSV reader and a worker.
+type Batch = Vec<(String, bool)>;
+
+/// Worker threads per pass: the cores there are, at most four.
+fn worker_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+}
+
+/// Reads every tweet and deals them out in batches, batch `i` to worker `i % n`: a fixed assignment, so
+/// each worker sees the same rows on every run and the model file does not depend on thread timing.
+fn deal_batches<R: Read>(tweets: &mut TweetReader<R>, workers: &[SyncSender<Batch>]) -> Result<()> {
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut dealt = 0;
+    loop {
+        let tweet = tweets.next_tweet()?;
+        if let Some(tweet) = &tweet {
+            batch.push((tweet.text.to_string(), tweet.is_american));
+        }
+        if batch.len() == BATCH_ROWS || (tweet.is_none() && !batch.is_empty()) {
+            if workers[dealt % workers.len()]
+                .send(std::mem::take(&mut batch))
+                .is_err()
+            {
+                return Ok(()); // the worker stopped; its error is reported by the caller
+            }
+            dealt += 1;
+        }
+        if tweet.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Pass 1 on `workers` threads: each counts its batches, then the counts are merged in worker order.
+fn count_ngrams<R: Read>(
+    tweets: &mut TweetReader<R>,
+    settings: &TextSettings,
+    workers: usize,
+) -> Result<DfCounter> {
+    let counters = thread::scope(|scope| {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+            senders.push(tx);
+            handles.push(scope.spawn(move || {
+                let mut counter = DfCounter::new(settings.clone())?;
+                for batch in rx {
+                    batch.iter().for_each(|(text, us)| counter.add(text, *us));
+                }
+                Ok::<_, Error>(counter)
+            }));
+        }
+        let dealt = deal_batches(tweets, &senders);
+        drop(senders);
+        let counters: Result<Vec<DfCounter>> = handles.into_iter().map(join).collect();
+        dealt.and(counters)
+    })?;
+    let mut counters = counters.into_iter();
+    let mut merged = counters
+        .next()
+        .ok_or_else(|| Error::Training("no worker ran".into()))?;
+    counters.for_each(|other| merged.merge(other));
+    Ok(merged)
+}
+
+/// Pass 2 on `workers` threads: each turns a batch into TF-IDF rows summed per class; the fitter takes the
+/// batch sums in batch order (batch `i` from worker `i % n`), so the floating-point sums, and the model
+/// file, do not depend on the number of workers; it calls `fit_with` every `ROWS_PER_FIT` rows. Returns
+/// the trainer and the vectorizer with its vocabulary texts recorded.
+fn fit_rows<R: Read>(
+    tweets: &mut TweetReader<R>,
+    vectorizer: Vectorizer,
+    alpha: f64,
+    workers: usize,
+) -> Result<(NbTrainer, Vectorizer)> {
+    let columns = vectorizer.len();
+    let mut trainer = NbTrainer::new(columns, alpha)?;
+    let (trainer, copies) = thread::scope(|scope| {
+        let mut senders = Vec::new();
+        let mut results = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+            let (sums_tx, sums_rx) = mpsc::sync_channel::<ClassSums>(2);
+            senders.push(tx);
+            results.push(sums_rx);
+            let mut vectorizer = vectorizer.clone();
+            handles.push(scope.spawn(move || {
+                let (mut scratch, mut row) = (Scratch::default(), Features::new());
+                for batch in rx {
+                    let mut sums = ClassSums::new(columns);
+                    for (text, us) in &batch {
+                        vectorizer.transform_recording(text, &mut scratch, &mut row);
+                        sums.add(&row, *us);
+                    }
+                    if sums_tx.send(sums).is_err() {
+                        break; // the fitter stopped; it reports why
+                    }
+                }
+                Ok::<_, Error>(vectorizer)
+            }));
+        }
+        let fitter = scope.spawn(move || -> Result<NbTrainer> {
+            let mut pending = ClassSums::new(columns);
+            // Batch i comes from worker i % n; the first missing batch means the data has ended.
+            for i in 0.. {
+                let Ok(sums) = results[i % results.len()].recv() else {
+                    break;
+                };
+                pending.merge(&sums);
+                if pending.rows() >= ROWS_PER_FIT {
+                    trainer.fit(&pending)?;
+                    pending = ClassSums::new(columns);
+                }
+            }
+            trainer.fit(&pending)?;
+            Ok(trainer)
+        });
+        let dealt = deal_batches(tweets, &senders);
+        drop(senders);
+        let copies: Result<Vec<Vectorizer>> = handles.into_iter().map(join).collect();
+        let trainer = join(fitter);
+        dealt
+            .and(trainer)
+            .and_then(|trainer| Ok((trainer, copies?)))
+    })?;
+    let mut vectorizer = vectorizer;
+    copies
+        .iter()
+        .for_each(|copy| vectorizer.adopt_vocabulary(copy));
+    Ok((trainer, vectorizer))
+}
+
+fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(Error::Training("a training thread panicked".into())))
+}
+
 fn train_passes<'d>(
     shown: &str,
     open_pass: &mut dyn FnMut(Pass) -> Result<Box<dyn Read + 'd>>,
@@ -101,16 +254,14 @@ fn train_passes<'d>(
     model_date: &str,
     progress: Progress,
 ) -> Result<ModelFile> {
+    let workers = worker_count();
     // Pass 1: document frequencies and the data digest.
     let reader = DigestReader::new(
         BufReader::with_capacity(1 << 16, open_pass(Pass::CountNgrams)?),
         |n| progress(Pass::CountNgrams, n),
     );
     let mut tweets = TweetReader::new(reader, shown)?;
-    let mut counter = DfCounter::new(settings.text.clone())?;
-    while let Some(tweet) = tweets.next_tweet()? {
-        counter.add(tweet.text, tweet.is_american);
-    }
+    let counter = count_ngrams(&mut tweets, &settings.text, workers)?;
     let (rows, skipped) = (tweets.rows() - tweets.skipped(), tweets.skipped());
     let (data_sha256, _) = tweets.into_inner().finish();
     if rows == 0 {
@@ -118,7 +269,7 @@ fn train_passes<'d>(
             "{shown}: no usable rows ({skipped} rows without text or country)"
         )));
     }
-    let mut vectorizer = counter.finish()?;
+    let vectorizer = counter.finish()?;
 
     // Pass 2: TF-IDF rows into the classifier.
     let reader = DigestReader::new(
@@ -126,12 +277,7 @@ fn train_passes<'d>(
         |n| progress(Pass::Fit, n),
     );
     let mut tweets = TweetReader::new(reader, shown)?;
-    let mut trainer = NbTrainer::new(vectorizer.len(), settings.alpha)?;
-    let (mut scratch, mut row) = (Scratch::default(), Features::new());
-    while let Some(tweet) = tweets.next_tweet()? {
-        vectorizer.transform_recording(tweet.text, &mut scratch, &mut row);
-        trainer.add(&row, tweet.is_american)?;
-    }
+    let (trainer, vectorizer) = fit_rows(&mut tweets, vectorizer, settings.alpha, workers)?;
     let (second_sha256, _) = tweets.into_inner().finish();
     if second_sha256 != data_sha256 || !vectorizer.vocabulary_complete() {
         return Err(Error::Data(format!(

@@ -67,10 +67,10 @@ struct PipelineArgs {
     #[arg(long, default_value_t = TextSettings::default().min_df, value_parser = clap::value_parser!(u32).range(1..))]
     min_df: u32,
     /// Keep at most this many n-grams (best χ² against the label first), or `all`.
-    #[arg(long, default_value = "10000", value_parser = parse_limit)]
+    #[arg(long, default_value_t = Limit(TextSettings::default().max_features), value_parser = parse_limit)]
     max_features: Limit,
     /// Character n-grams inside words, lengths LO-HI (e.g. 3-5), or `none`.
-    #[arg(long, default_value = "2-4", value_parser = parse_range)]
+    #[arg(long, default_value_t = CharRange(TextSettings::default().char_ngrams), value_parser = parse_range)]
     char_ngrams: CharRange,
     /// Naive Bayes additive smoothing.
     #[arg(long, default_value_t = TrainSettings::default().alpha)]
@@ -113,6 +113,24 @@ fn parse_range(text: &str) -> Result<CharRange, String> {
 /// `--max-features`: a count or `all`.
 #[derive(Clone, Copy)]
 struct Limit(Option<u32>);
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("all"),
+        }
+    }
+}
+
+impl std::fmt::Display for CharRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some((lo, hi)) => write!(f, "{lo}-{hi}"),
+            None => f.write_str("none"),
+        }
+    }
+}
 
 fn parse_limit(text: &str) -> Result<Limit, String> {
     match text {

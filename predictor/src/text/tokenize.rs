@@ -25,7 +25,12 @@ pub fn tokenize<'a>(text: &str, buf: &'a mut String) -> Vec<&'a str> {
 /// Lowercases `text` into `buf`, reusing its allocation.
 pub fn lowercase_into(text: &str, buf: &mut String) {
     buf.clear();
-    buf.extend(text.chars().flat_map(char::to_lowercase));
+    if text.is_ascii() {
+        buf.push_str(text);
+        buf.make_ascii_lowercase();
+    } else {
+        buf.extend(text.chars().flat_map(char::to_lowercase));
+    }
 }
 
 /// Calls `emit` for each token of an already lowercased `text`, in order, without allocating.

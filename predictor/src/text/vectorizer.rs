@@ -40,15 +40,15 @@ pub struct TextSettings {
 
 impl Default for TextSettings {
     /// The default pipeline, chosen by cross-validation on train.csv (docs/pipeline.md): words and word
-    /// pairs, character 2–4-grams, the 10,000 n-grams with the best χ².
+    /// pairs plus character trigrams inside words, the 3,000 n-grams with the best χ².
     fn default() -> Self {
         Self {
             ngram_max: 2,
             stop_words: false,
             sublinear_tf: true,
             min_df: 1,
-            max_features: Some(10_000),
-            char_ngrams: Some((2, 4)),
+            max_features: Some(3_000),
+            char_ngrams: Some((3, 3)),
         }
     }
 }
@@ -106,10 +106,12 @@ type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<PassThroughHasher>>;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-fn fnv_extend(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
+const fn fnv_extend(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
         hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
     }
     hash
 }
@@ -117,6 +119,8 @@ fn fnv_extend(mut hash: u64, bytes: &[u8]) -> u64 {
 /// First byte of a character n-gram's vocabulary text; tokens never contain it, so character and word
 /// n-grams cannot be confused.
 const CHAR_GRAM_MARK: char = '\u{1}';
+/// Hash state after the mark: where every character n-gram's hash starts.
+const CHAR_GRAM_HASH: u64 = fnv_extend(FNV_OFFSET, &[CHAR_GRAM_MARK as u8]);
 
 /// Hash of a vocabulary entry's text: the key both fitting and serving use.
 fn text_hash(text: &str) -> u64 {
@@ -181,24 +185,42 @@ fn for_each_gram(
     let Some((lo, hi)) = settings.char_ngrams else {
         return;
     };
-    let mark_hash = fnv_extend(
-        FNV_OFFSET,
-        CHAR_GRAM_MARK.encode_utf8(&mut [0; 4]).as_bytes(),
-    );
-    let mut bounds: Vec<usize> = Vec::with_capacity(32);
+    let (lo, hi) = (usize::from(lo), usize::from(hi));
     for token in tokens {
         padded.clear();
         padded.push(' ');
         padded.push_str(token);
         padded.push(' ');
-        bounds.clear();
-        bounds.extend(padded.char_indices().map(|(i, _)| i));
-        bounds.push(padded.len());
-        let chars = bounds.len() - 1;
-        for n in usize::from(lo)..=usize::from(hi).min(chars) {
-            for start in 0..=chars - n {
-                let gram = &padded[bounds[start]..bounds[start + n]];
-                emit(fnv_extend(mark_hash, gram.as_bytes()), &Gram::Chars(gram));
+        let bytes = padded.as_bytes();
+        // Each start position extends one hash a character at a time, emitting lengths lo..=hi.
+        if bytes.is_ascii() {
+            for start in 0..bytes.len() {
+                let mut hash = CHAR_GRAM_HASH;
+                for end in start..bytes.len().min(start + hi) {
+                    hash = fnv_extend(hash, &bytes[end..=end]);
+                    if end - start + 1 >= lo {
+                        emit(hash, &Gram::Chars(&padded[start..=end]));
+                    }
+                }
+            }
+        } else {
+            let bounds: Vec<usize> = padded
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([padded.len()])
+                .collect();
+            let chars = bounds.len() - 1;
+            for start in 0..chars {
+                let mut hash = CHAR_GRAM_HASH;
+                for n in 1..=hi.min(chars - start) {
+                    hash = fnv_extend(hash, &bytes[bounds[start + n - 1]..bounds[start + n]]);
+                    if n >= lo {
+                        emit(
+                            hash,
+                            &Gram::Chars(&padded[bounds[start]..bounds[start + n]]),
+                        );
+                    }
+                }
             }
         }
     }
@@ -215,10 +237,24 @@ pub struct DfCounter {
     /// Documents per class (index 1 = US).
     documents: [u64; 2],
     /// Per n-gram: documents per class containing it.
-    df: HashIndex<[u32; 2]>,
+    df: HashIndex<DocCount>,
     lower: String,
     padded: String,
-    seen: Vec<u64>,
+}
+
+/// Document counts of one n-gram.
+#[derive(Clone, Copy, Default)]
+struct DocCount {
+    /// Documents per class.
+    per_class: [u32; 2],
+    /// Number (1-based) of the last document counted, so repeats within a document count once.
+    last_document: u64,
+}
+
+impl DocCount {
+    fn total(&self) -> u32 {
+        self.per_class[0] + self.per_class[1]
+    }
 }
 
 impl DfCounter {
@@ -231,24 +267,38 @@ impl DfCounter {
             df: HashIndex::default(),
             lower: String::new(),
             padded: String::new(),
-            seen: Vec::new(),
         })
     }
 
     /// Counts one document of class `is_american`.
     pub fn add(&mut self, text: &str, is_american: bool) {
         let class = usize::from(is_american);
-        let tokens = settings_tokens(&self.settings, text, &mut self.lower);
-        self.seen.clear();
-        for_each_gram(&self.settings, &tokens, &mut self.padded, |hash, _| {
-            self.seen.push(hash)
-        });
-        self.seen.sort_unstable();
-        self.seen.dedup();
-        for &hash in &self.seen {
-            self.df.entry(hash).or_insert([0; 2])[class] += 1;
-        }
         self.documents[class] += 1;
+        let document = self.documents[0] + self.documents[1];
+        let tokens = settings_tokens(&self.settings, text, &mut self.lower);
+        let df = &mut self.df;
+        for_each_gram(&self.settings, &tokens, &mut self.padded, |hash, _| {
+            let count = df.entry(hash).or_default();
+            if count.last_document != document {
+                count.last_document = document;
+                count.per_class[class] += 1;
+            }
+        });
+        if self.df.len() > MAX_CANDIDATES {
+            self.forget_rarest();
+        }
+    }
+
+    /// Adds another counter's documents (same settings; a parallel worker's share of the data).
+    pub fn merge(&mut self, other: DfCounter) {
+        for class in 0..2 {
+            self.documents[class] += other.documents[class];
+        }
+        for (hash, count) in other.df {
+            let mine = self.df.entry(hash).or_default();
+            mine.per_class[0] += count.per_class[0];
+            mine.per_class[1] += count.per_class[1];
+        }
         if self.df.len() > MAX_CANDIDATES {
             self.forget_rarest();
         }
@@ -261,7 +311,7 @@ impl DfCounter {
     fn forget_rarest(&mut self) {
         let mut floor = 1;
         while self.df.len() > MAX_CANDIDATES / 2 {
-            self.df.retain(|_, df| df[0] + df[1] > floor);
+            self.df.retain(|_, count| count.total() > floor);
             floor += 1;
         }
         self.df.shrink_to(MAX_CANDIDATES);
@@ -274,7 +324,8 @@ impl DfCounter {
         let mut kept: Vec<(u64, [u32; 2])> = self
             .df
             .into_iter()
-            .filter(|(_, df)| df[0] + df[1] >= self.settings.min_df)
+            .filter(|(_, count)| count.total() >= self.settings.min_df)
+            .map(|(hash, count)| (hash, count.per_class))
             .collect();
         if let Some(max) = self.settings.max_features {
             // Best χ² first; ties by hash, so the same data always gives the same model file.
@@ -282,8 +333,13 @@ impl DfCounter {
                 .iter()
                 .map(|&(hash, df)| (chi2(df, documents), hash, df))
                 .collect();
-            scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            scored.truncate(max as usize);
+            let order = |a: &(f64, u64, [u32; 2]), b: &(f64, u64, [u32; 2])| {
+                b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+            };
+            if scored.len() > max as usize {
+                scored.select_nth_unstable_by(max as usize, order);
+                scored.truncate(max as usize);
+            }
             kept = scored.into_iter().map(|(_, hash, df)| (hash, df)).collect();
         }
         // Column order: by hash (deterministic, independent of the selection's order).
@@ -308,6 +364,7 @@ impl DfCounter {
         Ok(Vectorizer {
             settings: self.settings,
             vocabulary: vec![String::new(); kept.len()],
+            unnamed: kept.len(),
             idf,
             index,
         })
@@ -344,6 +401,8 @@ pub struct Vectorizer {
     vocabulary: Vec<String>,
     idf: Vec<f64>,
     index: HashIndex<u32>,
+    /// Columns whose text is not known yet (only between the two fitting passes).
+    unnamed: usize,
 }
 
 /// Buffers reused between calls to [`Vectorizer::transform`].
@@ -372,6 +431,9 @@ impl Vectorizer {
         let mut index = HashIndex::default();
         index.reserve(data.vocabulary.len());
         for (col, gram) in data.vocabulary.iter().enumerate() {
+            if gram.is_empty() {
+                return Err(Error::Corrupt(format!("vocabulary entry {col} is empty")));
+            }
             if index.insert(text_hash(gram), col as u32).is_some() {
                 return Err(Error::Corrupt(format!(
                     "n-gram {gram:?} appears twice in the vocabulary"
@@ -383,6 +445,7 @@ impl Vectorizer {
             vocabulary: data.vocabulary,
             idf: data.idf,
             index,
+            unnamed: 0,
         })
     }
 
@@ -416,6 +479,9 @@ impl Vectorizer {
     /// Like [`transform`](Self::transform), and records the text of each column seen whose text is not yet
     /// known (second pass of fitting).
     pub fn transform_recording(&mut self, text: &str, scratch: &mut Scratch, out: &mut Features) {
+        if self.unnamed == 0 {
+            return self.transform(text, scratch, out);
+        }
         let mut found: Vec<(u32, String)> = Vec::new();
         self.transform_with(text, scratch, out, |col, gram| {
             if self.vocabulary[col as usize].is_empty() {
@@ -423,13 +489,26 @@ impl Vectorizer {
             }
         });
         for (col, gram) in found {
-            self.vocabulary[col as usize] = gram;
+            if self.vocabulary[col as usize].is_empty() {
+                self.vocabulary[col as usize] = gram;
+                self.unnamed -= 1;
+            }
+        }
+    }
+
+    /// Takes the n-gram texts another copy recorded for columns this one has not seen.
+    pub fn adopt_vocabulary(&mut self, other: &Vectorizer) {
+        for (mine, theirs) in self.vocabulary.iter_mut().zip(&other.vocabulary) {
+            if mine.is_empty() && !theirs.is_empty() {
+                mine.clone_from(theirs);
+                self.unnamed -= 1;
+            }
         }
     }
 
     /// Whether every column has its n-gram text (after the second fitting pass).
     pub fn vocabulary_complete(&self) -> bool {
-        self.vocabulary.iter().all(|g| !g.is_empty())
+        self.unnamed == 0
     }
 
     fn transform_with(
