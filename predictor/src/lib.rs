@@ -2,14 +2,18 @@
 //!
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
-//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path or URL).
+//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path or URL); [`server`] serves a model
+//! over HTTP and [`client`] measures a live server.
 
 pub mod classifier;
+pub mod client;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod metrics;
 pub mod model;
 pub mod sample;
+pub mod server;
 pub mod source;
 pub mod text;
 pub mod train;

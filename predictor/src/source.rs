@@ -107,6 +107,68 @@ pub fn open(location: &str) -> Result<Opened> {
     }
 }
 
+/// Fetches a whole model-sized object (async; for the server). Refuses more than `max_bytes`.
+pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
+    let fail = |reason: String| Error::Source {
+        location: redact(location),
+        reason,
+    };
+    match Location::parse(location)? {
+        Location::File(path) => {
+            let meta = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if meta.len() > max_bytes {
+                return Err(fail(format!(
+                    "{} bytes is more than the {max_bytes}-byte limit",
+                    meta.len()
+                )));
+            }
+            tokio::fs::read(&path)
+                .await
+                .map_err(|e| fail(e.to_string()))
+        }
+        Location::Http(url) => {
+            let client = reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(DOWNLOAD_TIMEOUT)
+                .build()
+                .map_err(|e| {
+                    fail(format!(
+                        "cannot build an HTTP client: {}",
+                        describe_reqwest(&e)
+                    ))
+                })?;
+            let mut response = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| fail(describe_reqwest(&e)))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(fail(format!("the server answered HTTP {status}")));
+            }
+            if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
+                return Err(fail(format!(
+                    "{len} bytes is more than the {max_bytes}-byte limit"
+                )));
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| fail(describe_reqwest(&e)))?
+            {
+                if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
+                    return Err(fail(format!("more than the {max_bytes}-byte limit")));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        }
+    }
+}
+
 /// What went wrong, with the chain of causes (where reqwest keeps "connection refused"), never the URL
 /// (it may carry credentials).
 pub fn describe_reqwest(error: &reqwest::Error) -> String {

@@ -8,8 +8,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use std::time::Duration;
+
+use predictor::client::{evaluate_live, predict_remote};
 use predictor::evaluate::{Summary, evaluate_from};
 use predictor::model::{Model, ModelFile, sha256_hex};
+use predictor::server::{self, ServeConfig};
 use predictor::text::TextSettings;
 use predictor::train::{Pass, TrainSettings, train_from, train_from_bytes};
 
@@ -28,10 +32,12 @@ struct Cli {
 enum Command {
     /// Train a model from a CSV with `text` and `country_code` columns and write the model file.
     Train(TrainArgs),
-    /// Score a model file against a labelled CSV.
+    /// Score a model file, or a live server (--url), against a labelled CSV.
     Eval(EvalArgs),
-    /// Predict tweets given as arguments, or one per line on stdin.
+    /// Predict tweets given as arguments (or one per line on stdin) with a model file, or ask a live server.
     Predict(PredictArgs),
+    /// Serve a model over HTTP: fetch it from a URL, verify its sha256, answer POST /api/american.
+    Serve(ServeArgs),
     /// Train on the built-in sample, evaluate it and show a prediction (no data or network needed).
     Demo,
 }
@@ -145,11 +151,22 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
 #[derive(Args)]
 struct EvalArgs {
     /// The model file to evaluate.
-    #[arg(long, env = "MODEL")]
-    model: PathBuf,
+    #[arg(
+        long,
+        env = "MODEL",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    model: Option<PathBuf>,
+    /// Evaluate a running server instead, e.g. http://127.0.0.1:5008.
+    #[arg(long)]
+    url: Option<String>,
     /// Labelled data: a local path, file://, http:// or https:// URL.
     #[arg(long)]
     data: String,
+    /// Requests in flight at once (with --url).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -158,10 +175,49 @@ struct EvalArgs {
 #[derive(Args)]
 struct PredictArgs {
     /// The model file.
-    #[arg(long, env = "MODEL")]
-    model: PathBuf,
+    #[arg(
+        long,
+        env = "MODEL",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    model: Option<PathBuf>,
+    /// Ask a running server instead (prints its JSON answer), e.g. http://127.0.0.1:5008.
+    #[arg(long)]
+    url: Option<String>,
     /// Tweets to classify; none means one per line on stdin.
     texts: Vec<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Where to fetch the model file: a path, file://, http:// or https:// URL.
+    #[arg(long, env = "MODEL_URL")]
+    model_url: String,
+    /// The sha256 the model file must have (what `predictor train` printed).
+    #[arg(long, env = "MODEL_SHA256")]
+    model_sha256: String,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 5008)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    host: std::net::IpAddr,
+    /// Version reported in every answer (the image tag in Kubernetes).
+    #[arg(long = "version-label", env = "VERSION", default_value = env!("CARGO_PKG_VERSION"))]
+    version: String,
+    /// After SIGTERM, keep answering this long (ms) with readiness false, so load balancers stop sending first.
+    #[arg(long, env = "SHUTDOWN_DELAY_MS", default_value_t = 0)]
+    shutdown_delay_ms: u64,
+    /// Longest time (ms) in-flight requests get to finish at shutdown.
+    #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    drain_timeout_ms: u64,
+    /// Longest time (ms) one request may take.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// Requests handled at once; more wait their turn.
+    #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 1024)]
+    max_concurrency: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -186,7 +242,55 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval(args),
         Command::Predict(args) => predict(args),
         Command::Demo => demo(),
+        Command::Serve(args) => serve(args),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    init_logging();
+    let mut config = ServeConfig::new(args.model_url, args.model_sha256, args.version);
+    config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
+    config.request_timeout = Duration::from_millis(args.request_timeout_ms);
+    config.max_concurrency = args.max_concurrency.max(1);
+    config.validate()?;
+    let shutdown_delay = Duration::from_millis(args.shutdown_delay_ms);
+    runtime()?.block_on(async move {
+        let address = std::net::SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!(%address, version = %config.version, "listening");
+        let shutdown = async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => shutdown_delay,
+                _ = tokio::signal::ctrl_c() => Duration::ZERO,
+            }
+        };
+        server::run(listener, config, shutdown).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
 }
 
 fn now_rfc3339() -> String {
@@ -258,11 +362,69 @@ fn load_model(path: &std::path::Path) -> Result<Model> {
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
+    if let Some(url) = &args.url {
+        return eval_live(url, &args);
+    }
+    let model = load_model(
+        args.model
+            .as_deref()
+            .context("--model or --url is required")?,
+    )?;
     let bar = byte_progress(&args.data);
     let (summary, skipped) = evaluate_from(&model, &args.data, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
     print_summary(&summary, skipped, args.json)
+}
+
+fn eval_live(url: &str, args: &EvalArgs) -> Result<()> {
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {pos} answers {per_sec}").expect("valid template"),
+    );
+    let report = {
+        let bar = bar.clone();
+        runtime()?.block_on(evaluate_live(
+            url,
+            &args.data,
+            args.concurrency as usize,
+            move |n| bar.set_position(n),
+        ))?
+    };
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{}", report.summary);
+    let l = &report.latency_ms;
+    println!(
+        "latency ms         p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  ({:.0} req/s over {:.1}s, concurrency {})",
+        l.p50, l.p90, l.p99, l.max, report.requests_per_second, report.seconds, args.concurrency
+    );
+    let versions: Vec<String> = report
+        .versions
+        .iter()
+        .map(|(v, n)| format!("{v} ({n})"))
+        .collect();
+    println!("versions seen      {}", versions.join(", "));
+    let errors: u64 = report.errors.values().sum();
+    println!(
+        "errors             {errors}{}",
+        if errors > 0 {
+            format!(" {:?}", report.errors)
+        } else {
+            String::new()
+        }
+    );
+    if report.skipped_rows > 0 {
+        println!(
+            "skipped rows       {} (missing text or country)",
+            report.skipped_rows
+        );
+    }
+    if errors > 0 {
+        bail!("{errors} requests failed");
+    }
+    Ok(())
 }
 
 fn print_summary(summary: &Summary, skipped: u64, json: bool) -> Result<()> {
@@ -279,8 +441,40 @@ fn print_summary(summary: &Summary, skipped: u64, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn predict_live(url: &str, texts: &[String]) -> Result<()> {
+    runtime()?.block_on(async {
+        let client = predictor::client::http_client(Duration::from_secs(10))?;
+        let mut failed = false;
+        for text in texts {
+            let (status, body) = predict_remote(&client, url, text).await?;
+            println!("{}", serde_json::to_string(&body)?);
+            failed |= !(200..300).contains(&status);
+        }
+        if failed {
+            bail!("the server answered with an error");
+        }
+        Ok(())
+    })
+}
+
 fn predict(args: PredictArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
+    let texts = if args.texts.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot read stdin (is it UTF-8?)")?
+    } else {
+        args.texts
+    };
+    if let Some(url) = &args.url {
+        return predict_live(url, &texts);
+    }
+    let model = load_model(
+        args.model
+            .as_deref()
+            .context("--model or --url is required")?,
+    )?;
     let mut out = std::io::stdout().lock();
     let mut answer = |text: &str| -> Result<()> {
         let p = model.predict(text);
@@ -293,14 +487,7 @@ fn predict(args: PredictArgs) -> Result<()> {
         )?;
         Ok(())
     };
-    if args.texts.is_empty() {
-        for line in std::io::stdin().lock().lines() {
-            answer(&line.context("cannot read stdin (is it UTF-8?)")?)?;
-        }
-    } else {
-        args.texts.iter().try_for_each(|t| answer(t))?;
-    }
-    Ok(())
+    texts.iter().try_for_each(|t| answer(t))
 }
 
 fn demo() -> Result<()> {

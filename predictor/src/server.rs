@@ -1,0 +1,423 @@
+//! `predictor serve`: the HTTP service. [`app`] builds the router from an [`AppState`]; [`run`] fetches and
+//! verifies the model in the background, serves, and shuts down gracefully.
+//!
+//! Routes: `POST /api/american` (the contract in DESIGN.md, plus `probability`, plus `{"texts": [...]}`
+//! batches), `/healthz` (alive), `/readyz` (verified model loaded and not draining), `/metrics`
+//! (Prometheus), `/` (a page to try it). Client mistakes get 4xx with `{"error": "…"}`, never a 500.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, ModelInfo};
+use crate::model::{Model, sha256_hex};
+use crate::source;
+
+/// Largest request body accepted (a tweet is at most a few KB; batches fit easily).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Most texts in one `{"texts": [...]}` request.
+pub const MAX_BATCH: usize = 1000;
+/// Largest model file the server downloads.
+pub const MAX_MODEL_BYTES: u64 = 512 << 20;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where the model is (path, file://, http(s)://).
+    pub model_url: String,
+    /// The sha256 the model file must have (64 hex digits).
+    pub model_sha256: String,
+    /// Reported in every answer (the code version; the image tag in Kubernetes).
+    pub version: String,
+    /// Longest time in-flight requests get to finish once the listener is closed.
+    pub drain_timeout: Duration,
+    /// Longest time one request may take.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more wait.
+    pub max_concurrency: usize,
+    /// First and longest pause between attempts to fetch the model.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but what the caller must say.
+    pub fn new(
+        model_url: impl Into<String>,
+        model_sha256: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        Self {
+            model_url: model_url.into(),
+            model_sha256: model_sha256.into(),
+            version: version.into(),
+            drain_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            max_concurrency: 1024,
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+
+    /// Checks what can be checked before starting: the digest must be 64 hex digits.
+    pub fn validate(&self) -> Result<()> {
+        let sha = &self.model_sha256;
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Settings(format!(
+                "model sha256 must be 64 hex digits, got {sha:?}"
+            )));
+        }
+        source::Location::parse(&self.model_url)?;
+        Ok(())
+    }
+}
+
+/// The model being served, once verified.
+#[derive(Debug)]
+pub struct ServedModel {
+    pub model: Model,
+    pub sha256: String,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    version: String,
+    model: OnceLock<ServedModel>,
+    not_ready: Mutex<String>,
+    draining: AtomicBool,
+    metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(version: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            version: version.into(),
+            model: OnceLock::new(),
+            not_ready: Mutex::new("the model has not been fetched yet".into()),
+            draining: AtomicBool::new(false),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Installs a verified model; the server is ready from then on.
+    pub fn set_model(&self, served: ServedModel) {
+        self.metrics.set_model(ModelInfo {
+            version: self.version.clone(),
+            sha256: served.sha256.clone(),
+            model_date: served.model.model_date().to_string(),
+        });
+        let _ = self.model.set(served);
+    }
+
+    fn set_not_ready(&self, reason: String) {
+        *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    /// `Ok` when ready, else why not.
+    pub fn readiness(&self) -> Result<&ServedModel, String> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err("shutting down".into());
+        }
+        self.model.get().ok_or_else(|| {
+            self.not_ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    }
+
+    /// Starts draining: readiness turns false.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A client-facing error: status and `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+/// The contract's answer, plus `probability`.
+#[derive(Serialize)]
+struct Answer<'a> {
+    is_american: u8,
+    version: &'a str,
+    model_date: &'a str,
+    probability: f64,
+}
+
+/// The router. Pure construction: no I/O.
+pub fn app(state: Arc<AppState>, config: &ServeConfig) -> Router {
+    Router::new()
+        .route("/api/american", post(american))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/", get(|| async { Html(PAGE) }))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such route; try POST /api/american",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here; POST /api/american with {\"text\": \"…\"}",
+            )
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.max_concurrency,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+const PAGE: &str = include_str!("page.html");
+
+/// Counts every request by route and status, with its latency.
+async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = match request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some("/api/american") => "/api/american",
+        Some("/healthz") => "/healthz",
+        Some("/readyz") => "/readyz",
+        Some("/metrics") => "/metrics",
+        Some("/") => "/",
+        _ => "other",
+    };
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe(route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.readiness() {
+        Ok(served) => axum::Json(serde_json::json!({
+            "status": "ready",
+            "version": state.version,
+            "model_sha256": served.sha256,
+            "model_date": served.model.model_date(),
+        }))
+        .into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "not ready", "reason": reason })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut response = state
+        .metrics
+        .render(state.readiness().is_ok())
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// `POST /api/american`. The body must be JSON whatever the Content-Type (form-typed clients welcome).
+async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        })?;
+    let request: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    let served = state.readiness().map_err(|reason| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        )
+    })?;
+    let answer = |text: &str| {
+        let p = served.model.predict(text);
+        Answer {
+            is_american: p.is_american,
+            version: &state.version,
+            model_date: served.model.model_date(),
+            probability: (p.probability * 1e6).round() / 1e6,
+        }
+    };
+    let unprocessable = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let Value::Object(fields) = &request else {
+        return Err(unprocessable(
+            "expected a JSON object like {\"text\": \"…\"}",
+        ));
+    };
+    if let Some(text) = fields.get("text") {
+        let text = text
+            .as_str()
+            .ok_or_else(|| unprocessable("`text` must be a string"))?;
+        state.metrics.add_predictions(1);
+        return Ok(axum::Json(answer(text)).into_response());
+    }
+    if let Some(texts) = fields.get("texts") {
+        let texts = texts
+            .as_array()
+            .ok_or_else(|| unprocessable("`texts` must be an array of strings"))?;
+        if texts.len() > MAX_BATCH {
+            return Err(unprocessable(&format!(
+                "`texts` holds {} texts; at most {MAX_BATCH} per request",
+                texts.len()
+            )));
+        }
+        let answers = texts
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(answer)
+                    .ok_or_else(|| unprocessable("every item of `texts` must be a string"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        state.metrics.add_predictions(answers.len() as u64);
+        return Ok(axum::Json(answers).into_response());
+    }
+    Err(unprocessable(
+        "missing `text` (a string), or `texts` (an array of strings)",
+    ))
+}
+
+/// Fetches, verifies and loads the model, retrying with capped exponential backoff until it succeeds.
+/// Nothing unverified is ever installed: a wrong digest or a corrupt file only updates the not-ready reason.
+pub async fn load_model(state: Arc<AppState>, config: ServeConfig) {
+    let shown = source::redact(&config.model_url);
+    let expected = config.model_sha256.to_ascii_lowercase();
+    let mut pause = config.retry_initial;
+    for attempt in 1u64.. {
+        let outcome = match source::fetch(&config.model_url, MAX_MODEL_BYTES).await {
+            Err(e) => Err(e.to_string()),
+            Ok(bytes) => {
+                let actual = sha256_hex(&bytes);
+                if actual != expected {
+                    Err(Error::DigestMismatch {
+                        location: shown.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    }
+                    .to_string())
+                } else {
+                    Model::from_bytes(&bytes)
+                        .map(|model| (model, actual))
+                        .map_err(|e| format!("{shown}: {e}"))
+                }
+            }
+        };
+        match outcome {
+            Ok((model, sha256)) => {
+                tracing::info!(url = %shown, %sha256, model_date = model.model_date(), attempt, "model verified and loaded");
+                state.set_model(ServedModel { model, sha256 });
+                return;
+            }
+            Err(reason) => {
+                tracing::warn!(url = %shown, attempt, retry_in_ms = pause.as_millis() as u64, %reason, "model not loaded");
+                state.set_not_ready(format!("attempt {attempt}: {reason}"));
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(config.retry_max);
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains: readiness false at once, then the delay the
+/// shutdown future returned (SIGTERM: `shutdown_delay`, so endpoints are removed while we still answer;
+/// Ctrl-C: none), then the listener closes and in-flight requests get up to `drain_timeout`.
+pub async fn run(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = Duration> + Send + 'static,
+) -> Result<()> {
+    config.validate()?;
+    let state = AppState::new(config.version.clone());
+    let loader = tokio::spawn(load_model(state.clone(), config.clone()));
+    let router = app(state.clone(), &config);
+    let drain_started = Arc::new(Notify::new());
+    let signal = {
+        let (state, drain_started) = (state.clone(), drain_started.clone());
+        async move {
+            let delay = shutdown.await;
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "shutting down: readiness is now false"
+            );
+            state.start_draining();
+            tokio::time::sleep(delay).await;
+            tracing::info!("closing the listener; draining in-flight requests");
+            drain_started.notify_one();
+        }
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let deadline = async {
+        drain_started.notified().await;
+        tokio::time::sleep(config.drain_timeout).await;
+    };
+    let served = tokio::select! {
+        result = server.into_future() => result.map_err(|e| Error::io("the listener", e)),
+        () = deadline => {
+            tracing::warn!("drain timeout reached; exiting with requests still in flight");
+            Ok(())
+        }
+    };
+    loader.abort();
+    served
+}
