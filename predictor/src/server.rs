@@ -129,17 +129,23 @@ impl AppState {
         *self.not_ready.lock().unwrap_or_else(|e| e.into_inner()) = reason;
     }
 
-    /// `Ok` when ready, else why not.
-    pub fn readiness(&self) -> Result<&ServedModel, String> {
-        if self.draining.load(Ordering::SeqCst) {
-            return Err("shutting down".into());
-        }
+    /// The verified model, or why there is none yet. Requests are answered with it even while draining:
+    /// traffic that arrives before the load balancer has noticed must not fail.
+    pub fn served(&self) -> Result<&ServedModel, String> {
         self.model.get().ok_or_else(|| {
             self.not_ready
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
         })
+    }
+
+    /// What `/readyz` says: `Ok` with the model when ready for new traffic, else why not.
+    pub fn readiness(&self) -> Result<&ServedModel, String> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err("shutting down".into());
+        }
+        self.served()
     }
 
     /// Starts draining: readiness turns false.
@@ -284,7 +290,7 @@ async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
             format!("body is not valid JSON: {e}"),
         )
     })?;
-    let served = state.readiness().map_err(|reason| {
+    let served = state.served().map_err(|reason| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}"),

@@ -1,5 +1,8 @@
-//! Shared test helpers: a tiny real HTTP file server on loopback, and paths to the shared data.
+//! Shared test helpers: a tiny real HTTP file server on loopback, paths to the shared data, and (in
+//! `server`) the predictor server run in-process.
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

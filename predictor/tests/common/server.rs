@@ -1,0 +1,102 @@
+//! Runs `predictor serve` in-process on a loopback port for tests.
+
+use std::net::TcpListener as StdListener;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use predictor::server::{self, ServeConfig};
+use tokio::sync::oneshot;
+
+/// A server running on its own thread and runtime; dropped → shut down.
+pub struct TestServer {
+    pub port: u16,
+    stop: Option<oneshot::Sender<Duration>>,
+    thread: Option<JoinHandle<predictor::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts serving `config` on 127.0.0.1 (random port), fast retries for tests.
+    pub fn start(mut config: ServeConfig) -> Self {
+        config.retry_initial = Duration::from_millis(50);
+        config.retry_max = Duration::from_millis(200);
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = oneshot::channel::<Duration>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                server::run(listener, config, async move {
+                    stopped.await.unwrap_or_default()
+                })
+                .await
+            })
+        });
+        Self {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET /readyz: status and JSON body.
+    pub fn readyz(&self) -> (u16, serde_json::Value) {
+        let response = reqwest::blocking::get(self.url("/readyz")).unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&response.text().unwrap()).unwrap(),
+        )
+    }
+
+    /// Waits (bounded) until /readyz says 200; panics with the last reason otherwise.
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, body) = self.readyz();
+            if status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready after {within:?}: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Starts the shutdown (readiness false, then `delay` of serving, then drain).
+    pub fn begin_shutdown(&mut self, delay: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(delay);
+        }
+    }
+
+    /// Shuts down and waits for the server thread.
+    pub fn stop(mut self) -> predictor::Result<()> {
+        self.begin_shutdown(Duration::ZERO);
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("server thread panicked")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.begin_shutdown(Duration::ZERO);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

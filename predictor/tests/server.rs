@@ -1,0 +1,387 @@
+//! `predictor serve` over real HTTP on loopback: the JSON contract, every client mistake, model sources
+//! (good, wrong digest, down then up, truncated), graceful shutdown, and `eval --url` against `eval --model`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::server::TestServer;
+use common::{FileServer, closed_port};
+use predictor::server::ServeConfig;
+use predictor::train::{TrainSettings, train_from_bytes};
+use serde_json::{Value, json};
+
+const DATE: &str = "2026-11-24T08:00:00Z";
+
+/// A model trained on train.csv: (file bytes, sha256).
+fn model_bytes() -> (Vec<u8>, String) {
+    let train = std::fs::read(common::tweets("train.csv")).unwrap();
+    let bytes = train_from_bytes(&train, "train.csv", &TrainSettings::default(), DATE)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let sha = predictor::model::sha256_hex(&bytes);
+    (bytes, sha)
+}
+
+fn serving_model() -> (FileServer, TestServer) {
+    let (bytes, sha) = model_bytes();
+    let store = FileServer::start();
+    store.put("/models/american.bin", bytes);
+    let server = TestServer::start(ServeConfig::new(
+        store.url("/models/american.bin"),
+        sha,
+        "0.2",
+    ));
+    server.wait_ready(Duration::from_secs(10));
+    (store, server)
+}
+
+/// POST raw bytes with a content type: (status, JSON body).
+fn post(
+    server: &TestServer,
+    content_type: &str,
+    body: impl Into<reqwest::blocking::Body>,
+) -> (u16, Value) {
+    let response = reqwest::blocking::Client::new()
+        .post(server.url("/api/american"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}")),
+    )
+}
+
+fn assert_error(
+    server: &TestServer,
+    body: impl Into<reqwest::blocking::Body>,
+    status: u16,
+    needle: &str,
+) {
+    let (got, json) = post(server, "application/json", body);
+    assert_eq!(got, status, "{json}");
+    let message = json["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field: {json}"));
+    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+}
+
+#[test]
+fn answers_the_contract_and_refuses_client_mistakes_without_500() {
+    let (_store, server) = serving_model();
+
+    // The assignment's own request.
+    let (status, answer) = post(
+        &server,
+        "application/json",
+        r##"{"text": "#covid19 new york"}"##,
+    );
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = answer
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 4, "{answer}");
+    for key in ["is_american", "version", "model_date", "probability"] {
+        assert!(keys.contains(&key), "{answer}");
+    }
+    assert_eq!(answer["is_american"], 1);
+    assert_eq!(answer["version"], "0.2");
+    assert_eq!(answer["model_date"], DATE);
+    let p = answer["probability"].as_f64().unwrap();
+    assert!(p > 0.5 && p <= 1.0);
+
+    // `wget --post-data` sends a form type; the body is still JSON.
+    let (status, answer) = post(
+        &server,
+        "application/x-www-form-urlencoded",
+        r#"{"text": "Cheers mate, a pint in Leeds"}"#,
+    );
+    assert_eq!((status, answer["is_american"].clone()), (200, json!(0)));
+
+    assert_error(&server, "{\"text\": ", 400, "not valid JSON");
+    assert_error(&server, "{}", 422, "missing `text`");
+    assert_error(&server, r#"{"tweet": "hi"}"#, 422, "missing `text`");
+    assert_error(&server, r#"{"text": 42}"#, 422, "`text` must be a string");
+    assert_error(&server, r#"{"text": null}"#, 422, "`text` must be a string");
+    assert_error(&server, r#"["text"]"#, 422, "expected a JSON object");
+    assert_error(&server, vec![b'{'; 2 << 20], 413, "larger than");
+    assert_error(
+        &server,
+        b"{\"text\": \"\xff\xfe bad\"}".to_vec(),
+        400,
+        "not valid JSON",
+    );
+    assert_error(
+        &server,
+        format!(r#"{{"texts": {}}}"#, json!(vec!["a"; 1001])),
+        422,
+        "at most 1000",
+    );
+    assert_error(&server, r#"{"texts": ["ok", 3]}"#, 422, "must be a string");
+
+    let get = reqwest::blocking::get(server.url("/api/american")).unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    assert!(serde_json::from_str::<Value>(&get.text().unwrap()).unwrap()["error"].is_string());
+    assert_eq!(
+        reqwest::blocking::get(server.url("/nope"))
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+
+    let (status, empty) = post(&server, "application/json", r#"{"text": ""}"#);
+    assert_eq!(status, 200, "{empty}");
+    let long = "y'all in Texas ".repeat(100_000 / 15);
+    let (status, _) = post(
+        &server,
+        "application/json",
+        json!({ "text": long }).to_string(),
+    );
+    assert_eq!(status, 200);
+    let (status, batch) = post(
+        &server,
+        "text/plain",
+        r#"{"texts": ["go yankees", "cheers mate", ""]}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(batch.as_array().unwrap().len(), 3);
+    assert_eq!(batch[0]["version"], "0.2");
+
+    // Still answering, and no 5xx was ever counted.
+    assert_eq!(
+        reqwest::blocking::get(server.url("/healthz"))
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        post(&server, "application/json", r#"{"text": "still here?"}"#).0,
+        200
+    );
+    let metrics = reqwest::blocking::get(server.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !metrics.contains("route=\"/api/american\",status=\"5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("predictor_http_requests_total{route=\"/api/american\",status=\"422\"} 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("predictor_model_info{version=\"0.2\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("predictor_http_request_duration_seconds_bucket{route=\"/api/american\"")
+    );
+    let page = reqwest::blocking::get(server.url("/"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("<form") && !page.contains("http://") && !page.contains("https://"),
+        "page must work offline"
+    );
+    server.stop().unwrap();
+}
+
+#[test]
+fn wrong_digest_stays_not_ready_naming_both_digests() {
+    let (bytes, sha) = model_bytes();
+    let store = FileServer::start();
+    store.put("/m.bin", bytes);
+    let wrong = "0".repeat(64);
+    let server = TestServer::start(ServeConfig::new(store.url("/m.bin"), wrong.clone(), "0.2"));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, body) = server.readyz();
+    assert_eq!(status, 503);
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&wrong) && reason.contains(&sha) && reason.contains("sha256 mismatch"),
+        "{reason}"
+    );
+    let (status, answer) = post(&server, "application/json", r#"{"text": "hi"}"#);
+    assert_eq!(status, 503, "never serves an unverified model: {answer}");
+}
+
+#[test]
+fn truncated_or_foreign_model_stays_not_ready() {
+    let (bytes, _) = model_bytes();
+    let store = FileServer::start();
+    let truncated = bytes[..bytes.len() - 100].to_vec();
+    let sha = predictor::model::sha256_hex(&truncated);
+    store.put("/t.bin", truncated);
+    let server = TestServer::start(ServeConfig::new(store.url("/t.bin"), sha, "0.2"));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, body) = server.readyz();
+    assert_eq!(status, 503);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("truncated or corrupt"),
+        "{body}"
+    );
+
+    let html = b"<html>not a model</html>".to_vec();
+    store.put("/f.bin", html.clone());
+    let server = TestServer::start(ServeConfig::new(
+        store.url("/f.bin"),
+        predictor::model::sha256_hex(&html),
+        "0.2",
+    ));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, body) = server.readyz();
+    assert_eq!(status, 503);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a predictor model file"),
+        "{body}"
+    );
+}
+
+#[test]
+fn model_store_down_at_start_then_up_becomes_ready_without_restart() {
+    let (bytes, sha) = model_bytes();
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/m.bin");
+    let server = TestServer::start(ServeConfig::new(url, sha, "0.2"));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = server.readyz();
+    assert_eq!(status, 503);
+    assert!(
+        body["reason"].as_str().unwrap().contains("cannot connect"),
+        "{body}"
+    );
+    assert_eq!(
+        reqwest::blocking::get(server.url("/healthz"))
+            .unwrap()
+            .status()
+            .as_u16(),
+        200,
+        "alive while not ready"
+    );
+
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+    let store = FileServer::start_on(listener);
+    store.put("/m.bin", bytes);
+    server.wait_ready(Duration::from_secs(10));
+    assert_eq!(
+        post(&server, "application/json", r#"{"text": "hi"}"#).0,
+        200
+    );
+}
+
+#[test]
+fn shutdown_turns_readiness_false_first_and_finishes_in_flight_requests() {
+    let (_store, mut server) = serving_model();
+    // A request in flight: headers and half the body sent.
+    let body = br#"{"text": "finishing this one in Ohio"}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        stream,
+        "POST /api/american HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    server.begin_shutdown(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(150));
+    let (status, ready) = server.readyz();
+    assert_eq!(
+        (status, ready["reason"].as_str()),
+        (503, Some("shutting down"))
+    );
+
+    stream.write_all(&body[10..]).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut response = String::new();
+    let started = Instant::now();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight request finished: {response:?}"
+    );
+    assert!(response.contains("\"is_american\""));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.stop().unwrap();
+}
+
+#[test]
+fn eval_url_reproduces_eval_model_accuracy() {
+    let (store, server) = serving_model();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, &store.files.lock().unwrap()["/models/american.bin"]).unwrap();
+    let test = common::tweets("test.csv");
+    let run = |args: &[&str]| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_predictor"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let offline = run(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        test.to_str().unwrap(),
+        "--json",
+    ]);
+    let base = server.url("");
+    let live = run(&[
+        "eval",
+        "--url",
+        &base,
+        "--data",
+        test.to_str().unwrap(),
+        "--concurrency",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(live["summary"]["accuracy"], offline["accuracy"]);
+    assert_eq!(live["summary"]["confusion"], offline["confusion"]);
+    assert_eq!(live["errors"], json!({}));
+    assert_eq!(live["versions"], json!({"0.2": 1000}));
+    assert!(live["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_predictor"))
+        .args(["predict", "--url", &base, "#covid19 new york"])
+        .output()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (answer["is_american"].clone(), answer["version"].clone()),
+        (json!(1), json!("0.2"))
+    );
+}
