@@ -79,7 +79,7 @@ pub struct LiveReport {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,

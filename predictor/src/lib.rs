@@ -17,6 +17,7 @@ pub mod server;
 pub mod source;
 pub mod text;
 pub mod train;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use model::{Model, ModelFile, Prediction};

@@ -38,6 +38,9 @@ enum Command {
     Predict(PredictArgs),
     /// Serve a model over HTTP: fetch it from a URL, verify its sha256, answer POST /api/american.
     Serve(ServeArgs),
+    /// Send steady requests to a server during a rollout and report versions seen, switch-over and failures.
+    /// Exits non-zero if a request failed or --until-version was not reached.
+    Watch(WatchArgs),
     /// Train on the built-in sample, evaluate it and show a prediction (no data or network needed).
     Demo,
 }
@@ -102,6 +105,58 @@ impl PipelineArgs {
 /// `--char-ngrams`: a length range or `none`.
 #[derive(Clone, Copy)]
 struct CharRange(Option<(u8, u8)>);
+
+#[derive(Args)]
+struct WatchArgs {
+    /// The server, e.g. http://127.0.0.1:5008.
+    #[arg(long)]
+    url: String,
+    /// Time between requests, e.g. 20ms or 1s.
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    interval: Duration,
+    /// Stop once this version answers and no other version has for --settle.
+    #[arg(long)]
+    until_version: Option<String>,
+    /// Quiet period that ends the watch once --until-version answers alone.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    settle: Duration,
+    /// Stop after this long in any case.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    max_duration: Duration,
+    /// One request's time limit (a slower answer counts as failed).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// The tweet to send.
+    #[arg(long, default_value = "#covid19 new york")]
+    text: String,
+    /// Write the report as markdown here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the report and every sample as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw the timeline here (.png, or .svg).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// `20ms`, `1.5s`, `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 20ms, 2s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1e3,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
 
 fn parse_range(text: &str) -> Result<CharRange, String> {
     if text == "none" {
@@ -243,6 +298,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Predict(args) => predict(args),
         Command::Demo => demo(),
         Command::Serve(args) => serve(args),
+        Command::Watch(args) => watch(args),
     }
 }
 
@@ -374,6 +430,56 @@ fn eval(args: EvalArgs) -> Result<()> {
     let (summary, skipped) = evaluate_from(&model, &args.data, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
     print_summary(&summary, skipped, args.json)
+}
+
+fn watch(args: WatchArgs) -> Result<()> {
+    let config = predictor::watch::WatchConfig {
+        url: args.url.clone(),
+        interval: args.interval.max(Duration::from_millis(1)),
+        until_version: args.until_version.clone(),
+        settle: args.settle,
+        max_duration: args.max_duration,
+        request_timeout: args.timeout,
+        text: args.text,
+    };
+    let started_at = now_rfc3339();
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {pos} requests, {msg}").expect("valid template"),
+    );
+    let samples = runtime()?.block_on(predictor::watch::watch(&config, |sample| {
+        bar.inc(1);
+        if let Some(version) = &sample.version {
+            bar.set_message(format!("last answer from version {version}"));
+        }
+    }))?;
+    bar.finish_and_clear();
+    let report = predictor::watch::summarize(&samples, &started_at, config.interval);
+    let markdown = predictor::watch::render_markdown(&report, &args.url);
+    println!("{markdown}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, &markdown)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "report": report, "samples": samples });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        predictor::watch::plot(&samples, &report, path)?;
+    }
+    if let Some(wanted) = &args.until_version
+        && !report.versions.iter().any(|v| &v.version == wanted)
+    {
+        bail!(
+            "version {wanted} never answered within {:?}",
+            args.max_duration
+        );
+    }
+    if report.failed > 0 {
+        bail!("{} of {} requests failed", report.failed, report.requests);
+    }
+    Ok(())
 }
 
 fn eval_live(url: &str, args: &EvalArgs) -> Result<()> {

@@ -1,0 +1,476 @@
+//! `predictor watch`: a steady stream of requests during a rollout, and what it saw — when each version was
+//! first and last answered, the switch-over time, failed requests and the longest gap between answers.
+//!
+//! [`watch`] does the I/O; [`summarize`] is pure (samples in, report out) and [`render_markdown`] and
+//! [`plot`] only format it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::client::{Percentiles, endpoint, http_client, predict_remote};
+use crate::error::{Error, Result};
+
+/// What to watch and when to stop.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    pub url: String,
+    /// Time between two requests (they are sent on schedule, not after the previous answer).
+    pub interval: Duration,
+    /// Stop once this version has answered and no other version has for `settle`.
+    pub until_version: Option<String>,
+    pub settle: Duration,
+    /// Stop after this long in any case.
+    pub max_duration: Duration,
+    /// Give up on one request after this long (counted as a failure).
+    pub request_timeout: Duration,
+    pub text: String,
+}
+
+/// One request's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// When it was sent, ms after the watch started.
+    pub sent_ms: f64,
+    pub latency_ms: f64,
+    /// The version that answered, if it answered 200.
+    pub version: Option<String>,
+    /// Why it failed (`HTTP 503`, `cannot connect`, …), if it did.
+    pub failure: Option<String>,
+}
+
+/// When one version was seen.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VersionSpan {
+    pub version: String,
+    pub first_ms: f64,
+    pub last_ms: f64,
+    pub answers: u64,
+}
+
+/// What the watch found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WatchReport {
+    pub started_at: String,
+    pub requests: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<String, u64>,
+    /// In order of first appearance.
+    pub versions: Vec<VersionSpan>,
+    /// From the first answer of the last version to the last answer of any other version (0 if only one).
+    pub switch_over_ms: Option<f64>,
+    /// Longest time between two consecutive successful answers (by send time).
+    pub longest_gap_ms: f64,
+    pub latency_ms: Percentiles,
+    pub duration_ms: f64,
+    pub interval_ms: f64,
+}
+
+/// Pure: the report of a list of samples (in send order).
+pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> WatchReport {
+    let mut versions: Vec<VersionSpan> = Vec::new();
+    let mut failures = BTreeMap::new();
+    let mut latencies = Vec::new();
+    let (mut previous_ok, mut longest_gap_ms) = (None::<f64>, 0.0f64);
+    for sample in samples {
+        match (&sample.version, &sample.failure) {
+            (Some(version), None) => {
+                match versions.iter_mut().find(|v| &v.version == version) {
+                    Some(span) => {
+                        span.first_ms = span.first_ms.min(sample.sent_ms);
+                        span.last_ms = span.last_ms.max(sample.sent_ms);
+                        span.answers += 1;
+                    }
+                    None => versions.push(VersionSpan {
+                        version: version.clone(),
+                        first_ms: sample.sent_ms,
+                        last_ms: sample.sent_ms,
+                        answers: 1,
+                    }),
+                }
+                if let Some(previous) = previous_ok {
+                    longest_gap_ms = longest_gap_ms.max(sample.sent_ms - previous);
+                }
+                previous_ok = Some(sample.sent_ms);
+                latencies.push(Duration::from_secs_f64(sample.latency_ms / 1e3));
+            }
+            _ => {
+                let kind = sample
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "no version in answer".into());
+                *failures.entry(kind).or_insert(0u64) += 1;
+            }
+        }
+    }
+    let switch_over_ms = versions.last().map(|newest| {
+        let old_last = versions[..versions.len() - 1]
+            .iter()
+            .map(|v| v.last_ms)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if old_last.is_finite() {
+            (old_last - newest.first_ms).max(0.0)
+        } else {
+            0.0
+        }
+    });
+    let duration_ms = samples.last().map_or(0.0, |s| s.sent_ms + s.latency_ms);
+    WatchReport {
+        started_at: started_at.to_string(),
+        requests: samples.len() as u64,
+        failed: failures.values().sum(),
+        failures,
+        versions,
+        switch_over_ms,
+        longest_gap_ms,
+        latency_ms: Percentiles::of(&mut latencies),
+        duration_ms,
+        interval_ms: interval.as_secs_f64() * 1e3,
+    }
+}
+
+/// Whether the watch may stop: the wanted version answered, and nothing else has for `settle`.
+fn settled(samples: &[Sample], wanted: &str, settle_ms: f64, now_ms: f64) -> bool {
+    let seen = samples.iter().any(|s| s.version.as_deref() == Some(wanted));
+    let last_other = samples
+        .iter()
+        .filter(|s| s.version.as_deref() != Some(wanted))
+        .map(|s| s.sent_ms)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let first_wanted = samples
+        .iter()
+        .filter(|s| s.version.as_deref() == Some(wanted))
+        .map(|s| s.sent_ms)
+        .fold(f64::INFINITY, f64::min);
+    seen && now_ms - last_other.max(first_wanted) >= settle_ms
+}
+
+/// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
+pub async fn watch(
+    config: &WatchConfig,
+    mut on_sample: impl FnMut(&Sample),
+) -> Result<Vec<Sample>> {
+    let client = http_client(config.request_timeout)?;
+    let endpoint = endpoint(&config.url);
+    let started = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Sample)>();
+    // Bounds requests in flight, so a hung server cannot make the watch pile up connections.
+    let in_flight = Arc::new(Semaphore::new(256));
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut samples: Vec<Option<Sample>> = Vec::new();
+    let mut received: Vec<Sample> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now_ms = started.elapsed().as_secs_f64() * 1e3;
+                let stop = match &config.until_version {
+                    Some(v) => settled(&received, v, config.settle.as_secs_f64() * 1e3, now_ms),
+                    None => false,
+                };
+                if stop || started.elapsed() >= config.max_duration {
+                    break;
+                }
+                let index = samples.len();
+                samples.push(None);
+                let (client, endpoint, text, tx) = (client.clone(), endpoint.clone(), config.text.clone(), tx.clone());
+                let permit = in_flight.clone().try_acquire_owned();
+                tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let outcome = match permit {
+                        Ok(_permit) => predict_remote(&client, &endpoint, &text).await,
+                        Err(_) => Err(Error::Source { location: endpoint.clone(), reason: "too many requests in flight".into() }),
+                    };
+                    let (version, failure) = match outcome {
+                        Ok((200, body)) => match body["version"].as_str() {
+                            Some(v) => (Some(v.to_string()), None),
+                            None => (None, Some("no version in answer".to_string())),
+                        },
+                        Ok((status, _)) => (None, Some(format!("HTTP {status}"))),
+                        Err(Error::Source { reason, .. }) => (None, Some(reason.split(':').next().unwrap_or("failed").to_string())),
+                        Err(other) => (None, Some(other.to_string())),
+                    };
+                    let sample = Sample {
+                        sent_ms: sent.duration_since(started).as_secs_f64() * 1e3,
+                        latency_ms: sent.elapsed().as_secs_f64() * 1e3,
+                        version,
+                        failure,
+                    };
+                    let _ = tx.send((index, sample));
+                });
+            }
+            Some((index, sample)) = rx.recv() => {
+                on_sample(&sample);
+                received.push(sample.clone());
+                samples[index] = Some(sample);
+            }
+        }
+    }
+    drop(tx);
+    // Wait (bounded by the request timeout) for the answers still in flight.
+    let deadline = tokio::time::Instant::now() + config.request_timeout + Duration::from_secs(1);
+    while samples.iter().any(Option::is_none) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((index, sample))) => {
+                on_sample(&sample);
+                samples[index] = Some(sample);
+            }
+            _ => break,
+        }
+    }
+    Ok(samples.into_iter().flatten().collect())
+}
+
+/// The report as markdown: a table per version, then the figures.
+pub fn render_markdown(report: &WatchReport, url: &str) -> String {
+    let mut out = format!(
+        "## Rollout watch of {url}\n\nStarted {} · one request every {:.0} ms · {} requests over {:.1} s\n\n",
+        report.started_at,
+        report.interval_ms,
+        report.requests,
+        report.duration_ms / 1e3
+    );
+    out.push_str("| version | first answer (s) | last answer (s) | answers |\n|---|---|---|---|\n");
+    for v in &report.versions {
+        out.push_str(&format!(
+            "| {} | {:.3} | {:.3} | {} |\n",
+            v.version,
+            v.first_ms / 1e3,
+            v.last_ms / 1e3,
+            v.answers
+        ));
+    }
+    let failures = if report.failures.is_empty() {
+        "none".to_string()
+    } else {
+        report
+            .failures
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push_str(&format!(
+        "\n| figure | value |\n|---|---|\n| failed requests | {} ({failures}) |\n| switch-over (first new answer → last old answer) | {} |\n| longest gap between answers | {:.0} ms |\n| latency p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |\n",
+        report.failed,
+        report.switch_over_ms.map_or("-".into(), |ms| format!("{:.3} s", ms / 1e3)),
+        report.longest_gap_ms,
+        report.latency_ms.p50,
+        report.latency_ms.p99,
+        report.latency_ms.max,
+    ));
+    out
+}
+
+/// Where the plot's font comes from: the system's DejaVu Sans (Debian `fonts-dejavu-core`).
+const FONT_PATHS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Draws the timeline (latency of each answer over time, one colour per version, failures in red at the
+/// top) to `path`: SVG if it ends in `.svg`, else PNG.
+pub fn plot(samples: &[Sample], report: &WatchReport, path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let font = FONT_PATHS
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .ok_or_else(|| {
+            Error::Settings(format!(
+                "plotting needs a font: install fonts-dejavu-core ({})",
+                FONT_PATHS[0]
+            ))
+        })?;
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| Error::Settings("the DejaVu font could not be loaded".into()))?;
+    if path.extension().is_some_and(|e| e == "svg") {
+        draw_timeline(
+            SVGBackend::new(path, (1000, 500)).into_drawing_area(),
+            samples,
+            report,
+            path,
+        )
+    } else {
+        draw_timeline(
+            BitMapBackend::new(path, (1000, 500)).into_drawing_area(),
+            samples,
+            report,
+            path,
+        )
+    }
+}
+
+fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
+    root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    samples: &[Sample],
+    report: &WatchReport,
+    path: &Path,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::io(
+            path.display().to_string(),
+            std::io::Error::other(e.to_string()),
+        )
+    };
+    let x_max = (report.duration_ms / 1e3).max(0.001);
+    let y_max = samples.iter().map(|s| s.latency_ms).fold(1.0, f64::max) * 1.15;
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Requests during the rollout: latency by version",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc("latency ms")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    let palette = [BLUE, GREEN, MAGENTA, CYAN, BLACK];
+    for (i, span) in report.versions.iter().enumerate() {
+        let color = palette[i % palette.len()];
+        let points = samples
+            .iter()
+            .filter(|s| s.version.as_deref() == Some(&span.version));
+        chart
+            .draw_series(
+                points.map(|s| Circle::new((s.sent_ms / 1e3, s.latency_ms), 2, color.filled())),
+            )
+            .map_err(|e| fail(&e))?
+            .label(format!("version {}", span.version))
+            .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
+    }
+    let failures = samples.iter().filter(|s| s.failure.is_some());
+    chart
+        .draw_series(
+            failures.map(|s| Cross::new((s.sent_ms / 1e3, y_max * 0.97), 4, RED.stroke_width(2))),
+        )
+        .map_err(|e| fail(&e))?
+        .label(format!("failed ({})", report.failed))
+        .legend(|(x, y)| Cross::new((x, y), 4, RED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(sent_ms: f64, version: &str) -> Sample {
+        Sample {
+            sent_ms,
+            latency_ms: 1.0,
+            version: Some(version.into()),
+            failure: None,
+        }
+    }
+
+    fn failed(sent_ms: f64, why: &str) -> Sample {
+        Sample {
+            sent_ms,
+            latency_ms: 5.0,
+            version: None,
+            failure: Some(why.into()),
+        }
+    }
+
+    #[test]
+    fn rollout_with_overlap_and_a_failure() {
+        let samples = vec![
+            ok(0.0, "0.1"),
+            ok(20.0, "0.1"),
+            ok(40.0, "0.2"),
+            failed(60.0, "HTTP 503"),
+            ok(80.0, "0.1"),
+            ok(100.0, "0.2"),
+            ok(120.0, "0.2"),
+        ];
+        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        assert_eq!(report.requests, 7);
+        assert_eq!(report.failed, 1);
+        assert_eq!(report.failures["HTTP 503"], 1);
+        assert_eq!(report.versions.len(), 2);
+        assert_eq!(
+            (
+                report.versions[0].first_ms,
+                report.versions[0].last_ms,
+                report.versions[0].answers
+            ),
+            (0.0, 80.0, 3)
+        );
+        assert_eq!(
+            (
+                report.versions[1].first_ms,
+                report.versions[1].last_ms,
+                report.versions[1].answers
+            ),
+            (40.0, 120.0, 3)
+        );
+        assert_eq!(report.switch_over_ms, Some(40.0));
+        assert_eq!(report.longest_gap_ms, 40.0);
+        let md = render_markdown(&report, "http://x");
+        assert!(
+            md.contains("| 0.2 | 0.040 | 0.120 | 3 |")
+                && md.contains("failed requests | 1 (HTTP 503: 1)"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_single_version_has_no_switch_over() {
+        let report = summarize(
+            &[ok(0.0, "0.1"), ok(20.0, "0.1")],
+            "t0",
+            Duration::from_millis(20),
+        );
+        assert_eq!(report.switch_over_ms, Some(0.0));
+        assert_eq!(report.failed, 0);
+        assert_eq!(
+            summarize(&[], "t0", Duration::from_millis(20)).switch_over_ms,
+            None
+        );
+    }
+
+    #[test]
+    fn settles_only_after_the_quiet_period() {
+        let samples = vec![
+            ok(0.0, "0.1"),
+            ok(20.0, "0.2"),
+            ok(40.0, "0.1"),
+            ok(60.0, "0.2"),
+        ];
+        assert!(!settled(&samples, "0.2", 100.0, 100.0));
+        assert!(settled(&samples, "0.2", 100.0, 140.0));
+        assert!(!settled(&samples, "0.3", 0.0, 1000.0));
+    }
+
+    #[test]
+    fn plots_svg_and_png() {
+        let samples = vec![ok(0.0, "0.1"), failed(20.0, "HTTP 503"), ok(40.0, "0.2")];
+        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["t.svg", "t.png"] {
+            let path = dir.path().join(name);
+            plot(&samples, &report, &path).unwrap();
+            assert!(std::fs::metadata(&path).unwrap().len() > 1000, "{name}");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("t.svg")).unwrap();
+        assert!(svg.contains("version 0.2") && svg.contains("failed (1)"));
+    }
+}
