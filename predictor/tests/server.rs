@@ -221,41 +221,25 @@ fn wrong_digest_stays_not_ready_naming_both_digests() {
     assert_eq!(status, 503, "never serves an unverified model: {answer}");
 }
 
+/// Serves `bytes` (pinned by their own sha256) and asserts the server stays not ready, saying `why`.
+fn assert_stays_not_ready(bytes: Vec<u8>, why: &str) {
+    let store = FileServer::start();
+    let sha = predictor::model::sha256_hex(&bytes);
+    store.put("/m.bin", bytes);
+    let server = TestServer::start(ServeConfig::new(store.url("/m.bin"), sha, "0.2"));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, body) = server.readyz();
+    assert_eq!(status, 503);
+    assert!(body["reason"].as_str().unwrap().contains(why), "{body}");
+}
+
 #[test]
 fn truncated_or_foreign_model_stays_not_ready() {
     let (bytes, _) = model_bytes();
-    let store = FileServer::start();
-    let truncated = bytes[..bytes.len() - 100].to_vec();
-    let sha = predictor::model::sha256_hex(&truncated);
-    store.put("/t.bin", truncated);
-    let server = TestServer::start(ServeConfig::new(store.url("/t.bin"), sha, "0.2"));
-    std::thread::sleep(Duration::from_millis(400));
-    let (status, body) = server.readyz();
-    assert_eq!(status, 503);
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .contains("truncated or corrupt"),
-        "{body}"
-    );
-
-    let html = b"<html>not a model</html>".to_vec();
-    store.put("/f.bin", html.clone());
-    let server = TestServer::start(ServeConfig::new(
-        store.url("/f.bin"),
-        predictor::model::sha256_hex(&html),
-        "0.2",
-    ));
-    std::thread::sleep(Duration::from_millis(400));
-    let (status, body) = server.readyz();
-    assert_eq!(status, 503);
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not a predictor model file"),
-        "{body}"
+    assert_stays_not_ready(bytes[..bytes.len() - 100].to_vec(), "truncated or corrupt");
+    assert_stays_not_ready(
+        b"<html>not a model</html>".to_vec(),
+        "not a predictor model file",
     );
 }
 

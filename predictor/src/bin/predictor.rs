@@ -203,9 +203,10 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
     }
 }
 
+/// What answers: a model file, or a running server.
 #[derive(Args)]
-struct EvalArgs {
-    /// The model file to evaluate.
+struct Target {
+    /// The model file.
     #[arg(
         long,
         env = "MODEL",
@@ -213,9 +214,25 @@ struct EvalArgs {
         conflicts_with = "url"
     )]
     model: Option<PathBuf>,
-    /// Evaluate a running server instead, e.g. http://127.0.0.1:5008.
+    /// A running server instead, e.g. http://127.0.0.1:5008.
     #[arg(long)]
     url: Option<String>,
+}
+
+impl Target {
+    fn load_model(&self) -> Result<Model> {
+        load_model(
+            self.model
+                .as_deref()
+                .context("--model or --url is required")?,
+        )
+    }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    target: Target,
     /// Labelled data: a local path, file://, http:// or https:// URL.
     #[arg(long)]
     data: String,
@@ -229,17 +246,9 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct PredictArgs {
-    /// The model file.
-    #[arg(
-        long,
-        env = "MODEL",
-        required_unless_present = "url",
-        conflicts_with = "url"
-    )]
-    model: Option<PathBuf>,
-    /// Ask a running server instead (prints its JSON answer), e.g. http://127.0.0.1:5008.
-    #[arg(long)]
-    url: Option<String>,
+    /// With --url, prints the server's JSON answers.
+    #[command(flatten)]
+    target: Target,
     /// Tweets to classify; none means one per line on stdin.
     texts: Vec<String>,
 }
@@ -418,14 +427,10 @@ fn load_model(path: &std::path::Path) -> Result<Model> {
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    if let Some(url) = &args.url {
+    if let Some(url) = &args.target.url {
         return eval_live(url, &args);
     }
-    let model = load_model(
-        args.model
-            .as_deref()
-            .context("--model or --url is required")?,
-    )?;
+    let model = args.target.load_model()?;
     let bar = byte_progress(&args.data);
     let (summary, skipped) = evaluate_from(&model, &args.data, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
@@ -573,14 +578,10 @@ fn predict(args: PredictArgs) -> Result<()> {
     } else {
         args.texts
     };
-    if let Some(url) = &args.url {
+    if let Some(url) = &args.target.url {
         return predict_live(url, &texts);
     }
-    let model = load_model(
-        args.model
-            .as_deref()
-            .context("--model or --url is required")?,
-    )?;
+    let model = args.target.load_model()?;
     let mut out = std::io::stdout().lock();
     let mut answer = |text: &str| -> Result<()> {
         let p = model.predict(text);
