@@ -2,14 +2,15 @@
 //!
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
-//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path or URL); [`server`] serves a model
-//! over HTTP and [`client`] measures a live server.
+//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s) URL or [`hdfs`] URL);
+//! [`server`] serves a model over HTTP and [`client`] measures a live server.
 
 pub mod classifier;
 pub mod client;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod hdfs;
 pub mod metrics;
 pub mod model;
 pub mod sample;

@@ -1,4 +1,4 @@
-//! Where data and models come from: a local path, `file://`, `http://` or `https://`.
+//! Where data and models come from: a local path, `file://`, `http://`, `https://` or `hdfs://`.
 //!
 //! This module only opens byte streams; parsing lives in `data` and `model`.
 
@@ -10,12 +10,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::hdfs::{self, HdfsUrl};
 
 /// A parsed location.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Location {
     File(PathBuf),
     Http(String),
+    Hdfs(HdfsUrl),
 }
 
 impl Location {
@@ -24,13 +26,20 @@ impl Location {
         let lower = location.to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
             Ok(Self::Http(location.to_string()))
+        } else if lower.starts_with("hdfs://") {
+            HdfsUrl::parse(location)
+                .map(Self::Hdfs)
+                .map_err(|reason| Error::Source {
+                    location: redact(location),
+                    reason,
+                })
         } else if let Some(path) = location.strip_prefix("file://") {
             Ok(Self::File(PathBuf::from(path)))
         } else if let Some((scheme, _)) = location.split_once("://") {
             Err(Error::Source {
                 location: redact(location),
                 reason: format!(
-                    "unsupported scheme {scheme:?}: use a local path, file://, http:// or https://"
+                    "unsupported scheme {scheme:?}: use a local path, file://, http://, https:// or hdfs://"
                 ),
             })
         } else {
@@ -104,6 +113,16 @@ pub fn open(location: &str) -> Result<Opened> {
                 rereadable: false,
             })
         }
+        Location::Hdfs(url) => {
+            let (reader, len) = hdfs::open(&url).map_err(fail)?;
+            // Spooled like HTTP although reopening is cheap: both training passes then see the same bytes
+            // even if someone replaces the file in between.
+            Ok(Opened {
+                reader,
+                len: Some(len),
+                rereadable: false,
+            })
+        }
     }
 }
 
@@ -166,6 +185,7 @@ pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
             }
             Ok(bytes)
         }
+        Location::Hdfs(url) => hdfs::fetch(&url, max_bytes).await.map_err(fail),
     }
 }
 
@@ -257,6 +277,18 @@ mod tests {
             Location::parse("HTTPS://h/x").unwrap(),
             Location::Http(_)
         ));
+        assert_eq!(
+            Location::parse("hdfs://127.0.0.1:9000/datasets/training.csv").unwrap(),
+            Location::Hdfs(HdfsUrl {
+                namenode: "hdfs://127.0.0.1:9000".into(),
+                path: "/datasets/training.csv".into(),
+            })
+        );
+        let err = Location::parse("hdfs://nn:9000/").unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot read hdfs://nn:9000/: ") && err.contains("names no file"),
+            "{err}"
+        );
         let err = Location::parse("ftp://user:pw@h/x")
             .unwrap_err()
             .to_string();

@@ -47,7 +47,7 @@ enum Command {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Training data: a local path, file://, http:// or https:// URL.
+    /// Training data: a local path, file://, http(s):// or hdfs:// URL.
     #[arg(long, env = "TRAIN_DATA")]
     data: String,
     /// Where to write the model file.
@@ -233,7 +233,7 @@ impl Target {
 struct EvalArgs {
     #[command(flatten)]
     target: Target,
-    /// Labelled data: a local path, file://, http:// or https:// URL.
+    /// Labelled data: a local path, file://, http(s):// or hdfs:// URL.
     #[arg(long)]
     data: String,
     /// Requests in flight at once (with --url).
@@ -255,7 +255,7 @@ struct PredictArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Where to fetch the model file: a path, file://, http:// or https:// URL.
+    /// Where to fetch the model file: a path, file://, http(s):// or hdfs:// URL.
     #[arg(long, env = "MODEL_URL")]
     model_url: String,
     /// The sha256 the model file must have (what `predictor train` printed).
