@@ -6,6 +6,7 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
 #                            k8s.io/kubernetes/cmd/...             (dev/cluster/go/k8sbin)
 #   kwok                     sigs.k8s.io/kwok/cmd/kwok             (dev/cluster/go/kwokbin)
+#   kwok-stages.yaml         kwok's own node/pod Stage definitions (from the same module)
 #
 # Versions live only in the wrapper go.mod files (with committed go.sum). To bump
 # Kubernetes, edit k8s.io/kubernetes *and every staging replace* in k8sbin/go.mod, then
@@ -179,6 +180,25 @@ if [[ ${#todo[@]} -gt 0 ]]; then
     log "built $name in $((SECONDS - t))s ($(du -h "$bin_dir/$name" | cut -f1)): $(head -n1 <<<"$v")"
   done
   log "done in $((SECONDS - total_start))s"
+fi
+
+# kwok itself ships no behaviour: its Stages (node initialise + heartbeat, pod ready/complete/
+# delete) live as YAML in the kwok module. Publish the ones the tests use next to the binary.
+if [[ " ${want[*]} " == *" kwok "* ]]; then
+  stages="$bin_dir/kwok-stages.yaml"
+  if [[ ! -s $stages || $stages -ot $bin_dir/kwok ]]; then
+    kwok_dir=$(cd "$gomods/kwokbin" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) ||
+      die "cannot locate the sigs.k8s.io/kwok module (go mod download in $gomods/kwokbin)"
+    tmp="$stages.tmp.$$"
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+      pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      [[ -f $kwok_dir/kustomize/stage/$f ]] || { rm -f "$tmp"; die "kwok stage $f missing in $kwok_dir"; }
+      printf -- '---\n' >>"$tmp"
+      cat "$kwok_dir/kustomize/stage/$f" >>"$tmp"
+    done
+    mv -f "$tmp" "$stages"
+    log "wrote $stages (kwok $kwok_version stages)"
+  fi
 fi
 
 echo "$bin_dir"

@@ -1,0 +1,236 @@
+//! Scale benchmark (not a test): creates 1,000 Predictors on a fresh control plane with kwok nodes
+//! and reports how long the operator takes to reconcile all of them (status written for the current
+//! generation), how long until all are Ready (pods scheduled and made ready by kwok), and the
+//! operator's peak RSS. Targets: all reconciled in < 60 s, peak RSS < 64 MiB.
+//!
+//! Run: `MLOPS_K8S_BIN=… cargo bench -p operator --bench scale`. Env: `SCALE_PREDICTORS` (1000),
+//! `SCALE_REPLICAS` (1; 0 leaves out the pods), `SCALE_CONCURRENCY` (the operator's `--concurrency`, 16).
+
+#[path = "../tests/testcluster/mod.rs"]
+mod testcluster;
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use operator::crd::{ModelSpec, Predictor, PredictorSpec};
+use testcluster::{FileServer, TestCluster, model_file, sha256};
+
+const NAMESPACE: &str = "scale";
+const TARGET_SECONDS: f64 = 60.0;
+const TARGET_RSS_MIB: f64 = 64.0;
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("SCALE_PREDICTORS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let concurrency = std::env::var("SCALE_CONCURRENCY").unwrap_or_else(|_| "16".into());
+    // 0 isolates the operator from the pod machinery (no ReplicaSet pods for KCM/scheduler/kwok).
+    let replicas: i32 = std::env::var("SCALE_REPLICAS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let setup = Instant::now();
+    let cluster = TestCluster::start(2);
+    let operator_kubeconfig = cluster.install_operator_prerequisites();
+    cluster.create_namespace(NAMESPACE);
+    let files = FileServer::start();
+    let bytes = model_file("2026-11-24T00:00:00Z");
+    let model = ModelSpec {
+        sha256: sha256(&bytes),
+        url: files.put("/models/a.model", bytes),
+    };
+    let operator = cluster.start_operator(
+        "operator-bench",
+        &operator_kubeconfig,
+        &["--concurrency", &concurrency],
+    );
+    let client = client_for(&cluster.kubeconfig).await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), NAMESPACE);
+    eprintln!("[scale] setup took {:.1}s", setup.elapsed().as_secs_f64());
+
+    // Create them all, 32 requests in flight.
+    let started = Instant::now();
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let predictors = predictors.clone();
+            let model = model.clone();
+            async move {
+                let p = Predictor::new(
+                    &format!("p-{i:04}"),
+                    PredictorSpec {
+                        image: "registry.local/american-predictor:0.2".into(),
+                        model,
+                        port: 5008,
+                        replicas,
+                        version: None,
+                        resources: None,
+                    },
+                );
+                predictors
+                    .create(&PostParams::default(), &p)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("create predictors");
+    let created = started.elapsed();
+    eprintln!(
+        "[scale] created {count} Predictors in {:.1}s",
+        created.as_secs_f64()
+    );
+
+    let (mut reconciled_at, mut ready_at) = (None, None);
+    let deadline = started + Duration::from_secs(600);
+    let mut last_report = Instant::now();
+    while ready_at.is_none() && Instant::now() < deadline {
+        // From the watch cache, once a second: the benchmark should not be the apiserver's load.
+        let list = predictors
+            .list(&ListParams::default().match_any())
+            .await
+            .expect("list predictors");
+        let reconciled = list
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == p.metadata.generation)
+            })
+            .count();
+        let ready = list.items.iter().filter(|p| settled(p, replicas)).count();
+        if reconciled == count && reconciled_at.is_none() {
+            reconciled_at = Some(started.elapsed());
+        }
+        if ready == count {
+            ready_at = Some(started.elapsed());
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "[scale] t={:.0}s reconciled {reconciled}/{count} ready {ready}/{count} rss {:.1} MiB",
+                started.elapsed().as_secs_f64(),
+                mib(operator.peak_rss_bytes())
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let peak = mib(operator.peak_rss_bytes());
+    let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
+    let reconciles = operator
+        .get("/metrics")
+        .map(|(_, body)| {
+            body.lines()
+                .find_map(|l| {
+                    l.strip_prefix("predictor_operator_reconcile_duration_seconds_count ")
+                })
+                .unwrap_or("?")
+                .to_string()
+        })
+        .unwrap_or_default();
+
+    println!(
+        "operator scale benchmark: {count} Predictors ({replicas} replica(s) each) on 2 kwok nodes, concurrency {concurrency}"
+    );
+    println!("  created in            {:>7.1} s", created.as_secs_f64());
+    println!(
+        "  all reconciled after  {:>7.1} s   (target < {TARGET_SECONDS} s: {})",
+        secs(reconciled_at),
+        verdict(secs(reconciled_at) < TARGET_SECONDS)
+    );
+    println!(
+        "  all Ready after       {:>7.1} s   (pods via KCM + scheduler + kwok)",
+        secs(ready_at)
+    );
+    println!(
+        "  operator peak RSS     {:>7.1} MiB (target < {TARGET_RSS_MIB} MiB: {})",
+        peak,
+        verdict(peak < TARGET_RSS_MIB)
+    );
+    println!("  reconciles            {reconciles:>7}");
+    let mut cpu = cluster.cpu_seconds();
+    cpu.push((
+        "operator".into(),
+        operator.proc.cpu_seconds().unwrap_or(f64::NAN),
+    ));
+    let cpu: Vec<String> = cpu.iter().map(|(n, s)| format!("{n} {s:.1}")).collect();
+    println!("  CPU seconds           {}", cpu.join(", "));
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "  (wall {wall:.1} s on {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("  busiest apiserver requests (verb resource/subresource: count):");
+    for (what, n) in apiserver_requests(&cluster).into_iter().take(12) {
+        println!("    {what:<40} {n:>7}");
+    }
+    drop(operator);
+    drop(cluster);
+}
+
+/// Ready, or for zero replicas, rolled out (a Predictor scaled to zero is never Ready).
+fn settled(p: &Predictor, replicas: i32) -> bool {
+    if replicas > 0 {
+        return operator::status::is_ready(p);
+    }
+    p.status.as_ref().is_some_and(|s| {
+        s.observed_generation == p.metadata.generation
+            && operator::status::find_condition(s, operator::status::PROGRESSING)
+                .is_some_and(|c| c.reason == "RolloutComplete")
+    })
+}
+
+/// `apiserver_request_total` summed by verb, resource and subresource, busiest first.
+fn apiserver_requests(cluster: &TestCluster) -> Vec<(String, f64)> {
+    let metrics = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+    let mut totals = std::collections::BTreeMap::<String, f64>::new();
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let key = format!(
+            "{} {}/{}",
+            label("verb"),
+            label("resource"),
+            label("subresource")
+        );
+        *totals.entry(key).or_default() += value.parse::<f64>().unwrap_or(0.0);
+    }
+    let mut totals: Vec<_> = totals.into_iter().collect();
+    totals.sort_by(|a, b| b.1.total_cmp(&a.1));
+    totals
+}
+
+fn mib(bytes: Option<u64>) -> f64 {
+    bytes.map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+async fn client_for(kubeconfig: &std::path::Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Client::try_from(config).expect("kube client")
+}

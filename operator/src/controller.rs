@@ -1,0 +1,399 @@
+//! The reconciler: for one Predictor, validate → check the model → build → apply → compute status →
+//! patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
+//! `publish`) hold no logic; the logic lives in the pure builders and `status`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{GetParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crd::{Predictor, PredictorStatus};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::model_check::ModelChecker;
+use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service};
+use crate::status::{self, ModelCheck, Observed, compute_status, status_events};
+
+/// How often a settled Predictor is looked at again even if nothing changed (drift repair).
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    /// Who the operator's Events say they come from.
+    pub reporter: Reporter,
+    pub checker: ModelChecker,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Step 1: what the apiserver's schema cannot refuse but the operator cannot run.
+pub fn validate(predictor: &Predictor) -> Result<(), String> {
+    let spec = &predictor.spec;
+    if spec.image.trim().is_empty() || spec.image.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "spec.image {:?} is not an image reference",
+            spec.image
+        ));
+    }
+    if !(1..=65535).contains(&spec.port) {
+        return Err(format!("spec.port {} is outside 1-65535", spec.port));
+    }
+    if spec.replicas < 0 {
+        return Err(format!("spec.replicas {} is negative", spec.replicas));
+    }
+    Ok(())
+}
+
+/// Reconciles one Predictor.
+pub async fn reconcile(predictor: Arc<Predictor>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_steps(&predictor, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed());
+    result
+}
+
+async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action> {
+    let name = predictor.name_any();
+    let namespace = predictor
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    let current = get_cached(&deployments, &name).await?;
+
+    // Step 1: validate.
+    if let Err(reason) = validate(predictor) {
+        tracing::warn!(predictor = %status::key(predictor), %reason, "invalid spec");
+        let observed = Observed {
+            deployment: current.as_ref(),
+            model: ModelCheck::Unchecked {
+                reason: "InvalidSpec".into(),
+                message: "not checked: the spec is invalid".into(),
+            },
+            invalid: Some(reason.clone()),
+        };
+        update_status(predictor, &observed, ctx).await?;
+        return Err(Error::InvalidSpec { name, reason });
+    }
+
+    // Step 2: pre-flight model check, only when the model differs from what the pods run.
+    let served = current.as_ref().map(Served::of).unwrap_or_default();
+    let running = served.runs_model(&predictor.spec.model);
+    let model = ctx
+        .checker
+        .check(&predictor.spec.model, running, &ctx.metrics)
+        .await;
+
+    // Steps 3 and 4: build (pure) and apply what differs. A refused model leaves the Deployment
+    // untouched.
+    let service = build_service(predictor)?;
+    if !is_applied(&service, get_cached(&services, &name).await?.as_ref()) {
+        apply(&services, &service, ctx, "service").await?;
+    }
+    let deployment = match &model {
+        ModelCheck::Rejected { .. } => current.clone(),
+        _ => {
+            let desired = build_deployment(predictor)?;
+            if is_applied(&desired, current.as_ref()) {
+                current.clone()
+            } else {
+                let applied = apply(&deployments, &desired, ctx, "deployment").await?;
+                announce_rollout(predictor, current.as_ref(), ctx).await;
+                Some(applied)
+            }
+        }
+    };
+
+    // Steps 5 and 6: compute the status (pure) and patch it if it changed.
+    let observed = Observed {
+        deployment: deployment.as_ref(),
+        model: model.clone(),
+        invalid: None,
+    };
+    update_status(predictor, &observed, ctx).await?;
+
+    Ok(match model {
+        // The model store may be fixed without the Predictor changing: look again later.
+        ModelCheck::Rejected { .. } => Action::requeue(Duration::from_secs(60)),
+        _ => Action::requeue(RESYNC),
+    })
+}
+
+/// Reads a child from the apiserver's watch cache (`resourceVersion=0`): cheap, and at least as new
+/// as the watch event that triggered this reconcile. A stale read only costs a redundant apply.
+async fn get_cached<K>(api: &Api<K>, name: &str) -> Result<Option<K>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.get_with(name, &GetParams::any()).await {
+        Ok(object) => Ok(Some(object)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(Error::kube("get child")(e)),
+    }
+}
+
+/// Whether `current` already holds every field of `desired` (server defaults may add more), so
+/// applying it again would change nothing. Also repairs drift: an edited field makes this false.
+pub fn is_applied<K: Serialize>(desired: &K, current: Option<&K>) -> bool {
+    let Some(current) = current else {
+        return false;
+    };
+    match (serde_json::to_value(desired), serde_json::to_value(current)) {
+        (Ok(d), Ok(c)) => is_subset(&d, &c),
+        _ => false,
+    }
+}
+
+/// `desired ⊆ actual`: objects by key, arrays element by element with equal length, scalars equal.
+fn is_subset(desired: &serde_json::Value, actual: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (desired, actual) {
+        (Value::Object(d), Value::Object(a)) => d
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| is_subset(v, av))),
+        (Value::Array(d), Value::Array(a)) => {
+            d.len() == a.len() && d.iter().zip(a).all(|(dv, av)| is_subset(dv, av))
+        }
+        _ => desired == actual,
+    }
+}
+
+/// Server-side apply of one child under the operator's single field manager.
+async fn apply<K>(api: &Api<K>, object: &K, ctx: &Context, what: &str) -> Result<K>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(Error::kube("apply child"))?;
+    ctx.metrics.wrote(what);
+    Ok(applied)
+}
+
+/// Events for a Deployment created or changed by this reconcile.
+async fn announce_rollout(predictor: &Predictor, before: Option<&Deployment>, ctx: &Context) {
+    let wanted = Served::wanted(predictor);
+    let note = match before.map(Served::of) {
+        None => format!(
+            "created Deployment and Service for version {} with model {}",
+            wanted.version.as_deref().unwrap_or("?"),
+            status::short(&predictor.spec.model.sha256)
+        ),
+        Some(old) if old != wanted => {
+            let mut changes = Vec::new();
+            if old.image != wanted.image {
+                changes.push(format!(
+                    "image {} → {}",
+                    show(&old.image),
+                    show(&wanted.image)
+                ));
+            }
+            if old.model_sha256 != wanted.model_sha256 || old.model_url != wanted.model_url {
+                changes.push(format!(
+                    "model {} → {}",
+                    status::short(old.model_sha256.as_deref().unwrap_or("?")),
+                    status::short(&predictor.spec.model.sha256)
+                ));
+            }
+            if old.version != wanted.version {
+                changes.push(format!(
+                    "version {} → {}",
+                    show(&old.version),
+                    show(&wanted.version)
+                ));
+            }
+            format!("rolling update: {}", changes.join(", "))
+        }
+        Some(_) => return,
+    };
+    let reason = if before.is_none() {
+        "Created"
+    } else {
+        "RollingUpdate"
+    };
+    publish(predictor, ctx, false, reason, note).await;
+}
+
+fn show(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("(none)")
+}
+
+/// Computes the status and writes it only if it differs from what the object already says.
+async fn update_status(
+    predictor: &Predictor,
+    observed: &Observed<'_>,
+    ctx: &Context,
+) -> Result<()> {
+    let now = Time(Timestamp::now());
+    let new = compute_status(predictor, observed, &now);
+    let old = predictor.status.clone().unwrap_or_default();
+    if old == new {
+        return Ok(());
+    }
+    patch_status(predictor, &new, ctx).await?;
+    for event in status_events(&old, &new) {
+        publish(predictor, ctx, event.warning, &event.reason, event.note).await;
+    }
+    Ok(())
+}
+
+async fn patch_status(
+    predictor: &Predictor,
+    status: &PredictorStatus,
+    ctx: &Context,
+) -> Result<()> {
+    let api: Api<Predictor> = Api::namespaced(
+        ctx.client.clone(),
+        &predictor.namespace().unwrap_or_default(),
+    );
+    let patch = serde_json::json!({ "status": status });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api.patch_status(&predictor.name_any(), &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("patch status"))?;
+    ctx.metrics.wrote("status");
+    Ok(())
+}
+
+/// Publishes an Event on the Predictor; a failure is logged, never fails the reconcile.
+async fn publish(predictor: &Predictor, ctx: &Context, warning: bool, reason: &str, note: String) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        // The Events API caps notes at 1 kB.
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    // NB: a fresh Recorder per Event: a shared one folds Events with the same reason into one
+    // series that keeps the first note, hiding e.g. the second of two different rolling updates.
+    // Events are only published on changes, so there is no flood to aggregate.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    match recorder.publish(&event, &predictor.object_ref(&())).await {
+        Ok(()) => ctx.metrics.wrote("event"),
+        Err(e) => {
+            tracing::warn!(predictor = %status::key(predictor), error = %e, "cannot publish event")
+        }
+    }
+}
+
+/// What to do after a failed reconcile.
+pub fn error_policy(predictor: Arc<Predictor>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.metric_label());
+    tracing::warn!(predictor = %status::key(&predictor), %error, "reconcile failed");
+    Action::requeue(error.requeue_after())
+}
+
+/// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+
+    // Only the children this operator manages: less to watch, and nothing else triggers reconciles.
+    let children =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=predictor-operator");
+    Controller::new(
+        scoped::<Predictor>(&client, namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(scoped::<Deployment>(&client, namespace), children.clone())
+    .owns(scoped::<Service>(&client, namespace), children)
+    // NB: the debounce folds the burst of status updates a rollout produces into one reconcile.
+    .with_config(
+        ControllerConfig::default()
+            .concurrency(concurrency)
+            .debounce(Duration::from_millis(300)),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((object, _)) => tracing::debug!(predictor = %object, "reconciled"),
+            Err(e) => tracing::debug!(error = %e, "controller event"),
+        }
+    })
+    .await;
+}
+
+/// An Api over all namespaces, or over `namespace` only.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::predictor;
+    use crate::resources::build_deployment;
+
+    #[test]
+    fn applied_means_every_desired_field_is_present() {
+        let p = predictor("american", "team-a");
+        let desired = build_deployment(&p).unwrap();
+        assert!(!is_applied(&desired, None));
+        // What the apiserver returns: our fields plus defaults and status.
+        let mut stored = serde_json::to_value(&desired).unwrap();
+        stored["metadata"]["resourceVersion"] = "42".into();
+        stored["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            "IfNotPresent".into();
+        stored["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst".into();
+        stored["status"] = serde_json::json!({"replicas": 2});
+        let stored: Deployment = serde_json::from_value(stored).unwrap();
+        assert!(is_applied(&desired, Some(&stored)));
+        // Someone edited a field we own: apply again.
+        let mut edited = stored.clone();
+        edited.spec.replicas = Some(5);
+        assert!(!is_applied(&desired, Some(&edited)));
+        // Someone removed an env var: arrays must match in length.
+        let mut edited = stored;
+        let container = &mut edited.spec.template.spec.as_mut().unwrap().containers[0];
+        container.env.as_mut().unwrap().pop();
+        assert!(!is_applied(&desired, Some(&edited)));
+    }
+
+    #[test]
+    fn validate_refuses_what_the_schema_cannot() {
+        let mut p = predictor("american", "team-a");
+        assert_eq!(validate(&p), Ok(()));
+        p.spec.image = "registry.local/american predictor:0.2".into();
+        assert!(validate(&p).unwrap_err().contains("not an image reference"));
+        let mut p = predictor("american", "team-a");
+        p.spec.port = 70000;
+        assert!(validate(&p).unwrap_err().contains("outside 1-65535"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The `Predictor` custom resource: its Rust types, which are also the source of the CRD schema.
+//!
+//! Everything the apiserver can check is expressed here (required fields, patterns, ranges, CEL
+//! rules), so invalid objects are refused at `kubectl apply` time instead of failing later in the
+//! operator. `crdgen` turns these types into `crds/predictor.yaml`.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of the Predictor resource.
+pub const GROUP: &str = "mlops.dev";
+/// Default Service and container port (the predictor's own default).
+pub const DEFAULT_PORT: i32 = 5008;
+
+/// Desired state of a Predictor: which image serves which model, on which port, with how many pods.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mlops.dev",
+    version = "v1alpha1",
+    kind = "Predictor",
+    plural = "predictors",
+    shortname = "pred",
+    namespaced,
+    status = "PredictorStatus",
+    doc = "A trained model served over HTTP: the operator runs it as a Deployment plus a Service and reports which version and model the ready pods serve.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.ready",
+        description = "Ready pods / desired pods"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.version",
+        description = "Version the ready pods serve"
+    ),
+    printcolumn(
+        name = "Model",
+        type_ = "string",
+        json_path = ".status.modelShort",
+        description = "First 12 hex digits of the sha256 of the model the ready pods serve"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.url",
+        description = "In-cluster URL of the prediction endpoint"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters) because it names the Service")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PredictorSpec {
+    /// Container image of the predictor, e.g. `registry.local/american-predictor:0.2`. The tag is the
+    /// code version: change it to roll out new code.
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// The model file the pods load and verify before they report ready. Change `url` and `sha256`
+    /// together to roll out a new model.
+    pub model: ModelSpec,
+
+    /// Port of the Service and of the predictor's HTTP listener.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Number of predictor pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+
+    /// Version string the predictor reports in its responses. Defaults to the image tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub version: Option<String>,
+
+    /// CPU and memory requests and limits of the predictor container. Defaults to requests of
+    /// 100m CPU / 128Mi memory and a 512Mi memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Where the model file is and which file it must be.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// Location of the model file: an `http://`, `https://` or `hdfs://` URL.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://')").message("model.url must start with http://, https:// or hdfs://"))]
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+
+    /// sha256 of the model file, 64 lowercase hex digits. Pods refuse a file with another digest,
+    /// and the operator checks it before rolling out.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: String,
+}
+
+/// What the operator observed, computed from the Deployment it manages.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PredictorStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Pods of the Deployment, old and new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// Pods that passed their readiness probe (model loaded and verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// Ready pods over desired pods, e.g. `2/2` (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+
+    /// Version the ready pods serve (set once a rollout has completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+
+    /// sha256 of the model the ready pods serve (set once a rollout has completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+
+    /// First 12 hex digits of `modelSha256` (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_short: Option<String>,
+
+    /// In-cluster URL of the prediction endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+
+    /// Ready, Progressing, Degraded and ModelVerified, following the Kubernetes API conventions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+fn default_port() -> i32 {
+    DEFAULT_PORT
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+impl PredictorSpec {
+    /// The version the pods report: `spec.version`, else the image tag, else `latest`.
+    pub fn effective_version(&self) -> String {
+        match &self.version {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => image_tag(&self.image).unwrap_or("latest").to_string(),
+        }
+    }
+}
+
+/// The tag of an image reference (`repo/name:tag[@digest]`), if it has one.
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_segment = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last_segment
+        .split_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|t| !t.is_empty())
+}
+
+/// The CRD as YAML, exactly as `crdgen` writes it to `crds/predictor.yaml`.
+pub fn crd_yaml() -> String {
+    let crd = serde_yaml::to_string(&Predictor::crd()).expect("the CRD serialises to YAML");
+    format!(
+        "# GENERATED by `cargo run -p operator --bin crdgen`; do not edit. CI fails when this file is stale.\n{crd}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_defaults_to_the_image_tag() {
+        let spec = |image: &str, version: Option<&str>| PredictorSpec {
+            image: image.into(),
+            model: ModelSpec {
+                url: "https://m/x".into(),
+                sha256: "0".repeat(64),
+            },
+            port: DEFAULT_PORT,
+            replicas: 1,
+            version: version.map(Into::into),
+            resources: None,
+        };
+        assert_eq!(
+            spec("registry.local/american-predictor:0.2", None).effective_version(),
+            "0.2"
+        );
+        assert_eq!(
+            spec("localhost:5000/p:1.0@sha256:ab", None).effective_version(),
+            "1.0"
+        );
+        assert_eq!(spec("localhost:5000/p", None).effective_version(), "latest");
+        assert_eq!(
+            spec("p:0.2", Some("0.2-rc1")).effective_version(),
+            "0.2-rc1"
+        );
+    }
+
+    #[test]
+    fn committed_crd_matches_the_types() {
+        let committed = include_str!("../../crds/predictor.yaml");
+        assert!(
+            committed == crd_yaml(),
+            "crds/predictor.yaml is out of date: run `cargo run -p operator --bin crdgen` and commit the result"
+        );
+    }
+}

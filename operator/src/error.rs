@@ -1,0 +1,88 @@
+//! The crate's one error type. Every variant says what went wrong and, where it helps, what to do.
+
+use std::time::Duration;
+
+/// Errors of the operator library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Predictor the apiserver accepted but the operator still cannot run (things the schema
+    /// cannot express, such as a name that is not a valid Service name).
+    #[error("invalid Predictor {name}: {reason}")]
+    InvalidSpec { name: String, reason: String },
+
+    /// A call to the Kubernetes API failed.
+    #[error("Kubernetes API call {action} failed: {source}")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The object came from the apiserver without a field the operator relies on.
+    #[error("object is missing {0} (was it read from the apiserver?)")]
+    MissingField(&'static str),
+
+    /// The model could not be downloaded.
+    #[error("cannot fetch model {url}: {reason}")]
+    ModelFetch { url: String, reason: String },
+
+    /// The model was downloaded but is not the pinned file.
+    #[error("model {url} has sha256 {actual}, but spec.model.sha256 expects {expected}")]
+    ModelDigest {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The model has the pinned digest but is not a usable predictor model file.
+    #[error("model {url} is not a usable predictor model file: {reason}")]
+    ModelInvalid { url: String, reason: String },
+
+    /// Leader election could not talk to its Lease.
+    #[error("leader election on Lease {lease}: {reason}")]
+    Leader { lease: String, reason: String },
+
+    /// Serialising an object failed (a bug, not a user error).
+    #[error("cannot serialise {what}: {source}")]
+    Serialize {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a kube error with the action that failed.
+    pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Self {
+        move |source| Self::Kube { action, source }
+    }
+
+    /// Short machine-readable label for metrics and condition reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec { .. } => "invalid_spec",
+            Self::Kube { .. } => "kube",
+            Self::MissingField(_) => "missing_field",
+            Self::ModelFetch { .. } => "model_fetch",
+            Self::ModelDigest { .. } => "model_digest",
+            Self::ModelInvalid { .. } => "model_invalid",
+            Self::Leader { .. } => "leader",
+            Self::Serialize { .. } => "serialize",
+        }
+    }
+
+    /// How long to wait before reconciling again after this error.
+    pub fn requeue_after(&self) -> Duration {
+        match self {
+            // Nothing will change until the user edits the object (which triggers a reconcile).
+            Self::InvalidSpec { .. } => Duration::from_secs(300),
+            // Model storage may recover (or the file be re-uploaded); retry, but not hot.
+            Self::ModelFetch { .. } | Self::ModelDigest { .. } | Self::ModelInvalid { .. } => {
+                Duration::from_secs(60)
+            }
+            _ => Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Test fixtures that read like sentences: `predictor("american", "team-a")`,
+//! `deployment_of(&p).rolling(2, 1)`.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::crd::{ModelSpec, Predictor, PredictorSpec};
+use crate::resources::build_deployment;
+
+/// Two valid model digests.
+pub const SHA_A: &str = "9f2c1e0d4b3a29180716f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0";
+pub const SHA_B: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The DESIGN.md example Predictor, as if read from the apiserver (uid, generation 1).
+pub fn predictor(name: &str, namespace: &str) -> Predictor {
+    let mut p = Predictor::new(
+        name,
+        PredictorSpec {
+            image: "registry.local/american-predictor:0.2".into(),
+            model: ModelSpec {
+                url: "https://models.example.org/american/2026-11-24.model".into(),
+                sha256: SHA_A.into(),
+            },
+            port: 5008,
+            replicas: 2,
+            version: None,
+            resources: None,
+        },
+    );
+    p.metadata.namespace = Some(namespace.into());
+    p.metadata.uid = Some("00000000-0000-0000-0000-00000000a11c".into());
+    p.metadata.generation = Some(1);
+    p
+}
+
+/// `2026-11-25T10:00:00Z` plus `secs` seconds.
+pub fn time(secs: i64) -> Time {
+    let base: Timestamp = "2026-11-25T10:00:00Z".parse().expect("valid timestamp");
+    Time(
+        base.checked_add(SignedDuration::from_secs(secs))
+            .expect("in range"),
+    )
+}
+
+/// The Deployment the operator builds for `p`, with a status to be chosen.
+pub fn deployment_of(p: &Predictor) -> DeploymentFixture {
+    let mut d = build_deployment(p).expect("fixture predictor builds");
+    d.metadata.generation = Some(1);
+    DeploymentFixture(d)
+}
+
+pub struct DeploymentFixture(Deployment);
+
+impl DeploymentFixture {
+    /// Just created: the deployment controller has not looked at it yet.
+    pub fn without_status(self) -> Deployment {
+        self.0
+    }
+
+    /// Every one of `n` pods updated and available.
+    pub fn rolled_out(self, n: i32) -> Deployment {
+        self.with_status(n, n, n, n)
+    }
+
+    /// Mid-rollout: `updated` of `desired` pods run the new template, plus one surge pod of the old.
+    pub fn rolling(self, desired: i32, updated: i32) -> Deployment {
+        self.with_status(desired + 1, desired, updated, desired)
+    }
+
+    /// The deployment controller gave up.
+    pub fn deadline_exceeded(self) -> Deployment {
+        let mut d = self.with_status(2, 0, 0, 0);
+        d.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+            type_: Some("Progressing".into()),
+            status: Some("False".into()),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("ReplicaSet \"american-5d9\" has timed out progressing.".into()),
+            ..DeploymentCondition::default()
+        }]);
+        d
+    }
+
+    fn with_status(mut self, total: i32, ready: i32, updated: i32, available: i32) -> Deployment {
+        self.0.status = Some(DeploymentStatus {
+            observed_generation: Some(1),
+            replicas: Some(total),
+            ready_replicas: Some(ready),
+            updated_replicas: Some(updated),
+            available_replicas: Some(available),
+            ..DeploymentStatus::default()
+        });
+        self.0
+    }
+}

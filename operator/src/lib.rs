@@ -1,0 +1,22 @@
+//! The `Predictor` operator: runs trained models on Kubernetes as a Deployment and a Service per
+//! `Predictor` object, checks a new model before it rolls out, and reports what is being served.
+//!
+//! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
+//! [`model_check`] (pre-flight download and verification), [`controller`] (reconcile steps),
+//! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`).
+
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod model_check;
+pub mod resources;
+pub mod server;
+pub mod status;
+pub mod telemetry;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use error::{Error, Result};

@@ -1,0 +1,284 @@
+//! The pre-flight model check: before a new `spec.model` reaches the Deployment, download the file,
+//! verify its sha256 and that it is a predictor model file. A refused model never rolls out, so the
+//! old pods keep serving.
+//!
+//! [`verify_model`] is pure; [`ModelChecker`] adds the download (size limit, timeout) and a cache of
+//! verified `(url, sha256)` pairs so a model is fetched once, not on every reconcile.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::crd::ModelSpec;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::status::ModelCheck;
+
+/// Verified pairs kept at most; past that the cache starts over (cheap, and only costs a re-download).
+const CACHE_LIMIT: usize = 4096;
+/// Downloads running at once (many Predictors sharing one new model wait for the first download).
+const PARALLEL_DOWNLOADS: usize = 4;
+
+/// Checks downloaded bytes against the pinned digest, then that they are a valid model file.
+pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()> {
+    let actual = hex::encode(Sha256::digest(bytes));
+    if actual != expected_sha256 {
+        return Err(Error::ModelDigest {
+            url: url.into(),
+            expected: expected_sha256.into(),
+            actual,
+        });
+    }
+    predictor::model::ModelFile::from_bytes(bytes).map_err(|e| Error::ModelInvalid {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// How a failed check shows in the status.
+pub fn rejection(error: &Error) -> ModelCheck {
+    let reason = match error {
+        Error::ModelDigest { .. } => "DigestMismatch",
+        Error::ModelInvalid { .. } => "NotAModelFile",
+        _ => "FetchFailed",
+    };
+    ModelCheck::Rejected {
+        reason: reason.into(),
+        message: format!("{error}; the Deployment was left unchanged"),
+    }
+}
+
+/// Downloads and verifies models, remembering the ones that passed.
+pub struct ModelChecker {
+    enabled: bool,
+    http: reqwest::Client,
+    max_bytes: u64,
+    verified: Mutex<HashSet<ModelSpec>>,
+    downloads: Semaphore,
+}
+
+impl ModelChecker {
+    /// A checker that downloads at most `max_bytes` per model within `timeout`; `enabled == false`
+    /// reports every model as unchecked.
+    pub fn new(enabled: bool, max_bytes: u64, timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| Error::ModelFetch {
+                url: "-".into(),
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            enabled,
+            http,
+            max_bytes,
+            verified: Mutex::new(HashSet::new()),
+            downloads: Semaphore::new(PARALLEL_DOWNLOADS),
+        })
+    }
+
+    fn is_cached(&self, model: &ModelSpec) -> bool {
+        self.verified.lock().expect("cache lock").contains(model)
+    }
+
+    /// Marks `model` as verified (also used when the Deployment already runs it).
+    pub fn remember(&self, model: &ModelSpec) {
+        let mut cache = self.verified.lock().expect("cache lock");
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(model.clone());
+    }
+
+    /// Checks `model`: `running` says the Deployment already runs it (it was checked before it
+    /// rolled out, so it is not fetched again); else from the cache, or by downloading it.
+    pub async fn check(&self, model: &ModelSpec, running: bool, metrics: &Metrics) -> ModelCheck {
+        if !self.enabled {
+            return ModelCheck::Unchecked {
+                reason: "CheckDisabled".into(),
+                message: "the operator runs with --skip-model-check; the pods verify the digest themselves"
+                    .into(),
+            };
+        }
+        if model.url.starts_with("hdfs://") {
+            return ModelCheck::Unchecked {
+                reason: "SchemeNotSupported".into(),
+                message:
+                    "the operator cannot read hdfs:// yet; the pods verify the digest themselves"
+                        .into(),
+            };
+        }
+        if running {
+            self.remember(model);
+        }
+        if self.is_cached(model) {
+            return ModelCheck::Verified;
+        }
+        let _permit = self
+            .downloads
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        // Another reconcile may have verified the same model while this one waited.
+        if self.is_cached(model) {
+            return ModelCheck::Verified;
+        }
+        let result = match self.fetch(&model.url).await {
+            Ok(bytes) => verify_model(&model.url, &model.sha256, &bytes),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                metrics.model_check("verified");
+                self.remember(model);
+                ModelCheck::Verified
+            }
+            Err(e) => {
+                metrics.model_check(e.metric_label());
+                tracing::warn!(url = %model.url, error = %e, "model refused");
+                rejection(&e)
+            }
+        }
+    }
+
+    /// Downloads `url`, refusing bodies larger than the limit before and while reading.
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>> {
+        let fail = |reason: String| Error::ModelFetch {
+            url: url.into(),
+            reason,
+        };
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("HTTP status {}", response.status())));
+        }
+        if let Some(len) = response.content_length()
+            && len > self.max_bytes
+        {
+            return Err(fail(format!(
+                "{len} bytes is over the {} byte limit (--model-max-bytes)",
+                self.max_bytes
+            )));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+            if bytes.len() as u64 + chunk.len() as u64 > self.max_bytes {
+                return Err(fail(format!(
+                    "more than the {} byte limit (--model-max-bytes)",
+                    self.max_bytes
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+}
+
+/// An error with its sources, e.g. `error sending request: connection refused`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::SHA_A;
+
+    fn model_bytes() -> Vec<u8> {
+        let settings = predictor::train::TrainSettings::default();
+        predictor::train::train_from_bytes(
+            predictor::sample::SAMPLE_CSV.as_bytes(),
+            "sample",
+            &settings,
+            "2026-11-24T00:00:00Z",
+        )
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_model_file_with_the_pinned_digest_passes() {
+        let bytes = model_bytes();
+        let sha = predictor::model::sha256_hex(&bytes);
+        verify_model("http://m/x", &sha, &bytes).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_digest_names_both_digests() {
+        let bytes = model_bytes();
+        let actual = predictor::model::sha256_hex(&bytes);
+        let err = verify_model("http://m/x", SHA_A, &bytes).unwrap_err();
+        let ModelCheck::Rejected { reason, message } = rejection(&err) else {
+            panic!("not rejected")
+        };
+        assert_eq!(reason, "DigestMismatch");
+        assert!(
+            message.contains(SHA_A) && message.contains(&actual),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_model_is_refused_even_with_its_digest() {
+        let bytes = b"<html>not found</html>".to_vec();
+        let sha = predictor::model::sha256_hex(&bytes);
+        let err = verify_model("http://m/x", &sha, &bytes).unwrap_err();
+        assert_eq!(err.metric_label(), "model_invalid");
+        assert!(
+            err.to_string().contains("not a predictor model file"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn disabled_and_hdfs_are_unchecked_and_cached_models_are_not_fetched() {
+        let metrics = Metrics::default();
+        let model = ModelSpec {
+            url: "http://127.0.0.1:9/unreachable".into(),
+            sha256: SHA_A.into(),
+        };
+        let off = ModelChecker::new(false, 1 << 20, Duration::from_secs(1)).unwrap();
+        assert!(matches!(
+            off.check(&model, true, &metrics).await,
+            ModelCheck::Unchecked { .. }
+        ));
+
+        let on = ModelChecker::new(true, 1 << 20, Duration::from_secs(1)).unwrap();
+        let hdfs = ModelSpec {
+            url: "hdfs://nn:9000/m".into(),
+            ..model.clone()
+        };
+        assert!(matches!(
+            on.check(&hdfs, false, &metrics).await,
+            ModelCheck::Unchecked { reason, .. } if reason == "SchemeNotSupported"
+        ));
+        // Port 9 (discard) on loopback refuses the connection: a fetch failure...
+        assert!(matches!(
+            on.check(&model, false, &metrics).await,
+            ModelCheck::Rejected { reason, .. } if reason == "FetchFailed"
+        ));
+        // ...unless the Deployment already runs it, which also makes it known to be good.
+        assert_eq!(on.check(&model, true, &metrics).await, ModelCheck::Verified);
+        assert_eq!(
+            on.check(&model, false, &metrics).await,
+            ModelCheck::Verified
+        );
+    }
+}

@@ -1,0 +1,512 @@
+//! Pure builders of the child objects of a Predictor: its Deployment and its Service.
+//!
+//! No client, no I/O: a Predictor goes in, plain k8s-openapi structs come out, so every field can
+//! be checked by comparing whole objects in unit tests. The controller applies them with
+//! server-side apply under [`FIELD_MANAGER`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Lifecycle,
+    LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, SleepAction, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+use crate::crd::Predictor;
+use crate::error::{Error, Result};
+
+/// The one field manager every server-side apply of this operator uses.
+pub const FIELD_MANAGER: &str = "predictor-operator";
+/// Name of the predictor container (and of its port).
+pub const CONTAINER: &str = "predictor";
+/// Env vars the predictor reads at start-up; the status is derived from them too.
+pub const ENV_MODEL_URL: &str = "MODEL_URL";
+pub const ENV_MODEL_SHA256: &str = "MODEL_SHA256";
+pub const ENV_VERSION: &str = "VERSION";
+pub const ENV_PORT: &str = "PORT";
+/// Seconds a terminating pod keeps serving after it was taken out of the endpoints: enough for
+/// kube-proxies and clients to stop sending new requests to it.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// Upper bound for pre-stop + draining in-flight requests after SIGTERM.
+pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+/// The non-root user of the predictor image (distroless `nonroot`).
+pub const RUN_AS_USER: i64 = 65532;
+
+/// Labels that select the pods of one Predictor (stable: a Deployment's selector is immutable).
+pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_string(),
+            "predictor".to_string(),
+        ),
+        ("app.kubernetes.io/instance".to_string(), name.to_string()),
+    ])
+}
+
+/// All labels of the child objects: the selector labels plus who manages them and the version.
+pub fn labels(predictor: &Predictor) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(&predictor.name_any());
+    labels.insert("app.kubernetes.io/component".into(), "server".into());
+    labels.insert("app.kubernetes.io/part-of".into(), "mlops".into());
+    labels.insert("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into());
+    let version = predictor.spec.effective_version();
+    if is_label_value(&version) {
+        labels.insert("app.kubernetes.io/version".into(), version);
+    }
+    labels
+}
+
+/// Whether `s` is a valid label value (at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends).
+fn is_label_value(s: &str) -> bool {
+    s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && s.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && s.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
+}
+
+/// Metadata shared by both children: same name and namespace as the Predictor, owned by it.
+fn child_meta(predictor: &Predictor) -> Result<ObjectMeta> {
+    let owner = predictor
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    Ok(ObjectMeta {
+        name: Some(predictor.name_any()),
+        namespace: Some(
+            predictor
+                .namespace()
+                .ok_or(Error::MissingField("metadata.namespace"))?,
+        ),
+        labels: Some(labels(predictor)),
+        owner_references: Some(vec![owner]),
+        ..ObjectMeta::default()
+    })
+}
+
+/// Requests and limits used when `spec.resources` is not set.
+pub fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("100m".into())),
+            ("memory".to_string(), Quantity("128Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity("512Mi".into()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(CONTAINER.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// The predictor container: `predictor serve`, configured through env, probed over HTTP, locked down.
+fn build_container(predictor: &Predictor) -> Container {
+    let spec = &predictor.spec;
+    Container {
+        name: CONTAINER.into(),
+        image: Some(spec.image.clone()),
+        args: Some(vec!["serve".into()]),
+        env: Some(vec![
+            env(ENV_MODEL_URL, &spec.model.url),
+            env(ENV_MODEL_SHA256, &spec.model.sha256),
+            env(ENV_VERSION, spec.effective_version()),
+            env(ENV_PORT, spec.port.to_string()),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(CONTAINER.into()),
+            container_port: spec.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        // Ready only once the model is downloaded and its digest verified.
+        readiness_probe: Some(http_probe("/readyz", 5, 2)),
+        liveness_probe: Some(Probe {
+            // Model download may take a while; liveness must not kill a pod that is still loading.
+            initial_delay_seconds: Some(10),
+            ..http_probe("/healthz", 10, 3)
+        }),
+        lifecycle: Some(Lifecycle {
+            // NB: the image has no shell, so the pause is the kubelet's own sleep action, not `exec sleep`.
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..SeccompProfile::default()
+    }
+}
+
+/// The Deployment that runs the predictor pods.
+pub fn build_deployment(predictor: &Predictor) -> Result<Deployment> {
+    let meta = child_meta(predictor)?;
+    Ok(Deployment {
+        metadata: meta,
+        spec: DeploymentSpec {
+            replicas: Some(predictor.spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&predictor.name_any())),
+                ..LabelSelector::default()
+            },
+            // Never fewer ready pods than desired during a rollout: one extra pod at a time.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            revision_history_limit: Some(3),
+            progress_deadline_seconds: Some(600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(predictor)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![build_container(predictor)],
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS_USER),
+                        run_as_group: Some(RUN_AS_USER),
+                        fs_group: Some(RUN_AS_USER),
+                        seccomp_profile: Some(runtime_default_seccomp()),
+                        ..PodSecurityContext::default()
+                    }),
+                    volumes: Some(vec![Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource {
+                            size_limit: Some(Quantity("1Gi".into())),
+                            ..EmptyDirVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    })
+}
+
+/// The ClusterIP Service in front of the ready predictor pods.
+pub fn build_service(predictor: &Predictor) -> Result<Service> {
+    Ok(Service {
+        metadata: child_meta(predictor)?,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector_labels(&predictor.name_any())),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: predictor.spec.port,
+                target_port: Some(IntOrString::String(CONTAINER.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The URL clients in the cluster use to ask for predictions.
+pub fn service_url(predictor: &Predictor) -> String {
+    format!(
+        "http://{}.{}.svc:{}/api/american",
+        predictor.name_any(),
+        predictor.namespace().unwrap_or_default(),
+        predictor.spec.port
+    )
+}
+
+/// What a Deployment's pod template runs: image, model and version, read back from its env.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    pub image: Option<String>,
+    pub model_url: Option<String>,
+    pub model_sha256: Option<String>,
+    pub version: Option<String>,
+}
+
+impl Served {
+    /// Reads what `deployment`'s pod template runs (the predictor container only).
+    pub fn of(deployment: &Deployment) -> Self {
+        let container = deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|p| p.containers.iter().find(|c| c.name == CONTAINER));
+        let Some(container) = container else {
+            return Self::default();
+        };
+        let var = |name: &str| {
+            container
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        Self {
+            image: container.image.clone(),
+            model_url: var(ENV_MODEL_URL),
+            model_sha256: var(ENV_MODEL_SHA256),
+            version: var(ENV_VERSION),
+        }
+    }
+
+    /// What the pods would run if `predictor` were applied.
+    pub fn wanted(predictor: &Predictor) -> Self {
+        let spec = &predictor.spec;
+        Self {
+            image: Some(spec.image.clone()),
+            model_url: Some(spec.model.url.clone()),
+            model_sha256: Some(spec.model.sha256.clone()),
+            version: Some(spec.effective_version()),
+        }
+    }
+
+    /// Whether these pods run exactly `model`.
+    pub fn runs_model(&self, model: &crate::crd::ModelSpec) -> bool {
+        self.model_url.as_deref() == Some(model.url.as_str())
+            && self.model_sha256.as_deref() == Some(model.sha256.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{SHA_A, predictor};
+    use serde_json::json;
+
+    /// The whole Deployment, field by field: any change to the builder shows up here.
+    #[test]
+    fn deployment_is_built_completely() {
+        let deployment = build_deployment(&predictor("american", "team-a")).unwrap();
+        let labels = json!({
+            "app.kubernetes.io/component": "server",
+            "app.kubernetes.io/instance": "american",
+            "app.kubernetes.io/managed-by": "predictor-operator",
+            "app.kubernetes.io/name": "predictor",
+            "app.kubernetes.io/part-of": "mlops",
+            "app.kubernetes.io/version": "0.2"
+        });
+        let expected = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "american",
+                "namespace": "team-a",
+                "labels": labels,
+                "ownerReferences": [{
+                    "apiVersion": "mlops.dev/v1alpha1",
+                    "kind": "Predictor",
+                    "name": "american",
+                    "uid": "00000000-0000-0000-0000-00000000a11c",
+                    "controller": true
+                }]
+            },
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {
+                    "app.kubernetes.io/instance": "american",
+                    "app.kubernetes.io/name": "predictor"
+                }},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "revisionHistoryLimit": 3,
+                "progressDeadlineSeconds": 600,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        "enableServiceLinks": false,
+                        "terminationGracePeriodSeconds": 30,
+                        "securityContext": {
+                            "runAsNonRoot": true,
+                            "runAsUser": 65532,
+                            "runAsGroup": 65532,
+                            "fsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}
+                        },
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+                        "containers": [{
+                            "name": "predictor",
+                            "image": "registry.local/american-predictor:0.2",
+                            "args": ["serve"],
+                            "env": [
+                                {"name": "MODEL_URL", "value": "https://models.example.org/american/2026-11-24.model"},
+                                {"name": "MODEL_SHA256", "value": SHA_A},
+                                {"name": "VERSION", "value": "0.2"},
+                                {"name": "PORT", "value": "5008"}
+                            ],
+                            "ports": [{"name": "predictor", "containerPort": 5008, "protocol": "TCP"}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "predictor"},
+                                "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "predictor"},
+                                "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3,
+                                "timeoutSeconds": 2
+                            },
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "512Mi"}
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "runAsNonRoot": true,
+                                "runAsUser": 65532,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"}
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
+                        }]
+                    }
+                }
+            }
+        });
+        assert_eq!(serde_json::to_value(&deployment).unwrap(), expected);
+    }
+
+    #[test]
+    fn service_is_built_completely() {
+        let service = build_service(&predictor("american", "team-a")).unwrap();
+        let expected = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "american",
+                "namespace": "team-a",
+                "labels": {
+                    "app.kubernetes.io/component": "server",
+                    "app.kubernetes.io/instance": "american",
+                    "app.kubernetes.io/managed-by": "predictor-operator",
+                    "app.kubernetes.io/name": "predictor",
+                    "app.kubernetes.io/part-of": "mlops",
+                    "app.kubernetes.io/version": "0.2"
+                },
+                "ownerReferences": [{
+                    "apiVersion": "mlops.dev/v1alpha1",
+                    "kind": "Predictor",
+                    "name": "american",
+                    "uid": "00000000-0000-0000-0000-00000000a11c",
+                    "controller": true
+                }]
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/instance": "american", "app.kubernetes.io/name": "predictor"},
+                "ports": [{"name": "http", "port": 5008, "targetPort": "predictor", "protocol": "TCP"}]
+            }
+        });
+        assert_eq!(serde_json::to_value(&service).unwrap(), expected);
+    }
+
+    #[test]
+    fn explicit_resources_and_version_replace_the_defaults() {
+        let mut p = predictor("american", "team-a");
+        p.spec.version = Some("2026.11 build+7".into());
+        p.spec.resources = Some(ResourceRequirements {
+            limits: Some(BTreeMap::from([("cpu".into(), Quantity("1".into()))])),
+            ..ResourceRequirements::default()
+        });
+        let d = build_deployment(&p).unwrap();
+        let c = &d.spec.template.spec.unwrap().containers[0];
+        assert_eq!(c.resources, p.spec.resources);
+        let version = c.env.as_ref().unwrap().iter().find(|e| e.name == "VERSION");
+        assert_eq!(version.unwrap().value.as_deref(), Some("2026.11 build+7"));
+        // Not a valid label value, so no version label rather than a rejected Deployment.
+        assert!(
+            !d.metadata
+                .labels
+                .unwrap()
+                .contains_key("app.kubernetes.io/version")
+        );
+    }
+
+    #[test]
+    fn builders_refuse_objects_not_read_from_the_apiserver() {
+        let mut p = predictor("american", "team-a");
+        p.metadata.uid = None;
+        assert!(matches!(
+            build_deployment(&p),
+            Err(Error::MissingField("metadata.uid"))
+        ));
+    }
+
+    #[test]
+    fn served_reads_back_what_was_built() {
+        let p = predictor("american", "team-a");
+        let d = build_deployment(&p).unwrap();
+        assert_eq!(Served::of(&d), Served::wanted(&p));
+        assert!(Served::of(&d).runs_model(&p.spec.model));
+        assert_eq!(
+            service_url(&p),
+            "http://american.team-a.svc:5008/api/american"
+        );
+    }
+}

@@ -1,0 +1,589 @@
+//! Pure status computation: what the Predictor's status should say, given its Deployment and the
+//! outcome of the model check. Also which Events a status change deserves.
+//!
+//! Conditions follow the Kubernetes API conventions: `type`, `status` (True/False/Unknown), a
+//! CamelCase `reason`, a human `message`, `observedGeneration`, and a `lastTransitionTime` that only
+//! moves when `status` does, so an unchanged status computes to an identical object and no write is
+//! needed.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+use crate::crd::{Predictor, PredictorStatus};
+use crate::resources::{Served, service_url};
+
+/// Condition types, in the order they appear in the status.
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+pub const MODEL_VERIFIED: &str = "ModelVerified";
+const TRUE: &str = "True";
+const FALSE: &str = "False";
+const UNKNOWN: &str = "Unknown";
+
+/// Outcome of the pre-flight model check for the model in `spec.model`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelCheck {
+    /// Downloaded and verified now, earlier (cache), or already running in the Deployment.
+    Verified,
+    /// Not checked (disabled by flag, or a scheme the operator cannot read); the pods verify the
+    /// digest themselves and the rollout goes ahead.
+    Unchecked {
+        /// CamelCase reason, e.g. `CheckDisabled`.
+        reason: String,
+        /// Why the check did not happen.
+        message: String,
+    },
+    /// The model was refused; the Deployment was not touched.
+    Rejected {
+        /// CamelCase reason, e.g. `DigestMismatch`.
+        reason: String,
+        /// Human message naming what was expected and what was found.
+        message: String,
+    },
+}
+
+/// Everything the status is computed from besides the Predictor itself.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The Deployment as the apiserver returned it (after apply, or untouched when the model was rejected).
+    pub deployment: Option<&'a Deployment>,
+    pub model: ModelCheck,
+    /// Why the spec cannot be run, when the validate step refused it.
+    pub invalid: Option<String>,
+}
+
+/// Where the Deployment's rollout stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rollout {
+    /// There is no Deployment (yet).
+    Missing,
+    /// Pods are being created or replaced.
+    InProgress(String),
+    /// The deployment controller gave up (`ProgressDeadlineExceeded`).
+    Failed(String),
+    /// Every pod runs the current template and is available.
+    Complete,
+}
+
+/// Reads the rollout state of a Deployment the way `kubectl rollout status` does.
+pub fn rollout_of(deployment: Option<&Deployment>) -> Rollout {
+    let Some(d) = deployment else {
+        return Rollout::Missing;
+    };
+    let desired = d.spec.replicas.unwrap_or(1);
+    let Some(status) = d.status.as_ref() else {
+        return Rollout::InProgress("waiting for the deployment controller".into());
+    };
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return Rollout::InProgress("waiting for the deployment controller".into());
+    }
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
+        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    {
+        return Rollout::Failed(c.message.clone().unwrap_or_default());
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        Rollout::InProgress(format!("{updated} of {desired} pods updated"))
+    } else if total > updated {
+        Rollout::InProgress(format!("{} old pods terminating", total - updated))
+    } else if available < updated {
+        Rollout::InProgress(format!("{available} of {updated} updated pods available"))
+    } else {
+        Rollout::Complete
+    }
+}
+
+/// The status `predictor` should have, given what was observed at `now`.
+pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) -> PredictorStatus {
+    let previous = predictor.status.clone().unwrap_or_default();
+    let generation = predictor.metadata.generation;
+    let desired = predictor.spec.replicas;
+    let deployment_status = observed.deployment.and_then(|d| d.status.as_ref());
+    let replicas = deployment_status.and_then(|s| s.replicas).unwrap_or(0);
+    let ready = deployment_status
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let rollout = rollout_of(observed.deployment);
+
+    // What the ready pods serve only changes when a rollout has completed; until then the old pods
+    // (if any) still serve what the previous status said.
+    let (version, model_sha256) = match (&rollout, observed.deployment) {
+        (Rollout::Complete, Some(d)) => {
+            let served = Served::of(d);
+            (served.version, served.model_sha256)
+        }
+        _ => (previous.version.clone(), previous.model_sha256.clone()),
+    };
+
+    let cond = |type_: &str, status: &str, reason: &str, message: String| {
+        condition(
+            &previous.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            generation,
+            now,
+        )
+    };
+
+    let ready_condition = match (&rollout, &observed.invalid) {
+        (_, Some(_)) if observed.deployment.is_none() => cond(
+            READY,
+            FALSE,
+            "InvalidSpec",
+            "the spec cannot be run, see Degraded".into(),
+        ),
+        (Rollout::Complete, _) if desired == 0 => {
+            cond(READY, FALSE, "ScaledToZero", "spec.replicas is 0".into())
+        }
+        (Rollout::Complete, _) if ready >= desired => cond(
+            READY,
+            TRUE,
+            "RolloutComplete",
+            format!(
+                "{ready}/{desired} pods ready, serving version {} with model {}",
+                version.as_deref().unwrap_or("?"),
+                short(model_sha256.as_deref().unwrap_or("?"))
+            ),
+        ),
+        (Rollout::Complete, _) => cond(
+            READY,
+            FALSE,
+            "PodsNotReady",
+            format!("{ready}/{desired} pods ready"),
+        ),
+        (Rollout::Missing, _) => match &observed.model {
+            ModelCheck::Rejected { reason, .. } => cond(
+                READY,
+                FALSE,
+                reason,
+                "no Deployment: the model was refused, see ModelVerified".into(),
+            ),
+            _ => cond(
+                READY,
+                FALSE,
+                "Creating",
+                "the Deployment is being created".into(),
+            ),
+        },
+        (Rollout::InProgress(msg), _) => cond(
+            READY,
+            FALSE,
+            "RollingOut",
+            format!("{ready}/{desired} pods ready; {msg}"),
+        ),
+        (Rollout::Failed(msg), _) => cond(READY, FALSE, "ProgressDeadlineExceeded", msg.clone()),
+    };
+
+    let progressing_condition = match &rollout {
+        Rollout::InProgress(msg) => cond(PROGRESSING, TRUE, "RollingOut", msg.clone()),
+        Rollout::Missing => match &observed.model {
+            ModelCheck::Rejected { reason, .. } => cond(
+                PROGRESSING,
+                FALSE,
+                reason,
+                "rollout blocked: the model was refused".into(),
+            ),
+            _ => cond(
+                PROGRESSING,
+                TRUE,
+                "Creating",
+                "the Deployment is being created".into(),
+            ),
+        },
+        Rollout::Failed(msg) => cond(PROGRESSING, FALSE, "ProgressDeadlineExceeded", msg.clone()),
+        Rollout::Complete => cond(
+            PROGRESSING,
+            FALSE,
+            "RolloutComplete",
+            "all pods run the current spec".into(),
+        ),
+    };
+
+    let degraded_condition = match (&observed.invalid, &observed.model, &rollout) {
+        (Some(why), _, _) => cond(DEGRADED, TRUE, "InvalidSpec", why.clone()),
+        (_, ModelCheck::Rejected { reason, message }, _) => {
+            cond(DEGRADED, TRUE, reason, message.clone())
+        }
+        (_, _, Rollout::Failed(msg)) => {
+            cond(DEGRADED, TRUE, "ProgressDeadlineExceeded", msg.clone())
+        }
+        _ => cond(DEGRADED, FALSE, "AsExpected", "no problems observed".into()),
+    };
+
+    let model_condition = match &observed.model {
+        ModelCheck::Verified => cond(
+            MODEL_VERIFIED,
+            TRUE,
+            "Verified",
+            format!(
+                "model {} has the pinned sha256 {} and is a predictor model file",
+                predictor.spec.model.url, predictor.spec.model.sha256
+            ),
+        ),
+        ModelCheck::Unchecked { reason, message } => {
+            cond(MODEL_VERIFIED, UNKNOWN, reason, message.clone())
+        }
+        ModelCheck::Rejected { reason, message } => {
+            cond(MODEL_VERIFIED, FALSE, reason, message.clone())
+        }
+    };
+
+    PredictorStatus {
+        observed_generation: generation,
+        replicas: Some(replicas),
+        ready_replicas: Some(ready),
+        ready: Some(format!("{ready}/{desired}")),
+        model_short: model_sha256.as_deref().map(|s| short(s).to_string()),
+        version,
+        model_sha256,
+        url: Some(service_url(predictor)),
+        conditions: vec![
+            ready_condition,
+            progressing_condition,
+            degraded_condition,
+            model_condition,
+        ],
+    }
+}
+
+/// First 12 characters of a digest (what `kubectl get` shows).
+pub fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// A condition whose `lastTransitionTime` is kept from `previous` when its status did not change.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let c = Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    };
+    keep_transition_time(previous, c, now)
+}
+
+fn keep_transition_time(previous: &[Condition], mut c: Condition, now: &Time) -> Condition {
+    c.last_transition_time = previous
+        .iter()
+        .find(|p| p.type_ == c.type_ && p.status == c.status)
+        .map(|p| p.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    c
+}
+
+/// The condition of `type_` in `status`, if present.
+pub fn find_condition<'a>(status: &'a PredictorStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// An Event the controller should publish for a status change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusEvent {
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+}
+
+/// Events for the meaningful changes between two statuses: a Predictor became ready or stopped
+/// being ready, became degraded (with the reason), recovered, or had its model refused.
+pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<StatusEvent> {
+    let changed = |type_: &str| {
+        let (o, n) = (find_condition(old, type_), find_condition(new, type_));
+        match (o, n) {
+            (_, None) => None,
+            (Some(o), Some(n)) if o.status == n.status && o.reason == n.reason => None,
+            (_, Some(n)) => Some(n),
+        }
+    };
+    let mut events = Vec::new();
+    if let Some(c) = changed(READY) {
+        if c.status == "True" {
+            events.push(StatusEvent {
+                warning: false,
+                reason: "Ready".into(),
+                note: c.message.clone(),
+            });
+        } else if find_condition(old, READY).is_some_and(|o| o.status == "True")
+            && !matches!(c.reason.as_str(), "RollingOut" | "ScaledToZero")
+        {
+            // Not for a rollout the user asked for: only when pods stopped being ready.
+            events.push(StatusEvent {
+                warning: true,
+                reason: "NotReady".into(),
+                note: c.message.clone(),
+            });
+        }
+    }
+    if let Some(c) = changed(MODEL_VERIFIED)
+        && c.status == "False"
+    {
+        events.push(StatusEvent {
+            warning: true,
+            reason: "ModelRejected".into(),
+            note: c.message.clone(),
+        });
+    }
+    if let Some(c) = changed(DEGRADED) {
+        // A refused model already has its ModelRejected event; other degradations get their own.
+        if c.status == "True"
+            && find_condition(new, MODEL_VERIFIED).is_none_or(|m| m.status != "False")
+        {
+            events.push(StatusEvent {
+                warning: true,
+                reason: c.reason.clone(),
+                note: c.message.clone(),
+            });
+        } else if c.status == "False"
+            && find_condition(old, DEGRADED).is_some_and(|o| o.status == "True")
+        {
+            events.push(StatusEvent {
+                warning: false,
+                reason: "Recovered".into(),
+                note: c.message.clone(),
+            });
+        }
+    }
+    events
+}
+
+/// Whether `status` says the Predictor's current generation is fully rolled out and ready.
+pub fn is_ready(predictor: &Predictor) -> bool {
+    predictor.status.as_ref().is_some_and(|s| {
+        s.observed_generation == predictor.metadata.generation
+            && find_condition(s, READY).is_some_and(|c| c.status == "True")
+    })
+}
+
+/// Name and namespace for logs.
+pub fn key(predictor: &Predictor) -> String {
+    format!(
+        "{}/{}",
+        predictor.namespace().unwrap_or_default(),
+        predictor.name_any()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{SHA_A, SHA_B, deployment_of, predictor, time};
+
+    fn observed(d: Option<&Deployment>) -> Observed<'_> {
+        Observed {
+            deployment: d,
+            model: ModelCheck::Verified,
+            invalid: None,
+        }
+    }
+
+    fn cond<'a>(s: &'a PredictorStatus, t: &str) -> (&'a str, &'a str) {
+        let c = find_condition(s, t).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn fresh_deployment_is_progressing_and_serves_nothing_yet() {
+        let p = predictor("american", "team-a");
+        let d = deployment_of(&p).without_status();
+        let s = compute_status(&p, &observed(Some(&d)), &time(0));
+        assert_eq!(s.ready.as_deref(), Some("0/2"));
+        assert_eq!(s.version, None);
+        assert_eq!(cond(&s, READY), ("False", "RollingOut"));
+        assert_eq!(cond(&s, PROGRESSING), ("True", "RollingOut"));
+        assert_eq!(cond(&s, DEGRADED), ("False", "AsExpected"));
+        assert_eq!(cond(&s, MODEL_VERIFIED), ("True", "Verified"));
+        assert_eq!(s.observed_generation, Some(1));
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(1))
+        );
+    }
+
+    #[test]
+    fn complete_rollout_is_ready_and_reports_what_is_served() {
+        let p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        let s = compute_status(&p, &observed(Some(&d)), &time(0));
+        let expected = serde_json::json!({
+            "observedGeneration": 1,
+            "replicas": 2,
+            "readyReplicas": 2,
+            "ready": "2/2",
+            "version": "0.2",
+            "modelSha256": SHA_A,
+            "modelShort": &SHA_A[..12],
+            "url": "http://american.team-a.svc:5008/api/american",
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "RolloutComplete", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("2/2 pods ready, serving version 0.2 with model {}", &SHA_A[..12])},
+                {"type": "Progressing", "status": "False", "reason": "RolloutComplete", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "all pods run the current spec"},
+                {"type": "Degraded", "status": "False", "reason": "AsExpected", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "no problems observed"},
+                {"type": "ModelVerified", "status": "True", "reason": "Verified", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_A} and is a predictor model file")}
+            ]
+        });
+        assert_eq!(serde_json::to_value(&s).unwrap(), expected);
+    }
+
+    #[test]
+    fn unchanged_status_keeps_transition_times_so_no_write_is_needed() {
+        let mut p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        let first = compute_status(&p, &observed(Some(&d)), &time(0));
+        p.status = Some(first.clone());
+        let second = compute_status(&p, &observed(Some(&d)), &time(60));
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn rolling_update_keeps_reporting_the_old_version_until_complete() {
+        let mut p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(&p, &observed(Some(&d)), &time(0)));
+
+        // New image and model: generation 2, the Deployment is mid-rollout.
+        p.metadata.generation = Some(2);
+        p.spec.image = "registry.local/american-predictor:0.3".into();
+        p.spec.model.sha256 = SHA_B.into();
+        let rolling = deployment_of(&p).rolling(2, 1);
+        let mid = compute_status(&p, &observed(Some(&rolling)), &time(10));
+        assert_eq!(mid.version.as_deref(), Some("0.2"));
+        assert_eq!(mid.model_sha256.as_deref(), Some(SHA_A));
+        assert_eq!(cond(&mid, PROGRESSING), ("True", "RollingOut"));
+        assert_eq!(cond(&mid, READY), ("False", "RollingOut"));
+        let ready = find_condition(&mid, READY).unwrap();
+        assert_eq!(ready.last_transition_time, time(10));
+
+        assert!(
+            status_events(p.status.as_ref().unwrap(), &mid).is_empty(),
+            "a requested rollout is not worth a warning"
+        );
+        p.status = Some(mid);
+        let done = deployment_of(&p).rolled_out(2);
+        let end = compute_status(&p, &observed(Some(&done)), &time(20));
+        assert_eq!(end.version.as_deref(), Some("0.3"));
+        assert_eq!(end.model_short.as_deref(), Some(&SHA_B[..12]));
+        assert_eq!(cond(&end, READY), ("True", "RolloutComplete"));
+        assert_eq!(end.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn rejected_model_degrades_but_old_pods_stay_ready() {
+        let mut p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(&p, &observed(Some(&d)), &time(0)));
+        p.spec.model.sha256 = SHA_B.into();
+        let rejected = Observed {
+            deployment: Some(&d),
+            model: ModelCheck::Rejected {
+                reason: "DigestMismatch".into(),
+                message: format!("expected {SHA_B}, got {SHA_A}"),
+            },
+            invalid: None,
+        };
+        let s = compute_status(&p, &rejected, &time(5));
+        assert_eq!(cond(&s, READY), ("True", "RolloutComplete"));
+        assert_eq!(cond(&s, DEGRADED), ("True", "DigestMismatch"));
+        assert_eq!(cond(&s, MODEL_VERIFIED), ("False", "DigestMismatch"));
+        assert_eq!(s.model_sha256.as_deref(), Some(SHA_A));
+        let events = status_events(p.status.as_ref().unwrap(), &s);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, "ModelRejected");
+        assert!(
+            events[0].warning && events[0].note.contains(SHA_A) && events[0].note.contains(SHA_B)
+        );
+    }
+
+    #[test]
+    fn rejected_model_without_deployment_blocks_creation() {
+        let p = predictor("american", "team-a");
+        let rejected = Observed {
+            deployment: None,
+            model: ModelCheck::Rejected {
+                reason: "FetchFailed".into(),
+                message: "connection refused".into(),
+            },
+            invalid: None,
+        };
+        let s = compute_status(&p, &rejected, &time(0));
+        assert_eq!(cond(&s, READY), ("False", "FetchFailed"));
+        assert_eq!(cond(&s, PROGRESSING), ("False", "FetchFailed"));
+        assert_eq!(s.ready.as_deref(), Some("0/2"));
+    }
+
+    #[test]
+    fn disabled_check_reports_unknown() {
+        let p = predictor("american", "team-a");
+        let o = Observed {
+            deployment: None,
+            model: ModelCheck::Unchecked {
+                reason: "CheckDisabled".into(),
+                message: "--skip-model-check".into(),
+            },
+            invalid: None,
+        };
+        let s = compute_status(&p, &o, &time(0));
+        assert_eq!(cond(&s, MODEL_VERIFIED), ("Unknown", "CheckDisabled"));
+        assert_eq!(cond(&s, PROGRESSING), ("True", "Creating"));
+    }
+
+    #[test]
+    fn deadline_exceeded_is_degraded() {
+        let p = predictor("american", "team-a");
+        let d = deployment_of(&p).deadline_exceeded();
+        let s = compute_status(&p, &observed(Some(&d)), &time(0));
+        assert_eq!(cond(&s, DEGRADED), ("True", "ProgressDeadlineExceeded"));
+        assert_eq!(cond(&s, PROGRESSING), ("False", "ProgressDeadlineExceeded"));
+        let events = status_events(&PredictorStatus::default(), &s);
+        assert_eq!(events[0].reason, "ProgressDeadlineExceeded");
+    }
+
+    #[test]
+    fn scaled_to_zero_is_not_ready() {
+        let mut p = predictor("american", "team-a");
+        p.spec.replicas = 0;
+        let d = deployment_of(&p).rolled_out(0);
+        let s = compute_status(&p, &observed(Some(&d)), &time(0));
+        assert_eq!(cond(&s, READY), ("False", "ScaledToZero"));
+        assert_eq!(s.ready.as_deref(), Some("0/0"));
+    }
+
+    #[test]
+    fn becoming_ready_and_recovering_emit_events() {
+        let p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        let s = compute_status(&p, &observed(Some(&d)), &time(0));
+        let events = status_events(&PredictorStatus::default(), &s);
+        assert_eq!(
+            events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            ["Ready"]
+        );
+        assert!(status_events(&s, &s).is_empty());
+    }
+}

@@ -1,0 +1,17 @@
+//! Logging set-up: `tracing` to stderr, `RUST_LOG` overrides the default filter.
+
+use tracing_subscriber::EnvFilter;
+
+/// Default filter: our own info logs, only warnings from the kube machinery.
+pub const DEFAULT_FILTER: &str = "info,kube=warn,hyper=warn,tower=warn";
+
+/// Installs the global subscriber (call once, from the binary).
+pub fn init() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,833 @@
+//! Cluster tier: the operator binary against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok nodes), driven with the real kubectl.
+//!
+//! One control plane and one operator are shared by every test in this binary (startup takes
+//! ~15 s); each test works in its own namespace. The shared operator authenticates as the
+//! `predictor-operator` ServiceAccount, so every test also proves config/rbac is sufficient.
+//! Needs the binaries from `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`); fails without them.
+
+mod testcluster;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Config, ResourceExt};
+use operator::crd::{Predictor, PredictorStatus};
+use operator::resources::Served;
+use testcluster::{FileServer, OperatorProc, TestCluster, model_file, sha256};
+
+/// A model file served by the loopback file server.
+struct Model {
+    url: String,
+    sha: String,
+}
+
+struct Shared {
+    cluster: TestCluster,
+    operator_kubeconfig: PathBuf,
+    operator: OperatorProc,
+    files: FileServer,
+    model_a: Model,
+    model_b: Model,
+}
+
+static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+
+/// The shared cluster and operator, started on first use by a thread that lives as long as the
+/// process (children die with the thread that started them: `PR_SET_PDEATHSIG`).
+fn shared() -> &'static Shared {
+    let result = SHARED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("testcluster".into())
+            .spawn(move || {
+                let shared = std::panic::catch_unwind(start_shared).map_err(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "shared cluster start panicked".into())
+                });
+                let _ = tx.send(shared);
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawn cluster thread");
+        rx.recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|e| Err(format!("shared cluster did not start: {e}")))
+    });
+    match result {
+        Ok(shared) => shared,
+        Err(e) => panic!("shared test cluster is unavailable: {e}"),
+    }
+}
+
+fn start_shared() -> Shared {
+    let cluster = TestCluster::start(2);
+    let operator_kubeconfig = cluster.install_operator_prerequisites();
+    let files = FileServer::start();
+    let bytes_a = model_file("2026-11-24T00:00:00Z");
+    let bytes_b = model_file("2026-11-25T00:00:00Z");
+    let model_a = Model {
+        sha: sha256(&bytes_a),
+        url: files.put("/models/a.model", bytes_a),
+    };
+    let model_b = Model {
+        sha: sha256(&bytes_b),
+        url: files.put("/models/b.model", bytes_b),
+    };
+    assert_ne!(model_a.sha, model_b.sha);
+    let operator = cluster.start_operator("operator-shared", &operator_kubeconfig, &[]);
+    Shared {
+        cluster,
+        operator_kubeconfig,
+        operator,
+        files,
+        model_a,
+        model_b,
+    }
+}
+
+async fn client_for(kubeconfig: &std::path::Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Client::try_from(config).expect("kube client")
+}
+
+async fn admin() -> Client {
+    client_for(&shared().cluster.kubeconfig).await
+}
+
+fn predictor_yaml(name: &str, image: &str, model: &Model, replicas: i32) -> String {
+    format!(
+        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  \
+         model:\n    url: {}\n    sha256: {}\n  replicas: {replicas}\n",
+        model.url, model.sha
+    )
+}
+
+/// (status, reason, message) of a condition.
+fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn is(status: &PredictorStatus, type_: &str, value: &str) -> bool {
+    condition(status, type_).is_some_and(|(s, _, _)| s == value)
+}
+
+/// Polls `api.get(name)` until `done` holds; panics after `timeout` with the last object seen.
+async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&K) -> bool,
+) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(Some(object)) = api.get_opt(name).await {
+            if done(&object) {
+                return object;
+            }
+            last = Some(object);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "timed out after {timeout:?} waiting for {what} on {name}; last seen: {last:#?}\noperator log:\n{}",
+        shared().operator.proc.tail(20)
+    );
+}
+
+/// Waits until the Predictor's current generation is Ready.
+async fn wait_ready(api: &Api<Predictor>, name: &str) -> Predictor {
+    wait_for(api, name, Duration::from_secs(90), "Ready=True", |p| {
+        operator::status::is_ready(p)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sample_becomes_ready_and_kubectl_shows_it() {
+    let s = shared();
+    let ns = "sample";
+    s.cluster.create_namespace(ns);
+    // The committed sample, with the model URL and digest pointed at the loopback file server
+    // (as a user's overlay would), applied with kustomize.
+    let overlay = tempfile::tempdir().unwrap();
+    let samples = testcluster::repo_root().join("config/samples");
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {ns}\nresources:\n  - {}\n\
+             patches:\n  - target: {{kind: Predictor, name: american}}\n    patch: |-\n      \
+             - {{op: replace, path: /spec/model/url, value: \"{}\"}}\n      \
+             - {{op: replace, path: /spec/model/sha256, value: \"{}\"}}\n",
+            relative_to(overlay.path(), &samples).display(),
+            s.model_a.url,
+            s.model_a.sha
+        ),
+    )
+    .unwrap();
+    s.cluster
+        .kubectl_ok(&["apply", "-k", &overlay.path().display().to_string()]);
+
+    let client = admin().await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
+    let p = wait_ready(&predictors, "american").await;
+    let uid = p.uid().unwrap();
+
+    // Both children exist and are owned (controller=true) by the Predictor.
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get("american")
+        .await
+        .unwrap();
+    let service = Api::<Service>::namespaced(client.clone(), ns)
+        .get("american")
+        .await
+        .unwrap();
+    for owners in [deployment.owner_references(), service.owner_references()] {
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].uid, uid);
+        assert_eq!(owners[0].kind, "Predictor");
+        assert_eq!(owners[0].controller, Some(true));
+    }
+    assert_eq!(
+        deployment.status.as_ref().unwrap().available_replicas,
+        Some(2)
+    );
+
+    let status = p.status.clone().unwrap();
+    assert_eq!(status.ready.as_deref(), Some("2/2"));
+    assert_eq!(status.version.as_deref(), Some("0.2"));
+    assert_eq!(status.model_sha256.as_deref(), Some(s.model_a.sha.as_str()));
+    assert!(is(&status, "Ready", "True") && is(&status, "ModelVerified", "True"));
+    assert!(is(&status, "Degraded", "False") && is(&status, "Progressing", "False"));
+
+    // What a user sees.
+    let table = s.cluster.kubectl_ok(&["get", "predictors", "-n", ns]);
+    let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "VERSION", "MODEL", "URL", "AGE"],
+        "{table}"
+    );
+    let row: Vec<_> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..5],
+        [
+            "american",
+            "2/2",
+            "0.2",
+            &s.model_a.sha[..12],
+            "http://american.sample.svc:5008/api/american"
+        ],
+        "{table}"
+    );
+    // The short name works too.
+    assert!(
+        s.cluster
+            .kubectl_ok(&["get", "pred", "-n", ns])
+            .contains("american")
+    );
+}
+
+#[tokio::test]
+async fn image_and_model_changes_roll_out_and_status_follows() {
+    let s = shared();
+    let ns = "rollout";
+    s.cluster.create_namespace(ns);
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &predictor_yaml("p", "registry.local/american-predictor:0.2", &s.model_a, 2),
+    );
+    let client = admin().await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    wait_ready(&predictors, "p").await;
+
+    // Record every status the operator writes from here on.
+    let seen: Arc<Mutex<Vec<PredictorStatus>>> = Arc::default();
+    let recorder = tokio::spawn({
+        let seen = seen.clone();
+        let stream = watcher(
+            predictors.clone(),
+            watcher::Config::default().fields("metadata.name=p"),
+        )
+        .applied_objects();
+        async move {
+            futures::pin_mut!(stream);
+            while let Some(Ok(p)) = stream.next().await {
+                if let Some(status) = p.status {
+                    seen.lock().unwrap().push(status);
+                }
+            }
+        }
+    });
+
+    // 1. New code: bump the image tag.
+    s.cluster.kubectl_ok(&[
+        "patch",
+        "predictor",
+        "p",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"image":"registry.local/american-predictor:0.3"}}"#,
+    ]);
+    let p = wait_for(
+        &predictors,
+        "p",
+        Duration::from_secs(90),
+        "version 0.3 ready",
+        |p| {
+            operator::status::is_ready(p)
+                && p.status.as_ref().unwrap().version.as_deref() == Some("0.3")
+        },
+    )
+    .await;
+    assert_eq!(p.metadata.generation, Some(2));
+    let d = deployments.get("p").await.unwrap();
+    assert_eq!(
+        Served::of(&d).image.as_deref(),
+        Some("registry.local/american-predictor:0.3")
+    );
+    // A rolling update: a new ReplicaSet took over from the old one.
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=p"))
+        .await
+        .unwrap();
+    assert_eq!(replica_sets.items.len(), 2, "one ReplicaSet per template");
+
+    // 2. New model: URL and digest together.
+    s.cluster.kubectl_ok(&[
+        "patch",
+        "predictor",
+        "p",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(
+            r#"{{"spec":{{"model":{{"url":"{}","sha256":"{}"}}}}}}"#,
+            s.model_b.url, s.model_b.sha
+        ),
+    ]);
+    let p = wait_for(
+        &predictors,
+        "p",
+        Duration::from_secs(90),
+        "model B ready",
+        |p| {
+            operator::status::is_ready(p)
+                && p.status.as_ref().unwrap().model_sha256.as_deref()
+                    == Some(s.model_b.sha.as_str())
+        },
+    )
+    .await;
+    assert_eq!(
+        p.status.as_ref().unwrap().model_short.as_deref(),
+        Some(&s.model_b.sha[..12])
+    );
+    let d = deployments.get("p").await.unwrap();
+    assert!(Served::of(&d).runs_model(&p.spec.model));
+    recorder.abort();
+
+    // The status went through Progressing=True for each new generation before Ready=True, and
+    // while rolling it still named what the old pods served.
+    let seen = seen.lock().unwrap().clone();
+    for (generation, old_version) in [(2, "0.2"), (3, "0.3")] {
+        let of_gen: Vec<_> = seen
+            .iter()
+            .filter(|s| s.observed_generation == Some(generation))
+            .collect();
+        let progressing = of_gen.iter().position(|s| is(s, "Progressing", "True"));
+        let ready = of_gen.iter().position(|s| is(s, "Ready", "True"));
+        assert!(
+            matches!((progressing, ready), (Some(a), Some(b)) if a < b),
+            "generation {generation}: expected Progressing=True then Ready=True, saw {:#?}",
+            of_gen.iter().map(|s| &s.conditions).collect::<Vec<_>>()
+        );
+        let rolling = of_gen[progressing.unwrap()];
+        assert_eq!(rolling.version.as_deref(), Some(old_version));
+        assert_eq!(
+            rolling.model_sha256.as_deref(),
+            Some(s.model_a.sha.as_str())
+        );
+    }
+
+    // Events told the story.
+    let events = events_for(&client, ns, "p").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "RollingUpdate" && n.contains("image")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "RollingUpdate" && n.contains("model")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|(r, _)| r == "Ready"), "{events:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_predictor_collects_its_children() {
+    let s = shared();
+    let ns = "gc";
+    s.cluster.create_namespace(ns);
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &predictor_yaml(
+            "doomed",
+            "registry.local/american-predictor:0.2",
+            &s.model_a,
+            1,
+        ),
+    );
+    let client = admin().await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
+    wait_ready(&predictors, "doomed").await;
+    predictors
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // The garbage collector of kube-controller-manager removes both children.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    loop {
+        let d = deployments.get_opt("doomed").await.unwrap();
+        let svc = services.get_opt("doomed").await.unwrap();
+        if d.is_none() && svc.is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "children not collected: deployment {} service {}",
+            d.is_some(),
+            svc.is_some()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_model_digest_never_reaches_the_deployment() {
+    let s = shared();
+    let ns = "wrong-digest";
+    s.cluster.create_namespace(ns);
+    let client = admin().await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+
+    // A running Predictor on model A...
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &predictor_yaml("p", "registry.local/american-predictor:0.2", &s.model_a, 2),
+    );
+    wait_ready(&predictors, "p").await;
+    let before = deployments.get("p").await.unwrap();
+
+    // ...is pointed at a URL that serves model B's bytes while pinning model A's digest.
+    let wrong_url = s.files.put(
+        "/models/mislabelled.model",
+        model_file("2026-11-25T00:00:00Z"),
+    );
+    s.cluster.kubectl_ok(&[
+        "patch",
+        "predictor",
+        "p",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(r#"{{"spec":{{"model":{{"url":"{wrong_url}"}}}}}}"#),
+    ]);
+    let p = wait_for(
+        &predictors,
+        "p",
+        Duration::from_secs(60),
+        "Degraded=True",
+        |p| {
+            p.status
+                .as_ref()
+                .is_some_and(|st| st.observed_generation == Some(2) && is(st, "Degraded", "True"))
+        },
+    )
+    .await;
+    let status = p.status.unwrap();
+    let (_, reason, message) = condition(&status, "Degraded").unwrap();
+    assert_eq!(reason, "DigestMismatch");
+    assert!(
+        message.contains(&s.model_a.sha),
+        "expected digest missing: {message}"
+    );
+    assert!(
+        message.contains(&s.model_b.sha),
+        "actual digest missing: {message}"
+    );
+    let (verified, _, _) = condition(&status, "ModelVerified").unwrap();
+    assert_eq!(verified, "False");
+    // The old pods keep serving: still Ready, still model A.
+    assert!(is(&status, "Ready", "True"));
+    assert_eq!(status.model_sha256.as_deref(), Some(s.model_a.sha.as_str()));
+
+    // The Deployment was not touched.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = deployments.get("p").await.unwrap();
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(Served::of(&after), Served::of(&before));
+
+    // An Event names both digests.
+    let events = events_for(&client, ns, "p").await;
+    assert!(
+        events.iter().any(|(r, n)| r == "ModelRejected"
+            && n.contains(&s.model_a.sha)
+            && n.contains(&s.model_b.sha)),
+        "{events:?}"
+    );
+
+    // A new Predictor with a refused model never gets a Deployment at all.
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &predictor_yaml(
+            "fresh",
+            "registry.local/american-predictor:0.2",
+            &Model {
+                url: wrong_url.clone(),
+                sha: s.model_a.sha.clone(),
+            },
+            1,
+        ),
+    );
+    wait_for(
+        &predictors,
+        "fresh",
+        Duration::from_secs(60),
+        "ModelVerified=False",
+        |p| {
+            p.status
+                .as_ref()
+                .is_some_and(|st| is(st, "ModelVerified", "False"))
+        },
+    )
+    .await;
+    assert!(deployments.get_opt("fresh").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn invalid_predictors_are_rejected_at_apply_time() {
+    let s = shared();
+    let ns = "invalid";
+    s.cluster.create_namespace(ns);
+    let good = "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
+                image: registry.local/american-predictor:0.2\n  model:\n    url: https://models.example.org/a.model\n    \
+                sha256: aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da\n  port: 5008\n  replicas: 1\n";
+    let cases: [(&str, String, &str); 7] = [
+        (
+            "bad-sha",
+            good.replace(
+                "aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da",
+                "not-a-digest",
+            ),
+            "spec.model.sha256 in body should match '^[0-9a-f]{64}$'",
+        ),
+        (
+            "big-port",
+            good.replace("port: 5008", "port: 70000"),
+            "spec.port in body should be less than or equal to 65535",
+        ),
+        (
+            "ftp-url",
+            good.replace("https://models.example.org", "ftp://models.example.org"),
+            "model.url must start with http://, https:// or hdfs://",
+        ),
+        (
+            "no-image",
+            good.replace("  image: registry.local/american-predictor:0.2\n", ""),
+            "spec.image: Required value",
+        ),
+        (
+            "negative",
+            good.replace("replicas: 1", "replicas: -1"),
+            "spec.replicas in body should be greater than or equal to 0",
+        ),
+        (
+            "no-model",
+            good.replace(
+                "    sha256: aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da\n",
+                "",
+            ),
+            "spec.model.sha256: Required value",
+        ),
+        (
+            "1-starts-with-digit",
+            good.to_string(),
+            "metadata.name must be a DNS-1035 label",
+        ),
+    ];
+    for (name, yaml, expected) in cases {
+        let yaml = yaml.replace("NAME", name);
+        let out = s.cluster.kubectl_with(
+            &s.cluster.kubeconfig,
+            &["apply", "-n", ns, "-f", "-"],
+            Some(&yaml),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted:\n{yaml}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("is invalid"),
+            "{name}: not a validation error:\n{stderr}"
+        );
+    }
+    // The unchanged object is accepted (the cases fail for their one reason).
+    let ok = good.replace("NAME", "valid");
+    s.cluster
+        .kubectl_stdin(&["apply", "--dry-run=server", "-n", ns, "-f", "-"], &ok);
+}
+
+#[tokio::test]
+async fn config_default_passes_server_side_dry_run() {
+    let s = shared();
+    let default = testcluster::repo_root().join("config/default");
+    let out = s.cluster.kubectl_ok(&[
+        "apply",
+        "--dry-run=server",
+        "-k",
+        &default.display().to_string(),
+    ]);
+    for object in [
+        "customresourcedefinition.apiextensions.k8s.io/predictors.mlops.dev",
+        "clusterrole.rbac.authorization.k8s.io/predictor-operator",
+        "deployment.apps/predictor-operator",
+    ] {
+        assert!(out.contains(object), "{object} missing from:\n{out}");
+    }
+    // The namespace warns on pod templates that break the restricted Pod Security Standard; the
+    // operator's own Deployment must not trigger that warning.
+    let out = s.cluster.kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-k",
+        &default.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("violate PodSecurity"), "{stderr}");
+}
+
+#[tokio::test]
+async fn operator_rbac_refuses_verbs_it_does_not_need() {
+    let s = shared();
+    let sa = format!(
+        "system:serviceaccount:{}:{}",
+        testcluster::OPERATOR_NAMESPACE,
+        testcluster::OPERATOR_SA
+    );
+    let can = |verb: &str, resource: &str, ns: Option<&str>| {
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        let subresource = format!("--subresource={subresource}");
+        let mut args = vec!["auth", "can-i", verb, resource, "--as", &sa];
+        if subresource != "--subresource=" {
+            args.push(&subresource);
+        }
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        let out = s.cluster.kubectl(&args);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    for (verb, resource) in [
+        ("watch", "predictors.mlops.dev"),
+        ("patch", "predictors.mlops.dev/status"),
+        ("patch", "deployments.apps"),
+        ("create", "deployments.apps"),
+        ("list", "services"),
+        ("create", "events.events.k8s.io"),
+    ] {
+        assert!(
+            can(verb, resource, Some("default")),
+            "operator needs {verb} {resource}"
+        );
+    }
+    assert!(can(
+        "update",
+        "leases.coordination.k8s.io",
+        Some("predictor-system")
+    ));
+    for (verb, resource, ns) in [
+        ("delete", "deployments.apps", Some("default")),
+        ("delete", "services", Some("default")),
+        ("list", "secrets", Some("default")),
+        ("create", "pods", Some("default")),
+        ("update", "predictors.mlops.dev", Some("default")),
+        ("delete", "predictors.mlops.dev", Some("default")),
+        ("update", "leases.coordination.k8s.io", Some("default")),
+        ("create", "clusterroles.rbac.authorization.k8s.io", None),
+    ] {
+        assert!(
+            !can(verb, resource, ns),
+            "operator must not be allowed to {verb} {resource}"
+        );
+    }
+
+    // And for real, with the token the operator itself runs with.
+    let client = client_for(&s.operator_kubeconfig).await;
+    let err = Api::<Secret>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403),
+        "{err}"
+    );
+    let err = Api::<Deployment>::namespaced(client.clone(), "default")
+        .delete("anything", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403),
+        "{err}"
+    );
+    Api::<Predictor>::all(client)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn operator_serves_metrics_and_healthz() {
+    let s = shared();
+    assert_eq!(s.operator.get("/healthz").map(|(c, _)| c), Some(200));
+    assert_eq!(s.operator.metric("predictor_operator_leader"), Some(1.0));
+    let (code, body) = s.operator.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("# TYPE predictor_operator_reconcile_duration_seconds histogram"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_replica_waits_and_takes_over_on_sigterm() {
+    let s = shared();
+    // A separate Lease, and a namespace with no Predictors, so this pair does not compete with
+    // the shared operator.
+    let ns = "leader";
+    s.cluster.create_namespace(ns);
+    let flags = [
+        "--lease-name",
+        "leader-test",
+        "--namespace",
+        ns,
+        "--retry-period-seconds",
+        "1",
+    ];
+    let mut first = s
+        .cluster
+        .start_operator("operator-first", &s.operator_kubeconfig, &flags);
+    let leader = |op: &OperatorProc| op.metric("predictor_operator_leader") == Some(1.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !leader(&first) {
+        assert!(
+            Instant::now() < deadline,
+            "first replica never led:\n{}",
+            first.proc.tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let second = s
+        .cluster
+        .start_operator("operator-second", &s.operator_kubeconfig, &flags);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!leader(&second), "two leaders at once");
+    assert_eq!(
+        second.get("/healthz").map(|(c, _)| c),
+        Some(200),
+        "a standby replica is healthy"
+    );
+
+    // SIGTERM: the leader stops cleanly and releases the Lease, the standby takes over quickly
+    // (well before the 15 s lease duration would have expired).
+    let stopped = Instant::now();
+    let status = first
+        .proc
+        .terminate(Duration::from_secs(30))
+        .expect("leader exits on SIGTERM");
+    assert!(
+        status.success(),
+        "leader exit status {status}:\n{}",
+        first.proc.tail(20)
+    );
+    while !leader(&second) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "standby did not take over:\n{}",
+            second.proc.tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        first.proc.tail(10).contains("released the Lease"),
+        "{}",
+        first.proc.tail(10)
+    );
+}
+
+/// `target` as a path relative to `from` (kustomize refuses absolute resource paths).
+fn relative_to(from: &std::path::Path, target: &std::path::Path) -> PathBuf {
+    let from = from.canonicalize().unwrap();
+    let target = target.canonicalize().unwrap();
+    let mut up = PathBuf::new();
+    for _ in from.components().skip(1) {
+        up.push("..");
+    }
+    up.join(target.strip_prefix("/").unwrap())
+}
+
+/// (reason, note) of the events.k8s.io Events about Predictor `name` in `ns`.
+async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    let events = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    events
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Predictor") && r.name.as_deref() == Some(name)
+            })
+        })
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
