@@ -1,0 +1,95 @@
+-- ArgoCD health check for mlops.dev/Predictor.
+--
+-- Reads only what the operator writes (operator/src/status.rs): status.observedGeneration and the
+-- conditions Ready, Progressing and Degraded. The message always comes from the condition that
+-- decided the status, so ArgoCD shows the operator's own words.
+--
+-- NB: ArgoCD runs scripts from argocd-cm with only the base, table, package and a safe os library
+-- open: no string.*, no math.*, and no string methods ("s:sub()"). Use only operators and base
+-- functions here. Tested by operator/tests/argocd_health.rs against health_test.yaml.
+
+local hs = {}
+
+local function waiting()
+  hs.status = "Progressing"
+  hs.message = "waiting for the operator"
+  return hs
+end
+
+local function condition(status, type)
+  if status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == type then
+      return c
+    end
+  end
+  return nil
+end
+
+-- The message of a condition, or its reason when the message is empty.
+local function says(c)
+  if c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  if c.reason ~= nil then
+    return c.reason
+  end
+  return ""
+end
+
+local function evaluate(obj)
+  local status = obj.status
+  if status == nil then
+    return waiting()
+  end
+
+  -- A spec change the operator has not acted on yet: every condition describes the old spec.
+  local generation = obj.metadata and obj.metadata.generation
+  if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+    return waiting()
+  end
+
+  local ready = condition(status, "Ready")
+  local progressing = condition(status, "Progressing")
+  local degraded = condition(status, "Degraded")
+
+  -- Degraded wins: a refused model or a stuck rollout needs a human even while old pods serve.
+  if degraded ~= nil and degraded.status == "True" then
+    hs.status = "Degraded"
+    hs.message = says(degraded)
+    return hs
+  end
+
+  local rolling = progressing ~= nil and progressing.status == "True"
+  if ready ~= nil and ready.status == "True" and not rolling then
+    hs.status = "Healthy"
+    hs.message = says(ready)
+    return hs
+  end
+
+  if rolling then
+    hs.status = "Progressing"
+    hs.message = says(progressing)
+    return hs
+  end
+
+  -- Scaled to zero on purpose: nothing to serve, nothing wrong (ArgoCD treats a Deployment the same).
+  if ready ~= nil and ready.reason == "ScaledToZero" then
+    hs.status = "Healthy"
+    hs.message = says(ready)
+    return hs
+  end
+
+  -- Not ready, not rolling out, not degraded (e.g. pods crash after a finished rollout): the
+  -- Deployment's progress deadline will turn this into Degraded if it does not recover.
+  if ready ~= nil then
+    hs.status = "Progressing"
+    hs.message = says(ready)
+    return hs
+  end
+  return waiting()
+end
+
+return evaluate(obj)
