@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Tear down what dev/node/up.sh started, and only that: workloads (so kubelet/CNI release pod networks),
+# kube-proxy (+ `kube-proxy --cleanup`), kubelet, control plane, containerd and its shims, leftover pod
+# processes (by our cgroup root only), mounts under $N, pod netns, the mlcni0 bridge, the mlnode0 veth and
+# the mlops-node-ext netns, KUBE-* iptables chains, cgroups under /mlops-node, and the sysctls kubelet/CNI
+# changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit code 1 if something
+# could not be removed (it says what).
+#
+# Usage (root): dev/node/down.sh [--keep-state]   (--keep-state: leave $N for post-mortem reading)
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+keep=${1:-}
+problems=0
+warn() { log "WARN: $*"; problems=1; }
+B=${MLOPS_K8S_BIN:-$(sed -n 's/^export MLOPS_K8S_BIN=//p' "$N/env" 2>/dev/null)}
+B=${B:-/var/cache/mlops-predictor/bin}
+t0=$SECONDS
+
+# --- 1. workloads: let kubelet stop sandboxes normally (CNI DEL frees IPs and veths) ---------------------
+if daemon_alive kube-apiserver && daemon_alive kubelet && [[ -x $B/kubectl ]]; then
+  log "deleting workloads"
+  kc delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
+  kc delete pods --all -A --grace-period=2 --wait=false >/dev/null 2>&1 || true
+  wait_for 45 "pods gone" bash -c '[[ -z $("$0" --kubeconfig "$1" get pods -A -o name 2>/dev/null) ]]' \
+    "$B/kubectl" "$KUBECONFIG_ADMIN" || warn "pods still listed after 45s"
+fi
+# Sandboxes are removed by kubelet's GC shortly after the pods are gone.
+if daemon_alive containerd; then
+  wait_for 30 "containerd tasks gone" bash -c '[[ -z $(ctr --address "$0" -n k8s.io tasks ls -q 2>/dev/null) ]]' \
+    "$CONTAINERD_SOCK" || log "containerd still has tasks; forcing"
+fi
+
+log "stopping kube-proxy ($((SECONDS - t0))s)"
+# --- 2. kube-proxy and its iptables rules -----------------------------------------------------------------
+stop_daemon kube-proxy
+if [[ -x $B/kube-proxy ]] && iptables -t nat -S 2>/dev/null | grep -q -- '-N KUBE-'; then
+  timeout 60 "$B/kube-proxy" --cleanup >"$N/log/kube-proxy-cleanup.log" 2>&1 || true
+fi
+
+# --- 3. kubelet, control plane ----------------------------------------------------------------------------
+stop_daemon kubelet 15
+# Pod netns paths of our sandboxes, while containerd can still tell us.
+netns_paths=()
+if daemon_alive containerd; then
+  for id in $(ctr_ containers ls -q 2>/dev/null); do
+    while read -r p; do [[ -n $p ]] && netns_paths+=("$p"); done < <(ctr_ containers info "$id" 2>/dev/null |
+      python3 -c 'import json,sys
+try: spec = json.load(sys.stdin)["Spec"]
+except Exception: sys.exit(0)
+for ns in (spec.get("linux") or {}).get("namespaces") or []:
+    if ns.get("type") == "network" and ns.get("path"): print(ns["path"])')
+  done
+  # Remaining tasks (kubelet did not stop them): kill, then remove tasks and containers.
+  for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
+  sleep 1
+  for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks rm -f "$id" >/dev/null 2>&1 || true; done
+  for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1 || true; done
+fi
+for d in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon "$d"; done
+
+log "stopping containerd ($((SECONDS - t0))s)"
+# --- 4. containerd and its shims ---------------------------------------------------------------------------
+stop_daemon containerd 15
+# Shims outlive containerd; ours name our socket on their command line.
+for p in $(pgrep -x containerd-shim-runc-v2 2>/dev/null); do
+  if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK "; then
+    kill -KILL "$p" 2>/dev/null || true
+  fi
+done
+# Pod processes left behind: everything in our cgroup root, and nothing else.
+for cg in /sys/fs/cgroup/*/"$NODE_NAME"; do
+  [[ -d $cg ]] || continue
+  find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | while read -r p; do
+    kill -KILL "$p" 2>/dev/null || true
+  done
+done
+sleep 0.5
+
+log "cleaning mounts, network, iptables, cgroups ($((SECONDS - t0))s)"
+# --- 5. mounts under $N, pod netns ----------------------------------------------------------------------------
+umount_under() { # lazily unmount every mount point at or below $1, deepest first
+  local m
+  for m in $(awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "cannot unmount $m"
+  done
+}
+umount_under "$N"
+for p in "${netns_paths[@]}"; do
+  [[ -e $p ]] || continue
+  ip netns delete "$(basename "$p")" 2>/dev/null || { umount "$p" 2>/dev/null; rm -f "$p"; }
+done
+left=$(ip netns list 2>/dev/null | awk '/^cni-/{print $1}' | while read -r ns; do
+  [[ -z $(ip netns pids "$ns" 2>/dev/null) ]] && ip -n "$ns" -br addr 2>/dev/null | grep -q "${POD_CIDR%.*.*}." &&
+    echo "$ns"; done)
+for ns in $left; do ip netns delete "$ns" 2>/dev/null || warn "cannot delete netns $ns"; done
+
+# --- 6. network objects ----------------------------------------------------------------------------------------
+ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && { ip link delete "$CNI_BRIDGE" || warn "cannot delete $CNI_BRIDGE"; }
+ip link show "$NODE_VETH" >/dev/null 2>&1 && { ip link delete "$NODE_VETH" || warn "cannot delete $NODE_VETH"; }
+ip netns list 2>/dev/null | grep -qw "$NODE_NETNS" && { ip netns delete "$NODE_NETNS" || warn "cannot delete netns $NODE_NETNS"; }
+
+# --- 7. iptables chains left by kube-proxy / kubelet (KUBE-*) -----------------------------------------------
+clean_chains() { # clean_chains <iptables binary>
+  local ipt=$1 t rule chain
+  command -v "$ipt" >/dev/null || return 0
+  for t in filter nat mangle; do
+    "$ipt" -t "$t" -S 2>/dev/null | grep -q -- '-N KUBE-' || continue
+    # Jumps into KUBE-* chains from the built-in chains, then the KUBE-* chains themselves.
+    "$ipt" -t "$t" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' |
+      while read -r rule; do eval "$ipt -t $t ${rule/-A /-D }" 2>/dev/null || true; done
+    for chain in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+      "$ipt" -t "$t" -F "$chain" 2>/dev/null || true
+    done
+    for chain in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+      "$ipt" -t "$t" -X "$chain" 2>/dev/null || warn "$ipt -t $t -X $chain failed"
+    done
+  done
+}
+clean_chains iptables
+clean_chains ip6tables
+
+# --- 8. cgroups, sysctls, kubelet's /var/log/containers links -----------------------------------------------
+for cg in /sys/fs/cgroup/*/"$NODE_NAME"; do
+  [[ -d $cg ]] || continue
+  find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+  [[ -d $cg ]] && warn "cgroup $cg still exists"
+done
+if [[ -f $N/sysctl.orig ]]; then
+  while IFS== read -r k v; do
+    [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" || warn "cannot restore $k=$v"
+  done <"$N/sysctl.orig"
+fi
+if [[ -d /var/log/containers ]]; then
+  find /var/log/containers -maxdepth 1 -type l -lname "$N/*" -delete 2>/dev/null
+fi
+
+# Host paths that did not exist before up.sh: remove sockets, our CNI result files and empty dirs only.
+if [[ -f $N/created-paths ]]; then
+  while read -r p; do
+    [[ -e $p ]] || continue
+    [[ $p == /run/netns ]] && { [[ -z $(ls -A "$p") ]] && umount "$p" 2>/dev/null; }
+    find "$p" -depth \( -type s -o -type p \) -delete 2>/dev/null
+    [[ $p == /var/lib/cni ]] && find "$p/results" -maxdepth 1 -type f \( -name "$CNI_NET_NAME-*" -o -name 'cni-loopback-*' \) -delete 2>/dev/null
+    find "$p" -depth -type d -empty -delete 2>/dev/null
+    [[ -e $p ]] && warn "$p not empty: $(find "$p" -mindepth 1 | head -3 | xargs)"
+  done <"$N/created-paths"
+fi
+
+# --- 9. state ---------------------------------------------------------------------------------------------------
+if awk -v d="$N" 'index($5, d) == 1 {f=1} END {exit !f}' /proc/self/mountinfo; then
+  warn "mounts remain under $N; not removing it"
+elif [[ $keep == --keep-state ]]; then
+  log "state kept in $N"
+elif [[ -d $N ]]; then
+  rm -rf "$N" || warn "cannot remove $N"
+fi
+log "down in $((SECONDS - t0))s$( ((problems)) && echo ' (with warnings above)')"
+exit "$problems"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Build the node tier's images offline with buildah (FROM scratch, no registry, no pulls) and export each
+# as a docker-archive tarball into $N/images/ (up.sh imports them into containerd):
+#   localhost/mlops/pause:node          dev/node/images/pause.c, gcc -static
+#   localhost/mlops/model-store:node    dev/node/images/fileserver.c + model files trained here
+#   localhost/american-predictor:<V>    the static predictor binary (cargo, crt-static), one tag per version
+# Also writes $N/images/models.env (model file names + sha256) for deploy.sh.
+#
+# Usage (root): dev/node/images.sh
+# Env: PREDICTOR_BIN      use this static predictor binary instead of building it
+#      PREDICTOR_VERSIONS image tags to build (default "0.1 0.2": same binary, VERSION env differs)
+#      CARGO_TARGET_DIR   cargo target dir for the predictor build (default <repo>/target)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+
+out=$N/images
+ctx=$N/build
+mkdir -p "$out" "$ctx"/{pause,store/models,predictor}
+BA=(buildah --root "$N/buildah/root" --runroot "$N/buildah/run" --storage-driver vfs)
+# buildah keeps a blob-info cache in /var/lib/containers/cache and a lock in /etc/cni/net.d/cni.lock;
+# remove them again if they did not exist before.
+made=()
+for p in /var/lib/containers /etc/cni; do [[ -e $p ]] || made+=("$p"); done
+trap 'if ((${#made[@]})); then rm -rf "${made[@]}"; fi' EXIT
+t0=$SECONDS
+
+# --- static C binaries ---------------------------------------------------------------------------
+gcc -Os -static -s -Wall -Wextra -o "$ctx/pause/pause" "$NODE_HERE/images/pause.c"
+gcc -Os -static -s -Wall -Wextra -o "$ctx/store/fileserver" "$NODE_HERE/images/fileserver.c"
+
+# --- predictor binary (static glibc) ---------------------------------------------------------------
+if [[ -z ${PREDICTOR_BIN:-} ]]; then
+  target=${CARGO_TARGET_DIR:-$REPO/target}
+  log "cargo build --release -p predictor (static, target dir $target)"
+  (cd "$REPO" && CARGO_TARGET_DIR=$target RUSTFLAGS="-C target-feature=+crt-static" \
+    nice -n 10 cargo build --release --locked -p predictor --target x86_64-unknown-linux-gnu)
+  PREDICTOR_BIN=$target/x86_64-unknown-linux-gnu/release/predictor
+fi
+[[ -x $PREDICTOR_BIN ]] || die "no predictor binary at $PREDICTOR_BIN"
+file -L "$PREDICTOR_BIN" 2>/dev/null | grep -q 'static' ||
+  ldd "$PREDICTOR_BIN" 2>&1 | grep -q 'not a dynamic executable' || die "$PREDICTOR_BIN is not static"
+install -m 0755 "$PREDICTOR_BIN" "$ctx/predictor/predictor"
+install -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/predictor/ca-certificates.crt"
+
+# --- models (trained on the built-in sample; fixed date => reproducible bytes) ---------------------
+# model-a: the default pipeline; model-b: words only (a different file, for model-only rollouts).
+"$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$ctx/store/models/model-a.bin" \
+  --model-date 2026-01-01T00:00:00Z >/dev/null
+"$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$ctx/store/models/model-b.bin" \
+  --model-date 2026-01-01T00:00:00Z --ngram-max 1 >/dev/null
+chmod 0644 "$ctx/store/models/"*.bin
+{
+  echo "MODEL_A=model-a.bin MODEL_A_SHA256=$(sha256sum "$ctx/store/models/model-a.bin" | cut -d' ' -f1)"
+  echo "MODEL_B=model-b.bin MODEL_B_SHA256=$(sha256sum "$ctx/store/models/model-b.bin" | cut -d' ' -f1)"
+} >"$out/models.env"
+
+# --- buildah: FROM scratch images -> docker-archive ------------------------------------------------
+build() { # build <image ref> <containerfile> <context dir> [build args...]
+  local ref=$1 file=$2 dir=$3 tar
+  shift 3
+  tar=$out/$(echo "${ref#localhost/}" | tr '/:' '__').tar
+  "${BA[@]}" bud --quiet --layers=false --pull=false -f "$file" -t "$ref" "$@" "$dir" >/dev/null
+  rm -f "$tar"
+  "${BA[@]}" push --quiet "$ref" "docker-archive:$tar:$ref" >/dev/null
+  log "built $ref -> $tar ($(du -h "$tar" | cut -f1))"
+}
+build "$PAUSE_IMAGE" "$NODE_HERE/images/Containerfile.pause" "$ctx/pause"
+build "$STORE_IMAGE" "$NODE_HERE/images/Containerfile.model-store" "$ctx/store"
+rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+for v in ${PREDICTOR_VERSIONS:-0.1 0.2}; do
+  build "localhost/american-predictor:$v" "$NODE_HERE/images/Containerfile.predictor" "$ctx/predictor" \
+    --build-arg "VERSION=$v" --build-arg "REVISION=$rev"
+done
+log "images built in $((SECONDS - t0))s"

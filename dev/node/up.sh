@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# Start a real single-node Kubernetes on this machine (root, no systemd, no registry, no internet):
+#   veth mlnode0 (10.77.0.1, peer in netns mlops-node-ext)  - the node IP; apiserver, kubelet, kube-proxy bind here
+#   etcd (127.0.0.1, free ports) + kube-apiserver (10.77.0.1:6443, Node,RBAC) + controller-manager + scheduler
+#   containerd 1.6 (Debian; own root/state/socket under $N, cgroupfs, sandbox = our pause image,
+#     CNI bridge mlcni0 + host-local 10.88.0.0/16) with the images from images.sh imported
+#   kubelet 1.35 (cgroup v1: failCgroupV1=false, cgroupfs, cgroupRoot /mlops-node) + kube-proxy (iptables)
+# and wait (bounded) until the node is Ready. Stop everything with dev/node/down.sh.
+#
+# Usage (root): dev/node/up.sh            state in $MLOPS_NODE_DIR (default /run/mlops-node)
+# Env: MLOPS_K8S_BIN   dir with etcd/kube-*/kubectl (default: dev/cluster/build-binaries.sh, cached)
+#      NODE_SKIP_INSTALL=1   do not run install.sh;  NODE_SKIP_IMAGES=1  reuse $N/images/*.tar
+# Prints "export KUBECONFIG=..." on stdout at the end.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+
+T0=$SECONDS
+for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+  daemon_alive "$d" && die "$d is already running (pid $(cat "$N/pid/$d")); run dev/node/down.sh first"
+done
+ip link show "$NODE_VETH" >/dev/null 2>&1 && die "$NODE_VETH exists: a previous node is still up; run dev/node/down.sh"
+
+[[ ${NODE_SKIP_INSTALL:-} == 1 ]] || "$NODE_HERE/install.sh"
+B=$(k8s_bin)
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  [[ -x $B/$b ]] || die "missing $B/$b (dev/cluster/build-binaries.sh builds it)"
+done
+mkdir -p "$N"/{log,pid,pki,cni/net.d,cni/ipam,containerd,kubelet,pod-logs}
+chmod 0700 "$N"
+
+# A failure after this point leaves a half-started node: show the logs, then tear it down
+# (NODE_KEEP_ON_FAILURE=1 keeps it for a look).
+on_exit() {
+  local rc=$?
+  ((rc)) || return 0
+  log "up.sh failed (rc $rc); last log lines:"
+  for f in "$N"/log/*.log; do [[ -f $f ]] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done
+  if [[ ${NODE_KEEP_ON_FAILURE:-} == 1 ]]; then log "left running for a look; dev/node/down.sh stops it"
+  else "$NODE_HERE/down.sh" >&2 || true; fi
+}
+trap on_exit EXIT
+# alive <daemon...>: fail fast (inside bounded waits) when a daemon we started has exited.
+alive() { local d; for d in "$@"; do daemon_alive "$d" || die "$d exited; see $N/log/$d.log"; done; }
+
+# --- images (before anything is started: the slowest, most failure-prone build step) -------------
+if [[ ${NODE_SKIP_IMAGES:-} != 1 || ! -f $N/images/models.env ]]; then "$NODE_HERE/images.sh"; fi
+
+# --- host settings the node changes: remember them once, down.sh restores them --------------------
+# kubelet sets vm.overcommit_memory, vm.panic_on_oom, kernel.panic, kernel.panic_on_oops,
+# kernel.keys.root_max{keys,bytes}; the CNI bridge plugin (isGateway) sets net.ipv4.ip_forward.
+if [[ ! -f $N/sysctl.orig ]]; then
+  for k in vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys \
+    kernel.keys.root_maxbytes net.ipv4.ip_forward net.ipv4.conf.all.route_localnet; do
+    echo "$k=$(sysctl -n "$k")"
+  done >"$N/sysctl.orig"
+fi
+
+# --- network: the node IP on a veth whose peer lives in a netns of ours -----------------------------
+# Host paths that netns/containerd/kubelet create whatever we configure; down.sh removes the ones that did
+# not exist before (only their empty dirs, sockets and CNI result files):
+#   /run/netns (ip netns, mounted), /run/containerd/{s,fifo} (shim sockets), /var/lib/cni (libcni cache),
+#   /var/lib/kubelet/device-plugins (kubelet.sock, fixed path), /var/log/containers (kubelet's log links).
+: >"$N/created-paths"
+for p in /run/netns /run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers; do
+  [[ -e $p ]] || echo "$p" >>"$N/created-paths"
+done
+ip netns add "$NODE_NETNS"
+ip link add "$NODE_VETH" type veth peer name "$NODE_VETH_PEER" netns "$NODE_NETNS"
+ip addr add "$NODE_IP/$NODE_NET_PREFIX" dev "$NODE_VETH"
+ip link set "$NODE_VETH" up
+ip -n "$NODE_NETNS" addr add "$NODE_PEER_IP/$NODE_NET_PREFIX" dev "$NODE_VETH_PEER"
+ip -n "$NODE_NETNS" link set "$NODE_VETH_PEER" up
+ip -n "$NODE_NETNS" link set lo up
+# Service IPs never leave through the machine's real interface, even before kube-proxy wrote its rules.
+ip route add "$SVC_CIDR" dev "$NODE_VETH" src "$NODE_IP"
+
+# --- PKI (openssl, 1 day) ------------------------------------------------------------------------------
+P=$N/pki
+ossl() { openssl "$@" 2>/dev/null; }
+ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mlops-node-ca -keyout "$P/ca.key" -out "$P/ca.crt"
+sign() { # sign <name> <subject> <extensions>
+  ossl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$P/$1.key" -out "$P/$1.csr"
+  printf '%b\n' "$3" >"$P/$1.ext"
+  ossl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 1 \
+    -extfile "$P/$1.ext" -out "$P/$1.crt"
+}
+svc_ip1=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[1])" "$SVC_CIDR")
+sign apiserver /CN=kube-apiserver "subjectAltName=IP:$NODE_IP,IP:127.0.0.1,IP:$svc_ip1,DNS:localhost,DNS:kubernetes,\
+DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth"
+sign admin '/O=system:masters/CN=admin' 'extendedKeyUsage=clientAuth'
+sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" 'extendedKeyUsage=clientAuth'
+sign kubelet-serving "/CN=$NODE_NAME" "subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME\nextendedKeyUsage=serverAuth"
+sign apiserver-kubelet-client '/O=system:masters/CN=kube-apiserver-kubelet-client' 'extendedKeyUsage=clientAuth'
+ossl genrsa -out "$P/sa.key" 2048
+ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
+
+kubeconfig() { # kubeconfig <file> <cert name>
+  local k=$1
+  "$B/kubectl" config set-cluster node --server "https://$NODE_IP:$API_PORT" --certificate-authority "$P/ca.crt" \
+    --embed-certs --kubeconfig "$k" >/dev/null
+  "$B/kubectl" config set-credentials u --client-certificate "$P/$2.crt" --client-key "$P/$2.key" --embed-certs \
+    --kubeconfig "$k" >/dev/null
+  "$B/kubectl" config set-context node --cluster node --user u --kubeconfig "$k" >/dev/null
+  "$B/kubectl" config use-context node --kubeconfig "$k" >/dev/null
+  chmod 0600 "$k"
+}
+kubeconfig "$KUBECONFIG_ADMIN" admin
+kubeconfig "$N/kubelet.kubeconfig" kubelet
+
+# --- etcd + kube-apiserver ------------------------------------------------------------------------------
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+etcd_port=$(freeport) peer_port=$(freeport)
+t_cp=$SECONDS
+start_daemon etcd "$B/etcd" --name node --data-dir "$N/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "node=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+start_daemon kube-apiserver "$B/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+  --bind-address "$NODE_IP" --secure-port "$API_PORT" --advertise-address "$NODE_IP" --cert-dir "$N/apiserver-certs" \
+  --tls-cert-file "$P/apiserver.crt" --tls-private-key-file "$P/apiserver.key" --client-ca-file "$P/ca.crt" \
+  --kubelet-client-certificate "$P/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$P/apiserver-kubelet-client.key" --kubelet-certificate-authority "$P/ca.crt" \
+  --kubelet-preferred-address-types InternalIP \
+  --service-cluster-ip-range "$SVC_CIDR" --allow-privileged=false --authorization-mode Node,RBAC \
+  --service-account-issuer https://kubernetes.default.svc \
+  --service-account-key-file "$P/sa.pub" --service-account-signing-key-file "$P/sa.key" --event-ttl 30m
+api_ready() { alive etcd kube-apiserver; [[ $(kc get --raw /readyz 2>/dev/null) == ok ]]; }
+wait_for 90 "kube-apiserver /readyz" api_ready || false
+wait_for 30 "default namespace" kc get namespace default || false
+log "etcd + kube-apiserver ready in $((SECONDS - t_cp))s"
+
+start_daemon kube-controller-manager "$B/kube-controller-manager" --kubeconfig "$KUBECONFIG_ADMIN" \
+  --leader-elect=false --bind-address "$NODE_IP" --secure-port 10257 \
+  --service-account-private-key-file "$P/sa.key" --root-ca-file "$P/ca.crt" \
+  --cluster-signing-cert-file "$P/ca.crt" --cluster-signing-key-file "$P/ca.key" \
+  --use-service-account-credentials=false --kube-api-qps 300 --kube-api-burst 600
+start_daemon kube-scheduler "$B/kube-scheduler" --kubeconfig "$KUBECONFIG_ADMIN" --leader-elect=false \
+  --bind-address "$NODE_IP" --secure-port 10259
+
+# --- containerd ------------------------------------------------------------------------------------------
+C=$N/containerd
+cat >"$C/config.toml" <<EOF
+version = 2
+root = "$C/root"
+state = "$C/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[ttrpc]
+  address = "$CONTAINERD_SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$C/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "$NODE_IP"
+  stream_server_port = "0"
+  enable_selinux = false
+  # root here has no CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj: kubelet asks -998 for every
+  # sandbox and runc then fails with "can't get final child's PID from pipe: EOF". Clamp to >= ours.
+  restrict_oom_score_adj = true
+  max_container_log_line_size = 16384
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    discard_unpacked_layers = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "$(command -v runc)"
+        Root = "$C/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$N/cni/net.d"
+    max_conf_num = 1
+EOF
+# Pods get routes to the pod network, the service range and the node IP only (no default route):
+# nothing a pod sends can leave through the machine's real interface. No ipMasq, no portmap.
+cat >"$N/cni/net.d/10-$CNI_NET_NAME.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$CNI_NET_NAME",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$CNI_BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$POD_CIDR"}]],
+        "routes": [{"dst": "$SVC_CIDR"}, {"dst": "$NODE_IP/32"}],
+        "dataDir": "$N/cni/ipam"
+      }
+    }
+  ]
+}
+EOF
+t_ctrd=$SECONDS
+start_daemon containerd containerd --config "$C/config.toml"
+ctrd_ready() { alive containerd; ctr_ version; }
+wait_for 30 "containerd socket" ctrd_ready || false
+# `ctr images import` also unpacks into the default (overlayfs) snapshotter, which the CRI plugin uses.
+for tar in "$N"/images/*.tar; do ctr_ images import "$tar" >/dev/null; done
+log "containerd up, images imported in $((SECONDS - t_ctrd))s"
+
+# --- kubelet ---------------------------------------------------------------------------------------------
+# kubelet wants its cgroupRoot to exist in every v1 hierarchy; a new cpuset cgroup starts with empty
+# cpus/mems, so copy the root's. All pod cgroups live below /$NODE_NAME (down.sh removes that tree).
+for h in /sys/fs/cgroup/*; do
+  [[ -f $h/cgroup.procs && ! -f $h/cgroup.controllers ]] || continue   # v1 hierarchies only
+  mkdir -p "$h/$NODE_NAME"
+  if [[ -f $h/cpuset.cpus ]]; then
+    cat "$h/cpuset.cpus" >"$h/$NODE_NAME/cpuset.cpus"
+    cat "$h/cpuset.mems" >"$h/$NODE_NAME/cpuset.mems"
+  fi
+done
+cat >"$N/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: $NODE_IP
+healthzPort: 10248
+tlsCertFile: $P/kubelet-serving.crt
+tlsPrivateKeyFile: $P/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $P/ca.crt}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+cgroupRoot: /$NODE_NAME
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+imageServiceEndpoint: unix://$CONTAINERD_SOCK
+clusterDomain: cluster.local
+resolvConf: ""
+podLogsDir: $N/pod-logs
+volumePluginDir: $N/kubelet/volume-plugins
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+serializeImagePulls: false
+maxPods: 50
+EOF
+t_kubelet=$SECONDS
+start_daemon kubelet "$B/kubelet" --config "$N/kubelet.yaml" --kubeconfig "$N/kubelet.kubeconfig" \
+  --root-dir "$N/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1
+
+# --- kube-proxy ------------------------------------------------------------------------------------------
+cat >"$N/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $KUBECONFIG_ADMIN}
+hostnameOverride: $NODE_NAME
+bindAddress: $NODE_IP
+healthzBindAddress: $NODE_IP:10256
+metricsBindAddress: $NODE_IP:10249
+mode: iptables
+clusterCIDR: $POD_CIDR
+nodePortAddresses: ["$NODE_IP/32"]
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+iptables: {localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 0s}
+EOF
+start_daemon kube-proxy "$B/kube-proxy" --config "$N/kube-proxy.yaml" --v 1
+
+node_ready() { alive kubelet kube-proxy kube-apiserver containerd; [[ $(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
+wait_for 120 "node $NODE_NAME Ready" node_ready || false
+log "node $NODE_NAME Ready $((SECONDS - t_kubelet))s after kubelet start ($((SECONDS - T0))s total)"
+wait_for 30 "kube-proxy healthz" curl -sf "http://$NODE_IP:10256/healthz" || false
+for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+  daemon_alive "$d" || die "$d exited; see $N/log/$d.log"
+done
+cat >"$N/env" <<EOF
+export KUBECONFIG=$KUBECONFIG_ADMIN
+export MLOPS_NODE_DIR=$N
+export MLOPS_K8S_BIN=$B
+EOF
+echo "node_ready_seconds=$((SECONDS - t_kubelet)) up_seconds=$((SECONDS - T0))" >"$N/timings"
+echo "export KUBECONFIG=$KUBECONFIG_ADMIN"
