@@ -6,22 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{FileServer, closed_port};
-
-fn predictor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_predictor"))
-        .args(args)
-        .output()
-        .expect("run predictor")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{FileServer, closed_port, predictor, stderr, stdout};
 
 /// Asserts a clean failure: non-zero exit, the message on stderr, no panic.
 fn assert_fails_with(out: &Output, needles: &[&str]) {

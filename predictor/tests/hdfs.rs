@@ -15,8 +15,8 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::closed_port;
 use common::server::TestServer;
+use common::{closed_port, predictor, stderr, stdout};
 use hdfs_native::WriteOptions;
 use predictor::server::ServeConfig;
 use serde_json::Value;
@@ -135,21 +135,6 @@ impl Drop for MiniDfs {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn predictor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_predictor"))
-        .args(args)
-        .output()
-        .expect("run predictor")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn sha_line(out: &Output) -> String {
