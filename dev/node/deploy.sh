@@ -10,8 +10,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 [[ -f $N/env ]] || die "no node: run dev/node/up.sh first"
+# shellcheck source=/dev/null
 source "$N/env"
 B=$MLOPS_K8S_BIN
+# shellcheck source=/dev/null
 source <(sed 's/ /\n/g' "$N/images/models.env")
 NS=${1:-mlops-node-test}
 python_ip() { python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[int(sys.argv[2])])" "$@"; }
@@ -103,6 +105,7 @@ spec:
   selector: {app: predictor}
   ports: [{port: 80, targetPort: http, name: http}]
 EOF
+# shellcheck disable=SC2016  # expanded by the inner bash
 wait_for 120 "predictor 2/2 available" bash -c \
   '[[ $("$0" --kubeconfig "$1" -n "$2" get deploy predictor -o jsonpath={.status.availableReplicas}) == 2 ]]' \
   "$B/kubectl" "$KUBECONFIG_ADMIN" "$NS" ||

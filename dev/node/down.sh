@@ -22,11 +22,13 @@ if daemon_alive kube-apiserver && daemon_alive kubelet && [[ -x $B/kubectl ]]; t
   log "deleting workloads"
   kc delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
   kc delete pods --all -A --grace-period=2 --wait=false >/dev/null 2>&1 || true
+  # shellcheck disable=SC2016  # expanded by the inner bash
   wait_for 45 "pods gone" bash -c '[[ -z $("$0" --kubeconfig "$1" get pods -A -o name 2>/dev/null) ]]' \
     "$B/kubectl" "$KUBECONFIG_ADMIN" || warn "pods still listed after 45s"
 fi
 # Sandboxes are removed by kubelet's GC shortly after the pods are gone.
 if daemon_alive containerd; then
+  # shellcheck disable=SC2016
   wait_for 30 "containerd tasks gone" bash -c '[[ -z $(ctr --address "$0" -n k8s.io tasks ls -q 2>/dev/null) ]]' \
     "$CONTAINERD_SOCK" || log "containerd still has tasks; forcing"
 fi
@@ -35,7 +37,9 @@ log "stopping kube-proxy ($((SECONDS - t0))s)"
 # --- 2. kube-proxy and its iptables rules -----------------------------------------------------------------
 stop_daemon kube-proxy
 if [[ -x $B/kube-proxy ]] && iptables -t nat -S 2>/dev/null | grep -q -- '-N KUBE-'; then
+  tc=$SECONDS
   timeout 60 "$B/kube-proxy" --cleanup >"$N/log/kube-proxy-cleanup.log" 2>&1 || true
+  log "kube-proxy --cleanup took $((SECONDS - tc))s"
 fi
 
 # --- 3. kubelet, control plane ----------------------------------------------------------------------------
@@ -63,8 +67,9 @@ log "stopping containerd ($((SECONDS - t0))s)"
 # --- 4. containerd and its shims ---------------------------------------------------------------------------
 stop_daemon containerd 15
 # Shims outlive containerd; ours name our socket on their command line.
-for p in $(pgrep -x containerd-shim-runc-v2 2>/dev/null); do
-  if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK "; then
+# (comm is cut to 15 characters, "containerd-shim": match the full command line instead.)
+for p in $(pgrep -f 'containerd-shim-runc-v2 .*-address ' 2>/dev/null); do
+  if { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK\( \|$\)"; then
     kill -KILL "$p" 2>/dev/null || true
   fi
 done
@@ -81,9 +86,9 @@ log "cleaning mounts, network, iptables, cgroups ($((SECONDS - t0))s)"
 # --- 5. mounts under $N, pod netns ----------------------------------------------------------------------------
 umount_under() { # lazily unmount every mount point at or below $1, deepest first
   local m
-  for m in $(awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+  while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "cannot unmount $m"
-  done
+  done < <(awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r)
 }
 umount_under "$N"
 for p in "${netns_paths[@]}"; do
@@ -127,7 +132,7 @@ for cg in /sys/fs/cgroup/*/"$NODE_NAME"; do
   [[ -d $cg ]] && warn "cgroup $cg still exists"
 done
 if [[ -f $N/sysctl.orig ]]; then
-  while IFS== read -r k v; do
+  while IFS='=' read -r k v; do
     [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" || warn "cannot restore $k=$v"
   done <"$N/sysctl.orig"
 fi

@@ -1,6 +1,6 @@
 # Shared settings and helpers for the node test tier (sourced by up.sh, images.sh, deploy.sh, down.sh).
 # Everything this tier creates is named here, so down.sh can remove exactly that and nothing else.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # settings used by the scripts that source this file
 
 NODE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$NODE_HERE/../.." && pwd)
@@ -57,12 +57,14 @@ start_daemon() { # start_daemon <name> <cmd...>
   shift
   mkdir -p "$N/log" "$N/pid"
   ( # close every inherited fd > 2 (callers' pipes must not stay open for the daemon's lifetime)
-    for fd in $(ls "/proc/$BASHPID/fd"); do ((fd > 2)) && eval "exec $fd>&-"; done
+    for f in "/proc/$BASHPID/fd/"*; do fd=${f##*/}; ((fd > 2)) && eval "exec $fd>&-"; done
     exec setsid "$@" </dev/null >"$N/log/$name.log" 2>&1
   ) &
   echo $! >"$N/pid/$name"
 }
-daemon_alive() { local p; p=$(cat "$N/pid/$1" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+# running <pid>: exists and is not a zombie (our daemons' parent, PID 1 here, may reap them late).
+running() { local st; st=$({ cut -d' ' -f3 "/proc/$1/stat"; } 2>/dev/null) && [[ $st != Z ]]; }
+daemon_alive() { local p; p=$(cat "$N/pid/$1" 2>/dev/null) && running "$p"; }
 # stop_daemon <name> [grace seconds]: SIGTERM, bounded wait, then SIGKILL; only the recorded pid, and only
 # if its command line still names the expected binary (no pid reuse accidents).
 stop_daemon() {
@@ -72,8 +74,9 @@ stop_daemon() {
   if [[ -n $exe && $exe == *"$name"* ]]; then
     kill -TERM "$p" 2>/dev/null || true
     local t0=$SECONDS
-    while kill -0 "$p" 2>/dev/null && ((SECONDS - t0 < grace)); do sleep 0.2; done
-    kill -0 "$p" 2>/dev/null && { log "$name ($p) ignored SIGTERM for ${grace}s: SIGKILL"; kill -KILL "$p" 2>/dev/null || true; }
+    while running "$p" && ((SECONDS - t0 < grace)); do sleep 0.2; done
+    running "$p" && { log "$name ($p) ignored SIGTERM for ${grace}s: SIGKILL"; kill -KILL "$p" 2>/dev/null || true; }
+    ((SECONDS - t0 < 2)) || log "$name took $((SECONDS - t0))s to stop"
   fi
   rm -f "$N/pid/$name"
 }
