@@ -12,11 +12,10 @@ mod testcluster;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
+use kube::Api;
 use kube::api::{ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
 use operator::crd::{ModelSpec, Predictor, PredictorSpec};
-use testcluster::{FileServer, TestCluster, model_file, sha256};
+use testcluster::{FileServer, TestCluster, client_for, model_file, sha256};
 
 const NAMESPACE: &str = "scale";
 const TARGET_SECONDS: f64 = 60.0;
@@ -225,12 +224,4 @@ fn mib(bytes: Option<u64>) -> f64 {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
-}
-
-async fn client_for(kubeconfig: &std::path::Path) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kube config");
-    Client::try_from(config).expect("kube client")
 }

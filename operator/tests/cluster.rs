@@ -17,12 +17,11 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use operator::crd::{Predictor, PredictorStatus};
 use operator::resources::Served;
-use testcluster::{FileServer, OperatorProc, TestCluster, model_file, sha256};
+use testcluster::{FileServer, OperatorProc, TestCluster, client_for, model_file, sha256};
 
 /// A model file served by the loopback file server.
 struct Model {
@@ -94,14 +93,6 @@ fn start_shared() -> Shared {
         model_a,
         model_b,
     }
-}
-
-async fn client_for(kubeconfig: &std::path::Path) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kube config");
-    Client::try_from(config).expect("kube client")
 }
 
 async fn admin() -> Client {

@@ -952,3 +952,13 @@ pub fn model_file(model_date: &str) -> Vec<u8> {
 pub fn sha256(bytes: &[u8]) -> String {
     predictor::model::sha256_hex(bytes)
 }
+
+/// A kube client for the cluster behind `kubeconfig`.
+pub async fn client_for(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kube config");
+    kube::Client::try_from(config).expect("kube client")
+}
