@@ -32,19 +32,12 @@ etcd_port=$(freeport) peer_port=$(freeport) api_port=$(freeport)
 # --- PKI (openssl): CA, apiserver serving cert, admin client cert, SA key pair --------
 P=$D/pki
 mkdir -p "$P"
-ossl() { openssl "$@" 2>/dev/null; }
-ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mlops-smoke-ca -keyout "$P/ca.key" -out "$P/ca.crt"
-sign() { # sign <name> <subject> <extensions>
-  ossl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$P/$1.key" -out "$P/$1.csr"
-  printf '%b\n' "$3" >"$P/$1.ext"
-  ossl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 1 \
-    -extfile "$P/$1.ext" -out "$P/$1.crt"
-}
-sign apiserver /CN=kube-apiserver \
+source "$(dirname "${BASH_SOURCE[0]}")/../pki.sh"
+pki_ca mlops-smoke-ca
+pki_sign apiserver /CN=kube-apiserver \
   'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth'
-sign admin '/O=system:masters/CN=admin' 'extendedKeyUsage=clientAuth'
-ossl genrsa -out "$P/sa.key" 2048
-ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
+pki_sign admin '/O=system:masters/CN=admin' 'extendedKeyUsage=clientAuth'
+pki_sa_keys
 
 # --- etcd + kube-apiserver ----------------------------------------------------------
 start=$SECONDS

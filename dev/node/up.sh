@@ -77,23 +77,16 @@ ip route add "$SVC_CIDR" dev "$NODE_VETH" src "$NODE_IP"
 
 # --- PKI (openssl, 1 day) ------------------------------------------------------------------------------
 P=$N/pki
-ossl() { openssl "$@" 2>/dev/null; }
-ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mlops-node-ca -keyout "$P/ca.key" -out "$P/ca.crt"
-sign() { # sign <name> <subject> <extensions>
-  ossl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$P/$1.key" -out "$P/$1.csr"
-  printf '%b\n' "$3" >"$P/$1.ext"
-  ossl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 1 \
-    -extfile "$P/$1.ext" -out "$P/$1.crt"
-}
+source "$NODE_HERE/../pki.sh"
+pki_ca mlops-node-ca
 svc_ip1=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[1])" "$SVC_CIDR")
-sign apiserver /CN=kube-apiserver "subjectAltName=IP:$NODE_IP,IP:127.0.0.1,IP:$svc_ip1,DNS:localhost,DNS:kubernetes,\
+pki_sign apiserver /CN=kube-apiserver "subjectAltName=IP:$NODE_IP,IP:127.0.0.1,IP:$svc_ip1,DNS:localhost,DNS:kubernetes,\
 DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth"
-sign admin '/O=system:masters/CN=admin' 'extendedKeyUsage=clientAuth'
-sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" 'extendedKeyUsage=clientAuth'
-sign kubelet-serving "/CN=$NODE_NAME" "subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME\nextendedKeyUsage=serverAuth"
-sign apiserver-kubelet-client '/O=system:masters/CN=kube-apiserver-kubelet-client' 'extendedKeyUsage=clientAuth'
-ossl genrsa -out "$P/sa.key" 2048
-ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
+pki_sign admin '/O=system:masters/CN=admin' 'extendedKeyUsage=clientAuth'
+pki_sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" 'extendedKeyUsage=clientAuth'
+pki_sign kubelet-serving "/CN=$NODE_NAME" "subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME\nextendedKeyUsage=serverAuth"
+pki_sign apiserver-kubelet-client '/O=system:masters/CN=kube-apiserver-kubelet-client' 'extendedKeyUsage=clientAuth'
+pki_sa_keys
 
 kubeconfig() { # kubeconfig <file> <cert name>
   local k=$1

@@ -1,0 +1,19 @@
+# Throwaway test PKI with openssl (1-day certificates), shared by dev/cluster/smoke.sh and dev/node/up.sh.
+# Source it, set P to the PKI directory, then:
+#   pki_ca <common name>                   → $P/ca.{key,crt}
+#   pki_sign <name> <subject> <extensions> → $P/<name>.{key,crt}, signed by the CA (extensions: printf %b text)
+#   pki_sa_keys                            → $P/sa.{key,pub}, the service-account signing pair
+ossl() { openssl "$@" 2>/dev/null; }
+pki_ca() {
+  ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$1" -keyout "$P/ca.key" -out "$P/ca.crt"
+}
+pki_sign() {
+  ossl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$P/$1.key" -out "$P/$1.csr"
+  printf '%b\n' "$3" >"$P/$1.ext"
+  ossl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 1 \
+    -extfile "$P/$1.ext" -out "$P/$1.crt"
+}
+pki_sa_keys() {
+  ossl genrsa -out "$P/sa.key" 2048
+  ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
+}
