@@ -65,6 +65,7 @@ impl ModelChecker {
     /// A checker that downloads at most `max_bytes` per model within `timeout`; `enabled == false`
     /// reports every model as unchecked.
     pub fn new(enabled: bool, max_bytes: u64, timeout: Duration) -> Result<Self> {
+        predictor::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -17,6 +17,7 @@ pub mod sample;
 pub mod server;
 pub mod source;
 pub mod text;
+pub mod tls;
 pub mod train;
 pub mod watch;
 

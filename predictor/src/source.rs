@@ -93,6 +93,7 @@ pub fn open(location: &str) -> Result<Opened> {
             })
         }
         Location::Http(url) => {
+            crate::tls::install_crypto_provider();
             let client = reqwest::blocking::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(DOWNLOAD_TIMEOUT)
@@ -148,6 +149,7 @@ pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
                 .map_err(|e| fail(e.to_string()))
         }
         Location::Http(url) => {
+            crate::tls::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(DOWNLOAD_TIMEOUT)

@@ -84,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // One rustls provider (ring) for the Kubernetes client and the model checker alike.
+    predictor::tls::install_crypto_provider();
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration (set KUBECONFIG or run in a pod)")?;

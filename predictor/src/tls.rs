@@ -1,0 +1,32 @@
+//! The process-wide TLS crypto provider for https model and data URLs.
+//!
+//! reqwest is built with `rustls-no-provider` and rustls with `ring` only: the static binary then carries
+//! one small provider (aws-lc, reqwest's default, adds about 1.5 MB and the predictor image must stay
+//! under 10 MB). reqwest does not pick a provider by itself in that setup, so every place that builds an
+//! HTTP client calls [`install_crypto_provider`] first.
+
+use std::sync::Once;
+
+/// Installs ring as the rustls default provider, once per process. Idempotent and cheap after the first call.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err only means another provider was installed first (e.g. by an embedding program): keep it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_is_installed_and_https_clients_build() {
+        install_crypto_provider();
+        install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        reqwest::Client::builder()
+            .build()
+            .expect("an https-capable client builds with the installed provider");
+    }
+}
