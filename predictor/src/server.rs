@@ -180,12 +180,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The contract's answer, plus `probability`.
+/// The contract's answer, plus `probability` and `model` (the first 12 hex digits of the model's sha256,
+/// as `kubectl get predictors` shows it: a model-only rollout is visible to clients).
 #[derive(Serialize)]
 struct Answer<'a> {
     is_american: u8,
     version: &'a str,
     model_date: &'a str,
+    model: &'a str,
     probability: f64,
 }
 
@@ -302,6 +304,7 @@ async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
             is_american: p.is_american,
             version: &state.version,
             model_date: served.model.model_date(),
+            model: served.sha256.get(..12).unwrap_or(&served.sha256),
             probability: (p.probability * 1e6).round() / 1e6,
         }
     };

@@ -21,14 +21,43 @@ pub struct WatchConfig {
     pub url: String,
     /// Time between two requests (they are sent on schedule, not after the previous answer).
     pub interval: Duration,
-    /// Stop once this version has answered and no other version has for `settle`.
-    pub until_version: Option<String>,
+    /// Stop once what answers is what [`Until`] wants, and nothing else has answered for `settle`.
+    pub until: Until,
     pub settle: Duration,
     /// Stop after this long in any case.
     pub max_duration: Duration,
     /// Give up on one request after this long (counted as a failure).
     pub request_timeout: Duration,
     pub text: String,
+}
+
+/// The release a watch waits for: a code version, a model (sha256 or a prefix of it), or both.
+/// Empty means "run until `max_duration`".
+#[derive(Clone, Debug, Default)]
+pub struct Until {
+    pub version: Option<String>,
+    pub model: Option<String>,
+}
+
+impl Until {
+    pub fn is_set(&self) -> bool {
+        self.version.is_some() || self.model.is_some()
+    }
+
+    /// Whether this answer comes from the wanted release. Answers carry the first 12 hex digits of the
+    /// model's sha256, so a full digest and a prefix both match.
+    pub fn wants(&self, sample: &Sample) -> bool {
+        let version_ok = self
+            .version
+            .as_ref()
+            .is_none_or(|v| sample.version.as_ref() == Some(v));
+        let model_ok = self.model.as_ref().is_none_or(|wanted| {
+            sample.model.as_ref().is_some_and(|m| {
+                !m.is_empty() && (wanted.starts_with(m.as_str()) || m.starts_with(wanted.as_str()))
+            })
+        });
+        self.is_set() && sample.failure.is_none() && version_ok && model_ok
+    }
 }
 
 /// One request's outcome.
@@ -39,11 +68,24 @@ pub struct Sample {
     pub latency_ms: f64,
     /// The version that answered, if it answered 200.
     pub version: Option<String>,
+    /// The model that answered (first 12 hex digits of its sha256), if the answer says.
+    pub model: Option<String>,
     /// Why it failed (`HTTP 503`, `cannot connect`, …), if it did.
     pub failure: Option<String>,
 }
 
-/// When one version was seen.
+impl Sample {
+    /// What answered, as one label: `0.2` or `0.2 · model 1a2b3c4d5e6f`. None for a failure.
+    pub fn release(&self) -> Option<String> {
+        let version = self.version.as_ref()?;
+        Some(match &self.model {
+            Some(model) => format!("{version} · model {model}"),
+            None => version.clone(),
+        })
+    }
+}
+
+/// When one release (version, and model when the answers name it) was seen.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VersionSpan {
     pub version: String,
@@ -77,16 +119,16 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
     let mut latencies = Vec::new();
     let (mut previous_ok, mut longest_gap_ms) = (None::<f64>, 0.0f64);
     for sample in samples {
-        match (&sample.version, &sample.failure) {
+        match (sample.release(), &sample.failure) {
             (Some(version), None) => {
-                match versions.iter_mut().find(|v| &v.version == version) {
+                match versions.iter_mut().find(|v| v.version == version) {
                     Some(span) => {
                         span.first_ms = span.first_ms.min(sample.sent_ms);
                         span.last_ms = span.last_ms.max(sample.sent_ms);
                         span.answers += 1;
                     }
                     None => versions.push(VersionSpan {
-                        version: version.clone(),
+                        version,
                         first_ms: sample.sent_ms,
                         last_ms: sample.sent_ms,
                         answers: 1,
@@ -133,20 +175,19 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
     }
 }
 
-/// Whether the watch may stop: the wanted version answered, and nothing else has for `settle`.
-fn settled(samples: &[Sample], wanted: &str, settle_ms: f64, now_ms: f64) -> bool {
-    let seen = samples.iter().any(|s| s.version.as_deref() == Some(wanted));
-    let last_other = samples
+/// Whether the watch may stop: the wanted release answered, and nothing else has for `settle`
+/// (a failed request counts as "something else").
+fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bool {
+    let (wanted, other): (Vec<&Sample>, Vec<&Sample>) =
+        samples.iter().partition(|s| until.wants(s));
+    let Some(first_wanted) = wanted.iter().map(|s| s.sent_ms).reduce(f64::min) else {
+        return false;
+    };
+    let last_other = other
         .iter()
-        .filter(|s| s.version.as_deref() != Some(wanted))
         .map(|s| s.sent_ms)
         .fold(f64::NEG_INFINITY, f64::max);
-    let first_wanted = samples
-        .iter()
-        .filter(|s| s.version.as_deref() == Some(wanted))
-        .map(|s| s.sent_ms)
-        .fold(f64::INFINITY, f64::min);
-    seen && now_ms - last_other.max(first_wanted) >= settle_ms
+    now_ms - last_other.max(first_wanted) >= settle_ms
 }
 
 /// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
@@ -168,10 +209,8 @@ pub async fn watch(
         tokio::select! {
             _ = ticker.tick() => {
                 let now_ms = started.elapsed().as_secs_f64() * 1e3;
-                let stop = match &config.until_version {
-                    Some(v) => settled(&received, v, config.settle.as_secs_f64() * 1e3, now_ms),
-                    None => false,
-                };
+                let stop = config.until.is_set()
+                    && settled(&received, &config.until, config.settle.as_secs_f64() * 1e3, now_ms);
                 if stop || started.elapsed() >= config.max_duration {
                     break;
                 }
@@ -185,19 +224,20 @@ pub async fn watch(
                         Ok(_permit) => predict_remote(&client, &endpoint, &text).await,
                         Err(_) => Err(Error::Source { location: endpoint.clone(), reason: "too many requests in flight".into() }),
                     };
-                    let (version, failure) = match outcome {
+                    let (version, model, failure) = match outcome {
                         Ok((200, body)) => match body["version"].as_str() {
-                            Some(v) => (Some(v.to_string()), None),
-                            None => (None, Some("no version in answer".to_string())),
+                            Some(v) => (Some(v.to_string()), body["model"].as_str().map(str::to_string), None),
+                            None => (None, None, Some("no version in answer".to_string())),
                         },
-                        Ok((status, _)) => (None, Some(format!("HTTP {status}"))),
-                        Err(Error::Source { reason, .. }) => (None, Some(reason.split(':').next().unwrap_or("failed").to_string())),
-                        Err(other) => (None, Some(other.to_string())),
+                        Ok((status, _)) => (None, None, Some(format!("HTTP {status}"))),
+                        Err(Error::Source { reason, .. }) => (None, None, Some(reason.split(':').next().unwrap_or("failed").to_string())),
+                        Err(other) => (None, None, Some(other.to_string())),
                     };
                     let sample = Sample {
                         sent_ms: sent.duration_since(started).as_secs_f64() * 1e3,
                         latency_ms: sent.elapsed().as_secs_f64() * 1e3,
                         version,
+                        model,
                         failure,
                     };
                     let _ = tx.send((index, sample));
@@ -342,7 +382,7 @@ fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
         let color = palette[i % palette.len()];
         let points = samples
             .iter()
-            .filter(|s| s.version.as_deref() == Some(&span.version));
+            .filter(|s| s.release().as_deref() == Some(span.version.as_str()));
         chart
             .draw_series(
                 points.map(|s| Circle::new((s.sent_ms / 1e3, s.latency_ms), 2, color.filled())),
@@ -377,6 +417,7 @@ mod tests {
             sent_ms,
             latency_ms: 1.0,
             version: Some(version.into()),
+            model: None,
             failure: None,
         }
     }
@@ -386,6 +427,7 @@ mod tests {
             sent_ms,
             latency_ms: 5.0,
             version: None,
+            model: None,
             failure: Some(why.into()),
         }
     }
@@ -455,9 +497,51 @@ mod tests {
             ok(40.0, "0.1"),
             ok(60.0, "0.2"),
         ];
-        assert!(!settled(&samples, "0.2", 100.0, 100.0));
-        assert!(settled(&samples, "0.2", 100.0, 140.0));
-        assert!(!settled(&samples, "0.3", 0.0, 1000.0));
+        let version = |v: &str| Until {
+            version: Some(v.into()),
+            model: None,
+        };
+        assert!(!settled(&samples, &version("0.2"), 100.0, 100.0));
+        assert!(settled(&samples, &version("0.2"), 100.0, 140.0));
+        assert!(!settled(&samples, &version("0.3"), 0.0, 1000.0));
+        assert!(!settled(&samples, &Until::default(), 0.0, 1000.0));
+    }
+
+    #[test]
+    fn a_model_only_rollout_is_told_apart_by_the_model_digest() {
+        let with_model = |sent_ms: f64, model: &str| Sample {
+            model: Some(model.into()),
+            ..ok(sent_ms, "0.2")
+        };
+        let samples = vec![
+            with_model(0.0, "aaaaaaaaaaaa"),
+            with_model(20.0, "bbbbbbbbbbbb"),
+            with_model(40.0, "aaaaaaaaaaaa"),
+            with_model(60.0, "bbbbbbbbbbbb"),
+        ];
+        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let labels: Vec<_> = report.versions.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["0.2 · model aaaaaaaaaaaa", "0.2 · model bbbbbbbbbbbb"]
+        );
+        assert_eq!(report.switch_over_ms, Some(20.0));
+        // A full sha256 matches the 12-digit prefix the answers carry; another digest does not.
+        let full = format!("{}{}", "b".repeat(12), "0".repeat(52));
+        let until = |model: &str| Until {
+            version: None,
+            model: Some(model.into()),
+        };
+        assert!(until(&full).wants(&samples[1]));
+        assert!(!until(&full).wants(&samples[0]));
+        assert!(settled(&samples, &until(&full), 50.0, 110.0));
+        assert!(!settled(&samples, &until(&"c".repeat(64)), 0.0, 1000.0));
+        // Both set: the version must match too.
+        let both = Until {
+            version: Some("0.3".into()),
+            model: Some(full),
+        };
+        assert!(!both.wants(&samples[1]));
     }
 
     #[test]

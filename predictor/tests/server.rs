@@ -92,10 +92,23 @@ fn answers_the_contract_and_refuses_client_mistakes_without_500() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys.len(), 4, "{answer}");
-    for key in ["is_american", "version", "model_date", "probability"] {
+    assert_eq!(keys.len(), 5, "{answer}");
+    for key in [
+        "is_american",
+        "version",
+        "model_date",
+        "model",
+        "probability",
+    ] {
         assert!(keys.contains(&key), "{answer}");
     }
+    // The model's digest prefix, as `kubectl get predictors` shows it.
+    let (_, ready) = server.readyz();
+    let model = answer["model"].as_str().unwrap();
+    assert!(
+        model.len() == 12 && ready["model_sha256"].as_str().unwrap().starts_with(model),
+        "{answer} {ready}"
+    );
     assert_eq!(answer["is_american"], 1);
     assert_eq!(answer["version"], "0.2");
     assert_eq!(answer["model_date"], DATE);

@@ -24,6 +24,7 @@ struct Driver {
 
 impl Driver {
     fn start() -> Self {
+        predictor::tls::install_crypto_provider();
         for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             assert!(
                 std::path::Path::new(binary).exists(),

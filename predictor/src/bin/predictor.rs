@@ -114,10 +114,14 @@ struct WatchArgs {
     /// Time between requests, e.g. 20ms or 1s.
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     interval: Duration,
-    /// Stop once this version answers and no other version has for --settle.
+    /// Stop once this version answers and nothing else has for --settle.
     #[arg(long)]
     until_version: Option<String>,
-    /// Quiet period that ends the watch once --until-version answers alone.
+    /// Stop once this model (sha256, or its first 12+ hex digits) answers and nothing else has for
+    /// --settle: for model-only rollouts. With --until-version, both must match.
+    #[arg(long)]
+    until_model: Option<String>,
+    /// Quiet period that ends the watch once the wanted release answers alone.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     settle: Duration,
     /// Stop after this long in any case.
@@ -441,7 +445,10 @@ fn watch(args: WatchArgs) -> Result<()> {
     let config = predictor::watch::WatchConfig {
         url: args.url.clone(),
         interval: args.interval.max(Duration::from_millis(1)),
-        until_version: args.until_version.clone(),
+        until: predictor::watch::Until {
+            version: args.until_version.clone(),
+            model: args.until_model.clone(),
+        },
         settle: args.settle,
         max_duration: args.max_duration,
         request_timeout: args.timeout,
@@ -453,8 +460,8 @@ fn watch(args: WatchArgs) -> Result<()> {
     );
     let samples = runtime()?.block_on(predictor::watch::watch(&config, |sample| {
         bar.inc(1);
-        if let Some(version) = &sample.version {
-            bar.set_message(format!("last answer from version {version}"));
+        if let Some(release) = sample.release() {
+            bar.set_message(format!("last answer from version {release}"));
         }
     }))?;
     bar.finish_and_clear();
@@ -473,11 +480,15 @@ fn watch(args: WatchArgs) -> Result<()> {
     if let Some(path) = &args.plot {
         predictor::watch::plot(&samples, &report, path)?;
     }
-    if let Some(wanted) = &args.until_version
-        && !report.versions.iter().any(|v| &v.version == wanted)
-    {
+    if config.until.is_set() && !samples.iter().any(|s| config.until.wants(s)) {
         bail!(
-            "version {wanted} never answered within {:?}",
+            "the wanted release ({}) never answered within {:?}",
+            [&args.until_version, &args.until_model]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             args.max_duration
         );
     }

@@ -28,6 +28,7 @@ impl FileServer {
 
     /// Serves on an already bound listener (to start on a port chosen earlier).
     pub fn start_on(listener: TcpListener) -> Self {
+        predictor::tls::install_crypto_provider();
         let port = listener.local_addr().unwrap().port();
         let files: Files = Arc::default();
         let shared = files.clone();
