@@ -67,6 +67,7 @@ async fn main() {
                         port: 5008,
                         replicas,
                         version: None,
+                        progress_deadline_seconds: None,
                         resources: None,
                     },
                 );

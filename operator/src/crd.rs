@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub const GROUP: &str = "mlops.dev";
 /// Default Service and container port (the predictor's own default).
 pub const DEFAULT_PORT: i32 = 5008;
+/// Default `spec.progressDeadlineSeconds`: a predictor pod is ready within seconds unless its model
+/// is very large, so two minutes without progress means the new pods are stuck.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 120;
 
 /// Desired state of a Predictor: which image serves which model, on which port, with how many pods.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -78,6 +81,13 @@ pub struct PredictorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub version: Option<String>,
+
+    /// Seconds a rollout may take before the Predictor reports `Degraded` (the Deployment's
+    /// `progressDeadlineSeconds`). New pods that cannot load and verify their model never become
+    /// ready; the old pods keep serving and the Predictor says so after this long. Default 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub progress_deadline_seconds: Option<i32>,
 
     /// CPU and memory requests and limits of the predictor container. Defaults to requests of
     /// 100m CPU / 128Mi memory and a 512Mi memory limit.
@@ -192,6 +202,7 @@ mod tests {
             port: DEFAULT_PORT,
             replicas: 1,
             version: version.map(Into::into),
+            progress_deadline_seconds: None,
             resources: None,
         };
         assert_eq!(

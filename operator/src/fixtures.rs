@@ -25,6 +25,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             port: 5008,
             replicas: 2,
             version: None,
+            progress_deadline_seconds: None,
             resources: None,
         },
     );

@@ -148,7 +148,9 @@ fn build_container(predictor: &Predictor) -> Container {
             ..ContainerPort::default()
         }]),
         // Ready only once the model is downloaded and its digest verified.
-        readiness_probe: Some(http_probe("/readyz", 5, 2)),
+        // Every second: a new pod joins the Service as soon as its model is verified (rollouts take
+        // seconds, not probe periods), and an overloaded or broken pod leaves it within ~3 s.
+        readiness_probe: Some(http_probe("/readyz", 1, 3)),
         liveness_probe: Some(Probe {
             // Model download may take a while; liveness must not kill a pod that is still loading.
             initial_delay_seconds: Some(10),
@@ -213,7 +215,12 @@ pub fn build_deployment(predictor: &Predictor) -> Result<Deployment> {
                 }),
             }),
             revision_history_limit: Some(3),
-            progress_deadline_seconds: Some(600),
+            progress_deadline_seconds: Some(
+                predictor
+                    .spec
+                    .progress_deadline_seconds
+                    .unwrap_or(crate::crd::DEFAULT_PROGRESS_DEADLINE_SECONDS),
+            ),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(predictor)),
@@ -375,7 +382,7 @@ mod tests {
                 }},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "revisionHistoryLimit": 3,
-                "progressDeadlineSeconds": 600,
+                "progressDeadlineSeconds": 120,
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
@@ -403,7 +410,7 @@ mod tests {
                             "ports": [{"name": "predictor", "containerPort": 5008, "protocol": "TCP"}],
                             "readinessProbe": {
                                 "httpGet": {"path": "/readyz", "port": "predictor"},
-                                "periodSeconds": 5, "failureThreshold": 2, "timeoutSeconds": 2
+                                "periodSeconds": 1, "failureThreshold": 3, "timeoutSeconds": 2
                             },
                             "livenessProbe": {
                                 "httpGet": {"path": "/healthz", "port": "predictor"},

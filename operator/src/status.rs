@@ -86,7 +86,11 @@ pub fn rollout_of(deployment: Option<&Deployment>) -> Rollout {
         .find(|c| c.type_.as_deref() == Some("Progressing"))
         && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
     {
-        return Rollout::Failed(c.message.clone().unwrap_or_default());
+        return Rollout::Failed(format!(
+            "{} The new pods never became ready (their /readyz and logs say why, e.g. a model they \
+             cannot fetch or whose sha256 differs); the old pods keep serving.",
+            c.message.as_deref().unwrap_or("The rollout timed out.")
+        ));
     }
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);

@@ -339,6 +339,7 @@ fn predictor(generation: i64) -> Predictor {
             port: 5008,
             replicas: 2,
             version: None,
+            progress_deadline_seconds: None,
             resources: None,
         },
     );
