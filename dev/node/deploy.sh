@@ -5,7 +5,9 @@
 # that enforces Pod Security "restricted"; then POST a tweet through the predictor Service's ClusterIP
 # from the host and print the JSON answer. Bounded waits; prints timings.
 #
-# Usage (root): dev/node/deploy.sh [namespace]      (default namespace: mlops-node-test)
+# Usage (root): dev/node/deploy.sh [namespace] [--store-only]   (default namespace: mlops-node-test)
+#   --store-only: the namespace and the model store only (the node tests and the demo let the operator
+#   deploy the predictor from a Predictor object); prints the model store's base URL.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
@@ -16,6 +18,7 @@ B=$MLOPS_K8S_BIN
 # shellcheck source=/dev/null
 source <(sed 's/ /\n/g' "$N/images/models.env")
 NS=${1:-mlops-node-test}
+STORE_ONLY=$([[ ${2:-} == --store-only ]] && echo 1 || echo 0)
 python_ip() { python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[int(sys.argv[2])])" "$@"; }
 STORE_IP=$(python_ip "$SVC_CIDR" 50)
 PRED_IP=$(python_ip "$SVC_CIDR" 51)
@@ -66,6 +69,7 @@ EOF
 wait_for 90 "model-store available" kc -n "$NS" wait deploy/model-store --for condition=Available --timeout=1s ||
   { kc -n "$NS" get pods -o wide >&2; kc -n "$NS" describe pods -l app=model-store | tail -20 >&2; exit 1; }
 log "model-store Available in $((SECONDS - t0))s"
+if ((STORE_ONLY)); then echo "http://$STORE_IP:8080"; exit 0; fi
 
 t1=$SECONDS
 kc apply -f - >/dev/null <<EOF

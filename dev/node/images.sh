@@ -8,6 +8,7 @@
 #
 # Usage (root): dev/node/images.sh
 # Env: PREDICTOR_BIN      use this static predictor binary instead of building it
+#      OPERATOR_BIN       a static operator binary: also build localhost/predictor-operator:0.1
 #      PREDICTOR_VERSIONS image tags to build (default "0.1 0.2": same binary, VERSION env differs)
 #      CARGO_TARGET_DIR   cargo target dir for the predictor build (default <repo>/target)
 set -euo pipefail
@@ -43,17 +44,26 @@ file -L "$PREDICTOR_BIN" 2>/dev/null | grep -q 'static' ||
 install -m 0755 "$PREDICTOR_BIN" "$ctx/predictor/predictor"
 install -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/predictor/ca-certificates.crt"
 
-# --- models (trained on the built-in sample; fixed date => reproducible bytes) ---------------------
-# model-a: the default pipeline; model-b: words only (a different file, for model-only rollouts).
-"$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$ctx/store/models/model-a.bin" \
+# --- models (fixed dates => reproducible bytes) -------------------------------------------------------
+# model-a: the default pipeline on the built-in sample; model-b: words only, another date (a different
+# file, for model-only rollouts); model-t: the default pipeline on ../shared/data/tweets/train.csv when
+# that file exists (the node tests evaluate it through the Service).
+models=$ctx/store/models
+rm -f "$models"/*.bin
+"$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$models/model-a.bin" \
   --model-date 2026-01-01T00:00:00Z >/dev/null
-"$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$ctx/store/models/model-b.bin" \
-  --model-date 2026-01-01T00:00:00Z --ngram-max 1 >/dev/null
-chmod 0644 "$ctx/store/models/"*.bin
-{
-  echo "MODEL_A=model-a.bin MODEL_A_SHA256=$(sha256sum "$ctx/store/models/model-a.bin" | cut -d' ' -f1)"
-  echo "MODEL_B=model-b.bin MODEL_B_SHA256=$(sha256sum "$ctx/store/models/model-b.bin" | cut -d' ' -f1)"
-} >"$out/models.env"
+"$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$models/model-b.bin" \
+  --model-date 2026-02-01T00:00:00Z --ngram-max 1 >/dev/null
+tweets=${TWEETS_DIR:-$REPO/../shared/data/tweets}
+if [[ -f $tweets/train.csv ]]; then
+  "$PREDICTOR_BIN" train --data "$tweets/train.csv" --out "$models/model-t.bin" \
+    --model-date 2026-03-01T00:00:00Z >/dev/null
+fi
+chmod 0644 "$models"/*.bin
+for f in "$models"/*.bin; do
+  name=$(basename "$f" .bin) && key=MODEL_$(echo "${name#model-}" | tr a-z A-Z)
+  echo "$key=$name.bin ${key}_SHA256=$(sha256sum "$f" | cut -d' ' -f1)"
+done >"$out/models.env"
 
 # --- buildah: FROM scratch images -> docker-archive ------------------------------------------------
 build() { # build <image ref> <containerfile> <context dir> [build args...]
@@ -72,4 +82,12 @@ for v in ${PREDICTOR_VERSIONS:-0.1 0.2}; do
   build "localhost/american-predictor:$v" "$NODE_HERE/images/Containerfile.predictor" "$ctx/predictor" \
     --build-arg "VERSION=$v" --build-arg "REVISION=$rev"
 done
+if [[ -n ${OPERATOR_BIN:-} ]]; then
+  [[ -x $OPERATOR_BIN ]] || die "no operator binary at $OPERATOR_BIN"
+  mkdir -p "$ctx/operator"
+  install -m 0755 "$OPERATOR_BIN" "$ctx/operator/operator"
+  install -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/operator/ca-certificates.crt"
+  build localhost/predictor-operator:0.1 "$NODE_HERE/images/Containerfile.operator" "$ctx/operator" \
+    --build-arg VERSION=0.1 --build-arg "REVISION=$rev"
+fi
 log "images built in $((SECONDS - t0))s"

@@ -510,38 +510,7 @@ impl TestCluster {
 
     /// Runs kubectl with `kubeconfig`, optionally feeding `stdin`; bounded to 60 s.
     pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(self.bin.join("kubectl"));
-        cmd.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--request-timeout=30s")
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd.spawn().expect("run kubectl");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("piped stdin")
-                .write_all(input.as_bytes())
-                .expect("write kubectl stdin");
-        }
-        wait_output(child, Duration::from_secs(60), "kubectl")
+        run_kubectl(&self.bin, kubeconfig, args, stdin)
     }
 
     /// kubectl that must succeed; returns stdout.
@@ -716,7 +685,45 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn check_output(out: &Output, args: &[&str]) -> String {
+/// Runs `bin`/kubectl with `kubeconfig`, optionally feeding `stdin`; bounded to 60 s. No proxy
+/// settings reach it: test traffic stays on loopback and the test's own network namespaces.
+pub fn run_kubectl(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(bin.join("kubectl"));
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--request-timeout=30s")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd.spawn().expect("run kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("write kubectl stdin");
+    }
+    wait_output(child, Duration::from_secs(60), "kubectl")
+}
+
+/// Asserts kubectl succeeded; returns its stdout.
+pub fn check_output(out: &Output, args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "kubectl {} failed ({}):\n{}\n{}",
@@ -728,7 +735,7 @@ fn check_output(out: &Output, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
+pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
     // Read pipes on threads so a chatty child cannot block on a full pipe.
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
