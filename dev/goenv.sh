@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2154  # sets variables for, and reads log_tag from, the sourcing script
 # Sourced by the scripts that build Go binaries from the module proxy (dev/cluster/build-binaries.sh,
 # dev/argocd/build.sh): one cache layout, one Go environment, one log format, one lock.
 #

@@ -13,8 +13,9 @@
 //! annotation on the Application), and the controller's periodic resync is set to an hour, so a
 //! sync can only come from that trigger.
 //!
-//! Skipped with a message only when the argocd binary is missing and `MLOPS_REQUIRE_ARGOCD` is
-//! unset (`dev/test` builds it and sets the variable).
+//! The argocd files are looked up in `MLOPS_ARGOCD_BIN`, else `MLOPS_K8S_BIN`, else the cache's bin
+//! dir. Skipped with a message only when they are missing and `MLOPS_REQUIRE_ARGOCD` is unset
+//! (`dev/test` builds them and sets both variables). Needs `redis-server` and `git` on PATH.
 
 mod testcluster;
 
@@ -44,9 +45,11 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The argocd binary directory, or None (with the reason printed) when the tier must be skipped.
 fn argocd_bin_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(
-        std::env::var("MLOPS_K8S_BIN").unwrap_or(testcluster::DEFAULT_BIN_DIR.into()),
-    );
+    let dir = ["MLOPS_ARGOCD_BIN", "MLOPS_K8S_BIN"]
+        .iter()
+        .find_map(std::env::var_os)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| testcluster::DEFAULT_BIN_DIR.into());
     let wanted = [
         "argocd",
         "argocd-application-controller",
