@@ -22,43 +22,20 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script="$here/$(basename "${BASH_SOURCE[0]}")"
 gomods="$here/go"
-cache=${MLOPS_CACHE:-/var/cache/mlops-predictor}
-bin_dir="$cache/bin"
-stamp_dir="$bin_dir/.stamps"
 all_bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kwok)
-
-log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-mkdir -p "$bin_dir" "$stamp_dir" "$cache/go/mod" "$cache/go/build"
-
-export GOMODCACHE="$cache/go/mod"
-export GOCACHE="$cache/go/build"
-export CGO_ENABLED=0
-# readonly: builds must use the committed go.sum files, never rewrite them.
-export GOFLAGS="-mod=readonly -buildvcs=false"
-# GOPROXY / GOSUMDB / GOTOOLCHAIN are left as configured on the machine.
-
-command -v go >/dev/null || die "go not found in PATH (need Go >= 1.26)"
-go_version=$(go env GOVERSION)
+log_tag=build-binaries
+# shellcheck source=dev/goenv.sh
+source "$here/../goenv.sh"
 case "$go_version" in
   go1.2[6-9]* | go1.[3-9][0-9]* | go[2-9]*) ;;
   *) die "need Go >= 1.26 (kwok v0.8.0 and etcd v3.6.16 say 'go 1.26.0'), have $go_version" ;;
 esac
 platform="$(go env GOOS)/$(go env GOARCH)"
 
-# One build at a time per cache dir (concurrent test runs share it).
-if command -v flock >/dev/null; then
-  exec 9>"$bin_dir/.lock"
-  flock 9
-fi
-
-gobuild() { nice -n 10 go "$@"; }
+lock_bin_dir
 
 # --- versions, read from the wrapper go.mod files ------------------------------------
-modver() { # modver <wrapper> <module path>: version required in <wrapper>/go.mod
-  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 } $1 == m && $2 ~ /^v/ { print $2; exit }' "$gomods/$1/go.mod"
-}
+modver() { gomod_require "$gomods/$1/go.mod" "$2"; } # modver <wrapper> <module path>
 k8s_version=$(modver k8sbin k8s.io/kubernetes)
 etcd_version=$(modver etcdbin go.etcd.io/etcd/server/v3)
 kwok_version=$(modver kwokbin sigs.k8s.io/kwok)

@@ -172,7 +172,7 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
              patches:\n  - target: {{kind: Predictor, name: american}}\n    patch: |-\n      \
              - {{op: replace, path: /spec/model/url, value: \"{}\"}}\n      \
              - {{op: replace, path: /spec/model/sha256, value: \"{}\"}}\n",
-            relative_to(overlay.path(), &samples).display(),
+            testcluster::relative_to(overlay.path(), &samples).display(),
             s.model_a.url,
             s.model_a.sha
         ),
@@ -792,17 +792,6 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
         "{}",
         first.proc.tail(10)
     );
-}
-
-/// `target` as a path relative to `from` (kustomize refuses absolute resource paths).
-fn relative_to(from: &std::path::Path, target: &std::path::Path) -> PathBuf {
-    let from = from.canonicalize().unwrap();
-    let target = target.canonicalize().unwrap();
-    let mut up = PathBuf::new();
-    for _ in from.components().skip(1) {
-        up.push("..");
-    }
-    up.join(target.strip_prefix("/").unwrap())
 }
 
 /// (reason, note) of the events.k8s.io Events about Predictor `name` in `ns`.

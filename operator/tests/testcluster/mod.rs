@@ -771,20 +771,25 @@ pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
     }
 }
 
+/// Runs `cmd` to completion; panics with its stderr unless it succeeds. Returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} (is it installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A throwaway PKI made with openssl: CA, apiserver serving cert, admin client cert, SA key pair.
 fn make_pki(dir: &Path) {
     let ossl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl (is it installed?)");
-        assert!(
-            out.status.success(),
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(Command::new("openssl").args(args).current_dir(dir));
     };
     ossl(&[
         "req",
@@ -865,6 +870,17 @@ fn write_kubeconfig(path: &Path, port: u16, ca: &str, creds: Credentials) {
          cluster: test\n    user: user\n    namespace: default\ncurrent-context: test\n"
     );
     std::fs::write(path, text).expect("write kubeconfig");
+}
+
+/// `target` as a path relative to the directory `from` (kustomize refuses absolute resource paths).
+pub fn relative_to(from: &Path, target: &Path) -> PathBuf {
+    let from = from.canonicalize().expect("canonicalize from");
+    let target = target.canonicalize().expect("canonicalize target");
+    let mut up = PathBuf::new();
+    for _ in from.components().skip(1) {
+        up.push("..");
+    }
+    up.join(target.strip_prefix("/").expect("absolute path"))
 }
 
 /// A minimal HTTP/1.1 GET over loopback: (status code, body).
