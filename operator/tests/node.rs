@@ -20,7 +20,7 @@ mod testcluster;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -119,6 +119,37 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the failure looked like, before down.sh removes the state.
+            for args in [
+                &[
+                    "get",
+                    "predictors,deploy,rs,pods,svc,endpointslices",
+                    "-A",
+                    "-o",
+                    "wide",
+                ][..],
+                &["get", "predictor", NAME, "-n", NS, "-o", "yaml"],
+                &["get", "events", "-n", NS, "--sort-by", ".lastTimestamp"],
+            ] {
+                let out = self.kubectl(args);
+                eprintln!(
+                    "--- kubectl {}\n{}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            for log in ["operator-test.log", "kubelet.log"] {
+                let text =
+                    std::fs::read_to_string(self.state.join("log").join(log)).unwrap_or_default();
+                let lines: Vec<_> = text.lines().collect();
+                eprintln!(
+                    "--- {log} (tail)\n{}",
+                    lines[lines.len().saturating_sub(25)..].join("\n")
+                );
+            }
+        }
         let down = repo_root().join("dev/node/down.sh");
         let _ = Command::new(down).env("MLOPS_K8S_BIN", &self.bin).status();
     }
@@ -160,7 +191,7 @@ fn start_operator(node: &Node, extra: &[&str]) -> Proc {
         .args(["--leader-elect", "false"])
         .args(extra)
         .env("KUBECONFIG", &node.kubeconfig)
-        .env("RUST_LOG", "info,kube=warn")
+        .env("RUST_LOG", "info,operator=debug,kube=warn")
         .env_remove("SKIP_MODEL_CHECK");
     Proc::spawn("operator", cmd, &node.state.join("log/operator-test.log"))
 }
@@ -437,15 +468,15 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let answer: Value = http
+    let body = http
         .post(format!("{base}/api/american"))
-        .json(
-            &serde_json::json!({"text": "Traffic on I-95 is a nightmare this morning, go Yankees"}),
-        )
+        .header("content-type", "application/json")
+        .body(r#"{"text": "Traffic on I-95 is a nightmare this morning, go Yankees"}"#)
         .send()
         .unwrap()
-        .json()
+        .text()
         .unwrap();
+    let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
     assert!(
         answer["is_american"] == 0 || answer["is_american"] == 1,
         "{answer}"
@@ -554,7 +585,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     assert_clean_rollout("model-only change", &r);
 
     // --- 3. wrong digest with the pre-flight check off: old pods keep serving ------------------------
-    drop(operator.terminate(Duration::from_secs(20)));
+    let _ = operator.terminate(Duration::from_secs(20));
     operator = start_operator(&node, &["--skip-model-check"]);
     let json = node
         .state

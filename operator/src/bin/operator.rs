@@ -174,7 +174,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         async move {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => {}
-                _ = lost.wait_for(|l| *l) => {}
+                // Without leader election nobody holds the sender: `Err` then means "never lost".
+                Ok(_) = lost.wait_for(|l| *l) => {}
             }
         }
     };
