@@ -468,14 +468,21 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let body = http
-        .post(format!("{base}/api/american"))
-        .header("content-type", "application/json")
-        .body(r#"{"text": "Traffic on I-95 is a nightmare this morning, go Yankees"}"#)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    // kube-proxy programs the new Service's rules asynchronously (its sync period is 1 s): wait for it.
+    let t_svc = Instant::now();
+    let body = wait_for(Duration::from_secs(20), "the Service answers", || {
+        http.post(format!("{base}/api/american"))
+            .header("content-type", "application/json")
+            .body(r#"{"text": "Traffic on I-95 is a nightmare this morning, go Yankees"}"#)
+            .send()
+            .ok()?
+            .text()
+            .ok()
+    });
+    eprintln!(
+        "[node test] Service answered {:.1} s after Ready",
+        t_svc.elapsed().as_secs_f64()
+    );
     let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
     assert!(
         answer["is_american"] == 0 || answer["is_american"] == 1,
