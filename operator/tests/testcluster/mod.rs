@@ -151,17 +151,7 @@ impl Proc {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        // Loopback only: never let a proxy setting route test traffic elsewhere.
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
+        without_proxy(&mut cmd);
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -685,6 +675,20 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// Loopback only: never let a proxy setting route test traffic elsewhere.
+pub fn without_proxy(cmd: &mut Command) {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
 /// Runs `bin`/kubectl with `kubeconfig`, optionally feeding `stdin`; bounded to 60 s. No proxy
 /// settings reach it: test traffic stays on loopback and the test's own network namespaces.
 pub fn run_kubectl(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -700,16 +704,7 @@ pub fn run_kubectl(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    without_proxy(&mut cmd);
     let mut child = cmd.spawn().expect("run kubectl");
     if let Some(input) = stdin {
         child
