@@ -14,7 +14,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{GetParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +37,40 @@ pub struct Context {
     pub reporter: Reporter,
     pub checker: ModelChecker,
     pub metrics: Arc<Metrics>,
+    /// The operator's Deployments and Services as its watches last saw them.
+    pub children: Children,
+}
+
+/// Caches of the children, filled by the watches that also trigger reconciles: reading a child
+/// costs the apiserver nothing (at 1,000 Predictors, GETs were a third of the operator's requests).
+#[derive(Clone)]
+pub struct Children {
+    deployments: Store<Deployment>,
+    services: Store<Service>,
+}
+
+/// The write side of [`Children`], handed to [`run`].
+pub struct ChildWriters {
+    deployments: reflector::store::Writer<Deployment>,
+    services: reflector::store::Writer<Service>,
+}
+
+impl Children {
+    /// Empty caches and their writers.
+    pub fn new() -> (Self, ChildWriters) {
+        let (deployments, deployment_writer) = reflector::store();
+        let (services, service_writer) = reflector::store();
+        (
+            Self {
+                deployments,
+                services,
+            },
+            ChildWriters {
+                deployments: deployment_writer,
+                services: service_writer,
+            },
+        )
+    }
 }
 
 /// Step 1: what the apiserver's schema cannot refuse but the operator cannot run.
@@ -71,7 +106,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    let current = get_cached(&deployments, &name).await?;
+    let current = child(&ctx.children.deployments, &deployments, &name, &namespace).await?;
 
     // Step 1: validate.
     if let Err(reason) = validate(predictor) {
@@ -99,7 +134,8 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     // Steps 3 and 4: build (pure) and apply what differs. A refused model leaves the Deployment
     // untouched.
     let service = build_service(predictor)?;
-    if !is_applied(&service, get_cached(&services, &name).await?.as_ref()) {
+    let current_service = child(&ctx.children.services, &services, &name, &namespace).await?;
+    if !is_applied(&service, current_service.as_ref()) {
         apply(&services, &service, ctx, "service").await?;
     }
     let deployment = match &model {
@@ -131,12 +167,16 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     })
 }
 
-/// Reads a child from the apiserver's watch cache (`resourceVersion=0`): cheap, and at least as new
-/// as the watch event that triggered this reconcile. A stale read only costs a redundant apply.
-async fn get_cached<K>(api: &Api<K>, name: &str) -> Result<Option<K>>
+/// A child from the operator's cache; if it is not there (not created yet, or its watch event not
+/// arrived), from the apiserver's watch cache (`resourceVersion=0`). A stale read only costs a
+/// redundant (no-op) apply.
+async fn child<K>(store: &Store<K>, api: &Api<K>, name: &str, namespace: &str) -> Result<Option<K>>
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    if let Some(cached) = store.get(&ObjectRef::new(name).within(namespace)) {
+        return Ok(Some((*cached).clone()));
+    }
     match api.get_with(name, &GetParams::any()).await {
         Ok(object) => Ok(Some(object)),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
@@ -312,21 +352,18 @@ pub fn error_policy(predictor: Arc<Predictor>, error: &Error, ctx: Arc<Context>)
 /// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
 pub async fn run(
     ctx: Arc<Context>,
+    writers: ChildWriters,
     namespace: Option<&str>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-
-    // Only the children this operator manages: less to watch, and nothing else triggers reconciles.
-    let children =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=predictor-operator");
     Controller::new(
         scoped::<Predictor>(&client, namespace),
         watcher::Config::default().any_semantic(),
     )
-    .owns(scoped::<Deployment>(&client, namespace), children.clone())
-    .owns(scoped::<Service>(&client, namespace), children)
+    .owns_stream(cached_children(&client, namespace, writers.deployments))
+    .owns_stream(cached_children(&client, namespace, writers.services))
     // NB: the debounce folds the burst of status updates a rollout produces into one reconcile.
     .with_config(
         ControllerConfig::default()
@@ -342,6 +379,27 @@ pub async fn run(
         }
     })
     .await;
+}
+
+/// Watches the children this operator manages (by label: less to watch, and nothing else triggers
+/// reconciles), keeps them in `writer`'s cache, and yields each change as a reconcile trigger.
+fn cached_children<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let config =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=predictor-operator");
+    watcher(scoped::<K>(client, namespace), config)
+        .default_backoff()
+        // Nobody reads who manages which field from the cache; it is a third of each object.
+        .modify(|object| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .touched_objects()
 }
 
 /// An Api over all namespaces, or over `namespace` only.

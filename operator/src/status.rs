@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::crd::{Predictor, PredictorStatus};
+use crate::crd::{Predictor, PredictorStatus, redact_url};
 use crate::resources::{Served, service_url};
 
 /// Condition types, in the order they appear in the status.
@@ -228,7 +228,8 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
             "Verified",
             format!(
                 "model {} has the pinned sha256 {} and is a predictor model file",
-                predictor.spec.model.url, predictor.spec.model.sha256
+                redact_url(&predictor.spec.model.url),
+                predictor.spec.model.sha256
             ),
         ),
         ModelCheck::Unchecked { reason, message } => {

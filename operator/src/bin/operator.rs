@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::events::Reporter;
 use kube::{Api, Client};
-use operator::controller::{self, Context};
+use operator::controller::{self, Children, Context};
 use operator::leader::LeaderElector;
 use operator::metrics::Metrics;
 use operator::model_check::ModelChecker;
@@ -137,6 +137,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
 
+    let (children, child_writers) = Children::new();
     let ctx = Arc::new(Context {
         reporter: Reporter {
             controller: "predictor-operator".into(),
@@ -149,6 +150,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )?,
         metrics: metrics.clone(),
         client: client.clone(),
+        children,
     });
     if args.skip_model_check {
         tracing::warn!("pre-flight model check disabled (--skip-model-check)");
@@ -178,6 +180,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let controller = controller::run(
         ctx,
+        child_writers,
         args.namespace.as_deref(),
         args.concurrency,
         controller_stop,
