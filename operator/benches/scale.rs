@@ -8,7 +8,7 @@
 //! The benchmark follows all three kinds with watches (not repeated lists), so it adds little load.
 //!
 //! Run: `MLOPS_K8S_BIN=… cargo bench -p operator --bench scale`. Env: `SCALE_PREDICTORS` (1000),
-//! `SCALE_REPLICAS` (1; 0 leaves out the pods), `SCALE_CONCURRENCY` (the operator's `--concurrency`, 16).
+//! `SCALE_REPLICAS` (1; 0 leaves out the pods), `SCALE_CONCURRENCY` (the operator's `--concurrency`, 32).
 
 #[path = "../tests/testcluster/mod.rs"]
 mod testcluster;
@@ -35,7 +35,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let concurrency = std::env::var("SCALE_CONCURRENCY").unwrap_or_else(|_| "16".into());
+    let concurrency = std::env::var("SCALE_CONCURRENCY").unwrap_or_else(|_| "32".into());
     // 0 isolates the operator from the pod machinery (no ReplicaSet pods for KCM/scheduler/kwok).
     let replicas: i32 = std::env::var("SCALE_REPLICAS")
         .ok()
@@ -178,9 +178,49 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
-    println!("  busiest apiserver requests (verb resource/subresource: count):");
-    for (what, n) in apiserver_requests(&cluster).into_iter().take(12) {
+    println!(
+        "  operator reconcile time: {:.0} s in all, by bucket (le seconds: count): {}",
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("predictor_operator_reconcile_duration_seconds_sum "))
+            .unwrap_or("?")
+            .parse::<f64>()
+            .unwrap_or(f64::NAN),
+        metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix("predictor_operator_reconcile_duration_seconds_bucket"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let apiserver = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+    println!("  busiest apiserver requests (verb resource subresource: count):");
+    let requests = sum_by(
+        &apiserver,
+        "apiserver_request_total",
+        &["verb", "resource", "subresource"],
+    );
+    for (what, n) in requests.into_iter().take(12) {
         println!("    {what:<40} {n:>7}");
+    }
+    // Time requests spent queued by API Priority and Fairness (the operator's ServiceAccount is
+    // `workload-low`; the admin-authenticated control plane is exempt).
+    let waited = sum_by(
+        &apiserver,
+        "apiserver_flowcontrol_request_wait_duration_seconds_sum",
+        &["priority_level"],
+    );
+    let queued = sum_by(
+        &apiserver,
+        "apiserver_flowcontrol_request_wait_duration_seconds_count",
+        &["priority_level"],
+    );
+    println!("  APF queueing (priority level: requests, total wait s):");
+    for (level, n) in queued {
+        let wait = waited
+            .iter()
+            .find(|(l, _)| *l == level)
+            .map_or(0.0, |w| w.1);
+        println!("    {level:<40} {n:>7} {wait:>9.1}");
     }
     drop(operator);
     drop(cluster);
@@ -227,32 +267,25 @@ fn settled(p: &Predictor, replicas: i32) -> bool {
     })
 }
 
-/// `apiserver_request_total` summed by verb, resource and subresource, busiest first.
-fn apiserver_requests(cluster: &TestCluster) -> Vec<(String, f64)> {
-    let metrics = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+/// Samples of `metric` in the Prometheus text `metrics`, summed by the values of `labels` (joined
+/// with spaces), largest first.
+fn sum_by(metrics: &str, metric: &str, labels: &[&str]) -> Vec<(String, f64)> {
     let mut totals = std::collections::BTreeMap::<String, f64>::new();
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
+    let prefix = format!("{metric}{{");
+    for line in metrics.lines().filter(|l| l.starts_with(&prefix)) {
+        let Some((sample, value)) = line.rsplit_once(' ') else {
             continue;
         };
         let label = |name: &str| {
-            labels
+            sample
                 .split(&format!("{name}=\""))
                 .nth(1)
                 .and_then(|rest| rest.split('"').next())
                 .unwrap_or("")
                 .to_string()
         };
-        let key = format!(
-            "{} {}/{}",
-            label("verb"),
-            label("resource"),
-            label("subresource")
-        );
-        *totals.entry(key).or_default() += value.parse::<f64>().unwrap_or(0.0);
+        let key: Vec<String> = labels.iter().map(|l| label(l)).collect();
+        *totals.entry(key.join(" ")).or_default() += value.parse::<f64>().unwrap_or(0.0);
     }
     let mut totals: Vec<_> = totals.into_iter().collect();
     totals.sort_by(|a, b| b.1.total_cmp(&a.1));

@@ -29,6 +29,9 @@ use crate::status::{self, ModelCheck, Observed, compute_status, status_events};
 
 /// How often a settled Predictor is looked at again even if nothing changed (drift repair).
 const RESYNC: Duration = Duration::from_secs(600);
+/// How long a new rollout's progress details (pod counts, messages) go unwritten: a quick rollout
+/// then costs two status writes (begun, done) instead of one per step of the Deployment controller.
+const PROGRESS_QUIET: Duration = Duration::from_secs(10);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -106,7 +109,12 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    let current = child(&ctx.children.deployments, &deployments, &name, &namespace).await?;
+    // NB: independent requests go out together here and below: at scale the apiserver's latency,
+    // not the operator, bounds how many Predictors are reconciled per second.
+    let (current, current_service) = futures::try_join!(
+        child(&ctx.children.deployments, &deployments, &name, &namespace),
+        child(&ctx.children.services, &services, &name, &namespace),
+    )?;
 
     // Step 1: validate.
     if let Err(reason) = validate(predictor) {
@@ -119,6 +127,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
             },
             invalid: Some(reason.clone()),
         };
+        // An invalid spec is not a rollout: nothing is deferred.
         update_status(predictor, &observed, ctx).await?;
         return Err(Error::InvalidSpec { name, reason });
     }
@@ -133,38 +142,36 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
 
     // Steps 3 and 4: build (pure) and apply what differs. A refused model leaves the Deployment
     // untouched.
-    let service = build_service(predictor)?;
-    let current_service = child(&ctx.children.services, &services, &name, &namespace).await?;
-    if !is_applied(&service, current_service.as_ref()) {
-        apply(&services, &service, ctx, "service").await?;
-    }
+    let service =
+        Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
     let deployment = match &model {
-        ModelCheck::Rejected { .. } => current.clone(),
-        _ => {
-            let desired = build_deployment(predictor)?;
-            if is_applied(&desired, current.as_ref()) {
-                current.clone()
-            } else {
-                let applied = apply(&deployments, &desired, ctx, "deployment").await?;
-                announce_rollout(predictor, current.as_ref(), ctx).await;
-                Some(applied)
-            }
-        }
+        ModelCheck::Rejected { .. } => None,
+        _ => Some(build_deployment(predictor)?).filter(|d| !is_applied(d, current.as_ref())),
     };
+    let (_, applied) = futures::try_join!(
+        apply_if(&services, service.as_ref(), ctx, "service"),
+        apply_if(&deployments, deployment.as_ref(), ctx, "deployment"),
+    )?;
 
-    // Steps 5 and 6: compute the status (pure) and patch it if it changed.
+    // Steps 5 and 6: compute the status (pure) and patch it if it changed; announce a rollout.
     let observed = Observed {
-        deployment: deployment.as_ref(),
+        deployment: applied.as_ref().or(current.as_ref()),
         model: model.clone(),
         invalid: None,
     };
-    update_status(predictor, &observed, ctx).await?;
+    let announce = async {
+        if applied.is_some() {
+            announce_rollout(predictor, current.as_ref(), ctx).await;
+        }
+    };
+    let ((), deferred) = tokio::join!(announce, update_status(predictor, &observed, ctx));
 
-    Ok(match model {
+    let next = match model {
         // The model store may be fixed without the Predictor changing: look again later.
-        ModelCheck::Rejected { .. } => Action::requeue(Duration::from_secs(60)),
-        _ => Action::requeue(RESYNC),
-    })
+        ModelCheck::Rejected { .. } => Duration::from_secs(60),
+        _ => RESYNC,
+    };
+    Ok(Action::requeue(deferred?.map_or(next, |d| d.min(next))))
 }
 
 /// A child from the operator's cache; if it is not there (not created yet, or its watch event not
@@ -207,6 +214,22 @@ fn is_subset(desired: &serde_json::Value, actual: &serde_json::Value) -> bool {
             d.len() == a.len() && d.iter().zip(a).all(|(dv, av)| is_subset(dv, av))
         }
         _ => desired == actual,
+    }
+}
+
+/// [`apply`] when there is something to apply; the applied object, if any.
+async fn apply_if<K>(
+    api: &Api<K>,
+    object: Option<&K>,
+    ctx: &Context,
+    what: &str,
+) -> Result<Option<K>>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    match object {
+        Some(object) => apply(api, object, ctx, what).await.map(Some),
+        None => Ok(None),
     }
 }
 
@@ -276,23 +299,27 @@ fn show(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("(none)")
 }
 
-/// Computes the status and writes it only if it differs from what the object already says.
+/// Computes the status and writes it only if it differs from what the object already says, and
+/// not for mere progress early in a rollout: then it returns when to look again.
 async fn update_status(
     predictor: &Predictor,
     observed: &Observed<'_>,
     ctx: &Context,
-) -> Result<()> {
-    let now = Time(Timestamp::now());
-    let new = compute_status(predictor, observed, &now);
+) -> Result<Option<Duration>> {
+    let now = Timestamp::now();
+    let new = compute_status(predictor, observed, &Time(now));
     let old = predictor.status.clone().unwrap_or_default();
     if old == new {
-        return Ok(());
+        return Ok(None);
+    }
+    if let Some(wait) = status::defer_progress(&old, &new, now, PROGRESS_QUIET) {
+        return Ok(Some(wait));
     }
     patch_status(predictor, &new, ctx).await?;
     for event in status_events(&old, &new) {
         publish(predictor, ctx, event.warning, &event.reason, event.note).await;
     }
-    Ok(())
+    Ok(None)
 }
 
 async fn patch_status(

@@ -47,8 +47,10 @@ struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     namespace: Option<String>,
-    /// Predictors reconciled at the same time.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    /// Predictors reconciled at the same time. At 1,000 new Predictors on a busy 2-core control
+    /// plane 32 was fastest: 16 leaves the apiserver idle between requests, 128 queues them in
+    /// API Priority and Fairness and costs memory (one connection each).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 32)]
     concurrency: u16,
     /// Elect a leader through a Lease, so several replicas can run safely.
     #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
