@@ -512,7 +512,7 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
     );
 
     // SIGKILL: no release, so the follower must wait for the Lease to expire — and no longer than
-    // that plus one election round. The last renewal was at most one retry period before the kill.
+    // that plus one election round (and 2 s of slack).
     let transitions = leases
         .get(ns)
         .await
@@ -536,8 +536,10 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
         "[ha] handover after SIGKILL took {:.2}s (lease {LEASE_SECONDS}s, retry {RETRY_SECONDS}s)",
         handover.as_secs_f64()
     );
+    // Not before the Lease expired: it was renewed at most one retry period (plus the renewal's
+    // own latency, slack for a loaded machine) before the kill, so expiry is >= LEASE/2 away.
     assert!(
-        handover >= Duration::from_secs(LEASE_SECONDS - RETRY_SECONDS - 1),
+        handover >= Duration::from_secs(LEASE_SECONDS / 2),
         "took over a live Lease after {handover:?}"
     );
     let lease = leases.get(ns).await.unwrap().spec.unwrap();
