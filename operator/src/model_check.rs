@@ -12,7 +12,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::crd::ModelSpec;
+use crate::crd::{ModelSpec, redact_url};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::status::ModelCheck;
@@ -24,16 +24,17 @@ const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Checks downloaded bytes against the pinned digest, then that they are a valid model file.
 pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()> {
+    let url = redact_url(url);
     let actual = hex::encode(Sha256::digest(bytes));
     if actual != expected_sha256 {
         return Err(Error::ModelDigest {
-            url: url.into(),
+            url,
             expected: expected_sha256.into(),
             actual,
         });
     }
     predictor::model::ModelFile::from_bytes(bytes).map_err(|e| Error::ModelInvalid {
-        url: url.into(),
+        url,
         reason: e.to_string(),
     })?;
     Ok(())
@@ -141,7 +142,7 @@ impl ModelChecker {
             }
             Err(e) => {
                 metrics.model_check(e.metric_label());
-                tracing::warn!(url = %model.url, error = %e, "model refused");
+                tracing::warn!(url = %redact_url(&model.url), error = %e, "model refused");
                 rejection(&e)
             }
         }
@@ -150,15 +151,16 @@ impl ModelChecker {
     /// Downloads `url`, refusing bodies larger than the limit before and while reading.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>> {
         let fail = |reason: String| Error::ModelFetch {
-            url: url.into(),
+            url: redact_url(url),
             reason,
         };
+        // NB: reqwest errors name the URL, credentials included: `without_url` before showing them.
         let mut response = self
             .http
             .get(url)
             .send()
             .await
-            .map_err(|e| fail(error_chain(&e)))?;
+            .map_err(|e| fail(error_chain(&e.without_url())))?;
         if !response.status().is_success() {
             return Err(fail(format!("HTTP status {}", response.status())));
         }
@@ -171,7 +173,11 @@ impl ModelChecker {
             )));
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| fail(error_chain(&e.without_url())))?
+        {
             if bytes.len() as u64 + chunk.len() as u64 > self.max_bytes {
                 return Err(fail(format!(
                     "more than the {} byte limit (--model-max-bytes)",

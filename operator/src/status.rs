@@ -6,11 +6,14 @@
 //! moves when `status` does, so an unchanged status computes to an identical object and no write is
 //! needed.
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
-use crate::crd::{Predictor, PredictorStatus};
+use crate::crd::{Predictor, PredictorStatus, redact_url};
 use crate::resources::{Served, service_url};
 
 /// Condition types, in the order they appear in the status.
@@ -232,7 +235,8 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
             "Verified",
             format!(
                 "model {} has the pinned sha256 {} and is a predictor model file",
-                predictor.spec.model.url, predictor.spec.model.sha256
+                redact_url(&predictor.spec.model.url),
+                predictor.spec.model.sha256
             ),
         ),
         ModelCheck::Unchecked { reason, message } => {
@@ -259,6 +263,37 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
             model_condition,
         ],
     }
+}
+
+/// When `new` differs from `old` only in a rollout's progress details (pod counts and condition
+/// messages; not a condition's status or reason, the generation, or what is served) and that
+/// rollout began less than `quiet` before `now`: how long until its progress is worth a write.
+pub fn defer_progress(
+    old: &PredictorStatus,
+    new: &PredictorStatus,
+    now: Timestamp,
+    quiet: Duration,
+) -> Option<Duration> {
+    let began = find_condition(new, PROGRESSING).filter(|c| c.status == TRUE)?;
+    if without_progress(old) != without_progress(new) {
+        return None;
+    }
+    let left =
+        SignedDuration::try_from(quiet).ok()? - now.duration_since(began.last_transition_time.0);
+    left.is_positive()
+        .then(|| Duration::try_from(left).ok())
+        .flatten()
+}
+
+fn without_progress(status: &PredictorStatus) -> PredictorStatus {
+    let mut s = status.clone();
+    s.replicas = None;
+    s.ready_replicas = None;
+    s.ready = None;
+    for c in &mut s.conditions {
+        c.message.clear();
+    }
+    s
 }
 
 /// First 12 characters of a digest (what `kubectl get` shows).
@@ -576,6 +611,38 @@ mod tests {
         let s = compute_status(&p, &observed(Some(&d)), &time(0));
         assert_eq!(cond(&s, READY), ("False", "ScaledToZero"));
         assert_eq!(s.ready.as_deref(), Some("0/0"));
+    }
+
+    #[test]
+    fn early_rollout_progress_waits_but_milestones_do_not() {
+        let quiet = Duration::from_secs(10);
+        let p = predictor("american", "team-a");
+        let fresh = deployment_of(&p).without_status();
+        let begun = compute_status(&p, &observed(Some(&fresh)), &time(0));
+        // The status 3 s later, when the Deployment looks like `d`.
+        let later = |d: &Deployment| {
+            let p = Predictor {
+                status: Some(begun.clone()),
+                ..p.clone()
+            };
+            compute_status(&p, &observed(Some(d)), &time(3))
+        };
+        let step = later(&deployment_of(&p).rolling(2, 1));
+        assert_ne!(begun, step, "the messages and counts moved on");
+        // 3 s into the rollout: wait the 7 s that are left.
+        assert_eq!(
+            defer_progress(&begun, &step, time(3).0, quiet),
+            Some(Duration::from_secs(7))
+        );
+        // 10 s in: progress is written.
+        assert_eq!(defer_progress(&begun, &step, time(10).0, quiet), None);
+        // Becoming ready is written at once.
+        let ready = later(&deployment_of(&p).rolled_out(2));
+        assert_eq!(defer_progress(&begun, &ready, time(3).0, quiet), None);
+        // So is a new generation, even mid-rollout.
+        let mut newer = step.clone();
+        newer.observed_generation = Some(2);
+        assert_eq!(defer_progress(&begun, &newer, time(3).0, quiet), None);
     }
 
     #[test]

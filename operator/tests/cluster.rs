@@ -21,13 +21,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use operator::crd::{Predictor, PredictorStatus};
 use operator::resources::Served;
-use testcluster::{FileServer, OperatorProc, TestCluster, client_for, model_file, sha256};
-
-/// A model file served by the loopback file server.
-struct Model {
-    url: String,
-    sha: String,
-}
+use testcluster::{
+    FileServer, OperatorProc, ServedModel as Model, TestCluster, client_for, model_file,
+    predictor_yaml,
+};
 
 struct Shared {
     cluster: TestCluster,
@@ -40,49 +37,17 @@ struct Shared {
 
 static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
 
-/// The shared cluster and operator, started on first use by a thread that lives as long as the
-/// process (children die with the thread that started them: `PR_SET_PDEATHSIG`).
+/// The shared cluster and operator, started on first use.
 fn shared() -> &'static Shared {
-    let result = SHARED.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("testcluster".into())
-            .spawn(move || {
-                let shared = std::panic::catch_unwind(start_shared).map_err(|e| {
-                    e.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "shared cluster start panicked".into())
-                });
-                let _ = tx.send(shared);
-                loop {
-                    std::thread::park();
-                }
-            })
-            .expect("spawn cluster thread");
-        rx.recv_timeout(Duration::from_secs(300))
-            .unwrap_or_else(|e| Err(format!("shared cluster did not start: {e}")))
-    });
-    match result {
-        Ok(shared) => shared,
-        Err(e) => panic!("shared test cluster is unavailable: {e}"),
-    }
+    testcluster::shared_by_binary(&SHARED, start_shared)
 }
 
 fn start_shared() -> Shared {
     let cluster = TestCluster::start(2);
     let operator_kubeconfig = cluster.install_operator_prerequisites();
     let files = FileServer::start();
-    let bytes_a = model_file("2026-11-24T00:00:00Z");
-    let bytes_b = model_file("2026-11-25T00:00:00Z");
-    let model_a = Model {
-        sha: sha256(&bytes_a),
-        url: files.put("/models/a.model", bytes_a),
-    };
-    let model_b = Model {
-        sha: sha256(&bytes_b),
-        url: files.put("/models/b.model", bytes_b),
-    };
+    let model_a = files.put_model("/models/a.model", "2026-11-24T00:00:00Z");
+    let model_b = files.put_model("/models/b.model", "2026-11-25T00:00:00Z");
     assert_ne!(model_a.sha, model_b.sha);
     let operator = cluster.start_operator("operator-shared", &operator_kubeconfig, &[]);
     Shared {
@@ -97,14 +62,6 @@ fn start_shared() -> Shared {
 
 async fn admin() -> Client {
     client_for(&shared().cluster.kubeconfig).await
-}
-
-fn predictor_yaml(name: &str, image: &str, model: &Model, replicas: i32) -> String {
-    format!(
-        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  \
-         model:\n    url: {}\n    sha256: {}\n  replicas: {replicas}\n",
-        model.url, model.sha
-    )
 }
 
 /// (status, reason, message) of a condition.
@@ -131,21 +88,14 @@ async fn wait_for<K>(
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Ok(Some(object)) = api.get_opt(name).await {
-            if done(&object) {
-                return object;
-            }
-            last = Some(object);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "timed out after {timeout:?} waiting for {what} on {name}; last seen: {last:#?}\noperator log:\n{}",
-        shared().operator.proc.tail(20)
-    );
+    testcluster::poll_until(api, name, timeout, done)
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what} on {name}; last seen: {last:#?}\noperator log:\n{}",
+                shared().operator.proc.tail(20)
+            )
+        })
 }
 
 /// Waits until the Predictor's current generation is Ready.

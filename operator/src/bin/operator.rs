@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::events::Reporter;
 use kube::{Api, Client};
-use operator::controller::{self, Context};
+use operator::controller::{self, Children, Context};
 use operator::leader::LeaderElector;
 use operator::metrics::Metrics;
 use operator::model_check::ModelChecker;
@@ -47,8 +47,10 @@ struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     namespace: Option<String>,
-    /// Predictors reconciled at the same time.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    /// Predictors reconciled at the same time. At 1,000 new Predictors on a busy 2-core control
+    /// plane 32 was fastest: 16 leaves the apiserver idle between requests, 128 queues them in
+    /// API Priority and Fairness and costs memory (one connection each).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 32)]
     concurrency: u16,
     /// Elect a leader through a Lease, so several replicas can run safely.
     #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -139,6 +141,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
 
+    let (children, child_writers) = Children::new();
     let ctx = Arc::new(Context {
         reporter: Reporter {
             controller: "predictor-operator".into(),
@@ -151,6 +154,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )?,
         metrics: metrics.clone(),
         client: client.clone(),
+        children,
     });
     if args.skip_model_check {
         tracing::warn!("pre-flight model check disabled (--skip-model-check)");
@@ -181,6 +185,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let controller = controller::run(
         ctx,
+        child_writers,
         args.namespace.as_deref(),
         args.concurrency,
         controller_stop,

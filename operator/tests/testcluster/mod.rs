@@ -13,7 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Where the control-plane binaries are, unless `MLOPS_K8S_BIN` says otherwise.
@@ -145,7 +145,12 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` with output to `log`, in a new process group, dying with its parent thread.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::File::create(log).expect("create log file");
+        // Appends: a restarted component keeps the log of its earlier life.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("create log file");
         let err = out.try_clone().expect("clone log file");
         cmd.stdin(Stdio::null())
             .stdout(out)
@@ -196,6 +201,12 @@ impl Proc {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Sends SIGKILL (no chance to clean up, like an OOM kill or a node loss) and reaps it.
+    pub fn kill(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        self.child.wait().expect("wait for killed process")
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -230,6 +241,8 @@ pub struct TestCluster {
     pub api_port: u16,
     /// Stopped in reverse order on drop (kwok … etcd).
     procs: Vec<Proc>,
+    /// How kube-apiserver was started, to start it again the same way (same port, same etcd).
+    apiserver_args: Vec<String>,
 }
 
 impl TestCluster {
@@ -253,6 +266,7 @@ impl TestCluster {
             dir,
             bin,
             procs: Vec::new(),
+            apiserver_args: Vec::new(),
         };
         cluster.start_etcd_and_apiserver();
         cluster.start_controllers();
@@ -337,7 +351,8 @@ impl TestCluster {
             "--event-ttl",
             "30m",
         ]);
-        self.spawn("kube-apiserver", &args);
+        self.apiserver_args = args;
+        self.spawn("kube-apiserver", &self.apiserver_args.clone());
         write_kubeconfig(
             &self.kubeconfig,
             self.api_port,
@@ -347,13 +362,41 @@ impl TestCluster {
                 key: self.pki("admin.key"),
             },
         );
-        self.wait_for("apiserver /readyz", Duration::from_secs(90), |c| {
-            c.kubectl(&["get", "--raw", "/readyz"]).status.success()
-        });
+        self.wait_for_apiserver();
         // RBAC bootstrap (cluster roles, system:masters binding) finishes shortly after /readyz.
         self.wait_for("default namespace", Duration::from_secs(30), |c| {
             c.kubectl(&["get", "namespace", "default"]).status.success()
         });
+    }
+
+    fn wait_for_apiserver(&mut self) {
+        self.wait_for("apiserver /readyz", Duration::from_secs(90), |c| {
+            c.kubectl(&["get", "--raw", "/readyz"]).status.success()
+        });
+    }
+
+    /// Stops kube-apiserver (SIGTERM, SIGKILL after 30 s); etcd and the controllers keep running.
+    pub fn stop_apiserver(&mut self) {
+        let at = self
+            .procs
+            .iter()
+            .position(|p| p.name == "kube-apiserver")
+            .expect("kube-apiserver is running");
+        let mut apiserver = self.procs.remove(at);
+        apiserver.terminate(Duration::from_secs(30));
+        // Drop SIGKILLs whatever is left of its group.
+        drop(apiserver);
+    }
+
+    /// Starts kube-apiserver again with the same flags (same port, certificates and etcd) and
+    /// waits until it is ready.
+    pub fn start_apiserver(&mut self) {
+        assert!(
+            self.procs.iter().all(|p| p.name != "kube-apiserver"),
+            "kube-apiserver is already running"
+        );
+        self.spawn("kube-apiserver", &self.apiserver_args.clone());
+        self.wait_for_apiserver();
     }
 
     fn start_controllers(&mut self) {
@@ -568,15 +611,13 @@ impl TestCluster {
             "--timeout=30s",
             "crd/predictors.mlops.dev",
         ]);
-        let token = self.kubectl_ok(&[
-            "create",
-            "token",
-            OPERATOR_SA,
-            "-n",
-            OPERATOR_NAMESPACE,
-            "--duration=6h",
-        ]);
-        let path = self.dir.join("operator.kubeconfig");
+        self.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SA)
+    }
+
+    /// A kubeconfig that authenticates with a fresh token of ServiceAccount `namespace/name`.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let token = self.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=6h"]);
+        let path = self.dir.join(format!("{namespace}-{name}.kubeconfig"));
         write_kubeconfig(
             &path,
             self.api_port,
@@ -906,6 +947,11 @@ pub struct FileServer {
 
 impl FileServer {
     pub fn start() -> FileServer {
+        Self::start_slow(Duration::ZERO)
+    }
+
+    /// A file server that waits `delay` before each answer (a slow model store).
+    pub fn start_slow(delay: Duration) -> FileServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind file server");
         let addr = listener.local_addr().expect("local addr").to_string();
         let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
@@ -913,7 +959,7 @@ impl FileServer {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let files = served.clone();
-                std::thread::spawn(move || serve_one(stream, &files));
+                std::thread::spawn(move || serve_one(stream, &files, delay));
             }
         });
         FileServer { addr, files }
@@ -926,7 +972,7 @@ impl FileServer {
     }
 }
 
-fn serve_one(mut stream: TcpStream, files: &Mutex<BTreeMap<String, Vec<u8>>>) {
+fn serve_one(mut stream: TcpStream, files: &Mutex<BTreeMap<String, Vec<u8>>>, delay: Duration) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -939,6 +985,7 @@ fn serve_one(mut stream: TcpStream, files: &Mutex<BTreeMap<String, Vec<u8>>>) {
     let head = String::from_utf8_lossy(&head);
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     let body = files.lock().expect("files").get(&path).cloned();
+    std::thread::sleep(delay);
     let _ = match body {
         Some(body) => stream
             .write_all(
@@ -951,6 +998,33 @@ fn serve_one(mut stream: TcpStream, files: &Mutex<BTreeMap<String, Vec<u8>>>) {
             .and_then(|_| stream.write_all(&body)),
         None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
+}
+
+/// A model file on the [`FileServer`]: where, and its digest.
+#[derive(Clone, Debug)]
+pub struct ServedModel {
+    pub url: String,
+    pub sha: String,
+}
+
+impl FileServer {
+    /// Serves a fresh model file (trained with `model_date`) at `path`.
+    pub fn put_model(&self, path: &str, model_date: &str) -> ServedModel {
+        let bytes = model_file(model_date);
+        ServedModel {
+            sha: sha256(&bytes),
+            url: self.put(path, bytes),
+        }
+    }
+}
+
+/// A Predictor manifest for `kubectl apply`.
+pub fn predictor_yaml(name: &str, image: &str, model: &ServedModel, replicas: i32) -> String {
+    format!(
+        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  \
+         model:\n    url: {}\n    sha256: {}\n  replicas: {replicas}\n",
+        model.url, model.sha
+    )
 }
 
 /// A valid model file trained on the built-in sample; different `model_date`s give different digests.
@@ -979,4 +1053,62 @@ pub async fn client_for(kubeconfig: &Path) -> kube::Client {
         .await
         .expect("kube config");
     kube::Client::try_from(config).expect("kube client")
+}
+
+/// Polls `api.get(name)` every 200 ms until `done` holds. On timeout: `Err` with the last object seen.
+pub async fn poll_until<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    timeout: Duration,
+    done: impl Fn(&K) -> bool,
+) -> Result<K, Box<Option<K>>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(Some(object)) = api.get_opt(name).await {
+            if done(&object) {
+                return Ok(object);
+            }
+            last = Some(object);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Box::new(last))
+}
+
+/// Something a whole test binary shares (a cluster, an operator), started once by `start` on a
+/// thread that lives as long as the process: children die with the thread that started them
+/// (`PR_SET_PDEATHSIG`), so the starter must not be a test's thread. A failed start fails every
+/// test that asks, with the reason.
+pub fn shared_by_binary<T: Send + Sync + 'static>(
+    cell: &'static OnceLock<Result<T, String>>,
+    start: fn() -> T,
+) -> &'static T {
+    let result = cell.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("testcluster".into())
+            .spawn(move || {
+                let shared = std::panic::catch_unwind(start).map_err(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "shared cluster start panicked".into())
+                });
+                let _ = tx.send(shared);
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawn cluster thread");
+        rx.recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|e| Err(format!("shared cluster did not start: {e}")))
+    });
+    match result {
+        Ok(shared) => shared,
+        Err(e) => panic!("shared test cluster is unavailable: {e}"),
+    }
 }
