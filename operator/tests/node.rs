@@ -216,6 +216,51 @@ fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
     )
 }
 
+/// `predictor watch` running against the Service, writing its JSON (report + samples) to `json`.
+struct Watch {
+    child: std::process::Child,
+    json: PathBuf,
+    started: SystemTime,
+}
+
+impl Watch {
+    /// Starts `predictor watch --url base --interval INTERVAL --json <reports>/watch-<name>.json` + `extra`.
+    fn start(node: &Node, name: &str, base: &str, extra: &[&str]) -> Watch {
+        let dir = node.state.join("reports");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join(format!("watch-{name}.json"));
+        let started = SystemTime::now();
+        let child = Command::new(std::env::var("PREDICTOR_BIN").expect("PREDICTOR_BIN"))
+            .args(["watch", "--url", base, "--interval", INTERVAL, "--json"])
+            .arg(&json)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start predictor watch");
+        // Let a second of answers flow before anything changes.
+        std::thread::sleep(Duration::from_secs(1));
+        Watch {
+            child,
+            json,
+            started,
+        }
+    }
+
+    /// Waits for the watch to end; returns (its output, the JSON it wrote).
+    fn finish(self) -> (Output, Value) {
+        let out = wait_output(self.child, Duration::from_secs(150), "predictor watch");
+        let json = std::fs::read(&self.json).unwrap_or_else(|e| {
+            panic!(
+                "no watch report ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out, serde_json::from_slice(&json).unwrap())
+    }
+}
+
 /// A rollout measured from the client side while `change` is applied.
 struct Rollout {
     report: Value,
@@ -234,37 +279,23 @@ fn measure_rollout(
     until: &[&str],
     done: &dyn Fn(&Value) -> bool,
 ) -> Rollout {
-    let dir = node.state.join("reports");
-    std::fs::create_dir_all(&dir).unwrap();
     let tag = until.join("-").replace(['-', '/'], "_");
-    let json = dir.join(format!("watch-{tag}.json"));
-    let mut args = vec![
-        "watch",
-        "--url",
-        base,
-        "--interval",
-        INTERVAL,
+    let dir = node.state.join("reports");
+    let md = dir.join(format!("watch-{tag}.md")).display().to_string();
+    let png = dir.join(format!("watch-{tag}.png")).display().to_string();
+    let mut extra = vec![
         "--settle",
         "3s",
         "--max-duration",
         "120s",
+        "--report",
+        &md,
+        "--plot",
+        &png,
     ];
-    args.extend_from_slice(until);
-    let json_s = json.display().to_string();
-    let md = dir.join(format!("watch-{tag}.md")).display().to_string();
-    let png = dir.join(format!("watch-{tag}.png")).display().to_string();
-    args.extend(["--json", &json_s, "--report", &md, "--plot", &png]);
-    let bin = std::env::var("PREDICTOR_BIN").expect("PREDICTOR_BIN");
-    let watch_started = SystemTime::now();
-    let watch = Command::new(bin)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start predictor watch");
-    // Let a second of answers from the old release flow first.
-    std::thread::sleep(Duration::from_secs(1));
+    extra.extend_from_slice(until);
+    let watch = Watch::start(node, &tag, base, &extra);
+    let watch_started = watch.started;
     let changed = Instant::now();
     let changed_at = SystemTime::now();
     node.apply(yaml);
@@ -276,14 +307,13 @@ fn measure_rollout(
             (condition_is(&p, "Ready", "True") && done(&p)).then(|| changed.elapsed().as_secs_f64())
         },
     );
-    let out = wait_output(watch, Duration::from_secs(150), "predictor watch");
+    let (out, watched) = watch.finish();
     assert!(
         out.status.success(),
         "watch failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let watched: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     // The watch's clock starts when it starts; the process start (a few ms) is within the error bar.
     let change_ms = changed_at
         .duration_since(watch_started)
@@ -333,6 +363,53 @@ fn assert_clean_rollout(what: &str, r: &Rollout) {
     assert!(
         r.switch_s < 30.0 && r.ready_s < 60.0,
         "{what}: rollout too slow"
+    );
+}
+
+/// A pod deleted the normal way (SIGTERM after the preStop pause) must cost no request; a pod whose
+/// process is SIGKILLed costs only requests that reached it before its endpoint is withdrawn (in flight,
+/// or refused by the dead port), which are counted and must all be connection-level failures.
+fn pod_faults_under_load(node: &Node, base: &str) {
+    let ready_again = |what: &str| {
+        wait_for(Duration::from_secs(60), what, || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True") && p["status"]["ready"] == "2/2").then_some(())
+        })
+    };
+    let watch = Watch::start(node, "pod-deleted", base, &["--max-duration", "12s"]);
+    let victim = pods(node)[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.kubectl_ok(&["delete", "pod", "-n", NS, &victim, "--wait=false"]);
+    let (_, deleted) = watch.finish();
+    ready_again("2/2 again after the pod deletion");
+    eprintln!(
+        "[node test] pod {victim} deleted under load: {} requests, {} failed",
+        deleted["report"]["requests"], deleted["report"]["failed"]
+    );
+    assert_eq!(deleted["report"]["failed"], 0, "{}", deleted["report"]);
+
+    let watch = Watch::start(node, "pod-killed", base, &["--max-duration", "12s"]);
+    let pid = predictor_pids()[0];
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let (_, killed) = watch.finish();
+    ready_again("2/2 again after the SIGKILL");
+    let report = &killed["report"];
+    eprintln!(
+        "[node test] predictor pid {pid} SIGKILLed under load: {} requests, {} failed ({}), longest gap {:.0} ms",
+        report["requests"], report["failed"], report["failures"], report["longest_gap_ms"]
+    );
+    let failures = report["failures"].as_object().unwrap();
+    assert!(
+        failures.keys().all(|k| !k.starts_with("HTTP")),
+        "only connection-level failures, never an HTTP error: {report}"
+    );
+    // Half the traffic goes to the killed pod until kubelet restarts it or readiness withdraws it
+    // (readiness probe every 1 s, 3 failures): bounded well below the watch's 12 s.
+    assert!(
+        report["failed"].as_f64().unwrap() < 0.25 * report["requests"].as_f64().unwrap(),
+        "{report}"
     );
 }
 
@@ -591,33 +668,13 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     );
     assert_clean_rollout("model-only change", &r);
 
+    // --- issue 8: a predictor pod deleted, then one SIGKILLed, under load ---------------------------
+    pod_faults_under_load(&node, &base);
+
     // --- 3. wrong digest with the pre-flight check off: old pods keep serving ------------------------
     let _ = operator.terminate(Duration::from_secs(20));
     operator = start_operator(&node, &["--skip-model-check"]);
-    let json = node
-        .state
-        .join("reports/watch-wrong-digest.json")
-        .display()
-        .to_string();
-    let bin = std::env::var("PREDICTOR_BIN").unwrap();
-    let watch = Command::new(bin)
-        .args([
-            "watch",
-            "--url",
-            &base,
-            "--interval",
-            INTERVAL,
-            "--max-duration",
-            "40s",
-            "--json",
-            &json,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
+    let watch = Watch::start(&node, "wrong-digest", &base, &["--max-duration", "40s"]);
     let t_bad = Instant::now();
     // model-a's file, pinned to model-b's digest: every new pod refuses it.
     node.apply(&predictor_yaml("0.2", &format!("{store}/{model_a}"), sha_b));
@@ -652,8 +709,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         new_pod["metadata"]["name"].as_str().unwrap(),
     ]);
     assert!(logs.contains("sha256 mismatch"), "{logs}");
-    let out = wait_output(watch, Duration::from_secs(90), "predictor watch");
-    let watched: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let (out, watched) = watch.finish();
     let report = &watched["report"];
     eprintln!(
         "[node test] during the bad rollout: {} requests, {} failed, releases {}",
