@@ -395,6 +395,18 @@ fn pod_faults_under_load(node: &Node, base: &str) {
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let (_, killed) = watch.finish();
     ready_again("2/2 again after the SIGKILL");
+    let restarts: i64 = pods(node)
+        .iter()
+        .map(|p| {
+            p["status"]["containerStatuses"][0]["restartCount"]
+                .as_i64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(
+        restarts >= 1,
+        "the SIGKILLed container was restarted by kubelet"
+    );
     let report = &killed["report"];
     eprintln!(
         "[node test] predictor pid {pid} SIGKILLed under load: {} requests, {} failed ({}), longest gap {:.0} ms",
