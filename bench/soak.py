@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import random
+import select
 import socket
 import statistics
 import sys
@@ -50,10 +51,6 @@ def wrong_type(rng):
                                                 b'{"texts": "one"}', b'{"texts": ["ok", 3]}'])
 
 
-def huge(rng):
-    return "POST", "/api/american", b"{" * HUGE
-
-
 def non_utf8(rng):
     return "POST", "/api/american", b'{"text": "\xff\xfe bad \xc3"}'
 
@@ -74,14 +71,14 @@ def health(rng):
     return "GET", rng.choice(["/healthz", "/readyz", "/metrics"]), None
 
 
-# name, weight, expected status, request builder
+# name, weight, expected status, request builder (or how `huge_body` sends)
 KINDS = [
     ("good", 50, 200, good),
     ("batch", 10, 200, batch),
     ("malformed JSON", 8, 400, malformed),
     ("wrong type", 8, 422, wrong_type),
-    ("huge body", 2, 413, huge),
-    ("huge, announced", 2, 413, None),
+    ("huge body", 2, 413, "sent"),
+    ("huge, announced", 2, 413, "announced"),
     ("non-UTF-8", 5, 400, non_utf8),
     ("wrong method", 4, 405, wrong_method),
     ("wrong path", 4, 404, wrong_path),
@@ -111,11 +108,17 @@ def check_answer(kind, method, path, body, status, answer):
     return None
 
 
-def announced_huge(port):
-    """A client that announces an oversized body and waits: the server must refuse it before it is sent."""
+def huge_body(port, how):
+    """An oversized body on a fresh connection. "announced": the client sends `Expect: 100-continue` and waits,
+    so the server must refuse before the body is sent. "sent": the client sends it in 64 KiB chunks and, as
+    curl does, stops as soon as an answer arrives."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(f"POST /api/american HTTP/1.1\r\nHost: soak\r\nContent-Length: {HUGE}\r\n"
-                  "Expect: 100-continue\r\n\r\n".encode())
+        expect = "Expect: 100-continue\r\n" if how == "announced" else ""
+        s.sendall(f"POST /api/american HTTP/1.1\r\nHost: soak\r\nContent-Length: {HUGE}\r\n{expect}\r\n".encode())
+        chunk, sent = b"{" * 65536, 0
+        while how == "sent" and sent < HUGE and not select.select([s], [], [], 0)[0]:
+            s.sendall(chunk)
+            sent += len(chunk)
         reply = http.client.HTTPResponse(s)
         reply.begin()
         return reply.status, reply.read()
@@ -155,9 +158,9 @@ def worker(port, first, interval, until, seed, results):
         kind = rng.choices(KINDS, weights)[0]
         sent = time.monotonic()
         try:
-            if kind[3] is None:
+            if isinstance(kind[3], str):
                 method, path, body = "POST", "/api/american", None
-                status, answer = announced_huge(port)
+                status, answer = huge_body(port, kind[3])
             else:
                 method, path, body = kind[3](rng)
                 status, answer = client.send(method, path, body)
@@ -194,7 +197,7 @@ def main():
     load_before = open("/proc/loadavg").read().split()[:3]
 
     with tempfile.TemporaryDirectory() as tmp:
-        sha = train_model(os.path.join(tmp, "model.bin"))
+        sha = train_model(os.path.join(tmp, "model.bin"), args.binary)
         store, store_url = model_store(tmp)
         port = free_port()
         log_path = os.path.join(tmp, "server.log")
@@ -204,6 +207,10 @@ def main():
         try:
             if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
                 sys.exit("the server did not become ready")
+            # Counted from here on: /readyz answered 503 while the model loaded, as it should.
+            metrics_before = fetch(f"http://127.0.0.1:{port}/metrics")[1].decode()
+            with open(log_path) as f:
+                log_lines_before = len(f.read().splitlines())
             results, rss = [], []
             began = time.monotonic()
             until = began + seconds
@@ -224,9 +231,16 @@ def main():
             stop(server)
             store.shutdown()
         with open(log_path) as f:
-            log_lines = f.read().splitlines()
+            log_lines = f.read().splitlines()[log_lines_before:]
     load_after = open("/proc/loadavg").read().split()[:3]
-    report(args, seconds, warmup, results, rss, metrics, alive, log_lines, load_before, load_after)
+    report(args, seconds, warmup, results, rss, (metrics_before, metrics), alive, log_lines, load_before,
+           load_after)
+
+
+def count_5xx(metrics):
+    """{series: count} of the server's 5xx answers, from its /metrics text."""
+    return {line.rsplit(" ", 1)[0]: int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
+            if line.startswith("predictor_http_requests_total") and 'status="5' in line}
 
 
 def report(args, seconds, warmup, results, rss, metrics, alive, log_lines, load_before, load_after):
@@ -262,15 +276,18 @@ def report(args, seconds, warmup, results, rss, metrics, alive, log_lines, load_
               f"{', '.join(f'{p}: {n}' for p, n in problems.items()) or 0} |")
 
     unexpected = sum(1 for r in results if r[4] is not None)
-    server_5xx = sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
-                     if line.startswith("predictor_http_requests_total") and 'status="5' in line)
+    before, after_run = count_5xx(metrics[0]), count_5xx(metrics[1])
+    new_5xx = {series: n - before.get(series, 0) for series, n in after_run.items() if n > before.get(series, 0)}
+    server_5xx = sum(new_5xx.values())
     warm = [kib for t, kib in rss if t <= warmup]
     after = [kib for t, kib in rss if t > warmup]
     growth = (max(after) / warm[-1] - 1) * 100 if warm and after else float("nan")
-    errors_logged = sum(1 for line in log_lines if " ERROR " in line)
+    errors_logged = [line for line in log_lines if " ERROR " in line]
     lat = [r[1] * 1000 for r in results]
     print(f"\nrequests {len(results)} ({len(results) / seconds:.1f}/s), unexpected {unexpected}, "
-          f"5xx counted by the server {server_5xx}, ERROR log lines {errors_logged}, server alive at the end: {alive}")
+          f"5xx counted by the server {server_5xx}, ERROR log lines {len(errors_logged)}, server alive at the end: {alive}")
+    for line in [f"{series} +{n}" for series, n in new_5xx.items()] + errors_logged[:5]:
+        print(f"    {line}")
     print(f"latency over the run: p50 {percentile(lat, 50):.2f} ms, p99 {percentile(lat, 99):.2f} ms, "
           f"max {max(lat):.1f} ms; mean {statistics.mean(lat):.2f} ms")
     print(f"RSS: {warm[-1] / 1024 if warm else float('nan'):.1f} MiB at the end of the {warmup:g} s warm-up, "

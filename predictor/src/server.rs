@@ -162,6 +162,9 @@ impl AppState {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Answer with `Connection: close`: the request's body was left unread, so the connection cannot
+    /// carry another request (saying so keeps keep-alive clients from writing into a closed socket).
+    close: bool,
 }
 
 impl ApiError {
@@ -169,17 +172,35 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            close: status == StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// The error for a request nothing here handles. Its body (up to the usual limit) is read first:
+    /// hyper closes a connection whose request body was left unread, which a keep-alive client only
+    /// notices when its next request fails.
+    async fn unrouted(status: StatusCode, message: &str, body: Body) -> Self {
+        let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
+        Self {
+            close: read.is_err(),
+            ..Self::new(status, message)
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -200,16 +221,18 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(|| async { Html(PAGE) }))
-        .fallback(|| async {
-            ApiError::new(
+        .fallback(|body: Body| {
+            ApiError::unrouted(
                 StatusCode::NOT_FOUND,
                 "no such route; try POST /api/american",
+                body,
             )
         })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
+        .method_not_allowed_fallback(|body: Body| {
+            ApiError::unrouted(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed here; POST /api/american with {\"text\": \"…\"}",
+                body,
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -265,6 +265,41 @@ fn model_store_down_at_start_then_up_becomes_ready_without_restart() {
     );
 }
 
+#[test]
+fn unrouted_request_with_a_late_body_leaves_the_connection_usable() {
+    let (_store, server) = serving_model();
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // The body comes after the 404 could have been sent: the server must read it, not drop the connection.
+    let body = br#"{"text": "hi"}"#;
+    write!(
+        stream,
+        "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(body).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (mut answers, mut buf) = (String::new(), [0u8; 4096]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !answers.ends_with("ok\n") && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answers.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(answers.starts_with("HTTP/1.1 404"), "{answers:?}");
+    assert!(
+        answers.contains("HTTP/1.1 200") && answers.ends_with("ok\n"),
+        "the next request on the same connection: {answers:?}"
+    );
+}
+
 /// The model's digest and date as `/readyz` reports them.
 fn ready_model(server: &TestServer) -> (String, String) {
     let (status, body) = server.readyz();
