@@ -67,10 +67,14 @@ def train_model(out, binary=PREDICTOR):
     return re.search(r"sha256 ([0-9a-f]{64})", printed).group(1)
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 def model_store(directory):
     """A loopback HTTP server for `directory` (the model store); returns (server, base URL)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
-    handler.log_message = lambda *a: None
+    handler = functools.partial(QuietHandler, directory=directory)
     store = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=store.serve_forever, daemon=True).start()
     return store, f"http://127.0.0.1:{store.server_address[1]}"

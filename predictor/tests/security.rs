@@ -1,6 +1,7 @@
 //! Security checks against the real server on loopback: slow clients (slowloris) are cut off within the
-//! request timeout while other clients are served; an oversized body is refused before it is sent; a
-//! model URL's credentials and query token never reach logs, `/metrics`, `/readyz` or error messages.
+//! request timeout while other clients are served; an oversized body is refused before it is sent, and
+//! an oversized model download is refused; a model URL's credentials and query token never reach logs,
+//! `/metrics`, `/readyz` or error messages.
 
 mod common;
 
@@ -147,6 +148,24 @@ fn oversized_body_is_refused_before_it_is_sent() {
         "{answer}"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn model_download_over_the_size_limit_is_refused() {
+    let store = FileServer::start();
+    store.put("/big.bin", vec![0u8; 4096]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let error = runtime
+        .block_on(predictor::source::fetch(&store.url("/big.bin"), 1000))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("4096 bytes is more than the 1000-byte limit"),
+        "{error}"
+    );
 }
 
 const PASSWORD: &str = "pa55-s3cret-word";
