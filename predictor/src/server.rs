@@ -176,6 +176,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The error for a request nothing here handles. Its body (up to the usual limit) is read first:
     /// hyper closes a connection whose request body was left unread, which a keep-alive client only
     /// notices when its next request fails.
@@ -356,13 +361,6 @@ impl<'a> PredictRequest<'a> {
         Err(unprocessable(
             "missing `text` (a string), or `texts` (an array of strings)",
         ))
-    }
-}
-
-impl ApiError {
-    /// The HTTP status this error is answered with.
-    pub fn status(&self) -> StatusCode {
-        self.status
     }
 }
 
