@@ -11,69 +11,18 @@ Needs: a release build (cargo build --release -p predictor), wrk (Debian), and t
 (pip install -r ../shared/baselines/sklearn_flask/requirements.txt).
 """
 import argparse
-import functools
-import http.server
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared")
-TRAIN = os.path.join(SHARED, "data", "tweets", "train.csv")
-PEER_DIR = os.path.join(SHARED, "baselines", "sklearn_flask")
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-PREDICTOR = os.path.join(TARGET, "release", "predictor")
+from harness import PEER_DIR, PREDICTOR, TRAIN, fetch, free_port, model_store, start, stop, train_model, wait_until
+
 BODY = '{"text": "#covid19 new york"}'
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(url, body=None, timeout=2.0):
-    """(status, body) or (None, error)."""
-    request = urllib.request.Request(url, data=body.encode() if body else None, method="POST" if body else "GET")
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError as e:
-        return None, str(e)
-
-
-def wait_until(check, limit=60.0, step=0.002):
-    start = time.perf_counter()
-    while time.perf_counter() - start < limit:
-        if check():
-            return time.perf_counter() - start
-        time.sleep(step)
-    return None
-
-
-def start(cmd, env=None, cwd=None):
-    return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(proc):
-    try:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=10)
-    except Exception:
-        os.killpg(proc.pid, 9)
 
 
 def wrk(url, duration, connections, script):
@@ -102,8 +51,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         model, pickle = os.path.join(tmp, "model.bin"), os.path.join(tmp, "model.pickle")
-        out = subprocess.run([PREDICTOR, "train", "--data", TRAIN, "--out", model], capture_output=True, text=True, check=True).stdout
-        sha = re.search(r"sha256 ([0-9a-f]{64})", out).group(1)
+        sha = train_model(model)
         subprocess.run([sys.executable, os.path.join(PEER_DIR, "train.py"), TRAIN, pickle], check=True, capture_output=True)
         script = os.path.join(tmp, "post.lua")
         with open(script, "w") as f:
@@ -111,11 +59,8 @@ def main():
                     f"wrk.body = {json.dumps(BODY)}\n")
 
         # A loopback model store for our cold start.
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
-        handler.log_message = lambda *a: None
-        store = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=store.serve_forever, daemon=True).start()
-        model_url = f"http://127.0.0.1:{store.server_address[1]}/model.bin"
+        store, store_url = model_store(tmp)
+        model_url = f"{store_url}/model.bin"
 
         servers = []
         port = free_port()

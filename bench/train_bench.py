@@ -22,13 +22,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared")
-TRAIN = os.path.join(SHARED, "data", "tweets", "train.csv")
-TEST = os.path.join(SHARED, "data", "tweets", "test.csv")
-PEER = os.path.join(SHARED, "baselines", "sklearn_flask", "train.py")
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-PREDICTOR = os.path.join(TARGET, "release", "predictor")
+from harness import PEER_DIR, PREDICTOR, TEST, TRAIN
+
+PEER = os.path.join(PEER_DIR, "train.py")
 
 
 def run_measured(cmd):

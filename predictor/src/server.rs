@@ -11,16 +11,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -159,6 +162,9 @@ impl AppState {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Answer with `Connection: close`: the request's body was left unread, so the connection cannot
+    /// carry another request (saying so keeps keep-alive clients from writing into a closed socket).
+    close: bool,
 }
 
 impl ApiError {
@@ -166,17 +172,40 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            close: status == StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error for a request nothing here handles. Its body (up to the usual limit) is read first:
+    /// hyper closes a connection whose request body was left unread, which a keep-alive client only
+    /// notices when its next request fails.
+    async fn unrouted(status: StatusCode, message: &str, body: Body) -> Self {
+        let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
+        Self {
+            close: read.is_err(),
+            ..Self::new(status, message)
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -199,16 +228,18 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/", get(|| async { Html(PAGE) }))
-        .fallback(|| async {
-            ApiError::new(
+        .fallback(|body: Body| {
+            ApiError::unrouted(
                 StatusCode::NOT_FOUND,
                 "no such route; try POST /api/american",
+                body,
             )
         })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
+        .method_not_allowed_fallback(|body: Body| {
+            ApiError::unrouted(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed here; POST /api/american with {\"text\": \"…\"}",
+                body,
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), track))
@@ -276,22 +307,82 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
-/// `POST /api/american`. The body must be JSON whatever the Content-Type (form-typed clients welcome).
-async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
-    let request: Value = serde_json::from_slice(&bytes).map_err(|e| {
+/// What a `POST /api/american` body asks for, borrowing its texts from the parsed JSON.
+#[derive(Debug, PartialEq)]
+pub enum PredictRequest<'a> {
+    /// `{"text": "…"}`: one answer object.
+    One(&'a str),
+    /// `{"texts": ["…", …]}`: a list of answers, in order.
+    Many(Vec<&'a str>),
+}
+
+/// Parses a request body as JSON (any Content-Type). A body that is not JSON is the client's mistake: 400.
+pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("body is not valid JSON: {e}"),
         )
-    })?;
+    })
+}
+
+impl<'a> PredictRequest<'a> {
+    /// Reads the request out of a parsed body: pure, and the whole of the request's validation (422s).
+    pub fn from_json(request: &'a Value) -> Result<Self, ApiError> {
+        let unprocessable = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+        let Value::Object(fields) = request else {
+            return Err(unprocessable(
+                "expected a JSON object like {\"text\": \"…\"}",
+            ));
+        };
+        if let Some(text) = fields.get("text") {
+            return text
+                .as_str()
+                .map(Self::One)
+                .ok_or_else(|| unprocessable("`text` must be a string"));
+        }
+        if let Some(texts) = fields.get("texts") {
+            let texts = texts
+                .as_array()
+                .ok_or_else(|| unprocessable("`texts` must be an array of strings"))?;
+            if texts.len() > MAX_BATCH {
+                return Err(unprocessable(&format!(
+                    "`texts` holds {} texts; at most {MAX_BATCH} per request",
+                    texts.len()
+                )));
+            }
+            return texts
+                .iter()
+                .map(|t| {
+                    t.as_str()
+                        .ok_or_else(|| unprocessable("every item of `texts` must be a string"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Many);
+        }
+        Err(unprocessable(
+            "missing `text` (a string), or `texts` (an array of strings)",
+        ))
+    }
+}
+
+/// `POST /api/american`. The body must be JSON whatever the Content-Type (form-typed clients welcome).
+/// Order of checks: size (413), JSON (400), readiness (503), then the request's shape (422).
+async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    // A declared Content-Length over the limit is refused before a byte of the body is read.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    let request = parse_body(&bytes)?;
     let served = state.served().map_err(|reason| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -308,43 +399,17 @@ async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
             probability: (p.probability * 1e6).round() / 1e6,
         }
     };
-    let unprocessable = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let Value::Object(fields) = &request else {
-        return Err(unprocessable(
-            "expected a JSON object like {\"text\": \"…\"}",
-        ));
-    };
-    if let Some(text) = fields.get("text") {
-        let text = text
-            .as_str()
-            .ok_or_else(|| unprocessable("`text` must be a string"))?;
-        state.metrics.add_predictions(1);
-        return Ok(axum::Json(answer(text)).into_response());
-    }
-    if let Some(texts) = fields.get("texts") {
-        let texts = texts
-            .as_array()
-            .ok_or_else(|| unprocessable("`texts` must be an array of strings"))?;
-        if texts.len() > MAX_BATCH {
-            return Err(unprocessable(&format!(
-                "`texts` holds {} texts; at most {MAX_BATCH} per request",
-                texts.len()
-            )));
+    match PredictRequest::from_json(&request)? {
+        PredictRequest::One(text) => {
+            state.metrics.add_predictions(1);
+            Ok(axum::Json(answer(text)).into_response())
         }
-        let answers = texts
-            .iter()
-            .map(|t| {
-                t.as_str()
-                    .map(answer)
-                    .ok_or_else(|| unprocessable("every item of `texts` must be a string"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        state.metrics.add_predictions(answers.len() as u64);
-        return Ok(axum::Json(answers).into_response());
+        PredictRequest::Many(texts) => {
+            state.metrics.add_predictions(texts.len() as u64);
+            let answers: Vec<Answer> = texts.into_iter().map(answer).collect();
+            Ok(axum::Json(answers).into_response())
+        }
     }
-    Err(unprocessable(
-        "missing `text` (a string), or `texts` (an array of strings)",
-    ))
 }
 
 /// Fetches, verifies and loads the model, retrying with capped exponential backoff until it succeeds.
@@ -415,13 +480,12 @@ pub async fn run(
             drain_started.notify_one();
         }
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
     let deadline = async {
         drain_started.notified().await;
         tokio::time::sleep(config.drain_timeout).await;
     };
     let served = tokio::select! {
-        result = server.into_future() => result.map_err(|e| Error::io("the listener", e)),
+        () = serve_http(listener, router, config.request_timeout, signal) => Ok(()),
         () = deadline => {
             tracing::warn!("drain timeout reached; exiting with requests still in flight");
             Ok(())
@@ -429,4 +493,59 @@ pub async fn run(
     };
     loader.abort();
     served
+}
+
+/// Accepts HTTP/1.1 connections until `shutdown` resolves, then closes the listener and waits for open
+/// connections to finish their current request. Unlike `axum::serve`, a client gets at most
+/// `header_timeout` to send a request head (slowloris); body and handler are bounded by the router's timeout.
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    // `draining` tells connections to finish; every connection holds an `open` receiver, so
+    // `open.closed()` resolves once the last one is gone.
+    let (draining, _) = watch::channel(false);
+    let (open, open_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (http, service) = (http.clone(), service.clone());
+        let (mut draining, open) = (draining.subscribe(), open_rx.clone());
+        tokio::spawn(async move {
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                // `is_ok()` drops the watch guard before the await below (it is not `Send`).
+                _ = async { draining.wait_for(|draining| *draining).await.is_ok() } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(open);
+        });
+    }
+    drop((listener, open_rx));
+    draining.send_replace(true);
+    open.closed().await;
 }

@@ -48,16 +48,22 @@ impl Location {
     }
 }
 
-/// `location` with any `user:password@` removed, for logs and messages.
+/// `location` for logs and messages: any `user:password@` and any query or fragment (where tokens such
+/// as presigned-URL signatures live) replaced by `***`. A local path is shown as it is.
 pub fn redact(location: &str) -> String {
     let Some((scheme, rest)) = location.split_once("://") else {
         return location.to_string();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => location.to_string(),
-    }
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let path = match tail.find(['?', '#']) {
+        Some(query) => format!("{}?***", &tail[..query]),
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{host}{path}")
 }
 
 /// An open byte stream and what is known about it.
@@ -301,13 +307,22 @@ mod tests {
     }
 
     #[test]
-    fn redacts_userinfo_only() {
+    fn redacts_userinfo_and_query_only() {
         assert_eq!(
             redact("https://u:secret@host:1/p@x"),
             "https://***@host:1/p@x"
         );
         assert_eq!(redact("http://host/p@x"), "http://host/p@x");
-        assert_eq!(redact("local/path"), "local/path");
+        assert_eq!(
+            redact("http://u:pw@h/m.bin?token=t0k&x=1#frag"),
+            "http://***@h/m.bin?***"
+        );
+        assert_eq!(redact("https://h?sig=abc@def"), "https://h?***");
+        assert_eq!(
+            redact("hdfs://nn:9000/models/m.bin"),
+            "hdfs://nn:9000/models/m.bin"
+        );
+        assert_eq!(redact("local/path?x"), "local/path?x");
     }
 
     #[test]

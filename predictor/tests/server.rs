@@ -1,5 +1,6 @@
 //! `predictor serve` over real HTTP on loopback: the JSON contract, every client mistake, model sources
-//! (good, wrong digest, down then up, truncated), graceful shutdown, and `eval --url` against `eval --model`.
+//! (good, wrong digest, down then up, gone after start, replaced by another file, truncated), graceful
+//! shutdown, and `eval --url` against `eval --model`.
 
 mod common;
 
@@ -8,36 +9,19 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::TestServer;
+use common::server::{TestServer, trained_model};
 use common::{FileServer, closed_port};
 use predictor::server::ServeConfig;
-use predictor::train::{TrainSettings, train_from_bytes};
 use serde_json::{Value, json};
 
-const DATE: &str = "2026-11-24T08:00:00Z";
+const DATE: &str = common::server::MODEL_DATE;
 
-/// A model trained on train.csv: (file bytes, sha256).
 fn model_bytes() -> (Vec<u8>, String) {
-    let train = std::fs::read(common::tweets("train.csv")).unwrap();
-    let bytes = train_from_bytes(&train, "train.csv", &TrainSettings::default(), DATE)
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    let sha = predictor::model::sha256_hex(&bytes);
-    (bytes, sha)
+    trained_model(DATE)
 }
 
 fn serving_model() -> (FileServer, TestServer) {
-    let (bytes, sha) = model_bytes();
-    let store = FileServer::start();
-    store.put("/models/american.bin", bytes);
-    let server = TestServer::start(ServeConfig::new(
-        store.url("/models/american.bin"),
-        sha,
-        "0.2",
-    ));
-    server.wait_ready(Duration::from_secs(10));
-    (store, server)
+    common::server::serving_model(|_| {})
 }
 
 /// POST raw bytes with a content type: (status, JSON body).
@@ -265,10 +249,15 @@ fn model_store_down_at_start_then_up_becomes_ready_without_restart() {
     std::thread::sleep(Duration::from_millis(300));
     let (status, body) = server.readyz();
     assert_eq!(status, 503);
-    assert!(
-        body["reason"].as_str().unwrap().contains("cannot connect"),
-        "{body}"
-    );
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.contains("cannot connect"), "{body}");
+    // It keeps retrying (50 ms, then doubling up to 200 ms in tests): attempt 1 was not the last.
+    let attempt: u64 = reason
+        .strip_prefix("attempt ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no attempt number in {reason:?}"));
+    assert!(attempt >= 2, "{reason}");
     assert_eq!(
         reqwest::blocking::get(server.url("/healthz"))
             .unwrap()
@@ -286,6 +275,111 @@ fn model_store_down_at_start_then_up_becomes_ready_without_restart() {
     assert_eq!(
         post(&server, "application/json", r#"{"text": "hi"}"#).0,
         200
+    );
+}
+
+#[test]
+fn unrouted_request_with_a_late_body_leaves_the_connection_usable() {
+    let (_store, server) = serving_model();
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // The body comes after the 404 could have been sent: the server must read it, not drop the connection.
+    let body = br#"{"text": "hi"}"#;
+    write!(
+        stream,
+        "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(body).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (mut answers, mut buf) = (String::new(), [0u8; 4096]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !answers.ends_with("ok\n") && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answers.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(answers.starts_with("HTTP/1.1 404"), "{answers:?}");
+    assert!(
+        answers.contains("HTTP/1.1 200") && answers.ends_with("ok\n"),
+        "the next request on the same connection: {answers:?}"
+    );
+}
+
+/// The model's digest and date as `/readyz` reports them.
+fn ready_model(server: &TestServer) -> (String, String) {
+    let (status, body) = server.readyz();
+    assert_eq!(status, 200, "{body}");
+    (
+        body["model_sha256"].as_str().unwrap().to_string(),
+        body["model_date"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn model_store_gone_after_start_keeps_serving_the_verified_model() {
+    let (store, server) = serving_model();
+    let before = ready_model(&server);
+    let store_port = store.port;
+    store.stop();
+    assert!(
+        TcpStream::connect(("127.0.0.1", store_port)).is_err(),
+        "the store is really gone"
+    );
+    // Long enough for several retry rounds (50–200 ms in tests), were the server to poll the store.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        ready_model(&server),
+        before,
+        "still ready on the same model"
+    );
+    let (status, answer) = post(&server, "application/json", r#"{"text": "go yankees"}"#);
+    assert_eq!((status, answer["model_date"].as_str()), (200, Some(DATE)));
+}
+
+#[test]
+fn store_serving_another_file_later_is_never_served() {
+    let (store, server) = serving_model();
+    let (pinned, _) = ready_model(&server);
+    // The store now answers the same URL with another valid model file.
+    let (other, other_sha) = trained_model("2026-11-25T09:00:00Z");
+    assert_ne!(other_sha, pinned);
+    store.put(common::server::MODEL_PATH, other);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        ready_model(&server),
+        (pinned.clone(), DATE.to_string()),
+        "the running server keeps its verified model"
+    );
+
+    // A restart (a new pod, a reload) pinned to the old digest refuses the new file and says why.
+    let restarted = TestServer::start(ServeConfig::new(
+        store.url(common::server::MODEL_PATH),
+        pinned.clone(),
+        "0.2",
+    ));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, body) = restarted.readyz();
+    assert_eq!(status, 503, "{body}");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("sha256 mismatch")
+            && reason.contains(&pinned)
+            && reason.contains(&other_sha),
+        "{reason}"
+    );
+    let (status, answer) = post(&restarted, "application/json", r#"{"text": "hi"}"#);
+    assert_eq!(status, 503, "never serves an unverified model: {answer}");
+    assert_eq!(
+        post(&server, "application/json", r#"{"text": "hi"}"#).1["model_date"],
+        DATE
     );
 }
 
@@ -333,7 +427,11 @@ fn eval_url_reproduces_eval_model_accuracy() {
     let (store, server) = serving_model();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.bin");
-    std::fs::write(&model, &store.files.lock().unwrap()["/models/american.bin"]).unwrap();
+    std::fs::write(
+        &model,
+        &store.files.lock().unwrap()[common::server::MODEL_PATH],
+    )
+    .unwrap();
     let test = common::tweets("test.csv");
     let run = |args: &[&str]| -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_predictor"))

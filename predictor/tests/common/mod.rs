@@ -9,16 +9,20 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 
 /// Files served by [`FileServer`]: URL path → body. Replace entries at any time.
 pub type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
-/// A minimal HTTP/1.1 server on 127.0.0.1 that answers GET with the body stored for the path, else 404.
+/// A minimal HTTP/1.1 server on 127.0.0.1 that answers GET with the body stored for the path (query
+/// included), else 404.
 pub struct FileServer {
     pub port: u16,
     pub files: Files,
+    stopping: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 impl FileServer {
@@ -31,14 +35,33 @@ impl FileServer {
         predictor::tls::install_crypto_provider();
         let port = listener.local_addr().unwrap().port();
         let files: Files = Arc::default();
-        let shared = files.clone();
-        thread::spawn(move || {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (shared, stop) = (files.clone(), stopping.clone());
+        let acceptor = thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
                 let files = shared.clone();
                 thread::spawn(move || answer(stream, &files));
             }
         });
-        Self { port, files }
+        Self {
+            port,
+            files,
+            stopping,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Closes the listening socket: from now on connections to the port are refused (the store is gone).
+    pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag and drops the listener.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.join().expect("file server thread");
+        }
     }
 
     pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {

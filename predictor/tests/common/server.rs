@@ -5,7 +5,40 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use predictor::server::{self, ServeConfig};
+use predictor::train::{TrainSettings, train_from_bytes};
 use tokio::sync::oneshot;
+
+use super::FileServer;
+
+/// The model date of [`trained_model`]'s default model.
+pub const MODEL_DATE: &str = "2026-11-24T08:00:00Z";
+/// Where [`serving_model`]'s store holds the model.
+pub const MODEL_PATH: &str = "/models/american.bin";
+
+/// A model trained on train.csv with `date` as its model date: (file bytes, sha256). Another date gives
+/// another file and another digest.
+pub fn trained_model(date: &str) -> (Vec<u8>, String) {
+    let train = std::fs::read(super::tweets("train.csv")).unwrap();
+    let bytes = train_from_bytes(&train, "train.csv", &TrainSettings::default(), date)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let sha = predictor::model::sha256_hex(&bytes);
+    (bytes, sha)
+}
+
+/// A store holding the [`MODEL_DATE`] model at [`MODEL_PATH`], and a ready server on it (version "0.2"),
+/// its config first passed through `adjust`.
+pub fn serving_model(adjust: impl FnOnce(&mut ServeConfig)) -> (FileServer, TestServer) {
+    let (bytes, sha) = trained_model(MODEL_DATE);
+    let store = FileServer::start();
+    store.put(MODEL_PATH, bytes);
+    let mut config = ServeConfig::new(store.url(MODEL_PATH), sha, "0.2");
+    adjust(&mut config);
+    let server = TestServer::start(config);
+    server.wait_ready(Duration::from_secs(10));
+    (store, server)
+}
 
 /// A server running on its own thread and runtime; dropped → shut down.
 pub struct TestServer {

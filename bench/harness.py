@@ -1,0 +1,80 @@
+"""What the benchmarks share: paths, the release binary, a loopback model store, and process and HTTP helpers."""
+import functools
+import http.server
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+TRAIN = os.path.join(SHARED, "data", "tweets", "train.csv")
+TEST = os.path.join(SHARED, "data", "tweets", "test.csv")
+PEER_DIR = os.path.join(SHARED, "baselines", "sklearn_flask")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+PREDICTOR = os.path.join(TARGET, "release", "predictor")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url, body=None, timeout=2.0):
+    """(status, body) or (None, error)."""
+    request = urllib.request.Request(url, data=body.encode() if body else None, method="POST" if body else "GET")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return None, str(e)
+
+
+def wait_until(check, limit=60.0, step=0.002):
+    """Seconds until check() was true, or None after `limit` seconds."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        if check():
+            return time.perf_counter() - start
+        time.sleep(step)
+    return None
+
+
+def start(cmd, env=None, cwd=None, stderr=subprocess.DEVNULL):
+    return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+
+
+def stop(proc):
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=10)
+    except Exception:
+        os.killpg(proc.pid, 9)
+
+
+def train_model(out, binary=PREDICTOR):
+    """Trains on train.csv into `out` (with the release binary unless told); returns the file's sha256."""
+    printed = subprocess.run([binary, "train", "--data", TRAIN, "--out", out],
+                             capture_output=True, text=True, check=True).stdout
+    return re.search(r"sha256 ([0-9a-f]{64})", printed).group(1)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def model_store(directory):
+    """A loopback HTTP server for `directory` (the model store); returns (server, base URL)."""
+    handler = functools.partial(QuietHandler, directory=directory)
+    store = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=store.serve_forever, daemon=True).start()
+    return store, f"http://127.0.0.1:{store.server_address[1]}"

@@ -1,0 +1,45 @@
+//! The model-file loader on arbitrary bytes: an error naming what is wrong, or a model that predicts a
+//! probability in [0, 1]; never a panic. The first byte picks the mode: raw file bytes (magic, version,
+//! length and checksum checks), or a payload wrapped in a valid header and checksum, so that the bincode
+//! decoder and the consistency checks behind it see the fuzzer's bytes (random bytes never pass the
+//! checksum otherwise).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use predictor::model::{FORMAT_VERSION, MAGIC};
+use sha2::{Digest, Sha256};
+
+fn wrap(payload: &[u8]) -> Vec<u8> {
+    let mut file = MAGIC.to_vec();
+    file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    file.extend_from_slice(payload);
+    file.extend_from_slice(&Sha256::digest(payload));
+    file
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let file = if mode & 1 == 0 {
+        rest.to_vec()
+    } else {
+        wrap(rest)
+    };
+    let Ok(model) = predictor::Model::from_bytes(&file) else {
+        return;
+    };
+    for text in [
+        "",
+        "#covid19 new york 🇺🇸 https://t.co/x y'all",
+        "cheers mate",
+    ] {
+        let p = model.predict(text);
+        assert!(p.is_american <= 1);
+        assert!(
+            (0.0..=1.0).contains(&p.probability),
+            "probability {} for {text:?}",
+            p.probability
+        );
+    }
+});
