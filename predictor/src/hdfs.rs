@@ -186,6 +186,7 @@ fn describe(error: &HdfsError, url: &HdfsUrl) -> String {
                 io.kind(),
                 ErrorKind::ConnectionAborted
                     | ErrorKind::ConnectionReset
+                    | ErrorKind::BrokenPipe
                     | ErrorKind::UnexpectedEof
             ) =>
         {
@@ -267,8 +268,20 @@ mod tests {
         assert!(
             describe(&refused, &at).contains("NameNode at hdfs://127.0.0.1:1: connection refused")
         );
-        let hung_up = HdfsError::IOError(ErrorKind::ConnectionAborted.into());
-        assert!(describe(&hung_up, &at).contains("hung up without answering"));
+        // A web server on that port closes the connection: the client sees it as a reset, an EOF or,
+        // when it was still writing its handshake, a broken pipe.
+        for kind in [
+            ErrorKind::ConnectionAborted,
+            ErrorKind::ConnectionReset,
+            ErrorKind::BrokenPipe,
+            ErrorKind::UnexpectedEof,
+        ] {
+            let hung_up = HdfsError::IOError(kind.into());
+            assert!(
+                describe(&hung_up, &at).contains("hung up without answering"),
+                "{kind:?}"
+            );
+        }
         let directory = HdfsError::RPCError(
             "java.io.FileNotFoundException".into(),
             "Path is not a file: /models".into(),
