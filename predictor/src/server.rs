@@ -271,10 +271,18 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         _ => "other",
     };
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     state
         .metrics
         .observe(route, response.status().as_u16(), started.elapsed());
+    if state.draining.load(Ordering::SeqCst) {
+        // Shutting down: every answer closes its connection, so keep-alive clients reconnect (to a pod
+        // that stays) instead of racing the final close of an idle connection.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 

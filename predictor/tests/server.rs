@@ -418,6 +418,10 @@ fn shutdown_turns_readiness_false_first_and_finishes_in_flight_requests() {
         "in-flight request finished: {response:?}"
     );
     assert!(response.contains("\"is_american\""));
+    assert!(
+        response.to_ascii_lowercase().contains("connection: close"),
+        "answers while draining close their connection: {response:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     server.stop().unwrap();
 }
