@@ -196,16 +196,20 @@ fn start_operator(node: &Node, extra: &[&str]) -> Proc {
     Proc::spawn("operator", cmd, &node.state.join("log/operator-test.log"))
 }
 
-fn predictor_cli(args: &[&str]) -> Output {
+/// The static predictor binary (`PREDICTOR_BIN`) started with `args`, output piped.
+fn spawn_predictor(args: &[&str]) -> std::process::Child {
     let bin = std::env::var("PREDICTOR_BIN").expect("PREDICTOR_BIN: the static predictor binary");
-    let child = Command::new(bin)
+    Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run predictor");
-    wait_output(child, Duration::from_secs(600), "predictor")
+        .expect("run predictor")
+}
+
+fn predictor_cli(args: &[&str]) -> Output {
+    wait_output(spawn_predictor(args), Duration::from_secs(600), "predictor")
 }
 
 fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
@@ -230,15 +234,18 @@ impl Watch {
         std::fs::create_dir_all(&dir).unwrap();
         let json = dir.join(format!("watch-{name}.json"));
         let started = SystemTime::now();
-        let child = Command::new(std::env::var("PREDICTOR_BIN").expect("PREDICTOR_BIN"))
-            .args(["watch", "--url", base, "--interval", INTERVAL, "--json"])
-            .arg(&json)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start predictor watch");
+        let json_arg = json.display().to_string();
+        let mut args = vec![
+            "watch",
+            "--url",
+            base,
+            "--interval",
+            INTERVAL,
+            "--json",
+            &json_arg,
+        ];
+        args.extend_from_slice(extra);
+        let child = spawn_predictor(&args);
         // Let a second of answers flow before anything changes.
         std::thread::sleep(Duration::from_secs(1));
         Watch {
