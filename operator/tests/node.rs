@@ -327,32 +327,20 @@ fn measure_rollout(
         .unwrap()
         .as_secs_f64()
         * 1e3;
-    let newest = watched["report"]["versions"]
+    // The watch's own per-release spans (in order of first answer): the newest is the wanted one.
+    let (_newest, older) = watched["report"]["versions"]
         .as_array()
-        .and_then(|v| v.last())
-        .expect("some answers")["version"]
-        .clone();
-    let last_old_ms = watched["samples"]
-        .as_array()
-        .unwrap()
+        .and_then(|v| v.split_last())
+        .expect("some answers");
+    let last_old_ms = older
         .iter()
-        .filter(|s| s["failure"].is_null() && release(s) != newest)
-        .map(|s| s["sent_ms"].as_f64().unwrap())
+        .map(|v| v["last_ms"].as_f64().unwrap())
         .fold(change_ms, f64::max);
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     Rollout {
         report: watched["report"].clone(),
         switch_s: (last_old_ms - change_ms) / 1e3,
         ready_s,
-    }
-}
-
-/// The release label `predictor watch` gives a sample (see `Sample::release`).
-fn release(sample: &Value) -> Value {
-    match (sample["version"].as_str(), sample["model"].as_str()) {
-        (Some(v), Some(m)) => Value::String(format!("{v} · model {m}")),
-        (Some(v), None) => Value::String(v.into()),
-        _ => Value::Null,
     }
 }
 

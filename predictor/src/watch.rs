@@ -178,16 +178,16 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
 /// Whether the watch may stop: the wanted release answered, and nothing else has for `settle`
 /// (a failed request counts as "something else").
 fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bool {
-    let (wanted, other): (Vec<&Sample>, Vec<&Sample>) =
-        samples.iter().partition(|s| until.wants(s));
-    let Some(first_wanted) = wanted.iter().map(|s| s.sent_ms).reduce(f64::min) else {
-        return false;
-    };
-    let last_other = other
-        .iter()
-        .map(|s| s.sent_ms)
-        .fold(f64::NEG_INFINITY, f64::max);
-    now_ms - last_other.max(first_wanted) >= settle_ms
+    // One pass, no allocation: this runs on every tick over every answer so far.
+    let (mut first_wanted, mut last_other) = (f64::INFINITY, f64::NEG_INFINITY);
+    for sample in samples {
+        if until.wants(sample) {
+            first_wanted = first_wanted.min(sample.sent_ms);
+        } else {
+            last_other = last_other.max(sample.sent_ms);
+        }
+    }
+    first_wanted.is_finite() && now_ms - last_other.max(first_wanted) >= settle_ms
 }
 
 /// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
