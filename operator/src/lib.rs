@@ -16,7 +16,7 @@ pub mod server;
 pub mod status;
 pub mod telemetry;
 
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 
 pub use error::{Error, Result};
