@@ -1,4 +1,6 @@
-# Throwaway test PKI with openssl (1-day certificates), shared by dev/cluster/smoke.sh and dev/node/up.sh.
+# shellcheck shell=bash
+# The one throwaway test PKI (openssl, 1-day certificates): dev/cluster/smoke.sh, dev/node/up.sh and the
+# Rust test harness (operator/tests) all make theirs with it.
 # Source it, set P to the PKI directory, then:
 #   pki_ca <common name>                   → $P/ca.{key,crt}
 #   pki_sign <name> <subject> <extensions> → $P/<name>.{key,crt}, signed by the CA (extensions: printf %b text)

@@ -97,7 +97,7 @@ stamp_of() {
   wrapper=$(wrapper_of "$name")
   {
     echo "binary=$name version=$(version_of "$name") go=$go_version platform=$platform"
-    (cd "$gomods/$wrapper" && sha256sum go.mod go.sum ./*.go 2>/dev/null || true)
+    (cd "$gomods/$wrapper" && { sha256sum go.mod go.sum ./*.go 2>/dev/null || true; })
     sha256sum <"$script"
   } | sha256sum | cut -d' ' -f1
 }

@@ -4,7 +4,7 @@
 #   localhost/mlops/pause:node          dev/node/images/pause.c, gcc -static
 #   localhost/mlops/model-store:node    dev/node/images/fileserver.c + model files trained here
 #   localhost/american-predictor:<V>    the static predictor binary (cargo, crt-static), one tag per version
-# Also writes $N/images/models.env (model file names + sha256) for deploy.sh.
+# Also writes $N/images/models.env (model file names + sha256) for the tests and scripts that name a model.
 #
 # Usage (root): dev/node/images.sh
 # Env: PREDICTOR_BIN      use this static predictor binary instead of building it
@@ -32,11 +32,7 @@ gcc -Os -static -s -Wall -Wextra -o "$ctx/store/fileserver" "$NODE_HERE/images/f
 
 # --- predictor binary (static glibc) ---------------------------------------------------------------
 if [[ -z ${PREDICTOR_BIN:-} ]]; then
-  target=${CARGO_TARGET_DIR:-$REPO/target}
-  log "cargo build --release -p predictor (static, target dir $target)"
-  (cd "$REPO" && CARGO_TARGET_DIR=$target RUSTFLAGS="-C target-feature=+crt-static" \
-    nice -n 10 cargo build --release --locked -p predictor --target x86_64-unknown-linux-gnu)
-  PREDICTOR_BIN=$target/x86_64-unknown-linux-gnu/release/predictor
+  PREDICTOR_BIN=$("$REPO/dev/static-bins.sh")/predictor
 fi
 [[ -x $PREDICTOR_BIN ]] || die "no predictor binary at $PREDICTOR_BIN"
 file -L "$PREDICTOR_BIN" 2>/dev/null | grep -q 'static' ||
@@ -61,7 +57,7 @@ if [[ -f $tweets/train.csv ]]; then
 fi
 chmod 0644 "$models"/*.bin
 for f in "$models"/*.bin; do
-  name=$(basename "$f" .bin) && key=MODEL_$(echo "${name#model-}" | tr a-z A-Z)
+  name=$(basename "$f" .bin) && key=MODEL_$(echo "${name#model-}" | tr '[:lower:]' '[:upper:]')
   echo "$key=$name.bin ${key}_SHA256=$(sha256sum "$f" | cut -d' ' -f1)"
 done >"$out/models.env"
 

@@ -1,4 +1,4 @@
-# Shared settings and helpers for the node test tier (sourced by up.sh, images.sh, deploy.sh, down.sh).
+# Shared settings and helpers for the node test tier (sourced by up.sh, images.sh, model-store.sh, down.sh).
 # Everything this tier creates is named here, so down.sh can remove exactly that and nothing else.
 # shellcheck shell=bash disable=SC2034  # settings used by the scripts that source this file
 
@@ -25,7 +25,6 @@ KUBECONFIG_ADMIN=$N/admin.kubeconfig
 
 PAUSE_IMAGE=localhost/mlops/pause:node
 STORE_IMAGE=localhost/mlops/model-store:node
-PREDICTOR_IMAGE=${PREDICTOR_IMAGE:-localhost/american-predictor:0.1}
 
 exec {LOGFD}>&2   # log() writes here, so messages survive the output redirections of wait_for
 log() { printf '[node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&"$LOGFD"; }
