@@ -19,11 +19,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -310,7 +311,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }
@@ -473,9 +474,9 @@ pub async fn run(
     let state = AppState::new(config.version.clone());
     let loader = tokio::spawn(load_model(state.clone(), config.clone()));
     let router = app(state.clone(), &config);
-    let drain_started = Arc::new(Notify::new());
-    let signal = {
-        let (state, drain_started) = (state.clone(), drain_started.clone());
+    let close_listener = CancellationToken::new();
+    let signal = tokio::spawn({
+        let (state, close_listener) = (state.clone(), close_listener.clone());
         async move {
             let delay = shutdown.await;
             tracing::info!(
@@ -485,42 +486,41 @@ pub async fn run(
             state.start_draining();
             tokio::time::sleep(delay).await;
             tracing::info!("closing the listener; draining in-flight requests");
-            drain_started.notify_one();
+            close_listener.cancel();
         }
+    });
+    let limits = Limits {
+        header_timeout: config.request_timeout,
+        drain_timeout: config.drain_timeout,
     };
-    let deadline = async {
-        drain_started.notified().await;
-        tokio::time::sleep(config.drain_timeout).await;
-    };
-    let served = tokio::select! {
-        () = serve_http(listener, router, config.request_timeout, signal) => Ok(()),
-        () = deadline => {
-            tracing::warn!("drain timeout reached; exiting with requests still in flight");
-            Ok(())
-        }
-    };
+    serve_http(listener, router, limits, close_listener).await;
     loader.abort();
-    served
+    signal.abort();
+    Ok(())
 }
 
-/// Accepts HTTP/1.1 connections until `shutdown` resolves, then closes the listener and waits for open
-/// connections to finish their current request. Unlike `axum::serve`, a client gets at most
-/// `header_timeout` to send a request head (slowloris); body and handler are bounded by the router's timeout.
+/// The connection-level bounds of [`serve_http`].
+struct Limits {
+    /// Longest time a client gets to send a request head (slowloris).
+    header_timeout: Duration,
+    /// Longest time open connections get to finish once the listener is closed.
+    drain_timeout: Duration,
+}
+
+/// Accepts HTTP/1.1 connections until `close_listener` is cancelled, then closes the listener and lets open
+/// connections finish their current request, for at most `drain_timeout`. Unlike `axum::serve`, a client gets
+/// at most `header_timeout` to send a request head; body and handler are bounded by the router's timeout.
 async fn serve_http(
     listener: TcpListener,
     router: Router,
-    header_timeout: Duration,
-    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+    close_listener: CancellationToken,
 ) {
     let service = TowerToHyperService::new(router);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    // `draining` tells connections to finish; every connection holds an `open` receiver, so
-    // `open.closed()` resolves once the last one is gone.
-    let (draining, _) = watch::channel(false);
-    let (open, open_rx) = watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown);
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -532,28 +532,22 @@ async fn serve_http(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = close_listener.cancelled() => break,
         };
-        let (http, service) = (http.clone(), service.clone());
-        let (mut draining, open) = (draining.subscribe(), open_rx.clone());
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
         tokio::spawn(async move {
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                // `is_ok()` drops the watch guard before the await below (it is not `Send`).
-                _ = async { draining.wait_for(|draining| *draining).await.is_ok() } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
+            if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(open);
         });
     }
-    drop((listener, open_rx));
-    draining.send_replace(true);
-    open.closed().await;
+    drop(listener);
+    // Every watched connection finishes its current request, then closes.
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; exiting with requests still in flight");
+    }
 }
