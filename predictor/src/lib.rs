@@ -3,9 +3,11 @@
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
 //! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s) URL or [`hdfs`] URL);
-//! [`server`] serves a model over HTTP and [`client`] measures a live server.
+//! [`server`] serves a model over HTTP and [`client`] measures a live server. [`cli`] is what the
+//! `predictor` command does with its arguments.
 
 pub mod classifier;
+pub mod cli;
 pub mod client;
 pub mod data;
 pub mod error;
