@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use predictor::cli::commands::{self, EvalOptions, ServeOptions, TrainOptions, WatchOptions};
+use predictor::cli::commands::{self, EvalOptions, ProbeOptions, ServeOptions, TrainOptions};
 use predictor::cli::values::{CharRange, Limit, parse_duration, parse_limit, parse_range};
+use predictor::probe::{ProbeConfig, Until};
 use predictor::server::ServeConfig;
 use predictor::text::TextSettings;
 use predictor::train::TrainSettings;
-use predictor::watch::{Until, WatchConfig};
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +36,7 @@ enum Command {
     Serve(ServeArgs),
     /// Send steady requests to a server during a rollout and report versions seen, switch-over and failures.
     /// Exits non-zero if a request failed or --until-version was not reached.
-    Watch(WatchArgs),
+    Probe(ProbeArgs),
     /// Train on the built-in sample, evaluate it and show a prediction (no data or network needed).
     Demo,
 }
@@ -99,7 +99,7 @@ impl PipelineArgs {
 }
 
 #[derive(Args)]
-struct WatchArgs {
+struct ProbeArgs {
     /// The server, e.g. http://127.0.0.1:5008.
     #[arg(long)]
     url: String,
@@ -113,7 +113,7 @@ struct WatchArgs {
     /// --settle: for model-only rollouts. With --until-version, both must match.
     #[arg(long)]
     until_model: Option<String>,
-    /// Quiet period that ends the watch once the wanted release answers alone.
+    /// Quiet period that ends the probe once the wanted release answers alone.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     settle: Duration,
     /// Stop after this long in any case.
@@ -250,7 +250,7 @@ fn run(cli: Cli) -> predictor::Result<()> {
         Command::Predict(args) => commands::predict(&args.target.target(), args.texts),
         Command::Demo => commands::demo(),
         Command::Serve(args) => commands::serve(args.options()),
-        Command::Watch(args) => commands::watch(args.options()),
+        Command::Probe(args) => commands::probe(args.options()),
     }
 }
 
@@ -268,10 +268,10 @@ impl ServeArgs {
     }
 }
 
-impl WatchArgs {
-    fn options(self) -> WatchOptions {
-        WatchOptions {
-            config: WatchConfig {
+impl ProbeArgs {
+    fn options(self) -> ProbeOptions {
+        ProbeOptions {
+            config: ProbeConfig {
                 url: self.url,
                 interval: self.interval.max(Duration::from_millis(1)),
                 until: Until {

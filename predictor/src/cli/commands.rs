@@ -1,5 +1,5 @@
 //! What each `predictor` subcommand does, from parsed options to output: orchestration only (the work is
-//! in [`crate::train`], [`crate::evaluate`], [`crate::client`], [`crate::server`], [`crate::watch`]).
+//! in [`crate::train`], [`crate::evaluate`], [`crate::client`], [`crate::server`], [`crate::probe`]).
 //! Each returns the crate's [`Error`]; the binary prints it and sets the exit code.
 
 use std::io::{BufRead, Write};
@@ -12,9 +12,9 @@ use crate::client::{evaluate_live, http_client, predict_remote};
 use crate::error::{Error, Result};
 use crate::evaluate::{Confusion, evaluate_from};
 use crate::model::{Model, sha256_hex};
+use crate::probe::{self, ProbeConfig};
 use crate::server::{self, ServeConfig};
 use crate::train::{Pass, TrainSettings, train_from, train_from_bytes};
-use crate::watch::{self, WatchConfig};
 
 /// What answers: a model file, or a running server.
 #[derive(Clone, Debug)]
@@ -54,10 +54,10 @@ pub struct ServeOptions {
     pub shutdown_delay: Duration,
 }
 
-/// `predictor watch`.
+/// `predictor probe`.
 #[derive(Clone, Debug)]
-pub struct WatchOptions {
-    pub config: WatchConfig,
+pub struct ProbeOptions {
+    pub config: ProbeConfig,
     /// Where to write the report as markdown, and as JSON with every sample.
     pub report: Option<PathBuf>,
     pub json: Option<PathBuf>,
@@ -246,10 +246,10 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     })
 }
 
-/// Watches a rollout: prints the report, writes the files asked for, and fails when a request failed or
+/// Probes a rollout: prints the report, writes the files asked for, and fails when a request failed or
 /// the wanted release never answered.
-pub fn watch(options: WatchOptions) -> Result<()> {
-    let WatchOptions {
+pub fn probe(options: ProbeOptions) -> Result<()> {
+    let ProbeOptions {
         config,
         report: report_path,
         json: json_path,
@@ -257,15 +257,15 @@ pub fn watch(options: WatchOptions) -> Result<()> {
     } = options;
     let started_at = now_rfc3339();
     let bar = progress::requests();
-    let samples = runtime()?.block_on(watch::watch(&config, |sample| {
+    let samples = runtime()?.block_on(probe::run(&config, |sample| {
         bar.inc(1);
         if let Some(release) = sample.release() {
             bar.set_message(format!("last answer from version {release}"));
         }
     }))?;
     bar.finish_and_clear();
-    let report = watch::summarize(&samples, &started_at, config.interval);
-    let markdown = watch::render_markdown(&report, &config.url);
+    let report = probe::summarize(&samples, &started_at, config.interval);
+    let markdown = probe::render_markdown(&report, &config.url);
     println!("{markdown}");
     if let Some(path) = &report_path {
         write_file(path, &markdown)?;
@@ -277,7 +277,7 @@ pub fn watch(options: WatchOptions) -> Result<()> {
         write_file(path, text)?;
     }
     if let Some(path) = &plot_path {
-        watch::plot(&samples, &report, path)?;
+        probe::plot(&samples, &report, path)?;
     }
     let until = &config.until;
     if until.is_set() && !samples.iter().any(|s| until.wants(s)) {

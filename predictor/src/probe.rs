@@ -1,7 +1,7 @@
-//! `predictor watch`: a steady stream of requests during a rollout, and what it saw — when each version was
+//! `predictor probe`: a steady stream of requests during a rollout, and what it saw — when each version was
 //! first and last answered, the switch-over time, failed requests and the longest gap between answers.
 //!
-//! [`watch`] does the I/O; [`summarize`] is pure (samples in, report out) and [`render_markdown`] and
+//! [`run`] does the I/O; [`summarize`] is pure (samples in, report out) and [`render_markdown`] and
 //! [`plot`] only format it.
 
 use std::collections::BTreeMap;
@@ -15,9 +15,9 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::client::{Percentiles, endpoint, http_client, predict_remote};
 use crate::error::{Error, Result};
 
-/// What to watch and when to stop.
+/// What to probe and when to stop.
 #[derive(Clone, Debug)]
-pub struct WatchConfig {
+pub struct ProbeConfig {
     pub url: String,
     /// Time between two requests (they are sent on schedule, not after the previous answer).
     pub interval: Duration,
@@ -31,7 +31,7 @@ pub struct WatchConfig {
     pub text: String,
 }
 
-/// The release a watch waits for: a code version, a model (sha256 or a prefix of it), or both.
+/// The release a probe waits for: a code version, a model (sha256 or a prefix of it), or both.
 /// Empty means "run until `max_duration`".
 #[derive(Clone, Debug, Default)]
 pub struct Until {
@@ -63,7 +63,7 @@ impl Until {
 /// One request's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Sample {
-    /// When it was sent, ms after the watch started.
+    /// When it was sent, ms after the probe started.
     pub sent_ms: f64,
     pub latency_ms: f64,
     /// The version that answered, if it answered 200.
@@ -94,9 +94,9 @@ pub struct VersionSpan {
     pub answers: u64,
 }
 
-/// What the watch found.
+/// What the probe found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct WatchReport {
+pub struct ProbeReport {
     pub started_at: String,
     pub requests: u64,
     pub failed: u64,
@@ -113,7 +113,7 @@ pub struct WatchReport {
 }
 
 /// Pure: the report of a list of samples (in send order).
-pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> WatchReport {
+pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> ProbeReport {
     let mut versions: Vec<VersionSpan> = Vec::new();
     let mut failures = BTreeMap::new();
     let mut latencies = Vec::new();
@@ -161,7 +161,7 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
         }
     });
     let duration_ms = samples.last().map_or(0.0, |s| s.sent_ms + s.latency_ms);
-    WatchReport {
+    ProbeReport {
         started_at: started_at.to_string(),
         requests: samples.len() as u64,
         failed: failures.values().sum(),
@@ -175,7 +175,7 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
     }
 }
 
-/// Whether the watch may stop: the wanted release answered, and nothing else has for `settle`
+/// Whether the probe may stop: the wanted release answered, and nothing else has for `settle`
 /// (a failed request counts as "something else").
 fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bool {
     // One pass, no allocation: this runs on every tick over every answer so far.
@@ -191,15 +191,12 @@ fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bo
 }
 
 /// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
-pub async fn watch(
-    config: &WatchConfig,
-    mut on_sample: impl FnMut(&Sample),
-) -> Result<Vec<Sample>> {
+pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Result<Vec<Sample>> {
     let client = http_client(config.request_timeout)?;
     let endpoint = endpoint(&config.url);
     let started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Sample)>();
-    // Bounds requests in flight, so a hung server cannot make the watch pile up connections.
+    // Bounds requests in flight, so a hung server cannot make the probe pile up connections.
     let in_flight = Arc::new(Semaphore::new(256));
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -266,9 +263,9 @@ pub async fn watch(
 }
 
 /// The report as markdown: a table per version, then the figures.
-pub fn render_markdown(report: &WatchReport, url: &str) -> String {
+pub fn render_markdown(report: &ProbeReport, url: &str) -> String {
     let mut out = format!(
-        "## Rollout watch of {url}\n\nStarted {} · one request every {:.0} ms · {} requests over {:.1} s\n\n",
+        "## Rollout probe of {url}\n\nStarted {} · one request every {:.0} ms · {} requests over {:.1} s\n\n",
         report.started_at,
         report.interval_ms,
         report.requests,
@@ -314,7 +311,7 @@ const FONT_PATHS: [&str; 2] = [
 
 /// Draws the timeline (latency of each answer over time, one colour per version, failures in red at the
 /// top) to `path`: SVG if it ends in `.svg`, else PNG.
-pub fn plot(samples: &[Sample], report: &WatchReport, path: &Path) -> Result<()> {
+pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()> {
     use plotters::prelude::*;
     let font = FONT_PATHS
         .iter()
@@ -348,7 +345,7 @@ pub fn plot(samples: &[Sample], report: &WatchReport, path: &Path) -> Result<()>
 fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
     root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     samples: &[Sample],
-    report: &WatchReport,
+    report: &ProbeReport,
     path: &Path,
 ) -> Result<()> {
     use plotters::prelude::*;
