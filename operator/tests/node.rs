@@ -289,17 +289,7 @@ fn measure_rollout(
     let tag = until.join("-").replace(['-', '/'], "_");
     let dir = node.state.join("reports");
     let md = dir.join(format!("watch-{tag}.md")).display().to_string();
-    let png = dir.join(format!("watch-{tag}.png")).display().to_string();
-    let mut extra = vec![
-        "--settle",
-        "3s",
-        "--max-duration",
-        "120s",
-        "--report",
-        &md,
-        "--plot",
-        &png,
-    ];
+    let mut extra = vec!["--settle", "3s", "--max-duration", "120s", "--report", &md];
     extra.extend_from_slice(until);
     let watch = Watch::start(node, &tag, base, &extra);
     let watch_started = watch.started;

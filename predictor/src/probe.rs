@@ -303,7 +303,28 @@ pub fn render_markdown(report: &ProbeReport, url: &str) -> String {
     out
 }
 
+/// Fails unless this build can draw timelines: the `plot` cargo feature (on by default, off in the serving
+/// image). Checked before probing, so a missing feature costs no rollout.
+pub fn check_can_plot() -> Result<()> {
+    if cfg!(feature = "plot") {
+        Ok(())
+    } else {
+        Err(Error::Settings(
+            "--plot needs the `plot` cargo feature, which this build of predictor leaves out \
+             (built with --no-default-features); rebuild with `--features plot`"
+                .into(),
+        ))
+    }
+}
+
+/// Without the `plot` feature: the error of [`check_can_plot`].
+#[cfg(not(feature = "plot"))]
+pub fn plot(_samples: &[Sample], _report: &ProbeReport, _path: &Path) -> Result<()> {
+    check_can_plot()
+}
+
 /// Where the plot's font comes from: the system's DejaVu Sans (Debian `fonts-dejavu-core`).
+#[cfg(feature = "plot")]
 const FONT_PATHS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -311,6 +332,7 @@ const FONT_PATHS: [&str; 2] = [
 
 /// Draws the timeline (latency of each answer over time, one colour per version, failures in red at the
 /// top) to `path`: SVG if it ends in `.svg`, else PNG.
+#[cfg(feature = "plot")]
 pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()> {
     use plotters::prelude::*;
     let font = FONT_PATHS
@@ -342,6 +364,7 @@ pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()>
     }
 }
 
+#[cfg(feature = "plot")]
 fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
     root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     samples: &[Sample],
@@ -541,6 +564,7 @@ mod tests {
         assert!(!both.wants(&samples[1]));
     }
 
+    #[cfg(feature = "plot")]
     #[test]
     fn plots_svg_and_png() {
         let samples = vec![ok(0.0, "0.1"), failed(20.0, "HTTP 503"), ok(40.0, "0.2")];
@@ -553,5 +577,18 @@ mod tests {
         }
         let svg = std::fs::read_to_string(dir.path().join("t.svg")).unwrap();
         assert!(svg.contains("version 0.2") && svg.contains("failed (1)"));
+    }
+
+    #[cfg(not(feature = "plot"))]
+    #[test]
+    fn plotting_without_the_feature_names_it() {
+        let samples = vec![ok(0.0, "0.1")];
+        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.png");
+        let error = plot(&samples, &report, &path).unwrap_err().to_string();
+        assert!(error.contains("`plot` cargo feature"), "{error}");
+        assert!(!path.exists());
+        assert!(check_can_plot().is_err());
     }
 }

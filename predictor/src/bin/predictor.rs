@@ -131,7 +131,7 @@ struct ProbeArgs {
     /// Write the report and every sample as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Draw the timeline here (.png, or .svg).
+    /// Draw the timeline here (.png, or .svg). Needs the `plot` cargo feature (on by default).
     #[arg(long)]
     plot: Option<PathBuf>,
 }

@@ -255,6 +255,9 @@ pub fn probe(options: ProbeOptions) -> Result<()> {
         json: json_path,
         plot: plot_path,
     } = options;
+    if plot_path.is_some() {
+        probe::check_can_plot()?;
+    }
     let started_at = now_rfc3339();
     let bar = progress::requests();
     let samples = runtime()?.block_on(probe::run(&config, |sample| {
