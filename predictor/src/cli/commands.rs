@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{print, progress};
+use super::{output, progress};
 use crate::client::{evaluate_live, http_client, predict_remote};
 use crate::error::{Error, Result};
 use crate::evaluate::{Confusion, evaluate_from};
@@ -122,7 +122,7 @@ pub fn train(options: TrainOptions) -> Result<()> {
     write_file(&options.out, &bytes)?;
     println!(
         "{}",
-        print::trained(
+        output::trained(
             &file,
             &options.out.display().to_string(),
             bytes.len(),
@@ -143,7 +143,7 @@ pub fn eval(options: EvalOptions) -> Result<()> {
             let (summary, skipped) =
                 evaluate_from(&model, &options.data, &mut |n| bar.set_position(n))?;
             bar.finish_and_clear();
-            println!("{}", print::summary(&summary, skipped, options.json)?);
+            println!("{}", output::summary(&summary, skipped, options.json)?);
             Ok(())
         }
         Target::Url(url) => {
@@ -156,7 +156,7 @@ pub fn eval(options: EvalOptions) -> Result<()> {
             bar.finish_and_clear();
             println!(
                 "{}",
-                print::live_report(&report, options.concurrency, options.json)?
+                output::live_report(&report, options.concurrency, options.json)?
             );
             let errors: u64 = report.errors.values().sum();
             // NB: with --json the failures are in the report and the exit code stays 0, as before.
@@ -185,7 +185,7 @@ pub fn predict(target: &Target, texts: Vec<String>) -> Result<()> {
             let model = load_model(path)?;
             let mut out = std::io::stdout().lock();
             for text in &texts {
-                writeln!(out, "{}", print::prediction(&model.predict(text), text))
+                writeln!(out, "{}", output::prediction(&model.predict(text), text))
                     .map_err(|e| Error::io("stdout", e))?;
             }
             Ok(())
