@@ -3,7 +3,7 @@
 //! `dev/node/down.sh`), with every request going through the Service's ClusterIP. Issue 5:
 //!  1. READY 2/2 with real containers; the contract JSON through the ClusterIP; `predictor eval --url`
 //!     through the Service reproduces the offline accuracy on ../shared/data/tweets/test.csv.
-//!  2. Rollouts under `predictor watch` at >= 50 requests/s: image tag 0.1 -> 0.2, then a model-only
+//!  2. Rollouts under `predictor probe` at >= 50 requests/s: image tag 0.1 -> 0.2, then a model-only
 //!     change; 0 failed requests, every replica new, switch-over time reported.
 //!  3. A model with a wrong digest (pre-flight check off): old pods keep serving, 0 failed requests,
 //!     the Predictor turns Degraded with the reason.
@@ -30,7 +30,7 @@ use testcluster::{Proc, check_output, free_port, repo_root, run_kubectl, wait_ou
 const NS: &str = "mlops-node-test";
 const NAME: &str = "american";
 const IMAGE: &str = "localhost/american-predictor";
-/// `predictor watch` interval: 100 requests/s, twice the rate the issue asks for.
+/// `predictor probe` interval: 100 requests/s, twice the rate the issue asks for.
 const INTERVAL: &str = "10ms";
 
 /// The node, from `dev/node/up.sh` to `dev/node/down.sh` (on drop, also after a failed assertion).
@@ -220,7 +220,7 @@ fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
     )
 }
 
-/// `predictor watch` running against the Service, writing its JSON (report + samples) to `json`.
+/// `predictor probe` running against the Service, writing its JSON (report + samples) to `json`.
 struct Watch {
     child: std::process::Child,
     json: PathBuf,
@@ -228,7 +228,7 @@ struct Watch {
 }
 
 impl Watch {
-    /// Starts `predictor watch --url base --interval INTERVAL --json <reports>/watch-<name>.json` + `extra`.
+    /// Starts `predictor probe --url base --interval INTERVAL --json <reports>/watch-<name>.json` + `extra`.
     fn start(node: &Node, name: &str, base: &str, extra: &[&str]) -> Watch {
         let dir = node.state.join("reports");
         std::fs::create_dir_all(&dir).unwrap();
@@ -236,7 +236,7 @@ impl Watch {
         let started = SystemTime::now();
         let json_arg = json.display().to_string();
         let mut args = vec![
-            "watch",
+            "probe",
             "--url",
             base,
             "--interval",
@@ -257,7 +257,7 @@ impl Watch {
 
     /// Waits for the watch to end; returns (its output, the JSON it wrote).
     fn finish(self) -> (Output, Value) {
-        let out = wait_output(self.child, Duration::from_secs(150), "predictor watch");
+        let out = wait_output(self.child, Duration::from_secs(150), "predictor probe");
         let json = std::fs::read(&self.json).unwrap_or_else(|e| {
             panic!(
                 "no watch report ({e}): {}",
@@ -277,7 +277,7 @@ struct Rollout {
     ready_s: f64,
 }
 
-/// Starts `predictor watch` on `base`, applies `yaml` once answers flow, waits for the Predictor to
+/// Starts `predictor probe` on `base`, applies `yaml` once answers flow, waits for the Predictor to
 /// be Ready on `until` and for the watch to settle; returns what was measured.
 fn measure_rollout(
     node: &Node,
@@ -289,17 +289,7 @@ fn measure_rollout(
     let tag = until.join("-").replace(['-', '/'], "_");
     let dir = node.state.join("reports");
     let md = dir.join(format!("watch-{tag}.md")).display().to_string();
-    let png = dir.join(format!("watch-{tag}.png")).display().to_string();
-    let mut extra = vec![
-        "--settle",
-        "3s",
-        "--max-duration",
-        "120s",
-        "--report",
-        &md,
-        "--plot",
-        &png,
-    ];
+    let mut extra = vec!["--settle", "3s", "--max-duration", "120s", "--report", &md];
     extra.extend_from_slice(until);
     let watch = Watch::start(node, &tag, base, &extra);
     let watch_started = watch.started;

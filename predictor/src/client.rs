@@ -1,11 +1,11 @@
 //! The client side: query a live server, and evaluate it against labelled data.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, stream};
 use serde::Serialize;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 use crate::data::TweetReader;
 use crate::error::{Error, Result};
@@ -108,12 +108,37 @@ impl Percentiles {
     }
 }
 
+/// What the answers so far add up to.
 #[derive(Default)]
 struct Tally {
     confusion: Confusion,
     errors: BTreeMap<String, u64>,
     latencies: Vec<Duration>,
     versions: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Counts one request's outcome against the tweet's true label.
+    fn add(&mut self, truth: bool, elapsed: Duration, outcome: Result<(u16, serde_json::Value)>) {
+        match outcome {
+            Ok((200, body)) => match body["is_american"].as_u64() {
+                Some(answer) => {
+                    self.confusion.add(answer == 1, truth);
+                    self.latencies.push(elapsed);
+                    let version = body["version"].as_str().unwrap_or("?").to_string();
+                    *self.versions.entry(version).or_default() += 1;
+                }
+                None => *self.errors.entry("malformed answer".into()).or_default() += 1,
+            },
+            Ok((status, _)) => *self.errors.entry(format!("HTTP {status}")).or_default() += 1,
+            Err(e) => *self.errors.entry(error_kind(&e)).or_default() += 1,
+        }
+    }
+
+    /// Requests counted so far, answered or not.
+    fn done(&self) -> u64 {
+        self.confusion.total() + self.errors.values().sum::<u64>()
+    }
 }
 
 /// Sends every tweet of the CSV at `data` to the server at `url`, `concurrency` at a time, and scores the
@@ -124,8 +149,10 @@ pub async fn evaluate_live(
     concurrency: usize,
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<LiveReport> {
+    let concurrency = concurrency.max(1);
     let client = http_client(Duration::from_secs(30))?;
-    let (tx, rx) = mpsc::channel::<(String, bool)>(4 * concurrency.max(1));
+    // The CSV is read on a blocking thread; the channel bounds how far it runs ahead of the requests.
+    let (tx, mut rx) = mpsc::channel::<(String, bool)>(4 * concurrency);
     let data = data.to_string();
     let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
         let shown = source::redact(&data);
@@ -141,70 +168,37 @@ pub async fn evaluate_live(
         }
         Ok(tweets.skipped())
     });
-    let rx = Arc::new(Mutex::new(rx));
-    let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
-    let progress = Arc::new(progress);
     let endpoint = endpoint(url);
     let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
-            let (rx, tally, client, endpoint, progress) = (
-                rx.clone(),
-                tally.clone(),
-                client.clone(),
-                endpoint.clone(),
-                progress.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let Some((text, truth)) = rx.lock().await.recv().await else {
-                        break;
-                    };
-                    let sent = Instant::now();
-                    let outcome = predict_remote(&client, &endpoint, &text).await;
-                    let elapsed = sent.elapsed();
-                    let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-                    match outcome {
-                        Ok((200, body)) => match body["is_american"].as_u64() {
-                            Some(answer) => {
-                                t.confusion.add(answer == 1, truth);
-                                t.latencies.push(elapsed);
-                                let version = body["version"].as_str().unwrap_or("?").to_string();
-                                *t.versions.entry(version).or_default() += 1;
-                            }
-                            None => *t.errors.entry("malformed answer".into()).or_default() += 1,
-                        },
-                        Ok((status, _)) => {
-                            *t.errors.entry(format!("HTTP {status}")).or_default() += 1
-                        }
-                        Err(e) => *t.errors.entry(error_kind(&e)).or_default() += 1,
-                    }
-                    let done = t.confusion.total() + t.errors.values().sum::<u64>();
-                    drop(t);
-                    progress(done);
-                }
-            })
+    let mut tally = Tally::default();
+    stream::poll_fn(|cx| rx.poll_recv(cx))
+        .map(|(text, truth)| {
+            let (client, endpoint) = (&client, &endpoint);
+            async move {
+                let sent = Instant::now();
+                let outcome = predict_remote(client, endpoint, &text).await;
+                (truth, sent.elapsed(), outcome)
+            }
         })
-        .collect();
-    for worker in workers {
-        worker.await.map_err(|e| Error::Source {
-            location: endpoint.clone(),
-            reason: e.to_string(),
-        })?;
-    }
+        .buffer_unordered(concurrency)
+        .for_each(|(truth, elapsed, outcome)| {
+            tally.add(truth, elapsed, outcome);
+            progress(tally.done());
+            std::future::ready(())
+        })
+        .await;
     let skipped = reader.await.map_err(|e| Error::Data(e.to_string()))??;
     let seconds = started.elapsed().as_secs_f64();
-    let mut t = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-    let answered = t.confusion.total();
-    if answered == 0 && t.errors.is_empty() {
+    let answered = tally.confusion.total();
+    if answered == 0 && tally.errors.is_empty() {
         return Err(Error::Data("no usable rows to evaluate on".into()));
     }
     Ok(LiveReport {
-        summary: t.confusion.summary(),
-        latency_ms: Percentiles::of(&mut t.latencies),
-        requests_per_second: (answered + t.errors.values().sum::<u64>()) as f64 / seconds.max(1e-9),
-        errors: t.errors,
-        versions: t.versions,
+        summary: tally.confusion.summary(),
+        latency_ms: Percentiles::of(&mut tally.latencies),
+        requests_per_second: tally.done() as f64 / seconds.max(1e-9),
+        errors: tally.errors,
+        versions: tally.versions,
         skipped_rows: skipped,
         seconds,
     })

@@ -30,6 +30,12 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    /// A model file that could not be loaded, named.
+    #[error("cannot load model {path}: {cause}")]
+    LoadModel { path: String, cause: Box<Error> },
+    /// A live check that ran but found failures (failed requests, a release that never answered).
+    #[error("{0}")]
+    Failed(String),
     /// The classifier library refused to fit.
     #[error("training failed: {0}")]
     Training(String),

@@ -3,9 +3,11 @@
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
 //! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s) URL or [`hdfs`] URL);
-//! [`server`] serves a model over HTTP and [`client`] measures a live server.
+//! [`server`] serves a model over HTTP, [`client`] measures a live server and [`probe`] follows one through a
+//! rollout. [`cli`] is what the `predictor` command does with its arguments.
 
 pub mod classifier;
+pub mod cli;
 pub mod client;
 pub mod data;
 pub mod error;
@@ -13,13 +15,13 @@ pub mod evaluate;
 pub mod hdfs;
 pub mod metrics;
 pub mod model;
+pub mod probe;
 pub mod sample;
 pub mod server;
 pub mod source;
 pub mod text;
 pub mod tls;
 pub mod train;
-pub mod watch;
 
 pub use error::{Error, Result};
 pub use model::{Model, ModelFile, Prediction};

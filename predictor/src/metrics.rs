@@ -1,190 +1,271 @@
-//! Prometheus metrics of the server, kept in atomics and rendered as text on `/metrics`.
+//! Prometheus metrics of the server: prometheus-client counters, a latency histogram and gauges, encoded in
+//! the OpenMetrics text format on `/metrics`.
 
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::time::Duration;
+
+/// The `Content-Type` of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-/// Request counts by route and status, and a latency histogram per route.
-#[derive(Default)]
-pub struct Metrics {
-    routes: Mutex<Vec<RouteMetrics>>,
-    model_info: Mutex<Option<ModelInfo>>,
-    predictions: AtomicU64,
+/// Labels of `predictor_http_requests_total`. Borrowed route and numeric status: counting a request
+/// allocates nothing once its label set has been seen.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+/// Labels of `predictor_http_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
 }
 
 /// Labels of the `predictor_model_info` gauge.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelInfo {
     pub version: String,
     pub sha256: String,
     pub model_date: String,
 }
 
-struct RouteMetrics {
-    route: &'static str,
-    by_status: Vec<(u16, u64)>,
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum_seconds: f64,
+/// Request counts by route and status, a latency histogram per route, predictions, readiness and the model.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    predictions: Counter,
+    ready: Gauge,
+    model_info: Family<ModelInfo, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        let predictions = Counter::default();
+        let ready = Gauge::default();
+        let model_info = Family::<ModelInfo, Gauge>::default();
+        let mut registry = Registry::default();
+        // NB: prometheus-client appends `_total` to counters.
+        registry.register(
+            "predictor_http_requests",
+            "HTTP requests by route and status code",
+            requests.clone(),
+        );
+        // NB: the unit is in the name rather than a `# UNIT` line, which some parsers refuse on histograms.
+        registry.register(
+            "predictor_http_request_duration_seconds",
+            "Time to answer, by route",
+            durations.clone(),
+        );
+        registry.register(
+            "predictor_predictions",
+            "Texts classified",
+            predictions.clone(),
+        );
+        registry.register(
+            "predictor_ready",
+            "Whether a verified model is loaded and the server accepts traffic",
+            ready.clone(),
+        );
+        registry.register(
+            "predictor_model_info",
+            "The model being served (value 1)",
+            model_info.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            durations,
+            predictions,
+            ready,
+            model_info,
+        }
+    }
 }
 
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        let index = match routes.iter().position(|r| r.route == route) {
-            Some(i) => i,
-            None => {
-                routes.push(RouteMetrics {
-                    route,
-                    by_status: Vec::new(),
-                    buckets: [0; BUCKETS.len()],
-                    count: 0,
-                    sum_seconds: 0.0,
-                });
-                routes.len() - 1
-            }
-        };
-        let r = &mut routes[index];
-        match r.by_status.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, n)) => *n += 1,
-            None => r.by_status.push((status, 1)),
-        }
-        for (bound, bucket) in BUCKETS.iter().zip(r.buckets.iter_mut()) {
-            if seconds <= *bound {
-                *bucket += 1;
-            }
-        }
-        r.count += 1;
-        r.sum_seconds += seconds;
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts answered predictions (a batch counts each text).
     pub fn add_predictions(&self, n: u64) {
-        self.predictions.fetch_add(n, Ordering::Relaxed);
+        self.predictions.inc_by(n);
     }
 
+    /// Names the model being served (`predictor_model_info`, value 1); replaces any earlier one.
     pub fn set_model(&self, info: ModelInfo) {
-        *self.model_info.lock().unwrap_or_else(|e| e.into_inner()) = Some(info);
+        self.model_info.clear();
+        self.model_info.get_or_create(&info).set(1);
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]), with `predictor_ready` set to `ready`.
     pub fn render(&self, ready: bool) -> String {
+        self.ready.set(i64::from(ready));
         let mut out = String::new();
-        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        out.push_str(
-            "# HELP predictor_http_requests_total HTTP requests by route and status code.\n",
-        );
-        out.push_str("# TYPE predictor_http_requests_total counter\n");
-        for r in routes.iter() {
-            for (status, n) in &r.by_status {
-                let _ = writeln!(
-                    out,
-                    "predictor_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    r.route
-                );
-            }
-        }
-        out.push_str("# HELP predictor_http_request_duration_seconds Time to answer, by route.\n");
-        out.push_str("# TYPE predictor_http_request_duration_seconds histogram\n");
-        for r in routes.iter() {
-            for (bound, n) in BUCKETS.iter().zip(r.buckets) {
-                let _ = writeln!(
-                    out,
-                    "predictor_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{bound}\"}} {n}",
-                    r.route
-                );
-            }
-            let _ = writeln!(
-                out,
-                "predictor_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}",
-                r.route, r.count
-            );
-            let _ = writeln!(
-                out,
-                "predictor_http_request_duration_seconds_sum{{route=\"{}\"}} {}",
-                r.route, r.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "predictor_http_request_duration_seconds_count{{route=\"{}\"}} {}",
-                r.route, r.count
-            );
-        }
-        drop(routes);
-        out.push_str("# HELP predictor_predictions_total Texts classified.\n# TYPE predictor_predictions_total counter\n");
-        let _ = writeln!(
-            out,
-            "predictor_predictions_total {}",
-            self.predictions.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP predictor_ready Whether a verified model is loaded and the server accepts traffic.\n");
-        out.push_str("# TYPE predictor_ready gauge\n");
-        let _ = writeln!(out, "predictor_ready {}", u8::from(ready));
-        if let Some(info) = self
-            .model_info
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            out.push_str("# HELP predictor_model_info The model being served.\n# TYPE predictor_model_info gauge\n");
-            let _ = writeln!(
-                out,
-                "predictor_model_info{{version=\"{}\",sha256=\"{}\",model_date=\"{}\"}} 1",
-                escape(&info.version),
-                escape(&info.sha256),
-                escape(&info.model_date)
-            );
-        }
+        // Writing into a String cannot fail, and every label value encodes.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("metrics encode into a String");
         out
     }
-}
-
-/// Escapes a Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openmetrics_parser::{MetricFamily, MetricNumber, OpenMetricsType, OpenMetricsValue};
+
+    type Family = MetricFamily<OpenMetricsType, OpenMetricsValue>;
+
+    /// The value of the sample of `family` whose labels are exactly `labels`.
+    fn sample<'a>(family: &'a Family, labels: &[(&str, &str)]) -> &'a OpenMetricsValue {
+        family
+            .iter_samples()
+            .find(|s| {
+                let set = s.get_labelset().unwrap();
+                set.iter().count() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| set.get_label_value(k) == Some(*v))
+            })
+            .map(|s| &s.value)
+            .unwrap_or_else(|| panic!("no sample {labels:?} in {}", family.family_name))
+    }
+
+    fn number(n: &MetricNumber) -> f64 {
+        match n {
+            MetricNumber::Float(f) => *f,
+            MetricNumber::Int(i) => *i as f64,
+        }
+    }
 
     #[test]
-    fn renders_counts_histogram_and_model_info() {
+    fn exposition_parses_with_names_labels_and_values() {
         let m = Metrics::default();
         m.observe("/api/american", 200, Duration::from_micros(300));
         m.observe("/api/american", 200, Duration::from_millis(3));
         m.observe("/api/american", 400, Duration::from_micros(50));
+        m.observe("/healthz", 200, Duration::from_secs(2));
+        m.add_predictions(5);
+        // A version label with every character the format escapes.
+        let version = "0.2 \"beta\" C:\\x\nnext";
         m.set_model(ModelInfo {
-            version: "0.2".into(),
-            sha256: "ab".into(),
+            version: version.into(),
+            sha256: "ab".repeat(32),
             model_date: "2026-11-24T00:00:00Z".into(),
         });
         let text = m.render(true);
-        assert!(
-            text.contains(
-                "predictor_http_requests_total{route=\"/api/american\",status=\"200\"} 2\n"
-            ),
-            "{text}"
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text)
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let family = |name: &str| {
+            parsed
+                .families
+                .get(name)
+                .unwrap_or_else(|| panic!("no family {name} in {text}"))
+        };
+
+        let requests = family("predictor_http_requests");
+        assert_eq!(requests.family_type, OpenMetricsType::Counter);
+        let count = |route, status| match sample(requests, &[("route", route), ("status", status)])
+        {
+            OpenMetricsValue::Counter(c) => number(&c.value),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(count("/api/american", "200"), 2.0);
+        assert_eq!(count("/api/american", "400"), 1.0);
+        assert_eq!(count("/healthz", "200"), 1.0);
+        assert_eq!(requests.iter_samples().count(), 3);
+
+        let durations = family("predictor_http_request_duration_seconds");
+        assert_eq!(durations.family_type, OpenMetricsType::Histogram);
+        let OpenMetricsValue::Histogram(h) = sample(durations, &[("route", "/api/american")])
+        else {
+            panic!("not a histogram")
+        };
+        assert_eq!(h.count, Some(3));
+        assert!((number(h.sum.as_ref().unwrap()) - 0.00335).abs() < 1e-9);
+        let bounds: Vec<f64> = h.buckets.iter().map(|b| b.upper_bound).collect();
+        assert_eq!(bounds[..BUCKETS.len()], BUCKETS);
+        assert_eq!(bounds.last(), Some(&f64::INFINITY));
+        // Cumulative: 50 µs in every bucket, 300 µs from 0.0005 on, 3 ms from 0.005 on.
+        let cumulative: Vec<f64> = h.buckets.iter().map(|b| number(&b.count)).collect();
+        assert_eq!(
+            cumulative,
+            [
+                1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0
+            ]
         );
-        assert!(
-            text.contains(
-                "predictor_http_requests_total{route=\"/api/american\",status=\"400\"} 1\n"
-            )
+        let OpenMetricsValue::Histogram(slow) = sample(durations, &[("route", "/healthz")]) else {
+            panic!("not a histogram")
+        };
+        assert_eq!(number(&slow.buckets[BUCKETS.len() - 1].count), 0.0);
+        assert_eq!(number(&slow.buckets[BUCKETS.len()].count), 1.0);
+
+        let predictions = family("predictor_predictions");
+        assert_eq!(predictions.family_type, OpenMetricsType::Counter);
+        match sample(predictions, &[]) {
+            OpenMetricsValue::Counter(c) => assert_eq!(number(&c.value), 5.0),
+            other => panic!("{other:?}"),
+        }
+
+        let ready = family("predictor_ready");
+        assert_eq!(ready.family_type, OpenMetricsType::Gauge);
+        assert!(matches!(sample(ready, &[]), OpenMetricsValue::Gauge(n) if number(n) == 1.0));
+
+        let info = family("predictor_model_info");
+        assert_eq!(info.family_type, OpenMetricsType::Gauge);
+        let sha = "ab".repeat(32);
+        let value = sample(
+            info,
+            &[
+                ("version", version),
+                ("sha256", &sha),
+                ("model_date", "2026-11-24T00:00:00Z"),
+            ],
         );
-        assert!(text.contains("predictor_http_request_duration_seconds_bucket{route=\"/api/american\",le=\"0.0005\"} 2\n"));
-        assert!(text.contains("le=\"+Inf\"} 3\n"));
-        assert!(text.contains("predictor_model_info{version=\"0.2\",sha256=\"ab\",model_date=\"2026-11-24T00:00:00Z\"} 1"));
-        assert!(text.contains("predictor_ready 1"));
+        assert!(matches!(value, OpenMetricsValue::Gauge(n) if number(n) == 1.0));
+    }
+
+    #[test]
+    fn readiness_follows_the_render_argument_and_one_model_is_named() {
+        let m = Metrics::default();
+        assert!(!m.render(false).contains("predictor_model_info{"));
+        let info = |sha: &str| ModelInfo {
+            version: "0.1".into(),
+            sha256: sha.into(),
+            model_date: "d".into(),
+        };
+        m.set_model(info("aa"));
+        m.set_model(info("bb"));
+        let text = m.render(false);
+        let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text).unwrap();
+        let ready = &parsed.families["predictor_ready"];
+        assert!(matches!(sample(ready, &[]), OpenMetricsValue::Gauge(n) if number(n) == 0.0));
+        let models = &parsed.families["predictor_model_info"];
+        assert_eq!(models.iter_samples().count(), 1, "{text}");
+        sample(
+            models,
+            &[("version", "0.1"), ("sha256", "bb"), ("model_date", "d")],
+        );
     }
 }

@@ -19,11 +19,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -310,7 +311,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }
@@ -473,9 +474,9 @@ pub async fn run(
     let state = AppState::new(config.version.clone());
     let loader = tokio::spawn(load_model(state.clone(), config.clone()));
     let router = app(state.clone(), &config);
-    let drain_started = Arc::new(Notify::new());
-    let signal = {
-        let (state, drain_started) = (state.clone(), drain_started.clone());
+    let close_listener = CancellationToken::new();
+    let signal = tokio::spawn({
+        let (state, close_listener) = (state.clone(), close_listener.clone());
         async move {
             let delay = shutdown.await;
             tracing::info!(
@@ -485,42 +486,41 @@ pub async fn run(
             state.start_draining();
             tokio::time::sleep(delay).await;
             tracing::info!("closing the listener; draining in-flight requests");
-            drain_started.notify_one();
+            close_listener.cancel();
         }
+    });
+    let limits = Limits {
+        header_timeout: config.request_timeout,
+        drain_timeout: config.drain_timeout,
     };
-    let deadline = async {
-        drain_started.notified().await;
-        tokio::time::sleep(config.drain_timeout).await;
-    };
-    let served = tokio::select! {
-        () = serve_http(listener, router, config.request_timeout, signal) => Ok(()),
-        () = deadline => {
-            tracing::warn!("drain timeout reached; exiting with requests still in flight");
-            Ok(())
-        }
-    };
+    serve_http(listener, router, limits, close_listener).await;
     loader.abort();
-    served
+    signal.abort();
+    Ok(())
 }
 
-/// Accepts HTTP/1.1 connections until `shutdown` resolves, then closes the listener and waits for open
-/// connections to finish their current request. Unlike `axum::serve`, a client gets at most
-/// `header_timeout` to send a request head (slowloris); body and handler are bounded by the router's timeout.
+/// The connection-level bounds of [`serve_http`].
+struct Limits {
+    /// Longest time a client gets to send a request head (slowloris).
+    header_timeout: Duration,
+    /// Longest time open connections get to finish once the listener is closed.
+    drain_timeout: Duration,
+}
+
+/// Accepts HTTP/1.1 connections until `close_listener` is cancelled, then closes the listener and lets open
+/// connections finish their current request, for at most `drain_timeout`. Unlike `axum::serve`, a client gets
+/// at most `header_timeout` to send a request head; body and handler are bounded by the router's timeout.
 async fn serve_http(
     listener: TcpListener,
     router: Router,
-    header_timeout: Duration,
-    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+    close_listener: CancellationToken,
 ) {
     let service = TowerToHyperService::new(router);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    // `draining` tells connections to finish; every connection holds an `open` receiver, so
-    // `open.closed()` resolves once the last one is gone.
-    let (draining, _) = watch::channel(false);
-    let (open, open_rx) = watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown);
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -532,28 +532,320 @@ async fn serve_http(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = close_listener.cancelled() => break,
         };
-        let (http, service) = (http.clone(), service.clone());
-        let (mut draining, open) = (draining.subscribe(), open_rx.clone());
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
         tokio::spawn(async move {
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                // `is_ok()` drops the watch guard before the await below (it is not `Send`).
-                _ = async { draining.wait_for(|draining| *draining).await.is_ok() } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
+            if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(open);
         });
     }
-    drop((listener, open_rx));
-    draining.send_replace(true);
-    open.closed().await;
+    drop(listener);
+    // Every watched connection finishes its current request, then closes.
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; exiting with requests still in flight");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every client mistake the router answers, straight through `app()` with `oneshot` (no socket).
+
+    use super::*;
+    use axum::http::Method;
+    use tower::ServiceExt;
+
+    use crate::train::{TrainSettings, train_from_bytes};
+
+    fn config() -> ServeConfig {
+        ServeConfig::new("file:///models/american.bin", "0".repeat(64), "0.2")
+    }
+
+    /// A router whose state has no model yet.
+    fn not_ready() -> Router {
+        app(AppState::new("0.2"), &config())
+    }
+
+    /// State serving a model trained on the built-in sample (trained once per test binary).
+    fn ready_state() -> Arc<AppState> {
+        static MODEL: OnceLock<Vec<u8>> = OnceLock::new();
+        let bytes = MODEL.get_or_init(|| {
+            let (train, _) = crate::sample::split();
+            train_from_bytes(
+                train.as_bytes(),
+                "sample",
+                &TrainSettings::default(),
+                "2026-11-24T00:00:00Z",
+            )
+            .and_then(|file| file.to_bytes())
+            .unwrap()
+        });
+        let state = AppState::new("0.2");
+        state.set_model(ServedModel {
+            model: Model::from_bytes(bytes).unwrap(),
+            sha256: sha256_hex(bytes),
+        });
+        state
+    }
+
+    /// A router serving the sample model.
+    fn ready() -> Router {
+        app(ready_state(), &config())
+    }
+
+    /// Sends one request; returns the status, the `Connection` header and the body as JSON.
+    async fn send(
+        router: Router,
+        method: Method,
+        uri: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Option<String>, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.into())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let connection = response
+            .headers()
+            .get(header::CONNECTION)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+        (status, connection, json)
+    }
+
+    async fn post(router: Router, body: impl Into<Body>) -> (StatusCode, Value) {
+        let (status, _, json) = send(router, Method::POST, "/api/american", body).await;
+        (status, json)
+    }
+
+    /// The `error` message of an error body, which must hold nothing else.
+    fn error(json: &Value) -> &str {
+        assert_eq!(json.as_object().map(|o| o.len()), Some(1), "{json}");
+        json["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error string: {json}"))
+    }
+
+    #[tokio::test]
+    async fn bad_json_is_400() {
+        for body in ["{\"text\": ", "text=hello", ""] {
+            let (status, json) = post(ready(), body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(
+                error(&json).starts_with("body is not valid JSON: "),
+                "{json}"
+            );
+        }
+        // JSON is checked before readiness: a broken body is the client's mistake even now.
+        let (status, json) = post(not_ready(), "{").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(error(&json).starts_with("body is not valid JSON"));
+    }
+
+    #[tokio::test]
+    async fn missing_or_non_string_text_is_422() {
+        let cases = [
+            (
+                r#"{"tweet": "hi"}"#,
+                "missing `text` (a string), or `texts` (an array of strings)",
+            ),
+            (r#"{"text": 42}"#, "`text` must be a string"),
+            (r#"{"text": null}"#, "`text` must be a string"),
+            (r#"{"text": ["a"]}"#, "`text` must be a string"),
+            (r#"["hi"]"#, "expected a JSON object like {\"text\": \"…\"}"),
+        ];
+        for (body, message) in cases {
+            let (status, json) = post(ready(), body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(error(&json), message, "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_typed_texts_is_422() {
+        let cases = [
+            (r#"{"texts": "hi"}"#, "`texts` must be an array of strings"),
+            (
+                r#"{"texts": {"a": "b"}}"#,
+                "`texts` must be an array of strings",
+            ),
+            (
+                r#"{"texts": ["ok", 1]}"#,
+                "every item of `texts` must be a string",
+            ),
+        ];
+        for (body, message) in cases {
+            let (status, json) = post(ready(), body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(error(&json), message, "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_the_limit_is_422_and_at_the_limit_is_answered() {
+        let texts = |n: usize| serde_json::json!({ "texts": vec!["go yankees"; n] }).to_string();
+        let (status, json) = post(ready(), texts(MAX_BATCH + 1)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            error(&json),
+            format!(
+                "`texts` holds {} texts; at most {MAX_BATCH} per request",
+                MAX_BATCH + 1
+            )
+        );
+        let (status, json) = post(ready(), texts(MAX_BATCH)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json.as_array().map(Vec::len), Some(MAX_BATCH));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_1_mib_is_413_and_closes_the_connection() {
+        let text = "y".repeat(MAX_BODY_BYTES);
+        let body = serde_json::json!({ "text": text }).to_string();
+        assert!(body.len() > MAX_BODY_BYTES);
+        let (status, connection, json) = send(ready(), Method::POST, "/api/american", body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            error(&json),
+            format!("request body is larger than {MAX_BODY_BYTES} bytes")
+        );
+        assert_eq!(connection.as_deref(), Some("close"));
+        // Without a declared length (a stream), the limit holds while reading.
+        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..=MAX_BODY_BYTES / 4096)
+            .map(|_| Ok(Bytes::from(vec![b' '; 4096])))
+            .collect();
+        let streamed = Body::from_stream(futures::stream::iter(chunks));
+        let (status, _, json) = send(ready(), Method::POST, "/api/american", streamed).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(error(&json).starts_with("request body is larger than"));
+        // Exactly the limit is not refused for its size (it is all spaces: not JSON).
+        let (status, json) = post(ready(), " ".repeat(MAX_BODY_BYTES)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    }
+
+    #[tokio::test]
+    async fn wrong_method_is_405() {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let (status, _, json) = send(ready(), method.clone(), "/api/american", "").await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(
+                error(&json),
+                "method not allowed here; POST /api/american with {\"text\": \"…\"}"
+            );
+        }
+        let (status, _, json) = send(ready(), Method::POST, "/healthz", "{}").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(error(&json).starts_with("method not allowed here"));
+    }
+
+    #[tokio::test]
+    async fn unknown_route_is_404() {
+        for (method, uri) in [
+            (Method::GET, "/nope"),
+            (Method::POST, "/api/american/extra"),
+            (Method::POST, "/api"),
+        ] {
+            let (status, _, json) = send(ready(), method, uri, "{}").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+            assert_eq!(error(&json), "no such route; try POST /api/american");
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_with_the_reason_while_not_ready() {
+        // NB: /readyz is a status document, not an error: `{"status": "not ready", "reason": …}`.
+        let (status, _, json) = send(not_ready(), Method::GET, "/readyz", "").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "status": "not ready",
+                "reason": "the model has not been fetched yet"
+            })
+        );
+        // A prediction meanwhile is a 503 with the same reason as its error.
+        let (status, json) = post(not_ready(), r#"{"text": "hi"}"#).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            error(&json),
+            "not ready: the model has not been fetched yet"
+        );
+        // Ready, then draining: 503 "shutting down", and every answer closes its connection.
+        let state = ready_state();
+        let router = app(state.clone(), &config());
+        let (status, connection, json) = send(router.clone(), Method::GET, "/readyz", "").await;
+        assert_eq!(
+            (status, json["status"].as_str()),
+            (StatusCode::OK, Some("ready"))
+        );
+        assert_eq!(connection, None);
+        state.start_draining();
+        let (status, connection, json) = send(router, Method::GET, "/readyz", "").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json["reason"], "shutting down");
+        assert_eq!(connection.as_deref(), Some("close"));
+    }
+
+    /// Serves `config` on a loopback port; the sender stops it (after the delay it sends).
+    async fn serving(
+        config: ServeConfig,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<Duration>,
+        tokio::task::JoinHandle<Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<Duration>();
+        let server = tokio::spawn(run(listener, config, async move {
+            stopped.await.unwrap_or_default()
+        }));
+        (address, stop, server)
+    }
+
+    #[tokio::test]
+    async fn a_stuck_request_holds_the_drain_only_until_the_drain_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let drain = Duration::from_millis(300);
+        let mut config = config();
+        config.drain_timeout = drain;
+
+        // Idle: the server stops at once.
+        let (_, stop, server) = serving(config.clone()).await;
+        let started = Instant::now();
+        stop.send(Duration::ZERO).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(started.elapsed() < drain, "{:?}", started.elapsed());
+
+        // A request whose body never completes: the drain waits for it, but no longer than the timeout
+        // (the request timeout, 10 s, would be much later).
+        let (address, stop, server) = serving(config).await;
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"POST /api/american HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        stop.send(Duration::ZERO).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("drain bounded")
+            .unwrap()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(took >= drain && took < drain * 5, "{took:?}");
+    }
 }

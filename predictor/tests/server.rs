@@ -186,7 +186,10 @@ fn answers_the_contract_and_refuses_client_mistakes_without_500() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("predictor_http_request_duration_seconds_bucket{route=\"/api/american\"")
+        metrics.contains(
+            "predictor_http_request_duration_seconds_bucket{le=\"0.0001\",route=\"/api/american\"}"
+        ),
+        "{metrics}"
     );
     let page = reqwest::blocking::get(server.url("/"))
         .unwrap()

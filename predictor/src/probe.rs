@@ -1,7 +1,7 @@
-//! `predictor watch`: a steady stream of requests during a rollout, and what it saw — when each version was
+//! `predictor probe`: a steady stream of requests during a rollout, and what it saw — when each version was
 //! first and last answered, the switch-over time, failed requests and the longest gap between answers.
 //!
-//! [`watch`] does the I/O; [`summarize`] is pure (samples in, report out) and [`render_markdown`] and
+//! [`run`] does the I/O; [`summarize`] is pure (samples in, report out) and [`render_markdown`] and
 //! [`plot`] only format it.
 
 use std::collections::BTreeMap;
@@ -15,9 +15,9 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::client::{Percentiles, endpoint, http_client, predict_remote};
 use crate::error::{Error, Result};
 
-/// What to watch and when to stop.
+/// What to probe and when to stop.
 #[derive(Clone, Debug)]
-pub struct WatchConfig {
+pub struct ProbeConfig {
     pub url: String,
     /// Time between two requests (they are sent on schedule, not after the previous answer).
     pub interval: Duration,
@@ -31,7 +31,7 @@ pub struct WatchConfig {
     pub text: String,
 }
 
-/// The release a watch waits for: a code version, a model (sha256 or a prefix of it), or both.
+/// The release a probe waits for: a code version, a model (sha256 or a prefix of it), or both.
 /// Empty means "run until `max_duration`".
 #[derive(Clone, Debug, Default)]
 pub struct Until {
@@ -63,7 +63,7 @@ impl Until {
 /// One request's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Sample {
-    /// When it was sent, ms after the watch started.
+    /// When it was sent, ms after the probe started.
     pub sent_ms: f64,
     pub latency_ms: f64,
     /// The version that answered, if it answered 200.
@@ -94,9 +94,9 @@ pub struct VersionSpan {
     pub answers: u64,
 }
 
-/// What the watch found.
+/// What the probe found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct WatchReport {
+pub struct ProbeReport {
     pub started_at: String,
     pub requests: u64,
     pub failed: u64,
@@ -113,7 +113,7 @@ pub struct WatchReport {
 }
 
 /// Pure: the report of a list of samples (in send order).
-pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> WatchReport {
+pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> ProbeReport {
     let mut versions: Vec<VersionSpan> = Vec::new();
     let mut failures = BTreeMap::new();
     let mut latencies = Vec::new();
@@ -161,7 +161,7 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
         }
     });
     let duration_ms = samples.last().map_or(0.0, |s| s.sent_ms + s.latency_ms);
-    WatchReport {
+    ProbeReport {
         started_at: started_at.to_string(),
         requests: samples.len() as u64,
         failed: failures.values().sum(),
@@ -175,7 +175,7 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Wa
     }
 }
 
-/// Whether the watch may stop: the wanted release answered, and nothing else has for `settle`
+/// Whether the probe may stop: the wanted release answered, and nothing else has for `settle`
 /// (a failed request counts as "something else").
 fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bool {
     // One pass, no allocation: this runs on every tick over every answer so far.
@@ -191,15 +191,12 @@ fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bo
 }
 
 /// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
-pub async fn watch(
-    config: &WatchConfig,
-    mut on_sample: impl FnMut(&Sample),
-) -> Result<Vec<Sample>> {
+pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Result<Vec<Sample>> {
     let client = http_client(config.request_timeout)?;
     let endpoint = endpoint(&config.url);
     let started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Sample)>();
-    // Bounds requests in flight, so a hung server cannot make the watch pile up connections.
+    // Bounds requests in flight, so a hung server cannot make the probe pile up connections.
     let in_flight = Arc::new(Semaphore::new(256));
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -266,9 +263,9 @@ pub async fn watch(
 }
 
 /// The report as markdown: a table per version, then the figures.
-pub fn render_markdown(report: &WatchReport, url: &str) -> String {
+pub fn render_markdown(report: &ProbeReport, url: &str) -> String {
     let mut out = format!(
-        "## Rollout watch of {url}\n\nStarted {} · one request every {:.0} ms · {} requests over {:.1} s\n\n",
+        "## Rollout probe of {url}\n\nStarted {} · one request every {:.0} ms · {} requests over {:.1} s\n\n",
         report.started_at,
         report.interval_ms,
         report.requests,
@@ -306,7 +303,28 @@ pub fn render_markdown(report: &WatchReport, url: &str) -> String {
     out
 }
 
+/// Fails unless this build can draw timelines: the `plot` cargo feature (on by default, off in the serving
+/// image). Checked before probing, so a missing feature costs no rollout.
+pub fn check_can_plot() -> Result<()> {
+    if cfg!(feature = "plot") {
+        Ok(())
+    } else {
+        Err(Error::Settings(
+            "--plot needs the `plot` cargo feature, which this build of predictor leaves out \
+             (built with --no-default-features); rebuild with `--features plot`"
+                .into(),
+        ))
+    }
+}
+
+/// Without the `plot` feature: the error of [`check_can_plot`].
+#[cfg(not(feature = "plot"))]
+pub fn plot(_samples: &[Sample], _report: &ProbeReport, _path: &Path) -> Result<()> {
+    check_can_plot()
+}
+
 /// Where the plot's font comes from: the system's DejaVu Sans (Debian `fonts-dejavu-core`).
+#[cfg(feature = "plot")]
 const FONT_PATHS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -314,7 +332,8 @@ const FONT_PATHS: [&str; 2] = [
 
 /// Draws the timeline (latency of each answer over time, one colour per version, failures in red at the
 /// top) to `path`: SVG if it ends in `.svg`, else PNG.
-pub fn plot(samples: &[Sample], report: &WatchReport, path: &Path) -> Result<()> {
+#[cfg(feature = "plot")]
+pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()> {
     use plotters::prelude::*;
     let font = FONT_PATHS
         .iter()
@@ -345,10 +364,11 @@ pub fn plot(samples: &[Sample], report: &WatchReport, path: &Path) -> Result<()>
     }
 }
 
+#[cfg(feature = "plot")]
 fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
     root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     samples: &[Sample],
-    report: &WatchReport,
+    report: &ProbeReport,
     path: &Path,
 ) -> Result<()> {
     use plotters::prelude::*;
@@ -544,6 +564,7 @@ mod tests {
         assert!(!both.wants(&samples[1]));
     }
 
+    #[cfg(feature = "plot")]
     #[test]
     fn plots_svg_and_png() {
         let samples = vec![ok(0.0, "0.1"), failed(20.0, "HTTP 503"), ok(40.0, "0.2")];
@@ -556,5 +577,18 @@ mod tests {
         }
         let svg = std::fs::read_to_string(dir.path().join("t.svg")).unwrap();
         assert!(svg.contains("version 0.2") && svg.contains("failed (1)"));
+    }
+
+    #[cfg(not(feature = "plot"))]
+    #[test]
+    fn plotting_without_the_feature_names_it() {
+        let samples = vec![ok(0.0, "0.1")];
+        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.png");
+        let error = plot(&samples, &report, &path).unwrap_err().to_string();
+        assert!(error.contains("`plot` cargo feature"), "{error}");
+        assert!(!path.exists());
+        assert!(check_can_plot().is_err());
     }
 }

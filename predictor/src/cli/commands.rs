@@ -1,0 +1,352 @@
+//! What each `predictor` subcommand does, from parsed options to output: orchestration only (the work is
+//! in [`crate::train`], [`crate::evaluate`], [`crate::client`], [`crate::server`], [`crate::probe`]).
+//! Each returns the crate's [`Error`]; the binary prints it and sets the exit code.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{output, progress};
+use crate::client::{evaluate_live, http_client, predict_remote};
+use crate::error::{Error, Result};
+use crate::evaluate::{Confusion, evaluate_from};
+use crate::model::{Model, sha256_hex};
+use crate::probe::{self, ProbeConfig};
+use crate::server::{self, ServeConfig};
+use crate::train::{Pass, TrainSettings, train_from, train_from_bytes};
+
+/// What answers: a model file, or a running server.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Model(PathBuf),
+    /// e.g. `http://127.0.0.1:5008`.
+    Url(String),
+}
+
+/// `predictor train`.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Training data: a local path, file://, http(s):// or hdfs:// URL.
+    pub data: String,
+    pub out: PathBuf,
+    /// RFC 3339; `None` means now.
+    pub model_date: Option<String>,
+    pub settings: TrainSettings,
+}
+
+/// `predictor eval`.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub target: Target,
+    pub data: String,
+    /// Requests in flight at once against a server.
+    pub concurrency: usize,
+    pub json: bool,
+}
+
+/// `predictor serve`.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub config: ServeConfig,
+    pub address: SocketAddr,
+    /// After SIGTERM, how long to keep answering with readiness false before closing the listener.
+    pub shutdown_delay: Duration,
+}
+
+/// `predictor probe`.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    pub config: ProbeConfig,
+    /// Where to write the report as markdown, and as JSON with every sample.
+    pub report: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    /// Where to draw the timeline (.png or .svg).
+    pub plot: Option<PathBuf>,
+}
+
+/// The async runtime of the subcommands that talk HTTP.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("the async runtime", e))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, contents).map_err(|e| Error::io(path.display().to_string(), e))
+}
+
+fn load_model(path: &Path) -> Result<Model> {
+    Model::load(path).map_err(|e| Error::LoadModel {
+        path: path.display().to_string(),
+        cause: Box::new(e),
+    })
+}
+
+/// Trains on `data` and writes the model file; prints its size and sha256.
+pub fn train(options: TrainOptions) -> Result<()> {
+    let model_date = match options.model_date {
+        Some(date) => {
+            chrono::DateTime::parse_from_rfc3339(&date).map_err(|e| {
+                Error::Settings(format!("--model-date {date:?} is not RFC 3339: {e}"))
+            })?;
+            date
+        }
+        None => now_rfc3339(),
+    };
+    let bar = progress::bytes(&options.data);
+    let started = Instant::now();
+    let file = train_from(
+        &options.data,
+        &options.settings,
+        &model_date,
+        &mut |pass, bytes| {
+            // The second pass starts over from byte 0.
+            if bar.position() > bytes {
+                bar.reset();
+            }
+            bar.set_message(match pass {
+                Pass::CountNgrams => "counting n-grams",
+                Pass::Fit => "training",
+            });
+            bar.set_position(bytes);
+        },
+    )?;
+    bar.finish_and_clear();
+    let bytes = file.to_bytes()?;
+    write_file(&options.out, &bytes)?;
+    println!(
+        "{}",
+        output::trained(
+            &file,
+            &options.out.display().to_string(),
+            bytes.len(),
+            &sha256_hex(&bytes),
+            started.elapsed()
+        )
+    );
+    Ok(())
+}
+
+/// Scores a model file, or a live server, against labelled data. A live evaluation with failed requests
+/// is an error (after printing the report).
+pub fn eval(options: EvalOptions) -> Result<()> {
+    match &options.target {
+        Target::Model(path) => {
+            let model = load_model(path)?;
+            let bar = progress::bytes(&options.data);
+            let (summary, skipped) =
+                evaluate_from(&model, &options.data, &mut |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            println!("{}", output::summary(&summary, skipped, options.json)?);
+            Ok(())
+        }
+        Target::Url(url) => {
+            let bar = progress::answers();
+            let report =
+                runtime()?.block_on(evaluate_live(url, &options.data, options.concurrency, {
+                    let bar = bar.clone();
+                    move |n| bar.set_position(n)
+                }))?;
+            bar.finish_and_clear();
+            println!(
+                "{}",
+                output::live_report(&report, options.concurrency, options.json)?
+            );
+            let errors: u64 = report.errors.values().sum();
+            // NB: with --json the failures are in the report and the exit code stays 0, as before.
+            if errors > 0 && !options.json {
+                return Err(Error::Failed(format!("{errors} requests failed")));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Classifies `texts` (none: one per line on stdin) with a model file (tab-separated lines), or asks a
+/// server (its JSON answers).
+pub fn predict(target: &Target, texts: Vec<String>) -> Result<()> {
+    let texts = if texts.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::io("stdin (is it UTF-8?)", e))?
+    } else {
+        texts
+    };
+    match target {
+        Target::Model(path) => {
+            let model = load_model(path)?;
+            let mut out = std::io::stdout().lock();
+            for text in &texts {
+                writeln!(out, "{}", output::prediction(&model.predict(text), text))
+                    .map_err(|e| Error::io("stdout", e))?;
+            }
+            Ok(())
+        }
+        Target::Url(url) => runtime()?.block_on(async {
+            let client = http_client(Duration::from_secs(10))?;
+            let mut failed = false;
+            for text in &texts {
+                let (status, body) = predict_remote(&client, url, text).await?;
+                println!("{body}");
+                failed |= !(200..300).contains(&status);
+            }
+            if failed {
+                return Err(Error::Failed("the server answered with an error".into()));
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// Logs to stderr: `RUST_LOG` if set, else info (tower-http's per-request lines only from warn up).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Serves until SIGTERM (after `shutdown_delay`) or Ctrl-C (at once), then drains. Logs to stderr.
+pub fn serve(options: ServeOptions) -> Result<()> {
+    init_logging();
+    options.config.validate()?;
+    let ServeOptions {
+        config,
+        address,
+        shutdown_delay,
+    } = options;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| Error::io(format!("listen address {address}"), e))?;
+        tracing::info!(%address, version = %config.version, "listening");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::io("the SIGTERM handler", e))?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => shutdown_delay,
+                _ = tokio::signal::ctrl_c() => Duration::ZERO,
+            }
+        };
+        server::run(listener, config, shutdown).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Probes a rollout: prints the report, writes the files asked for, and fails when a request failed or
+/// the wanted release never answered.
+pub fn probe(options: ProbeOptions) -> Result<()> {
+    let ProbeOptions {
+        config,
+        report: report_path,
+        json: json_path,
+        plot: plot_path,
+    } = options;
+    if plot_path.is_some() {
+        probe::check_can_plot()?;
+    }
+    let started_at = now_rfc3339();
+    let bar = progress::requests();
+    let samples = runtime()?.block_on(probe::run(&config, |sample| {
+        bar.inc(1);
+        if let Some(release) = sample.release() {
+            bar.set_message(format!("last answer from version {release}"));
+        }
+    }))?;
+    bar.finish_and_clear();
+    let report = probe::summarize(&samples, &started_at, config.interval);
+    let markdown = probe::render_markdown(&report, &config.url);
+    println!("{markdown}");
+    if let Some(path) = &report_path {
+        write_file(path, &markdown)?;
+    }
+    if let Some(path) = &json_path {
+        let json = serde_json::json!({ "report": report, "samples": samples });
+        let text = serde_json::to_string_pretty(&json)
+            .map_err(|e| Error::Data(format!("cannot write JSON: {e}")))?;
+        write_file(path, text)?;
+    }
+    if let Some(path) = &plot_path {
+        probe::plot(&samples, &report, path)?;
+    }
+    let until = &config.until;
+    if until.is_set() && !samples.iter().any(|s| until.wants(s)) {
+        let wanted: Vec<&str> = [&until.version, &until.model]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        return Err(Error::Failed(format!(
+            "the wanted release ({}) never answered within {:?}",
+            wanted.join(", "),
+            config.max_duration
+        )));
+    }
+    if report.failed > 0 {
+        return Err(Error::Failed(format!(
+            "{} of {} requests failed",
+            report.failed, report.requests
+        )));
+    }
+    Ok(())
+}
+
+/// Trains on the built-in sample, evaluates on its held-out part and shows two predictions.
+pub fn demo() -> Result<()> {
+    let (train_csv, eval_csv) = crate::sample::split();
+    let file = train_from_bytes(
+        train_csv.as_bytes(),
+        "built-in sample",
+        &TrainSettings::default(),
+        &now_rfc3339(),
+    )?;
+    let bytes = file.to_bytes()?;
+    let model = Model::from_bytes(&bytes)?;
+    println!(
+        "trained on the built-in sample: {} tweets, {} n-grams; model file {} bytes, sha256 {}",
+        file.training.rows,
+        file.vectorizer.vocabulary.len(),
+        bytes.len(),
+        sha256_hex(&bytes)
+    );
+    let tweets = crate::data::read_all(eval_csv.as_bytes(), "built-in sample (held out)")?;
+    if tweets.is_empty() {
+        return Err(Error::Data(
+            "the built-in sample has no held-out rows".into(),
+        ));
+    }
+    let mut confusion = Confusion::default();
+    for (text, is_american) in &tweets {
+        confusion.add(model.predict(text).is_american == 1, *is_american);
+    }
+    println!(
+        "\nevaluated on {} held-out sample tweets:\n{}",
+        tweets.len(),
+        confusion.summary()
+    );
+    println!();
+    for text in ["#covid19 new york", "Cheers mate, off to the pub in London"] {
+        let p = model.predict(text);
+        println!(
+            "{text:?} -> is_american={} (p={:.3})",
+            p.is_american, p.probability
+        );
+    }
+    println!(
+        "\nNext: predictor train --data ../shared/data/tweets/train.csv && predictor eval --model model.bin --data ../shared/data/tweets/test.csv"
+    );
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The library side of the `predictor` command line: what each subcommand does ([`commands`]), the values
+//! its flags parse ([`values`]), its progress display ([`progress`]) and how it prints reports ([`output`]).
+//! `bin/predictor.rs` only declares the flags and calls [`commands`].
+
+pub mod commands;
+pub mod output;
+pub mod progress;
+pub mod values;

@@ -1,0 +1,110 @@
+//! Command-line values that are more than a number: durations (`20ms`), character n-gram ranges (`3-5`,
+//! `none`) and feature limits (`3000`, `all`). Each parser returns a message clap shows as is.
+
+use std::fmt;
+use std::time::Duration;
+
+/// `20ms`, `1.5s`, `2m` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 20ms, 2s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1e3,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// `--char-ngrams`: a length range or `none`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CharRange(pub Option<(u8, u8)>);
+
+/// `3-5`, `3` (= `3-3`) or `none`.
+pub fn parse_range(text: &str) -> Result<CharRange, String> {
+    if text == "none" {
+        return Ok(CharRange(None));
+    }
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let parse = |n: &str| {
+        n.trim()
+            .parse::<u8>()
+            .map_err(|_| format!("{text:?} is not a range like 3-5, nor `none`"))
+    };
+    Ok(CharRange(Some((parse(lo)?, parse(hi)?))))
+}
+
+impl fmt::Display for CharRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some((lo, hi)) => write!(f, "{lo}-{hi}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// `--max-features`: a count or `all`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limit(pub Option<u32>);
+
+/// A count or `all`.
+pub fn parse_limit(text: &str) -> Result<Limit, String> {
+    match text {
+        "all" => Ok(Limit(None)),
+        n => n
+            .parse()
+            .map(|n| Limit(Some(n)))
+            .map_err(|_| format!("{text:?} is not a number nor `all`")),
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("all"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_and_without_units() {
+        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(
+            parse_duration("3h")
+                .unwrap_err()
+                .contains("unit must be ms, s or m")
+        );
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
+
+    #[test]
+    fn ranges_and_limits_read_back_as_written() {
+        for text in ["3-5", "none"] {
+            assert_eq!(parse_range(text).unwrap().to_string(), text);
+        }
+        assert_eq!(parse_range("4"), Ok(CharRange(Some((4, 4)))));
+        assert!(parse_range("a-b").is_err());
+        for text in ["3000", "all"] {
+            assert_eq!(parse_limit(text).unwrap().to_string(), text);
+        }
+        assert!(parse_limit("many").is_err());
+    }
+}
