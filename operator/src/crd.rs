@@ -179,20 +179,6 @@ pub fn image_tag(image: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// `url` with its userinfo (`user:password@`) replaced by `***@`. A model URL may carry
-/// credentials; they go to the pods (env) and nowhere else: logs, Events, status and errors show
-/// only this form.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
 /// The CRD as YAML, exactly as `crdgen` writes it to `crds/predictor.yaml`.
 pub fn crd_yaml() -> String {
     let crd = serde_yaml::to_string(&Predictor::crd()).expect("the CRD serialises to YAML");
@@ -232,29 +218,6 @@ mod tests {
             spec("p:0.2", Some("0.2-rc1")).effective_version(),
             "0.2-rc1"
         );
-    }
-
-    #[test]
-    fn redacted_urls_keep_everything_but_the_credentials() {
-        assert_eq!(
-            redact_url("http://user:secret@127.0.0.1:8080/m/a.model?x=1"),
-            "http://***@127.0.0.1:8080/m/a.model?x=1"
-        );
-        assert_eq!(
-            redact_url("https://token@models.example.org/a"),
-            "https://***@models.example.org/a"
-        );
-        // An `@` after the authority is part of the path, not userinfo.
-        assert_eq!(
-            redact_url("https://models.example.org/a@b"),
-            "https://models.example.org/a@b"
-        );
-        // A password with `@` in it: everything before the last `@` of the authority goes.
-        assert_eq!(
-            redact_url("hdfs://u:p@ss@nn:9000/m"),
-            "hdfs://***@nn:9000/m"
-        );
-        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use predictor::source::redact;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::crd::{ModelSpec, redact_url};
+use crate::crd::ModelSpec;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::status::ModelCheck;
@@ -24,7 +25,7 @@ const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Checks downloaded bytes against the pinned digest, then that they are a valid model file.
 pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()> {
-    let url = redact_url(url);
+    let url = redact(url);
     let actual = hex::encode(Sha256::digest(bytes));
     if actual != expected_sha256 {
         return Err(Error::ModelDigest {
@@ -142,7 +143,7 @@ impl ModelChecker {
             }
             Err(e) => {
                 metrics.model_check(e.metric_label());
-                tracing::warn!(url = %redact_url(&model.url), error = %e, "model refused");
+                tracing::warn!(url = %redact(&model.url), error = %e, "model refused");
                 rejection(&e)
             }
         }
@@ -151,7 +152,7 @@ impl ModelChecker {
     /// Downloads `url`, refusing bodies larger than the limit before and while reading.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>> {
         let fail = |reason: String| Error::ModelFetch {
-            url: redact_url(url),
+            url: redact(url),
             reason,
         };
         // NB: reqwest errors name the URL, credentials included: `without_url` before showing them.
@@ -286,6 +287,97 @@ mod tests {
         assert_eq!(
             on.check(&model, false, &metrics).await,
             ModelCheck::Verified
+        );
+    }
+}
+
+/// The redaction rule end to end: credentials and a presigned URL's signature in `spec.model.url`
+/// reach neither the error text, the status conditions nor the Event notes.
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::fixtures::{SHA_A, deployment_of, predictor, time};
+    use crate::status::{Observed, compute_status, status_events};
+
+    const SECRET_URL: &str = "https://alice:hunter2@models.example.org/m.model?X-Amz-Signature=deadbeefcafe&X-Amz-Credential=AKIA1";
+
+    fn assert_hidden(text: &str) {
+        for secret in [
+            "alice",
+            "hunter2",
+            "X-Amz-Signature",
+            "deadbeefcafe",
+            "AKIA1",
+        ] {
+            assert!(!text.contains(secret), "{secret:?} leaked into {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_models_error_status_and_events_hide_credentials_and_query() {
+        let err = verify_model(SECRET_URL, SHA_A, b"not the model").unwrap_err();
+        assert_hidden(&err.to_string());
+        assert!(
+            err.to_string()
+                .contains("https://***@models.example.org/m.model?***"),
+            "{err}"
+        );
+
+        let mut p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(
+            &p,
+            &Observed {
+                deployment: Some(&d),
+                model: ModelCheck::Verified,
+                invalid: None,
+            },
+            &time(0),
+        ));
+        p.spec.model.url = SECRET_URL.into();
+        let rejected = Observed {
+            deployment: Some(&d),
+            model: rejection(&err),
+            invalid: None,
+        };
+        let status = compute_status(&p, &rejected, &time(5));
+        assert_hidden(&serde_json::to_string(&status).unwrap());
+        let events = status_events(p.status.as_ref().unwrap(), &status);
+        assert!(!events.is_empty());
+        for event in events {
+            assert_hidden(&event.note);
+        }
+
+        // A verified model names its URL in ModelVerified: redacted too.
+        let verified = Observed {
+            deployment: Some(&d),
+            model: ModelCheck::Verified,
+            invalid: None,
+        };
+        let status = compute_status(&p, &verified, &time(5));
+        let json = serde_json::to_string(&status).unwrap();
+        assert_hidden(&json);
+        assert!(json.contains("models.example.org/m.model"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_download_hides_credentials_and_query() {
+        let metrics = Metrics::default();
+        let checker = ModelChecker::new(true, 1 << 20, Duration::from_secs(2)).unwrap();
+        // Port 9 (discard) on loopback refuses the connection.
+        let model = ModelSpec {
+            url: "http://alice:hunter2@127.0.0.1:9/m.model?X-Amz-Signature=deadbeefcafe".into(),
+            sha256: SHA_A.into(),
+        };
+        let ModelCheck::Rejected { reason, message } = checker.check(&model, false, &metrics).await
+        else {
+            panic!("an unreachable model store is a rejection")
+        };
+        assert_eq!(reason, "FetchFailed");
+        assert_hidden(&message);
+        assert!(
+            message.contains("http://***@127.0.0.1:9/m.model?***"),
+            "{message}"
         );
     }
 }

@@ -12,8 +12,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use predictor::source::redact;
 
-use crate::crd::{Predictor, PredictorStatus, redact_url};
+use crate::crd::{Predictor, PredictorStatus};
 use crate::resources::{Served, service_url};
 
 /// Condition types, in the order they appear in the status.
@@ -235,7 +236,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
             "Verified",
             format!(
                 "model {} has the pinned sha256 {} and is a predictor model file",
-                redact_url(&predictor.spec.model.url),
+                redact(&predictor.spec.model.url),
                 predictor.spec.model.sha256
             ),
         ),
