@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use predictor::source::redact;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -90,6 +91,17 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     }
     if spec.replicas < 0 {
         return Err(format!("spec.replicas {} is negative", spec.replicas));
+    }
+    // NB: the CRD refuses other schemes too, but only if it is up to date. The fetcher could read a
+    // file:// path, but that would be a file in the operator's pod, not what the pods load.
+    if !["http://", "https://", "hdfs://"]
+        .iter()
+        .any(|scheme| spec.model.url.starts_with(scheme))
+    {
+        return Err(format!(
+            "spec.model.url {} is not an http://, https:// or hdfs:// URL",
+            redact(&spec.model.url)
+        ));
     }
     Ok(())
 }
@@ -480,5 +492,13 @@ mod tests {
         let mut p = predictor("american", "team-a");
         p.spec.port = 70000;
         assert!(validate(&p).unwrap_err().contains("outside 1-65535"));
+        let mut p = predictor("american", "team-a");
+        p.spec.model.url = "file:///etc/shadow?token=t0k".into();
+        let reason = validate(&p).unwrap_err();
+        assert!(
+            reason.contains("not an http://, https:// or hdfs:// URL"),
+            "{reason}"
+        );
+        assert!(!reason.contains("t0k"), "{reason}");
     }
 }

@@ -2,15 +2,16 @@
 //! verify its sha256 and that it is a predictor model file. A refused model never rolls out, so the
 //! old pods keep serving.
 //!
-//! [`verify_model`] is pure; [`ModelChecker`] adds the download (size limit, timeout) and a cache of
-//! verified `(url, sha256)` pairs so a model is fetched once, not on every reconcile.
+//! [`verify_model`] is pure; [`ModelChecker`] adds the download and a cache of verified
+//! `(url, sha256)` pairs so a model is fetched once, not on every reconcile. The download itself is
+//! the predictor's own bounded [`Fetcher`] (size limit, timeouts, redacted errors; `http(s)://` and
+//! `hdfs://`), so the operator checks exactly what the pods will read.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use predictor::source::redact;
-use sha2::{Digest, Sha256};
+use predictor::source::{Fetcher, redact};
 use tokio::sync::Semaphore;
 
 use crate::crd::ModelSpec;
@@ -26,7 +27,7 @@ const PARALLEL_DOWNLOADS: usize = 4;
 /// Checks downloaded bytes against the pinned digest, then that they are a valid model file.
 pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()> {
     let url = redact(url);
-    let actual = hex::encode(Sha256::digest(bytes));
+    let actual = predictor::model::sha256_hex(bytes);
     if actual != expected_sha256 {
         return Err(Error::ModelDigest {
             url,
@@ -57,7 +58,7 @@ pub fn rejection(error: &Error) -> ModelCheck {
 /// Downloads and verifies models, remembering the ones that passed.
 pub struct ModelChecker {
     enabled: bool,
-    http: reqwest::Client,
+    fetcher: Fetcher,
     max_bytes: u64,
     verified: Mutex<HashSet<ModelSpec>>,
     downloads: Semaphore,
@@ -67,18 +68,13 @@ impl ModelChecker {
     /// A checker that downloads at most `max_bytes` per model within `timeout`; `enabled == false`
     /// reports every model as unchecked.
     pub fn new(enabled: bool, max_bytes: u64, timeout: Duration) -> Result<Self> {
-        predictor::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| Error::ModelFetch {
-                url: "-".into(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let fetcher = Fetcher::new(timeout).map_err(|e| Error::ModelFetch {
+            url: "-".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             enabled,
-            http,
+            fetcher,
             max_bytes,
             verified: Mutex::new(HashSet::new()),
             downloads: Semaphore::new(PARALLEL_DOWNLOADS),
@@ -106,14 +102,6 @@ impl ModelChecker {
                 reason: "CheckDisabled".into(),
                 message: "the operator runs with --skip-model-check; the pods verify the digest themselves"
                     .into(),
-            };
-        }
-        if model.url.starts_with("hdfs://") {
-            return ModelCheck::Unchecked {
-                reason: "SchemeNotSupported".into(),
-                message:
-                    "the operator cannot read hdfs:// yet; the pods verify the digest themselves"
-                        .into(),
             };
         }
         if running {
@@ -149,58 +137,20 @@ impl ModelChecker {
         }
     }
 
-    /// Downloads `url`, refusing bodies larger than the limit before and while reading.
+    /// Downloads `url` with the shared fetcher, refusing more than `--model-max-bytes`.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>> {
-        let fail = |reason: String| Error::ModelFetch {
-            url: redact(url),
-            reason,
-        };
-        // NB: reqwest errors name the URL, credentials included: `without_url` before showing them.
-        let mut response = self
-            .http
-            .get(url)
-            .send()
+        self.fetcher
+            .fetch(url, self.max_bytes)
             .await
-            .map_err(|e| fail(error_chain(&e.without_url())))?;
-        if !response.status().is_success() {
-            return Err(fail(format!("HTTP status {}", response.status())));
-        }
-        if let Some(len) = response.content_length()
-            && len > self.max_bytes
-        {
-            return Err(fail(format!(
-                "{len} bytes is over the {} byte limit (--model-max-bytes)",
-                self.max_bytes
-            )));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| fail(error_chain(&e.without_url())))?
-        {
-            if bytes.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                return Err(fail(format!(
-                    "more than the {} byte limit (--model-max-bytes)",
-                    self.max_bytes
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
+            .map_err(|e| Error::ModelFetch {
+                url: redact(url),
+                // The fetcher's reason, without its own (equally redacted) "cannot read <url>".
+                reason: match e {
+                    predictor::Error::Source { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            })
     }
-}
-
-/// An error with its sources, e.g. `error sending request: connection refused`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]
@@ -256,7 +206,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn disabled_and_hdfs_are_unchecked_and_cached_models_are_not_fetched() {
+    async fn disabled_is_unchecked_unreachable_is_refused_and_cached_models_are_not_fetched() {
         let metrics = Metrics::default();
         let model = ModelSpec {
             url: "http://127.0.0.1:9/unreachable".into(),
@@ -269,13 +219,15 @@ mod tests {
         ));
 
         let on = ModelChecker::new(true, 1 << 20, Duration::from_secs(1)).unwrap();
+        // hdfs:// is read too (with the same fetcher): a NameNode that is not there is a fetch
+        // failure, within the 1 s timeout.
         let hdfs = ModelSpec {
-            url: "hdfs://nn:9000/m".into(),
+            url: "hdfs://127.0.0.1:9/m".into(),
             ..model.clone()
         };
         assert!(matches!(
             on.check(&hdfs, false, &metrics).await,
-            ModelCheck::Unchecked { reason, .. } if reason == "SchemeNotSupported"
+            ModelCheck::Rejected { reason, .. } if reason == "FetchFailed"
         ));
         // Port 9 (discard) on loopback refuses the connection: a fetch failure...
         assert!(matches!(
@@ -287,6 +239,38 @@ mod tests {
         assert_eq!(
             on.check(&model, false, &metrics).await,
             ModelCheck::Verified
+        );
+    }
+
+    #[tokio::test]
+    async fn a_download_is_verified_once_and_a_wrong_digest_or_size_is_refused() {
+        let metrics = Metrics::default();
+        let bytes = model_bytes();
+        let sha = predictor::model::sha256_hex(&bytes);
+        let store = crate::fixtures::model_store(bytes.clone()).await;
+        let on = ModelChecker::new(true, 1 << 24, Duration::from_secs(5)).unwrap();
+        let good = ModelSpec {
+            url: format!("{store}/good.model"),
+            sha256: sha,
+        };
+        assert_eq!(on.check(&good, false, &metrics).await, ModelCheck::Verified);
+        let wrong = ModelSpec {
+            sha256: SHA_A.into(),
+            ..good.clone()
+        };
+        assert!(matches!(
+            on.check(&wrong, false, &metrics).await,
+            ModelCheck::Rejected { reason, .. } if reason == "DigestMismatch"
+        ));
+        let small = ModelChecker::new(true, 100, Duration::from_secs(5)).unwrap();
+        let ModelCheck::Rejected { reason, message } = small.check(&good, false, &metrics).await
+        else {
+            panic!("a model over --model-max-bytes is refused")
+        };
+        assert_eq!(reason, "FetchFailed");
+        assert!(
+            message.contains("more than the 100-byte limit"),
+            "{message}"
         );
     }
 }
