@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use kube::api::PostParams;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -158,12 +159,7 @@ impl LeaderElector {
     }
 
     /// Waits until this candidate leads, trying every `retry`. Returns `false` if `stop` fired first.
-    pub async fn acquire(
-        &self,
-        retry: Duration,
-        stop: &tokio::sync::watch::Receiver<bool>,
-    ) -> bool {
-        let mut stop = stop.clone();
+    pub async fn acquire(&self, retry: Duration, stop: &CancellationToken) -> bool {
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return true,
@@ -172,7 +168,7 @@ impl LeaderElector {
             }
             tokio::select! {
                 _ = tokio::time::sleep(retry) => {}
-                _ = stop.wait_for(|s| *s) => return false,
+                _ = stop.cancelled() => return false,
             }
         }
     }
@@ -183,14 +179,13 @@ impl LeaderElector {
         &self,
         retry: Duration,
         deadline: Duration,
-        stop: &tokio::sync::watch::Receiver<bool>,
+        stop: &CancellationToken,
     ) -> bool {
-        let mut stop = stop.clone();
         let mut last_renewal = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(retry) => {}
-                _ = stop.wait_for(|s| *s) => return true,
+                _ = stop.cancelled() => return true,
             }
             match self.try_acquire_or_renew().await {
                 Ok(true) => last_renewal = tokio::time::Instant::now(),
