@@ -134,7 +134,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         let observed = Observed {
             deployment: current.as_ref(),
             model: ModelCheck::Unchecked {
-                reason: "InvalidSpec".into(),
+                reason: status::reason::INVALID_SPEC.into(),
                 message: "not checked: the spec is invalid".into(),
             },
             invalid: Some(reason.clone()),
@@ -300,9 +300,9 @@ async fn announce_rollout(predictor: &Predictor, before: Option<&Deployment>, ct
         Some(_) => return,
     };
     let reason = if before.is_none() {
-        "Created"
+        status::reason::CREATED
     } else {
-        "RollingUpdate"
+        status::reason::ROLLING_UPDATE
     };
     publish(predictor, ctx, false, reason, note).await;
 }

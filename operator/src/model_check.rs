@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::crd::ModelSpec;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::status::ModelCheck;
+use crate::status::{ModelCheck, reason};
 
 /// Verified pairs kept at most; past that the cache starts over (cheap, and only costs a re-download).
 const CACHE_LIMIT: usize = 4096;
@@ -45,9 +45,9 @@ pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()
 /// How a failed check shows in the status.
 pub fn rejection(error: &Error) -> ModelCheck {
     let reason = match error {
-        Error::ModelDigest { .. } => "DigestMismatch",
-        Error::ModelInvalid { .. } => "NotAModelFile",
-        _ => "FetchFailed",
+        Error::ModelDigest { .. } => reason::DIGEST_MISMATCH,
+        Error::ModelInvalid { .. } => reason::NOT_A_MODEL_FILE,
+        _ => reason::FETCH_FAILED,
     };
     ModelCheck::Rejected {
         reason: reason.into(),
@@ -99,7 +99,7 @@ impl ModelChecker {
     pub async fn check(&self, model: &ModelSpec, running: bool, metrics: &Metrics) -> ModelCheck {
         if !self.enabled {
             return ModelCheck::Unchecked {
-                reason: "CheckDisabled".into(),
+                reason: reason::CHECK_DISABLED.into(),
                 message: "the operator runs with --skip-model-check; the pods verify the digest themselves"
                     .into(),
             };
