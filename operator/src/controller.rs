@@ -334,6 +334,8 @@ async fn update_status(
     Ok(None)
 }
 
+/// Server-side apply of the status under the operator's field manager (like the children): the
+/// apiserver merges by ownership, and a field the operator stops setting is removed.
 async fn patch_status(
     predictor: &Predictor,
     status: &PredictorStatus,
@@ -343,16 +345,25 @@ async fn patch_status(
         ctx.client.clone(),
         &predictor.namespace().unwrap_or_default(),
     );
-    let patch = serde_json::json!({ "status": status });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    api.patch_status(&predictor.name_any(), &params, &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("patch status"))?;
+    let patch = status_patch(status);
+    api.patch_status(
+        &predictor.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("apply status"))?;
     ctx.metrics.wrote("status");
     Ok(())
+}
+
+/// The apply configuration of a status write: apiVersion, kind and the status, nothing else.
+pub fn status_patch(status: &PredictorStatus) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": Predictor::api_version(&()),
+        "kind": Predictor::kind(&()),
+        "status": status,
+    })
 }
 
 /// Publishes an Event on the Predictor; a failure is logged, never fails the reconcile.
