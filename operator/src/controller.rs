@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use predictor::source::redact;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -91,6 +92,17 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     if spec.replicas < 0 {
         return Err(format!("spec.replicas {} is negative", spec.replicas));
     }
+    // NB: the CRD refuses other schemes too, but only if it is up to date. The fetcher could read a
+    // file:// path, but that would be a file in the operator's pod, not what the pods load.
+    if !["http://", "https://", "hdfs://"]
+        .iter()
+        .any(|scheme| spec.model.url.starts_with(scheme))
+    {
+        return Err(format!(
+            "spec.model.url {} is not an http://, https:// or hdfs:// URL",
+            redact(&spec.model.url)
+        ));
+    }
     Ok(())
 }
 
@@ -122,7 +134,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         let observed = Observed {
             deployment: current.as_ref(),
             model: ModelCheck::Unchecked {
-                reason: "InvalidSpec".into(),
+                reason: status::reason::INVALID_SPEC.into(),
                 message: "not checked: the spec is invalid".into(),
             },
             invalid: Some(reason.clone()),
@@ -288,9 +300,9 @@ async fn announce_rollout(predictor: &Predictor, before: Option<&Deployment>, ct
         Some(_) => return,
     };
     let reason = if before.is_none() {
-        "Created"
+        status::reason::CREATED
     } else {
-        "RollingUpdate"
+        status::reason::ROLLING_UPDATE
     };
     publish(predictor, ctx, false, reason, note).await;
 }
@@ -322,6 +334,8 @@ async fn update_status(
     Ok(None)
 }
 
+/// Server-side apply of the status under the operator's field manager (like the children): the
+/// apiserver merges by ownership, and a field the operator stops setting is removed.
 async fn patch_status(
     predictor: &Predictor,
     status: &PredictorStatus,
@@ -331,16 +345,25 @@ async fn patch_status(
         ctx.client.clone(),
         &predictor.namespace().unwrap_or_default(),
     );
-    let patch = serde_json::json!({ "status": status });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    api.patch_status(&predictor.name_any(), &params, &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("patch status"))?;
+    let patch = status_patch(status);
+    api.patch_status(
+        &predictor.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("apply status"))?;
     ctx.metrics.wrote("status");
     Ok(())
+}
+
+/// The apply configuration of a status write: apiVersion, kind and the status, nothing else.
+pub fn status_patch(status: &PredictorStatus) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": Predictor::api_version(&()),
+        "kind": Predictor::kind(&()),
+        "status": status,
+    })
 }
 
 /// Publishes an Event on the Predictor; a failure is logged, never fails the reconcile.
@@ -480,5 +503,204 @@ mod tests {
         let mut p = predictor("american", "team-a");
         p.spec.port = 70000;
         assert!(validate(&p).unwrap_err().contains("outside 1-65535"));
+        let mut p = predictor("american", "team-a");
+        p.spec.model.url = "file:///etc/shadow?token=t0k".into();
+        let reason = validate(&p).unwrap_err();
+        assert!(
+            reason.contains("not an http://, https:// or hdfs:// URL"),
+            "{reason}"
+        );
+        assert!(!reason.contains("t0k"), "{reason}");
+    }
+}
+
+/// Whole reconciles against a fake apiserver that checks every call the operator makes.
+#[cfg(test)]
+mod reconcile_tests {
+    use super::*;
+    use crate::fixtures::apiserver::{self, ApiServer, Call};
+    use crate::fixtures::{SHA_A, deployment_of, model_store, predictor, time};
+    use crate::resources::build_service;
+    use crate::status::{MODEL_VERIFIED, find_condition, reason};
+    use http::Method;
+    use tokio::task::JoinHandle;
+
+    const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/team-a/deployments/american";
+    const SERVICE: &str = "/api/v1/namespaces/team-a/services/american";
+    const STATUS: &str = "/apis/mlops.dev/v1alpha1/namespaces/team-a/predictors/american/status";
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+
+    fn context(client: Client, checker: ModelChecker) -> Arc<Context> {
+        Arc::new(Context {
+            client,
+            reporter: Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: Some("test".into()),
+            },
+            checker,
+            metrics: Arc::default(),
+            children: Children::new().0,
+        })
+    }
+
+    fn checker() -> ModelChecker {
+        ModelChecker::new(true, 1 << 20, Duration::from_secs(5)).unwrap()
+    }
+
+    fn start(p: &Predictor, ctx: &Arc<Context>) -> JoinHandle<Result<Action>> {
+        tokio::spawn(reconcile(Arc::new(p.clone()), ctx.clone()))
+    }
+
+    /// The reconcile's result; fails on any request made instead of finishing.
+    async fn finished(reconcile: JoinHandle<Result<Action>>, server: &mut ApiServer) -> Action {
+        tokio::select! {
+            done = reconcile => done.expect("reconcile panicked").expect("reconcile succeeded"),
+            call = server.next() => panic!("unexpected request {}", call.line()),
+        }
+    }
+
+    /// Answers the GETs of both children (the operator sends them together, in either order).
+    async fn answer_child_reads(
+        server: &mut ApiServer,
+        deployment: Option<&Deployment>,
+        service: Option<&Service>,
+    ) {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            assert_eq!(call.method, Method::GET, "{}", call.line());
+            seen.push(call.path.clone());
+            match (call.path.as_str(), deployment, service) {
+                (DEPLOYMENT, Some(d), _) => call.reply(d),
+                (SERVICE, _, Some(s)) => call.reply(s),
+                (DEPLOYMENT | SERVICE, _, _) => call.not_found(),
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [SERVICE, DEPLOYMENT].map(String::from).to_vec());
+    }
+
+    /// Answers a status apply with the Predictor carrying the applied status.
+    fn reply_status(call: Call, p: &Predictor) {
+        call.assert_apply(FIELD_MANAGER);
+        assert_eq!(call.body["apiVersion"], "mlops.dev/v1alpha1");
+        assert_eq!(call.body["kind"], "Predictor");
+        assert_eq!(
+            call.body.as_object().map(|o| o.len()),
+            Some(3),
+            "only apiVersion, kind and status: {}",
+            call.body
+        );
+        let mut stored = p.clone();
+        stored.status = Some(serde_json::from_value(call.body["status"].clone()).unwrap());
+        call.reply(&stored);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_model_never_writes_the_deployment() {
+        let store = model_store(b"not the pinned model".to_vec()).await;
+        let mut p = predictor("american", "team-a");
+        p.spec.model.url = format!("{store}/american.model");
+        p.spec.model.sha256 = SHA_A.into();
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, None, None).await;
+        let call = server.next().await;
+        assert_eq!(
+            call.path,
+            SERVICE,
+            "only the Service is applied: {}",
+            call.line()
+        );
+        call.assert_apply(FIELD_MANAGER);
+        call.echo();
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let verified = find_condition(&status, MODEL_VERIFIED).unwrap();
+        assert_eq!(
+            (verified.status.as_str(), verified.reason.as_str()),
+            ("False", reason::DIGEST_MISMATCH)
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(
+            (call.method.clone(), call.path.as_str()),
+            (Method::POST, EVENTS)
+        );
+        assert_eq!(call.body["reason"], reason::MODEL_REJECTED);
+        call.echo();
+
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    #[tokio::test]
+    async fn children_are_applied_before_the_status() {
+        let p = predictor("american", "team-a");
+        let checker = checker();
+        // Verified earlier: no download in this test.
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, None, None).await;
+        let mut applied = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            call.assert_apply(FIELD_MANAGER);
+            applied.push(call.path.clone());
+            call.echo();
+        }
+        applied.sort();
+        assert_eq!(applied, [SERVICE, DEPLOYMENT].map(String::from).to_vec());
+        // Then the status, and the "Created" Event (these two go out together).
+        let mut rest = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            rest.push(call.line());
+            match call.path.as_str() {
+                STATUS => reply_status(call, &p),
+                EVENTS => {
+                    assert_eq!(call.body["reason"], reason::CREATED);
+                    call.echo();
+                }
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        rest.sort();
+        assert_eq!(rest, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+
+        finished(reconcile, &mut server).await;
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    #[tokio::test]
+    async fn an_up_to_date_predictor_causes_no_writes() {
+        let mut p = predictor("american", "team-a");
+        let deployment = deployment_of(&p).rolled_out(2);
+        let service = build_service(&p).unwrap();
+        let observed = Observed {
+            deployment: Some(&deployment),
+            model: ModelCheck::Verified,
+            invalid: None,
+        };
+        p.status = Some(compute_status(&p, &observed, &time(0)));
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(RESYNC));
+        drop(ctx);
+        server.expect_no_more().await;
     }
 }

@@ -18,6 +18,10 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// No kubeconfig and no in-cluster service account.
+    #[error("no Kubernetes configuration (set KUBECONFIG or run in a pod): {0}")]
+    Config(#[source] kube::Error),
+
     /// The object came from the apiserver without a field the operator relies on.
     #[error("object is missing {0} (was it read from the apiserver?)")]
     MissingField(&'static str),
@@ -42,6 +46,18 @@ pub enum Error {
     #[error("leader election on Lease {lease}: {reason}")]
     Leader { lease: String, reason: String },
 
+    /// The `/metrics` and `/healthz` listener could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The `/metrics` and `/healthz` server failed.
+    #[error("the metrics server failed: {0}")]
+    Serve(#[source] std::io::Error),
+
     /// Serialising an object failed (a bug, not a user error).
     #[error("cannot serialise {what}: {source}")]
     Serialize {
@@ -64,11 +80,14 @@ impl Error {
         match self {
             Self::InvalidSpec { .. } => "invalid_spec",
             Self::Kube { .. } => "kube",
+            Self::Config(_) => "config",
             Self::MissingField(_) => "missing_field",
             Self::ModelFetch { .. } => "model_fetch",
             Self::ModelDigest { .. } => "model_digest",
             Self::ModelInvalid { .. } => "model_invalid",
             Self::Leader { .. } => "leader",
+            Self::Listen { .. } => "listen",
+            Self::Serve(_) => "serve",
             Self::Serialize { .. } => "serialize",
         }
     }

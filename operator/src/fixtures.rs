@@ -94,3 +94,159 @@ impl DeploymentFixture {
         self.0
     }
 }
+
+/// A model store on loopback that answers every GET with `body` (HTTP/1.1, one request per
+/// connection); its base URL, e.g. `http://127.0.0.1:40123`. It serves at most 100 connections and
+/// lives as long as the test's runtime.
+pub async fn model_store(body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(&body).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A fake apiserver for reconcile tests: a kube [`Client`](kube::Client) whose requests a test
+/// answers one by one, in the order it expects them (kube-rs/controller-rs's pattern).
+#[cfg(test)]
+pub mod apiserver {
+    use std::time::Duration;
+
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use tower_test::mock::{Handle, SendResponse};
+
+    /// How long a scenario waits for the next request before the test fails.
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// A client talking to the returned [`ApiServer`].
+    pub fn client() -> (kube::Client, ApiServer) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        (kube::Client::new(service, "default"), ApiServer(handle))
+    }
+
+    /// The server side: hands out the client's requests.
+    pub struct ApiServer(Handle<Request<Body>, Response<Body>>);
+
+    /// One request the client made, waiting for its response.
+    pub struct Call {
+        pub method: Method,
+        /// Path without the query, e.g. `/apis/apps/v1/namespaces/team-a/deployments/american`.
+        pub path: String,
+        pub query: String,
+        pub content_type: String,
+        /// The body as JSON (`Null` when empty).
+        pub body: serde_json::Value,
+        respond: SendResponse<Response<Body>>,
+    }
+
+    impl ApiServer {
+        /// The next request; panics if none comes within 10 s (a missing call) or the client is gone.
+        pub async fn next(&mut self) -> Call {
+            let (request, respond) = tokio::time::timeout(WAIT, self.0.next_request())
+                .await
+                .expect("the client made no further request within 10 s")
+                .expect("the client was dropped before making the expected request");
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect_bytes().await.expect("request body");
+            Call {
+                method: parts.method,
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().unwrap_or_default().to_string(),
+                content_type: parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string(),
+                body: if bytes.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_slice(&bytes).expect("request body is JSON")
+                },
+                respond,
+            }
+        }
+
+        /// Asserts the client made no request it was not expected to (waits briefly for one).
+        pub async fn expect_no_more(&mut self) {
+            if let Ok(Some((request, _))) =
+                tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await
+            {
+                panic!("unexpected request {} {}", request.method(), request.uri());
+            }
+        }
+    }
+
+    impl Call {
+        /// `"METHOD /path"`, for assertions and messages.
+        pub fn line(&self) -> String {
+            format!("{} {}", self.method, self.path)
+        }
+
+        /// A server-side apply under `manager`, forced.
+        pub fn assert_apply(&self, manager: &str) {
+            assert_eq!(self.method, Method::PATCH, "{}", self.line());
+            assert_eq!(
+                self.content_type,
+                "application/apply-patch+yaml",
+                "{}",
+                self.line()
+            );
+            assert!(
+                self.query.contains(&format!("fieldManager={manager}"))
+                    && self.query.contains("force=true"),
+                "{} ?{}",
+                self.line(),
+                self.query
+            );
+        }
+
+        /// Answers with `object` as JSON, status 200.
+        pub fn reply(self, object: &impl serde::Serialize) {
+            let body = serde_json::to_vec(object).expect("serialisable response");
+            self.respond.send_response(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from(body))
+                    .expect("response"),
+            );
+        }
+
+        /// Answers with what was sent (what a create or apply of a new object returns, roughly).
+        pub fn echo(self) {
+            let body = self.body.clone();
+            self.reply(&body);
+        }
+
+        /// Answers 404 with a `Status` body, as the apiserver does for a missing object.
+        pub fn not_found(self) {
+            let status = serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "not found", "reason": "NotFound", "code": 404
+            });
+            self.respond.send_response(
+                Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(Body::from(serde_json::to_vec(&status).expect("json")))
+                    .expect("response"),
+            );
+        }
+    }
+}

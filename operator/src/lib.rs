@@ -3,12 +3,14 @@
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
 //! [`model_check`] (pre-flight download and verification), [`controller`] (reconcile steps),
-//! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`).
+//! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
+//! [`manager`] (the process: those parts started and stopped in order).
 
 pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod leader;
+pub mod manager;
 pub mod metrics;
 pub mod model_check;
 pub mod resources;

@@ -1,132 +1,146 @@
-//! The operator's own metrics, rendered in the Prometheus text format.
-//!
-//! A handful of counters does not justify a metrics framework: atomics and one small map of labelled
-//! counters, rendered on demand by `/metrics`.
+//! The operator's own metrics, kept and rendered by `prometheus-client` in the OpenMetrics text
+//! format (which escapes label values, so no label can break the exposition).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::fmt;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: [f64; 8] = [0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
 /// Counters and gauges of one operator process.
-#[derive(Debug, Default)]
 pub struct Metrics {
-    reconciles: AtomicU64,
-    /// (metric name, label value) → count.
-    labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
-    duration_buckets: [AtomicU64; BUCKETS.len()],
-    duration_sum_micros: AtomicU64,
-    leader: AtomicBool,
+    registry: Registry,
+    reconcile_duration: Histogram,
+    reconcile_errors: Family<ErrorLabel, Counter>,
+    model_checks: Family<ResultLabel, Counter>,
+    writes: Family<KindLabel, Counter>,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let reconcile_duration = Histogram::new(BUCKETS);
+        let reconcile_errors = Family::<ErrorLabel, Counter>::default();
+        let model_checks = Family::<ResultLabel, Counter>::default();
+        let writes = Family::<KindLabel, Counter>::default();
+        let leader = Gauge::default();
+        let mut registry = Registry::default();
+        // NB: counters are registered without `_total`: the OpenMetrics encoder appends it.
+        registry.register(
+            "predictor_operator_reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "predictor_operator_reconcile_errors",
+            "Failed reconciles by error kind",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "predictor_operator_model_checks",
+            "Pre-flight model checks that downloaded a model, by result",
+            model_checks.clone(),
+        );
+        registry.register(
+            "predictor_operator_writes",
+            "Writes to the apiserver by kind of object",
+            writes.clone(),
+        );
+        registry.register(
+            "predictor_operator_leader",
+            "1 when this replica holds the leader Lease",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconcile_duration,
+            reconcile_errors,
+            model_checks,
+            writes,
+            leader,
+        }
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("leader", &self.is_leader())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
-    fn bump(&self, metric: &'static str, label: &str) {
-        *self
-            .labelled
-            .lock()
-            .expect("metrics lock")
-            .entry((metric, label.to_string()))
-            .or_default() += 1;
-    }
-
     /// One reconcile finished after `took`.
     pub fn reconciled(&self, took: Duration) {
-        self.reconciles.fetch_add(1, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        for (bucket, le) in self.duration_buckets.iter().zip(BUCKETS) {
-            if secs <= le {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.duration_sum_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.reconcile_duration.observe(took.as_secs_f64());
     }
 
     /// One reconcile failed with an error of kind `label`.
     pub fn reconcile_failed(&self, label: &str) {
-        self.bump("predictor_operator_reconcile_errors_total", label);
+        self.reconcile_errors
+            .get_or_create(&ErrorLabel {
+                error: label.into(),
+            })
+            .inc();
     }
 
     /// One model check ended with `result` (`verified` or an error label).
     pub fn model_check(&self, result: &str) {
-        self.bump("predictor_operator_model_checks_total", result);
+        self.model_checks
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
     }
 
     /// One write of kind `what` (`deployment`, `service`, `status`, `event`) went to the apiserver.
     pub fn wrote(&self, what: &str) {
-        self.bump("predictor_operator_writes_total", what);
+        self.writes
+            .get_or_create(&KindLabel { kind: what.into() })
+            .inc();
     }
 
     /// This replica became (or stopped being) the leader.
     pub fn set_leader(&self, leader: bool) {
-        self.leader.store(leader, Ordering::Relaxed);
+        self.leader.set(i64::from(leader));
     }
 
     /// Whether this replica currently leads.
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
+        self.leader.get() == 1
     }
 
-    /// Everything, in the Prometheus text exposition format.
+    /// Everything, in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let count = self.reconciles.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP predictor_operator_reconcile_duration_seconds Time spent in one reconcile.\n\
-             # TYPE predictor_operator_reconcile_duration_seconds histogram"
-        );
-        for (bucket, le) in self.duration_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(
-                out,
-                "predictor_operator_reconcile_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "predictor_operator_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             predictor_operator_reconcile_duration_seconds_sum {}\n\
-             predictor_operator_reconcile_duration_seconds_count {count}",
-            self.duration_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let families: [(&str, &str, &str); 3] = [
-            (
-                "predictor_operator_reconcile_errors_total",
-                "Failed reconciles by error kind.",
-                "error",
-            ),
-            (
-                "predictor_operator_model_checks_total",
-                "Pre-flight model checks that downloaded a model, by result.",
-                "result",
-            ),
-            (
-                "predictor_operator_writes_total",
-                "Writes to the apiserver by kind of object.",
-                "kind",
-            ),
-        ];
-        let labelled = self.labelled.lock().expect("metrics lock");
-        for (name, help, label) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((_, value), n) in labelled
-                .range((name, String::new())..)
-                .take_while(|((m, _), _)| *m == name)
-            {
-                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP predictor_operator_leader 1 when this replica holds the leader Lease.\n\
-             # TYPE predictor_operator_leader gauge\npredictor_operator_leader {}",
-            u8::from(self.is_leader())
-        );
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -134,29 +148,80 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openmetrics_parser::{OpenMetricsType, OpenMetricsValue};
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_openmetrics_that_a_parser_reads_back() {
         let m = Metrics::default();
         m.reconciled(Duration::from_millis(20));
+        m.reconciled(Duration::from_secs(2));
         m.reconcile_failed("kube");
         m.model_check("verified");
         m.model_check("verified");
+        // A label value that would break a hand-written renderer: quotes, backslash, newline.
+        m.wrote("odd \"kind\" \\ with\nnewline");
+        m.wrote("status");
         m.set_leader(true);
         let text = m.render();
+        let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text)
+            .unwrap_or_else(|e| panic!("unparsable exposition ({e:?}):\n{text}"));
+        let family = |name: &str| {
+            parsed
+                .families
+                .get(name)
+                .unwrap_or_else(|| panic!("no family {name} in\n{text}"))
+        };
+        let counter = |name: &str, label: &str| {
+            let f = family(name);
+            assert_eq!(f.family_type, OpenMetricsType::Counter, "{name}");
+            match &f
+                .get_sample_by_label_values(&[label.to_string()])
+                .unwrap_or_else(|| panic!("no {name}{{{label:?}}} in\n{text}"))
+                .value
+            {
+                OpenMetricsValue::Counter(c) => c.value.as_f64(),
+                other => panic!("{name} is {other:?}"),
+            }
+        };
+        assert_eq!(counter("predictor_operator_reconcile_errors", "kube"), 1.0);
+        assert_eq!(counter("predictor_operator_model_checks", "verified"), 2.0);
+        assert_eq!(counter("predictor_operator_writes", "status"), 1.0);
+        assert_eq!(
+            counter("predictor_operator_writes", "odd \"kind\" \\ with\nnewline"),
+            1.0
+        );
+
+        let leader = family("predictor_operator_leader");
+        assert_eq!(leader.family_type, OpenMetricsType::Gauge);
+        let value = &leader.iter_samples().next().expect("one sample").value;
+        assert!(
+            matches!(value, OpenMetricsValue::Gauge(n) if n.as_f64() == 1.0),
+            "{value:?}"
+        );
+
+        let duration = family("predictor_operator_reconcile_duration_seconds");
+        assert_eq!(duration.family_type, OpenMetricsType::Histogram);
+        let OpenMetricsValue::Histogram(h) =
+            &duration.iter_samples().next().expect("one sample").value
+        else {
+            panic!("not a histogram")
+        };
+        assert_eq!(h.count, Some(2));
+        let sum = h.sum.map(|s| s.as_f64()).unwrap_or(f64::NAN);
+        assert!((sum - 2.02).abs() < 1e-9, "{sum}");
+        let bounds: Vec<f64> = h.buckets.iter().map(|b| b.upper_bound).collect();
+        let mut expected = BUCKETS.to_vec();
+        expected.push(f64::INFINITY);
+        assert_eq!(bounds, expected);
+        let cumulative: Vec<f64> = h.buckets.iter().map(|b| b.count.as_f64()).collect();
+        assert_eq!(cumulative, [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+        // The series names the cluster tests and the scale bench read stay as they were.
         for line in [
-            "predictor_operator_reconcile_duration_seconds_bucket{le=\"0.01\"} 0",
-            "predictor_operator_reconcile_duration_seconds_bucket{le=\"0.05\"} 1",
-            "predictor_operator_reconcile_duration_seconds_count 1",
-            "predictor_operator_reconcile_errors_total{error=\"kube\"} 1",
-            "predictor_operator_model_checks_total{result=\"verified\"} 2",
-            "# TYPE predictor_operator_writes_total counter",
             "predictor_operator_leader 1",
+            "predictor_operator_reconcile_duration_seconds_count 2",
+            "predictor_operator_reconcile_errors_total{error=\"kube\"} 1",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
     }
 }

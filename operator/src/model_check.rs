@@ -2,20 +2,22 @@
 //! verify its sha256 and that it is a predictor model file. A refused model never rolls out, so the
 //! old pods keep serving.
 //!
-//! [`verify_model`] is pure; [`ModelChecker`] adds the download (size limit, timeout) and a cache of
-//! verified `(url, sha256)` pairs so a model is fetched once, not on every reconcile.
+//! [`verify_model`] is pure; [`ModelChecker`] adds the download and a cache of verified
+//! `(url, sha256)` pairs so a model is fetched once, not on every reconcile. The download itself is
+//! the predictor's own bounded [`Fetcher`] (size limit, timeouts, redacted errors; `http(s)://` and
+//! `hdfs://`), so the operator checks exactly what the pods will read.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use predictor::source::{Fetcher, redact};
 use tokio::sync::Semaphore;
 
-use crate::crd::{ModelSpec, redact_url};
+use crate::crd::ModelSpec;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::status::ModelCheck;
+use crate::status::{ModelCheck, reason};
 
 /// Verified pairs kept at most; past that the cache starts over (cheap, and only costs a re-download).
 const CACHE_LIMIT: usize = 4096;
@@ -24,8 +26,8 @@ const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Checks downloaded bytes against the pinned digest, then that they are a valid model file.
 pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()> {
-    let url = redact_url(url);
-    let actual = hex::encode(Sha256::digest(bytes));
+    let url = redact(url);
+    let actual = predictor::model::sha256_hex(bytes);
     if actual != expected_sha256 {
         return Err(Error::ModelDigest {
             url,
@@ -43,9 +45,9 @@ pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()
 /// How a failed check shows in the status.
 pub fn rejection(error: &Error) -> ModelCheck {
     let reason = match error {
-        Error::ModelDigest { .. } => "DigestMismatch",
-        Error::ModelInvalid { .. } => "NotAModelFile",
-        _ => "FetchFailed",
+        Error::ModelDigest { .. } => reason::DIGEST_MISMATCH,
+        Error::ModelInvalid { .. } => reason::NOT_A_MODEL_FILE,
+        _ => reason::FETCH_FAILED,
     };
     ModelCheck::Rejected {
         reason: reason.into(),
@@ -56,7 +58,7 @@ pub fn rejection(error: &Error) -> ModelCheck {
 /// Downloads and verifies models, remembering the ones that passed.
 pub struct ModelChecker {
     enabled: bool,
-    http: reqwest::Client,
+    fetcher: Fetcher,
     max_bytes: u64,
     verified: Mutex<HashSet<ModelSpec>>,
     downloads: Semaphore,
@@ -66,18 +68,13 @@ impl ModelChecker {
     /// A checker that downloads at most `max_bytes` per model within `timeout`; `enabled == false`
     /// reports every model as unchecked.
     pub fn new(enabled: bool, max_bytes: u64, timeout: Duration) -> Result<Self> {
-        predictor::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| Error::ModelFetch {
-                url: "-".into(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let fetcher = Fetcher::new(timeout).map_err(|e| Error::ModelFetch {
+            url: "-".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             enabled,
-            http,
+            fetcher,
             max_bytes,
             verified: Mutex::new(HashSet::new()),
             downloads: Semaphore::new(PARALLEL_DOWNLOADS),
@@ -102,17 +99,9 @@ impl ModelChecker {
     pub async fn check(&self, model: &ModelSpec, running: bool, metrics: &Metrics) -> ModelCheck {
         if !self.enabled {
             return ModelCheck::Unchecked {
-                reason: "CheckDisabled".into(),
+                reason: reason::CHECK_DISABLED.into(),
                 message: "the operator runs with --skip-model-check; the pods verify the digest themselves"
                     .into(),
-            };
-        }
-        if model.url.starts_with("hdfs://") {
-            return ModelCheck::Unchecked {
-                reason: "SchemeNotSupported".into(),
-                message:
-                    "the operator cannot read hdfs:// yet; the pods verify the digest themselves"
-                        .into(),
             };
         }
         if running {
@@ -142,64 +131,26 @@ impl ModelChecker {
             }
             Err(e) => {
                 metrics.model_check(e.metric_label());
-                tracing::warn!(url = %redact_url(&model.url), error = %e, "model refused");
+                tracing::warn!(url = %redact(&model.url), error = %e, "model refused");
                 rejection(&e)
             }
         }
     }
 
-    /// Downloads `url`, refusing bodies larger than the limit before and while reading.
+    /// Downloads `url` with the shared fetcher, refusing more than `--model-max-bytes`.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>> {
-        let fail = |reason: String| Error::ModelFetch {
-            url: redact_url(url),
-            reason,
-        };
-        // NB: reqwest errors name the URL, credentials included: `without_url` before showing them.
-        let mut response = self
-            .http
-            .get(url)
-            .send()
+        self.fetcher
+            .fetch(url, self.max_bytes)
             .await
-            .map_err(|e| fail(error_chain(&e.without_url())))?;
-        if !response.status().is_success() {
-            return Err(fail(format!("HTTP status {}", response.status())));
-        }
-        if let Some(len) = response.content_length()
-            && len > self.max_bytes
-        {
-            return Err(fail(format!(
-                "{len} bytes is over the {} byte limit (--model-max-bytes)",
-                self.max_bytes
-            )));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| fail(error_chain(&e.without_url())))?
-        {
-            if bytes.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                return Err(fail(format!(
-                    "more than the {} byte limit (--model-max-bytes)",
-                    self.max_bytes
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
+            .map_err(|e| Error::ModelFetch {
+                url: redact(url),
+                // The fetcher's reason, without its own (equally redacted) "cannot read <url>".
+                reason: match e {
+                    predictor::Error::Source { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            })
     }
-}
-
-/// An error with its sources, e.g. `error sending request: connection refused`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]
@@ -255,7 +206,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn disabled_and_hdfs_are_unchecked_and_cached_models_are_not_fetched() {
+    async fn disabled_is_unchecked_unreachable_is_refused_and_cached_models_are_not_fetched() {
         let metrics = Metrics::default();
         let model = ModelSpec {
             url: "http://127.0.0.1:9/unreachable".into(),
@@ -268,13 +219,15 @@ mod tests {
         ));
 
         let on = ModelChecker::new(true, 1 << 20, Duration::from_secs(1)).unwrap();
+        // hdfs:// is read too (with the same fetcher): a NameNode that is not there is a fetch
+        // failure, within the 1 s timeout.
         let hdfs = ModelSpec {
-            url: "hdfs://nn:9000/m".into(),
+            url: "hdfs://127.0.0.1:9/m".into(),
             ..model.clone()
         };
         assert!(matches!(
             on.check(&hdfs, false, &metrics).await,
-            ModelCheck::Unchecked { reason, .. } if reason == "SchemeNotSupported"
+            ModelCheck::Rejected { reason, .. } if reason == "FetchFailed"
         ));
         // Port 9 (discard) on loopback refuses the connection: a fetch failure...
         assert!(matches!(
@@ -286,6 +239,129 @@ mod tests {
         assert_eq!(
             on.check(&model, false, &metrics).await,
             ModelCheck::Verified
+        );
+    }
+
+    #[tokio::test]
+    async fn a_download_is_verified_once_and_a_wrong_digest_or_size_is_refused() {
+        let metrics = Metrics::default();
+        let bytes = model_bytes();
+        let sha = predictor::model::sha256_hex(&bytes);
+        let store = crate::fixtures::model_store(bytes.clone()).await;
+        let on = ModelChecker::new(true, 1 << 24, Duration::from_secs(5)).unwrap();
+        let good = ModelSpec {
+            url: format!("{store}/good.model"),
+            sha256: sha,
+        };
+        assert_eq!(on.check(&good, false, &metrics).await, ModelCheck::Verified);
+        let wrong = ModelSpec {
+            sha256: SHA_A.into(),
+            ..good.clone()
+        };
+        assert!(matches!(
+            on.check(&wrong, false, &metrics).await,
+            ModelCheck::Rejected { reason, .. } if reason == "DigestMismatch"
+        ));
+        let small = ModelChecker::new(true, 100, Duration::from_secs(5)).unwrap();
+        let ModelCheck::Rejected { reason, message } = small.check(&good, false, &metrics).await
+        else {
+            panic!("a model over --model-max-bytes is refused")
+        };
+        assert_eq!(reason, "FetchFailed");
+        assert!(
+            message.contains("more than the 100-byte limit"),
+            "{message}"
+        );
+    }
+}
+
+/// The redaction rule end to end: credentials and a presigned URL's signature in `spec.model.url`
+/// reach neither the error text, the status conditions nor the Event notes.
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::fixtures::{SHA_A, deployment_of, predictor, time};
+    use crate::status::{Observed, compute_status, status_events};
+
+    const SECRET_URL: &str = "https://alice:hunter2@models.example.org/m.model?X-Amz-Signature=deadbeefcafe&X-Amz-Credential=AKIA1";
+
+    fn assert_hidden(text: &str) {
+        for secret in [
+            "alice",
+            "hunter2",
+            "X-Amz-Signature",
+            "deadbeefcafe",
+            "AKIA1",
+        ] {
+            assert!(!text.contains(secret), "{secret:?} leaked into {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_models_error_status_and_events_hide_credentials_and_query() {
+        let err = verify_model(SECRET_URL, SHA_A, b"not the model").unwrap_err();
+        assert_hidden(&err.to_string());
+        assert!(
+            err.to_string()
+                .contains("https://***@models.example.org/m.model?***"),
+            "{err}"
+        );
+
+        let mut p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(
+            &p,
+            &Observed {
+                deployment: Some(&d),
+                model: ModelCheck::Verified,
+                invalid: None,
+            },
+            &time(0),
+        ));
+        p.spec.model.url = SECRET_URL.into();
+        let rejected = Observed {
+            deployment: Some(&d),
+            model: rejection(&err),
+            invalid: None,
+        };
+        let status = compute_status(&p, &rejected, &time(5));
+        assert_hidden(&serde_json::to_string(&status).unwrap());
+        let events = status_events(p.status.as_ref().unwrap(), &status);
+        assert!(!events.is_empty());
+        for event in events {
+            assert_hidden(&event.note);
+        }
+
+        // A verified model names its URL in ModelVerified: redacted too.
+        let verified = Observed {
+            deployment: Some(&d),
+            model: ModelCheck::Verified,
+            invalid: None,
+        };
+        let status = compute_status(&p, &verified, &time(5));
+        let json = serde_json::to_string(&status).unwrap();
+        assert_hidden(&json);
+        assert!(json.contains("models.example.org/m.model"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_download_hides_credentials_and_query() {
+        let metrics = Metrics::default();
+        let checker = ModelChecker::new(true, 1 << 20, Duration::from_secs(2)).unwrap();
+        // Port 9 (discard) on loopback refuses the connection.
+        let model = ModelSpec {
+            url: "http://alice:hunter2@127.0.0.1:9/m.model?X-Amz-Signature=deadbeefcafe".into(),
+            sha256: SHA_A.into(),
+        };
+        let ModelCheck::Rejected { reason, message } = checker.check(&model, false, &metrics).await
+        else {
+            panic!("an unreachable model store is a rejection")
+        };
+        assert_eq!(reason, "FetchFailed");
+        assert_hidden(&message);
+        assert!(
+            message.contains("http://***@127.0.0.1:9/m.model?***"),
+            "{message}"
         );
     }
 }

@@ -20,10 +20,7 @@ pub fn app(metrics: Arc<Metrics>) -> Router {
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         metrics.render(),
     )
 }
@@ -51,6 +48,10 @@ mod tests {
         let (status, body) = get("/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("predictor_operator_leader 0"), "{body}");
+        assert!(
+            body.ends_with("# EOF\n"),
+            "OpenMetrics ends with # EOF: {body}"
+        );
         assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
     }
 }

@@ -12,8 +12,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use predictor::source::redact;
 
-use crate::crd::{Predictor, PredictorStatus, redact_url};
+use crate::crd::{Predictor, PredictorStatus};
 use crate::resources::{Served, service_url};
 
 /// Condition types, in the order they appear in the status.
@@ -24,6 +25,51 @@ pub const MODEL_VERIFIED: &str = "ModelVerified";
 const TRUE: &str = "True";
 const FALSE: &str = "False";
 const UNKNOWN: &str = "Unknown";
+
+/// Every CamelCase reason the operator writes, in conditions and in Events: one spelling each,
+/// shared by the controller, the model check and the status computation.
+pub mod reason {
+    // Conditions.
+    /// Every pod runs the current spec (Ready, Progressing).
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// Pods are being created or replaced (Ready, Progressing).
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// The Deployment is being created (Ready, Progressing).
+    pub const CREATING: &str = "Creating";
+    /// `spec.replicas` is 0 (Ready).
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    /// The rollout completed but not every pod is ready (Ready).
+    pub const PODS_NOT_READY: &str = "PodsNotReady";
+    /// The deployment controller gave up on the rollout (Ready, Progressing, Degraded).
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// The validate step refused the spec (Ready, Degraded, ModelVerified).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Nothing wrong (Degraded).
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// The model has the pinned digest and is a model file (ModelVerified).
+    pub const VERIFIED: &str = "Verified";
+    /// The model's sha256 is not `spec.model.sha256` (ModelVerified, Degraded).
+    pub const DIGEST_MISMATCH: &str = "DigestMismatch";
+    /// The model has the pinned digest but is not a predictor model file.
+    pub const NOT_A_MODEL_FILE: &str = "NotAModelFile";
+    /// The model could not be downloaded.
+    pub const FETCH_FAILED: &str = "FetchFailed";
+    /// The operator runs with `--skip-model-check` (ModelVerified).
+    pub const CHECK_DISABLED: &str = "CheckDisabled";
+    // Events only.
+    /// The Deployment and Service were created.
+    pub const CREATED: &str = "Created";
+    /// The Deployment's pods are being replaced.
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
+    /// The Predictor became ready.
+    pub const READY: &str = "Ready";
+    /// The Predictor stopped being ready (not for a requested rollout).
+    pub const NOT_READY: &str = "NotReady";
+    /// A model was refused before it rolled out.
+    pub const MODEL_REJECTED: &str = "ModelRejected";
+    /// A degradation ended.
+    pub const RECOVERED: &str = "Recovered";
+}
 
 /// Outcome of the pre-flight model check for the model in `spec.model`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,8 +132,8 @@ pub fn rollout_of(deployment: Option<&Deployment>) -> Rollout {
         .conditions
         .iter()
         .flatten()
-        .find(|c| c.type_.as_deref() == Some("Progressing"))
-        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        .find(|c| c.type_.as_deref() == Some(PROGRESSING))
+        && c.reason.as_deref() == Some(reason::PROGRESS_DEADLINE_EXCEEDED)
     {
         return Rollout::Failed(format!(
             "{} The new pods never became ready (their /readyz and logs say why, e.g. a model they \
@@ -109,159 +155,198 @@ pub fn rollout_of(deployment: Option<&Deployment>) -> Rollout {
     }
 }
 
+/// What a condition says, before its type, generation and transition time are added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// `True`, `False` or `Unknown`.
+    pub status: &'static str,
+    /// CamelCase, one of [`reason`]'s constants.
+    pub reason: String,
+    /// For humans.
+    pub message: String,
+}
+
+fn verdict(status: &'static str, reason: &str, message: impl Into<String>) -> Verdict {
+    Verdict {
+        status,
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+/// The facts the Ready condition and the status fields are read from.
+#[derive(Clone, Debug)]
+pub struct Pods {
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// Pods of the Deployment, old and new.
+    pub total: i32,
+    /// Pods that passed their readiness probe.
+    pub ready: i32,
+    /// Version and model sha256 the ready pods serve (as of the last completed rollout).
+    pub version: Option<String>,
+    pub model_sha256: Option<String>,
+}
+
+impl Pods {
+    /// Counts from the Deployment; what is served only moves when a rollout has completed, until
+    /// then the old pods (if any) still serve what `previous` said.
+    fn observe(
+        predictor: &Predictor,
+        deployment: Option<&Deployment>,
+        rollout: &Rollout,
+        previous: &PredictorStatus,
+    ) -> Self {
+        let status = deployment.and_then(|d| d.status.as_ref());
+        let (version, model_sha256) = match (rollout, deployment) {
+            (Rollout::Complete, Some(d)) => {
+                let served = Served::of(d);
+                (served.version, served.model_sha256)
+            }
+            _ => (previous.version.clone(), previous.model_sha256.clone()),
+        };
+        Self {
+            desired: predictor.spec.replicas,
+            total: status.and_then(|s| s.replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            version,
+            model_sha256,
+        }
+    }
+}
+
+/// Ready: every desired pod runs the current spec and is ready.
+pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> Verdict {
+    let Pods { desired, ready, .. } = *pods;
+    if observed.invalid.is_some() && observed.deployment.is_none() {
+        return verdict(
+            FALSE,
+            reason::INVALID_SPEC,
+            "the spec cannot be run, see Degraded",
+        );
+    }
+    match rollout {
+        Rollout::Complete if desired == 0 => {
+            verdict(FALSE, reason::SCALED_TO_ZERO, "spec.replicas is 0")
+        }
+        Rollout::Complete if ready >= desired => verdict(
+            TRUE,
+            reason::ROLLOUT_COMPLETE,
+            format!(
+                "{ready}/{desired} pods ready, serving version {} with model {}",
+                pods.version.as_deref().unwrap_or("?"),
+                short(pods.model_sha256.as_deref().unwrap_or("?"))
+            ),
+        ),
+        Rollout::Complete => verdict(
+            FALSE,
+            reason::PODS_NOT_READY,
+            format!("{ready}/{desired} pods ready"),
+        ),
+        Rollout::Missing => match &observed.model {
+            ModelCheck::Rejected { reason, .. } => verdict(
+                FALSE,
+                reason,
+                "no Deployment: the model was refused, see ModelVerified",
+            ),
+            _ => verdict(FALSE, reason::CREATING, "the Deployment is being created"),
+        },
+        Rollout::InProgress(msg) => verdict(
+            FALSE,
+            reason::ROLLING_OUT,
+            format!("{ready}/{desired} pods ready; {msg}"),
+        ),
+        Rollout::Failed(msg) => verdict(FALSE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone()),
+    }
+}
+
+/// Progressing: a rollout is under way (or why it is not).
+pub fn progressing_condition(rollout: &Rollout, model: &ModelCheck) -> Verdict {
+    match rollout {
+        Rollout::InProgress(msg) => verdict(TRUE, reason::ROLLING_OUT, msg.clone()),
+        Rollout::Missing => match model {
+            ModelCheck::Rejected { reason, .. } => {
+                verdict(FALSE, reason, "rollout blocked: the model was refused")
+            }
+            _ => verdict(TRUE, reason::CREATING, "the Deployment is being created"),
+        },
+        Rollout::Failed(msg) => verdict(FALSE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone()),
+        Rollout::Complete => verdict(
+            FALSE,
+            reason::ROLLOUT_COMPLETE,
+            "all pods run the current spec",
+        ),
+    }
+}
+
+/// Degraded: something needs the user (invalid spec, refused model, stuck rollout), most
+/// actionable first.
+pub fn degraded_condition(rollout: &Rollout, observed: &Observed) -> Verdict {
+    match (&observed.invalid, &observed.model, rollout) {
+        (Some(why), _, _) => verdict(TRUE, reason::INVALID_SPEC, why.clone()),
+        (_, ModelCheck::Rejected { reason, message }, _) => verdict(TRUE, reason, message.clone()),
+        (_, _, Rollout::Failed(msg)) => {
+            verdict(TRUE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone())
+        }
+        _ => verdict(FALSE, reason::AS_EXPECTED, "no problems observed"),
+    }
+}
+
+/// ModelVerified: the outcome of the pre-flight check of `spec.model` (its URL redacted).
+pub fn model_verified_condition(predictor: &Predictor, model: &ModelCheck) -> Verdict {
+    match model {
+        ModelCheck::Verified => verdict(
+            TRUE,
+            reason::VERIFIED,
+            format!(
+                "model {} has the pinned sha256 {} and is a predictor model file",
+                redact(&predictor.spec.model.url),
+                predictor.spec.model.sha256
+            ),
+        ),
+        ModelCheck::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
+        ModelCheck::Rejected { reason, message } => verdict(FALSE, reason, message.clone()),
+    }
+}
+
 /// The status `predictor` should have, given what was observed at `now`.
 pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) -> PredictorStatus {
     let previous = predictor.status.clone().unwrap_or_default();
     let generation = predictor.metadata.generation;
-    let desired = predictor.spec.replicas;
-    let deployment_status = observed.deployment.and_then(|d| d.status.as_ref());
-    let replicas = deployment_status.and_then(|s| s.replicas).unwrap_or(0);
-    let ready = deployment_status
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
     let rollout = rollout_of(observed.deployment);
-
-    // What the ready pods serve only changes when a rollout has completed; until then the old pods
-    // (if any) still serve what the previous status said.
-    let (version, model_sha256) = match (&rollout, observed.deployment) {
-        (Rollout::Complete, Some(d)) => {
-            let served = Served::of(d);
-            (served.version, served.model_sha256)
-        }
-        _ => (previous.version.clone(), previous.model_sha256.clone()),
-    };
-
-    let cond = |type_: &str, status: &str, reason: &str, message: String| {
-        condition(
-            &previous.conditions,
-            type_,
-            status,
-            reason,
-            message,
-            generation,
-            now,
-        )
-    };
-
-    let ready_condition = match (&rollout, &observed.invalid) {
-        (_, Some(_)) if observed.deployment.is_none() => cond(
-            READY,
-            FALSE,
-            "InvalidSpec",
-            "the spec cannot be run, see Degraded".into(),
-        ),
-        (Rollout::Complete, _) if desired == 0 => {
-            cond(READY, FALSE, "ScaledToZero", "spec.replicas is 0".into())
-        }
-        (Rollout::Complete, _) if ready >= desired => cond(
-            READY,
-            TRUE,
-            "RolloutComplete",
-            format!(
-                "{ready}/{desired} pods ready, serving version {} with model {}",
-                version.as_deref().unwrap_or("?"),
-                short(model_sha256.as_deref().unwrap_or("?"))
-            ),
-        ),
-        (Rollout::Complete, _) => cond(
-            READY,
-            FALSE,
-            "PodsNotReady",
-            format!("{ready}/{desired} pods ready"),
-        ),
-        (Rollout::Missing, _) => match &observed.model {
-            ModelCheck::Rejected { reason, .. } => cond(
-                READY,
-                FALSE,
-                reason,
-                "no Deployment: the model was refused, see ModelVerified".into(),
-            ),
-            _ => cond(
-                READY,
-                FALSE,
-                "Creating",
-                "the Deployment is being created".into(),
-            ),
-        },
-        (Rollout::InProgress(msg), _) => cond(
-            READY,
-            FALSE,
-            "RollingOut",
-            format!("{ready}/{desired} pods ready; {msg}"),
-        ),
-        (Rollout::Failed(msg), _) => cond(READY, FALSE, "ProgressDeadlineExceeded", msg.clone()),
-    };
-
-    let progressing_condition = match &rollout {
-        Rollout::InProgress(msg) => cond(PROGRESSING, TRUE, "RollingOut", msg.clone()),
-        Rollout::Missing => match &observed.model {
-            ModelCheck::Rejected { reason, .. } => cond(
-                PROGRESSING,
-                FALSE,
-                reason,
-                "rollout blocked: the model was refused".into(),
-            ),
-            _ => cond(
-                PROGRESSING,
-                TRUE,
-                "Creating",
-                "the Deployment is being created".into(),
-            ),
-        },
-        Rollout::Failed(msg) => cond(PROGRESSING, FALSE, "ProgressDeadlineExceeded", msg.clone()),
-        Rollout::Complete => cond(
+    let pods = Pods::observe(predictor, observed.deployment, &rollout, &previous);
+    let conditions = [
+        (READY, ready_condition(&rollout, &pods, observed)),
+        (
             PROGRESSING,
-            FALSE,
-            "RolloutComplete",
-            "all pods run the current spec".into(),
+            progressing_condition(&rollout, &observed.model),
         ),
-    };
-
-    let degraded_condition = match (&observed.invalid, &observed.model, &rollout) {
-        (Some(why), _, _) => cond(DEGRADED, TRUE, "InvalidSpec", why.clone()),
-        (_, ModelCheck::Rejected { reason, message }, _) => {
-            cond(DEGRADED, TRUE, reason, message.clone())
-        }
-        (_, _, Rollout::Failed(msg)) => {
-            cond(DEGRADED, TRUE, "ProgressDeadlineExceeded", msg.clone())
-        }
-        _ => cond(DEGRADED, FALSE, "AsExpected", "no problems observed".into()),
-    };
-
-    let model_condition = match &observed.model {
-        ModelCheck::Verified => cond(
+        (DEGRADED, degraded_condition(&rollout, observed)),
+        (
             MODEL_VERIFIED,
-            TRUE,
-            "Verified",
-            format!(
-                "model {} has the pinned sha256 {} and is a predictor model file",
-                redact_url(&predictor.spec.model.url),
-                predictor.spec.model.sha256
-            ),
+            model_verified_condition(predictor, &observed.model),
         ),
-        ModelCheck::Unchecked { reason, message } => {
-            cond(MODEL_VERIFIED, UNKNOWN, reason, message.clone())
-        }
-        ModelCheck::Rejected { reason, message } => {
-            cond(MODEL_VERIFIED, FALSE, reason, message.clone())
-        }
-    };
-
+    ]
+    .into_iter()
+    .map(|(type_, v)| condition(&previous.conditions, type_, v, generation, now))
+    .collect();
+    let Pods {
+        desired,
+        total,
+        ready,
+        version,
+        model_sha256,
+    } = pods;
     PredictorStatus {
         observed_generation: generation,
-        replicas: Some(replicas),
+        replicas: Some(total),
         ready_replicas: Some(ready),
         ready: Some(format!("{ready}/{desired}")),
         model_short: model_sha256.as_deref().map(|s| short(s).to_string()),
         version,
         model_sha256,
         url: Some(service_url(predictor)),
-        conditions: vec![
-            ready_condition,
-            progressing_condition,
-            degraded_condition,
-            model_condition,
-        ],
+        conditions,
     }
 }
 
@@ -305,30 +390,23 @@ pub fn short(sha: &str) -> &str {
 fn condition(
     previous: &[Condition],
     type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
+    verdict: Verdict,
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let c = Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        observed_generation: generation,
-        last_transition_time: now.clone(),
-    };
-    keep_transition_time(previous, c, now)
-}
-
-fn keep_transition_time(previous: &[Condition], mut c: Condition, now: &Time) -> Condition {
-    c.last_transition_time = previous
+    let last_transition_time = previous
         .iter()
-        .find(|p| p.type_ == c.type_ && p.status == c.status)
+        .find(|p| p.type_ == type_ && p.status == verdict.status)
         .map(|p| p.last_transition_time.clone())
         .unwrap_or_else(|| now.clone());
-    c
+    Condition {
+        type_: type_.into(),
+        status: verdict.status.into(),
+        reason: verdict.reason,
+        message: verdict.message,
+        observed_generation: generation,
+        last_transition_time,
+    }
 }
 
 /// The condition of `type_` in `status`, if present.
@@ -357,48 +435,47 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
     };
     let mut events = Vec::new();
     if let Some(c) = changed(READY) {
-        if c.status == "True" {
+        if c.status == TRUE {
             events.push(StatusEvent {
                 warning: false,
-                reason: "Ready".into(),
+                reason: reason::READY.into(),
                 note: c.message.clone(),
             });
-        } else if find_condition(old, READY).is_some_and(|o| o.status == "True")
-            && !matches!(c.reason.as_str(), "RollingOut" | "ScaledToZero")
+        } else if find_condition(old, READY).is_some_and(|o| o.status == TRUE)
+            && ![reason::ROLLING_OUT, reason::SCALED_TO_ZERO].contains(&c.reason.as_str())
         {
             // Not for a rollout the user asked for: only when pods stopped being ready.
             events.push(StatusEvent {
                 warning: true,
-                reason: "NotReady".into(),
+                reason: reason::NOT_READY.into(),
                 note: c.message.clone(),
             });
         }
     }
     if let Some(c) = changed(MODEL_VERIFIED)
-        && c.status == "False"
+        && c.status == FALSE
     {
         events.push(StatusEvent {
             warning: true,
-            reason: "ModelRejected".into(),
+            reason: reason::MODEL_REJECTED.into(),
             note: c.message.clone(),
         });
     }
     if let Some(c) = changed(DEGRADED) {
         // A refused model already has its ModelRejected event; other degradations get their own.
-        if c.status == "True"
-            && find_condition(new, MODEL_VERIFIED).is_none_or(|m| m.status != "False")
+        if c.status == TRUE && find_condition(new, MODEL_VERIFIED).is_none_or(|m| m.status != FALSE)
         {
             events.push(StatusEvent {
                 warning: true,
                 reason: c.reason.clone(),
                 note: c.message.clone(),
             });
-        } else if c.status == "False"
-            && find_condition(old, DEGRADED).is_some_and(|o| o.status == "True")
+        } else if c.status == FALSE
+            && find_condition(old, DEGRADED).is_some_and(|o| o.status == TRUE)
         {
             events.push(StatusEvent {
                 warning: false,
-                reason: "Recovered".into(),
+                reason: reason::RECOVERED.into(),
                 note: c.message.clone(),
             });
         }
@@ -410,7 +487,7 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
 pub fn is_ready(predictor: &Predictor) -> bool {
     predictor.status.as_ref().is_some_and(|s| {
         s.observed_generation == predictor.metadata.generation
-            && find_condition(s, READY).is_some_and(|c| c.status == "True")
+            && find_condition(s, READY).is_some_and(|c| c.status == TRUE)
     })
 }
 
@@ -643,6 +720,38 @@ mod tests {
         let mut newer = step.clone();
         newer.observed_generation = Some(2);
         assert_eq!(defer_progress(&begun, &newer, time(3).0, quiet), None);
+    }
+
+    #[test]
+    fn degraded_names_the_most_actionable_problem_first() {
+        let failed = Rollout::Failed("timed out".into());
+        let rejected = ModelCheck::Rejected {
+            reason: reason::DIGEST_MISMATCH.into(),
+            message: "expected a, got b".into(),
+        };
+        let observed = |model: ModelCheck, invalid: Option<&str>| Observed {
+            deployment: None,
+            model,
+            invalid: invalid.map(Into::into),
+        };
+        let d = degraded_condition(&failed, &observed(rejected.clone(), Some("bad port")));
+        assert_eq!(d, verdict(TRUE, reason::INVALID_SPEC, "bad port"));
+        let d = degraded_condition(&failed, &observed(rejected, None));
+        assert_eq!(
+            d,
+            verdict(TRUE, reason::DIGEST_MISMATCH, "expected a, got b")
+        );
+        let d = degraded_condition(&failed, &observed(ModelCheck::Verified, None));
+        assert_eq!(
+            d,
+            verdict(TRUE, reason::PROGRESS_DEADLINE_EXCEEDED, "timed out")
+        );
+        let d = degraded_condition(&Rollout::Complete, &observed(ModelCheck::Verified, None));
+        assert_eq!(d.status, FALSE);
+        assert_eq!(
+            progressing_condition(&Rollout::Missing, &ModelCheck::Verified).reason,
+            reason::CREATING
+        );
     }
 
     #[test]

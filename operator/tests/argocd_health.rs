@@ -63,7 +63,7 @@ fn read(name: &str) -> String {
 }
 
 fn yaml_file(name: &str) -> serde_json::Value {
-    serde_yaml::from_str(&read(name)).unwrap_or_else(|e| panic!("parse argocd/{name}: {e}"))
+    serde_saphyr::from_str(&read(name)).unwrap_or_else(|e| panic!("parse argocd/{name}: {e}"))
 }
 
 /// A Lua state with exactly what ArgoCD opens for a script from `argocd-cm`.
@@ -176,7 +176,7 @@ fn health_lua() -> String {
 #[test]
 fn every_case_in_health_test_yaml_passes() {
     let cases: HealthTests =
-        serde_yaml::from_str(&read("health_test.yaml")).expect("health_test.yaml parses");
+        serde_saphyr::from_str(&read("health_test.yaml")).expect("health_test.yaml parses");
     let script = health_lua();
     let mut failures = Vec::new();
     for case in &cases.tests {

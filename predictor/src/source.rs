@@ -133,67 +133,98 @@ pub fn open(location: &str) -> Result<Opened> {
     }
 }
 
-/// Fetches a whole model-sized object (async; for the server). Refuses more than `max_bytes`.
+/// Fetches a whole model-sized object (async; for the server) with a one-off [`Fetcher`] and the
+/// default timeouts. Refuses more than `max_bytes`.
 pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
-    let fail = |reason: String| Error::Source {
-        location: redact(location),
-        reason,
-    };
-    match Location::parse(location)? {
-        Location::File(path) => {
-            let meta = tokio::fs::metadata(&path)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            if meta.len() > max_bytes {
-                return Err(fail(format!(
-                    "{} bytes is more than the {max_bytes}-byte limit",
-                    meta.len()
-                )));
-            }
-            tokio::fs::read(&path)
-                .await
-                .map_err(|e| fail(e.to_string()))
-        }
-        Location::Http(url) => {
-            crate::tls::install_crypto_provider();
-            let client = reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(DOWNLOAD_TIMEOUT)
-                .build()
-                .map_err(|e| {
-                    fail(format!(
-                        "cannot build an HTTP client: {}",
-                        describe_reqwest(&e)
-                    ))
-                })?;
-            let mut response = client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| fail(describe_reqwest(&e)))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(fail(format!("the server answered HTTP {status}")));
-            }
-            if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
-                return Err(fail(format!(
-                    "{len} bytes is more than the {max_bytes}-byte limit"
-                )));
-            }
-            let mut bytes = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| fail(describe_reqwest(&e)))?
-            {
-                if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
-                    return Err(fail(format!("more than the {max_bytes}-byte limit")));
+    Fetcher::new(DOWNLOAD_TIMEOUT)?
+        .fetch(location, max_bytes)
+        .await
+}
+
+/// Downloads whole model-sized objects from any [`Location`], bounded in size and time. One fetcher
+/// keeps one HTTP client, so a caller that fetches often (the operator's pre-flight check) reuses
+/// its connections.
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Fetcher {
+    /// A fetcher whose every fetch takes at most `timeout` (connecting: at most 10 s of it).
+    pub fn new(timeout: Duration) -> Result<Self> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Source {
+                location: "(none yet)".into(),
+                reason: format!("cannot build an HTTP client: {}", describe_reqwest(&e)),
+            })?;
+        Ok(Self { http, timeout })
+    }
+
+    /// The whole object at `location`. More than `max_bytes` is refused before reading when the
+    /// source states its size, else as soon as the limit is passed. Errors name the location only
+    /// in its [`redact`]ed form.
+    pub async fn fetch(&self, location: &str, max_bytes: u64) -> Result<Vec<u8>> {
+        let fail = |reason: String| Error::Source {
+            location: redact(location),
+            reason,
+        };
+        let too_big = |len: u64| {
+            fail(format!(
+                "{len} bytes is more than the {max_bytes}-byte limit"
+            ))
+        };
+        match Location::parse(location)? {
+            Location::File(path) => {
+                let meta = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                if meta.len() > max_bytes {
+                    return Err(too_big(meta.len()));
                 }
-                bytes.extend_from_slice(&chunk);
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| fail(e.to_string()))
             }
-            Ok(bytes)
+            Location::Http(url) => {
+                let mut response = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| fail(describe_reqwest(&e)))?;
+                let status = response.status();
+                if !status.is_success() {
+                    return Err(fail(format!("the server answered HTTP {status}")));
+                }
+                if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
+                    return Err(too_big(len));
+                }
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| fail(describe_reqwest(&e)))?
+                {
+                    if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
+                        return Err(fail(format!("more than the {max_bytes}-byte limit")));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(bytes)
+            }
+            // NB: the HTTP client's timeout does not cover HDFS: bound the whole read here.
+            Location::Hdfs(url) => {
+                match tokio::time::timeout(self.timeout, hdfs::fetch(&url, max_bytes)).await {
+                    Ok(fetched) => fetched.map_err(fail),
+                    Err(_) => Err(fail(format!("timed out after {:?}", self.timeout))),
+                }
+            }
         }
-        Location::Hdfs(url) => hdfs::fetch(&url, max_bytes).await.map_err(fail),
     }
 }
 
@@ -323,6 +354,54 @@ mod tests {
             "hdfs://nn:9000/models/m.bin"
         );
         assert_eq!(redact("local/path?x"), "local/path?x");
+    }
+
+    /// A one-request HTTP server on loopback answering `response` verbatim; its URL.
+    async fn serve_once(response: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(response).await;
+        });
+        format!("http://u:secret@{addr}/m.bin?sig=s3cr3t")
+    }
+
+    #[tokio::test]
+    async fn fetcher_enforces_the_limit_on_every_scheme_and_hides_the_url() {
+        let fetcher = Fetcher::new(Duration::from_secs(5)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.bin");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = format!("file://{}", path.display());
+        assert_eq!(fetcher.fetch(&file, 10).await.unwrap(), b"0123456789");
+        let err = fetcher.fetch(&file, 9).await.unwrap_err().to_string();
+        assert!(
+            err.contains("10 bytes is more than the 9-byte limit"),
+            "{err}"
+        );
+
+        // Announced size over the limit: refused before reading.
+        let url = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789").await;
+        let err = fetcher.fetch(&url, 9).await.unwrap_err().to_string();
+        assert!(
+            err.contains("10 bytes is more than the 9-byte limit"),
+            "{err}"
+        );
+        assert!(!err.contains("secret") && !err.contains("s3cr3t"), "{err}");
+        // No size announced (read to close): refused while reading.
+        let url = serve_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789").await;
+        let err = fetcher.fetch(&url, 9).await.unwrap_err().to_string();
+        assert!(err.contains("more than the 9-byte limit"), "{err}");
+        let url = serve_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789").await;
+        assert_eq!(fetcher.fetch(&url, 10).await.unwrap(), b"0123456789");
+        let url = serve_once(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+        let err = fetcher.fetch(&url, 10).await.unwrap_err().to_string();
+        assert!(err.contains("HTTP 404"), "{err}");
+        assert!(err.contains("http://***@127.0.0.1:"), "{err}");
     }
 
     #[test]

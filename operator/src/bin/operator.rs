@@ -1,20 +1,11 @@
-//! `operator run`: the Predictor controller. Parses flags, wires the library together, and owns
-//! the process lifecycle: leader election, `/metrics` + `/healthz`, graceful shutdown on SIGTERM.
+//! `operator run`: the Predictor controller. Parses flags and hands them to
+//! [`operator::manager::run`], which owns the process lifecycle.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::events::Reporter;
-use kube::{Api, Client};
-use operator::controller::{self, Children, Context};
-use operator::leader::LeaderElector;
-use operator::metrics::Metrics;
-use operator::model_check::ModelChecker;
-use tokio::sync::watch;
+use operator::manager::{self, Config};
 
 #[derive(Parser)]
 #[command(version, about = "Runs Predictor objects as Deployments and Services")]
@@ -78,170 +69,31 @@ struct RunArgs {
     shutdown_timeout_seconds: u64,
 }
 
+impl From<RunArgs> for Config {
+    fn from(args: RunArgs) -> Self {
+        Self {
+            metrics_addr: args.metrics_addr,
+            skip_model_check: args.skip_model_check,
+            model_max_bytes: args.model_max_bytes,
+            model_timeout: Duration::from_secs(args.model_timeout_seconds),
+            namespace: args.namespace,
+            concurrency: args.concurrency,
+            leader_elect: args.leader_elect,
+            lease_name: args.lease_name,
+            lease_namespace: args.lease_namespace,
+            identity: args.identity.unwrap_or_else(manager::default_identity),
+            lease_duration: Duration::from_secs(args.lease_duration_seconds),
+            renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
+            retry_period: Duration::from_secs(args.retry_period_seconds),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     operator::telemetry::init();
     let Command::Run(args) = Cli::parse().command;
-    run(args).await
-}
-
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    // One rustls provider (ring) for the Kubernetes client and the model checker alike.
-    predictor::tls::install_crypto_provider();
-    let client = Client::try_default()
-        .await
-        .context("no Kubernetes configuration (set KUBECONFIG or run in a pod)")?;
-    let metrics = Arc::new(Metrics::default());
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
-
-    // Stop on SIGTERM/SIGINT: `stop` tells every part to wind down.
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    tokio::spawn({
-        let stop_tx = stop_tx.clone();
-        async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown requested");
-            let _ = stop_tx.send(true);
-        }
-    });
-
-    // /healthz and /metrics serve from the start, also on standby replicas.
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /healthz");
-    let server = tokio::spawn({
-        let app = operator::server::app(metrics.clone());
-        let mut stop = stop.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        }
-    });
-
-    let elector = args.leader_elect.then(|| {
-        LeaderElector::new(
-            Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
-            &args.lease_name,
-            &identity,
-            Duration::from_secs(args.lease_duration_seconds),
-        )
-    });
-    let retry = Duration::from_secs(args.retry_period_seconds);
-    if let Some(elector) = &elector {
-        tracing::info!(lease = %args.lease_name, namespace = %args.lease_namespace, %identity, "waiting for leadership");
-        if !elector.acquire(retry, &stop).await {
-            return finish(server).await;
-        }
-        tracing::info!(%identity, "became the leader");
-    }
-    metrics.set_leader(true);
-
-    let (children, child_writers) = Children::new();
-    let ctx = Arc::new(Context {
-        reporter: Reporter {
-            controller: "predictor-operator".into(),
-            instance: Some(identity.clone()),
-        },
-        checker: ModelChecker::new(
-            !args.skip_model_check,
-            args.model_max_bytes,
-            Duration::from_secs(args.model_timeout_seconds),
-        )?,
-        metrics: metrics.clone(),
-        client: client.clone(),
-        children,
-    });
-    if args.skip_model_check {
-        tracing::warn!("pre-flight model check disabled (--skip-model-check)");
-    }
-
-    // Keep the Lease while working; losing it stops the controller like a signal does.
-    let (lost_tx, mut lost) = watch::channel(false);
-    let renewer = elector.map(|elector| {
-        let stop = stop.clone();
-        let deadline = Duration::from_secs(args.renew_deadline_seconds);
-        tokio::spawn(async move {
-            let kept = elector.keep_renewing(retry, deadline, &stop).await;
-            if !kept {
-                let _ = lost_tx.send(true);
-            }
-            (elector, kept)
-        })
-    });
-    let controller_stop = {
-        let mut stop = stop.clone();
-        async move {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => {}
-                // Without leader election nobody holds the sender: `Err` then means "never lost".
-                Ok(_) = lost.wait_for(|l| *l) => {}
-            }
-        }
-    };
-    let controller = controller::run(
-        ctx,
-        child_writers,
-        args.namespace.as_deref(),
-        args.concurrency,
-        controller_stop,
-    );
-    tokio::pin!(controller);
-    let mut stop_watch = stop.clone();
-    tokio::select! {
-        _ = &mut controller => {}
-        _ = stop_watch.wait_for(|s| *s) => {
-            // Give in-flight reconciles a bounded time to finish.
-            let timeout = Duration::from_secs(args.shutdown_timeout_seconds);
-            if tokio::time::timeout(timeout, &mut controller).await.is_err() {
-                tracing::warn!(?timeout, "in-flight reconciles did not finish in time");
-            }
-        }
-    }
-    metrics.set_leader(false);
-
-    let _ = stop_tx.send(true);
-    if let Some(renewer) = renewer {
-        let (elector, kept) = renewer.await.context("lease renewal task")?;
-        if !kept {
-            anyhow::bail!(
-                "lost leadership of Lease {}; exiting so a fresh process can stand again",
-                args.lease_name
-            );
-        }
-        match elector.release().await {
-            Ok(()) => tracing::info!("released the Lease"),
-            Err(e) => tracing::warn!(error = %e, "could not release the Lease"),
-        }
-    }
-    finish(server).await
-}
-
-async fn finish(server: tokio::task::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
-    server
-        .await
-        .context("metrics server task")?
-        .context("metrics server")?;
-    tracing::info!("stopped");
+    manager::run(args.into()).await?;
     Ok(())
-}
-
-fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "operator".into());
-    format!("{host}-{}", std::process::id())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -1,0 +1,307 @@
+//! The operator process from start to stop, as named steps: connect, serve `/metrics` and
+//! `/healthz`, elect a leader, build the reconcile context, run the controller, shut down.
+//!
+//! One [`CancellationToken`] is the shutdown signal every task watches; losing the Lease cancels a
+//! child of it, which stops the controller but tells the caller to exit with an error.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::events::Reporter;
+use kube::{Api, Client};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::{self, Children, Context};
+use crate::error::{Error, Result};
+use crate::leader::LeaderElector;
+use crate::metrics::Metrics;
+use crate::model_check::ModelChecker;
+
+/// Everything `operator run` is told (flags and their environment variables).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address of `/metrics` and `/healthz`.
+    pub metrics_addr: SocketAddr,
+    /// Skip the pre-flight model check (the pods still verify the digest).
+    pub skip_model_check: bool,
+    /// Largest model file the pre-flight check downloads.
+    pub model_max_bytes: u64,
+    /// Timeout of one model download.
+    pub model_timeout: Duration,
+    /// Watch only this namespace (default: all).
+    pub namespace: Option<String>,
+    /// Predictors reconciled at the same time.
+    pub concurrency: u16,
+    /// Elect a leader through a Lease.
+    pub leader_elect: bool,
+    /// Name of the leader election Lease.
+    pub lease_name: String,
+    /// Namespace of the leader election Lease.
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease and in Events.
+    pub identity: String,
+    /// How long a Lease stays valid without renewal.
+    pub lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it gives up.
+    pub renew_deadline: Duration,
+    /// Pause between election rounds.
+    pub retry_period: Duration,
+    /// Time in-flight reconciles get to finish after shutdown begins.
+    pub shutdown_timeout: Duration,
+}
+
+/// Runs the operator until SIGTERM or SIGINT (then shuts down gracefully) or until it loses its
+/// Lease (then returns an error, so the process exits and a fresh one can stand for election).
+pub async fn run(config: Config) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run_until(config, shutdown).await
+}
+
+/// [`run`] with the shutdown signal given by the caller.
+pub async fn run_until(config: Config, shutdown: CancellationToken) -> Result<()> {
+    // One rustls provider (ring) for the Kubernetes client and the model checker alike.
+    predictor::tls::install_crypto_provider();
+    let client = Client::try_default().await.map_err(Error::Config)?;
+    let metrics = Arc::new(Metrics::default());
+    // /healthz and /metrics serve from the start, also on standby replicas.
+    let server = serve_metrics(config.metrics_addr, metrics.clone(), shutdown.clone()).await?;
+
+    let elector = config.leader_elect.then(|| {
+        LeaderElector::new(
+            Api::<Lease>::namespaced(client.clone(), &config.lease_namespace),
+            &config.lease_name,
+            &config.identity,
+            config.lease_duration,
+        )
+    });
+    if let Some(elector) = &elector
+        && !elect(elector, &config, &shutdown).await
+    {
+        return finish(server).await;
+    }
+    metrics.set_leader(true);
+
+    let (ctx, writers) = build_context(&config, client, metrics.clone())?;
+    let outcome = run_controller(ctx, writers, elector, &config, &shutdown).await;
+    metrics.set_leader(false);
+    shutdown.cancel();
+    let result = step_down(outcome, &config).await;
+    finish(server).await?;
+    result
+}
+
+/// Step: bind `addr` and serve `/metrics` and `/healthz` until `shutdown`.
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %local, "serving /metrics and /healthz");
+    let app = crate::server::app(metrics);
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }))
+}
+
+/// Step: wait for leadership; `false` if shutdown came first.
+async fn elect(elector: &LeaderElector, config: &Config, shutdown: &CancellationToken) -> bool {
+    tracing::info!(lease = %config.lease_name, namespace = %config.lease_namespace, identity = %config.identity, "waiting for leadership");
+    let won = elector.acquire(config.retry_period, shutdown).await;
+    if won {
+        tracing::info!(identity = %config.identity, "became the leader");
+    }
+    won
+}
+
+/// Step: what every reconcile shares (client, Event reporter, model checker, metrics, caches).
+fn build_context(
+    config: &Config,
+    client: Client,
+    metrics: Arc<Metrics>,
+) -> Result<(Arc<Context>, controller::ChildWriters)> {
+    if config.skip_model_check {
+        tracing::warn!("pre-flight model check disabled (--skip-model-check)");
+    }
+    let (children, writers) = Children::new();
+    let ctx = Context {
+        reporter: Reporter {
+            controller: "predictor-operator".into(),
+            instance: Some(config.identity.clone()),
+        },
+        checker: ModelChecker::new(
+            !config.skip_model_check,
+            config.model_max_bytes,
+            config.model_timeout,
+        )?,
+        metrics,
+        client,
+        children,
+    };
+    Ok((Arc::new(ctx), writers))
+}
+
+/// How the controller stopped: the elector (if any) and whether it kept the Lease throughout.
+struct Outcome {
+    elector: Option<LeaderElector>,
+    kept_lease: bool,
+}
+
+/// Step: run the controller while keeping the Lease; it stops on shutdown or when the Lease is
+/// lost. In-flight reconciles get `shutdown_timeout` to finish.
+async fn run_controller(
+    ctx: Arc<Context>,
+    writers: controller::ChildWriters,
+    elector: Option<LeaderElector>,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Outcome {
+    // Cancelled by shutdown, or by the renewer when the Lease is lost. Without leader election
+    // only shutdown cancels it, so the controller runs until then.
+    let work = shutdown.child_token();
+    let renewer = elector.map(|elector| {
+        let (work, stop) = (work.clone(), shutdown.clone());
+        let (retry, deadline) = (config.retry_period, config.renew_deadline);
+        tokio::spawn(async move {
+            let kept = elector.keep_renewing(retry, deadline, &stop).await;
+            if !kept {
+                work.cancel();
+            }
+            (elector, kept)
+        })
+    });
+    let controller = controller::run(
+        ctx,
+        writers,
+        config.namespace.as_deref(),
+        config.concurrency,
+        work.clone().cancelled_owned(),
+    );
+    tokio::pin!(controller);
+    tokio::select! {
+        _ = &mut controller => {}
+        _ = work.cancelled() => {
+            let timeout = config.shutdown_timeout;
+            if tokio::time::timeout(timeout, &mut controller).await.is_err() {
+                tracing::warn!(?timeout, "in-flight reconciles did not finish in time");
+            }
+        }
+    }
+    // Stops the renewer if the controller ended on its own.
+    shutdown.cancel();
+    match renewer {
+        Some(renewer) => match renewer.await {
+            Ok((elector, kept)) => Outcome {
+                elector: Some(elector),
+                kept_lease: kept,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "the Lease renewal task failed");
+                Outcome {
+                    elector: None,
+                    kept_lease: false,
+                }
+            }
+        },
+        None => Outcome {
+            elector: None,
+            kept_lease: true,
+        },
+    }
+}
+
+/// Step: give the Lease back (so a standby need not wait for it to expire), or report its loss.
+async fn step_down(outcome: Outcome, config: &Config) -> Result<()> {
+    if !outcome.kept_lease {
+        return Err(Error::Leader {
+            lease: config.lease_name.clone(),
+            reason: "lost leadership; exiting so a fresh process can stand again".into(),
+        });
+    }
+    if let Some(elector) = outcome.elector {
+        match elector.release().await {
+            Ok(()) => tracing::info!("released the Lease"),
+            Err(e) => tracing::warn!(error = %e, "could not release the Lease"),
+        }
+    }
+    Ok(())
+}
+
+/// Step: wait for the metrics server to close.
+async fn finish(server: JoinHandle<std::io::Result<()>>) -> Result<()> {
+    match server.await {
+        Ok(Ok(())) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Ok(Err(source)) => Err(Error::Serve(source)),
+        Err(e) => Err(Error::Serve(std::io::Error::other(e))),
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM (the kubelet) or SIGINT (Ctrl-C).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}
+
+/// This replica's identity when `--identity`/`POD_NAME` is not set: host name and process id.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "operator".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_metrics_server_stops_on_shutdown_and_a_taken_port_is_an_error() {
+        let shutdown = CancellationToken::new();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = serve_metrics(addr, Arc::default(), shutdown.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot listen on {addr}")),
+            "{err}"
+        );
+        drop(taken);
+
+        let server = serve_metrics(addr, Arc::default(), shutdown.clone())
+            .await
+            .unwrap();
+        assert!(!server.is_finished());
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), finish(server))
+            .await
+            .expect("the server stops within 5 s of shutdown")
+            .unwrap();
+    }
+}
