@@ -107,6 +107,7 @@ async fn wait_ready(api: &Api<Predictor>, name: &str) -> Predictor {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn sample_becomes_ready_and_kubectl_shows_it() {
     let s = shared();
     let ns = "sample";
@@ -192,6 +193,7 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn image_and_model_changes_roll_out_and_status_follows() {
     let s = shared();
     let ns = "rollout";
@@ -336,6 +338,7 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn deleting_a_predictor_collects_its_children() {
     let s = shared();
     let ns = "gc";
@@ -378,6 +381,7 @@ async fn deleting_a_predictor_collects_its_children() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn wrong_model_digest_never_reaches_the_deployment() {
     let s = shared();
     let ns = "wrong-digest";
@@ -483,6 +487,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn invalid_predictors_are_rejected_at_apply_time() {
     let s = shared();
     let ns = "invalid";
@@ -558,6 +563,7 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn config_default_passes_server_side_dry_run() {
     let s = shared();
     let default = testcluster::repo_root().join("config/default");
@@ -587,6 +593,7 @@ async fn config_default_passes_server_side_dry_run() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_rbac_refuses_verbs_it_does_not_need() {
     let s = shared();
     let sa = format!(
@@ -666,6 +673,7 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_serves_metrics_and_healthz() {
     let s = shared();
     assert_eq!(s.operator.get("/healthz").map(|(c, _)| c), Some(200));
@@ -679,6 +687,7 @@ async fn operator_serves_metrics_and_healthz() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn a_second_replica_waits_and_takes_over_on_sigterm() {
     let s = shared();
     // A separate Lease, and a namespace with no Predictors, so this pair does not compete with

@@ -203,6 +203,7 @@ fn rollout_complete(d: &Deployment) -> bool {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
     // A control plane of its own: every other test would see the outage.
     let mut cluster = TestCluster::start(1);
@@ -380,6 +381,7 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_killed_mid_rollout_finishes_it_after_restart() {
     let s = shared();
     let scene = Scene::new("sigkill").await;
@@ -463,6 +465,7 @@ async fn operator_killed_mid_rollout_finishes_it_after_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
     let scene = Scene::new("ha").await;
     let ns = scene.ns;
@@ -560,6 +563,7 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn hand_edits_keep_their_own_fields_and_lose_the_operators() {
     let s = shared();
     let scene = Scene::new("conflict").await;
@@ -730,6 +734,7 @@ async fn rules(
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_rbac_is_exactly_what_it_uses() {
     let s = shared();
     // What any ServiceAccount may do (discovery, self reviews): a fresh one with no bindings.
@@ -843,6 +848,7 @@ fn pod_from(template: &PodTemplateSpec, name: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn pods_are_locked_down_and_the_restricted_profile_admits_them() {
     let s = shared();
     // Labelled pod-security.kubernetes.io/enforce=restricted.
@@ -917,6 +923,7 @@ async fn pods_are_locked_down_and_the_restricted_profile_admits_them() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
     let s = shared();
     let scene = Scene::new("credentials").await;

@@ -146,6 +146,7 @@ fn sha_line(out: &Output) -> String {
 }
 
 #[test]
+#[ignore = "needs java and the MiniDFS helper (./dev/hdfs/build.sh): ./dev/test runs it"]
 fn hdfs_train_and_serve_on_a_real_cluster() {
     let dfs = timed("start MiniDFS", MiniDfs::start);
     let train_csv = std::fs::read(common::tweets("train.csv")).unwrap();

@@ -93,6 +93,7 @@ impl Drop for Driver {
 }
 
 #[test]
+#[ignore = "needs chromium and chromium-driver: ./dev/test runs it"]
 fn a_person_types_a_tweet_and_sees_the_answer_version_and_date() {
     let date = "2026-11-24T09:30:00Z";
     let model = train_from_bytes(
