@@ -16,7 +16,7 @@
 //! builds that go into the images). When selected without them it fails at once and says what to
 //! install. The operator runs as a host process with the admin kubeconfig.
 
-mod testcluster;
+mod support;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,7 +26,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use testcluster::{Proc, check_output, free_port, repo_root, run_kubectl, wait_output};
+use support::manifests::{manifest, predictor};
+use support::wait::poll;
+use support::{Proc, ServedModel, check_output, free_port, repo_root, run_kubectl, wait_output};
 
 const NS: &str = "mlops-node-test";
 const NAME: &str = "american";
@@ -51,7 +53,7 @@ impl Node {
             std::env::var("MLOPS_NODE_DIR").unwrap_or_else(|_| "/run/mlops-node".into()),
         );
         let node = Node {
-            bin: testcluster::bin_dir(),
+            bin: support::bin_dir(),
             kubeconfig: state.join("admin.kubeconfig"),
             state,
             _lock: lock,
@@ -180,7 +182,7 @@ fn require_node_prerequisites() {
     for program in ["containerd", "runc", "buildah", "iptables"] {
         assert!(on_path(program), "{program} is not on PATH: {how}");
     }
-    let bin = testcluster::bin_dir();
+    let bin = support::bin_dir();
     for program in ["kubelet", "kube-proxy"] {
         assert!(
             bin.join(program).is_file(),
@@ -190,19 +192,9 @@ fn require_node_prerequisites() {
     }
 }
 
-/// Polls `probe` every 200 ms until it returns Some, or panics after `limit` with `what`.
-fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Polls `probe` until it returns Some, or panics after `limit` with `what`.
+fn wait_for<T>(limit: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(limit, what, probe).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn condition<'a>(predictor: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -248,11 +240,14 @@ fn predictor_cli(args: &[&str]) -> Output {
 }
 
 fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
-    format!(
-        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata: {{name: {NAME}, namespace: {NS}}}\n\
-         spec:\n  image: {IMAGE}:{image_tag}\n  model: {{url: \"{url}\", sha256: {sha256}}}\n  \
-         port: 5008\n  replicas: 2\n  progressDeadlineSeconds: 20\n"
-    )
+    let model = ServedModel {
+        url: url.into(),
+        sha: sha256.into(),
+    };
+    let mut p = predictor(NAME, &format!("{IMAGE}:{image_tag}"), &model, 2);
+    p.metadata.namespace = Some(NS.into());
+    p.spec.progress_deadline_seconds = Some(20);
+    manifest(&[p])
 }
 
 /// `predictor watch` running against the Service, writing its JSON (report + samples) to `json`.

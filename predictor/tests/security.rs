@@ -241,7 +241,7 @@ fn model_url_credentials_never_reach_logs_metrics_or_answers() {
 
     let mut seen = vec![readyz_until(port, "sha256 mismatch")];
     seen.push(call(port, "/api/american", Some(r#"{"text": "hi"}"#)).1);
-    store.files.lock().unwrap().clear();
+    store.remove(&path);
     seen.push(readyz_until(port, "HTTP 404"));
     store.put(&path, bytes);
     seen.push(readyz_until(port, "\"ready\""));

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::FileServer;
 use common::server::TestServer;
 use predictor::server::ServeConfig;
-use predictor::train::{TrainSettings, train_from_bytes};
 use serde_json::{Value, json};
 
 /// The W3C WebDriver key under which an element reference is returned.
@@ -96,22 +95,11 @@ impl Drop for Driver {
 #[ignore = "needs chromium and chromium-driver: ./dev/test runs it"]
 fn a_person_types_a_tweet_and_sees_the_answer_version_and_date() {
     let date = "2026-11-24T09:30:00Z";
-    let model = train_from_bytes(
-        predictor::sample::SAMPLE_CSV.as_bytes(),
-        "sample",
-        &TrainSettings::default(),
-        date,
-    )
-    .unwrap()
-    .to_bytes()
-    .unwrap();
+    let (model, sha) =
+        predictor::testing::trained_model(predictor::sample::SAMPLE_CSV.as_bytes(), date);
     let store = FileServer::start();
     store.put("/m.bin", model.clone());
-    let server = TestServer::start(ServeConfig::new(
-        store.url("/m.bin"),
-        predictor::model::sha256_hex(&model),
-        "0.3",
-    ));
+    let server = TestServer::start(ServeConfig::new(store.url("/m.bin"), sha, "0.3"));
     server.wait_ready(Duration::from_secs(10));
 
     let driver = Driver::start();

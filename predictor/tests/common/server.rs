@@ -5,7 +5,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use predictor::server::{self, ServeConfig};
-use predictor::train::{TrainSettings, train_from_bytes};
 use tokio::sync::oneshot;
 
 use super::FileServer;
@@ -19,12 +18,7 @@ pub const MODEL_PATH: &str = "/models/american.bin";
 /// another file and another digest.
 pub fn trained_model(date: &str) -> (Vec<u8>, String) {
     let train = std::fs::read(super::tweets("train.csv")).unwrap();
-    let bytes = train_from_bytes(&train, "train.csv", &TrainSettings::default(), date)
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    let sha = predictor::model::sha256_hex(&bytes);
-    (bytes, sha)
+    predictor::testing::trained_model(&train, date)
 }
 
 /// A store holding the [`MODEL_DATE`] model at [`MODEL_PATH`], and a ready server on it (version "0.2"),
