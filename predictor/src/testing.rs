@@ -1,6 +1,6 @@
 //! Loopback HTTP for the workspace's tests (feature `testing`): a file server that plays a model or
-//! data store, a plain HTTP GET, and model files to serve. One implementation of each, for the
-//! predictor's tests and the operator's.
+//! data store, a plain HTTP GET, model files to serve, and the bounded poll for what a test must wait
+//! on. One implementation of each, for the predictor's tests and the operator's.
 //!
 //! Both speak just enough HTTP/1.1 by hand, on std threads, so they work from sync tests and from
 //! inside an async runtime alike (a blocking reqwest client would panic there), and a test controls
@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::train::{TrainSettings, train_from_bytes};
 
@@ -179,6 +179,29 @@ pub fn trained_model(csv: &[u8], model_date: &str) -> (Vec<u8>, String) {
     (bytes, sha)
 }
 
+/// Calls `probe` until it returns `Some`, for at most `within`; `Err` naming `what` otherwise. For
+/// what a test must poll (a process, a port, an HTTP endpoint); a probe may panic to stop early. The
+/// pause between calls grows from 10 ms to 100 ms: quick things are seen quickly, slow ones are not
+/// hammered.
+pub fn poll<T>(
+    within: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {within:?} waiting for {what}"));
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +232,24 @@ mod tests {
         let got = http_get(&format!("127.0.0.1:{}", store.port), "/m");
         assert_eq!(got, Some((200, "x".into())));
         assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn poll_returns_the_first_some_and_gives_up_at_its_bound() {
+        let mut calls = 0;
+        let got = poll(Duration::from_secs(5), "the third call", || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(got, Ok(3));
+        let started = Instant::now();
+        let never = poll(Duration::from_millis(200), "never", || None::<()>);
+        assert_eq!(
+            never,
+            Err("timed out after 200ms waiting for never".to_string())
+        );
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -5,11 +5,12 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::FileServer;
 use common::server::TestServer;
 use predictor::server::ServeConfig;
+use predictor::testing::poll;
 use serde_json::{Value, json};
 
 /// The W3C WebDriver key under which an element reference is returned.
@@ -45,16 +46,14 @@ impl Driver {
                 .build()
                 .unwrap(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while driver
-            .http
-            .get(format!("{}/status", driver.base))
-            .send()
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll(Duration::from_secs(20), "chromedriver to start", || {
+            driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .ok()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         driver
     }
 
@@ -166,18 +165,15 @@ fn a_person_types_a_tweet_and_sees_the_answer_version_and_date() {
         Some(json!({})),
     );
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let verdict = loop {
-        if let Some(element) = find("#verdict") {
-            break driver.call(
-                reqwest::Method::GET,
-                &s(&format!("/element/{element}/text")),
-                None,
-            );
-        }
-        assert!(Instant::now() < deadline, "no answer appeared on the page");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let element = poll(Duration::from_secs(15), "an answer on the page", || {
+        find("#verdict")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let verdict = driver.call(
+        reqwest::Method::GET,
+        &s(&format!("/element/{element}/text")),
+        None,
+    );
     assert_eq!(verdict, "American (is_american = 1)");
     let meta = find("#meta").unwrap();
     let meta = driver.call(

@@ -3,7 +3,7 @@
 //! process, a port, an HTTP endpoint). Each says what it waited for and what it saw when time ran out.
 
 use std::fmt::Debug;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource};
@@ -68,24 +68,5 @@ where
         .map(drop)
 }
 
-/// Calls `probe` until it returns `Some`, for at most `within`; `Err` naming `what` otherwise. For
-/// what is not a kube object; a probe may panic to stop early (a process died). The pause between
-/// calls grows from 10 ms to 100 ms: quick things are seen quickly, slow ones are not hammered.
-pub fn poll<T>(
-    within: Duration,
-    what: &str,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Result<T, String> {
-    let deadline = Instant::now() + within;
-    let mut pause = Duration::from_millis(10);
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("timed out after {within:?} waiting for {what}"));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
+/// The bounded poll for what is not a kube object (a process, a port, an HTTP endpoint).
+pub use predictor::testing::poll;

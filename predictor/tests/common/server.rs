@@ -2,9 +2,10 @@
 
 use std::net::TcpListener as StdListener;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use predictor::server::{self, ServeConfig};
+use predictor::testing::poll;
 use tokio::sync::oneshot;
 
 use super::FileServer;
@@ -89,18 +90,13 @@ impl TestServer {
 
     /// Waits (bounded) until /readyz says 200; panics with the last reason otherwise.
     pub fn wait_ready(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        let mut last = serde_json::Value::Null;
+        poll(within, "/readyz 200", || {
             let (status, body) = self.readyz();
-            if status == 200 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready after {within:?}: {body}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+            last = body;
+            (status == 200).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}: {last}"));
     }
 
     /// Starts the shutdown (readiness false, then `delay` of serving, then drain).
