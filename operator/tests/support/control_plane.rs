@@ -43,8 +43,8 @@ pub fn bin_dir() -> PathBuf {
         .collect();
     assert!(
         missing.is_empty(),
-        "control-plane binaries {missing:?} not found in {} (MLOPS_K8S_BIN). \
-         Build them with `dev/cluster/build-binaries.sh` (or run `dev/cluster/test-operator`).",
+        "control-plane binaries {missing:?} not found in {} (MLOPS_K8S_BIN): build them with \
+         `./dev/cluster/build-binaries.sh` and set MLOPS_K8S_BIN to the directory it prints",
         dir.display()
     );
     dir
