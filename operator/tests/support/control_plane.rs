@@ -92,7 +92,7 @@ impl TestCluster {
         cluster.start_controllers();
         cluster.create_nodes(nodes);
         eprintln!(
-            "[testcluster] control plane with {nodes} kwok nodes up in {:.1}s at https://127.0.0.1:{} ({})",
+            "[control plane] {nodes} kwok nodes up in {:.1}s at https://127.0.0.1:{} ({})",
             started.elapsed().as_secs_f64(),
             cluster.api_port,
             cluster.dir.display()

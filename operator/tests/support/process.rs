@@ -235,7 +235,7 @@ pub fn shared_by_binary<T: Send + Sync + 'static>(
     let result = cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
-            .name("testcluster".into())
+            .name("shared-by-binary".into())
             .spawn(move || {
                 let shared = std::panic::catch_unwind(start).map_err(|e| {
                     e.downcast_ref::<String>()
