@@ -10,8 +10,8 @@
 //! Run: `MLOPS_K8S_BIN=… cargo bench -p operator --bench scale`. Env: `SCALE_PREDICTORS` (1000),
 //! `SCALE_REPLICAS` (1; 0 leaves out the pods), `SCALE_CONCURRENCY` (the operator's `--concurrency`, 32).
 
-#[path = "../tests/testcluster/mod.rs"]
-mod testcluster;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,10 @@ use kube::api::PostParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use operator::crd::{ModelSpec, Predictor, PredictorSpec};
-use testcluster::{FileServer, TestCluster, client_for, model_file, sha256};
+use operator::crd::Predictor;
+use predictor::testing::FileServer;
+use support::manifests::predictor;
+use support::{ServedModel, TestCluster, client_for};
 
 const NAMESPACE: &str = "scale";
 const TARGET_SECONDS: f64 = 60.0;
@@ -47,11 +49,7 @@ async fn main() {
     let operator_kubeconfig = cluster.install_operator_prerequisites();
     cluster.create_namespace(NAMESPACE);
     let files = FileServer::start();
-    let bytes = model_file("2026-11-24T00:00:00Z");
-    let model = ModelSpec {
-        sha256: sha256(&bytes),
-        url: files.put("/models/a.model", bytes),
-    };
+    let model = ServedModel::put(&files, "/models/a.model", "2026-11-24T00:00:00Z");
     let operator = cluster.start_operator(
         "operator-bench",
         &operator_kubeconfig,
@@ -71,17 +69,11 @@ async fn main() {
             let predictors = predictors.clone();
             let model = model.clone();
             async move {
-                let p = Predictor::new(
+                let p = predictor(
                     &format!("p-{i:04}"),
-                    PredictorSpec {
-                        image: "registry.local/american-predictor:0.2".into(),
-                        model,
-                        port: 5008,
-                        replicas,
-                        version: None,
-                        progress_deadline_seconds: None,
-                        resources: None,
-                    },
+                    "registry.local/american-predictor:0.2",
+                    &model,
+                    replicas,
                 );
                 predictors
                     .create(&PostParams::default(), &p)

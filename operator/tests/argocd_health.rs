@@ -10,11 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::apps::v1::Deployment;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
-use operator::crd::{ModelSpec, Predictor, PredictorSpec};
-use operator::resources::build_deployment;
+use operator::crd::Predictor;
+use operator::fixtures::{deployment_of, predictor, time};
 use operator::status::{ModelCheck, Observed, compute_status};
 use serde::Deserialize;
 
@@ -322,48 +321,6 @@ fn harness_behaves_like_argocd_on_bad_scripts() {
     );
 }
 
-/// `2026-11-25T10:00:00Z`.
-fn now() -> Time {
-    Time("2026-11-25T10:00:00Z".parse().expect("valid timestamp"))
-}
-
-fn predictor(generation: i64) -> Predictor {
-    let mut p = Predictor::new(
-        "american",
-        PredictorSpec {
-            image: "registry.local/american-predictor:0.2".into(),
-            model: ModelSpec {
-                url: "https://models.example.org/american/2026-11-24.model".into(),
-                sha256: "aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da".into(),
-            },
-            port: 5008,
-            replicas: 2,
-            version: None,
-            progress_deadline_seconds: None,
-            resources: None,
-        },
-    );
-    p.metadata.namespace = Some("team-a".into());
-    p.metadata.uid = Some("00000000-0000-0000-0000-00000000a11c".into());
-    p.metadata.generation = Some(generation);
-    p
-}
-
-/// The Predictor's Deployment with `updated` of its 2 pods on the current template, all ready.
-fn deployment(p: &Predictor, updated: i32) -> Deployment {
-    let mut d = build_deployment(p).expect("builds");
-    d.metadata.generation = Some(1);
-    d.status = Some(DeploymentStatus {
-        observed_generation: Some(1),
-        replicas: Some(2 + (2 - updated)),
-        ready_replicas: Some(2),
-        updated_replicas: Some(updated),
-        available_replicas: Some(2),
-        ..DeploymentStatus::default()
-    });
-    d
-}
-
 /// The Predictor as ArgoCD would see it after the operator wrote the status it computes.
 fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> serde_json::Value {
     let observed = Observed {
@@ -371,7 +328,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
         model,
         invalid: None,
     };
-    p.status = Some(compute_status(&p, &observed, &now()));
+    p.status = Some(compute_status(&p, &observed, &time(0)));
     serde_json::to_value(&p).expect("serializes")
 }
 
@@ -381,16 +338,24 @@ fn health_lua_reads_the_status_the_operator_really_computes() {
     let script = health_lua();
     let status_of = |obj: &serde_json::Value| run_health(&script, obj).expect("runs").status;
 
-    let p = predictor(1);
-    let done = with_operator_status(p.clone(), &deployment(&p, 2), ModelCheck::Verified);
+    let p = predictor("american", "team-a");
+    let done = with_operator_status(
+        p.clone(),
+        &deployment_of(&p).rolled_out(2),
+        ModelCheck::Verified,
+    );
     assert_eq!(status_of(&done), "Healthy");
 
-    let rolling = with_operator_status(p.clone(), &deployment(&p, 1), ModelCheck::Verified);
+    let rolling = with_operator_status(
+        p.clone(),
+        &deployment_of(&p).rolling(2, 1),
+        ModelCheck::Verified,
+    );
     assert_eq!(status_of(&rolling), "Progressing");
 
     let rejected = with_operator_status(
         p.clone(),
-        &deployment(&p, 2),
+        &deployment_of(&p).rolled_out(2),
         ModelCheck::Rejected {
             reason: "DigestMismatch".into(),
             message: "model has sha256 0123…, but spec.model.sha256 expects aa30…".into(),

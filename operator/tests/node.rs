@@ -11,11 +11,12 @@
 //!     "restricted" (read back from the API and from the kernel's view of the container processes).
 //!  5. Image sizes (predictor < 10 MB).
 //!
-//! Root only, one node at a time on a machine (`flock /tmp/mlops-node.lock`). Runs when
-//! `MLOPS_NODE_TIER=1` (`dev/test` sets it as root, with `PREDICTOR_BIN`/`OPERATOR_BIN`, static release
-//! builds that go into the images). The operator runs as a host process with the admin kubeconfig.
+//! Root only, one node at a time on a machine (`flock /tmp/mlops-node.lock`). Ignored by a plain
+//! `cargo test`; `./dev/test` runs it as root with `PREDICTOR_BIN`/`OPERATOR_BIN` (static release
+//! builds that go into the images). When selected without them it fails at once and says what to
+//! install. The operator runs as a host process with the admin kubeconfig.
 
-mod testcluster;
+mod support;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,7 +26,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use testcluster::{Proc, check_output, free_port, repo_root, run_kubectl, wait_output};
+use support::manifests::{manifest, predictor};
+use support::wait::poll;
+use support::{Proc, ServedModel, check_output, free_port, repo_root, run_kubectl, wait_output};
 
 const NS: &str = "mlops-node-test";
 const NAME: &str = "american";
@@ -50,7 +53,7 @@ impl Node {
             std::env::var("MLOPS_NODE_DIR").unwrap_or_else(|_| "/run/mlops-node".into()),
         );
         let node = Node {
-            bin: testcluster::bin_dir(),
+            bin: support::bin_dir(),
             kubeconfig: state.join("admin.kubeconfig"),
             state,
             _lock: lock,
@@ -155,19 +158,43 @@ impl Drop for Node {
     }
 }
 
-/// Polls `probe` every 200 ms until it returns Some, or panics after `limit` with `what`.
-fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
+/// Fails at once, saying what to install, when the node tier cannot run here.
+fn require_node_prerequisites() {
+    let how = "run as root after `./dev/node/install.sh`, with PREDICTOR_BIN and OPERATOR_BIN set to \
+               static release builds (./dev/test does all of this)";
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the node tier needs root: {how}"
+    );
+    for var in ["PREDICTOR_BIN", "OPERATOR_BIN"] {
+        let path = std::env::var_os(var).unwrap_or_else(|| panic!("{var} is not set: {how}"));
         assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
+            std::path::Path::new(&path).is_file(),
+            "{var}={} is not a file: {how}",
+            path.to_string_lossy()
         );
-        std::thread::sleep(Duration::from_millis(200));
     }
+    let on_path = |program: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .any(|dir| dir.join(program).is_file())
+    };
+    for program in ["containerd", "runc", "buildah", "iptables"] {
+        assert!(on_path(program), "{program} is not on PATH: {how}");
+    }
+    let bin = support::bin_dir();
+    for program in ["kubelet", "kube-proxy"] {
+        assert!(
+            bin.join(program).is_file(),
+            "{program} not in {}: `./dev/cluster/build-binaries.sh {program}` (MLOPS_K8S_BIN)",
+            bin.display()
+        );
+    }
+}
+
+/// Polls `probe` until it returns Some, or panics after `limit` with `what`.
+fn wait_for<T>(limit: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(limit, what, probe).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn condition<'a>(predictor: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -213,11 +240,14 @@ fn predictor_cli(args: &[&str]) -> Output {
 }
 
 fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
-    format!(
-        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata: {{name: {NAME}, namespace: {NS}}}\n\
-         spec:\n  image: {IMAGE}:{image_tag}\n  model: {{url: \"{url}\", sha256: {sha256}}}\n  \
-         port: 5008\n  replicas: 2\n  progressDeadlineSeconds: 20\n"
-    )
+    let model = ServedModel {
+        url: url.into(),
+        sha: sha256.into(),
+    };
+    let mut p = predictor(NAME, &format!("{IMAGE}:{image_tag}"), &model, 2);
+    p.metadata.namespace = Some(NS.into());
+    p.spec.progress_deadline_seconds = Some(20);
+    manifest(&[p])
 }
 
 /// `predictor probe` running against the Service, writing its JSON (report + samples) to `json`.
@@ -475,11 +505,9 @@ fn accuracy_line(out: &Output) -> String {
 }
 
 #[test]
+#[ignore = "needs root, kubelet, containerd, runc, CNI, kube-proxy, static PREDICTOR_BIN/OPERATOR_BIN: ./dev/test runs it"]
 fn predictors_run_and_roll_out_on_a_real_node() {
-    if std::env::var("MLOPS_NODE_TIER").as_deref() != Ok("1") {
-        eprintln!("node tier skipped: set MLOPS_NODE_TIER=1 (as root; dev/test does) to run it");
-        return;
-    }
+    require_node_prerequisites();
     predictor::tls::install_crypto_provider();
     let tweets = repo_root().join("../shared/data/tweets");
     let node = Node::up();
@@ -489,7 +517,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     let model_a = &models["MODEL_A"];
 
     // Namespace (Pod Security "restricted") + the in-cluster model store; CRD; the operator.
-    let store = node.script("deploy.sh", &[NS, "--store-only"], Duration::from_secs(180));
+    let store = node.script("model-store.sh", &[NS], Duration::from_secs(180));
     let store = store.trim();
     node.kubectl_ok(&[
         "apply",

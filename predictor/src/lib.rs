@@ -19,6 +19,8 @@ pub mod probe;
 pub mod sample;
 pub mod server;
 pub mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 pub mod tls;
 pub mod train;

@@ -19,6 +19,7 @@ use common::server::TestServer;
 use common::{closed_port, predictor, stderr, stdout};
 use hdfs_native::WriteOptions;
 use predictor::server::ServeConfig;
+use predictor::testing::poll;
 use serde_json::Value;
 
 const DATE: &str = "2026-11-25T09:00:00Z";
@@ -125,12 +126,11 @@ impl MiniDfs {
 impl Drop for MiniDfs {
     fn drop(&mut self) {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let exited = poll(Duration::from_secs(30), "MiniDFS to exit", || {
+            self.child.try_wait().ok().flatten()
+        });
+        if exited.is_ok() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -146,6 +146,7 @@ fn sha_line(out: &Output) -> String {
 }
 
 #[test]
+#[ignore = "needs java and the MiniDFS helper (./dev/hdfs/build.sh): ./dev/test runs it"]
 fn hdfs_train_and_serve_on_a_real_cluster() {
     let dfs = timed("start MiniDFS", MiniDfs::start);
     let train_csv = std::fs::read(common::tweets("train.csv")).unwrap();
@@ -355,18 +356,13 @@ fn not_ready_reasons_say_what_is_wrong(dfs: &MiniDfs, model: &[u8]) {
 
 /// Waits (bounded) for the first fetch attempt to fail; returns the not-ready reason.
 fn first_reason(server: &TestServer, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
+    let mut last = Value::Null;
+    poll(within, "a failed fetch attempt", || {
         let (status, body) = server.readyz();
         assert_eq!(status, 503, "ready although it should not be: {body}");
         let reason = body["reason"].as_str().unwrap_or_default().to_string();
-        if reason.starts_with("attempt ") {
-            return reason;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no fetch attempt within {within:?}: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        last = body;
+        reason.starts_with("attempt ").then_some(reason)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {last}"))
 }

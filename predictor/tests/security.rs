@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::server::{MODEL_DATE, serving_model, trained_model};
 use common::{FileServer, closed_port};
+use predictor::testing::poll;
 
 /// The request timeout the slow-client tests run with.
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -203,18 +204,17 @@ fn call(port: u16, path: &str, body: Option<&str>) -> (u16, String) {
 
 /// Polls `/readyz` (bounded) until its body contains `needle`; returns that body.
 fn readyz_until(port: u16, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = call(port, "/readyz", None);
-        if body.contains(needle) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz never said {needle:?}: {body}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let mut last = String::new();
+    poll(
+        Duration::from_secs(20),
+        &format!("/readyz to say {needle:?}"),
+        || {
+            let (_, body) = call(port, "/readyz", None);
+            last.clone_from(&body);
+            body.contains(needle).then_some(body)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {last}"))
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn model_url_credentials_never_reach_logs_metrics_or_answers() {
 
     let mut seen = vec![readyz_until(port, "sha256 mismatch")];
     seen.push(call(port, "/api/american", Some(r#"{"text": "hi"}"#)).1);
-    store.files.lock().unwrap().clear();
+    store.remove(&path);
     seen.push(readyz_until(port, "HTTP 404"));
     store.put(&path, bytes);
     seen.push(readyz_until(port, "\"ready\""));

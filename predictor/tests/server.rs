@@ -434,11 +434,7 @@ fn eval_url_reproduces_eval_model_accuracy() {
     let (store, server) = serving_model();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.bin");
-    std::fs::write(
-        &model,
-        &store.files.lock().unwrap()[common::server::MODEL_PATH],
-    )
-    .unwrap();
+    std::fs::write(&model, store.get(common::server::MODEL_PATH).unwrap()).unwrap();
     let test = common::tweets("test.csv");
     let run = |args: &[&str]| -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_predictor"))

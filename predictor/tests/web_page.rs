@@ -5,12 +5,12 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::FileServer;
 use common::server::TestServer;
 use predictor::server::ServeConfig;
-use predictor::train::{TrainSettings, train_from_bytes};
+use predictor::testing::poll;
 use serde_json::{Value, json};
 
 /// The W3C WebDriver key under which an element reference is returned.
@@ -46,16 +46,14 @@ impl Driver {
                 .build()
                 .unwrap(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while driver
-            .http
-            .get(format!("{}/status", driver.base))
-            .send()
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll(Duration::from_secs(20), "chromedriver to start", || {
+            driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .ok()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         driver
     }
 
@@ -93,24 +91,14 @@ impl Drop for Driver {
 }
 
 #[test]
+#[ignore = "needs chromium and chromium-driver: ./dev/test runs it"]
 fn a_person_types_a_tweet_and_sees_the_answer_version_and_date() {
     let date = "2026-11-24T09:30:00Z";
-    let model = train_from_bytes(
-        predictor::sample::SAMPLE_CSV.as_bytes(),
-        "sample",
-        &TrainSettings::default(),
-        date,
-    )
-    .unwrap()
-    .to_bytes()
-    .unwrap();
+    let (model, sha) =
+        predictor::testing::trained_model(predictor::sample::SAMPLE_CSV.as_bytes(), date);
     let store = FileServer::start();
     store.put("/m.bin", model.clone());
-    let server = TestServer::start(ServeConfig::new(
-        store.url("/m.bin"),
-        predictor::model::sha256_hex(&model),
-        "0.3",
-    ));
+    let server = TestServer::start(ServeConfig::new(store.url("/m.bin"), sha, "0.3"));
     server.wait_ready(Duration::from_secs(10));
 
     let driver = Driver::start();
@@ -177,18 +165,15 @@ fn a_person_types_a_tweet_and_sees_the_answer_version_and_date() {
         Some(json!({})),
     );
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let verdict = loop {
-        if let Some(element) = find("#verdict") {
-            break driver.call(
-                reqwest::Method::GET,
-                &s(&format!("/element/{element}/text")),
-                None,
-            );
-        }
-        assert!(Instant::now() < deadline, "no answer appeared on the page");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let element = poll(Duration::from_secs(15), "an answer on the page", || {
+        find("#verdict")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let verdict = driver.call(
+        reqwest::Method::GET,
+        &s(&format!("/element/{element}/text")),
+        None,
+    );
     assert_eq!(verdict, "American (is_american = 1)");
     let meta = find("#meta").unwrap();
     let meta = driver.call(

@@ -2,10 +2,10 @@
 
 use std::net::TcpListener as StdListener;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use predictor::server::{self, ServeConfig};
-use predictor::train::{TrainSettings, train_from_bytes};
+use predictor::testing::poll;
 use tokio::sync::oneshot;
 
 use super::FileServer;
@@ -19,12 +19,7 @@ pub const MODEL_PATH: &str = "/models/american.bin";
 /// another file and another digest.
 pub fn trained_model(date: &str) -> (Vec<u8>, String) {
     let train = std::fs::read(super::tweets("train.csv")).unwrap();
-    let bytes = train_from_bytes(&train, "train.csv", &TrainSettings::default(), date)
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    let sha = predictor::model::sha256_hex(&bytes);
-    (bytes, sha)
+    predictor::testing::trained_model(&train, date)
 }
 
 /// A store holding the [`MODEL_DATE`] model at [`MODEL_PATH`], and a ready server on it (version "0.2"),
@@ -95,18 +90,13 @@ impl TestServer {
 
     /// Waits (bounded) until /readyz says 200; panics with the last reason otherwise.
     pub fn wait_ready(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        let mut last = serde_json::Value::Null;
+        poll(within, "/readyz 200", || {
             let (status, body) = self.readyz();
-            if status == 200 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready after {within:?}: {body}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+            last = body;
+            (status == 200).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}: {last}"));
     }
 
     /// Starts the shutdown (readiness false, then `delay` of serving, then drain).

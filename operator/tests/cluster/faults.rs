@@ -1,17 +1,9 @@
-//! Cluster tier, faults and security (issue 8): the operator binary against a real control plane
-//! while things go wrong — the apiserver restarts, the operator is SIGKILLed mid-rollout, the
-//! leader dies, a human edits what the operator manages — and the checks that it runs with the
-//! least privilege, locked-down pods, and never shows model URL credentials.
-//!
-//! Each test starts its own operator(s) watching only its own namespace, with its own Lease, so the
-//! tests can run side by side on one shared control plane. The apiserver restart needs a control
-//! plane of its own. Needs the binaries from `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`).
-
-mod testcluster;
+//! Faults and security: the operator while things go wrong — the apiserver restarts, the operator
+//! is SIGKILLed mid-rollout, the leader dies, a human edits what the operator manages — and the
+//! checks that it runs with the least privilege, locked-down pods, and never shows model URL
+//! credentials.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,93 +18,19 @@ use kube::{Api, Client, ResourceExt};
 use operator::crd::Predictor;
 use operator::resources::{FIELD_MANAGER, Served};
 use operator::status::is_ready;
-use testcluster::{
-    FileServer, OPERATOR_NAMESPACE, OperatorProc, ServedModel, TestCluster, client_for,
-    predictor_yaml,
+use predictor::testing::FileServer;
+
+use crate::support::manifests::{manifest, predictor};
+use crate::support::wait::poll;
+use crate::support::{
+    OPERATOR_NAMESPACE, OperatorProc, ServedModel, TestCluster, client_for, model_file,
 };
+use crate::{LEASE_SECONDS, RETRY_SECONDS, shared, start_scoped, wait_object};
 
 const IMAGE_2: &str = "registry.local/american-predictor:0.2";
 const IMAGE_3: &str = "registry.local/american-predictor:0.3";
 const IMAGE_4: &str = "registry.local/american-predictor:0.4";
 const MODEL_DATE: &str = "2026-11-24T00:00:00Z";
-/// Lease timings of the operators started here (seconds): short, so handovers are quick to test.
-const LEASE_SECONDS: u64 = 6;
-const RENEW_DEADLINE_SECONDS: u64 = 4;
-const RETRY_SECONDS: u64 = 1;
-
-struct Shared {
-    cluster: TestCluster,
-    operator_kubeconfig: PathBuf,
-    // Serves the model for as long as the tests run.
-    _files: FileServer,
-    model: ServedModel,
-}
-
-static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
-
-fn shared() -> &'static Shared {
-    testcluster::shared_by_binary(&SHARED, || {
-        let cluster = TestCluster::start(2);
-        let operator_kubeconfig = cluster.install_operator_prerequisites();
-        let files = FileServer::start();
-        let model = files.put_model("/models/a.model", MODEL_DATE);
-        Shared {
-            cluster,
-            operator_kubeconfig,
-            _files: files,
-            model,
-        }
-    })
-}
-
-/// Flags of an operator that watches only `namespace` and elects through its own Lease.
-fn scoped_flags(namespace: &str, lease: &str) -> Vec<String> {
-    [
-        "--namespace",
-        namespace,
-        "--lease-name",
-        lease,
-        "--lease-duration-seconds",
-        &LEASE_SECONDS.to_string(),
-        "--renew-deadline-seconds",
-        &RENEW_DEADLINE_SECONDS.to_string(),
-        "--retry-period-seconds",
-        &RETRY_SECONDS.to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn start_scoped(name: &str, namespace: &str, lease: &str) -> OperatorProc {
-    let s = shared();
-    let flags = scoped_flags(namespace, lease);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    s.cluster
-        .start_operator(name, &s.operator_kubeconfig, &flags)
-}
-
-/// Polls `name` until `done` holds; panics after `timeout` with the object and the operator log.
-async fn wait_object<K>(
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-    what: &str,
-    log: &OperatorProc,
-    done: impl Fn(&K) -> bool,
-) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    testcluster::poll_until(api, name, timeout, done)
-        .await
-        .unwrap_or_else(|last| {
-            panic!(
-                "timed out after {timeout:?} waiting for {what} on {name}; last seen: {last:#?}\n\
-                 operator log:\n{}",
-                log.proc.tail(30)
-            )
-        })
-}
 
 /// A test's own namespace on the shared cluster, and admin handles to what lives there.
 struct Scene {
@@ -139,7 +57,7 @@ impl Scene {
     fn apply(&self, name: &str, replicas: i32) {
         shared().cluster.kubectl_stdin(
             &["apply", "-n", self.ns, "-f", "-"],
-            &predictor_yaml(name, IMAGE_2, &shared().model, replicas),
+            &manifest(&[predictor(name, IMAGE_2, &shared().model_a, replicas)]),
         );
     }
 
@@ -203,6 +121,7 @@ fn rollout_complete(d: &Deployment) -> bool {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
     // A control plane of its own: every other test would see the outage.
     let mut cluster = TestCluster::start(1);
@@ -212,8 +131,7 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
     // A slow model store: every Predictor has its own model URL, which the operator downloads
     // (4 at a time) before it writes the children, so reconciling 60 takes seconds.
     let files = FileServer::start_slow(Duration::from_millis(250));
-    let bytes = testcluster::model_file(MODEL_DATE);
-    let sha = testcluster::sha256(&bytes);
+    let (bytes, sha) = model_file(MODEL_DATE);
     // NB: a leader that cannot renew its Lease for --renew-deadline-seconds exits (in a cluster the
     // kubelet restarts it). A long deadline keeps this process alive through the outage, so the
     // test shows the controller itself reconnecting.
@@ -234,33 +152,27 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
 
     let count = 60;
     let names: BTreeSet<String> = (0..count).map(|i| format!("p-{i:02}")).collect();
-    let yaml: String = names
+    let all: Vec<Predictor> = names
         .iter()
         .map(|n| {
             let model = ServedModel {
                 url: files.put(&format!("/models/{n}.model"), bytes.clone()),
                 sha: sha.clone(),
             };
-            format!("---\n{}", predictor_yaml(n, IMAGE_2, &model, 1))
+            predictor(n, IMAGE_2, &model, 1)
         })
         .collect();
-    cluster.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &yaml);
+    let first_deployment = watcher(deployments.clone(), watcher::Config::default())
+        .applied_objects()
+        .filter_map(|d| async move { d.ok() });
+    futures::pin_mut!(first_deployment);
+    cluster.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(&all));
 
     // Stop the apiserver as soon as the operator has begun writing children.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while deployments
-        .list(&ListParams::default())
+    tokio::time::timeout(Duration::from_secs(60), first_deployment.next())
         .await
-        .map_or(0, |l| l.items.len())
-        == 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no Deployment appeared:\n{}",
-            op.proc.tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        .unwrap_or_else(|_| panic!("no Deployment appeared:\n{}", op.proc.tail(20)))
+        .expect("watch ended");
     let reconciled = |list: &[Predictor]| {
         list.iter()
             .filter(|p| {
@@ -286,22 +198,17 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
 
     // Everything converges, by the same process (it reconnected rather than restarted).
     let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let list = predictors
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        if list.len() == count && list.iter().all(is_ready) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}/{count} Predictors ready after the restart:\n{}",
-            list.iter().filter(|p| is_ready(p)).count(),
-            op.proc.tail(30)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in &names {
+        let left = deadline.saturating_duration_since(Instant::now());
+        wait_object(
+            &predictors,
+            name,
+            left,
+            "Ready after the restart",
+            &op,
+            is_ready,
+        )
+        .await;
     }
     assert!(op.proc.running(), "operator exited:\n{}", op.proc.tail(30));
     assert_eq!(op.proc.pid(), pid);
@@ -380,6 +287,7 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_killed_mid_rollout_finishes_it_after_restart() {
     let s = shared();
     let scene = Scene::new("sigkill").await;
@@ -434,7 +342,7 @@ async fn operator_killed_mid_rollout_finishes_it_after_restart() {
     assert_eq!(status.observed_generation, p.metadata.generation);
     assert_eq!(status.ready.as_deref(), Some("3/3"));
     assert_eq!((status.replicas, status.ready_replicas), (Some(3), Some(3)));
-    assert_eq!(status.model_sha256.as_deref(), Some(s.model.sha.as_str()));
+    assert_eq!(status.model_sha256.as_deref(), Some(s.model_a.sha.as_str()));
     let condition = |t: &str| {
         let c = operator::status::find_condition(&status, t).unwrap();
         (c.status.as_str(), c.reason.as_str())
@@ -463,6 +371,7 @@ async fn operator_killed_mid_rollout_finishes_it_after_restart() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
     let scene = Scene::new("ha").await;
     let ns = scene.ns;
@@ -471,15 +380,12 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
 
     let a = start_scoped("operator-ha-a", ns, ns);
     let b = start_scoped("operator-ha-b", ns, ns);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !leads(&a) && !leads(&b) {
-        assert!(
-            Instant::now() < deadline,
-            "nobody leads:\n{}",
-            a.proc.tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(
+        Duration::from_secs(30),
+        "one of two replicas to lead",
+        || (leads(&a) || leads(&b)).then_some(()),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", a.proc.tail(20)));
     let (mut leader, follower) = if leads(&a) { (a, b) } else { (b, a) };
     scene.apply("p", 1);
     scene.serving("p", "0.2", &leader).await;
@@ -523,14 +429,10 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
     leader.proc.kill();
     let killed = Instant::now();
     let bound = Duration::from_secs(LEASE_SECONDS + RETRY_SECONDS + 2);
-    while !leads(&follower) {
-        assert!(
-            killed.elapsed() < bound,
-            "no handover within {bound:?}:\n{}",
-            follower.proc.tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(bound, "the follower to take over", || {
+        leads(&follower).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", follower.proc.tail(20)));
     let handover = killed.elapsed();
     eprintln!(
         "[ha] handover after SIGKILL took {:.2}s (lease {LEASE_SECONDS}s, retry {RETRY_SECONDS}s)",
@@ -560,6 +462,7 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn hand_edits_keep_their_own_fields_and_lose_the_operators() {
     let s = shared();
     let scene = Scene::new("conflict").await;
@@ -730,6 +633,7 @@ async fn rules(
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_rbac_is_exactly_what_it_uses() {
     let s = shared();
     // What any ServiceAccount may do (discovery, self reviews): a fresh one with no bindings.
@@ -843,6 +747,7 @@ fn pod_from(template: &PodTemplateSpec, name: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn pods_are_locked_down_and_the_restricted_profile_admits_them() {
     let s = shared();
     // Labelled pod-security.kubernetes.io/enforce=restricted.
@@ -854,7 +759,7 @@ async fn pods_are_locked_down_and_the_restricted_profile_admits_them() {
     let built = scene.deployments.get("p").await.unwrap();
 
     // The operator's own Deployment, created for real in its restricted namespace (kwok runs its pods).
-    let manager = testcluster::repo_root().join("config/manager/deployment.yaml");
+    let manager = crate::support::repo_root().join("config/manager/deployment.yaml");
     s.cluster
         .kubectl_ok(&["apply", "-f", &manager.display().to_string()]);
     let own: Api<Deployment> = Api::namespaced(scene.client.clone(), OPERATOR_NAMESPACE);
@@ -917,6 +822,7 @@ async fn pods_are_locked_down_and_the_restricted_profile_admits_them() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
     let s = shared();
     let scene = Scene::new("credentials").await;
@@ -924,26 +830,26 @@ async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
     let op = start_scoped("operator-credentials", ns, ns);
     let with_credentials = |url: &str| url.replacen("http://", "http://reader:secret@", 1);
     let good = ServedModel {
-        url: with_credentials(&s.model.url),
-        sha: s.model.sha.clone(),
+        url: with_credentials(&s.model_a.url),
+        sha: s.model_a.sha.clone(),
     };
     // The right URL with the wrong digest, and a port nothing listens on.
     let mismatch = ServedModel {
         url: good.url.clone(),
         sha: "0123456789abcdef".repeat(4),
     };
-    let closed = testcluster::free_port();
+    let closed = crate::support::free_port();
     let unreachable = ServedModel {
         url: format!("http://reader:secret@127.0.0.1:{closed}/models/a.model"),
-        sha: s.model.sha.clone(),
+        sha: s.model_a.sha.clone(),
     };
     let yaml = [
         ("good", &good),
         ("mismatch", &mismatch),
         ("unreachable", &unreachable),
     ]
-    .map(|(name, m)| format!("---\n{}", predictor_yaml(name, IMAGE_2, m, 1)))
-    .concat();
+    .map(|(name, m)| predictor(name, IMAGE_2, m, 1));
+    let yaml = manifest(&yaml);
     s.cluster
         .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &yaml);
 

@@ -1,20 +1,19 @@
 //! A real, throwaway Kubernetes control plane for tests and benchmarks: etcd, kube-apiserver,
 //! kube-controller-manager, kube-scheduler and kwok (fake nodes whose pods turn Ready), started from
-//! the binaries `dev/cluster/build-binaries.sh` builds, on free 127.0.0.1 ports in a temp dir.
-//!
-//! Everything started here runs in its own process group with `PR_SET_PDEATHSIG`, and is stopped
-//! (SIGTERM, then SIGKILL) when the [`TestCluster`] is dropped or, for the per-binary shared cluster,
-//! when the test process exits (`atexit`). No traffic leaves loopback.
-#![allow(dead_code)]
+//! the binaries `dev/cluster/build-binaries.sh` builds, on free 127.0.0.1 ports in a temp dir. No
+//! traffic leaves loopback.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use predictor::testing::http_get;
+
+use super::files::{free_port, repo_root};
+use super::pki::make_pki;
+use super::process::{Cleanup, Proc, REGISTRY, register, wait_output, without_proxy};
+use super::wait::poll;
 
 /// Where the control-plane binaries are, unless `MLOPS_K8S_BIN` says otherwise.
 pub const DEFAULT_BIN_DIR: &str = "/var/cache/mlops-predictor/bin";
@@ -32,14 +31,6 @@ const BINARIES: [&str; 7] = [
 pub const OPERATOR_NAMESPACE: &str = "predictor-system";
 pub const OPERATOR_SA: &str = "predictor-operator";
 
-/// The workspace root (operator/..).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("operator/ has a parent")
-        .to_path_buf()
-}
-
 /// The binary directory, or a panic that says how to get the binaries: a missing binary must fail
 /// the test, never skip it.
 pub fn bin_dir() -> PathBuf {
@@ -52,182 +43,11 @@ pub fn bin_dir() -> PathBuf {
         .collect();
     assert!(
         missing.is_empty(),
-        "control-plane binaries {missing:?} not found in {} (MLOPS_K8S_BIN). \
-         Build them with `dev/cluster/build-binaries.sh` (or run `dev/cluster/test-operator`).",
+        "control-plane binaries {missing:?} not found in {} (MLOPS_K8S_BIN): build them with \
+         `./dev/cluster/build-binaries.sh` and set MLOPS_K8S_BIN to the directory it prints",
         dir.display()
     );
     dir
-}
-
-/// A free TCP port on 127.0.0.1 (the listener is closed again; the race is acceptable in tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-// --- process bookkeeping ------------------------------------------------------------
-
-/// Process groups and directories to clean up at exit, whatever happens to the owners.
-static REGISTRY: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
-static ATEXIT: Once = Once::new();
-
-enum Cleanup {
-    Group(i32),
-    Dir(PathBuf),
-}
-
-extern "C" fn cleanup_at_exit() {
-    let items: Vec<Cleanup> = match REGISTRY.lock() {
-        Ok(mut r) => r.drain(..).collect(),
-        Err(_) => return,
-    };
-    let groups: Vec<i32> = items
-        .iter()
-        .filter_map(|c| match c {
-            Cleanup::Group(g) => Some(*g),
-            Cleanup::Dir(_) => None,
-        })
-        .collect();
-    stop_groups(&groups);
-    for item in items {
-        if let Cleanup::Dir(d) = item {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-fn register(item: Cleanup) {
-    ATEXIT.call_once(|| unsafe {
-        libc::atexit(cleanup_at_exit);
-    });
-    REGISTRY.lock().expect("registry").push(item);
-}
-
-fn unregister_group(pgid: i32) {
-    if let Ok(mut r) = REGISTRY.lock() {
-        r.retain(|c| !matches!(c, Cleanup::Group(g) if *g == pgid));
-    }
-}
-
-/// SIGTERM to each group, up to 10 s for them to go, then SIGKILL.
-fn stop_groups(groups: &[i32]) {
-    for &g in groups {
-        unsafe { libc::kill(-g, libc::SIGTERM) };
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && groups.iter().any(|&g| group_alive(g)) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for &g in groups {
-        if group_alive(g) {
-            unsafe { libc::kill(-g, libc::SIGKILL) };
-        }
-    }
-}
-
-fn group_alive(pgid: i32) -> bool {
-    // Reap our own children so they do not linger as zombies (which still count as alive).
-    unsafe {
-        while libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
-        libc::kill(-pgid, 0) == 0
-    }
-}
-
-/// A process started in its own group, killed with its group when dropped.
-pub struct Proc {
-    pub name: String,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    /// Starts `cmd` with output to `log`, in a new process group, dying with its parent thread.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        // Appends: a restarted component keeps the log of its earlier life.
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("create log file");
-        let err = out.try_clone().expect("clone log file");
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        without_proxy(&mut cmd);
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        register(Cleanup::Group(child.id() as i32));
-        Proc {
-            name: name.into(),
-            child,
-            log: log.into(),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// CPU seconds (user + system) used so far, from /proc.
-    pub fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Some(ticks / hz)
-    }
-
-    /// Whether the process still runs (reaps it if it exited).
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// The last `n` lines of its log, for failure messages.
-    pub fn tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<_> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    /// Sends SIGKILL (no chance to clean up, like an OOM kill or a node loss) and reaps it.
-    pub fn kill(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
-        self.child.wait().expect("wait for killed process")
-    }
-
-    /// Sends SIGTERM and waits up to `timeout` for the exit status.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pgid = self.child.id() as i32;
-        stop_groups(&[pgid]);
-        let _ = self.child.try_wait();
-        unregister_group(pgid);
-    }
 }
 
 // --- the cluster --------------------------------------------------------------------
@@ -272,7 +92,7 @@ impl TestCluster {
         cluster.start_controllers();
         cluster.create_nodes(nodes);
         eprintln!(
-            "[testcluster] control plane with {nodes} kwok nodes up in {:.1}s at https://127.0.0.1:{} ({})",
+            "[control plane] {nodes} kwok nodes up in {:.1}s at https://127.0.0.1:{} ({})",
             started.elapsed().as_secs_f64(),
             cluster.api_port,
             cluster.dir.display()
@@ -492,39 +312,35 @@ impl TestCluster {
         });
     }
 
-    /// Polls `ready` every 200 ms for at most `timeout`; panics with the component logs if it never holds.
+    /// Waits (bounded by `timeout`) until `ready` holds; panics with the component logs if it never
+    /// does, or at once if a component exits.
     pub fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
         mut ready: impl FnMut(&TestCluster) -> bool,
     ) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let waited = poll(timeout, what, || {
             if ready(self) {
-                return;
+                return Some(());
             }
             for p in &mut self.procs {
-                if !p.running() {
-                    panic!(
-                        "{} exited while waiting for {what}:\n{}",
-                        p.name,
-                        p.tail(30)
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                let logs: Vec<String> = self
-                    .procs
-                    .iter()
-                    .map(|p| format!("--- {} ---\n{}", p.name, p.tail(15)))
-                    .collect();
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}\n{}",
-                    logs.join("\n")
+                assert!(
+                    p.running(),
+                    "{} exited while waiting for {what}:\n{}",
+                    p.name,
+                    p.tail(30)
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+            None
+        });
+        if let Err(timed_out) = waited {
+            let logs: Vec<String> = self
+                .procs
+                .iter()
+                .map(|p| format!("--- {} ---\n{}", p.name, p.tail(15)))
+                .collect();
+            panic!("{timed_out}\n{}", logs.join("\n"));
         }
     }
 
@@ -569,18 +385,13 @@ impl TestCluster {
             ),
         );
         // The serviceaccount controller creates `default` asynchronously; pods need it.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self
-            .kubectl(&["get", "serviceaccount", "default", "-n", name])
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "no default ServiceAccount in {name}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let args = ["get", "serviceaccount", "default", "-n", name];
+        poll(
+            Duration::from_secs(30),
+            "the default ServiceAccount",
+            || self.kubectl(&args).status.success().then_some(()),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 
     /// Installs what the operator needs (CRD, its namespace, config/rbac) and writes a kubeconfig
@@ -674,18 +485,10 @@ impl OperatorProc {
     }
 
     fn wait_http(&self, path: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if matches!(self.get(path), Some((200, _))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "operator {} did not serve {path}:\n{}",
-            self.proc.name,
-            self.proc.tail(30)
-        );
+        poll(timeout, &format!("200 on {path}"), || {
+            matches!(self.get(path), Some((200, _))).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("operator {}: {e}:\n{}", self.proc.name, self.proc.tail(30)));
     }
 
     /// The value of an unlabelled metric, e.g. `predictor_operator_leader`.
@@ -714,20 +517,6 @@ impl OperatorProc {
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
-}
-
-/// Loopback only: never let a proxy setting route test traffic elsewhere.
-pub fn without_proxy(cmd: &mut Command) {
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
 }
 
 /// Runs `bin`/kubectl with `kubeconfig`, optionally feeding `stdin`; bounded to 60 s. No proxy
@@ -771,123 +560,6 @@ pub fn check_output(out: &Output, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
-    // Read pipes on threads so a chatty child cannot block on a full pipe.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_end(&mut buf);
-        }
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_thread.join().unwrap_or_default(),
-        stderr: err_thread.join().unwrap_or_default(),
-    }
-}
-
-/// Runs `cmd` to completion; panics with its stderr unless it succeeds. Returns stdout.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let what = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what} (is it installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A throwaway PKI made with openssl: CA, apiserver serving cert, admin client cert, SA key pair.
-fn make_pki(dir: &Path) {
-    let ossl = |args: &[&str]| {
-        run_ok(Command::new("openssl").args(args).current_dir(dir));
-    };
-    ossl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mlops-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    let sign = |name: &str, subject: &str, ext: &str| {
-        ossl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            subject,
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("write ext");
-        ossl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-    };
-    sign(
-        "apiserver",
-        "/CN=kube-apiserver",
-        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
-    );
-    sign(
-        "admin",
-        "/O=system:masters/CN=admin",
-        "extendedKeyUsage=clientAuth\n",
-    );
-    ossl(&["genrsa", "-out", "sa.key", "2048"]);
-    ossl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
-}
-
 enum Credentials {
     Cert { cert: String, key: String },
     Token(String),
@@ -908,143 +580,6 @@ fn write_kubeconfig(path: &Path, port: u16, ca: &str, creds: Credentials) {
     std::fs::write(path, text).expect("write kubeconfig");
 }
 
-/// `target` as a path relative to the directory `from` (kustomize refuses absolute resource paths).
-pub fn relative_to(from: &Path, target: &Path) -> PathBuf {
-    let from = from.canonicalize().expect("canonicalize from");
-    let target = target.canonicalize().expect("canonicalize target");
-    let mut up = PathBuf::new();
-    for _ in from.components().skip(1) {
-        up.push("..");
-    }
-    up.join(target.strip_prefix("/").expect("absolute path"))
-}
-
-/// A minimal HTTP/1.1 GET over loopback: (status code, body).
-pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    Some((code, body))
-}
-
-// --- a loopback file server for model URLs -------------------------------------------
-
-/// Serves fixed byte blobs at fixed paths on 127.0.0.1 over HTTP/1.1 (one thread per connection).
-pub struct FileServer {
-    pub addr: String,
-    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
-}
-
-impl FileServer {
-    pub fn start() -> FileServer {
-        Self::start_slow(Duration::ZERO)
-    }
-
-    /// A file server that waits `delay` before each answer (a slow model store).
-    pub fn start_slow(delay: Duration) -> FileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind file server");
-        let addr = listener.local_addr().expect("local addr").to_string();
-        let files: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
-        let served = files.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let files = served.clone();
-                std::thread::spawn(move || serve_one(stream, &files, delay));
-            }
-        });
-        FileServer { addr, files }
-    }
-
-    /// Makes `bytes` available at `path` (e.g. `/models/a.model`); returns its URL.
-    pub fn put(&self, path: &str, bytes: Vec<u8>) -> String {
-        self.files.lock().expect("files").insert(path.into(), bytes);
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-fn serve_one(mut stream: TcpStream, files: &Mutex<BTreeMap<String, Vec<u8>>>, delay: Duration) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let body = files.lock().expect("files").get(&path).cloned();
-    std::thread::sleep(delay);
-    let _ = match body {
-        Some(body) => stream
-            .write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .and_then(|_| stream.write_all(&body)),
-        None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    };
-}
-
-/// A model file on the [`FileServer`]: where, and its digest.
-#[derive(Clone, Debug)]
-pub struct ServedModel {
-    pub url: String,
-    pub sha: String,
-}
-
-impl FileServer {
-    /// Serves a fresh model file (trained with `model_date`) at `path`.
-    pub fn put_model(&self, path: &str, model_date: &str) -> ServedModel {
-        let bytes = model_file(model_date);
-        ServedModel {
-            sha: sha256(&bytes),
-            url: self.put(path, bytes),
-        }
-    }
-}
-
-/// A Predictor manifest for `kubectl apply`.
-pub fn predictor_yaml(name: &str, image: &str, model: &ServedModel, replicas: i32) -> String {
-    format!(
-        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: {name}\nspec:\n  image: {image}\n  \
-         model:\n    url: {}\n    sha256: {}\n  replicas: {replicas}\n",
-        model.url, model.sha
-    )
-}
-
-/// A valid model file trained on the built-in sample; different `model_date`s give different digests.
-pub fn model_file(model_date: &str) -> Vec<u8> {
-    predictor::train::train_from_bytes(
-        predictor::sample::SAMPLE_CSV.as_bytes(),
-        "sample",
-        &predictor::train::TrainSettings::default(),
-        model_date,
-    )
-    .expect("train on the sample")
-    .to_bytes()
-    .expect("encode the model")
-}
-
-/// sha256 of `bytes`, lowercase hex.
-pub fn sha256(bytes: &[u8]) -> String {
-    predictor::model::sha256_hex(bytes)
-}
-
 /// A kube client for the cluster behind `kubeconfig`.
 pub async fn client_for(kubeconfig: &Path) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
@@ -1053,62 +588,4 @@ pub async fn client_for(kubeconfig: &Path) -> kube::Client {
         .await
         .expect("kube config");
     kube::Client::try_from(config).expect("kube client")
-}
-
-/// Polls `api.get(name)` every 200 ms until `done` holds. On timeout: `Err` with the last object seen.
-pub async fn poll_until<K>(
-    api: &kube::Api<K>,
-    name: &str,
-    timeout: Duration,
-    done: impl Fn(&K) -> bool,
-) -> Result<K, Box<Option<K>>>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Ok(Some(object)) = api.get_opt(name).await {
-            if done(&object) {
-                return Ok(object);
-            }
-            last = Some(object);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(Box::new(last))
-}
-
-/// Something a whole test binary shares (a cluster, an operator), started once by `start` on a
-/// thread that lives as long as the process: children die with the thread that started them
-/// (`PR_SET_PDEATHSIG`), so the starter must not be a test's thread. A failed start fails every
-/// test that asks, with the reason.
-pub fn shared_by_binary<T: Send + Sync + 'static>(
-    cell: &'static OnceLock<Result<T, String>>,
-    start: fn() -> T,
-) -> &'static T {
-    let result = cell.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("testcluster".into())
-            .spawn(move || {
-                let shared = std::panic::catch_unwind(start).map_err(|e| {
-                    e.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "shared cluster start panicked".into())
-                });
-                let _ = tx.send(shared);
-                loop {
-                    std::thread::park();
-                }
-            })
-            .expect("spawn cluster thread");
-        rx.recv_timeout(Duration::from_secs(300))
-            .unwrap_or_else(|e| Err(format!("shared cluster did not start: {e}")))
-    });
-    match result {
-        Ok(shared) => shared,
-        Err(e) => panic!("shared test cluster is unavailable: {e}"),
-    }
 }

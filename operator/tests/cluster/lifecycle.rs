@@ -1,16 +1,10 @@
-//! Cluster tier: the operator binary against a real control plane (etcd, kube-apiserver,
-//! kube-controller-manager, kube-scheduler, kwok nodes), driven with the real kubectl.
-//!
-//! One control plane and one operator are shared by every test in this binary (startup takes
-//! ~15 s); each test works in its own namespace. The shared operator authenticates as the
-//! `predictor-operator` ServiceAccount, so every test also proves config/rbac is sufficient.
-//! Needs the binaries from `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`); fails without them.
+//! The Predictor's life on a real control plane: kubectl shows it, image and model changes roll out
+//! with the status following, deletion collects the children, a wrong digest never reaches the
+//! Deployment, the apiserver validates, config/default dry-runs, RBAC refuses what is not needed,
+//! metrics, and a standby replica taking over.
 
-mod testcluster;
-
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -21,48 +15,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use operator::crd::{Predictor, PredictorStatus};
 use operator::resources::Served;
-use testcluster::{
-    FileServer, OperatorProc, ServedModel as Model, TestCluster, client_for, model_file,
-    predictor_yaml,
-};
 
-struct Shared {
-    cluster: TestCluster,
-    operator_kubeconfig: PathBuf,
-    operator: OperatorProc,
-    files: FileServer,
-    model_a: Model,
-    model_b: Model,
-}
-
-static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
-
-/// The shared cluster and operator, started on first use.
-fn shared() -> &'static Shared {
-    testcluster::shared_by_binary(&SHARED, start_shared)
-}
-
-fn start_shared() -> Shared {
-    let cluster = TestCluster::start(2);
-    let operator_kubeconfig = cluster.install_operator_prerequisites();
-    let files = FileServer::start();
-    let model_a = files.put_model("/models/a.model", "2026-11-24T00:00:00Z");
-    let model_b = files.put_model("/models/b.model", "2026-11-25T00:00:00Z");
-    assert_ne!(model_a.sha, model_b.sha);
-    let operator = cluster.start_operator("operator-shared", &operator_kubeconfig, &[]);
-    Shared {
-        cluster,
-        operator_kubeconfig,
-        operator,
-        files,
-        model_a,
-        model_b,
-    }
-}
-
-async fn admin() -> Client {
-    client_for(&shared().cluster.kubeconfig).await
-}
+use crate::support::manifests::{manifest, predictor};
+use crate::support::wait::{gone, poll};
+use crate::support::{OperatorProc, ServedModel as Model, client_for, model_file};
+use crate::{admin, shared, start_scoped, wait_object};
 
 /// (status, reason, message) of a condition.
 fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
@@ -77,44 +34,25 @@ fn is(status: &PredictorStatus, type_: &str, value: &str) -> bool {
     condition(status, type_).is_some_and(|(s, _, _)| s == value)
 }
 
-/// Polls `api.get(name)` until `done` holds; panics after `timeout` with the last object seen.
-async fn wait_for<K>(
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-    what: &str,
-    done: impl Fn(&K) -> bool,
-) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    testcluster::poll_until(api, name, timeout, done)
-        .await
-        .unwrap_or_else(|last| {
-            panic!(
-                "timed out after {timeout:?} waiting for {what} on {name}; last seen: {last:#?}\noperator log:\n{}",
-                shared().operator.proc.tail(20)
-            )
-        })
-}
-
 /// Waits until the Predictor's current generation is Ready.
-async fn wait_ready(api: &Api<Predictor>, name: &str) -> Predictor {
-    wait_for(api, name, Duration::from_secs(90), "Ready=True", |p| {
+async fn wait_ready(api: &Api<Predictor>, name: &str, op: &OperatorProc) -> Predictor {
+    wait_object(api, name, Duration::from_secs(90), "Ready=True", op, |p| {
         operator::status::is_ready(p)
     })
     .await
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn sample_becomes_ready_and_kubectl_shows_it() {
     let s = shared();
     let ns = "sample";
     s.cluster.create_namespace(ns);
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
     // The committed sample, with the model URL and digest pointed at the loopback file server
     // (as a user's overlay would), applied with kustomize.
     let overlay = tempfile::tempdir().unwrap();
-    let samples = testcluster::repo_root().join("config/samples");
+    let samples = crate::support::repo_root().join("config/samples");
     std::fs::write(
         overlay.path().join("kustomization.yaml"),
         format!(
@@ -122,7 +60,7 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
              patches:\n  - target: {{kind: Predictor, name: american}}\n    patch: |-\n      \
              - {{op: replace, path: /spec/model/url, value: \"{}\"}}\n      \
              - {{op: replace, path: /spec/model/sha256, value: \"{}\"}}\n",
-            testcluster::relative_to(overlay.path(), &samples).display(),
+            crate::support::relative_to(overlay.path(), &samples).display(),
             s.model_a.url,
             s.model_a.sha
         ),
@@ -133,7 +71,7 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
 
     let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
-    let p = wait_ready(&predictors, "american").await;
+    let p = wait_ready(&predictors, "american", &op).await;
     let uid = p.uid().unwrap();
 
     // Both children exist and are owned (controller=true) by the Predictor.
@@ -192,18 +130,25 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn image_and_model_changes_roll_out_and_status_follows() {
     let s = shared();
     let ns = "rollout";
     s.cluster.create_namespace(ns);
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
     s.cluster.kubectl_stdin(
         &["apply", "-n", ns, "-f", "-"],
-        &predictor_yaml("p", "registry.local/american-predictor:0.2", &s.model_a, 2),
+        &manifest(&[predictor(
+            "p",
+            "registry.local/american-predictor:0.2",
+            &s.model_a,
+            2,
+        )]),
     );
     let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    wait_ready(&predictors, "p").await;
+    wait_ready(&predictors, "p", &op).await;
 
     // Record every status the operator writes from here on.
     let seen: Arc<Mutex<Vec<PredictorStatus>>> = Arc::default();
@@ -236,11 +181,12 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
         "-p",
         r#"{"spec":{"image":"registry.local/american-predictor:0.3"}}"#,
     ]);
-    let p = wait_for(
+    let p = wait_object(
         &predictors,
         "p",
         Duration::from_secs(90),
         "version 0.3 ready",
+        &op,
         |p| {
             operator::status::is_ready(p)
                 && p.status.as_ref().unwrap().version.as_deref() == Some("0.3")
@@ -275,11 +221,12 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
             s.model_b.url, s.model_b.sha
         ),
     ]);
-    let p = wait_for(
+    let p = wait_object(
         &predictors,
         "p",
         Duration::from_secs(90),
         "model B ready",
+        &op,
         |p| {
             operator::status::is_ready(p)
                 && p.status.as_ref().unwrap().model_sha256.as_deref()
@@ -336,52 +283,48 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn deleting_a_predictor_collects_its_children() {
     let s = shared();
     let ns = "gc";
     s.cluster.create_namespace(ns);
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
     s.cluster.kubectl_stdin(
         &["apply", "-n", ns, "-f", "-"],
-        &predictor_yaml(
+        &manifest(&[predictor(
             "doomed",
             "registry.local/american-predictor:0.2",
             &s.model_a,
             1,
-        ),
+        )]),
     );
     let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
-    wait_ready(&predictors, "doomed").await;
+    wait_ready(&predictors, "doomed", &op).await;
     predictors
         .delete("doomed", &DeleteParams::default())
         .await
         .unwrap();
 
     // The garbage collector of kube-controller-manager removes both children.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let within = Duration::from_secs(60);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    loop {
-        let d = deployments.get_opt("doomed").await.unwrap();
-        let svc = services.get_opt("doomed").await.unwrap();
-        if d.is_none() && svc.is_none() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "children not collected: deployment {} service {}",
-            d.is_some(),
-            svc.is_some()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    gone(&deployments, "doomed", within)
+        .await
+        .unwrap_or_else(|e| panic!("Deployment not collected: {e}"));
+    gone(&services, "doomed", within)
+        .await
+        .unwrap_or_else(|e| panic!("Service not collected: {e}"));
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn wrong_model_digest_never_reaches_the_deployment() {
     let s = shared();
     let ns = "wrong-digest";
     s.cluster.create_namespace(ns);
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
     let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -389,15 +332,20 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
     // A running Predictor on model A...
     s.cluster.kubectl_stdin(
         &["apply", "-n", ns, "-f", "-"],
-        &predictor_yaml("p", "registry.local/american-predictor:0.2", &s.model_a, 2),
+        &manifest(&[predictor(
+            "p",
+            "registry.local/american-predictor:0.2",
+            &s.model_a,
+            2,
+        )]),
     );
-    wait_ready(&predictors, "p").await;
+    wait_ready(&predictors, "p", &op).await;
     let before = deployments.get("p").await.unwrap();
 
     // ...is pointed at a URL that serves model B's bytes while pinning model A's digest.
     let wrong_url = s.files.put(
         "/models/mislabelled.model",
-        model_file("2026-11-25T00:00:00Z"),
+        model_file("2026-11-25T00:00:00Z").0,
     );
     s.cluster.kubectl_ok(&[
         "patch",
@@ -410,11 +358,12 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
         "-p",
         &format!(r#"{{"spec":{{"model":{{"url":"{wrong_url}"}}}}}}"#),
     ]);
-    let p = wait_for(
+    let p = wait_object(
         &predictors,
         "p",
         Duration::from_secs(60),
         "Degraded=True",
+        &op,
         |p| {
             p.status
                 .as_ref()
@@ -457,7 +406,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
     // A new Predictor with a refused model never gets a Deployment at all.
     s.cluster.kubectl_stdin(
         &["apply", "-n", ns, "-f", "-"],
-        &predictor_yaml(
+        &manifest(&[predictor(
             "fresh",
             "registry.local/american-predictor:0.2",
             &Model {
@@ -465,13 +414,14 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
                 sha: s.model_a.sha.clone(),
             },
             1,
-        ),
+        )]),
     );
-    wait_for(
+    wait_object(
         &predictors,
         "fresh",
         Duration::from_secs(60),
         "ModelVerified=False",
+        &op,
         |p| {
             p.status
                 .as_ref()
@@ -483,6 +433,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn invalid_predictors_are_rejected_at_apply_time() {
     let s = shared();
     let ns = "invalid";
@@ -558,9 +509,10 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn config_default_passes_server_side_dry_run() {
     let s = shared();
-    let default = testcluster::repo_root().join("config/default");
+    let default = crate::support::repo_root().join("config/default");
     let out = s.cluster.kubectl_ok(&[
         "apply",
         "--dry-run=server",
@@ -587,12 +539,13 @@ async fn config_default_passes_server_side_dry_run() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_rbac_refuses_verbs_it_does_not_need() {
     let s = shared();
     let sa = format!(
         "system:serviceaccount:{}:{}",
-        testcluster::OPERATOR_NAMESPACE,
-        testcluster::OPERATOR_SA
+        crate::support::OPERATOR_NAMESPACE,
+        crate::support::OPERATOR_SA
     );
     let can = |verb: &str, resource: &str, ns: Option<&str>| {
         let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
@@ -666,11 +619,17 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_serves_metrics_and_healthz() {
-    let s = shared();
-    assert_eq!(s.operator.get("/healthz").map(|(c, _)| c), Some(200));
-    assert_eq!(s.operator.metric("predictor_operator_leader"), Some(1.0));
-    let (code, body) = s.operator.get("/metrics").unwrap();
+    let ns = "metrics";
+    shared().cluster.create_namespace(ns);
+    let op = start_scoped("operator-metrics", ns, ns);
+    assert_eq!(op.get("/healthz").map(|(c, _)| c), Some(200));
+    poll(Duration::from_secs(30), "the operator to lead", || {
+        (op.metric("predictor_operator_leader") == Some(1.0)).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", op.proc.tail(20)));
+    let (code, body) = op.get("/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(
         body.contains("# TYPE predictor_operator_reconcile_duration_seconds histogram"),
@@ -679,10 +638,10 @@ async fn operator_serves_metrics_and_healthz() {
 }
 
 #[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn a_second_replica_waits_and_takes_over_on_sigterm() {
     let s = shared();
-    // A separate Lease, and a namespace with no Predictors, so this pair does not compete with
-    // the shared operator.
+    // Its own Lease with the default 15 s duration, in a namespace with no Predictors.
     let ns = "leader";
     s.cluster.create_namespace(ns);
     let flags = [
@@ -697,15 +656,10 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
         .cluster
         .start_operator("operator-first", &s.operator_kubeconfig, &flags);
     let leader = |op: &OperatorProc| op.metric("predictor_operator_leader") == Some(1.0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !leader(&first) {
-        assert!(
-            Instant::now() < deadline,
-            "first replica never led:\n{}",
-            first.proc.tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll(Duration::from_secs(30), "the first replica to lead", || {
+        leader(&first).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", first.proc.tail(20)));
     let second = s
         .cluster
         .start_operator("operator-second", &s.operator_kubeconfig, &flags);
@@ -719,7 +673,7 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
 
     // SIGTERM: the leader stops cleanly and releases the Lease, the standby takes over quickly
     // (well before the 15 s lease duration would have expired).
-    let stopped = Instant::now();
+    let stopped = std::time::Instant::now();
     let status = first
         .proc
         .terminate(Duration::from_secs(30))
@@ -729,14 +683,11 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
         "leader exit status {status}:\n{}",
         first.proc.tail(20)
     );
-    while !leader(&second) {
-        assert!(
-            stopped.elapsed() < Duration::from_secs(10),
-            "standby did not take over:\n{}",
-            second.proc.tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let left = Duration::from_secs(10).saturating_sub(stopped.elapsed());
+    poll(left, "the standby to take over", || {
+        leader(&second).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", second.proc.tail(20)));
     assert!(
         first.proc.tail(10).contains("released the Lease"),
         "{}",

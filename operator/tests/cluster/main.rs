@@ -1,0 +1,109 @@
+//! Cluster tier: the operator binary against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok nodes), driven with the real kubectl.
+//!
+//! One control plane is shared by every test in this binary (startup takes ~15 s). Each test works in
+//! its own namespace with its own operator, which watches only that namespace and elects through its
+//! own Lease, so tests run side by side without seeing each other's Predictors. Every operator
+//! authenticates as the `predictor-operator` ServiceAccount, so every test also proves config/rbac is
+//! sufficient. The apiserver restart needs a control plane of its own (every other test would see the
+//! outage); it also runs the operator cluster-wide, as config/manager does.
+//!
+//! [`lifecycle`]: rollouts, digest rejection, apiserver validation, garbage collection, leader
+//! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
+//!
+//! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
+//! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod faults;
+mod lifecycle;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use kube::Client;
+use predictor::testing::FileServer;
+use support::{OperatorProc, ServedModel, TestCluster, client_for};
+
+/// What every test of this binary shares: the control plane, the operator's kubeconfig, and a model
+/// store with two models.
+pub struct Shared {
+    pub cluster: TestCluster,
+    pub operator_kubeconfig: PathBuf,
+    pub files: FileServer,
+    pub model_a: ServedModel,
+    pub model_b: ServedModel,
+}
+
+static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+
+/// The shared control plane, started on first use.
+pub fn shared() -> &'static Shared {
+    support::shared_by_binary(&SHARED, || {
+        let cluster = TestCluster::start(2);
+        let operator_kubeconfig = cluster.install_operator_prerequisites();
+        let files = FileServer::start();
+        let model_a = ServedModel::put(&files, "/models/a.model", "2026-11-24T00:00:00Z");
+        let model_b = ServedModel::put(&files, "/models/b.model", "2026-11-25T00:00:00Z");
+        assert_ne!(model_a.sha, model_b.sha);
+        Shared {
+            cluster,
+            operator_kubeconfig,
+            files,
+            model_a,
+            model_b,
+        }
+    })
+}
+
+/// A cluster-admin client of the shared control plane.
+pub async fn admin() -> Client {
+    client_for(&shared().cluster.kubeconfig).await
+}
+
+/// Lease timings of the scoped operators (seconds): short, so handovers are quick to test.
+pub const LEASE_SECONDS: u64 = 6;
+pub const RENEW_DEADLINE_SECONDS: u64 = 4;
+pub const RETRY_SECONDS: u64 = 1;
+
+/// Starts operator `name` on the shared control plane, watching only `namespace` and electing
+/// through Lease `lease`.
+pub fn start_scoped(name: &str, namespace: &str, lease: &str) -> OperatorProc {
+    let s = shared();
+    let flags = [
+        "--namespace",
+        namespace,
+        "--lease-name",
+        lease,
+        "--lease-duration-seconds",
+        &LEASE_SECONDS.to_string(),
+        "--renew-deadline-seconds",
+        &RENEW_DEADLINE_SECONDS.to_string(),
+        "--retry-period-seconds",
+        &RETRY_SECONDS.to_string(),
+    ]
+    .map(String::from);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    s.cluster
+        .start_operator(name, &s.operator_kubeconfig, &flags)
+}
+
+/// Waits (bounded by `within`) until `done` holds for object `name`; panics with what was seen and
+/// the log of operator `op` otherwise.
+pub async fn wait_object<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    within: std::time::Duration,
+    what: &str,
+    op: &OperatorProc,
+    done: impl Fn(&K) -> bool,
+) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    support::wait::object(api, name, within, what, done)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\noperator log:\n{}", op.proc.tail(30)))
+}

@@ -1,0 +1,17 @@
+//! What the operator's heavy test tiers (cluster, gitops, node) and the scale bench share, one job per
+//! module: [`process`] supervision, the [`pki`], the [`control_plane`], [`files`] and ports, the one
+//! Predictor builder ([`manifests`]), and [`wait`]s. The loopback model store and HTTP GET are
+//! `predictor::testing`'s.
+// Each test binary (and the bench) uses a different part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod control_plane;
+pub mod files;
+pub mod manifests;
+pub mod pki;
+pub mod process;
+pub mod wait;
+
+pub use control_plane::*;
+pub use files::*;
+pub use process::*;
