@@ -828,10 +828,17 @@ async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
     let scene = Scene::new("credentials").await;
     let (ns, predictors) = (scene.ns, &scene.predictors);
     let op = start_scoped("operator-credentials", ns, ns);
+    // A password in the URL and a presigned-URL signature in its query: both must stay hidden.
+    const PRESIGNED: &str = "?X-Amz-Signature=s1gn4ture&X-Amz-Credential=AKIAEXAMPLE";
+    let presigned = ServedModel::put(
+        &s.files,
+        &format!("/models/presigned.model{PRESIGNED}"),
+        "2026-11-24T00:00:00Z",
+    );
     let with_credentials = |url: &str| url.replacen("http://", "http://reader:secret@", 1);
     let good = ServedModel {
-        url: with_credentials(&s.model_a.url),
-        sha: s.model_a.sha.clone(),
+        url: with_credentials(&presigned.url),
+        sha: presigned.sha.clone(),
     };
     // The right URL with the wrong digest, and a port nothing listens on.
     let mismatch = ServedModel {
@@ -866,7 +873,11 @@ async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
     let message = &operator::status::find_condition(p.status.as_ref().unwrap(), "ModelVerified")
         .unwrap()
         .message;
-    assert!(message.contains("http://***@127.0.0.1:"), "{message}");
+    assert!(
+        message.contains("http://***@127.0.0.1:")
+            && message.contains("/models/presigned.model?***"),
+        "{message}"
+    );
     wait_object(
         predictors,
         "mismatch",
@@ -910,16 +921,18 @@ async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
     assert!(events.contains("ModelRejected"), "{events}");
     assert!(log.contains("model refused"), "{log}");
     assert!(metrics.contains("predictor_operator_model_checks_total"));
-    // ...without the password.
+    // ...without the password or the signed query.
     for (place, text) in [
         ("status", &statuses),
         ("Events", &events),
         ("operator log", &log),
         ("metrics", &metrics),
     ] {
-        assert!(
-            !text.contains("secret"),
-            "the model URL password shows in the {place}:\n{text}"
-        );
+        for secret in ["secret", "s1gn4ture", "AKIAEXAMPLE", "X-Amz-Signature"] {
+            assert!(
+                !text.contains(secret),
+                "{secret:?} from the model URL shows in the {place}:\n{text}"
+            );
+        }
     }
 }
