@@ -384,17 +384,6 @@ fn deployment_image(d: &Deployment) -> String {
     Served::of(d).image.unwrap_or_default()
 }
 
-/// Every replica of the Deployment's current template is updated and available.
-fn rolled_out(d: &Deployment) -> bool {
-    let want = d.spec.replicas.unwrap_or(1);
-    d.status.as_ref().is_some_and(|s| {
-        s.observed_generation == d.metadata.generation
-            && s.updated_replicas == Some(want)
-            && s.available_replicas == Some(want)
-            && s.replicas == Some(want)
-    })
-}
-
 fn has_argocd_tracking(meta: &kube::api::ObjectMeta) -> bool {
     let tracked = |m: &Option<std::collections::BTreeMap<String, String>>| {
         m.as_ref()
@@ -508,7 +497,7 @@ async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() 
         &deployments,
         "american",
         "rolled out with 0.2",
-        |d| deployment_image(d) == format!("{IMAGE}:0.2") && rolled_out(d),
+        |d| deployment_image(d) == format!("{IMAGE}:0.2") && support::wait::rolled_out(d),
     )
     .await;
     let rolled = committed.elapsed();

@@ -110,16 +110,6 @@ fn writes(op: &OperatorProc) -> f64 {
         .sum()
 }
 
-fn rollout_complete(d: &Deployment) -> bool {
-    let want = d.spec.replicas.unwrap_or(1);
-    d.status.as_ref().is_some_and(|s| {
-        s.observed_generation == d.metadata.generation
-            && s.updated_replicas == Some(want)
-            && s.replicas == Some(want)
-            && s.available_replicas == Some(want)
-    })
-}
-
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
@@ -313,7 +303,7 @@ async fn operator_killed_mid_rollout_finishes_it_after_restart() {
         .expect("watch ended");
     first.proc.kill();
     assert!(
-        !rollout_complete(&at_kill),
+        !crate::support::wait::rolled_out(&at_kill),
         "rollout already complete at kill"
     );
 
@@ -324,7 +314,7 @@ async fn operator_killed_mid_rollout_finishes_it_after_restart() {
         Duration::from_secs(90),
         "rollout complete",
         &first,
-        rollout_complete,
+        crate::support::wait::rolled_out,
     )
     .await;
     let stale = predictors.get("p").await.unwrap();

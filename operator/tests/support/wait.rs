@@ -70,3 +70,9 @@ where
 
 /// The bounded poll for what is not a kube object (a process, a port, an HTTP endpoint).
 pub use predictor::testing::poll;
+
+/// Every replica of the Deployment's current template is updated and available: the operator's own
+/// reading of a rollout ([`operator::status::rollout_of`]), so tests and status agree on "done".
+pub fn rolled_out(d: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    operator::status::rollout_of(Some(d)) == operator::status::Rollout::Complete
+}
