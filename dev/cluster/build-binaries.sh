@@ -7,12 +7,15 @@
 #                            k8s.io/kubernetes/cmd/...             (dev/cluster/go/k8sbin)
 #   kwok                     sigs.k8s.io/kwok/cmd/kwok             (dev/cluster/go/kwokbin)
 #   kwok-stages.yaml         kwok's own node/pod Stage definitions (from the same module)
+#   coredns                  github.com/coredns/coredns           (dev/cluster/go/corednsbin)
+#                            only on request: not in the default set (it is a big build, and
+#                            only the node tier's cluster DNS uses it)
 #
 # Versions live only in the wrapper go.mod files (with committed go.sum). To bump
 # Kubernetes, edit k8s.io/kubernetes *and every staging replace* in k8sbin/go.mod, then
 # `go mod tidy` there.
 #
-# Usage: dev/cluster/build-binaries.sh [binary...]     (default: all of the above)
+# Usage: dev/cluster/build-binaries.sh [binary...]     (default: all of the above but coredns)
 # Env:   MLOPS_CACHE  cache root (default /var/cache/mlops-predictor); binaries go to
 #                     $MLOPS_CACHE/bin, GOMODCACHE/GOCACHE to $MLOPS_CACHE/go/{mod,build}
 #        FORCE=1      rebuild even if the stamp matches
@@ -23,6 +26,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script="$here/$(basename "${BASH_SOURCE[0]}")"
 gomods="$here/go"
 all_bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kwok)
+# Built only when named: CoreDNS pulls in every cloud DNS backend's SDK (minutes on a cold cache).
+known_bins=("${all_bins[@]}" coredns)
 log_tag=build-binaries
 # shellcheck source=dev/goenv.sh
 source "$here/../goenv.sh"
@@ -39,7 +44,8 @@ modver() { gomod_require "$gomods/$1/go.mod" "$2"; } # modver <wrapper> <module 
 k8s_version=$(modver k8sbin k8s.io/kubernetes)
 etcd_version=$(modver etcdbin go.etcd.io/etcd/server/v3)
 kwok_version=$(modver kwokbin sigs.k8s.io/kwok)
-[[ -n $k8s_version && -n $etcd_version && -n $kwok_version ]] || die "cannot read versions from $gomods/*/go.mod"
+coredns_version=$(modver corednsbin github.com/coredns/coredns)
+[[ -n $k8s_version && -n $etcd_version && -n $kwok_version && -n $coredns_version ]] || die "cannot read versions from $gomods/*/go.mod"
 
 # All k8s staging modules must sit at v0.<minor>.<patch> of k8s.io/kubernetes v1.<minor>.<patch>.
 staging_version="v0.${k8s_version#v1.}"
@@ -55,6 +61,7 @@ wrapper_of() {
   case "$1" in
     etcd) echo etcdbin ;;
     kwok) echo kwokbin ;;
+    coredns) echo corednsbin ;;
     *) echo k8sbin ;;
   esac
 }
@@ -62,6 +69,7 @@ package_of() {
   case "$1" in
     etcd) echo . ;;
     kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
+    coredns) echo github.com/coredns/coredns ;; # main package at the module root
     *) echo "k8s.io/kubernetes/cmd/$1" ;;
   esac
 }
@@ -69,6 +77,7 @@ version_of() {
   case "$1" in
     etcd) echo "$etcd_version" ;;
     kwok) echo "$kwok_version" ;;
+    coredns) echo "$coredns_version" ;;
     *) echo "$k8s_version" ;;
   esac
 }
@@ -77,6 +86,8 @@ ldflags_of() {
   case "$1" in
     etcd) f+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$etcd_version" ;;
     kwok) ;; # sigs.k8s.io/kwok/pkg/consts already carries Version=0.8.0, KubeVersion etc.
+    # coremain.CoreVersion is a constant; GitCommit is what CoreDNS's Makefile sets from git.
+    coredns) f+=" -X github.com/coredns/coredns/coremain.GitCommit=module-$coredns_version" ;;
     *)
       # Same variables as kubernetes hack/lib/version.sh, for both version packages.
       # kwokctl and kubectl read gitVersion; buildDate = the module's publish time.
@@ -107,7 +118,7 @@ want=("$@")
 [[ ${#want[@]} -gt 0 ]] || want=("${all_bins[@]}")
 todo=()
 for name in "${want[@]}"; do
-  [[ " ${all_bins[*]} " == *" $name "* ]] || die "unknown binary '$name' (known: ${all_bins[*]})"
+  [[ " ${known_bins[*]} " == *" $name "* ]] || die "unknown binary '$name' (known: ${known_bins[*]})"
   if [[ ${FORCE:-0} != 1 && -x $bin_dir/$name && -f $stamp_dir/$name ]] &&
     [[ $(cat "$stamp_dir/$name") == "$(stamp_of "$name")" ]]; then
     log "$name $(version_of "$name") is up to date"
