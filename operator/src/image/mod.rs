@@ -8,4 +8,4 @@ pub mod resolver;
 
 pub use credentials::{Credentials, DockerConfig};
 pub use reference::ImageReference;
-pub use resolver::Resolver;
+pub use resolver::{Resolver, rejection_reason};

@@ -17,6 +17,7 @@ use reqwest::{Method, StatusCode};
 use crate::error::{Error, Result};
 use crate::image::credentials::Credentials;
 use crate::image::reference::ImageReference;
+use crate::status::reason;
 
 /// Manifest media types asked for: multi-platform indexes and single manifests, OCI and Docker, so
 /// the digest is the one the runtime pulls by.
@@ -166,6 +167,20 @@ impl Resolver {
                 image: image.to_string(),
                 reason: format!("its token realm {} is not an http(s) URL", redact(realm)),
             })?;
+        // A registry must not be able to send the password in the clear to a host of its choosing.
+        if credentials.is_some()
+            && url.scheme() == "http"
+            && !url.host_str().is_some_and(is_loopback)
+        {
+            return Err(Error::RegistryUnauthorized {
+                registry: image.registry.clone(),
+                image: image.to_string(),
+                reason: format!(
+                    "its token realm {} is plain HTTP, and credentials are only sent over HTTPS",
+                    redact(realm)
+                ),
+            });
+        }
         url.query_pairs_mut().append_pair("scope", scope);
         if let Some(service) = service {
             url.query_pairs_mut().append_pair("service", service);
@@ -278,16 +293,34 @@ fn too_big() -> String {
 
 /// Plain HTTP for loopback registries (as Docker and containerd allow by default), HTTPS elsewhere.
 fn base_url(host: &str) -> String {
+    let scheme = if is_loopback(host) { "http" } else { "https" };
+    format!("{scheme}://{host}")
+}
+
+/// Whether `host` (`name[:port]` or `[v6][:port]`) is `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.split(':').next().unwrap_or_default(),
     };
-    let loopback = name == "localhost"
+    name == "localhost"
         || name
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let scheme = if loopback { "http" } else { "https" };
-    format!("{scheme}://{host}")
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The condition reason of an image pre-flight failure (`None` for errors that are not one).
+pub fn rejection_reason(error: &Error) -> Option<&'static str> {
+    match error {
+        Error::ImageNotFound { .. } => Some(reason::IMAGE_NOT_FOUND),
+        // A Secret that holds no usable credentials is the same fix as a wrong password.
+        Error::RegistryUnauthorized { .. } | Error::PullSecret { .. } => {
+            Some(reason::REGISTRY_UNAUTHORIZED)
+        }
+        Error::RegistryUnreachable { .. } => Some(reason::REGISTRY_UNREACHABLE),
+        Error::InvalidImage { .. } => Some(reason::INVALID_SPEC),
+        _ => None,
+    }
 }
 
 fn basic(credentials: &Credentials) -> String {
@@ -688,5 +721,77 @@ mod tests {
             base_url("registry-1.docker.io"),
             "https://registry-1.docker.io"
         );
+        assert!(is_loopback("127.0.0.2") && !is_loopback("10.0.0.1:5000"));
+    }
+
+    #[tokio::test]
+    async fn credentials_never_go_to_a_plain_http_realm_elsewhere() {
+        let image = image("registry.local", "team/app:0.2");
+        let err = resolver()
+            .token(
+                &image,
+                "http://auth.example.org/token?secret=1",
+                None,
+                "repository:team/app:pull",
+                Some(&alice(PASSWORD)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(rejection_reason(&err), Some("RegistryUnauthorized"));
+        assert!(
+            err.to_string()
+                .contains("http://auth.example.org/token?***"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn failures_map_to_condition_reasons() {
+        let image = "r.local/a:1".to_string();
+        let registry = "r.local".to_string();
+        let reason = String::new();
+        let table = [
+            (
+                Error::ImageNotFound {
+                    image: image.clone(),
+                    reason: reason.clone(),
+                },
+                Some("ImageNotFound"),
+            ),
+            (
+                Error::RegistryUnauthorized {
+                    registry: registry.clone(),
+                    image: image.clone(),
+                    reason: reason.clone(),
+                },
+                Some("RegistryUnauthorized"),
+            ),
+            (
+                Error::PullSecret {
+                    secret: "s".into(),
+                    reason: reason.clone(),
+                },
+                Some("RegistryUnauthorized"),
+            ),
+            (
+                Error::RegistryUnreachable {
+                    registry,
+                    image: image.clone(),
+                    reason: reason.clone(),
+                },
+                Some("RegistryUnreachable"),
+            ),
+            (
+                Error::InvalidImage {
+                    image,
+                    reason: reason.clone(),
+                },
+                Some("InvalidSpec"),
+            ),
+            (Error::MissingField("metadata.uid"), None),
+        ];
+        for (error, expected) in table {
+            assert_eq!(rejection_reason(&error), expected, "{error}");
+        }
     }
 }
