@@ -93,6 +93,19 @@ pub struct PredictorSpec {
     /// 100m CPU / 128Mi memory and a 512Mi memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Secrets of type `kubernetes.io/dockerconfigjson` in the Predictor's namespace that hold the
+    /// credentials for pulling `image` from a private registry. The pods get them as their
+    /// `imagePullSecrets`. At most 8 names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 8),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
+    )]
+    pub image_pull_secrets: Vec<String>,
 }
 
 /// Where the model file is and which file it must be.
@@ -246,6 +259,7 @@ mod tests {
             version: version.map(Into::into),
             progress_deadline_seconds: None,
             resources: None,
+            image_pull_secrets: Vec::new(),
         };
         assert_eq!(
             spec("registry.local/american-predictor:0.2", None).effective_version(),

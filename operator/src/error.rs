@@ -42,6 +42,36 @@ pub enum Error {
     #[error("model {url} is not a usable predictor model file: {reason}")]
     ModelInvalid { url: String, reason: String },
 
+    /// `spec.image` is not an image reference a container runtime would accept.
+    #[error("image {image:?} is not a valid image reference: {reason}")]
+    InvalidImage { image: String, reason: String },
+
+    /// The registry answered, but has no such repository or tag.
+    #[error("image {image} was not found in its registry: {reason}")]
+    ImageNotFound { image: String, reason: String },
+
+    /// The registry refused the credentials (or wants some and none were given).
+    #[error(
+        "registry {registry} refused access to {image}: {reason}; check spec.imagePullSecrets and the Secret's credentials"
+    )]
+    RegistryUnauthorized {
+        registry: String,
+        image: String,
+        reason: String,
+    },
+
+    /// The registry could not be reached or failed (connection, timeout, 5xx, a broken answer).
+    #[error("registry {registry} could not answer for {image}: {reason}")]
+    RegistryUnreachable {
+        registry: String,
+        image: String,
+        reason: String,
+    },
+
+    /// A pull Secret's `.dockerconfigjson` cannot be read.
+    #[error("pull secret {secret} is not a usable .dockerconfigjson: {reason}")]
+    PullSecret { secret: String, reason: String },
+
     /// Leader election could not talk to its Lease.
     #[error("leader election on Lease {lease}: {reason}")]
     Leader { lease: String, reason: String },
@@ -85,6 +115,11 @@ impl Error {
             Self::ModelFetch { .. } => "model_fetch",
             Self::ModelDigest { .. } => "model_digest",
             Self::ModelInvalid { .. } => "model_invalid",
+            Self::InvalidImage { .. } => "invalid_image",
+            Self::ImageNotFound { .. } => "image_not_found",
+            Self::RegistryUnauthorized { .. } => "registry_unauthorized",
+            Self::RegistryUnreachable { .. } => "registry_unreachable",
+            Self::PullSecret { .. } => "pull_secret",
             Self::Leader { .. } => "leader",
             Self::Listen { .. } => "listen",
             Self::Serve(_) => "serve",
@@ -96,11 +131,16 @@ impl Error {
     pub fn requeue_after(&self) -> Duration {
         match self {
             // Nothing will change until the user edits the object (which triggers a reconcile).
-            Self::InvalidSpec { .. } => Duration::from_secs(300),
+            Self::InvalidSpec { .. } | Self::InvalidImage { .. } => Duration::from_secs(300),
             // Model storage may recover (or the file be re-uploaded); retry, but not hot.
-            Self::ModelFetch { .. } | Self::ModelDigest { .. } | Self::ModelInvalid { .. } => {
-                Duration::from_secs(60)
-            }
+            // Likewise a registry, or a tag that is about to be pushed, or a fixed Secret.
+            Self::ModelFetch { .. }
+            | Self::ModelDigest { .. }
+            | Self::ModelInvalid { .. }
+            | Self::ImageNotFound { .. }
+            | Self::RegistryUnauthorized { .. }
+            | Self::RegistryUnreachable { .. }
+            | Self::PullSecret { .. } => Duration::from_secs(60),
             _ => Duration::from_secs(5),
         }
     }

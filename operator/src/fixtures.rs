@@ -27,6 +27,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             version: None,
             progress_deadline_seconds: None,
             resources: None,
+            image_pull_secrets: Vec::new(),
         },
     );
     p.metadata.namespace = Some(namespace.into());

@@ -2,13 +2,15 @@
 //! `Predictor` object, checks a new model before it rolls out, and reports what is being served.
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
-//! [`model_check`] (pre-flight download and verification), [`controller`] (reconcile steps),
+//! [`model_check`] (pre-flight download and verification), [`image`] (image references and the
+//! registry API), [`controller`] (reconcile steps),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
 //! [`manager`] (the process: those parts started and stopped in order).
 
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod image;
 pub mod leader;
 pub mod manager;
 pub mod metrics;

@@ -11,9 +11,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Lifecycle,
-    LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, SleepAction, Volume,
-    VolumeMount,
+    LifecycleHandler, LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -195,6 +195,18 @@ fn runtime_default_seccomp() -> SeccompProfile {
     }
 }
 
+/// `spec.imagePullSecrets` as the pod spec wants them; none at all (not an empty list) when the
+/// Predictor names none, so the field is not owned by this operator's apply.
+fn image_pull_secrets(predictor: &Predictor) -> Option<Vec<LocalObjectReference>> {
+    let names = &predictor.spec.image_pull_secrets;
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
+}
+
 /// The Deployment that runs the predictor pods.
 pub fn build_deployment(predictor: &Predictor) -> Result<Deployment> {
     let meta = child_meta(predictor)?;
@@ -228,6 +240,7 @@ pub fn build_deployment(predictor: &Predictor) -> Result<Deployment> {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![build_container(predictor)],
+                    image_pull_secrets: image_pull_secrets(predictor),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
@@ -351,6 +364,26 @@ mod tests {
     #[test]
     fn deployment_is_built_completely() {
         let deployment = build_deployment(&predictor("american", "team-a")).unwrap();
+        assert_eq!(
+            serde_json::to_value(&deployment).unwrap(),
+            expected_deployment()
+        );
+    }
+
+    /// Pull secrets go into the pod spec as references, in order; nothing else changes.
+    #[test]
+    fn image_pull_secrets_reach_the_pod_spec() {
+        let mut p = predictor("american", "team-a");
+        p.spec.image_pull_secrets = vec!["registry-team-a".into(), "mirror.pull".into()];
+        let deployment = build_deployment(&p).unwrap();
+        let mut expected = expected_deployment();
+        expected["spec"]["template"]["spec"]["imagePullSecrets"] =
+            json!([{"name": "registry-team-a"}, {"name": "mirror.pull"}]);
+        assert_eq!(serde_json::to_value(&deployment).unwrap(), expected);
+    }
+
+    /// What [`build_deployment`] makes of the fixture Predictor, as JSON.
+    fn expected_deployment() -> serde_json::Value {
         let labels = json!({
             "app.kubernetes.io/component": "server",
             "app.kubernetes.io/instance": "american",
@@ -359,7 +392,7 @@ mod tests {
             "app.kubernetes.io/part-of": "mlops",
             "app.kubernetes.io/version": "0.2"
         });
-        let expected = json!({
+        json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {
@@ -435,8 +468,7 @@ mod tests {
                     }
                 }
             }
-        });
-        assert_eq!(serde_json::to_value(&deployment).unwrap(), expected);
+        })
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub mod reason {
     pub const FETCH_FAILED: &str = "FetchFailed";
     /// The operator runs with `--skip-model-check` (ModelVerified).
     pub const CHECK_DISABLED: &str = "CheckDisabled";
+    /// The registry has no such repository or tag (image pre-flight).
+    pub const IMAGE_NOT_FOUND: &str = "ImageNotFound";
+    /// The registry refused the pull credentials, or wants some (image pre-flight).
+    pub const REGISTRY_UNAUTHORIZED: &str = "RegistryUnauthorized";
+    /// The registry could not be reached or failed (image pre-flight).
+    pub const REGISTRY_UNREACHABLE: &str = "RegistryUnreachable";
     // Events only.
     /// The Deployment and Service were created.
     pub const CREATED: &str = "Created";
