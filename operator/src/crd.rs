@@ -95,17 +95,28 @@ pub struct PredictorSpec {
     pub resources: Option<ResourceRequirements>,
 
     /// Secrets of type `kubernetes.io/dockerconfigjson` in the Predictor's namespace that hold the
-    /// credentials for pulling `image` from a private registry. The pods get them as their
-    /// `imagePullSecrets`. At most 8 names.
+    /// credentials for pulling `image` from a private registry, written as in a pod spec
+    /// (`- name: registry-team-a`). The pods get them as their `imagePullSecrets`. At most 8.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub image_pull_secrets: Vec<SecretName>,
+}
+
+/// A Secret in the Predictor's namespace, named the way a pod spec names its pull secrets.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SecretName {
+    /// The Secret's name.
     #[schemars(
-        length(max = 8),
-        inner(
-            length(min = 1, max = 253),
-            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-        )
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
-    pub image_pull_secrets: Vec<String>,
+    pub name: String,
+}
+
+impl From<&str> for SecretName {
+    fn from(name: &str) -> Self {
+        Self { name: name.into() }
+    }
 }
 
 /// Where the model file is and which file it must be.

@@ -198,11 +198,13 @@ fn runtime_default_seccomp() -> SeccompProfile {
 /// `spec.imagePullSecrets` as the pod spec wants them; none at all (not an empty list) when the
 /// Predictor names none, so the field is not owned by this operator's apply.
 fn image_pull_secrets(predictor: &Predictor) -> Option<Vec<LocalObjectReference>> {
-    let names = &predictor.spec.image_pull_secrets;
-    (!names.is_empty()).then(|| {
-        names
+    let secrets = &predictor.spec.image_pull_secrets;
+    (!secrets.is_empty()).then(|| {
+        secrets
             .iter()
-            .map(|name| LocalObjectReference { name: name.clone() })
+            .map(|secret| LocalObjectReference {
+                name: secret.name.clone(),
+            })
             .collect()
     })
 }

@@ -441,7 +441,7 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
     let good = "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
                 image: registry.local/american-predictor:0.2\n  model:\n    url: https://models.example.org/a.model\n    \
                 sha256: aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da\n  port: 5008\n  replicas: 1\n";
-    let cases: [(&str, String, &str); 7] = [
+    let cases: [(&str, String, &str); 8] = [
         (
             "bad-sha",
             good.replace(
@@ -477,6 +477,14 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
                 "",
             ),
             "spec.model.sha256: Required value",
+        ),
+        (
+            "bad-pull-secret",
+            good.replace(
+                "  replicas: 1\n",
+                "  replicas: 1\n  imagePullSecrets:\n  - name: Registry_Team_A\n",
+            ),
+            "spec.imagePullSecrets[0].name in body should match",
         ),
         (
             "1-starts-with-digit",
