@@ -24,10 +24,7 @@ pub fn endpoint(url: &str) -> String {
 
 /// An HTTP client for the predictor API with bounded waits.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    crate::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(timeout)
+    crate::tls::bounded_client(timeout, Duration::from_secs(5))
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| Error::Source {

@@ -153,10 +153,7 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher whose every fetch takes at most `timeout` (connecting: at most 10 s of it).
     pub fn new(timeout: Duration) -> Result<Self> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
+        let http = crate::tls::bounded_client(timeout, CONNECT_TIMEOUT)
             .build()
             .map_err(|e| Error::Source {
                 location: "(none yet)".into(),

@@ -56,10 +56,7 @@ enum Challenge {
 impl Resolver {
     /// A client whose every request (connect, send, read) finishes within `timeout`.
     pub fn new(timeout: Duration) -> Result<Self> {
-        predictor::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
+        let http = predictor::tls::bounded_client(timeout, CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .map_err(|e| Error::RegistryUnreachable {
