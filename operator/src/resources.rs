@@ -32,10 +32,17 @@ pub const ENV_MODEL_URL: &str = "MODEL_URL";
 pub const ENV_MODEL_SHA256: &str = "MODEL_SHA256";
 pub const ENV_VERSION: &str = "VERSION";
 pub const ENV_PORT: &str = "PORT";
+pub const ENV_SHUTDOWN_DELAY_MS: &str = "SHUTDOWN_DELAY_MS";
+/// Milliseconds a predictor keeps answering after SIGTERM (the pre-stop pause is over), every answer
+/// with `Connection: close`, before it closes its listener and its idle connections. A kept-alive
+/// client sends its next request within this time, reads the close and reconnects to a serving pod,
+/// instead of racing the server's close of an idle connection (1 failed request of 1,248 was seen in
+/// a node-tier rollout with no delay).
+pub const SHUTDOWN_DELAY_MS: u64 = 2000;
 /// Seconds a terminating pod keeps serving after it was taken out of the endpoints: enough for
 /// kube-proxies and clients to stop sending new requests to it.
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
-/// Upper bound for pre-stop + draining in-flight requests after SIGTERM.
+/// Upper bound for pre-stop + shutdown delay + draining in-flight requests after SIGTERM.
 pub const TERMINATION_GRACE_SECONDS: i64 = 30;
 /// The non-root user of the predictor image (distroless `nonroot`).
 pub const RUN_AS_USER: i64 = 65532;
@@ -140,6 +147,7 @@ fn build_container(predictor: &Predictor) -> Container {
             env(ENV_MODEL_SHA256, &spec.model.sha256),
             env(ENV_VERSION, spec.effective_version()),
             env(ENV_PORT, spec.port.to_string()),
+            env(ENV_SHUTDOWN_DELAY_MS, SHUTDOWN_DELAY_MS.to_string()),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some(CONTAINER.into()),
@@ -440,7 +448,8 @@ mod tests {
                                 {"name": "MODEL_URL", "value": "https://models.example.org/american/2026-11-24.model"},
                                 {"name": "MODEL_SHA256", "value": SHA_A},
                                 {"name": "VERSION", "value": "0.2"},
-                                {"name": "PORT", "value": "5008"}
+                                {"name": "PORT", "value": "5008"},
+                                {"name": "SHUTDOWN_DELAY_MS", "value": "2000"}
                             ],
                             "ports": [{"name": "predictor", "containerPort": 5008, "protocol": "TCP"}],
                             "readinessProbe": {
