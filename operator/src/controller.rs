@@ -519,9 +519,10 @@ mod tests {
 mod reconcile_tests {
     use super::*;
     use crate::fixtures::apiserver::{self, ApiServer, Call};
-    use crate::fixtures::{SHA_A, deployment_of, model_store, predictor, time};
+    use crate::fixtures::{SHA_A, deployment_of, predictor, time};
     use crate::resources::build_service;
     use crate::status::{MODEL_VERIFIED, find_condition, reason};
+    use ::predictor::testing::FileServer;
     use http::Method;
     use tokio::task::JoinHandle;
 
@@ -599,9 +600,9 @@ mod reconcile_tests {
 
     #[tokio::test]
     async fn a_rejected_model_never_writes_the_deployment() {
-        let store = model_store(b"not the pinned model".to_vec()).await;
+        let store = FileServer::start();
         let mut p = predictor("american", "team-a");
-        p.spec.model.url = format!("{store}/american.model");
+        p.spec.model.url = store.put("/american.model", b"not the pinned model".to_vec());
         p.spec.model.sha256 = SHA_A.into();
         let (client, mut server) = apiserver::client();
         let ctx = context(client, checker());

@@ -96,33 +96,6 @@ impl DeploymentFixture {
     }
 }
 
-/// A model store on loopback that answers every GET with `body` (HTTP/1.1, one request per
-/// connection); its base URL, e.g. `http://127.0.0.1:40123`. It serves at most 100 connections and
-/// lives as long as the test's runtime.
-pub async fn model_store(body: Vec<u8>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        for _ in 0..100 {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let mut request = [0u8; 4096];
-            let _ = socket.read(&mut request).await;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = socket.write_all(head.as_bytes()).await;
-            let _ = socket.write_all(&body).await;
-        }
-    });
-    format!("http://{addr}")
-}
-
 /// A fake apiserver for reconcile tests: a kube [`Client`](kube::Client) whose requests a test
 /// answers one by one, in the order it expects them (kube-rs/controller-rs's pattern).
 #[cfg(test)]

@@ -247,10 +247,10 @@ mod tests {
         let metrics = Metrics::default();
         let bytes = model_bytes();
         let sha = predictor::model::sha256_hex(&bytes);
-        let store = crate::fixtures::model_store(bytes.clone()).await;
+        let store = predictor::testing::FileServer::start();
         let on = ModelChecker::new(true, 1 << 24, Duration::from_secs(5)).unwrap();
         let good = ModelSpec {
-            url: format!("{store}/good.model"),
+            url: store.put("/good.model", bytes.clone()),
             sha256: sha,
         };
         assert_eq!(on.check(&good, false, &metrics).await, ModelCheck::Verified);
