@@ -9,8 +9,19 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
-/// The `Content-Type` of what [`Metrics::render`] returns.
+/// The `Content-Type` of what [`encode`] (and so [`Metrics::render`]) returns; the operator's
+/// `/metrics` too.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `registry` in the OpenMetrics text format ([`CONTENT_TYPE`]), for this crate's and the operator's
+/// `/metrics`.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail, and every label value encodes.
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("metrics encode into a String");
+    out
+}
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -121,11 +132,7 @@ impl Metrics {
     /// The OpenMetrics text exposition ([`CONTENT_TYPE`]), with `predictor_ready` set to `ready`.
     pub fn render(&self, ready: bool) -> String {
         self.ready.set(i64::from(ready));
-        let mut out = String::new();
-        // Writing into a String cannot fail, and every label value encodes.
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("metrics encode into a String");
-        out
+        encode(&self.registry)
     }
 }
 
