@@ -1,5 +1,5 @@
-//! The reconciler: for one Predictor, validate → check the model → build → apply → compute status →
-//! patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
+//! The reconciler: for one Predictor, validate → check the model and the image → build → apply →
+//! compute status → patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
 //! `publish`) hold no logic; the logic lives in the pure builders and `status`.
 
 use std::future::Future;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{GetParams, Patch, PatchParams};
@@ -23,16 +23,22 @@ use serde::de::DeserializeOwned;
 
 use crate::crd::{Predictor, PredictorStatus};
 use crate::error::{Error, Result};
+use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service};
-use crate::status::{self, ModelCheck, Observed, compute_status, status_events};
+use crate::status::{self, ImageCheck, ModelCheck, Observed, compute_status, status_events};
 
 /// How often a settled Predictor is looked at again even if nothing changed (drift repair).
 const RESYNC: Duration = Duration::from_secs(600);
 /// How long a new rollout's progress details (pod counts, messages) go unwritten: a quick rollout
 /// then costs two status writes (begun, done) instead of one per step of the Deployment controller.
 const PROGRESS_QUIET: Duration = Duration::from_secs(10);
+/// When a refused model is looked at again: storage is fixed by people, not in seconds.
+const MODEL_RETRY: Duration = Duration::from_secs(60);
+/// When a refused image is looked at again: a registry restarts, or CI pushes the tag the commit
+/// already names, within seconds.
+const IMAGE_RETRY: Duration = Duration::from_secs(15);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -40,6 +46,7 @@ pub struct Context {
     /// Who the operator's Events say they come from.
     pub reporter: Reporter,
     pub checker: ModelChecker,
+    pub images: ImageChecker,
     pub metrics: Arc<Metrics>,
     /// The operator's Deployments and Services as its watches last saw them.
     pub children: Children,
@@ -137,6 +144,10 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
                 reason: status::reason::INVALID_SPEC.into(),
                 message: "not checked: the spec is invalid".into(),
             },
+            image: ImageCheck::Unchecked {
+                reason: status::reason::INVALID_SPEC.into(),
+                message: "not resolved: the spec is invalid".into(),
+            },
             invalid: Some(reason.clone()),
         };
         // An invalid spec is not a rollout: nothing is deferred.
@@ -144,21 +155,28 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         return Err(Error::InvalidSpec { name, reason });
     }
 
-    // Step 2: pre-flight model check, only when the model differs from what the pods run.
-    let served = current.as_ref().map(Served::of).unwrap_or_default();
-    let running = served.runs_model(&predictor.spec.model);
-    let model = ctx
-        .checker
-        .check(&predictor.spec.model, running, &ctx.metrics)
-        .await;
+    // Step 2: pre-flight checks of the model and the image, each only when it differs from what
+    // the pods run.
+    let served = current.as_ref().map(Served::of);
+    let running = served
+        .as_ref()
+        .is_some_and(|s| s.runs_model(&predictor.spec.model));
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let (model, image) = tokio::join!(
+        ctx.checker
+            .check(&predictor.spec.model, running, &ctx.metrics),
+        ctx.images
+            .check(predictor, served.as_ref(), &secrets, &ctx.metrics),
+    );
 
-    // Steps 3 and 4: build (pure) and apply what differs. A refused model leaves the Deployment
-    // untouched.
+    // Steps 3 and 4: build (pure) and apply what differs. A refused model or image leaves the
+    // Deployment untouched.
     let service =
         Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
-    let deployment = match &model {
-        ModelCheck::Rejected { .. } => None,
-        _ => Some(build_deployment(predictor)?).filter(|d| !is_applied(d, current.as_ref())),
+    let deployment = match (&model, image.pod_image(predictor)) {
+        (ModelCheck::Rejected { .. }, _) | (_, None) => None,
+        (_, Some(pod_image)) => Some(build_deployment(predictor, pod_image)?)
+            .filter(|d| !is_applied(d, current.as_ref())),
     };
     let (_, applied) = futures::try_join!(
         apply_if(&services, service.as_ref(), ctx, "service"),
@@ -166,22 +184,29 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     )?;
 
     // Steps 5 and 6: compute the status (pure) and patch it if it changed; announce a rollout.
+    let refused_model = matches!(model, ModelCheck::Rejected { .. });
+    let refused_image = matches!(image, ImageCheck::Rejected { .. });
     let observed = Observed {
         deployment: applied.as_ref().or(current.as_ref()),
-        model: model.clone(),
+        model,
+        image,
         invalid: None,
     };
     let announce = async {
-        if applied.is_some() {
-            announce_rollout(predictor, current.as_ref(), ctx).await;
+        if let Some(applied) = &applied {
+            announce_rollout(predictor, current.as_ref(), applied, ctx).await;
         }
     };
     let ((), deferred) = tokio::join!(announce, update_status(predictor, &observed, ctx));
 
-    let next = match model {
-        // The model store may be fixed without the Predictor changing: look again later.
-        ModelCheck::Rejected { .. } => Duration::from_secs(60),
-        _ => RESYNC,
+    // The model store, the registry or a Secret may be fixed without the Predictor changing:
+    // look again later.
+    let next = if refused_image {
+        IMAGE_RETRY
+    } else if refused_model {
+        MODEL_RETRY
+    } else {
+        RESYNC
     };
     Ok(Action::requeue(deferred?.map_or(next, |d| d.min(next))))
 }
@@ -263,48 +288,51 @@ where
     Ok(applied)
 }
 
-/// Events for a Deployment created or changed by this reconcile.
-async fn announce_rollout(predictor: &Predictor, before: Option<&Deployment>, ctx: &Context) {
-    let wanted = Served::wanted(predictor);
-    let note = match before.map(Served::of) {
-        None => format!(
-            "created Deployment and Service for version {} with model {}",
+/// Events for a Deployment created or changed (`after`) by this reconcile.
+async fn announce_rollout(
+    predictor: &Predictor,
+    before: Option<&Deployment>,
+    after: &Deployment,
+    ctx: &Context,
+) {
+    let wanted = Served::of(after);
+    let Some(old) = before.map(Served::of) else {
+        let note = format!(
+            "created Deployment and Service for version {} with image {} and model {}",
             wanted.version.as_deref().unwrap_or("?"),
+            show(&wanted.pod_image),
             status::short(&predictor.spec.model.sha256)
-        ),
-        Some(old) if old != wanted => {
-            let mut changes = Vec::new();
-            if old.image != wanted.image {
-                changes.push(format!(
-                    "image {} → {}",
-                    show(&old.image),
-                    show(&wanted.image)
-                ));
-            }
-            if old.model_sha256 != wanted.model_sha256 || old.model_url != wanted.model_url {
-                changes.push(format!(
-                    "model {} → {}",
-                    status::short(old.model_sha256.as_deref().unwrap_or("?")),
-                    status::short(&predictor.spec.model.sha256)
-                ));
-            }
-            if old.version != wanted.version {
-                changes.push(format!(
-                    "version {} → {}",
-                    show(&old.version),
-                    show(&wanted.version)
-                ));
-            }
-            format!("rolling update: {}", changes.join(", "))
-        }
-        Some(_) => return,
+        );
+        publish(predictor, ctx, false, status::reason::CREATED, note).await;
+        return;
     };
-    let reason = if before.is_none() {
-        status::reason::CREATED
-    } else {
-        status::reason::ROLLING_UPDATE
-    };
-    publish(predictor, ctx, false, reason, note).await;
+    let mut changes = Vec::new();
+    if old.pod_image != wanted.pod_image {
+        changes.push(format!(
+            "image {} → {}",
+            show(&old.pod_image),
+            show(&wanted.pod_image)
+        ));
+    }
+    if old.model_sha256 != wanted.model_sha256 || old.model_url != wanted.model_url {
+        changes.push(format!(
+            "model {} → {}",
+            status::short(old.model_sha256.as_deref().unwrap_or("?")),
+            status::short(&predictor.spec.model.sha256)
+        ));
+    }
+    if old.version != wanted.version {
+        changes.push(format!(
+            "version {} → {}",
+            show(&old.version),
+            show(&wanted.version)
+        ));
+    }
+    // Drift repair or an annotation alone replaces no pod: nothing to announce.
+    if !changes.is_empty() {
+        let note = format!("rolling update: {}", changes.join(", "));
+        publish(predictor, ctx, false, status::reason::ROLLING_UPDATE, note).await;
+    }
 }
 
 fn show(value: &Option<String>) -> &str {
@@ -472,7 +500,7 @@ mod tests {
     #[test]
     fn applied_means_every_desired_field_is_present() {
         let p = predictor("american", "team-a");
-        let desired = build_deployment(&p).unwrap();
+        let desired = build_deployment(&p, &p.spec.image).unwrap();
         assert!(!is_applied(&desired, None));
         // What the apiserver returns: our fields plus defaults and status.
         let mut stored = serde_json::to_value(&desired).unwrap();
@@ -519,9 +547,9 @@ mod tests {
 mod reconcile_tests {
     use super::*;
     use crate::fixtures::apiserver::{self, ApiServer, Call};
-    use crate::fixtures::{SHA_A, deployment_of, predictor, time};
+    use crate::fixtures::{IMAGE_DIGEST, SHA_A, deployment_of, predictor, resolved, time};
     use crate::resources::build_service;
-    use crate::status::{MODEL_VERIFIED, find_condition, reason};
+    use crate::status::{DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, find_condition, reason};
     use ::predictor::testing::FileServer;
     use http::Method;
     use tokio::task::JoinHandle;
@@ -539,6 +567,7 @@ mod reconcile_tests {
                 instance: Some("test".into()),
             },
             checker,
+            images: ImageChecker::new(true, Duration::from_secs(5)).unwrap(),
             metrics: Arc::default(),
             children: Children::new().0,
         })
@@ -546,6 +575,12 @@ mod reconcile_tests {
 
     fn checker() -> ModelChecker {
         ModelChecker::new(true, 1 << 20, Duration::from_secs(5)).unwrap()
+    }
+
+    /// `p` with its image pinned by digest in the spec: the image check needs no registry.
+    fn pinned_by_spec(mut p: Predictor) -> Predictor {
+        p.spec.image = format!("{}@{IMAGE_DIGEST}", p.spec.image);
+        p
     }
 
     fn start(p: &Predictor, ctx: &Arc<Context>) -> JoinHandle<Result<Action>> {
@@ -601,7 +636,7 @@ mod reconcile_tests {
     #[tokio::test]
     async fn a_rejected_model_never_writes_the_deployment() {
         let store = FileServer::start();
-        let mut p = predictor("american", "team-a");
+        let mut p = pinned_by_spec(predictor("american", "team-a"));
         p.spec.model.url = store.put("/american.model", b"not the pinned model".to_vec());
         p.spec.model.sha256 = SHA_A.into();
         let (client, mut server) = apiserver::client();
@@ -641,9 +676,61 @@ mod reconcile_tests {
         server.expect_no_more().await;
     }
 
+    /// An image whose pull Secret is missing: the Secret is read by name (the only Secret call),
+    /// the Deployment is never written, and the status and an Event say why.
+    #[tokio::test]
+    async fn a_refused_image_never_writes_the_deployment() {
+        let mut p = predictor("american", "team-a");
+        // A loopback port nothing listens on: the registry is never reached anyway.
+        p.spec.image = "127.0.0.1:9/american-predictor:0.3".into();
+        p.spec.image_pull_secrets = vec!["pull-team-a".into()];
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, None, None).await;
+        let call = server.next().await;
+        assert_eq!(
+            (call.method.clone(), call.path.as_str()),
+            (Method::GET, "/api/v1/namespaces/team-a/secrets/pull-team-a")
+        );
+        call.not_found();
+        let call = server.next().await;
+        assert_eq!(call.path, SERVICE, "only the Service: {}", call.line());
+        call.echo();
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        for type_ in [IMAGE_RESOLVED, DEGRADED] {
+            let c = find_condition(&status, type_).unwrap();
+            assert_eq!(c.reason, reason::REGISTRY_UNAUTHORIZED, "{type_}");
+            assert!(
+                c.message.contains("pull secret pull-team-a")
+                    && c.message.contains("no such Secret")
+                    && c.message.contains("the Deployment was left unchanged"),
+                "{type_}: {}",
+                c.message
+            );
+        }
+        assert_eq!(status.image_digest, None);
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::IMAGE_REJECTED);
+        assert_eq!(call.body["type"], "Warning");
+        call.echo();
+
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(IMAGE_RETRY));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
     #[tokio::test]
     async fn children_are_applied_before_the_status() {
-        let p = predictor("american", "team-a");
+        let p = pinned_by_spec(predictor("american", "team-a"));
         let checker = checker();
         // Verified earlier: no download in this test.
         checker.remember(&p.spec.model);
@@ -691,6 +778,7 @@ mod reconcile_tests {
         let observed = Observed {
             deployment: Some(&deployment),
             model: ModelCheck::Verified,
+            image: resolved(&p),
             invalid: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));

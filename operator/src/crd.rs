@@ -17,6 +17,11 @@ pub const DEFAULT_PORT: i32 = 5008;
 /// is very large, so two minutes without progress means the new pods are stuck.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 120;
 
+/// Annotation on a Predictor that makes the operator ask the registry again for the digest of
+/// `spec.image`'s tag: set it to a new value (e.g. the time) after re-pushing a tag on purpose.
+/// Without it, a tag is resolved once, when `spec.image` changes, and the pods keep that digest.
+pub const RESOLVE_IMAGE_ANNOTATION: &str = "mlops.dev/resolve-image";
+
 /// Desired state of a Predictor: which image serves which model, on which port, with how many pods.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -51,6 +56,13 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 120;
         type_ = "string",
         json_path = ".status.url",
         description = "In-cluster URL of the prediction endpoint"
+    ),
+    printcolumn(
+        name = "Image",
+        type_ = "string",
+        json_path = ".status.imageDigest",
+        priority = 1,
+        description = "Digest of the image the ready pods run (kubectl get -o wide)"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
@@ -165,6 +177,11 @@ pub struct PredictorStatus {
     /// First 12 hex digits of `modelSha256` (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_short: Option<String>,
+
+    /// Manifest digest (`sha256:…`) of the image the ready pods run, when the operator resolved
+    /// `spec.image` to it (set once a rollout has completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 
     /// In-cluster URL of the prediction endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

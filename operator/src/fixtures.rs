@@ -6,11 +6,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::crd::{ModelSpec, Predictor, PredictorSpec};
+use crate::image::ImageReference;
 use crate::resources::build_deployment;
+use crate::status::ImageCheck;
 
 /// Two valid model digests.
 pub const SHA_A: &str = "9f2c1e0d4b3a29180716f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0";
 pub const SHA_B: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The manifest digest the fixture Predictor's image tag resolves to.
+pub const IMAGE_DIGEST: &str =
+    "sha256:5d1c0e9b8a7f6e5d4c3b2a19f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b";
 
 /// The DESIGN.md example Predictor, as if read from the apiserver (uid, generation 1).
 pub fn predictor(name: &str, namespace: &str) -> Predictor {
@@ -45,9 +50,20 @@ pub fn time(secs: i64) -> Time {
     )
 }
 
-/// The Deployment the operator builds for `p`, with a status to be chosen.
+/// What the image pre-flight says of the fixture Predictor's image: its tag is [`IMAGE_DIGEST`].
+pub fn resolved(p: &Predictor) -> ImageCheck {
+    let image = ImageReference::parse(&p.spec.image).expect("fixture image parses");
+    ImageCheck::Resolved {
+        pinned: image.pinned(IMAGE_DIGEST),
+    }
+}
+
+/// The Deployment the operator builds for `p` (image pinned as [`resolved`] says), with a status
+/// to be chosen.
 pub fn deployment_of(p: &Predictor) -> DeploymentFixture {
-    let mut d = build_deployment(p).expect("fixture predictor builds");
+    let image = resolved(p);
+    let pod_image = image.pod_image(p).expect("resolved");
+    let mut d = build_deployment(p, pod_image).expect("fixture predictor builds");
     d.metadata.generation = Some(1);
     DeploymentFixture(d)
 }

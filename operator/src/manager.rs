@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controller::{self, Children, Context};
 use crate::error::{Error, Result};
+use crate::image::ImageChecker;
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
@@ -27,6 +28,10 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// Skip the pre-flight model check (the pods still verify the digest).
     pub skip_model_check: bool,
+    /// Skip the image pre-flight (pods pull `spec.image` as written, by tag).
+    pub skip_image_check: bool,
+    /// Timeout of one registry request of the image pre-flight.
+    pub registry_timeout: Duration,
     /// Largest model file the pre-flight check downloads.
     pub model_max_bytes: u64,
     /// Timeout of one model download.
@@ -132,6 +137,9 @@ fn build_context(
     if config.skip_model_check {
         tracing::warn!("pre-flight model check disabled (--skip-model-check)");
     }
+    if config.skip_image_check {
+        tracing::warn!("pre-flight image check disabled (--skip-image-check)");
+    }
     let (children, writers) = Children::new();
     let ctx = Context {
         reporter: Reporter {
@@ -143,6 +151,7 @@ fn build_context(
             config.model_max_bytes,
             config.model_timeout,
         )?,
+        images: ImageChecker::new(!config.skip_image_check, config.registry_timeout)?,
         metrics,
         client,
         children,

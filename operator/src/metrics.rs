@@ -38,6 +38,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabel, Counter>,
     model_checks: Family<ResultLabel, Counter>,
+    image_checks: Family<ResultLabel, Counter>,
     writes: Family<KindLabel, Counter>,
     leader: Gauge,
 }
@@ -47,6 +48,7 @@ impl Default for Metrics {
         let reconcile_duration = Histogram::new(BUCKETS);
         let reconcile_errors = Family::<ErrorLabel, Counter>::default();
         let model_checks = Family::<ResultLabel, Counter>::default();
+        let image_checks = Family::<ResultLabel, Counter>::default();
         let writes = Family::<KindLabel, Counter>::default();
         let leader = Gauge::default();
         let mut registry = Registry::default();
@@ -67,6 +69,11 @@ impl Default for Metrics {
             model_checks.clone(),
         );
         registry.register(
+            "predictor_operator_image_checks",
+            "Pre-flight image checks that asked a registry for a tag's digest, by result",
+            image_checks.clone(),
+        );
+        registry.register(
             "predictor_operator_writes",
             "Writes to the apiserver by kind of object",
             writes.clone(),
@@ -81,6 +88,7 @@ impl Default for Metrics {
             reconcile_duration,
             reconcile_errors,
             model_checks,
+            image_checks,
             writes,
             leader,
         }
@@ -106,6 +114,15 @@ impl Metrics {
         self.reconcile_errors
             .get_or_create(&ErrorLabel {
                 error: label.into(),
+            })
+            .inc();
+    }
+
+    /// One image check that asked a registry ended with `result` (`resolved` or an error label).
+    pub fn image_check(&self, result: &str) {
+        self.image_checks
+            .get_or_create(&ResultLabel {
+                result: result.into(),
             })
             .inc();
     }

@@ -314,6 +314,7 @@ mod redaction_tests {
             &Observed {
                 deployment: Some(&d),
                 model: ModelCheck::Verified,
+                image: crate::fixtures::resolved(&p),
                 invalid: None,
             },
             &time(0),
@@ -322,6 +323,7 @@ mod redaction_tests {
         let rejected = Observed {
             deployment: Some(&d),
             model: rejection(&err),
+            image: crate::fixtures::resolved(&p),
             invalid: None,
         };
         let status = compute_status(&p, &rejected, &time(5));
@@ -336,6 +338,7 @@ mod redaction_tests {
         let verified = Observed {
             deployment: Some(&d),
             model: ModelCheck::Verified,
+            image: crate::fixtures::resolved(&p),
             invalid: None,
         };
         let status = compute_status(&p, &verified, &time(5));

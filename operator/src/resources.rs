@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::Predictor;
+use crate::crd::{Predictor, RESOLVE_IMAGE_ANNOTATION};
 use crate::error::{Error, Result};
 
 /// The one field manager every server-side apply of this operator uses.
@@ -44,6 +44,10 @@ pub const SHUTDOWN_DELAY_MS: u64 = 2000;
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 /// Upper bound for pre-stop + shutdown delay + draining in-flight requests after SIGTERM.
 pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+/// Annotation on the Deployment: the `spec.image` its container image was made from. With the
+/// container pinned to a digest, this is how the operator knows the pin is still the one for
+/// the spec, so a tag re-pushed later changes nothing until the spec does.
+pub const SPEC_IMAGE_ANNOTATION: &str = "mlops.dev/image";
 /// The non-root user of the predictor image (distroless `nonroot`).
 pub const RUN_AS_USER: i64 = 65532;
 
@@ -136,11 +140,11 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 }
 
 /// The predictor container: `predictor serve`, configured through env, probed over HTTP, locked down.
-fn build_container(predictor: &Predictor) -> Container {
+fn build_container(predictor: &Predictor, image: &str) -> Container {
     let spec = &predictor.spec;
     Container {
         name: CONTAINER.into(),
-        image: Some(spec.image.clone()),
+        image: Some(image.into()),
         args: Some(vec!["serve".into()]),
         env: Some(vec![
             env(ENV_MODEL_URL, &spec.model.url),
@@ -217,9 +221,21 @@ fn image_pull_secrets(predictor: &Predictor) -> Option<Vec<LocalObjectReference>
     })
 }
 
-/// The Deployment that runs the predictor pods.
-pub fn build_deployment(predictor: &Predictor) -> Result<Deployment> {
-    let meta = child_meta(predictor)?;
+/// The Deployment whose pods run `image` (`spec.image`, or the digest it resolved to: see
+/// [`ImageCheck::pod_image`]). Its annotations record what the image was made from:
+/// [`SPEC_IMAGE_ANNOTATION`] and, if the Predictor has it, [`RESOLVE_IMAGE_ANNOTATION`].
+///
+/// [`ImageCheck::pod_image`]: crate::status::ImageCheck::pod_image
+pub fn build_deployment(predictor: &Predictor, image: &str) -> Result<Deployment> {
+    let mut meta = child_meta(predictor)?;
+    let mut annotations = BTreeMap::from([(
+        SPEC_IMAGE_ANNOTATION.to_string(),
+        predictor.spec.image.clone(),
+    )]);
+    if let Some(token) = predictor.annotations().get(RESOLVE_IMAGE_ANNOTATION) {
+        annotations.insert(RESOLVE_IMAGE_ANNOTATION.into(), token.clone());
+    }
+    meta.annotations = Some(annotations);
     Ok(Deployment {
         metadata: meta,
         spec: DeploymentSpec {
@@ -249,7 +265,7 @@ pub fn build_deployment(predictor: &Predictor) -> Result<Deployment> {
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![build_container(predictor)],
+                    containers: vec![build_container(predictor, image)],
                     image_pull_secrets: image_pull_secrets(predictor),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
@@ -312,7 +328,12 @@ pub fn service_url(predictor: &Predictor) -> String {
 /// What a Deployment's pod template runs: image, model and version, read back from its env.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Served {
+    /// The `spec.image` the pods were made from (the annotation; else the container's image).
     pub image: Option<String>,
+    /// The container's image: `spec.image`, or the digest it resolved to.
+    pub pod_image: Option<String>,
+    /// The Predictor's [`RESOLVE_IMAGE_ANNOTATION`] when the image was resolved.
+    pub resolve_token: Option<String>,
     pub model_url: Option<String>,
     pub model_sha256: Option<String>,
     pub version: Option<String>,
@@ -338,19 +359,43 @@ impl Served {
                 .find(|e| e.name == name)
                 .and_then(|e| e.value.clone())
         };
+        let annotation = |name: &str| deployment.annotations().get(name).cloned();
         Self {
-            image: container.image.clone(),
+            image: annotation(SPEC_IMAGE_ANNOTATION).or_else(|| container.image.clone()),
+            pod_image: container.image.clone(),
+            resolve_token: annotation(RESOLVE_IMAGE_ANNOTATION),
             model_url: var(ENV_MODEL_URL),
             model_sha256: var(ENV_MODEL_SHA256),
             version: var(ENV_VERSION),
         }
     }
 
-    /// What the pods would run if `predictor` were applied.
+    /// The manifest digest the pods pull by, when their image is pinned to one.
+    pub fn image_digest(&self) -> Option<&str> {
+        self.pod_image.as_deref()?.split_once('@').map(|(_, d)| d)
+    }
+
+    /// The digest-pinned image these pods run, if it was resolved for exactly `predictor`'s
+    /// `spec.image` and re-resolve annotation: then it is reused, not asked of the registry again.
+    pub fn pinned_for(&self, predictor: &Predictor) -> Option<&str> {
+        let token = predictor.annotations().get(RESOLVE_IMAGE_ANNOTATION);
+        (self.image.as_deref() == Some(predictor.spec.image.as_str())
+            && self.resolve_token.as_ref() == token
+            && self.image_digest().is_some())
+        .then_some(self.pod_image.as_deref())
+        .flatten()
+    }
+
+    /// What the pods would run if `predictor` were applied with its image as written.
     pub fn wanted(predictor: &Predictor) -> Self {
         let spec = &predictor.spec;
         Self {
             image: Some(spec.image.clone()),
+            pod_image: Some(spec.image.clone()),
+            resolve_token: predictor
+                .annotations()
+                .get(RESOLVE_IMAGE_ANNOTATION)
+                .cloned(),
             model_url: Some(spec.model.url.clone()),
             model_sha256: Some(spec.model.sha256.clone()),
             version: Some(spec.effective_version()),
@@ -367,13 +412,18 @@ impl Served {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{SHA_A, predictor};
+    use crate::fixtures::{IMAGE_DIGEST, SHA_A, predictor};
     use serde_json::json;
+
+    /// The fixture Predictor's image pinned to the digest its tag resolved to.
+    fn pinned() -> String {
+        format!("registry.local/american-predictor@{IMAGE_DIGEST}")
+    }
 
     /// The whole Deployment, field by field: any change to the builder shows up here.
     #[test]
     fn deployment_is_built_completely() {
-        let deployment = build_deployment(&predictor("american", "team-a")).unwrap();
+        let deployment = build_deployment(&predictor("american", "team-a"), &pinned()).unwrap();
         assert_eq!(
             serde_json::to_value(&deployment).unwrap(),
             expected_deployment()
@@ -385,7 +435,7 @@ mod tests {
     fn image_pull_secrets_reach_the_pod_spec() {
         let mut p = predictor("american", "team-a");
         p.spec.image_pull_secrets = vec!["registry-team-a".into(), "mirror.pull".into()];
-        let deployment = build_deployment(&p).unwrap();
+        let deployment = build_deployment(&p, &pinned()).unwrap();
         let mut expected = expected_deployment();
         expected["spec"]["template"]["spec"]["imagePullSecrets"] =
             json!([{"name": "registry-team-a"}, {"name": "mirror.pull"}]);
@@ -409,6 +459,7 @@ mod tests {
                 "name": "american",
                 "namespace": "team-a",
                 "labels": labels,
+                "annotations": {"mlops.dev/image": "registry.local/american-predictor:0.2"},
                 "ownerReferences": [{
                     "apiVersion": "mlops.dev/v1alpha1",
                     "kind": "Predictor",
@@ -442,7 +493,7 @@ mod tests {
                         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
                         "containers": [{
                             "name": "predictor",
-                            "image": "registry.local/american-predictor:0.2",
+                            "image": pinned(),
                             "args": ["serve"],
                             "env": [
                                 {"name": "MODEL_URL", "value": "https://models.example.org/american/2026-11-24.model"},
@@ -524,7 +575,7 @@ mod tests {
             limits: Some(BTreeMap::from([("cpu".into(), Quantity("1".into()))])),
             ..ResourceRequirements::default()
         });
-        let d = build_deployment(&p).unwrap();
+        let d = build_deployment(&p, &p.spec.image).unwrap();
         let c = &d.spec.template.spec.unwrap().containers[0];
         assert_eq!(c.resources, p.spec.resources);
         let version = c.env.as_ref().unwrap().iter().find(|e| e.name == "VERSION");
@@ -543,17 +594,36 @@ mod tests {
         let mut p = predictor("american", "team-a");
         p.metadata.uid = None;
         assert!(matches!(
-            build_deployment(&p),
+            build_deployment(&p, &p.spec.image),
             Err(Error::MissingField("metadata.uid"))
         ));
     }
 
     #[test]
     fn served_reads_back_what_was_built() {
-        let p = predictor("american", "team-a");
-        let d = build_deployment(&p).unwrap();
+        let mut p = predictor("american", "team-a");
+        let d = build_deployment(&p, &p.spec.image).unwrap();
         assert_eq!(Served::of(&d), Served::wanted(&p));
         assert!(Served::of(&d).runs_model(&p.spec.model));
+        assert_eq!(Served::of(&d).image_digest(), None);
+        assert_eq!(Served::of(&d).pinned_for(&p), None, "not pinned");
+
+        // Pinned: the spec image from the annotation, the digest from the container.
+        let d = build_deployment(&p, &pinned()).unwrap();
+        let served = Served::of(&d);
+        assert_eq!(served.image.as_deref(), Some(p.spec.image.as_str()));
+        assert_eq!(served.pod_image, Some(pinned()));
+        assert_eq!(served.image_digest(), Some(IMAGE_DIGEST));
+        assert_eq!(served.pinned_for(&p), Some(pinned().as_str()));
+        // The pin is reused only for the same spec.image and re-resolve annotation.
+        let mut bumped = p.clone();
+        bumped.spec.image = "registry.local/american-predictor:0.3".into();
+        assert_eq!(served.pinned_for(&bumped), None);
+        p.annotations_mut()
+            .insert(RESOLVE_IMAGE_ANNOTATION.into(), "2026-11-26T10:00".into());
+        assert_eq!(served.pinned_for(&p), None);
+        let d = build_deployment(&p, &pinned()).unwrap();
+        assert_eq!(Served::of(&d).pinned_for(&p), Some(pinned().as_str()));
         assert_eq!(
             service_url(&p),
             "http://american.team-a.svc:5008/api/american"

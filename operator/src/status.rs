@@ -22,6 +22,7 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const MODEL_VERIFIED: &str = "ModelVerified";
+pub const IMAGE_RESOLVED: &str = "ImageResolved";
 const TRUE: &str = "True";
 const FALSE: &str = "False";
 const UNKNOWN: &str = "Unknown";
@@ -54,8 +55,12 @@ pub mod reason {
     pub const NOT_A_MODEL_FILE: &str = "NotAModelFile";
     /// The model could not be downloaded.
     pub const FETCH_FAILED: &str = "FetchFailed";
-    /// The operator runs with `--skip-model-check` (ModelVerified).
+    /// The operator runs with `--skip-model-check` (ModelVerified) or `--skip-image-check`
+    /// (ImageResolved).
     pub const CHECK_DISABLED: &str = "CheckDisabled";
+    /// `spec.image`'s tag resolved to a digest the pods pull by, or the spec names a digest
+    /// (ImageResolved).
+    pub const RESOLVED: &str = "Resolved";
     /// The registry has no such repository or tag (image pre-flight).
     pub const IMAGE_NOT_FOUND: &str = "ImageNotFound";
     /// The registry refused the pull credentials, or wants some (image pre-flight).
@@ -73,6 +78,8 @@ pub mod reason {
     pub const NOT_READY: &str = "NotReady";
     /// A model was refused before it rolled out.
     pub const MODEL_REJECTED: &str = "ModelRejected";
+    /// An image was refused before it rolled out.
+    pub const IMAGE_REJECTED: &str = "ImageRejected";
     /// A degradation ended.
     pub const RECOVERED: &str = "Recovered";
 }
@@ -99,14 +106,63 @@ pub enum ModelCheck {
     },
 }
 
+/// Outcome of the image pre-flight for `spec.image`: which exact image the pods are to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageCheck {
+    /// The pods run `pinned` (`registry/repository@sha256:…`): the tag resolved now, or earlier
+    /// (the Deployment already pins it), or the spec names a digest itself.
+    Resolved {
+        /// The reference the Deployment's container gets.
+        pinned: String,
+    },
+    /// Not resolved (`--skip-image-check`): the pods pull `spec.image` as written.
+    Unchecked {
+        /// CamelCase reason, e.g. `CheckDisabled`.
+        reason: String,
+        /// Why the image was not resolved.
+        message: String,
+    },
+    /// The image was refused; the Deployment was not touched.
+    Rejected {
+        /// CamelCase reason, e.g. `ImageNotFound`.
+        reason: String,
+        /// Human message naming the image and what the registry said.
+        message: String,
+    },
+}
+
+impl ImageCheck {
+    /// The image the Deployment's container gets (`None` when refused).
+    pub fn pod_image<'a>(&'a self, predictor: &'a Predictor) -> Option<&'a str> {
+        match self {
+            Self::Resolved { pinned } => Some(pinned),
+            Self::Unchecked { .. } => Some(&predictor.spec.image),
+            Self::Rejected { .. } => None,
+        }
+    }
+}
+
 /// Everything the status is computed from besides the Predictor itself.
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
-    /// The Deployment as the apiserver returned it (after apply, or untouched when the model was rejected).
+    /// The Deployment as the apiserver returned it (after apply, or untouched when the model or
+    /// the image was rejected).
     pub deployment: Option<&'a Deployment>,
     pub model: ModelCheck,
+    pub image: ImageCheck,
     /// Why the spec cannot be run, when the validate step refused it.
     pub invalid: Option<String>,
+}
+
+impl Observed<'_> {
+    /// The pre-flight refusal that blocks the rollout, model first: `(reason, message, what)`.
+    fn refusal(&self) -> Option<(&str, &str, &'static str)> {
+        match (&self.model, &self.image) {
+            (ModelCheck::Rejected { reason, message }, _) => Some((reason, message, "model")),
+            (_, ImageCheck::Rejected { reason, message }) => Some((reason, message, "image")),
+            _ => None,
+        }
+    }
 }
 
 /// Where the Deployment's rollout stands.
@@ -189,9 +245,11 @@ pub struct Pods {
     pub total: i32,
     /// Pods that passed their readiness probe.
     pub ready: i32,
-    /// Version and model sha256 the ready pods serve (as of the last completed rollout).
+    /// Version, model sha256 and image digest the ready pods serve (as of the last completed
+    /// rollout).
     pub version: Option<String>,
     pub model_sha256: Option<String>,
+    pub image_digest: Option<String>,
 }
 
 impl Pods {
@@ -204,12 +262,17 @@ impl Pods {
         previous: &PredictorStatus,
     ) -> Self {
         let status = deployment.and_then(|d| d.status.as_ref());
-        let (version, model_sha256) = match (rollout, deployment) {
+        let (version, model_sha256, image_digest) = match (rollout, deployment) {
             (Rollout::Complete, Some(d)) => {
                 let served = Served::of(d);
-                (served.version, served.model_sha256)
+                let digest = served.image_digest().map(str::to_string);
+                (served.version, served.model_sha256, digest)
             }
-            _ => (previous.version.clone(), previous.model_sha256.clone()),
+            _ => (
+                previous.version.clone(),
+                previous.model_sha256.clone(),
+                previous.image_digest.clone(),
+            ),
         };
         Self {
             desired: predictor.spec.replicas,
@@ -217,6 +280,7 @@ impl Pods {
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             version,
             model_sha256,
+            image_digest,
         }
     }
 }
@@ -249,13 +313,13 @@ pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> V
             reason::PODS_NOT_READY,
             format!("{ready}/{desired} pods ready"),
         ),
-        Rollout::Missing => match &observed.model {
-            ModelCheck::Rejected { reason, .. } => verdict(
+        Rollout::Missing => match observed.refusal() {
+            Some((reason, _, what)) => verdict(
                 FALSE,
                 reason,
-                "no Deployment: the model was refused, see ModelVerified",
+                format!("no Deployment: the {what} was refused, see Degraded"),
             ),
-            _ => verdict(FALSE, reason::CREATING, "the Deployment is being created"),
+            None => verdict(FALSE, reason::CREATING, "the Deployment is being created"),
         },
         Rollout::InProgress(msg) => verdict(
             FALSE,
@@ -267,14 +331,16 @@ pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> V
 }
 
 /// Progressing: a rollout is under way (or why it is not).
-pub fn progressing_condition(rollout: &Rollout, model: &ModelCheck) -> Verdict {
+pub fn progressing_condition(rollout: &Rollout, observed: &Observed) -> Verdict {
     match rollout {
         Rollout::InProgress(msg) => verdict(TRUE, reason::ROLLING_OUT, msg.clone()),
-        Rollout::Missing => match model {
-            ModelCheck::Rejected { reason, .. } => {
-                verdict(FALSE, reason, "rollout blocked: the model was refused")
-            }
-            _ => verdict(TRUE, reason::CREATING, "the Deployment is being created"),
+        Rollout::Missing => match observed.refusal() {
+            Some((reason, _, what)) => verdict(
+                FALSE,
+                reason,
+                format!("rollout blocked: the {what} was refused"),
+            ),
+            None => verdict(TRUE, reason::CREATING, "the Deployment is being created"),
         },
         Rollout::Failed(msg) => verdict(FALSE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone()),
         Rollout::Complete => verdict(
@@ -285,12 +351,12 @@ pub fn progressing_condition(rollout: &Rollout, model: &ModelCheck) -> Verdict {
     }
 }
 
-/// Degraded: something needs the user (invalid spec, refused model, stuck rollout), most
-/// actionable first.
+/// Degraded: something needs the user (invalid spec, refused model or image, stuck rollout),
+/// most actionable first.
 pub fn degraded_condition(rollout: &Rollout, observed: &Observed) -> Verdict {
-    match (&observed.invalid, &observed.model, rollout) {
+    match (&observed.invalid, observed.refusal(), rollout) {
         (Some(why), _, _) => verdict(TRUE, reason::INVALID_SPEC, why.clone()),
-        (_, ModelCheck::Rejected { reason, message }, _) => verdict(TRUE, reason, message.clone()),
+        (_, Some((reason, message, _)), _) => verdict(TRUE, reason, message),
         (_, _, Rollout::Failed(msg)) => {
             verdict(TRUE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone())
         }
@@ -315,6 +381,22 @@ pub fn model_verified_condition(predictor: &Predictor, model: &ModelCheck) -> Ve
     }
 }
 
+/// ImageResolved: the outcome of the image pre-flight of `spec.image`.
+pub fn image_resolved_condition(predictor: &Predictor, image: &ImageCheck) -> Verdict {
+    match image {
+        ImageCheck::Resolved { pinned } => verdict(
+            TRUE,
+            reason::RESOLVED,
+            format!(
+                "image {} is {pinned}; the pods pull it by digest",
+                predictor.spec.image
+            ),
+        ),
+        ImageCheck::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
+        ImageCheck::Rejected { reason, message } => verdict(FALSE, reason, message.clone()),
+    }
+}
+
 /// The status `predictor` should have, given what was observed at `now`.
 pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) -> PredictorStatus {
     let previous = predictor.status.clone().unwrap_or_default();
@@ -323,14 +405,15 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
     let pods = Pods::observe(predictor, observed.deployment, &rollout, &previous);
     let conditions = [
         (READY, ready_condition(&rollout, &pods, observed)),
-        (
-            PROGRESSING,
-            progressing_condition(&rollout, &observed.model),
-        ),
+        (PROGRESSING, progressing_condition(&rollout, observed)),
         (DEGRADED, degraded_condition(&rollout, observed)),
         (
             MODEL_VERIFIED,
             model_verified_condition(predictor, &observed.model),
+        ),
+        (
+            IMAGE_RESOLVED,
+            image_resolved_condition(predictor, &observed.image),
         ),
     ]
     .into_iter()
@@ -342,6 +425,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         ready,
         version,
         model_sha256,
+        image_digest,
     } = pods;
     PredictorStatus {
         observed_generation: generation,
@@ -351,6 +435,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         model_short: model_sha256.as_deref().map(|s| short(s).to_string()),
         version,
         model_sha256,
+        image_digest,
         url: Some(service_url(predictor)),
         conditions,
     }
@@ -458,19 +543,27 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
             });
         }
     }
-    if let Some(c) = changed(MODEL_VERIFIED)
-        && c.status == FALSE
-    {
-        events.push(StatusEvent {
-            warning: true,
-            reason: reason::MODEL_REJECTED.into(),
-            note: c.message.clone(),
-        });
-    }
-    if let Some(c) = changed(DEGRADED) {
-        // A refused model already has its ModelRejected event; other degradations get their own.
-        if c.status == TRUE && find_condition(new, MODEL_VERIFIED).is_none_or(|m| m.status != FALSE)
+    let refusals = [
+        (MODEL_VERIFIED, reason::MODEL_REJECTED),
+        (IMAGE_RESOLVED, reason::IMAGE_REJECTED),
+    ];
+    for (type_, event_reason) in refusals {
+        if let Some(c) = changed(type_)
+            && c.status == FALSE
         {
+            events.push(StatusEvent {
+                warning: true,
+                reason: event_reason.into(),
+                note: c.message.clone(),
+            });
+        }
+    }
+    let refused = refusals
+        .iter()
+        .any(|(type_, _)| find_condition(new, type_).is_some_and(|c| c.status == FALSE));
+    if let Some(c) = changed(DEGRADED) {
+        // A refused model or image already has its own event; other degradations get theirs.
+        if c.status == TRUE && !refused {
             events.push(StatusEvent {
                 warning: true,
                 reason: c.reason.clone(),
@@ -509,12 +602,13 @@ pub fn key(predictor: &Predictor) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{SHA_A, SHA_B, deployment_of, predictor, time};
+    use crate::fixtures::{IMAGE_DIGEST, SHA_A, SHA_B, deployment_of, predictor, time};
 
     fn observed(d: Option<&Deployment>) -> Observed<'_> {
         Observed {
             deployment: d,
             model: ModelCheck::Verified,
+            image: crate::fixtures::resolved(&predictor("american", "team-a")),
             invalid: None,
         }
     }
@@ -556,6 +650,7 @@ mod tests {
             "version": "0.2",
             "modelSha256": SHA_A,
             "modelShort": &SHA_A[..12],
+            "imageDigest": IMAGE_DIGEST,
             "url": "http://american.team-a.svc:5008/api/american",
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "RolloutComplete", "observedGeneration": 1,
@@ -567,7 +662,10 @@ mod tests {
                  "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "no problems observed"},
                 {"type": "ModelVerified", "status": "True", "reason": "Verified", "observedGeneration": 1,
                  "lastTransitionTime": "2026-11-25T10:00:00Z",
-                 "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_A} and is a predictor model file")}
+                 "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_A} and is a predictor model file")},
+                {"type": "ImageResolved", "status": "True", "reason": "Resolved", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("image registry.local/american-predictor:0.2 is registry.local/american-predictor@{IMAGE_DIGEST}; the pods pull it by digest")}
             ]
         });
         assert_eq!(serde_json::to_value(&s).unwrap(), expected);
@@ -627,6 +725,7 @@ mod tests {
                 reason: "DigestMismatch".into(),
                 message: format!("expected {SHA_B}, got {SHA_A}"),
             },
+            image: crate::fixtures::resolved(&predictor("american", "team-a")),
             invalid: None,
         };
         let s = compute_status(&p, &rejected, &time(5));
@@ -651,6 +750,7 @@ mod tests {
                 reason: "FetchFailed".into(),
                 message: "connection refused".into(),
             },
+            image: crate::fixtures::resolved(&predictor("american", "team-a")),
             invalid: None,
         };
         let s = compute_status(&p, &rejected, &time(0));
@@ -668,6 +768,7 @@ mod tests {
                 reason: "CheckDisabled".into(),
                 message: "--skip-model-check".into(),
             },
+            image: crate::fixtures::resolved(&predictor("american", "team-a")),
             invalid: None,
         };
         let s = compute_status(&p, &o, &time(0));
@@ -738,6 +839,7 @@ mod tests {
         let observed = |model: ModelCheck, invalid: Option<&str>| Observed {
             deployment: None,
             model,
+            image: crate::fixtures::resolved(&predictor("american", "team-a")),
             invalid: invalid.map(Into::into),
         };
         let d = degraded_condition(&failed, &observed(rejected.clone(), Some("bad port")));
@@ -755,9 +857,69 @@ mod tests {
         let d = degraded_condition(&Rollout::Complete, &observed(ModelCheck::Verified, None));
         assert_eq!(d.status, FALSE);
         assert_eq!(
-            progressing_condition(&Rollout::Missing, &ModelCheck::Verified).reason,
+            progressing_condition(&Rollout::Missing, &observed(ModelCheck::Verified, None)).reason,
             reason::CREATING
         );
+    }
+
+    #[test]
+    fn a_refused_image_blocks_the_rollout_and_says_why_once() {
+        let p = predictor("american", "team-a");
+        let refused = |d| Observed {
+            deployment: d,
+            model: ModelCheck::Verified,
+            image: ImageCheck::Rejected {
+                reason: reason::IMAGE_NOT_FOUND.into(),
+                message: "image r/a:9 was not found in its registry".into(),
+            },
+            invalid: None,
+        };
+        // No Deployment yet: nothing is created, and every condition says why.
+        let s = compute_status(&p, &refused(None), &time(0));
+        assert_eq!(cond(&s, READY), ("False", reason::IMAGE_NOT_FOUND));
+        assert_eq!(cond(&s, PROGRESSING), ("False", reason::IMAGE_NOT_FOUND));
+        assert_eq!(cond(&s, DEGRADED), ("True", reason::IMAGE_NOT_FOUND));
+        assert_eq!(cond(&s, IMAGE_RESOLVED), ("False", reason::IMAGE_NOT_FOUND));
+        assert_eq!(cond(&s, MODEL_VERIFIED), ("True", reason::VERIFIED));
+        assert_eq!(
+            find_condition(&s, DEGRADED).unwrap().message,
+            "image r/a:9 was not found in its registry"
+        );
+        let events = status_events(&PredictorStatus::default(), &s);
+        assert_eq!(
+            events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            [reason::IMAGE_REJECTED],
+            "one Event, not a second one for Degraded"
+        );
+        // Old pods serving: still Ready, still their digest, Degraded says the new image was refused.
+        let d = deployment_of(&p).rolled_out(2);
+        let s = compute_status(&p, &refused(Some(&d)), &time(0));
+        assert_eq!(cond(&s, READY), ("True", reason::ROLLOUT_COMPLETE));
+        assert_eq!(cond(&s, DEGRADED), ("True", reason::IMAGE_NOT_FOUND));
+        assert_eq!(s.image_digest.as_deref(), Some(IMAGE_DIGEST));
+    }
+
+    #[test]
+    fn an_unresolved_image_is_unknown_and_has_no_digest() {
+        let p = predictor("american", "team-a");
+        let mut d = deployment_of(&p).rolled_out(2);
+        d.spec.template.spec.as_mut().unwrap().containers[0].image = Some(p.spec.image.clone());
+        let unchecked = Observed {
+            deployment: Some(&d),
+            model: ModelCheck::Verified,
+            image: ImageCheck::Unchecked {
+                reason: reason::CHECK_DISABLED.into(),
+                message: "off".into(),
+            },
+            invalid: None,
+        };
+        let s = compute_status(&p, &unchecked, &time(0));
+        assert_eq!(
+            cond(&s, IMAGE_RESOLVED),
+            ("Unknown", reason::CHECK_DISABLED)
+        );
+        assert_eq!(cond(&s, READY), ("True", reason::ROLLOUT_COMPLETE));
+        assert_eq!(s.image_digest, None);
     }
 
     #[test]

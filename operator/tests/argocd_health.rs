@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use operator::crd::Predictor;
-use operator::fixtures::{deployment_of, predictor, time};
+use operator::fixtures::{deployment_of, predictor, resolved, time};
 use operator::status::{ModelCheck, Observed, compute_status};
 use serde::Deserialize;
 
@@ -326,6 +326,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
     let observed = Observed {
         deployment: Some(d),
         model,
+        image: resolved(&p),
         invalid: None,
     };
     p.status = Some(compute_status(&p, &observed, &time(0)));

@@ -419,7 +419,12 @@ async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() 
     cluster.create_namespace(TEAM_NS);
     let files = FileServer::start();
     let model = ServedModel::put(&files, "/models/a.model", "2026-11-24T00:00:00Z");
-    let _operator = cluster.start_operator("operator-gitops", &operator_kubeconfig, &[]);
+    let _operator = cluster.start_operator(
+        "operator-gitops",
+        &operator_kubeconfig,
+        // kwok runs no containers and no registry serves registry.local here.
+        &["--skip-image-check"],
+    );
 
     // The team's repository: two Predictors.
     let repo = GitRepo::init(&cluster.dir.join("git/predictors"));

@@ -29,6 +29,13 @@ struct RunArgs {
     /// operator cannot reach model storage; the pods still verify the digest).
     #[arg(long, env = "SKIP_MODEL_CHECK")]
     skip_model_check: bool,
+    /// Do not resolve image tags to digests before rolling them out (for registries the operator
+    /// cannot reach; the pods then pull `spec.image` by its tag).
+    #[arg(long, env = "SKIP_IMAGE_CHECK")]
+    skip_image_check: bool,
+    /// Timeout of one registry request of the image check, in seconds.
+    #[arg(long, env = "REGISTRY_TIMEOUT_SECONDS", default_value_t = 10)]
+    registry_timeout_seconds: u64,
     /// Largest model file the pre-flight check downloads, in bytes.
     #[arg(long, env = "MODEL_MAX_BYTES", default_value_t = 512 << 20)]
     model_max_bytes: u64,
@@ -74,6 +81,8 @@ impl From<RunArgs> for Config {
         Self {
             metrics_addr: args.metrics_addr,
             skip_model_check: args.skip_model_check,
+            skip_image_check: args.skip_image_check,
+            registry_timeout: Duration::from_secs(args.registry_timeout_seconds),
             model_max_bytes: args.model_max_bytes,
             model_timeout: Duration::from_secs(args.model_timeout_seconds),
             namespace: args.namespace,

@@ -129,6 +129,7 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
         "operator-restart",
         &kubeconfig,
         &[
+            "--skip-image-check",
             "--lease-duration-seconds",
             "120",
             "--renew-deadline-seconds",
@@ -652,6 +653,7 @@ async fn operator_rbac_is_exactly_what_it_uses() {
         ("", "services", "create"),
         ("", "services", "patch"),
         ("events.k8s.io", "events", "create"),
+        ("", "secrets", "get"),
     ];
     let leader_election = [
         ("coordination.k8s.io", "leases", "get"),

@@ -653,6 +653,7 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
     let ns = "leader";
     s.cluster.create_namespace(ns);
     let flags = [
+        "--skip-image-check",
         "--lease-name",
         "leader-test",
         "--namespace",

@@ -10,6 +10,7 @@
 //!
 //! [`lifecycle`]: rollouts, digest rejection, apiserver validation, garbage collection, leader
 //! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
+//! [`images`]: the image pre-flight against a real private registry.
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -18,6 +19,7 @@
 mod support;
 
 mod faults;
+mod images;
 mod lifecycle;
 
 use std::path::PathBuf;
@@ -69,8 +71,14 @@ pub const RENEW_DEADLINE_SECONDS: u64 = 4;
 pub const RETRY_SECONDS: u64 = 1;
 
 /// Starts operator `name` on the shared control plane, watching only `namespace` and electing
-/// through Lease `lease`.
+/// through Lease `lease`, without the image check: kwok runs no containers and no registry serves
+/// this tier's images ([`images`] tests the check against a real registry).
 pub fn start_scoped(name: &str, namespace: &str, lease: &str) -> OperatorProc {
+    start_scoped_with(name, namespace, lease, &["--skip-image-check"])
+}
+
+/// [`start_scoped`] with `extra` flags instead of `--skip-image-check`.
+pub fn start_scoped_with(name: &str, namespace: &str, lease: &str, extra: &[&str]) -> OperatorProc {
     let s = shared();
     let flags = [
         "--namespace",
@@ -85,7 +93,11 @@ pub fn start_scoped(name: &str, namespace: &str, lease: &str) -> OperatorProc {
         &RETRY_SECONDS.to_string(),
     ]
     .map(String::from);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect();
     s.cluster
         .start_operator(name, &s.operator_kubeconfig, &flags)
 }

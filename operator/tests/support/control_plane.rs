@@ -450,7 +450,8 @@ impl TestCluster {
             .env("POD_NAME", name)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("RUST_LOG", "info,operator=debug,kube=warn")
-            .env_remove("SKIP_MODEL_CHECK");
+            .env_remove("SKIP_MODEL_CHECK")
+            .env_remove("SKIP_IMAGE_CHECK");
         let log = self.dir.join(format!("{name}.log"));
         let proc = Proc::spawn(name, cmd, &log);
         let op = OperatorProc { proc, port };
