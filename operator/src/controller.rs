@@ -1,5 +1,5 @@
 //! The reconciler: for one Predictor, validate → check the model and the image → build → apply →
-//! compute status → patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
+//! read a stalled rollout's pods → compute status → patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
 //! `publish`) hold no logic; the logic lives in the pure builders and `status`.
 
 use std::future::Future;
@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{GetParams, Patch, PatchParams};
+use kube::api::{GetParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -26,9 +26,13 @@ use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
-use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service};
-use crate::status::{self, ImageCheck, ModelCheck, Observed, compute_status, status_events};
+use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service, selector_labels};
+use crate::status::{
+    self, ImageCheck, ModelCheck, Observed, Rollout, compute_status, status_events,
+};
 
+/// How often a running rollout is looked at again even if its Deployment did not change.
+const ROLLOUT_POLL: Duration = Duration::from_secs(10);
 /// How often a settled Predictor is looked at again even if nothing changed (drift repair).
 const RESYNC: Duration = Duration::from_secs(600);
 /// How long a new rollout's progress details (pod counts, messages) go unwritten: a quick rollout
@@ -148,6 +152,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
                 reason: status::reason::INVALID_SPEC.into(),
                 message: "not resolved: the spec is invalid".into(),
             },
+            pull_failure: None,
             invalid: Some(reason.clone()),
         };
         // An invalid spec is not a rollout: nothing is deferred.
@@ -183,15 +188,26 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         apply_if(&deployments, deployment.as_ref(), ctx, "deployment"),
     )?;
 
-    // Steps 5 and 6: compute the status (pure) and patch it if it changed; announce a rollout.
+    // Step 5: during a rollout left as it was, whether its new pods cannot pull their image.
+    let pull_failure = match (&applied, &current) {
+        (None, Some(current)) => stalled_pull(ctx, &namespace, &name, current).await,
+        _ => None,
+    };
+
+    // Steps 6 and 7: compute the status (pure) and patch it if it changed; announce a rollout.
     let refused_model = matches!(model, ModelCheck::Rejected { .. });
     let refused_image = matches!(image, ImageCheck::Rejected { .. });
     let observed = Observed {
         deployment: applied.as_ref().or(current.as_ref()),
         model,
         image,
+        pull_failure,
         invalid: None,
     };
+    let rolling = matches!(
+        status::rollout_of(observed.deployment),
+        Rollout::InProgress(_)
+    );
     let announce = async {
         if let Some(applied) = &applied {
             announce_rollout(predictor, current.as_ref(), applied, ctx).await;
@@ -201,14 +217,53 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
 
     // The model store, the registry or a Secret may be fixed without the Predictor changing:
     // look again later.
+    // A rollout is looked at while it runs, too: pods stuck pulling change nothing that is watched.
     let next = if refused_image {
         IMAGE_RETRY
     } else if refused_model {
         MODEL_RETRY
+    } else if rolling {
+        ROLLOUT_POLL
     } else {
         RESYNC
     };
     Ok(Action::requeue(deferred?.map_or(next, |d| d.min(next))))
+}
+
+/// Why the new pods of `deployment`'s rollout cannot start, if the kubelet cannot pull their
+/// image: read from the pods (only while a rollout runs), because a pod in `ImagePullBackOff`
+/// changes nothing in the Deployment's status until the progress deadline. A failed read is
+/// logged and costs only the early warning.
+async fn stalled_pull(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    deployment: &Deployment,
+) -> Option<String> {
+    if !matches!(
+        status::rollout_of(Some(deployment)),
+        Rollout::InProgress(_) | Rollout::Failed(_)
+    ) {
+        return None;
+    }
+    let image = Served::of(deployment).pod_image?;
+    let selector = selector_labels(name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    // NB: from the apiserver's watch cache (resourceVersion=0): a second-old view is enough.
+    match pods
+        .list(&ListParams::default().labels(&selector).match_any())
+        .await
+    {
+        Ok(list) => status::pull_failure(&list.items, &image),
+        Err(e) => {
+            tracing::warn!(pod_selector = %selector, error = %e, "cannot list pods");
+            None
+        }
+    }
 }
 
 /// A child from the operator's cache; if it is not there (not created yet, or its watch event not
@@ -728,6 +783,68 @@ mod reconcile_tests {
         server.expect_no_more().await;
     }
 
+    /// A rollout whose new pod cannot pull its image: the pods are listed (selector, watch
+    /// cache), and the status says so long before the progress deadline.
+    #[tokio::test]
+    async fn a_rollout_stuck_pulling_is_degraded_early() {
+        let p = predictor("american", "team-a");
+        let deployment = deployment_of(&p).rolling(2, 1);
+        let service = build_service(&p).unwrap();
+        let image = Served::of(&deployment).pod_image.unwrap();
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), "GET /api/v1/namespaces/team-a/pods");
+        assert!(
+            call.query
+                .contains("labelSelector=app.kubernetes.io%2Finstance%3Damerican")
+                && call.query.contains("resourceVersion=0"),
+            "{}",
+            call.query
+        );
+        call.reply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "PodList", "metadata": {},
+            "items": [{
+                "metadata": {"name": "american-new", "namespace": "team-a"},
+                "spec": {"containers": [{"name": "predictor", "image": image}]},
+                "status": {"containerStatuses": [{
+                    "name": "predictor", "image": image, "imageID": "", "ready": false,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+                }]}
+            }]
+        }));
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let degraded = find_condition(&status, DEGRADED).unwrap();
+        assert_eq!(degraded.reason, reason::IMAGE_PULL_BACK_OFF);
+        assert!(
+            degraded.message.contains("american-new") && degraded.message.contains("Back-off"),
+            "{}",
+            degraded.message
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::IMAGE_PULL_BACK_OFF);
+        call.echo();
+
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(
+            action,
+            Action::requeue(ROLLOUT_POLL),
+            "looked at again soon"
+        );
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
     #[tokio::test]
     async fn children_are_applied_before_the_status() {
         let p = pinned_by_spec(predictor("american", "team-a"));
@@ -779,6 +896,7 @@ mod reconcile_tests {
             deployment: Some(&deployment),
             model: ModelCheck::Verified,
             image: resolved(&p),
+            pull_failure: None,
             invalid: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));

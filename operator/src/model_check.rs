@@ -315,6 +315,7 @@ mod redaction_tests {
                 deployment: Some(&d),
                 model: ModelCheck::Verified,
                 image: crate::fixtures::resolved(&p),
+                pull_failure: None,
                 invalid: None,
             },
             &time(0),
@@ -324,6 +325,7 @@ mod redaction_tests {
             deployment: Some(&d),
             model: rejection(&err),
             image: crate::fixtures::resolved(&p),
+            pull_failure: None,
             invalid: None,
         };
         let status = compute_status(&p, &rejected, &time(5));
@@ -339,6 +341,7 @@ mod redaction_tests {
             deployment: Some(&d),
             model: ModelCheck::Verified,
             image: crate::fixtures::resolved(&p),
+            pull_failure: None,
             invalid: None,
         };
         let status = compute_status(&p, &verified, &time(5));

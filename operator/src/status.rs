@@ -9,13 +9,14 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use predictor::source::redact;
 
 use crate::crd::{Predictor, PredictorStatus};
-use crate::resources::{Served, service_url};
+use crate::resources::{CONTAINER, Served, service_url};
 
 /// Condition types, in the order they appear in the status.
 pub const READY: &str = "Ready";
@@ -67,6 +68,8 @@ pub mod reason {
     pub const REGISTRY_UNAUTHORIZED: &str = "RegistryUnauthorized";
     /// The registry could not be reached or failed (image pre-flight).
     pub const REGISTRY_UNREACHABLE: &str = "RegistryUnreachable";
+    /// The kubelet cannot pull the image of the rollout's new pods (Degraded).
+    pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
     // Events only.
     /// The Deployment and Service were created.
     pub const CREATED: &str = "Created";
@@ -150,6 +153,9 @@ pub struct Observed<'a> {
     pub deployment: Option<&'a Deployment>,
     pub model: ModelCheck,
     pub image: ImageCheck,
+    /// Why the rollout's new pods cannot start, when the kubelet cannot pull their image
+    /// ([`pull_failure`]).
+    pub pull_failure: Option<String>,
     /// Why the spec cannot be run, when the validate step refused it.
     pub invalid: Option<String>,
 }
@@ -163,6 +169,49 @@ impl Observed<'_> {
             _ => None,
         }
     }
+}
+
+/// Container waiting reasons of a kubelet that cannot get the image.
+const PULL_FAILURES: [&str; 4] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "RegistryUnavailable",
+];
+
+/// Why pods running `image` (the rollout's new pods) cannot start because the kubelet cannot
+/// pull their image, from the pods' container states; `None` when none is stuck so. Read during a
+/// rollout, this says why it stalls long before the progress deadline does.
+pub fn pull_failure(pods: &[Pod], image: &str) -> Option<String> {
+    pods.iter().find_map(|pod| {
+        let spec = pod.spec.as_ref()?;
+        let container = spec.containers.iter().find(|c| c.name == CONTAINER)?;
+        if container.image.as_deref() != Some(image) {
+            return None;
+        }
+        let waiting = pod
+            .status
+            .as_ref()?
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == CONTAINER)?
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?;
+        let reason = waiting.reason.as_deref()?;
+        PULL_FAILURES.contains(&reason).then(|| {
+            format!(
+                "pod {} cannot pull image {image}: {reason}: {}; the old pods keep serving",
+                pod.name_any(),
+                waiting
+                    .message
+                    .as_deref()
+                    .unwrap_or("no message from the kubelet")
+            )
+        })
+    })
 }
 
 /// Where the Deployment's rollout stands.
@@ -351,12 +400,19 @@ pub fn progressing_condition(rollout: &Rollout, observed: &Observed) -> Verdict 
     }
 }
 
-/// Degraded: something needs the user (invalid spec, refused model or image, stuck rollout),
-/// most actionable first.
+/// Degraded: something needs the user (invalid spec, refused model or image, an image the
+/// kubelet cannot pull, stuck rollout), most actionable first.
 pub fn degraded_condition(rollout: &Rollout, observed: &Observed) -> Verdict {
     match (&observed.invalid, observed.refusal(), rollout) {
         (Some(why), _, _) => verdict(TRUE, reason::INVALID_SPEC, why.clone()),
         (_, Some((reason, message, _)), _) => verdict(TRUE, reason, message),
+        (_, _, Rollout::InProgress(_) | Rollout::Failed(_)) if observed.pull_failure.is_some() => {
+            verdict(
+                TRUE,
+                reason::IMAGE_PULL_BACK_OFF,
+                observed.pull_failure.clone().unwrap_or_default(),
+            )
+        }
         (_, _, Rollout::Failed(msg)) => {
             verdict(TRUE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone())
         }
@@ -609,6 +665,7 @@ mod tests {
             deployment: d,
             model: ModelCheck::Verified,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
+            pull_failure: None,
             invalid: None,
         }
     }
@@ -726,6 +783,7 @@ mod tests {
                 message: format!("expected {SHA_B}, got {SHA_A}"),
             },
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
+            pull_failure: None,
             invalid: None,
         };
         let s = compute_status(&p, &rejected, &time(5));
@@ -751,6 +809,7 @@ mod tests {
                 message: "connection refused".into(),
             },
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
+            pull_failure: None,
             invalid: None,
         };
         let s = compute_status(&p, &rejected, &time(0));
@@ -769,6 +828,7 @@ mod tests {
                 message: "--skip-model-check".into(),
             },
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
+            pull_failure: None,
             invalid: None,
         };
         let s = compute_status(&p, &o, &time(0));
@@ -840,6 +900,7 @@ mod tests {
             deployment: None,
             model,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
+            pull_failure: None,
             invalid: invalid.map(Into::into),
         };
         let d = degraded_condition(&failed, &observed(rejected.clone(), Some("bad port")));
@@ -872,6 +933,7 @@ mod tests {
                 reason: reason::IMAGE_NOT_FOUND.into(),
                 message: "image r/a:9 was not found in its registry".into(),
             },
+            pull_failure: None,
             invalid: None,
         };
         // No Deployment yet: nothing is created, and every condition says why.
@@ -899,6 +961,67 @@ mod tests {
         assert_eq!(s.image_digest.as_deref(), Some(IMAGE_DIGEST));
     }
 
+    /// A pod of `p`'s Deployment running `image`, its container waiting for `reason`.
+    fn waiting_pod(name: &str, image: &str, reason: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "team-a"},
+            "spec": {"containers": [{"name": "predictor", "image": image}]},
+            "status": {"containerStatuses": [{
+                "name": "predictor", "image": image, "imageID": "", "ready": false,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": reason, "message": "failed to pull: connection refused"}}
+            }]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn new_pods_that_cannot_pull_degrade_the_rollout_before_its_deadline() {
+        let new = "r:5000/a@sha256:2";
+        let pods = [
+            // An old pod in trouble is not the rollout's: ignored.
+            waiting_pod("old", "r:5000/a@sha256:1", "ImagePullBackOff"),
+            waiting_pod("new-1", new, "ContainerCreating"),
+        ];
+        assert_eq!(pull_failure(&pods, new), None);
+        let pods = [
+            waiting_pod("new-1", new, "ContainerCreating"),
+            waiting_pod("new-2", new, "ErrImagePull"),
+        ];
+        let failure = pull_failure(&pods, new).expect("a pull failure");
+        assert_eq!(
+            failure,
+            "pod new-2 cannot pull image r:5000/a@sha256:2: ErrImagePull: failed to pull: \
+             connection refused; the old pods keep serving"
+        );
+
+        let p = predictor("american", "team-a");
+        let d = deployment_of(&p).rolling(2, 1);
+        let stalled = Observed {
+            pull_failure: Some(failure.clone()),
+            ..observed(Some(&d))
+        };
+        let s = compute_status(&p, &stalled, &time(0));
+        assert_eq!(cond(&s, DEGRADED), ("True", reason::IMAGE_PULL_BACK_OFF));
+        assert_eq!(find_condition(&s, DEGRADED).unwrap().message, failure);
+        assert_eq!(cond(&s, PROGRESSING), ("True", reason::ROLLING_OUT));
+        let events = status_events(&PredictorStatus::default(), &s);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.warning && e.reason == reason::IMAGE_PULL_BACK_OFF),
+            "{events:?}"
+        );
+        // Once the rollout completed, stale pod states mean nothing.
+        let done = deployment_of(&p).rolled_out(2);
+        let stale = Observed {
+            pull_failure: Some(failure),
+            ..observed(Some(&done))
+        };
+        let s = compute_status(&p, &stale, &time(0));
+        assert_eq!(cond(&s, DEGRADED), ("False", reason::AS_EXPECTED));
+    }
+
     #[test]
     fn an_unresolved_image_is_unknown_and_has_no_digest() {
         let p = predictor("american", "team-a");
@@ -911,6 +1034,7 @@ mod tests {
                 reason: reason::CHECK_DISABLED.into(),
                 message: "off".into(),
             },
+            pull_failure: None,
             invalid: None,
         };
         let s = compute_status(&p, &unchecked, &time(0));

@@ -327,6 +327,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
         deployment: Some(d),
         model,
         image: resolved(&p),
+        pull_failure: None,
         invalid: None,
     };
     p.status = Some(compute_status(&p, &observed, &time(0)));

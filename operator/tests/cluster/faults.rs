@@ -654,6 +654,7 @@ async fn operator_rbac_is_exactly_what_it_uses() {
         ("", "services", "patch"),
         ("events.k8s.io", "events", "create"),
         ("", "secrets", "get"),
+        ("", "pods", "list"),
     ];
     let leader_election = [
         ("coordination.k8s.io", "leases", "get"),

@@ -575,6 +575,8 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
         ("create", "deployments.apps"),
         ("list", "services"),
         ("create", "events.events.k8s.io"),
+        ("get", "secrets"),
+        ("list", "pods"),
     ] {
         assert!(
             can(verb, resource, Some("default")),
@@ -590,7 +592,10 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
         ("delete", "deployments.apps", Some("default")),
         ("delete", "services", Some("default")),
         ("list", "secrets", Some("default")),
+        ("watch", "secrets", Some("default")),
         ("create", "pods", Some("default")),
+        ("get", "pods", Some("default")),
+        ("watch", "pods", Some("default")),
         ("update", "predictors.mlops.dev", Some("default")),
         ("delete", "predictors.mlops.dev", Some("default")),
         ("update", "leases.coordination.k8s.io", Some("default")),
