@@ -4,6 +4,8 @@
 //! rules), so invalid objects are refused at `kubectl apply` time instead of failing later in the
 //! operator. `crdgen` turns these types into `crds/predictor.yaml`.
 
+use crate::image::ImageReference;
+use crate::image::reference::DEFAULT_TAG;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
@@ -201,23 +203,17 @@ fn default_replicas() -> i32 {
 }
 
 impl PredictorSpec {
-    /// The version the pods report: `spec.version`, else the image tag, else `latest`.
+    /// The version the pods report: `spec.version`, else the image tag (`latest` when the image
+    /// names none, as the runtime reads it; a reference pinned by digest alone has no version).
     pub fn effective_version(&self) -> String {
         match &self.version {
             Some(v) if !v.is_empty() => v.clone(),
-            _ => image_tag(&self.image).unwrap_or("latest").to_string(),
+            _ => ImageReference::parse(&self.image)
+                .ok()
+                .and_then(|image| image.tag)
+                .unwrap_or_else(|| DEFAULT_TAG.to_string()),
         }
     }
-}
-
-/// The tag of an image reference (`repo/name:tag[@digest]`), if it has one.
-pub fn image_tag(image: &str) -> Option<&str> {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let last_segment = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    last_segment
-        .split_once(':')
-        .map(|(_, tag)| tag)
-        .filter(|t| !t.is_empty())
 }
 
 /// The CRD as YAML, exactly as `crdgen` writes it to `crds/predictor.yaml`: descriptions unwrapped
@@ -294,7 +290,11 @@ mod tests {
             "0.2"
         );
         assert_eq!(
-            spec("localhost:5000/p:1.0@sha256:ab", None).effective_version(),
+            spec(
+                &format!("localhost:5000/p:1.0@sha256:{}", "ab".repeat(32)),
+                None
+            )
+            .effective_version(),
             "1.0"
         );
         assert_eq!(spec("localhost:5000/p", None).effective_version(), "latest");
