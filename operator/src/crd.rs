@@ -4,12 +4,13 @@
 //! rules), so invalid objects are refused at `kubectl apply` time instead of failing later in the
 //! operator. `crdgen` turns these types into `crds/predictor.yaml`.
 
-use crate::image::ImageReference;
-use crate::image::reference::DEFAULT_TAG;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
+
+use crate::image::ImageReference;
+use crate::image::reference::DEFAULT_TAG;
 
 /// API group of the Predictor resource.
 pub const GROUP: &str = "mlops.dev";
