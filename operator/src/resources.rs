@@ -10,10 +10,10 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Lifecycle,
-    LifecycleHandler, LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
-    SleepAction, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
+    HTTPGetAction, Lifecycle, LifecycleHandler, LocalObjectReference, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -39,8 +39,8 @@ pub const ENV_SHUTDOWN_DELAY_MS: &str = "SHUTDOWN_DELAY_MS";
 /// instead of racing the server's close of an idle connection (1 failed request of 1,248 was seen in
 /// a node-tier rollout with no delay).
 pub const SHUTDOWN_DELAY_MS: u64 = 2000;
-/// Seconds a terminating pod keeps serving after it was taken out of the endpoints: enough for
-/// kube-proxies and clients to stop sending new requests to it.
+/// Seconds a terminating pod keeps serving (draining: every answer closes its connection) after it
+/// was taken out of the endpoints: enough for kube-proxies to stop sending new connections to it.
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 /// Upper bound for pre-stop + shutdown delay + draining in-flight requests after SIGTERM.
 pub const TERMINATION_GRACE_SECONDS: i64 = 30;
@@ -139,6 +139,15 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// `predictor drain --wait <PRE_STOP_SLEEP_SECONDS>s` (the port comes from the container's `PORT`).
+fn pre_stop_command() -> Vec<String> {
+    ["/predictor", "drain", "--wait"]
+        .map(String::from)
+        .into_iter()
+        .chain([format!("{PRE_STOP_SLEEP_SECONDS}s")])
+        .collect()
+}
+
 /// The predictor container: `predictor serve`, configured through env, probed over HTTP, locked down.
 fn build_container(predictor: &Predictor, image: &str) -> Container {
     let spec = &predictor.spec;
@@ -169,10 +178,12 @@ fn build_container(predictor: &Predictor, image: &str) -> Container {
             ..http_probe("/healthz", 10, 3)
         }),
         lifecycle: Some(Lifecycle {
-            // NB: the image has no shell, so the pause is the kubelet's own sleep action, not `exec sleep`.
+            // The predictor itself (the image has no shell): it tells the server to drain at once,
+            // so clients on kept-alive connections are told to reconnect (to a pod that stays) with
+            // their next answer, then it waits while endpoints and kube-proxy catch up.
             pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: PRE_STOP_SLEEP_SECONDS,
+                exec: Some(ExecAction {
+                    command: Some(pre_stop_command()),
                 }),
                 ..LifecycleHandler::default()
             }),
@@ -512,7 +523,9 @@ mod tests {
                                 "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3,
                                 "timeoutSeconds": 2
                             },
-                            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                            "lifecycle": {"preStop": {"exec": {
+                                "command": ["/predictor", "drain", "--wait", "5s"]
+                            }}},
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
                                 "limits": {"memory": "512Mi"}

@@ -3,16 +3,18 @@
 //!
 //! Routes: `POST /api/american` (the contract in DESIGN.md, plus `probability`, plus `{"texts": [...]}`
 //! batches), `/healthz` (alive), `/readyz` (verified model loaded and not draining), `/metrics`
-//! (Prometheus), `/` (a page to try it). Client mistakes get 4xx with `{"error": "…"}`, never a 500.
+//! (Prometheus), `/` (a page to try it), and `POST /drain` from loopback only (`predictor drain`, a
+//! pod's preStop hook: start draining now). Client mistakes get 4xx with `{"error": "…"}`, never a 500.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -228,14 +230,9 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/drain", post(drain))
         .route("/", get(|| async { Html(PAGE) }))
-        .fallback(|body: Body| {
-            ApiError::unrouted(
-                StatusCode::NOT_FOUND,
-                "no such route; try POST /api/american",
-                body,
-            )
-        })
+        .fallback(|body: Body| not_found(body))
         .method_not_allowed_fallback(|body: Body| {
             ApiError::unrouted(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -257,6 +254,39 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> Router {
 
 const PAGE: &str = include_str!("page.html");
 
+/// The answer to an unknown route (and to `/drain` from anywhere but loopback).
+async fn not_found(body: Body) -> ApiError {
+    ApiError::unrouted(
+        StatusCode::NOT_FOUND,
+        "no such route; try POST /api/american",
+        body,
+    )
+    .await
+}
+
+/// `POST /drain`: start draining now (readiness false, every answer `Connection: close`) while
+/// still answering. A pod's preStop hook calls it (`predictor drain`) as soon as the pod is being
+/// removed, so clients on kept-alive connections move to a pod that stays at once instead of after
+/// the pre-stop pause. Only from loopback, which in Kubernetes is the pod itself: to anyone else
+/// the route does not exist.
+async fn drain(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let from_loopback = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+    if !from_loopback {
+        return not_found(request.into_body()).await.into_response();
+    }
+    if !state.draining.swap(true, Ordering::SeqCst) {
+        tracing::info!("drain requested: readiness is now false, answers close their connections");
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "draining"})),
+    )
+        .into_response()
+}
+
 /// Counts every request by route and status, with its latency.
 async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = match request
@@ -268,6 +298,7 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
+        Some("/drain") => "/drain",
         Some("/") => "/",
         _ => "other",
     };
@@ -516,15 +547,14 @@ async fn serve_http(
     limits: Limits,
     close_listener: CancellationToken,
 ) {
-    let service = TowerToHyperService::new(router);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: pause instead of spinning.
                     tracing::warn!(%error, "cannot accept a connection");
@@ -534,8 +564,15 @@ async fn serve_http(
             },
             () = close_listener.cancelled() => break,
         };
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // Handlers may ask who is calling (`/drain` answers loopback only).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
@@ -796,6 +833,38 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(json["reason"], "shutting down");
         assert_eq!(connection.as_deref(), Some("close"));
+    }
+
+    #[tokio::test]
+    async fn drain_is_only_for_the_pod_itself() {
+        let post_drain = |peer: Option<&str>| {
+            let mut request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/drain")
+                .body(Body::empty())
+                .unwrap();
+            if let Some(peer) = peer {
+                let peer: SocketAddr = peer.parse().unwrap();
+                request.extensions_mut().insert(ConnectInfo(peer));
+            }
+            request
+        };
+        let state = ready_state();
+        let router = app(state.clone(), &config());
+        for peer in [None, Some("10.88.0.7:40000"), Some("[2001:db8::1]:40000")] {
+            let response = router.clone().oneshot(post_drain(peer)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{peer:?}");
+            assert!(state.readiness().is_ok(), "{peer:?} started a drain");
+        }
+        for peer in ["127.0.0.1:40000", "[::1]:40000"] {
+            let response = router
+                .clone()
+                .oneshot(post_drain(Some(peer)))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "{peer}");
+            assert_eq!(state.readiness().unwrap_err(), "shutting down");
+        }
     }
 
     /// Serves `config` on a loopback port; the sender stops it (after the delay it sends).

@@ -429,6 +429,83 @@ fn shutdown_turns_readiness_false_first_and_finishes_in_flight_requests() {
     server.stop().unwrap();
 }
 
+/// One request on `stream` (kept alive): the response head and body as text.
+fn keep_alive_request(stream: &mut TcpStream) -> String {
+    let body = br#"{"text": "on a kept-alive connection in Texas"}"#;
+    write!(
+        stream,
+        "POST /api/american HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The answer is small: read until the JSON body is complete.
+    while !response.ends_with(b"}") {
+        let n = stream.read(&mut buf).expect("read the answer");
+        assert!(
+            n > 0,
+            "connection closed early: {:?}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(response).unwrap().to_ascii_lowercase()
+}
+
+#[test]
+fn drain_from_the_pod_itself_moves_kept_alive_clients_on_while_still_answering() {
+    let (_store, server) = serving_model();
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let before = keep_alive_request(&mut stream);
+    assert!(before.starts_with("http/1.1 200"), "{before}");
+    assert!(!before.contains("connection: close"), "{before}");
+
+    // What the pod's preStop hook runs.
+    let started = Instant::now();
+    let out = common::predictor(&[
+        "drain",
+        "--port",
+        &server.port.to_string(),
+        "--wait",
+        "300ms",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waits");
+
+    // The kept-alive client gets its answer, told to reconnect; new clients are still answered.
+    let after = keep_alive_request(&mut stream);
+    assert!(after.starts_with("http/1.1 200"), "{after}");
+    assert!(after.contains("connection: close"), "{after}");
+    let (status, json) = post(&server, "application/json", r#"{"text": "new client"}"#);
+    assert_eq!(status, 200, "{json}");
+    let (status, ready) = server.readyz();
+    assert_eq!(
+        (status, ready["reason"].as_str()),
+        (503, Some("shutting down"))
+    );
+
+    // No server there: it still waits, then says so.
+    let out = common::predictor(&[
+        "drain",
+        "--port",
+        &closed_port().to_string(),
+        "--wait",
+        "0s",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("127.0.0.1"),
+        "{}",
+        common::stderr(&out)
+    );
+    server.stop().unwrap();
+}
+
 #[test]
 fn eval_url_reproduces_eval_model_accuracy() {
     let (store, server) = serving_model();

@@ -37,8 +37,22 @@ enum Command {
     /// Send steady requests to a server during a rollout and report versions seen, switch-over and failures.
     /// Exits non-zero if a request failed or --until-version was not reached.
     Probe(ProbeArgs),
+    /// Tell the server on this machine's loopback to drain now (readiness false, every answer closes its
+    /// connection, still answering), then wait: a pod's preStop hook, so kept-alive clients move on at once.
+    Drain(DrainArgs),
     /// Train on the built-in sample, evaluate it and show a prediction (no data or network needed).
     Demo,
+}
+
+#[derive(Args)]
+struct DrainArgs {
+    /// The server's port on 127.0.0.1.
+    #[arg(long, env = "PORT", default_value_t = 5008)]
+    port: u16,
+    /// How long to keep answering afterwards before returning (what the preStop pause was): endpoints
+    /// and kube-proxy rules catch up meanwhile.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    wait: Duration,
 }
 
 #[derive(Args)]
@@ -249,6 +263,7 @@ fn run(cli: Cli) -> predictor::Result<()> {
         }),
         Command::Predict(args) => commands::predict(&args.target.target(), args.texts),
         Command::Demo => commands::demo(),
+        Command::Drain(args) => commands::drain(args.port, args.wait),
         Command::Serve(args) => commands::serve(args.options()),
         Command::Probe(args) => commands::probe(args.options()),
     }

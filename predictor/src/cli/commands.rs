@@ -246,6 +246,34 @@ pub fn serve(options: ServeOptions) -> Result<()> {
     })
 }
 
+/// Asks the server on `127.0.0.1:port` to drain (`POST /drain`), then waits `wait` while it keeps
+/// answering; fails (after the wait, so the pod's pause is kept) when the server did not accept.
+pub fn drain(port: u16, wait: Duration) -> Result<()> {
+    let url = format!("http://127.0.0.1:{port}/drain");
+    let asked = runtime()?.block_on(async {
+        let client = crate::client::http_client(Duration::from_secs(2))?;
+        let fail = |reason: String| Error::Source {
+            location: url.clone(),
+            reason,
+        };
+        let response = client
+            .post(&url)
+            .send()
+            .await
+            .map_err(|e| fail(crate::source::describe_reqwest(&e)))?;
+        match response.status().as_u16() {
+            202 => Ok(()),
+            status => Err(fail(format!("HTTP {status}"))),
+        }
+    });
+    match &asked {
+        Ok(()) => eprintln!("draining; waiting {} ms", wait.as_millis()),
+        Err(error) => eprintln!("error: {error}; waiting {} ms anyway", wait.as_millis()),
+    }
+    std::thread::sleep(wait);
+    asked
+}
+
 /// Probes a rollout: prints the report, writes the files asked for, and fails when a request failed or
 /// the wanted release never answered.
 pub fn probe(options: ProbeOptions) -> Result<()> {
