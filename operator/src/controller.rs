@@ -642,6 +642,16 @@ mod reconcile_tests {
         tokio::spawn(reconcile(Arc::new(p.clone()), ctx.clone()))
     }
 
+    /// A reconcile of `p` whose model was verified earlier (no download in the test).
+    fn start_verified(p: &Predictor) -> (Arc<Context>, ApiServer, JoinHandle<Result<Action>>) {
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, server) = apiserver::client();
+        let ctx = context(client, checker);
+        let reconcile = start(p, &ctx);
+        (ctx, server, reconcile)
+    }
+
     /// The reconcile's result; fails on any request made instead of finishing.
     async fn finished(reconcile: JoinHandle<Result<Action>>, server: &mut ApiServer) -> Action {
         tokio::select! {
@@ -739,11 +749,7 @@ mod reconcile_tests {
         // A loopback port nothing listens on: the registry is never reached anyway.
         p.spec.image = "127.0.0.1:9/american-predictor:0.3".into();
         p.spec.image_pull_secrets = vec!["pull-team-a".into()];
-        let checker = checker();
-        checker.remember(&p.spec.model);
-        let (client, mut server) = apiserver::client();
-        let ctx = context(client, checker);
-        let reconcile = start(&p, &ctx);
+        let (ctx, mut server, reconcile) = start_verified(&p);
 
         answer_child_reads(&mut server, None, None).await;
         let call = server.next().await;
@@ -791,11 +797,7 @@ mod reconcile_tests {
         let deployment = deployment_of(&p).rolling(2, 1);
         let service = build_service(&p).unwrap();
         let image = Served::of(&deployment).pod_image.unwrap();
-        let checker = checker();
-        checker.remember(&p.spec.model);
-        let (client, mut server) = apiserver::client();
-        let ctx = context(client, checker);
-        let reconcile = start(&p, &ctx);
+        let (ctx, mut server, reconcile) = start_verified(&p);
 
         answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
         let call = server.next().await;
@@ -848,12 +850,7 @@ mod reconcile_tests {
     #[tokio::test]
     async fn children_are_applied_before_the_status() {
         let p = pinned_by_spec(predictor("american", "team-a"));
-        let checker = checker();
-        // Verified earlier: no download in this test.
-        checker.remember(&p.spec.model);
-        let (client, mut server) = apiserver::client();
-        let ctx = context(client, checker);
-        let reconcile = start(&p, &ctx);
+        let (ctx, mut server, reconcile) = start_verified(&p);
 
         answer_child_reads(&mut server, None, None).await;
         let mut applied = Vec::new();
