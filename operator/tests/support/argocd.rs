@@ -22,8 +22,9 @@ use super::wait::poll;
 pub const ARGOCD_NS: &str = "argocd";
 
 /// The argocd binary directory, holding the multi-call binary, the `components` (its symlinks)
-/// and the CRDs; or a panic that says how to build them: a missing program fails the test, it
-/// never skips it. Looked up in `MLOPS_ARGOCD_BIN`, else `MLOPS_K8S_BIN`, else the cache.
+/// and the CRDs; or a panic that says how to build them (or how to install `redis-server` and
+/// `git`): a missing program fails the test, it never skips it. Looked up in `MLOPS_ARGOCD_BIN`,
+/// else `MLOPS_K8S_BIN`, else the cache.
 pub fn bin_dir(components: &[&str]) -> PathBuf {
     let dir = ["MLOPS_ARGOCD_BIN", "MLOPS_K8S_BIN"]
         .iter()
@@ -37,6 +38,16 @@ pub fn bin_dir(components: &[&str]) -> PathBuf {
         "ArgoCD files {missing:?} not found in {} (MLOPS_ARGOCD_BIN): build them with \
          `./dev/argocd/build.sh` and set MLOPS_ARGOCD_BIN to the directory it prints",
         dir.display()
+    );
+    // ArgoCD's cache and the Git client its repo server runs.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<_> = ["redis-server", "git"]
+        .into_iter()
+        .filter(|p| !std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not on PATH: apt-get install redis-server git (.ci/run does)"
     );
     dir
 }
