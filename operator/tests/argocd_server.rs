@@ -9,7 +9,9 @@
 //! sync`. Then team B proves the multi-tenancy of the committed `argocd/` files (AppProjects,
 //! `argocd-rbac-cm`, the accounts in `argocd-cm-patch.yaml`): it cannot create an app in team A's
 //! project, cannot aim its own project at team A's namespace, cannot see or sync team A's app, and
-//! can create an app of its own (so the refusals are RBAC and destinations, not a broken login).
+//! can create an app of its own (so the refusals are RBAC and destinations, not a broken login). An
+//! Application aimed at team A's namespace that bypasses argocd-server (kubectl) is never synced by
+//! the controller either.
 //!
 //! Only the Git URLs are swapped for repositories on local disk (a kustomize overlay). Every CLI run
 //! has its own `--config` and `HOME` under the test's dir and a bounded wait; argocd-server listens
@@ -424,6 +426,51 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
         )),
         "{refused}"
     );
+    // The controller holds the same line for an Application that never went through argocd-server
+    // (written with kubectl by someone who may write Applications): it never syncs it.
+    let sneaky = "british-into-team-a";
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": sneaky, "namespace": ARGOCD_NS},
+            "spec": {
+                "project": "team-b-project",
+                "source": {"repoURL": repo_b, "path": "gitops/team-b", "targetRevision": "main"},
+                "destination": {"server": IN_CLUSTER, "namespace": "team-a"},
+                "syncPolicy": {"automated": {}},
+            },
+        })
+        .to_string(),
+    );
+    let condition = poll(SYNC_TIMEOUT, "the controller's InvalidSpecError", || {
+        let app = application(&cluster, sneaky);
+        app["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "InvalidSpecError")
+            .cloned()
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:#}\n{}",
+            application(&cluster, sneaky),
+            argocd.logs()
+        )
+    });
+    assert!(
+        condition["message"].as_str().is_some_and(|m| m.contains(
+            "namespace 'team-a' do not match any of the allowed destinations in project 'team-b-project'"
+        )),
+        "{condition:#}"
+    );
+    let app = application(&cluster, sneaky);
+    assert!(app["status"]["operationState"].is_null(), "{app:#}");
+    let predictors = cluster.kubectl_ok(&["get", "predictors", "-n", "team-a", "-o", "name"]);
+    assert_eq!(predictors.trim(), "predictor.mlops.dev/american");
+    cluster.kubectl_ok(&["delete", "application", sneaky, "-n", ARGOCD_NS]);
+
     // The same app into team B's own namespace is created: the refusals above were the rules.
     let said = team_b.ok(&app_create(
         "british",
