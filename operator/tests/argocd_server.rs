@@ -44,19 +44,20 @@ struct Cli {
     binary: PathBuf,
     config: PathBuf,
     home: PathBuf,
-    kubeconfig: PathBuf,
+    /// Only the platform admin has one (for `argocd admin …`); the teams reach only argocd-server.
+    kubeconfig: Option<PathBuf>,
     user: String,
 }
 
 impl Cli {
-    fn new(bin: &Path, dir: &Path, user: &str, kubeconfig: &Path) -> Cli {
+    fn new(bin: &Path, dir: &Path, user: &str, kubeconfig: Option<&Path>) -> Cli {
         let home = dir.join("cli").join(user);
         std::fs::create_dir_all(&home).expect("create CLI home");
         Cli {
             binary: bin.join("argocd"),
             config: home.join("config"),
             home,
-            kubeconfig: kubeconfig.into(),
+            kubeconfig: kubeconfig.map(Path::to_path_buf),
             user: user.into(),
         }
     }
@@ -68,11 +69,13 @@ impl Cli {
             .arg("--config")
             .arg(&self.config)
             .env("HOME", &self.home)
-            // Only `argocd admin …` reads it; the CLI's other commands talk to argocd-server.
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(kubeconfig) = &self.kubeconfig {
+            cmd.env("KUBECONFIG", kubeconfig);
+        }
         without_proxy(&mut cmd);
         let child = cmd.spawn().expect("start the argocd CLI");
         wait_output(child, CLI_TIMEOUT, &format!("argocd {args:?}"))
@@ -260,8 +263,11 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
 
     let mut argocd = ArgoCd::start(&cluster, &bin, Components::WithServer);
     let server = argocd.server.clone().expect("argocd-server runs");
-    let cli = |user: &str| Cli::new(&bin, &cluster.dir, user, &cluster.kubeconfig);
-    let (admin, team_a, team_b) = (cli("admin"), cli("team-a"), cli("team-b"));
+    let admin = Cli::new(&bin, &cluster.dir, "admin", Some(&cluster.kubeconfig));
+    let (team_a, team_b) = (
+        Cli::new(&bin, &cluster.dir, "team-a", None),
+        Cli::new(&bin, &cluster.dir, "team-b", None),
+    );
 
     // The admin: first login with the generated password, then a password of their own.
     let initial = admin.ok(&["admin", "initial-password", "-n", ARGOCD_NS]);
