@@ -3,7 +3,8 @@
 #
 #   argocd   github.com/argoproj/argo-cd/v3/cmd  (dev/argocd/go/argocdbin)
 #            one multi-call binary; it picks its component from argv[0], so
-#            argocd-application-controller and argocd-repo-server are symlinks to it.
+#            argocd-application-controller, argocd-repo-server and argocd-server are
+#            symlinks to it (the same binary run as `argocd` is the CLI).
 #   argocd-crds.yaml   the Application/AppProject/ApplicationSet CRDs from the same
 #            module's manifests/crds (read from the module cache, never committed).
 #
@@ -20,7 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script="$here/$(basename "${BASH_SOURCE[0]}")"
 wrapper="$here/go/argocdbin"
-links=(argocd-application-controller argocd-repo-server)
+links=(argocd-application-controller argocd-repo-server argocd-server)
 log_tag=argocd-build
 # shellcheck source=dev/goenv.sh
 source "$here/../goenv.sh"

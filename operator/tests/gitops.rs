@@ -13,29 +13,30 @@
 //! annotation on the Application), and the controller's periodic resync is set to an hour, so a
 //! sync can only come from that trigger.
 //!
-//! The argocd files are looked up in `MLOPS_ARGOCD_BIN`, else `MLOPS_K8S_BIN`, else the cache's bin
+//! ArgoCD's startup is `support::argocd`'s (shared with the argocd-server tier, `argocd_server.rs`);
+//! the argocd files are looked up in `MLOPS_ARGOCD_BIN`, else `MLOPS_K8S_BIN`, else the cache's bin
 //! dir (`dev/argocd/build.sh` builds them). Needs `redis-server` and `git` on PATH. Ignored by a plain
 //! `cargo test`; `./dev/test` runs it, and when selected it fails at once if a program is missing.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use operator::crd::Predictor;
 use operator::resources::Served;
 use predictor::testing::FileServer;
 use serde_json::{Value, json};
+use support::argocd::{self, ArgoCd, Components, OverlayPatch, app_state, applications};
+use support::git::GitRepo;
 use support::manifests::{manifest, predictor};
-use support::wait::{gone, object, poll};
-use support::{Proc, ServedModel, TestCluster, client_for, free_port, run_ok};
+use support::wait::{gone, object};
+use support::{ServedModel, TestCluster, client_for};
 
-const ARGOCD_NS: &str = "argocd";
 /// The destination namespace of the committed Application.
 const TEAM_NS: &str = "team-a";
 const APP: &str = "team-a-predictors";
@@ -44,287 +45,28 @@ const GIT_PATH: &str = "gitops/team-a";
 const IMAGE: &str = "registry.local/american-predictor";
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The argocd binary directory, or a panic that says how to build it: a missing program fails the
-/// test, it never skips it.
-fn argocd_bin_dir() -> PathBuf {
-    let dir = ["MLOPS_ARGOCD_BIN", "MLOPS_K8S_BIN"]
-        .iter()
-        .find_map(std::env::var_os)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| support::DEFAULT_BIN_DIR.into());
-    let wanted = [
-        "argocd",
-        "argocd-application-controller",
-        "argocd-repo-server",
-        "argocd-crds.yaml",
-    ];
-    let missing: Vec<_> = wanted.iter().filter(|f| !dir.join(f).exists()).collect();
-    assert!(
-        missing.is_empty(),
-        "ArgoCD files {missing:?} not found in {} (MLOPS_ARGOCD_BIN): build them with \
-         `./dev/argocd/build.sh` and set MLOPS_ARGOCD_BIN to the directory it prints",
-        dir.display()
-    );
-    dir
-}
-
-// --- a Git repository on local disk ---------------------------------------------------
-
-/// A Git work tree on `main`, fetched by ArgoCD through `file://`.
-struct GitRepo {
-    dir: PathBuf,
-}
-
-impl GitRepo {
-    fn init(dir: &Path) -> GitRepo {
-        std::fs::create_dir_all(dir).expect("create git dir");
-        let repo = GitRepo { dir: dir.into() };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
-        repo
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.display())
-    }
-
-    /// Runs git in the repository, isolated from the machine's git configuration; returns stdout.
-    fn git(&self, args: &[&str]) -> String {
-        run_ok(
-            Command::new("git")
-                .arg("-C")
-                .arg(&self.dir)
-                .args([
-                    "-c",
-                    "user.name=gitops test",
-                    "-c",
-                    "user.email=gitops@test.invalid",
-                    "-c",
-                    "commit.gpgsign=false",
-                ])
-                .args(args)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null"),
-        )
-        .trim()
-        .to_string()
-    }
-
-    /// Writes (Some) or deletes (None) files, commits them all, returns the new commit's SHA.
-    fn commit(&self, message: &str, files: &[(&str, Option<&str>)]) -> String {
-        for (path, content) in files {
-            let full = self.dir.join(path);
-            match content {
-                Some(text) => {
-                    std::fs::create_dir_all(full.parent().expect("file in a dir")).unwrap();
-                    std::fs::write(&full, text).expect("write file");
-                }
-                None => std::fs::remove_file(&full).expect("remove file"),
-            }
-        }
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
-
-// --- ArgoCD ------------------------------------------------------------------------------
-
-/// redis-server, argocd-repo-server and argocd-application-controller, on loopback ports.
-struct ArgoCd {
-    procs: Vec<Proc>,
-}
-
-impl ArgoCd {
-    fn start(cluster: &TestCluster, bin: &Path) -> ArgoCd {
-        let dir = cluster.dir.join("argocd");
-        for sub in ["tmp", "home"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("create argocd dirs");
-        }
-        let (redis_port, repo_port) = (free_port(), free_port());
-        let redis_addr = format!("127.0.0.1:{redis_port}");
-        let mut redis = Command::new("redis-server");
-        redis.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &redis_port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ]);
-        redis.arg(&dir);
-        let redis = Proc::spawn("redis-server", redis, &dir.join("redis.log"));
-        wait_tcp(&redis_addr, &redis);
-
-        let mut repo_server = argocd_command(&bin.join("argocd-repo-server"), &dir);
-        repo_server.args([
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &repo_port.to_string(),
-            "--metrics-address",
-            "127.0.0.1",
-            "--metrics-port",
-            &free_port().to_string(),
-            "--redis",
-            &redis_addr,
-            "--disable-tls",
-        ]);
-        let repo_server = Proc::spawn("argocd-repo-server", repo_server, &dir.join("repo.log"));
-        wait_tcp(&format!("127.0.0.1:{repo_port}"), &repo_server);
-
-        let mut controller = argocd_command(&bin.join("argocd-application-controller"), &dir);
-        controller
-            .args([
-                "--namespace",
-                ARGOCD_NS,
-                "--repo-server",
-                &format!("127.0.0.1:{repo_port}"),
-                "--repo-server-plaintext",
-                "--redis",
-                &redis_addr,
-                "--metrics-port",
-                &free_port().to_string(),
-                // No periodic resync within a test: every sync must come from a refresh trigger.
-                "--app-resync",
-                "3600",
-                // Keep each resource's health in the Application's status (ArgoCD 3 keeps it only in
-                // redis by default), so the test can read what our health check said.
-                "--persist-resource-health",
-            ])
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            // https://kubernetes.default.svc = the cluster in KUBECONFIG (the test apiserver).
-            .env("ARGOCD_FAKE_IN_CLUSTER", "true");
-        let controller = Proc::spawn(
-            "argocd-application-controller",
-            controller,
-            &dir.join("controller.log"),
-        );
-        ArgoCd {
-            procs: vec![redis, repo_server, controller],
-        }
-    }
-
-    /// Panics with the logs if a component died.
-    fn check_running(&mut self) {
-        for p in &mut self.procs {
-            assert!(p.running(), "{} exited:\n{}", p.name, p.tail(40));
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.procs
-            .iter()
-            .map(|p| format!("--- {} ---\n{}", p.name, p.tail(25)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for ArgoCd {
-    fn drop(&mut self) {
-        // Controller first, redis last.
-        while let Some(p) = self.procs.pop() {
-            drop(p);
-        }
-    }
-}
-
-/// An argocd component with text logs and every path it writes under `dir`.
-fn argocd_command(binary: &Path, dir: &Path) -> Command {
-    let mut cmd = Command::new(binary);
-    cmd.args(["--loglevel", "info", "--logformat", "text"])
-        .env("HOME", dir.join("home"))
-        .env("TMPDIR", dir.join("tmp"))
-        .env("ARGOCD_ASK_PASS_SOCK", dir.join("askpass.sock"))
-        .env("ARGOCD_GPG_ENABLED", "false")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    cmd
-}
-
-fn wait_tcp(addr: &str, proc: &Proc) {
-    poll(
-        Duration::from_secs(30),
-        &format!("a listener on {addr}"),
-        || std::net::TcpStream::connect(addr).ok(),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}:\n{}", proc.name, proc.tail(30)));
-}
-
-/// ArgoCD's namespace, CRDs (from the argo-cd module), argocd-cm (our patch file, which is a
-/// whole ConfigMap) and argocd-secret.
-fn install_argocd_config(cluster: &TestCluster, bin: &Path) {
-    cluster.kubectl_ok(&["create", "namespace", ARGOCD_NS]);
-    // Server-side: the Application CRD is too big for the last-applied annotation.
-    cluster.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &bin.join("argocd-crds.yaml").display().to_string(),
-    ]);
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/applications.argoproj.io",
-        "crd/appprojects.argoproj.io",
-    ]);
-    let cm = support::repo_root().join("argocd/argocd-cm-patch.yaml");
-    cluster.kubectl_ok(&["apply", "-f", &cm.display().to_string()]);
-    let key = predictor::model::sha256_hex(
-        format!("{:?}{}", Instant::now(), std::process::id()).as_bytes(),
-    );
-    cluster.kubectl_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-secret\n  namespace: {ARGOCD_NS}\n  \
-             labels:\n    app.kubernetes.io/name: argocd-secret\n    app.kubernetes.io/part-of: argocd\n\
-             stringData:\n  server.secretkey: {key}\n"
-        ),
-    );
-}
-
-/// A kustomize overlay of the committed `argocd/` that only swaps the Git URL.
+/// A kustomize overlay of the committed `argocd/` that only swaps team A's Git URL.
 fn overlay_with_repo(dir: &Path, repo_url: &str) -> PathBuf {
-    let overlay = dir.join("argocd-overlay");
-    std::fs::create_dir_all(&overlay).unwrap();
-    let base = support::repo_root().join("argocd");
-    std::fs::write(
-        overlay.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- {}\npatches:\n\
-             - target: {{kind: AppProject, name: team-a}}\n  patch: |-\n    \
-             - {{op: replace, path: /spec/sourceRepos/0, value: \"{repo_url}\"}}\n\
-             - target: {{kind: Application, name: {APP}}}\n  patch: |-\n    \
-             - {{op: replace, path: /spec/source/repoURL, value: \"{repo_url}\"}}\n",
-            support::relative_to(&overlay, &base).display()
-        ),
+    argocd::overlay(
+        dir,
+        &[
+            OverlayPatch {
+                kind: "AppProject",
+                name: "team-a-project",
+                patch: argocd::replace("/spec/sourceRepos/0", repo_url),
+            },
+            OverlayPatch {
+                kind: "Application",
+                name: APP,
+                patch: argocd::replace("/spec/source/repoURL", repo_url),
+            },
+        ],
     )
-    .unwrap();
-    overlay
 }
 
 /// Predictor `name` of the team's repository: image tag `tag`, 2 replicas.
 fn predictor_file(name: &str, tag: &str, model: &ServedModel) -> String {
     manifest(&[predictor(name, &format!("{IMAGE}:{tag}"), model, 2)])
-}
-
-fn applications(client: &Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
-    Api::namespaced_with(client.clone(), ARGOCD_NS, &ApiResource::from_gvk(&gvk))
-}
-
-/// What ArgoCD says about the Application: (sync status, revision, health status).
-fn app_state(app: &DynamicObject) -> (String, String, String) {
-    let s = &app.data["status"];
-    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-    (
-        text(&s["sync"]["status"]),
-        text(&s["sync"]["revision"]),
-        text(&s["health"]["status"]),
-    )
 }
 
 /// Waits until `done` holds for the object `name`; panics after `SYNC_TIMEOUT` with what was seen
@@ -395,10 +137,10 @@ fn has_argocd_tracking(meta: &kube::api::ObjectMeta) -> bool {
 #[tokio::test]
 #[ignore = "needs etcd, kube-*, kwok, kubectl, argocd, redis-server, git: ./dev/test runs it"]
 async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() {
-    let bin = argocd_bin_dir();
+    let bin = argocd::bin_dir(&["argocd-application-controller", "argocd-repo-server"]);
     let cluster = TestCluster::start(2);
     let operator_kubeconfig = cluster.install_operator_prerequisites();
-    install_argocd_config(&cluster, &bin);
+    argocd::install_config(&cluster, &bin);
 
     // Acceptance 2: the committed manifests, as they are, against the real CRDs.
     let dry_run = cluster.kubectl_ok(&[
@@ -408,7 +150,7 @@ async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() 
         &support::repo_root().join("argocd").display().to_string(),
     ]);
     assert!(
-        dry_run.contains("appproject.argoproj.io/team-a created (server dry run)")
+        dry_run.contains("appproject.argoproj.io/team-a-project created (server dry run)")
             && dry_run.contains(&format!(
                 "application.argoproj.io/{APP} created (server dry run)"
             )),
@@ -438,7 +180,7 @@ async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() 
         ],
     );
 
-    let mut argocd = ArgoCd::start(&cluster, &bin);
+    let mut argocd = ArgoCd::start(&cluster, &bin, Components::Sync);
     let overlay = overlay_with_repo(&cluster.dir, &repo.url());
     cluster.kubectl_ok(&["apply", "-k", &overlay.display().to_string()]);
 

@@ -5,8 +5,10 @@
 // Each test binary (and the bench) uses a different part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod argocd;
 pub mod control_plane;
 pub mod files;
+pub mod git;
 pub mod manifests;
 pub mod pki;
 pub mod process;

@@ -1,0 +1,338 @@
+//! Real ArgoCD next to a [`TestCluster`]: the binaries `dev/argocd/build.sh` builds, its CRDs and
+//! config installed from the committed `argocd/` files, and its processes (redis, repo server,
+//! application controller and, when asked, argocd-server) on loopback ports.
+//!
+//! The in-cluster destination `https://kubernetes.default.svc` reaches the test apiserver through
+//! ArgoCD's own `ARGOCD_FAKE_IN_CLUSTER` switch (the destination is taken from `KUBECONFIG`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use super::control_plane::{DEFAULT_BIN_DIR, TestCluster};
+use super::files::{free_port, relative_to, repo_root};
+use super::process::Proc;
+use super::wait::poll;
+
+/// ArgoCD's namespace, as in its own install manifests and our `argocd/` files.
+pub const ARGOCD_NS: &str = "argocd";
+
+/// The argocd binary directory, holding the multi-call binary, the `components` (its symlinks)
+/// and the CRDs; or a panic that says how to build them (or how to install `redis-server` and
+/// `git`): a missing program fails the test, it never skips it. Looked up in `MLOPS_ARGOCD_BIN`,
+/// else `MLOPS_K8S_BIN`, else the cache.
+pub fn bin_dir(components: &[&str]) -> PathBuf {
+    let dir = ["MLOPS_ARGOCD_BIN", "MLOPS_K8S_BIN"]
+        .iter()
+        .find_map(std::env::var_os)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_BIN_DIR.into());
+    let wanted = ["argocd", "argocd-crds.yaml"].iter().chain(components);
+    let missing: Vec<_> = wanted.filter(|f| !dir.join(f).exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "ArgoCD files {missing:?} not found in {} (MLOPS_ARGOCD_BIN): build them with \
+         `./dev/argocd/build.sh` and set MLOPS_ARGOCD_BIN to the directory it prints",
+        dir.display()
+    );
+    // ArgoCD's cache and the Git client its repo server runs.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<_> = ["redis-server", "git"]
+        .into_iter()
+        .filter(|p| !std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not on PATH: apt-get install redis-server git (.ci/run does)"
+    );
+    dir
+}
+
+/// Which ArgoCD processes to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Components {
+    /// redis, repo server and application controller: what syncs Git to the cluster.
+    Sync,
+    /// The same, plus argocd-server: the API the `argocd` CLI and the web UI talk to.
+    WithServer,
+}
+
+/// The running ArgoCD processes; dropping it stops them.
+pub struct ArgoCd {
+    procs: Vec<Proc>,
+    /// argocd-server's `127.0.0.1:<port>` (plain HTTP/gRPC), when it runs.
+    pub server: Option<String>,
+}
+
+impl ArgoCd {
+    /// Starts the `components` against `cluster` with the binaries in `bin`; panics with the logs
+    /// if one does not come up.
+    pub fn start(cluster: &TestCluster, bin: &Path, components: Components) -> ArgoCd {
+        let dir = cluster.dir.join("argocd");
+        for sub in ["tmp", "home", "static"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create argocd dirs");
+        }
+        let (redis_port, repo_port) = (free_port(), free_port());
+        let redis_addr = format!("127.0.0.1:{redis_port}");
+        let repo_addr = format!("127.0.0.1:{repo_port}");
+        let mut redis = Command::new("redis-server");
+        redis.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &redis_port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ]);
+        redis.arg(&dir);
+        let redis = Proc::spawn("redis-server", redis, &dir.join("redis.log"));
+        wait_tcp(&redis_addr, &redis);
+
+        let mut repo_server = argocd_command(&bin.join("argocd-repo-server"), &dir);
+        repo_server.args([
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &repo_port.to_string(),
+            "--metrics-address",
+            "127.0.0.1",
+            "--metrics-port",
+            &free_port().to_string(),
+            "--redis",
+            &redis_addr,
+            "--disable-tls",
+        ]);
+        let repo_server = Proc::spawn("argocd-repo-server", repo_server, &dir.join("repo.log"));
+        wait_tcp(&repo_addr, &repo_server);
+
+        let mut controller = argocd_command(&bin.join("argocd-application-controller"), &dir);
+        controller.args([
+            "--namespace",
+            ARGOCD_NS,
+            "--repo-server",
+            &repo_addr,
+            "--repo-server-plaintext",
+            "--redis",
+            &redis_addr,
+            "--metrics-port",
+            &free_port().to_string(),
+            // No periodic resync within a test: every sync must come from a refresh trigger.
+            "--app-resync",
+            "3600",
+            // Keep each resource's health in the Application's status (ArgoCD 3 keeps it only in
+            // redis by default), so the test can read what our health check said.
+            "--persist-resource-health",
+        ]);
+        in_cluster(&mut controller, cluster);
+        let controller = Proc::spawn(
+            "argocd-application-controller",
+            controller,
+            &dir.join("controller.log"),
+        );
+        let mut argocd = ArgoCd {
+            procs: vec![redis, repo_server, controller],
+            server: None,
+        };
+        if components == Components::WithServer {
+            argocd.start_server(cluster, bin, &dir, &redis_addr, &repo_addr);
+        }
+        argocd
+    }
+
+    /// argocd-server on loopback without TLS (`--insecure`: nothing but this machine reaches it).
+    /// No web UI is served (`--staticassets` is an empty directory): see dev/argocd/README.md.
+    fn start_server(
+        &mut self,
+        cluster: &TestCluster,
+        bin: &Path,
+        dir: &Path,
+        redis_addr: &str,
+        repo_addr: &str,
+    ) {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut server = argocd_command(&bin.join("argocd-server"), dir);
+        server.args([
+            "--namespace",
+            ARGOCD_NS,
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--metrics-address",
+            "127.0.0.1",
+            "--metrics-port",
+            &free_port().to_string(),
+            "--insecure",
+            "--repo-server",
+            repo_addr,
+            "--repo-server-plaintext",
+            "--redis",
+            redis_addr,
+            // No SSO is configured; a loopback address keeps it from ever resolving the default
+            // in-cluster name.
+            "--dex-server",
+            "127.0.0.1:1",
+            "--dex-server-plaintext",
+            "--staticassets",
+        ]);
+        server.arg(dir.join("static"));
+        in_cluster(&mut server, cluster);
+        let server = Proc::spawn("argocd-server", server, &dir.join("server.log"));
+        // /healthz answers once the server has initialised its settings (admin password included).
+        poll(
+            Duration::from_secs(60),
+            &format!("argocd-server /healthz on {addr}"),
+            || predictor::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200),
+        )
+        .unwrap_or_else(|e| panic!("{e}:\n{}", server.tail(40)));
+        self.procs.push(server);
+        self.server = Some(addr);
+    }
+
+    /// Panics with the logs if a component died.
+    pub fn check_running(&mut self) {
+        for p in &mut self.procs {
+            assert!(p.running(), "{} exited:\n{}", p.name, p.tail(40));
+        }
+    }
+
+    /// The last lines of every component's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, p.tail(25)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for ArgoCd {
+    fn drop(&mut self) {
+        // Server and controller first, redis last.
+        while let Some(p) = self.procs.pop() {
+            drop(p);
+        }
+    }
+}
+
+/// An argocd component with text logs and every path it writes under `dir`.
+fn argocd_command(binary: &Path, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(["--loglevel", "info", "--logformat", "text"])
+        .env("HOME", dir.join("home"))
+        .env("TMPDIR", dir.join("tmp"))
+        .env("ARGOCD_ASK_PASS_SOCK", dir.join("askpass.sock"))
+        .env("ARGOCD_GPG_ENABLED", "false")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    cmd
+}
+
+/// `https://kubernetes.default.svc` = the cluster in KUBECONFIG (the test apiserver).
+fn in_cluster(cmd: &mut Command, cluster: &TestCluster) {
+    cmd.env("KUBECONFIG", &cluster.kubeconfig)
+        .env("ARGOCD_FAKE_IN_CLUSTER", "true");
+}
+
+fn wait_tcp(addr: &str, proc: &Proc) {
+    poll(
+        Duration::from_secs(30),
+        &format!("a listener on {addr}"),
+        || std::net::TcpStream::connect(addr).ok(),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}:\n{}", proc.name, proc.tail(30)));
+}
+
+/// ArgoCD's namespace, CRDs (from the argo-cd module), argocd-cm (our patch file, which is a
+/// whole ConfigMap) and an argocd-secret with only the server key, as ArgoCD's install manifests
+/// leave it: argocd-server sets the admin password at its first start.
+pub fn install_config(cluster: &TestCluster, bin: &Path) {
+    cluster.kubectl_ok(&["create", "namespace", ARGOCD_NS]);
+    // Server-side: the Application CRD is too big for the last-applied annotation.
+    cluster.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &bin.join("argocd-crds.yaml").display().to_string(),
+    ]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/applications.argoproj.io",
+        "crd/appprojects.argoproj.io",
+    ]);
+    let cm = repo_root().join("argocd/argocd-cm-patch.yaml");
+    cluster.kubectl_ok(&["apply", "-f", &cm.display().to_string()]);
+    let key = predictor::model::sha256_hex(
+        format!("{:?}{}", Instant::now(), std::process::id()).as_bytes(),
+    );
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-secret\n  namespace: {ARGOCD_NS}\n  \
+             labels:\n    app.kubernetes.io/name: argocd-secret\n    app.kubernetes.io/part-of: argocd\n\
+             stringData:\n  server.secretkey: {key}\n"
+        ),
+    );
+}
+
+/// One patch of a kustomize overlay: the object (`kind`, `name`) and the patch text (a JSON patch
+/// or a strategic merge patch, as kustomize's `patches` take them).
+pub struct OverlayPatch<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub patch: String,
+}
+
+/// A kustomize overlay of the committed `argocd/` in `dir/argocd-overlay` with `patches` (the
+/// tests only swap Git URLs for local repositories, or leave an object out); returns its dir.
+pub fn overlay(dir: &Path, patches: &[OverlayPatch]) -> PathBuf {
+    let overlay = dir.join("argocd-overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    let base = repo_root().join("argocd");
+    let mut text = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- {}\npatches:\n",
+        relative_to(&overlay, &base).display()
+    );
+    for p in patches {
+        // The patch as a JSON string: valid YAML whatever it holds.
+        text += &format!(
+            "- target: {{kind: {}, name: {}}}\n  patch: {}\n",
+            p.kind,
+            p.name,
+            Value::from(p.patch.as_str())
+        );
+    }
+    std::fs::write(overlay.join("kustomization.yaml"), text).unwrap();
+    overlay
+}
+
+/// A JSON patch that replaces the value at `path` with `value`.
+pub fn replace(path: &str, value: &str) -> String {
+    serde_json::json!([{"op": "replace", "path": path, "value": value}]).to_string()
+}
+
+/// The Applications in ArgoCD's namespace.
+pub fn applications(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    Api::namespaced_with(client.clone(), ARGOCD_NS, &ApiResource::from_gvk(&gvk))
+}
+
+/// What ArgoCD says about an Application: (sync status, revision, health status).
+pub fn app_state(app: &DynamicObject) -> (String, String, String) {
+    let s = &app.data["status"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    (
+        text(&s["sync"]["status"]),
+        text(&s["sync"]["revision"]),
+        text(&s["health"]["status"]),
+    )
+}
