@@ -48,4 +48,4 @@ holder() { kc -n predictor-system get lease predictor-operator -o jsonpath='{.sp
 lease_held() { [[ -n $(holder) ]]; }
 wait_for 60 "a Lease holder" lease_held || false
 log "operator installed with kubectl apply -k in $((SECONDS - t0))s; leader $(holder)"
-holder
+holder && echo
