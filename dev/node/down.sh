@@ -19,8 +19,7 @@ B=${B:-/var/cache/mlops-predictor/bin}
 t0=$SECONDS
 
 # --- 1. workloads: let kubelet stop sandboxes normally (CNI DEL frees IPs and veths) ---------------------
-# The demo's operator first, so it does not recreate what is deleted next.
-stop_daemon operator
+# The operator's Deployment goes with the others (its pods stop reconciling as they are deleted).
 if daemon_alive kube-apiserver && daemon_alive kubelet && [[ -x $B/kubectl ]]; then
   log "deleting workloads"
   kc delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
