@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a node started by dev/node/up.sh: a namespace that enforces Pod Security "restricted", the registry's
 # pull Secret ($PULL_SECRET) in it, and the model store (a fileserver pod with the model files baked into
-# its image, pulled from the node's registry; Service model-store). Prints the store's
+# its image, pulled from the node's registry; Service model-store at a fixed ClusterIP, 10.97.0.50). Prints the store's
 # base URL by its cluster DNS name (http://model-store.<namespace>.svc:8080). Predictors are deployed by the operator from Predictor objects (the node
 # test, dev/demo, dev/delivery-report); this script writes no predictor Deployment of its own.
 #
@@ -14,6 +14,8 @@ need_root
 source "$N/env"
 B=$MLOPS_K8S_BIN  # kc (lib.sh) runs $B/kubectl
 NS=${1:-mlops-node-test}
+# Also a fixed ClusterIP, for clients outside the cluster DNS (dev/delivery-report's host operator).
+STORE_IP=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[50])" "$SVC_CIDR")
 
 # What Pod Security "restricted" asks for.
 pod_sc='securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}'
@@ -57,6 +59,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: model-store, namespace: $NS}
 spec:
+  clusterIP: $STORE_IP
   selector: {app: model-store}
   ports: [{port: 8080, targetPort: http, name: http}]
 EOF
