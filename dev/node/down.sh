@@ -19,9 +19,13 @@ B=${B:-/var/cache/mlops-predictor/bin}
 t0=$SECONDS
 
 # --- 1. workloads: let kubelet stop sandboxes normally (CNI DEL frees IPs and veths) ---------------------
-# The operator's Deployment goes with the others (its pods stop reconciling as they are deleted).
 if daemon_alive kube-apiserver && daemon_alive kubelet && [[ -x $B/kubectl ]]; then
   log "deleting workloads"
+  # The operator pods and the Predictors first: a running operator would re-create the Deployments
+  # deleted next (and their pods), keeping pods listed long after.
+  kc -n predictor-system delete deployments --all --wait=false >/dev/null 2>&1 || true
+  kc -n predictor-system delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
+  kc delete predictors.mlops.dev --all -A --wait=false >/dev/null 2>&1 || true
   kc delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
   kc delete pods --all -A --grace-period=2 --wait=false >/dev/null 2>&1 || true
   # shellcheck disable=SC2016  # expanded by the inner bash
