@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tear down what dev/node/up.sh started, and only that: workloads (so kubelet/CNI release pod networks),
-# kube-proxy (+ `kube-proxy --cleanup`), kubelet, control plane, containerd and its shims, leftover pod
-# processes (by our cgroup root only), mounts under $N, pod netns, the mlcni0 bridge, the mlnode0 veth and
+# kube-proxy (+ `kube-proxy --cleanup`), kubelet, control plane, the registry, containerd and its shims,
+# leftover pod processes (by our cgroup root only), mounts under $N, pod netns, the client netns
+# mlops-node-client (+ /etc/netns/mlops-node-client), the mlcni0 bridge, the mlnode0 veth and
 # the mlops-node-ext netns, KUBE-* iptables chains, cgroups under /mlops-node, and the sysctls kubelet/CNI
 # changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit code 1 if something
 # could not be removed (it says what).
@@ -18,10 +19,13 @@ B=${B:-/var/cache/mlops-predictor/bin}
 t0=$SECONDS
 
 # --- 1. workloads: let kubelet stop sandboxes normally (CNI DEL frees IPs and veths) ---------------------
-# The demo's operator first, so it does not recreate what is deleted next.
-stop_daemon operator
 if daemon_alive kube-apiserver && daemon_alive kubelet && [[ -x $B/kubectl ]]; then
   log "deleting workloads"
+  # The operator pods and the Predictors first: a running operator would re-create the Deployments
+  # deleted next (and their pods), keeping pods listed long after.
+  kc -n predictor-system delete deployments --all --wait=false >/dev/null 2>&1 || true
+  kc -n predictor-system delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
+  kc delete predictors.mlops.dev --all -A --wait=false >/dev/null 2>&1 || true
   kc delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
   kc delete pods --all -A --grace-period=2 --wait=false >/dev/null 2>&1 || true
   # shellcheck disable=SC2016  # expanded by the inner bash
@@ -63,7 +67,7 @@ for ns in (spec.get("linux") or {}).get("namespaces") or []:
   for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks rm -f "$id" >/dev/null 2>&1 || true; done
   for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1 || true; done
 fi
-for d in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon "$d"; done
+for d in kube-scheduler kube-controller-manager kube-apiserver etcd docker-registry; do stop_daemon "$d"; done
 
 log "stopping containerd ($((SECONDS - t0))s)"
 # --- 4. containerd and its shims ---------------------------------------------------------------------------
@@ -103,6 +107,11 @@ left=$(ip netns list 2>/dev/null | awk '/^cni-/{print $1}' | while read -r ns; d
 for ns in $left; do ip netns delete "$ns" 2>/dev/null || warn "cannot delete netns $ns"; done
 
 # --- 6. network objects ----------------------------------------------------------------------------------------
+# The client netns (its veth pair goes with it), and its resolv.conf for `ip netns exec`.
+ip netns list 2>/dev/null | grep -qw "$CLIENT_NETNS" &&
+  { ip netns delete "$CLIENT_NETNS" || warn "cannot delete netns $CLIENT_NETNS"; }
+ip link show "$CLIENT_VETH" >/dev/null 2>&1 && { ip link delete "$CLIENT_VETH" || warn "cannot delete $CLIENT_VETH"; }
+rm -rf "/etc/netns/$CLIENT_NETNS"
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && { ip link delete "$CNI_BRIDGE" || warn "cannot delete $CNI_BRIDGE"; }
 ip link show "$NODE_VETH" >/dev/null 2>&1 && { ip link delete "$NODE_VETH" || warn "cannot delete $NODE_VETH"; }
 ip netns list 2>/dev/null | grep -qw "$NODE_NETNS" && { ip netns delete "$NODE_NETNS" || warn "cannot delete netns $NODE_NETNS"; }

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Build the node tier's images offline with buildah (FROM scratch, no registry, no pulls) and export each
-# as a docker-archive tarball into $N/images/ (up.sh imports them into containerd):
-#   localhost/mlops/pause:node          dev/node/images/pause.c, gcc -static
-#   localhost/mlops/model-store:node    dev/node/images/fileserver.c + model files trained here
-#   localhost/american-predictor:<V>    the static predictor binary (cargo, crt-static), one tag per version
-# Also writes $N/images/models.env (model file names + sha256) for the tests and scripts that name a model.
+# Build the node tier's images offline with buildah (FROM scratch, no pulls) into buildah's storage under
+# $N/buildah, each also exported as a docker-archive tarball into $N/images/ (its size is the image size
+# the node test reports). dev/node/push.sh pushes them to the node's registry once up.sh started it; only
+# the pause image is imported into containerd with ctr (the sandbox image, needed before any pull):
+#   localhost/mlops/pause:node                  dev/node/images/pause.c, gcc -static
+#   $REGISTRY/mlops/model-store:node            dev/node/images/fileserver.c + model files trained here
+#   $REGISTRY/mlops/american-predictor:<V>      the static predictor binary (cargo, crt-static), one tag per version
+#   $REGISTRY/mlops/predictor-operator:0.1      the static operator binary, when OPERATOR_BIN is set
+#   $REGISTRY/mlops/coredns:<version>           the static CoreDNS binary (dev/cluster/build-binaries.sh coredns)
+# ($REGISTRY = 10.77.0.1:5443, see lib.sh.) Also writes $N/images/models.env (model file names + sha256)
+# for the tests and scripts that name a model, and $N/images/refs (the references push.sh pushes).
 #
 # Usage (root): dev/node/images.sh
 # Env: PREDICTOR_BIN      use this static predictor binary instead of building it
-#      OPERATOR_BIN       a static operator binary: also build localhost/predictor-operator:0.1
+#      OPERATOR_BIN       a static operator binary: also build the operator image
+#      COREDNS_BIN        a static CoreDNS binary (default: $MLOPS_K8S_BIN/coredns, else build-binaries.sh)
 #      PREDICTOR_VERSIONS image tags to build (default "0.1 0.2": same binary, VERSION env differs)
 #      CARGO_TARGET_DIR   cargo target dir for the predictor build (default <repo>/target)
 set -euo pipefail
@@ -17,7 +23,8 @@ need_root
 
 out=$N/images
 ctx=$N/build
-mkdir -p "$out" "$ctx"/{pause,store/models,predictor}
+mkdir -p "$out" "$ctx"/{pause,store/models,predictor,coredns}
+rm -f "$out"/*.tar "$out/refs"
 BA=(buildah --root "$N/buildah/root" --runroot "$N/buildah/run" --storage-driver vfs)
 # buildah keeps a blob-info cache in /var/lib/containers/cache and a lock in /etc/cni/net.d/cni.lock;
 # remove them again if they did not exist before.
@@ -65,17 +72,18 @@ done >"$out/models.env"
 build() { # build <image ref> <containerfile> <context dir> [build args...]
   local ref=$1 file=$2 dir=$3 tar
   shift 3
-  tar=$out/$(echo "${ref#localhost/}" | tr '/:' '__').tar
+  tar=$out/$(echo "${ref##*/}" | tr ':' '_').tar
   "${BA[@]}" bud --quiet --layers=false --pull=false -f "$file" -t "$ref" "$@" "$dir" >/dev/null
   rm -f "$tar"
   "${BA[@]}" push --quiet "$ref" "docker-archive:$tar:$ref" >/dev/null
   log "built $ref -> $tar ($(du -h "$tar" | cut -f1))"
+  [[ $ref == "$PAUSE_IMAGE" ]] || echo "$ref" >>"$out/refs"
 }
 build "$PAUSE_IMAGE" "$NODE_HERE/images/Containerfile.pause" "$ctx/pause"
 build "$STORE_IMAGE" "$NODE_HERE/images/Containerfile.model-store" "$ctx/store"
 rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 for v in ${PREDICTOR_VERSIONS:-0.1 0.2}; do
-  build "localhost/american-predictor:$v" "$NODE_HERE/images/Containerfile.predictor" "$ctx/predictor" \
+  build "$PREDICTOR_REPO:$v" "$NODE_HERE/images/Containerfile.predictor" "$ctx/predictor" \
     --build-arg "VERSION=$v" --build-arg "REVISION=$rev"
 done
 if [[ -n ${OPERATOR_BIN:-} ]]; then
@@ -83,7 +91,16 @@ if [[ -n ${OPERATOR_BIN:-} ]]; then
   mkdir -p "$ctx/operator"
   install -m 0755 "$OPERATOR_BIN" "$ctx/operator/operator"
   install -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/operator/ca-certificates.crt"
-  build localhost/predictor-operator:0.1 "$NODE_HERE/images/Containerfile.operator" "$ctx/operator" \
+  build "$OPERATOR_IMAGE" "$NODE_HERE/images/Containerfile.operator" "$ctx/operator" \
     --build-arg VERSION=0.1 --build-arg "REVISION=$rev"
 fi
+# CoreDNS: a static Go binary (CGO off), so FROM scratch like the others.
+coredns=${COREDNS_BIN:-}
+if [[ -z $coredns ]]; then
+  if [[ -x ${MLOPS_K8S_BIN:-/nonexistent}/coredns ]]; then coredns=$MLOPS_K8S_BIN/coredns
+  else coredns=$("$REPO/dev/cluster/build-binaries.sh" coredns)/coredns; fi
+fi
+file -L "$coredns" 2>/dev/null | grep -q 'statically linked' || die "$coredns is not a static binary"
+install -m 0755 "$coredns" "$ctx/coredns/coredns"
+build "$COREDNS_IMAGE" "$NODE_HERE/images/Containerfile.coredns" "$ctx/coredns" --build-arg "VERSION=$COREDNS_VERSION"
 log "images built in $((SECONDS - t0))s"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install the node-tier packages from Debian (idempotent): containerd 1.6, runc, CNI plugins, buildah,
-# iptables, conntrack, plus the tools the scripts use (gcc for the pause image, openssl, curl, iproute2).
+# docker-registry (CNCF distribution 2.8, the node's private registry) + apache2-utils (htpasswd), iptables, conntrack, plus the tools the scripts use (gcc for the pause image, openssl, curl, iproute2).
 # Run as root. Does nothing but a dpkg query when everything is present.
 set -euo pipefail
-pkgs=(containerd runc containernetworking-plugins buildah iptables conntrack gcc libc6-dev openssl curl iproute2
-      python3)
+pkgs=(containerd runc containernetworking-plugins buildah docker-registry apache2-utils iptables conntrack gcc
+      libc6-dev openssl curl iproute2 python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -16,7 +16,7 @@ if ((${#missing[@]})); then
   apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
     { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
 fi
-for b in containerd ctr runc buildah iptables conntrack gcc; do
+for b in containerd ctr runc buildah docker-registry htpasswd iptables conntrack gcc; do
   command -v "$b" >/dev/null || { echo "[node install] $b not on PATH after install" >&2; exit 1; }
 done
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] ||

@@ -23,8 +23,32 @@ API_PORT=6443
 CONTAINERD_SOCK=$N/containerd/containerd.sock
 KUBECONFIG_ADMIN=$N/admin.kubeconfig
 
+# Host-local hands out pod IPs from POD_RANGE_START..POD_RANGE_END only: the last /24 of the pod CIDR is
+# left for the client netns (a test client on the pod network, see up.sh).
+POD_GATEWAY=10.88.0.1
+POD_RANGE_START=10.88.0.2
+POD_RANGE_END=10.88.254.254
+CLIENT_NETNS=mlops-node-client     # netns on the pod network: curl/eval by cluster DNS name from here
+CLIENT_VETH=mlclient0              # host end, a port of the CNI bridge
+CLIENT_IP=10.88.255.2
+
+# The private registry (Debian docker-registry = CNCF distribution 2.8): TLS from the node PKI, htpasswd
+# (bcrypt) with a user and password made per run ($N/registry/password, 0600).
+REGISTRY_PORT=5443
+REGISTRY=$NODE_IP:$REGISTRY_PORT
+REGISTRY_USER=mlops
+PULL_SECRET=registry-pull          # kubernetes.io/dockerconfigjson Secret in every namespace that pulls
+PREDICTOR_REPO=$REGISTRY/mlops/american-predictor
+OPERATOR_IMAGE=$REGISTRY/mlops/predictor-operator:0.1
+STORE_IMAGE=$REGISTRY/mlops/model-store:node
+COREDNS_VERSION=1.14.7
+COREDNS_IMAGE=$REGISTRY/mlops/coredns:$COREDNS_VERSION
+# The sandbox image is the one image still imported with ctr (containerd needs it before any pull).
 PAUSE_IMAGE=localhost/mlops/pause:node
-STORE_IMAGE=localhost/mlops/model-store:node
+
+# Cluster DNS: CoreDNS behind the kube-dns Service at a fixed ClusterIP (kubelet's clusterDNS).
+DNS_IP=10.97.0.10
+CLUSTER_DOMAIN=cluster.local
 
 exec {LOGFD}>&2   # log() writes here, so messages survive the output redirections of wait_for
 log() { printf '[node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&"$LOGFD"; }
@@ -34,11 +58,17 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root (containerd, kubelet, ipta
 k8s_bin() { # directory with etcd, kube-*, kubectl (built by dev/cluster/build-binaries.sh)
   if [[ -n ${MLOPS_K8S_BIN:-} ]]; then echo "$MLOPS_K8S_BIN"
   else "$REPO/dev/cluster/build-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet \
-    kube-proxy kubectl; fi
+    kube-proxy kubectl coredns; fi
 }
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 kc() { "$B/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=20s "$@"; }
+
+# pull_secret <namespace>: the registry's dockerconfigjson Secret ($PULL_SECRET) in that namespace.
+pull_secret() {
+  kc -n "$1" create secret generic "$PULL_SECRET" --type kubernetes.io/dockerconfigjson \
+    --from-file .dockerconfigjson="$N/registry/auth.json" --dry-run=client -o yaml | kc apply -f - >/dev/null
+}
 
 # wait_for <seconds> <description> <command...>: poll every 0.5 s, bounded.
 wait_for() {
@@ -79,3 +109,37 @@ stop_daemon() {
   fi
   rm -f "$N/pid/$name"
 }
+
+# --- the private registry ------------------------------------------------------------------------------
+# registry_start: docker-registry on $REGISTRY with TLS ($N/pki/registry.{crt,key}, made by up.sh) and
+# htpasswd; the user's password is made on the first start of a node and kept in $N/registry/password.
+registry_start() {
+  local R=$N/registry
+  mkdir -p "$R/data"
+  chmod 0700 "$R"
+  if [[ ! -s $R/password ]]; then
+    (umask 077 && openssl rand -hex 16 >"$R/password")
+    (umask 077 && htpasswd -Bbn "$REGISTRY_USER" "$(cat "$R/password")" >"$R/htpasswd")
+    # The same credentials as a docker config: buildah's --authfile, and the pull Secrets' content.
+    (umask 077 && printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY" \
+      "$(printf '%s:%s' "$REGISTRY_USER" "$(cat "$R/password")" | base64 -w0)" >"$R/auth.json")
+  fi
+  (umask 077 && cat >"$R/config.yml" <<EOF
+version: 0.1
+log: {level: info, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $R/data}
+  delete: {enabled: true}
+http:
+  addr: $REGISTRY
+  secret: $(openssl rand -hex 16)
+  tls: {certificate: $N/pki/registry.crt, key: $N/pki/registry.key}
+auth:
+  htpasswd: {realm: mlops-node, path: $R/htpasswd}
+EOF
+  )
+  start_daemon docker-registry docker-registry serve "$R/config.yml"
+  wait_for 20 "docker-registry on $REGISTRY" curl -s --cacert "$N/pki/ca.crt" -o /dev/null \
+    "https://$REGISTRY/v2/" || { tail -n 20 "$N/log/docker-registry.log" >&2; return 1; }
+}
+registry_stop() { stop_daemon docker-registry; }

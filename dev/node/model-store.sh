@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# On a node started by dev/node/up.sh: a namespace that enforces Pod Security "restricted" and, in it, the
-# model store (a fileserver pod with the model files baked into its image, Service at a fixed ClusterIP).
-# Prints the store's base URL. Predictors are deployed by the operator from Predictor objects (the node
+# On a node started by dev/node/up.sh: a namespace that enforces Pod Security "restricted", the registry's
+# pull Secret ($PULL_SECRET) in it, and the model store (a fileserver pod with the model files baked into
+# its image, pulled from the node's registry; Service model-store at a fixed ClusterIP, 10.97.0.50). Prints the store's
+# base URL by its cluster DNS name (http://model-store.<namespace>.svc:8080). Predictors are deployed by the operator from Predictor objects (the node
 # test, dev/demo, dev/delivery-report); this script writes no predictor Deployment of its own.
 #
 # Usage (root): dev/node/model-store.sh [namespace]   (default namespace: mlops-node-test)
@@ -13,8 +14,8 @@ need_root
 source "$N/env"
 B=$MLOPS_K8S_BIN  # kc (lib.sh) runs $B/kubectl
 NS=${1:-mlops-node-test}
-python_ip() { python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[int(sys.argv[2])])" "$@"; }
-STORE_IP=$(python_ip "$SVC_CIDR" 50)
+# Also a fixed ClusterIP, for clients outside the cluster DNS (dev/delivery-report's host operator).
+STORE_IP=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[50])" "$SVC_CIDR")
 
 # What Pod Security "restricted" asks for.
 pod_sc='securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}'
@@ -29,7 +30,9 @@ metadata:
   labels:
     pod-security.kubernetes.io/enforce: restricted
     pod-security.kubernetes.io/enforce-version: latest
----
+EOF
+pull_secret "$NS"
+kc apply -f - >/dev/null <<EOF
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: model-store, namespace: $NS}
@@ -41,11 +44,12 @@ spec:
     spec:
       automountServiceAccountToken: false
       enableServiceLinks: false
+      imagePullSecrets: [{name: $PULL_SECRET}]
       $pod_sc
       containers:
       - name: fileserver
         image: $STORE_IMAGE
-        imagePullPolicy: Never
+        imagePullPolicy: IfNotPresent
         ports: [{containerPort: 8080, name: http}]
         readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
         resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {memory: 64Mi}}
@@ -62,4 +66,4 @@ EOF
 wait_for 90 "model-store available" kc -n "$NS" wait deploy/model-store --for condition=Available --timeout=1s ||
   { kc -n "$NS" get pods -o wide >&2; kc -n "$NS" describe pods -l app=model-store | tail -20 >&2; exit 1; }
 log "model-store Available in $((SECONDS - t0))s"
-echo "http://$STORE_IP:8080"
+echo "http://model-store.$NS.svc:8080"

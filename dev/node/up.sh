@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Start a real single-node Kubernetes on this machine (root, no systemd, no registry, no internet):
+# Start a real single-node Kubernetes on this machine (root, no systemd, no internet), a cluster like a user's:
 #   veth mlnode0 (10.77.0.1, peer in netns mlops-node-ext)  - the node IP; apiserver, kubelet, kube-proxy bind here
+#   a private registry (docker-registry, https://10.77.0.1:5443, TLS from the node CA, htpasswd) holding the
+#     images from images.sh, pushed by push.sh
 #   etcd (127.0.0.1, free ports) + kube-apiserver (10.77.0.1:6443, Node,RBAC) + controller-manager + scheduler
-#   containerd 1.6 (Debian; own root/state/socket under $N, cgroupfs, sandbox = our pause image,
-#     CNI bridge mlcni0 + host-local 10.88.0.0/16) with the images from images.sh imported
-#   kubelet 1.35 (cgroup v1: failCgroupV1=false, cgroupfs, cgroupRoot /mlops-node) + kube-proxy (iptables)
-# and wait (bounded) until the node is Ready. Stop everything with dev/node/down.sh.
+#   containerd 1.6 (Debian; own root/state/socket under $N, cgroupfs, sandbox = our pause image (the one image
+#     imported with ctr), pulls from the registry trusting the node CA ($N/certs.d),
+#     CNI bridge mlcni0 + host-local 10.88.0.0/16)
+#   kubelet 1.35 (cgroup v1: failCgroupV1=false, cgroupfs, cgroupRoot /mlops-node, clusterDNS 10.97.0.10)
+#     + kube-proxy (iptables)
+#   cluster DNS: CoreDNS pods + the kube-dns Service (cluster-dns.yaml)
+#   netns mlops-node-client on the pod network (10.88.255.2), resolving through the cluster DNS
+# and wait (bounded) until the node is Ready and the cluster DNS answers. Stop everything with dev/node/down.sh.
 #
 # Usage (root): dev/node/up.sh            state in $MLOPS_NODE_DIR (default /run/mlops-node)
 # Env: MLOPS_K8S_BIN   dir with etcd/kube-*/kubectl (default: dev/cluster/build-binaries.sh, cached)
@@ -16,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 
 T0=$SECONDS
-for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+for d in docker-registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
   daemon_alive "$d" && die "$d is already running (pid $(cat "$N/pid/$d")); run dev/node/down.sh first"
 done
 ip link show "$NODE_VETH" >/dev/null 2>&1 && die "$NODE_VETH exists: a previous node is still up; run dev/node/down.sh"
@@ -44,7 +50,7 @@ trap on_exit EXIT
 alive() { local d; for d in "$@"; do daemon_alive "$d" || die "$d exited; see $N/log/$d.log"; done; }
 
 # --- images (before anything is started: the slowest, most failure-prone build step) -------------
-if [[ ${NODE_SKIP_IMAGES:-} != 1 || ! -f $N/images/models.env ]]; then "$NODE_HERE/images.sh"; fi
+if [[ ${NODE_SKIP_IMAGES:-} != 1 || ! -f $N/images/models.env ]]; then MLOPS_K8S_BIN=$B "$NODE_HERE/images.sh"; fi
 
 # --- host settings the node changes: remember them once, down.sh restores them --------------------
 # kubelet sets vm.overcommit_memory, vm.panic_on_oom, kernel.panic, kernel.panic_on_oops,
@@ -86,7 +92,14 @@ pki_sign admin '/O=system:masters/CN=admin' 'extendedKeyUsage=clientAuth'
 pki_sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" 'extendedKeyUsage=clientAuth'
 pki_sign kubelet-serving "/CN=$NODE_NAME" "subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME\nextendedKeyUsage=serverAuth"
 pki_sign apiserver-kubelet-client '/O=system:masters/CN=kube-apiserver-kubelet-client' 'extendedKeyUsage=clientAuth'
+pki_sign registry /CN=mlops-node-registry "subjectAltName=IP:$NODE_IP\nextendedKeyUsage=serverAuth"
 pki_sa_keys
+
+# --- the private registry, and the images pushed to it --------------------------------------------------
+t_reg=$SECONDS
+registry_start
+"$NODE_HERE/push.sh"
+log "registry up, images pushed in $((SECONDS - t_reg))s"
 
 kubeconfig() { # kubeconfig <file> <cert name>
   local k=$1
@@ -154,6 +167,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # sandbox and runc then fails with "can't get final child's PID from pipe: EOF". Clamp to >= ours.
   restrict_oom_score_adj = true
   max_container_log_line_size = 16384
+  # Registry hosts (CA, endpoints) from $N/certs.d/<host:port>/hosts.toml; credentials come from kubelet
+  # (the pods' imagePullSecrets), never from this file.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$N/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -168,6 +185,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$N/cni/net.d"
     max_conf_num = 1
+EOF
+mkdir -p "$N/certs.d/$REGISTRY"
+cat >"$N/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "https://$REGISTRY"
+[host."https://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+  ca = "$P/ca.crt"
 EOF
 # Pods get routes to the pod network, the service range and the node IP only (no default route):
 # nothing a pod sends can leave through the machine's real interface. No ipMasq, no portmap.
@@ -184,7 +208,8 @@ cat >"$N/cni/net.d/10-$CNI_NET_NAME.conflist" <<EOF
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
-        "ranges": [[{"subnet": "$POD_CIDR"}]],
+        "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "$POD_RANGE_START", "rangeEnd": "$POD_RANGE_END",
+                     "gateway": "$POD_GATEWAY"}]],
         "routes": [{"dst": "$SVC_CIDR"}, {"dst": "$NODE_IP/32"}],
         "dataDir": "$N/cni/ipam"
       }
@@ -196,9 +221,10 @@ t_ctrd=$SECONDS
 start_daemon containerd containerd --config "$C/config.toml"
 ctrd_ready() { alive containerd; ctr_ version; }
 wait_for 30 "containerd socket" ctrd_ready || false
-# `ctr images import` also unpacks into the default (overlayfs) snapshotter, which the CRI plugin uses.
-for tar in "$N"/images/*.tar; do ctr_ images import "$tar" >/dev/null; done
-log "containerd up, images imported in $((SECONDS - t_ctrd))s"
+# The sandbox image only (every other image is pulled from the registry). `ctr images import` also unpacks
+# into the default (overlayfs) snapshotter, which the CRI plugin uses.
+ctr_ images import "$N/images/$(echo "${PAUSE_IMAGE##*/}" | tr ':' '_').tar" >/dev/null
+log "containerd up, pause image imported in $((SECONDS - t_ctrd))s"
 
 # --- kubelet ---------------------------------------------------------------------------------------------
 # kubelet wants its cgroupRoot to exist in every v1 hierarchy; a new cpuset cgroup starts with empty
@@ -232,7 +258,8 @@ failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 imageServiceEndpoint: unix://$CONTAINERD_SOCK
-clusterDomain: cluster.local
+clusterDomain: $CLUSTER_DOMAIN
+clusterDNS: [$DNS_IP]
 resolvConf: ""
 podLogsDir: $N/pod-logs
 volumePluginDir: $N/kubelet/volume-plugins
@@ -267,9 +294,36 @@ node_ready() { alive kubelet kube-proxy kube-apiserver containerd; [[ $(kc get n
 wait_for 120 "node $NODE_NAME Ready" node_ready || false
 log "node $NODE_NAME Ready $((SECONDS - t_kubelet))s after kubelet start ($((SECONDS - T0))s total)"
 wait_for 30 "kube-proxy healthz" curl -sf "http://$NODE_IP:10256/healthz" || false
-for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+for d in docker-registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
   daemon_alive "$d" || die "$d exited; see $N/log/$d.log"
 done
+# --- cluster DNS ---------------------------------------------------------------------------------------------
+t_dns=$SECONDS
+pull_secret kube-system
+sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" -e "s|@DNS_IP@|$DNS_IP|" -e "s|@PULL_SECRET@|$PULL_SECRET|" \
+  -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|" "$NODE_HERE/cluster-dns.yaml" | kc apply -f - >/dev/null
+wait_for 120 "CoreDNS available" kc -n kube-system wait deploy/coredns --for condition=Available --timeout=1s ||
+  { kc -n kube-system get pods -o wide >&2; kc -n kube-system describe pods -l k8s-app=kube-dns | tail -25 >&2; false; }
+
+# --- a client on the pod network: a netns on the CNI bridge (exists now: the CoreDNS pods made it) -------
+# Its address is outside host-local's range; its routes are those of a pod (service range and node IP via
+# the bridge); `ip netns exec` bind-mounts /etc/netns/<name>/resolv.conf: the cluster DNS, as in a pod.
+[[ -e /etc/netns ]] || echo /etc/netns >>"$N/created-paths"
+ip netns add "$CLIENT_NETNS"
+ip link add "$CLIENT_VETH" type veth peer name eth0 netns "$CLIENT_NETNS"
+ip link set "$CLIENT_VETH" master "$CNI_BRIDGE" up
+ip -n "$CLIENT_NETNS" addr add "$CLIENT_IP/${POD_CIDR#*/}" dev eth0
+ip -n "$CLIENT_NETNS" link set eth0 up
+ip -n "$CLIENT_NETNS" link set lo up
+ip -n "$CLIENT_NETNS" route add "$SVC_CIDR" via "$POD_GATEWAY"
+ip -n "$CLIENT_NETNS" route add "$NODE_IP/32" via "$POD_GATEWAY"
+mkdir -p "/etc/netns/$CLIENT_NETNS"
+printf 'nameserver %s\nsearch svc.%s %s\noptions ndots:5\n' "$DNS_IP" "$CLUSTER_DOMAIN" "$CLUSTER_DOMAIN" \
+  >"/etc/netns/$CLIENT_NETNS/resolv.conf"
+dns_answers() { ip netns exec "$CLIENT_NETNS" getent hosts "kubernetes.default.svc.$CLUSTER_DOMAIN"; }
+wait_for 30 "kubernetes.default resolving from netns $CLIENT_NETNS" dns_answers || false
+log "cluster DNS ($DNS_IP) answering in the pod network $((SECONDS - t_dns))s after its apply: $(dns_answers)"
+
 cat >"$N/env" <<EOF
 export KUBECONFIG=$KUBECONFIG_ADMIN
 export MLOPS_NODE_DIR=$N

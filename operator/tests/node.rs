@@ -1,20 +1,27 @@
-//! Node tier: the operator turning Predictors into real predictor containers on a real single node
-//! (kubelet + containerd + runc + CNI bridge + kube-proxy, started by `dev/node/up.sh`, stopped by
-//! `dev/node/down.sh`), with every request going through the Service's ClusterIP. Issue 5:
-//!  1. READY 2/2 with real containers; the contract JSON through the ClusterIP; `predictor eval --url`
-//!     through the Service reproduces the offline accuracy on ../shared/data/tweets/test.csv.
-//!  2. Rollouts under `predictor probe` at >= 50 requests/s: image tag 0.1 -> 0.2, then a model-only
-//!     change; 0 failed requests, every replica new, switch-over time reported.
-//!  3. A model with a wrong digest (pre-flight check off): old pods keep serving, 0 failed requests,
-//!     the Predictor turns Degraded with the reason.
-//!  4. Pods run non-root, read-only root, no capabilities, in a namespace enforcing Pod Security
+//! Node tier: the product installed the way users install it, on a real single node that is a
+//! cluster like a user's (kubelet + containerd + runc + CNI bridge + kube-proxy, a private registry
+//! with TLS and htpasswd, CoreDNS cluster DNS; `dev/node/up.sh` starts it, `dev/node/down.sh` stops
+//! it). Issues 5 and 13:
+//!  1. The operator from `kubectl apply -k` (config/default + dev/node/operator-overlay): 2 pods in
+//!     predictor-system, in-cluster config, one holds the Lease. Images are pulled from the registry
+//!     by kubelet (the Pulling/Pulled events, pull times printed).
+//!  2. READY 2/2 with real containers; from a netns on the pod network, `curl` of `status.url` by
+//!     its DNS name returns the contract JSON and `predictor eval --url` by DNS name reproduces the
+//!     offline accuracy on ../shared/data/tweets/test.csv.
+//!  3. Rollouts under `predictor probe` at >= 50 requests/s: image tag 0.1 -> 0.2 (a pull in the
+//!     path), then a model-only change; 0 failed requests, every replica new, times reported.
+//!  4. Pod faults under load; the leader operator pod deleted while a Predictor change is applied:
+//!     the change rolls out and another pod takes the Lease.
+//!  5. A model with a wrong digest (pre-flight check off through the operator Deployment's env):
+//!     old pods keep serving, 0 failed requests, the Predictor turns Degraded with the reason.
+//!  6. Pods run non-root, read-only root, no capabilities, in a namespace enforcing Pod Security
 //!     "restricted" (read back from the API and from the kernel's view of the container processes).
-//!  5. Image sizes (predictor < 10 MB).
+//!  7. Image sizes (predictor < 10 MB).
 //!
 //! Root only, one node at a time on a machine (`flock /tmp/mlops-node.lock`). Ignored by a plain
 //! `cargo test`; `./dev/test` runs it as root with `PREDICTOR_BIN`/`OPERATOR_BIN` (static release
 //! builds that go into the images). When selected without them it fails at once and says what to
-//! install. The operator runs as a host process with the admin kubeconfig.
+//! install.
 
 mod support;
 
@@ -28,11 +35,19 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use support::manifests::{manifest, predictor};
 use support::wait::poll;
-use support::{Proc, ServedModel, check_output, free_port, repo_root, run_kubectl, wait_output};
+use support::{ServedModel, check_output, repo_root, run_kubectl, wait_output};
 
 const NS: &str = "mlops-node-test";
 const NAME: &str = "american";
-const IMAGE: &str = "localhost/american-predictor";
+/// The node's private registry (dev/node/lib.sh): images are pushed there and pulled by kubelet.
+const IMAGE: &str = "10.77.0.1:5443/mlops/american-predictor";
+const OPERATOR_IMAGE: &str = "10.77.0.1:5443/mlops/predictor-operator:0.1";
+/// The registry's dockerconfigjson Secret, made in each namespace that pulls (dev/node/lib.sh).
+const PULL_SECRET: &str = "registry-pull";
+const OPERATOR_NS: &str = "predictor-system";
+const OPERATOR_LABEL: &str = "app.kubernetes.io/name=predictor-operator";
+/// The netns on the pod network whose resolv.conf names the cluster DNS (dev/node/up.sh).
+const CLIENT_NETNS: &str = "mlops-node-client";
 /// `predictor probe` interval: 100 requests/s, twice the rate the issue asks for.
 const INTERVAL: &str = "10ms";
 
@@ -134,6 +149,25 @@ impl Drop for Node {
                 ][..],
                 &["get", "predictor", NAME, "-n", NS, "-o", "yaml"],
                 &["get", "events", "-n", NS, "--sort-by", ".lastTimestamp"],
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    OPERATOR_NS,
+                    "--sort-by",
+                    ".lastTimestamp",
+                ],
+                &["get", "lease", "-n", OPERATOR_NS, "-o", "wide"],
+                &[
+                    "logs",
+                    "-n",
+                    OPERATOR_NS,
+                    "-l",
+                    OPERATOR_LABEL,
+                    "--prefix",
+                    "--tail",
+                    "25",
+                ],
             ] {
                 let out = self.kubectl(args);
                 eprintln!(
@@ -143,7 +177,7 @@ impl Drop for Node {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            for log in ["operator-test.log", "kubelet.log"] {
+            for log in ["kubelet.log", "docker-registry.log"] {
                 let text =
                     std::fs::read_to_string(self.state.join("log").join(log)).unwrap_or_default();
                 let lines: Vec<_> = text.lines().collect();
@@ -179,11 +213,18 @@ fn require_node_prerequisites() {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .any(|dir| dir.join(program).is_file())
     };
-    for program in ["containerd", "runc", "buildah", "iptables"] {
+    for program in [
+        "containerd",
+        "runc",
+        "buildah",
+        "iptables",
+        "docker-registry",
+        "htpasswd",
+    ] {
         assert!(on_path(program), "{program} is not on PATH: {how}");
     }
     let bin = support::bin_dir();
-    for program in ["kubelet", "kube-proxy"] {
+    for program in ["kubelet", "kube-proxy", "coredns"] {
         assert!(
             bin.join(program).is_file(),
             "{program} not in {}: `./dev/cluster/build-binaries.sh {program}` (MLOPS_K8S_BIN)",
@@ -210,17 +251,128 @@ fn condition_is(predictor: &Value, type_: &str, status: &str) -> bool {
     })
 }
 
-/// The operator as a host process with the node's admin kubeconfig.
-fn start_operator(node: &Node, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_operator"));
-    cmd.arg("run")
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--leader-elect", "false"])
-        .args(extra)
-        .env("KUBECONFIG", &node.kubeconfig)
-        .env("RUST_LOG", "info,operator=debug,kube=warn")
-        .env_remove("SKIP_MODEL_CHECK");
-    Proc::spawn("operator", cmd, &node.state.join("log/operator-test.log"))
+/// The operator pods (not terminating), as the API has them.
+fn operator_pods(node: &Node) -> Vec<Value> {
+    node.json(&["get", "pods", "-n", OPERATOR_NS, "-l", OPERATOR_LABEL])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+        .collect()
+}
+
+/// The leader election Lease's holder (a pod name), if any.
+fn lease_holder(node: &Node) -> Option<String> {
+    let out = node.kubectl(&[
+        "get",
+        "lease",
+        "predictor-operator",
+        "-n",
+        OPERATOR_NS,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    let holder = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !holder.is_empty()).then_some(holder)
+}
+
+/// Waits until the operator Deployment has rolled out and the Lease is held by one of its current
+/// (not terminating) pods that satisfies `wanted`; returns the holder.
+fn operator_settled(node: &Node, what: &str, wanted: &dyn Fn(&Value) -> bool) -> String {
+    wait_for(Duration::from_secs(120), what, || {
+        let pods = operator_pods(node);
+        let running = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running" && wanted(p))
+            .count();
+        let holder = lease_holder(node)?;
+        (pods.len() == 2
+            && running == 2
+            && pods
+                .iter()
+                .any(|p| p["metadata"]["name"] == holder.as_str()))
+        .then_some(holder)
+    })
+}
+
+/// The value of env `name` in the operator container of `pod`.
+fn pod_env<'a>(pod: &'a Value, name: &str) -> Option<&'a str> {
+    pod["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
+/// Messages of the kubelet's image events (`Pulling`/`Pulled`) in `ns` naming `image` (a tag; the
+/// operator may have pinned it to `image@sha256:…`).
+fn image_events(node: &Node, ns: &str, reason: &str, image: &str) -> Vec<String> {
+    node.json(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        &format!("reason={reason}"),
+    ])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| {
+            m.contains(&format!("image \"{image}\""))
+                || m.contains(&format!("image \"{image}@sha256:"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts kubelet pulled `image` from the registry in `ns` (a `Pulling` event, and a `Pulled`
+/// event that says it downloaded: not "already present"); prints the pull times kubelet reports.
+fn assert_pulled(node: &Node, ns: &str, image: &str) {
+    let pulling = image_events(node, ns, "Pulling", image);
+    assert!(!pulling.is_empty(), "no Pulling event for {image} in {ns}");
+    let pulled: Vec<String> = image_events(node, ns, "Pulled", image)
+        .into_iter()
+        .filter(|m| m.starts_with("Successfully pulled image"))
+        .collect();
+    assert!(
+        !pulled.is_empty(),
+        "no 'Successfully pulled' event for {image} in {ns}: kubelet did not download it"
+    );
+    for m in &pulled {
+        // `Successfully pulled image "…" in 720ms (720ms including waiting). Image size: … bytes.`
+        let took = m
+            .split("\" in ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .unwrap_or("?");
+        eprintln!("[node test] kubelet pulled {image} from the registry in {took}: {m}");
+    }
+}
+
+/// `image` is the wanted tag, possibly pinned by the operator to the digest it resolved.
+fn image_is(image: &Value, tag_ref: &str) -> bool {
+    image.as_str().is_some_and(|i| {
+        i == tag_ref
+            || i.strip_prefix(tag_ref)
+                .is_some_and(|rest| rest.starts_with("@sha256:"))
+    })
+}
+
+/// `program args…` run inside the client netns on the pod network (`ip netns exec`: its resolv.conf
+/// names the cluster DNS).
+fn in_pod_network(program: &str, args: &[&str]) -> Output {
+    let child = Command::new("ip")
+        .args(["netns", "exec", CLIENT_NETNS, program])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ip netns exec");
+    wait_output(child, Duration::from_secs(600), program)
 }
 
 /// The static predictor binary (`PREDICTOR_BIN`) started with `args`, output piped.
@@ -246,6 +398,7 @@ fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
     };
     let mut p = predictor(NAME, &format!("{IMAGE}:{image_tag}"), &model, 2);
     p.metadata.namespace = Some(NS.into());
+    p.spec.image_pull_secrets = vec![PULL_SECRET.into()];
     p.spec.progress_deadline_seconds = Some(20);
     manifest(&[p])
 }
@@ -505,7 +658,7 @@ fn accuracy_line(out: &Output) -> String {
 }
 
 #[test]
-#[ignore = "needs root, kubelet, containerd, runc, CNI, kube-proxy, static PREDICTOR_BIN/OPERATOR_BIN: ./dev/test runs it"]
+#[ignore = "needs root, kubelet, containerd, runc, CNI, kube-proxy, docker-registry, coredns, static PREDICTOR_BIN/OPERATOR_BIN: ./dev/test runs it"]
 fn predictors_run_and_roll_out_on_a_real_node() {
     require_node_prerequisites();
     predictor::tls::install_crypto_provider();
@@ -516,28 +669,47 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     let (model_b, sha_b) = (&models["MODEL_B"], &models["MODEL_B_SHA256"]);
     let model_a = &models["MODEL_A"];
 
-    // Namespace (Pod Security "restricted") + the in-cluster model store; CRD; the operator.
+    // Namespace (Pod Security "restricted", the registry pull Secret) + the in-cluster model store,
+    // named by its cluster DNS name.
     let store = node.script("model-store.sh", &[NS], Duration::from_secs(180));
     let store = store.trim();
-    node.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &repo_root()
-            .join("crds/predictor.yaml")
-            .display()
-            .to_string(),
-    ]);
-    node.kubectl_ok(&[
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd/predictors.mlops.dev",
-        "--timeout=30s",
-    ]);
-    let mut operator = start_operator(&node, &[]);
+    assert_eq!(store, format!("http://model-store.{NS}.svc:8080"));
 
-    // --- 1. READY 2/2 with real containers -------------------------------------------------------
+    // --- 1. the operator as users install it: kubectl apply -k, 2 pods, one leads ----------------
+    let t_op = Instant::now();
+    let leader = node.script("operator.sh", &[], Duration::from_secs(300));
+    let leader = leader.trim().to_string();
+    eprintln!(
+        "[node test] operator installed with kubectl apply -k (config/default + dev/node/operator-overlay) \
+         and leading in {:.1} s: leader {leader}",
+        t_op.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "{}",
+        node.kubectl_ok(&["get", "pods", "-n", OPERATOR_NS, "-o", "wide"])
+    );
+    let ops = operator_pods(&node);
+    assert_eq!(ops.len(), 2, "two operator pods");
+    for pod in &ops {
+        assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+        assert_eq!(pod["spec"]["containers"][0]["image"], OPERATOR_IMAGE);
+        assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], PULL_SECRET);
+        // In-cluster config: the service account token, no kubeconfig.
+        assert_eq!(pod["spec"]["serviceAccountName"], "predictor-operator");
+        assert!(pod_env(pod, "KUBECONFIG").is_none(), "{pod}");
+    }
+    assert!(
+        ops.iter().any(|p| p["metadata"]["name"] == leader.as_str()),
+        "the Lease holder {leader} is one of the operator pods"
+    );
+    let ns = node.json(&["get", "namespace", OPERATOR_NS]);
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    assert_pulled(&node, OPERATOR_NS, OPERATOR_IMAGE);
+
+    // --- 2. READY 2/2 with real containers, pulled from the registry -----------------------------
     let t0 = Instant::now();
     node.apply(&predictor_yaml("0.1", &format!("{store}/{model_t}"), sha_t));
     let p = wait_for(Duration::from_secs(120), "Predictor Ready 2/2", || {
@@ -545,14 +717,18 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         (condition_is(&p, "Ready", "True") && p["status"]["ready"] == "2/2").then_some(p)
     });
     eprintln!(
-        "[node test] Predictor READY 2/2 {:.1} s after kubectl apply",
+        "[node test] Predictor READY 2/2 {:.1} s after kubectl apply (image pulled from the registry)",
         t0.elapsed().as_secs_f64()
     );
+    assert_pulled(&node, NS, &format!("{IMAGE}:0.1"));
     let table = node.kubectl_ok(&["get", "predictors", "-n", NS]);
     eprintln!("{table}");
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..4], [NAME, "2/2", "0.1", &sha_t[..12]], "{table}");
     assert_eq!(p["status"]["modelSha256"], sha_t.as_str());
+    let url = p["status"]["url"].as_str().expect("status.url").to_string();
+    assert_eq!(url, format!("http://{NAME}.{NS}.svc:5008/api/american"));
+    assert_eq!(row[4], url, "URL column: {table}");
     let ip = node.kubectl_ok(&[
         "get",
         "service",
@@ -562,27 +738,33 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         "-o",
         "jsonpath={.spec.clusterIP}",
     ]);
+    // The rollout probes below run on the host, through the ClusterIP.
     let base = format!("http://{ip}:5008");
-    assert!(row[4].contains(NAME), "URL column: {table}");
 
-    // The contract through the ClusterIP (kube-proxy DNAT to a pod).
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    // kube-proxy programs the new Service's rules asynchronously (its sync period is 1 s): wait for it.
+    // The contract at status.url, by its DNS name, from the pod network (cluster DNS -> ClusterIP ->
+    // kube-proxy DNAT to a pod). kube-proxy programs a new Service within about a second.
     let t_svc = Instant::now();
-    let body = wait_for(Duration::from_secs(20), "the Service answers", || {
-        http.post(format!("{base}/api/american"))
-            .header("content-type", "application/json")
-            .body(r#"{"text": "Traffic on I-95 is a nightmare this morning, go Yankees"}"#)
-            .send()
-            .ok()?
-            .text()
-            .ok()
+    let body = wait_for(Duration::from_secs(20), "status.url answers", || {
+        let out = in_pod_network(
+            "curl",
+            &[
+                "-sS",
+                "--fail-with-body",
+                "--max-time",
+                "5",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"text": "Traffic on I-95 is a nightmare this morning, go Yankees"}"#,
+                &url,
+            ],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     });
     eprintln!(
-        "[node test] Service answered {:.1} s after Ready",
+        "[node test] curl {url} (DNS name, from netns {CLIENT_NETNS}) answered {:.1} s after Ready: {body}",
         t_svc.elapsed().as_secs_f64()
     );
     let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
@@ -600,7 +782,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         "{answer}"
     );
 
-    // `eval --url` through the Service reproduces the offline evaluation of the same file.
+    // `eval --url` by the DNS name, from the pod network, reproduces the offline evaluation.
     let test_csv = tweets.join("test.csv").display().to_string();
     let offline = accuracy_line(&predictor_cli(&[
         "eval",
@@ -609,13 +791,16 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         "--data",
         &test_csv,
     ]));
-    let live = accuracy_line(&predictor_cli(&[
-        "eval", "--url", &base, "--data", &test_csv,
-    ]));
-    eprintln!("[node test] offline: {offline} | through the Service: {live}");
+    let dns_base = url.strip_suffix("/api/american").unwrap();
+    let predictor_bin = std::env::var("PREDICTOR_BIN").unwrap();
+    let live = accuracy_line(&in_pod_network(
+        &predictor_bin,
+        &["eval", "--url", dns_base, "--data", &test_csv],
+    ));
+    eprintln!("[node test] offline: {offline} | {dns_base} from the pod network: {live}");
     assert_eq!(offline, live);
 
-    // --- 4. restricted pods: the API's view and the kernel's --------------------------------------
+    // --- 6. restricted pods: the API's view and the kernel's --------------------------------------
     let ns = node.json(&["get", "namespace", NS]);
     assert_eq!(
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
@@ -630,6 +815,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
             pod["spec"]["securityContext"]["runAsNonRoot"], true,
             "{pod}"
         );
+        assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], PULL_SECRET);
     }
     let pids = predictor_pids();
     assert_eq!(pids.len(), 2, "two predictor processes on the node");
@@ -655,7 +841,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         "{stderr}"
     );
 
-    // --- 2a. image tag 0.1 -> 0.2 under load -------------------------------------------------------
+    // --- 3a. image tag 0.1 -> 0.2 under load, the pull from the registry in the path --------------
     let url_t = format!("{store}/{model_t}");
     let r = measure_rollout(
         &node,
@@ -668,17 +854,19 @@ fn predictors_run_and_roll_out_on_a_real_node() {
                 && p["status"]["replicas"] == 2
         },
     );
-    assert_clean_rollout("image 0.1 -> 0.2", &r);
+    assert_clean_rollout("image 0.1 -> 0.2 (pulled from the registry)", &r);
+    assert_pulled(&node, NS, &format!("{IMAGE}:0.2"));
     for pod in pods(&node) {
         if pod["metadata"]["deletionTimestamp"].is_null() {
-            assert_eq!(
-                pod["spec"]["containers"][0]["image"],
-                format!("{IMAGE}:0.2")
+            let image = &pod["spec"]["containers"][0]["image"];
+            assert!(
+                image_is(image, &format!("{IMAGE}:0.2")),
+                "pod image {image}"
             );
         }
     }
 
-    // --- 2b. model-only change under load ----------------------------------------------------------
+    // --- 3b. model-only change under load ----------------------------------------------------------
     let url_b = format!("{store}/{model_b}");
     let r = measure_rollout(
         &node,
@@ -696,9 +884,55 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     // --- issue 8: a predictor pod deleted, then one SIGKILLed, under load ---------------------------
     pod_faults_under_load(&node, &base);
 
-    // --- 3. wrong digest with the pre-flight check off: old pods keep serving ------------------------
-    let _ = operator.terminate(Duration::from_secs(20));
-    operator = start_operator(&node, &["--skip-model-check"]);
+    // --- 4. the leader operator pod deleted while a Predictor change is applied ---------------------
+    let old_leader = lease_holder(&node).expect("a Lease holder");
+    let t_hand = Instant::now();
+    node.kubectl_ok(&[
+        "delete",
+        "pod",
+        "-n",
+        OPERATOR_NS,
+        &old_leader,
+        "--wait=false",
+    ]);
+    node.apply(&predictor_yaml("0.2", &url_t, sha_t));
+    let ready_s = wait_for(
+        Duration::from_secs(120),
+        "the change made during the hand-over rolled out",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True")
+                && p["status"]["modelSha256"] == sha_t.as_str()
+                && p["status"]["ready"] == "2/2"
+                && p["status"]["replicas"] == 2)
+                .then(|| t_hand.elapsed().as_secs_f64())
+        },
+    );
+    let new_leader = wait_for(Duration::from_secs(60), "a new Lease holder", || {
+        lease_holder(&node).filter(|h| *h != old_leader)
+    });
+    eprintln!(
+        "[node test] leader {old_leader} deleted + Predictor changed: Ready on the change after {ready_s:.1} s, \
+         Lease now held by {new_leader}"
+    );
+    let holder = operator_settled(&node, "2 operator pods again, one leading", &|_| true);
+    assert_ne!(holder, old_leader);
+
+    // --- 5. wrong digest with the pre-flight check off: old pods keep serving ------------------------
+    // The check is turned off the way a user would: the operator Deployment's env, then restored.
+    node.kubectl_ok(&[
+        "set",
+        "env",
+        "-n",
+        OPERATOR_NS,
+        "deployment/predictor-operator",
+        "SKIP_MODEL_CHECK=true",
+    ]);
+    operator_settled(
+        &node,
+        "the operator with SKIP_MODEL_CHECK=true leading",
+        &|p| pod_env(p, "SKIP_MODEL_CHECK") == Some("true"),
+    );
     let watch = Watch::start(&node, "wrong-digest", &base, &["--max-duration", "40s"]);
     let t_bad = Instant::now();
     // model-a's file, pinned to model-b's digest: every new pod refuses it.
@@ -719,7 +953,7 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     assert!(message.contains("old pods keep serving"), "{message}");
     assert_eq!(
         degraded["status"]["modelSha256"],
-        sha_b.as_str(),
+        sha_t.as_str(),
         "status keeps what the ready pods serve"
     );
     // The new pod says why, in its log.
@@ -751,8 +985,19 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         1,
         "only the old model answered: {report}"
     );
+    node.kubectl_ok(&[
+        "set",
+        "env",
+        "-n",
+        OPERATOR_NS,
+        "deployment/predictor-operator",
+        "SKIP_MODEL_CHECK-",
+    ]);
+    operator_settled(&node, "the operator with the model check back on", &|p| {
+        pod_env(p, "SKIP_MODEL_CHECK").is_none()
+    });
 
-    // --- 5. image sizes ----------------------------------------------------------------------------
+    // --- 7. image sizes ----------------------------------------------------------------------------
     let sizes: Vec<(String, u64)> = std::fs::read_dir(node.state.join("images"))
         .unwrap()
         .filter_map(|e| {
@@ -782,9 +1027,11 @@ fn predictors_run_and_roll_out_on_a_real_node() {
             .any(|(n, _)| n.starts_with("predictor-operator")),
         "operator image built"
     );
-    assert!(
-        operator.running(),
-        "the operator died:\n{}",
-        operator.tail(30)
-    );
+    // No operator pod restarted along the way (the deleted leader was replaced, not restarted).
+    for pod in operator_pods(&node) {
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["restartCount"], 0,
+            "operator pod restarted: {pod}"
+        );
+    }
 }
