@@ -25,12 +25,7 @@ out=$N/images
 ctx=$N/build
 mkdir -p "$out" "$ctx"/{pause,store/models,predictor,coredns}
 rm -f "$out"/*.tar "$out/refs"
-BA=(buildah --root "$N/buildah/root" --runroot "$N/buildah/run" --storage-driver vfs)
-# buildah keeps a blob-info cache in /var/lib/containers/cache and a lock in /etc/cni/net.d/cni.lock;
-# remove them again if they did not exist before.
-made=()
-for p in /var/lib/containers /etc/cni; do [[ -e $p ]] || made+=("$p"); done
-trap 'if ((${#made[@]})); then rm -rf "${made[@]}"; fi' EXIT
+buildah_cleanup_on_exit
 t0=$SECONDS
 
 # --- static C binaries ---------------------------------------------------------------------------

@@ -62,6 +62,31 @@ k8s_bin() { # directory with etcd, kube-*, kubectl (built by dev/cluster/build-b
 }
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+# --- buildah (images.sh builds, push.sh and publish.sh push) ------------------------------------------
+BA=(buildah --root "$N/buildah/root" --runroot "$N/buildah/run" --storage-driver vfs)
+# buildah keeps a blob-info cache in /var/lib/containers/cache and a lock in /etc/cni/net.d/cni.lock:
+# buildah_cleanup_on_exit removes them again if they did not exist before (call it once per script).
+buildah_cleanup_on_exit() {
+  BUILDAH_MADE=()
+  local p
+  for p in /var/lib/containers /etc/cni; do [[ -e $p ]] || BUILDAH_MADE+=("$p"); done
+  trap 'if ((${#BUILDAH_MADE[@]})); then rm -rf "${BUILDAH_MADE[@]}"; fi' EXIT
+}
+# registry_push <ref>: push <ref> from buildah's storage to the registry (TLS from the node CA, the run's
+# credentials); prints the manifest digest.
+registry_push() {
+  local certs=$N/registry/client-certs digest_file
+  [[ -s $N/registry/auth.json ]] || die "no registry credentials in $N/registry: up.sh starts the registry"
+  # buildah reads CA certificates (*.crt) for the registry from --cert-dir.
+  mkdir -p "$certs"
+  install -m 0644 "$N/pki/ca.crt" "$certs/ca.crt"
+  digest_file=$(mktemp "$N/registry/digest.XXXXXX")
+  "${BA[@]}" push --quiet --cert-dir "$certs" --authfile "$N/registry/auth.json" --digestfile "$digest_file" \
+    "$1" "docker://$1" >/dev/null
+  cat "$digest_file"
+  rm -f "$digest_file"
+}
 kc() { "$B/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=20s "$@"; }
 
 # pull_secret <namespace>: the registry's dockerconfigjson Secret ($PULL_SECRET) in that namespace.

@@ -9,26 +9,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 [[ -s $N/images/refs ]] || die "no $N/images/refs: run dev/node/images.sh first"
-[[ -s $N/registry/auth.json ]] || die "no registry credentials in $N/registry: up.sh starts the registry"
-BA=(buildah --root "$N/buildah/root" --runroot "$N/buildah/run" --storage-driver vfs)
-# buildah reads CA certificates (*.crt) for the registry from --cert-dir.
-certs=$N/registry/client-certs
-mkdir -p "$certs"
-install -m 0644 "$N/pki/ca.crt" "$certs/ca.crt"
-made=()
-for p in /var/lib/containers /etc/cni; do [[ -e $p ]] || made+=("$p"); done
-trap 'if ((${#made[@]})); then rm -rf "${made[@]}"; fi' EXIT
+buildah_cleanup_on_exit
 t0=$SECONDS
 : >"$N/images/digests.env"
 while read -r ref; do
   t=$SECONDS
-  "${BA[@]}" push --quiet --cert-dir "$certs" --authfile "$N/registry/auth.json" --digestfile "$N/images/.digest" \
-    "$ref" "docker://$ref" >/dev/null
-  digest=$(cat "$N/images/.digest")
+  digest=$(registry_push "$ref")
   key=${ref##*/}
   echo "$(echo "${key%%:*}" | tr '[:lower:]-' '[:upper:]_')_$(echo "${key#*:}" | tr '.' '_')=$digest" \
     >>"$N/images/digests.env"
   log "pushed $ref ($digest) in $((SECONDS - t))s"
 done <"$N/images/refs"
-rm -f "$N/images/.digest"
 log "images pushed to $REGISTRY in $((SECONDS - t0))s"

@@ -428,7 +428,7 @@ mod tests {
 
     /// The fixture Predictor's image pinned to the digest its tag resolved to.
     fn pinned() -> String {
-        format!("registry.local/american-predictor@{IMAGE_DIGEST}")
+        format!("registry.local/american-predictor:0.2@{IMAGE_DIGEST}")
     }
 
     /// The whole Deployment, field by field: any change to the builder shows up here.

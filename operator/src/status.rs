@@ -444,8 +444,9 @@ pub fn image_resolved_condition(predictor: &Predictor, image: &ImageCheck) -> Ve
             TRUE,
             reason::RESOLVED,
             format!(
-                "image {} is {pinned}; the pods pull it by digest",
-                predictor.spec.image
+                "image {} is {}; the pods pull it by digest",
+                predictor.spec.image,
+                pinned.split_once('@').map_or(pinned.as_str(), |(_, d)| d)
             ),
         ),
         ImageCheck::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
@@ -722,7 +723,7 @@ mod tests {
                  "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_A} and is a predictor model file")},
                 {"type": "ImageResolved", "status": "True", "reason": "Resolved", "observedGeneration": 1,
                  "lastTransitionTime": "2026-11-25T10:00:00Z",
-                 "message": format!("image registry.local/american-predictor:0.2 is registry.local/american-predictor@{IMAGE_DIGEST}; the pods pull it by digest")}
+                 "message": format!("image registry.local/american-predictor:0.2 is {IMAGE_DIGEST}; the pods pull it by digest")}
             ]
         });
         assert_eq!(serde_json::to_value(&s).unwrap(), expected);

@@ -593,6 +593,278 @@ fn pod_faults_under_load(node: &Node, base: &str) {
     );
 }
 
+/// The Predictor's Deployment as the API has it.
+fn deployment(node: &Node) -> Value {
+    node.json(&["get", "deployment", NAME, "-n", NS])
+}
+
+fn deployment_image(node: &Node) -> String {
+    deployment(node)["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Names of the Predictor's pods that are not being deleted, sorted.
+fn live_pod_names(node: &Node) -> Vec<String> {
+    let mut names: Vec<String> = pods(node)
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until the Predictor's current generation is Degraded with `reason`; returns the Predictor
+/// and how long it took.
+fn wait_degraded(node: &Node, reason: &str, within: Duration) -> (Value, Duration) {
+    let t = Instant::now();
+    let p = wait_for(within, &format!("Degraded {reason}"), || {
+        let p = node.predictor();
+        (condition(&p, "Degraded").is_some_and(|c| c["reason"] == reason && c["status"] == "True")
+            && p["status"]["observedGeneration"] == p["metadata"]["generation"])
+            .then_some(p)
+    });
+    (p, t.elapsed())
+}
+
+/// A finished watch that saw no failed request and only `versions`.
+fn assert_watch_clean(what: &str, watch: Watch, versions: &[&str]) {
+    let (out, watched) = watch.finish();
+    let report = &watched["report"];
+    eprintln!(
+        "[node test] {what}: {} requests, {} failed, releases {}",
+        report["requests"], report["failed"], report["versions"]
+    );
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["failed"], 0, "{what}: {report}");
+    let seen: Vec<&str> = report["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // `0.2 · model 8159eb76294b`: the release, then its model.
+        .filter_map(|v| v["version"].as_str()?.split(" · ").next())
+        .collect();
+    assert_eq!(seen, versions, "{what}: {report}");
+}
+
+/// Issue 13's image faults, each under the rollout probe with 0 failed requests from the old pods:
+/// a tag that does not exist (refused at pre-flight in < 5 s), a tag re-pushed to other bytes (no pod
+/// changes), a wrong pull Secret (RegistryUnauthorized, then the rollout goes on once fixed), and the
+/// registry down: a tag cannot be resolved (RegistryUnreachable), an image pinned by digest in the spec
+/// cannot be pulled (Degraded ImagePullBackOff within the progress deadline), and once the registry is
+/// back the rollout completes.
+fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_t: &str) {
+    // Back on the good model, image 0.2 by tag.
+    node.apply(&predictor_yaml("0.2", url_t, sha_t));
+    let settled = wait_for(
+        Duration::from_secs(120),
+        "0.2 Ready on the good model",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True")
+                && p["status"]["modelSha256"] == sha_t
+                && p["status"]["version"] == "0.2"
+                && p["status"]["ready"] == "2/2"
+                && p["status"]["replicas"] == 2)
+                .then_some(p)
+        },
+    );
+    let pinned_02 = deployment_image(node);
+    let digest_02 = pinned_02
+        .strip_prefix(&format!("{IMAGE}:0.2@"))
+        .unwrap_or_else(|| panic!("the Deployment pins 0.2 by digest: {pinned_02}"))
+        .to_string();
+    assert_eq!(settled["status"]["imageDigest"], digest_02.as_str());
+    let resolved = condition(&settled, "ImageResolved").expect("ImageResolved");
+    assert_eq!(resolved["reason"], "Resolved", "{resolved}");
+
+    // 8a. A tag that does not exist.
+    let generation = deployment(node)["metadata"]["generation"].clone();
+    let watch = Watch::start(node, "missing-tag", base, &["--max-duration", "12s"]);
+    node.apply(&predictor_yaml("0.9-missing", url_t, sha_t));
+    let (refused, took) = wait_degraded(node, "ImageNotFound", Duration::from_secs(30));
+    eprintln!(
+        "[node test] missing tag refused at pre-flight after {:.2} s: {}",
+        took.as_secs_f64(),
+        condition(&refused, "Degraded").unwrap()["message"]
+    );
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    assert_eq!(
+        condition(&refused, "ImageResolved").unwrap()["status"],
+        "False"
+    );
+    assert_eq!(deployment(node)["metadata"]["generation"], generation);
+    assert_eq!(deployment_image(node), pinned_02);
+    assert_watch_clean("missing tag", watch, &["0.2"]);
+
+    // 8b. Tag 0.2 re-pushed to other bytes: the pods keep the digest they were pinned to, also when
+    //     the Predictor names 0.2 again.
+    let pods_before = live_pod_names(node);
+    let repushed = node.script(
+        "publish.sh",
+        &["0.2", "0.2", "repushed"],
+        Duration::from_secs(180),
+    );
+    let repushed = repushed.trim();
+    assert!(
+        repushed.starts_with("sha256:") && repushed != digest_02,
+        "{repushed}"
+    );
+    node.apply(&predictor_yaml("0.2", url_t, sha_t));
+    wait_for(
+        Duration::from_secs(30),
+        "the Predictor back to 0.2 and settled",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Degraded", "False")
+                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        deployment_image(node),
+        pinned_02,
+        "a re-pushed tag changed the pods"
+    );
+    assert_eq!(deployment(node)["metadata"]["generation"], generation);
+    assert_eq!(live_pod_names(node), pods_before, "pods restarted");
+    eprintln!("[node test] tag 0.2 re-pushed ({repushed}): pods unchanged on {digest_02}");
+
+    // 8c. A wrong password in the pull Secret, then fixed: the rollout to 0.1 goes on by itself.
+    let secret = |data: &str| format!(r#"{{"data": {{".dockerconfigjson": "{data}"}}}}"#);
+    let good = node.kubectl_ok(&[
+        "get",
+        "secret",
+        PULL_SECRET,
+        "-n",
+        NS,
+        "-o",
+        r"jsonpath={.data.\.dockerconfigjson}",
+    ]);
+    let wrong_auth = b64(b"mlops:not-the-password");
+    let wrong =
+        b64(format!(r#"{{"auths": {{"10.77.0.1:5443": {{"auth": "{wrong_auth}"}}}}}}"#).as_bytes());
+    node.kubectl_ok(&[
+        "patch",
+        "secret",
+        PULL_SECRET,
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        &secret(&wrong),
+    ]);
+    let watch = Watch::start(
+        node,
+        "wrong-secret",
+        base,
+        &["--until-version", "0.1", "--max-duration", "120s"],
+    );
+    node.apply(&predictor_yaml("0.1", url_t, sha_t));
+    let (refused, took) = wait_degraded(node, "RegistryUnauthorized", Duration::from_secs(30));
+    eprintln!(
+        "[node test] wrong pull Secret refused after {:.2} s: {}",
+        took.as_secs_f64(),
+        condition(&refused, "Degraded").unwrap()["message"]
+    );
+    assert!(
+        !refused.to_string().contains("not-the-password"),
+        "{refused}"
+    );
+    assert_eq!(deployment_image(node), pinned_02);
+    let fixed = Instant::now();
+    node.kubectl_ok(&[
+        "patch",
+        "secret",
+        PULL_SECRET,
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        &secret(&good),
+    ]);
+    wait_for(
+        Duration::from_secs(90),
+        "0.1 Ready once the Secret is fixed",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True") && p["status"]["version"] == "0.1").then_some(())
+        },
+    );
+    eprintln!(
+        "[node test] pull Secret fixed: 0.1 Ready {:.1} s later, without a Predictor change",
+        fixed.elapsed().as_secs_f64()
+    );
+    assert_watch_clean("wrong pull Secret, then fixed", watch, &["0.2", "0.1"]);
+
+    // 8d. The registry down: a tag cannot be resolved; an image pinned by digest in the spec (as teams
+    //     that pin in Git do) rolls out, cannot be pulled, and the Predictor says so before the
+    //     progress deadline; the registry back, the rollout completes.
+    let digest_03 = node.script("publish.sh", &["0.3"], Duration::from_secs(180));
+    let digest_03 = digest_03.trim().to_string();
+    node.script("registry.sh", &["stop"], Duration::from_secs(30));
+    let watch = Watch::start(
+        node,
+        "registry-down",
+        base,
+        &["--until-version", "0.3", "--max-duration", "140s"],
+    );
+    node.apply(&predictor_yaml("0.3", url_t, sha_t));
+    let (_, took) = wait_degraded(node, "RegistryUnreachable", Duration::from_secs(30));
+    eprintln!(
+        "[node test] registry down: tag 0.3 refused at pre-flight after {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(deployment_image(node).starts_with(&format!("{IMAGE}:0.1@")));
+    node.apply(&predictor_yaml(&format!("0.3@{digest_03}"), url_t, sha_t));
+    let (stalled, took) = wait_degraded(node, "ImagePullBackOff", Duration::from_secs(20));
+    eprintln!(
+        "[node test] registry down: the pull of 0.3 failing is Degraded after {:.1} s (deadline 20 s): {}",
+        took.as_secs_f64(),
+        condition(&stalled, "Degraded").unwrap()["message"]
+    );
+    let back = Instant::now();
+    node.script("registry.sh", &["start"], Duration::from_secs(30));
+    wait_for(
+        Duration::from_secs(150),
+        "0.3 Ready once the registry is back",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True")
+                && p["status"]["version"] == "0.3"
+                && p["status"]["imageDigest"] == digest_03.as_str()
+                && p["status"]["ready"] == "2/2"
+                && p["status"]["replicas"] == 2)
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "[node test] registry back: 0.3 Ready {:.1} s later (kubelet's pull back-off)",
+        back.elapsed().as_secs_f64()
+    );
+    assert_watch_clean(
+        "registry down mid-rollout, then back",
+        watch,
+        &["0.1", "0.3"],
+    );
+    assert_pulled(node, NS, &format!("{IMAGE}:0.3"));
+}
+
+/// Standard base64, as Secrets' `data` wants it.
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Pods of the Predictor, as the API has them.
 fn pods(node: &Node) -> Vec<Value> {
     node.json(&[
@@ -996,6 +1268,9 @@ fn predictors_run_and_roll_out_on_a_real_node() {
     operator_settled(&node, "the operator with the model check back on", &|p| {
         pod_env(p, "SKIP_MODEL_CHECK").is_none()
     });
+
+    // --- 8. images: refused before they roll out, pinned by digest, a registry down mid-rollout -------
+    image_faults_under_load(&node, &base, &url_t, sha_t);
 
     // --- 7. image sizes ----------------------------------------------------------------------------
     let sizes: Vec<(String, u64)> = std::fs::read_dir(node.state.join("images"))

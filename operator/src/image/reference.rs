@@ -97,10 +97,13 @@ impl ImageReference {
             .unwrap_or(DEFAULT_TAG)
     }
 
-    /// The same image pinned to `digest`: `registry.local:5000/team/app@sha256:…`, which no later
-    /// push can change.
+    /// The same image pinned to `digest`: `registry.local:5000/team/app:0.2@sha256:…`, which no
+    /// later push can change (runtimes pull by the digest; the tag stays for people reading it).
     pub fn pinned(&self, digest: &str) -> String {
-        format!("{}/{}@{digest}", self.registry, self.repository)
+        match &self.tag {
+            Some(tag) => format!("{}/{}:{tag}@{digest}", self.registry, self.repository),
+            None => format!("{}/{}@{digest}", self.registry, self.repository),
+        }
     }
 }
 
@@ -359,7 +362,7 @@ mod tests {
         assert_eq!(r.api_host(), "registry.local:5000");
         assert_eq!(
             r.pinned(DIGEST),
-            format!("registry.local:5000/team/american-predictor@{DIGEST}")
+            format!("registry.local:5000/team/american-predictor:0.2@{DIGEST}")
         );
         assert_eq!(
             r.to_string(),

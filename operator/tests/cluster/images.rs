@@ -69,7 +69,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     let mut registry = Registry::start(dir.path());
     let host = registry.host.clone();
     let image = |tag: &str| format!("{host}/{REPOSITORY}:{tag}");
-    let pinned = |digest: &str| format!("{host}/{REPOSITORY}@{digest}");
+    let pinned = |tag: &str, digest: &str| format!("{host}/{REPOSITORY}:{tag}@{digest}");
     let digest_1 = registry.push(REPOSITORY, "0.1", 1).await;
     let digest_2 = registry.push(REPOSITORY, "0.2", 2).await;
     let digest_3 = registry.push(REPOSITORY, "0.3", 3).await;
@@ -106,7 +106,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
         rolled_out,
     )
     .await;
-    assert_eq!(pod_image(&d), pinned(&digest_1));
+    assert_eq!(pod_image(&d), pinned("0.1", &digest_1));
     assert_eq!(
         d.spec
             .template
@@ -143,7 +143,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     let d = deployments.get("american").await.unwrap();
     assert_eq!(
         pod_image(&d),
-        pinned(&digest_1),
+        pinned("0.1", &digest_1),
         "a re-pushed tag changed the pods"
     );
     let annotate =
@@ -162,7 +162,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
         Duration::from_secs(30),
         "the re-resolved digest",
         &op,
-        |d| pod_image(d) == pinned(&digest_1b),
+        |d| pod_image(d) == pinned("0.1", &digest_1b),
     )
     .await;
 
@@ -199,7 +199,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
         after.metadata.generation, before.metadata.generation,
         "Deployment touched"
     );
-    assert_eq!(pod_image(&after), pinned(&digest_1b));
+    assert_eq!(pod_image(&after), pinned("0.1", &digest_1b));
     assert_eq!(
         condition(&refused, "Ready").0,
         "True",
@@ -233,7 +233,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     );
     assert_eq!(
         pod_image(&deployments.get("american").await.unwrap()),
-        pinned(&digest_1b)
+        pinned("0.1", &digest_1b)
     );
     let fixed = pull_secret(&registry.docker_config(PASSWORD));
     secrets
@@ -246,7 +246,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
         Duration::from_secs(45),
         "0.2 rolled out",
         &op,
-        |d| pod_image(d) == pinned(&digest_2) && rolled_out(d),
+        |d| pod_image(d) == pinned("0.2", &digest_2) && rolled_out(d),
     )
     .await;
 
@@ -267,7 +267,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     .await;
     assert_eq!(
         pod_image(&deployments.get("american").await.unwrap()),
-        pinned(&digest_2)
+        pinned("0.2", &digest_2)
     );
     registry.resume();
     let done = wait_object(
