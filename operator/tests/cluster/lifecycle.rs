@@ -546,6 +546,80 @@ async fn config_default_passes_server_side_dry_run() {
     assert!(!stderr.contains("violate PodSecurity"), "{stderr}");
 }
 
+/// A GitOps repository's `images:` entries reach Predictors through the committed kustomize
+/// configuration, as a release pipeline's `kustomize edit set image` writes them: a new tag, or a
+/// tag pinned to a digest; other images and Predictors are left alone.
+#[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
+async fn kustomize_image_overrides_reach_predictors() {
+    let s = shared();
+    let repo = tempfile::tempdir().expect("temp dir");
+    // As a team does: the file copied next to its kustomization (kustomize loads files below its root).
+    std::fs::copy(
+        crate::support::repo_root().join("config/kustomizeconfig/predictor-images.yaml"),
+        repo.path().join("predictor-images.yaml"),
+    )
+    .expect("copy the kustomize configuration");
+    let mut american = predictor(
+        "american",
+        "registry.example.com/team-a/american-predictor:0.1",
+        &s.model_a,
+        2,
+    );
+    american.metadata.namespace = Some("team-a".into());
+    let mut other = predictor(
+        "other",
+        "registry.example.com/team-a/other:1.0",
+        &s.model_a,
+        1,
+    );
+    other.metadata.namespace = Some("team-a".into());
+    std::fs::write(
+        repo.path().join("predictors.yaml"),
+        manifest(&[american, other]),
+    )
+    .unwrap();
+    let digest = format!("sha256:{}", "5d".repeat(32));
+    for (override_, wanted) in [
+        (
+            "newTag: 3f2c1ab".to_string(),
+            "registry.example.com/team-a/american-predictor:3f2c1ab".to_string(),
+        ),
+        (
+            format!("newTag: 3f2c1ab\n    digest: {digest}"),
+            format!("registry.example.com/team-a/american-predictor:3f2c1ab@{digest}"),
+        ),
+    ] {
+        std::fs::write(
+            repo.path().join("kustomization.yaml"),
+            format!(
+                "resources: [predictors.yaml]\nconfigurations: [predictor-images.yaml]\nimages:\n  \
+                 - name: registry.example.com/team-a/american-predictor\n    {override_}\n"
+            ),
+        )
+        .unwrap();
+        let out = s
+            .cluster
+            .kubectl_ok(&["kustomize", &repo.path().display().to_string()]);
+        let built: Vec<Predictor> = out
+            .split("\n---\n")
+            .map(|doc| serde_saphyr::from_str(doc).expect("a Predictor"))
+            .collect();
+        let image = |name: &str| {
+            built
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name))
+                .map(|p| p.spec.image.clone())
+        };
+        assert_eq!(image("american"), Some(wanted), "{out}");
+        assert_eq!(
+            image("other").as_deref(),
+            Some("registry.example.com/team-a/other:1.0"),
+            "{out}"
+        );
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn operator_rbac_refuses_verbs_it_does_not_need() {
