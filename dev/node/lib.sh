@@ -63,6 +63,14 @@ k8s_bin() { # directory with etcd, kube-*, kubectl (built by dev/cluster/build-b
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
+# use_running_node: the settings up.sh wrote for a running node ($N/env), and B for kc; dies without a node.
+use_running_node() {
+  [[ -f $N/env ]] || die "no node: run dev/node/up.sh first"
+  # shellcheck source=/dev/null
+  source "$N/env"
+  B=$MLOPS_K8S_BIN  # kc runs $B/kubectl
+}
+
 # --- buildah (images.sh builds, push.sh and publish.sh push) ------------------------------------------
 BA=(buildah --root "$N/buildah/root" --runroot "$N/buildah/run" --storage-driver vfs)
 # buildah keeps a blob-info cache in /var/lib/containers/cache and a lock in /etc/cni/net.d/cni.lock:

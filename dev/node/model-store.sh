@@ -9,10 +9,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
-[[ -f $N/env ]] || die "no node: run dev/node/up.sh first"
-# shellcheck source=/dev/null
-source "$N/env"
-B=$MLOPS_K8S_BIN  # kc (lib.sh) runs $B/kubectl
+use_running_node
 NS=${1:-mlops-node-test}
 # Also a fixed ClusterIP, for clients outside the cluster DNS (dev/delivery-report's host operator).
 STORE_IP=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[50])" "$SVC_CIDR")

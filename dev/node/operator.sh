@@ -9,10 +9,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
-[[ -f $N/env ]] || die "no node: run dev/node/up.sh first"
-# shellcheck source=/dev/null
-source "$N/env"
-B=$MLOPS_K8S_BIN  # kc (lib.sh) runs $B/kubectl
+use_running_node
 
 k=$N/operator-install
 mkdir -p "$k"
