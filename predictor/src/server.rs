@@ -406,6 +406,43 @@ impl<'a> PredictRequest<'a> {
     }
 }
 
+/// Most bytes of an oversized body read and thrown away before its 413 is sent, and for how long at most.
+/// A client still sending when the server closes would get its connection reset (EPIPE, or an RST that
+/// discards the answer) and never read the 413: this is nginx's "lingering close", bounded.
+const DISCARD_MAX_BYTES: usize = 8 << 20;
+const DISCARD_TIME: Duration = Duration::from_secs(2);
+
+/// The request body if it is at most [`MAX_BODY_BYTES`] (`None` when larger, declared or not, or when
+/// the client broke off). What is left of a larger body is read and discarded within the bounds above,
+/// never kept.
+async fn read_body(body: Body) -> Option<Bytes> {
+    use futures::StreamExt;
+    let declared_too_large = body.size_hint().lower() > MAX_BODY_BYTES as u64;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    if !declared_too_large {
+        loop {
+            match stream.next().await {
+                None => return Some(Bytes::from(kept)),
+                Some(Err(_)) => return None,
+                Some(Ok(chunk)) if kept.len() + chunk.len() > MAX_BODY_BYTES => break,
+                Some(Ok(chunk)) => kept.extend_from_slice(&chunk),
+            }
+        }
+    }
+    let mut discarded = 0;
+    let _ = tokio::time::timeout(DISCARD_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            discarded += chunk.len();
+            if discarded > DISCARD_MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+    None
+}
+
 /// `POST /api/american`. The body must be JSON whatever the Content-Type (form-typed clients welcome).
 /// Order of checks: size (413), JSON (400), readiness (503), then the request's shape (422).
 async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
@@ -415,13 +452,7 @@ async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
             format!("request body is larger than {MAX_BODY_BYTES} bytes"),
         )
     };
-    // A declared Content-Length over the limit is refused before a byte of the body is read.
-    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
-        return Err(too_large());
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = read_body(body).await.ok_or_else(too_large)?;
     let request = parse_body(&bytes)?;
     let served = state.served().map_err(|reason| {
         ApiError::new(

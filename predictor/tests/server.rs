@@ -506,6 +506,49 @@ fn drain_from_the_pod_itself_moves_kept_alive_clients_on_while_still_answering()
     server.stop().unwrap();
 }
 
+/// A client that sends a whole oversized body before reading (no `Expect: 100-continue`, as most do)
+/// reads the 413: the server reads and discards the rest (bounded) instead of resetting the connection
+/// under the client's write.
+#[test]
+fn an_oversized_body_sent_in_full_gets_its_413_not_a_reset() {
+    let (_store, server) = serving_model();
+    for declared in [true, false] {
+        let body = vec![b' '; 6 << 20];
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let framing = if declared {
+            format!("Content-Length: {}", body.len())
+        } else {
+            "Transfer-Encoding: chunked".to_string()
+        };
+        write!(
+            stream,
+            "POST /api/american HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+        )
+        .unwrap();
+        if declared {
+            stream.write_all(&body).expect("the whole body is accepted");
+        } else {
+            for chunk in body.chunks(64 << 10) {
+                write!(stream, "{:x}\r\n", chunk.len()).unwrap();
+                stream.write_all(chunk).expect("every chunk is accepted");
+                stream.write_all(b"\r\n").unwrap();
+            }
+            stream.write_all(b"0\r\n\r\n").unwrap();
+        }
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        assert!(
+            response.starts_with("HTTP/1.1 413"),
+            "declared {declared}: {response:?}"
+        );
+        assert!(response.contains("larger than"), "{response:?}");
+    }
+    server.stop().unwrap();
+}
+
 #[test]
 fn eval_url_reproduces_eval_model_accuracy() {
     let (store, server) = serving_model();
