@@ -414,10 +414,15 @@ const DISCARD_TIME: Duration = Duration::from_secs(2);
 
 /// The request body if it is at most [`MAX_BODY_BYTES`] (`None` when larger, declared or not, or when
 /// the client broke off). What is left of a larger body is read and discarded within the bounds above,
-/// never kept.
+/// never kept; a body declared larger than [`DISCARD_MAX_BYTES`] is refused without reading any of it.
 async fn read_body(body: Body) -> Option<Bytes> {
     use futures::StreamExt;
-    let declared_too_large = body.size_hint().lower() > MAX_BODY_BYTES as u64;
+    let declared = body.size_hint().lower();
+    if declared > DISCARD_MAX_BYTES as u64 {
+        // Too large to be worth reading even to throw away: refused before a byte is read.
+        return None;
+    }
+    let declared_too_large = declared > MAX_BODY_BYTES as u64;
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
     if !declared_too_large {
