@@ -397,22 +397,6 @@ impl Served {
         .flatten()
     }
 
-    /// What the pods would run if `predictor` were applied with its image as written.
-    pub fn wanted(predictor: &Predictor) -> Self {
-        let spec = &predictor.spec;
-        Self {
-            image: Some(spec.image.clone()),
-            pod_image: Some(spec.image.clone()),
-            resolve_token: predictor
-                .annotations()
-                .get(RESOLVE_IMAGE_ANNOTATION)
-                .cloned(),
-            model_url: Some(spec.model.url.clone()),
-            model_sha256: Some(spec.model.sha256.clone()),
-            version: Some(spec.effective_version()),
-        }
-    }
-
     /// Whether these pods run exactly `model`.
     pub fn runs_model(&self, model: &crate::crd::ModelSpec) -> bool {
         self.model_url.as_deref() == Some(model.url.as_str())
@@ -616,7 +600,17 @@ mod tests {
     fn served_reads_back_what_was_built() {
         let mut p = predictor("american", "team-a");
         let d = build_deployment(&p, &p.spec.image).unwrap();
-        assert_eq!(Served::of(&d), Served::wanted(&p));
+        assert_eq!(
+            Served::of(&d),
+            Served {
+                image: Some(p.spec.image.clone()),
+                pod_image: Some(p.spec.image.clone()),
+                resolve_token: None,
+                model_url: Some(p.spec.model.url.clone()),
+                model_sha256: Some(SHA_A.into()),
+                version: Some("0.2".into()),
+            }
+        );
         assert!(Served::of(&d).runs_model(&p.spec.model));
         assert_eq!(Served::of(&d).image_digest(), None);
         assert_eq!(Served::of(&d).pinned_for(&p), None, "not pinned");
