@@ -738,7 +738,21 @@ fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_t: &str) {
     eprintln!("[node test] tag 0.2 re-pushed ({repushed}): pods unchanged on {digest_02}");
 
     // 8c. A wrong password in the pull Secret, then fixed: the rollout to 0.1 goes on by itself.
-    let secret = |data: &str| format!(r#"{{"data": {{".dockerconfigjson": "{data}"}}}}"#);
+    // The pull Secret's .dockerconfigjson (base64) replaced in place, as an operator of the cluster would.
+    let set_pull_secret = |data: &str| {
+        let patch = format!(r#"{{"data": {{".dockerconfigjson": "{data}"}}}}"#);
+        node.kubectl_ok(&[
+            "patch",
+            "secret",
+            PULL_SECRET,
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ]);
+    };
     let good = node.kubectl_ok(&[
         "get",
         "secret",
@@ -751,17 +765,7 @@ fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_t: &str) {
     let wrong_auth = b64(b"mlops:not-the-password");
     let wrong =
         b64(format!(r#"{{"auths": {{"10.77.0.1:5443": {{"auth": "{wrong_auth}"}}}}}}"#).as_bytes());
-    node.kubectl_ok(&[
-        "patch",
-        "secret",
-        PULL_SECRET,
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        &secret(&wrong),
-    ]);
+    set_pull_secret(&wrong);
     let watch = Watch::start(
         node,
         "wrong-secret",
@@ -781,17 +785,7 @@ fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_t: &str) {
     );
     assert_eq!(deployment_image(node), pinned_02);
     let fixed = Instant::now();
-    node.kubectl_ok(&[
-        "patch",
-        "secret",
-        PULL_SECRET,
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        &secret(&good),
-    ]);
+    set_pull_secret(&good);
     wait_for(
         Duration::from_secs(90),
         "0.1 Ready once the Secret is fixed",
