@@ -7,8 +7,10 @@
 #            symlinks to it (the same binary run as `argocd` is the CLI).
 #   argocd-crds.yaml   the Application/AppProject/ApplicationSet CRDs from the same
 #            module's manifests/crds (read from the module cache, never committed).
+#   kustomize  sigs.k8s.io/kustomize/kustomize/v5 (dev/argocd/go/kustomizebin): the repo-server
+#            renders kustomizations with it, and dev/release runs `kustomize edit set image`.
 #
-# The version lives only in go/argocdbin/go.mod (with committed go.sum). Which versions
+# The versions live only in go/argocdbin/go.mod and go/kustomizebin/go.mod (with committed go.sum). Which versions
 # build from the proxy and why: dev/argocd/README.md.
 #
 # Usage: dev/argocd/build.sh
@@ -81,6 +83,34 @@ if [[ ! -s $crds || $crds -ot $bin_dir/argocd ]]; then
   done
   mv -f "$tmp" "$crds"
   log "wrote $crds (argo-cd $version manifests/crds)"
+fi
+
+# kustomize: its own wrapper module and stamp.
+kwrapper="$here/go/kustomizebin"
+kversion=$(gomod_require "$kwrapper/go.mod" sigs.k8s.io/kustomize/kustomize/v5)
+[[ -n $kversion ]] || die "cannot read the kustomize version from $kwrapper/go.mod"
+kstamp_now() {
+  {
+    echo "kustomize=$kversion go=$go_version platform=$(go env GOOS)/$(go env GOARCH)"
+    (cd "$kwrapper" && sha256sum go.mod go.sum)
+    sha256sum <"$script"
+  } | sha256sum | cut -d' ' -f1
+}
+if [[ ${FORCE:-0} != 1 && -x $bin_dir/kustomize && -f $stamp_dir/kustomize &&
+  $(cat "$stamp_dir/kustomize") == "$(kstamp_now)" ]]; then
+  log "kustomize $kversion is up to date"
+else
+  t=$SECONDS
+  tmp="$bin_dir/.kustomize.tmp.$$"
+  rm -f "$tmp"
+  if ! (cd "$kwrapper" && gobuild build -trimpath -ldflags "-s -w" -o "$tmp" sigs.k8s.io/kustomize/kustomize/v5); then
+    rm -f "$tmp"
+    die "building kustomize $kversion failed after $((SECONDS - t))s"
+  fi
+  v=$("$tmp" version 2>&1) || { rm -f "$tmp"; die "kustomize version failed: $v"; }
+  mv -f "$tmp" "$bin_dir/kustomize"
+  kstamp_now >"$stamp_dir/kustomize"
+  log "built kustomize in $((SECONDS - t))s: $v"
 fi
 
 echo "$bin_dir"
