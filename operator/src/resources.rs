@@ -255,12 +255,16 @@ pub fn build_deployment(predictor: &Predictor, image: &str) -> Result<Deployment
                 match_labels: Some(selector_labels(&predictor.name_any())),
                 ..LabelSelector::default()
             },
-            // Never fewer ready pods than desired during a rollout: one extra pod at a time.
+            // Never fewer ready pods than desired during a rollout, and every new pod started at
+            // once: a rollout takes one pod start-up whatever the replica count (one surge pod at a
+            // time took one start-up per replica), old pods leave as new ones turn ready. The price
+            // is room for twice the pods while it runs; without it the surge pods wait Pending and
+            // the old pods keep serving.
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
                     max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::Int(1)),
+                    max_surge: Some(IntOrString::String("100%".into())),
                 }),
             }),
             revision_history_limit: Some(3),
@@ -469,7 +473,7 @@ mod tests {
                     "app.kubernetes.io/instance": "american",
                     "app.kubernetes.io/name": "predictor"
                 }},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}},
                 "revisionHistoryLimit": 3,
                 "progressDeadlineSeconds": 120,
                 "template": {
