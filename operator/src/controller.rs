@@ -1,4 +1,5 @@
-//! The reconciler: for one Predictor, validate → check the model and the image → build → apply →
+//! The reconciler: for one Predictor, validate → check the model (bytes, then quality) and the
+//! image → build → apply →
 //! read a stalled rollout's pods → compute status → patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
 //! `publish`) hold no logic; the logic lives in the pure builders and `status`.
 
@@ -26,9 +27,10 @@ use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
+use crate::quality::QualityGate;
 use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service, selector_labels};
 use crate::status::{
-    self, ImageCheck, ModelCheck, Observed, Rollout, compute_status, status_events,
+    self, ImageCheck, ModelCheck, Observed, QualityCheck, Rollout, compute_status, status_events,
 };
 
 /// How often a running rollout is looked at again even if its Deployment did not change.
@@ -50,6 +52,8 @@ pub struct Context {
     /// Who the operator's Events say they come from.
     pub reporter: Reporter,
     pub checker: ModelChecker,
+    /// The offline quality gate (`spec.validation`).
+    pub gate: QualityGate,
     pub images: ImageChecker,
     pub metrics: Arc<Metrics>,
     /// The operator's Deployments and Services as its watches last saw them.
@@ -148,6 +152,10 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
                 reason: status::reason::INVALID_SPEC.into(),
                 message: "not checked: the spec is invalid".into(),
             },
+            quality: QualityCheck::Unchecked {
+                reason: status::reason::INVALID_SPEC.into(),
+                message: "not measured: the spec is invalid".into(),
+            },
             image: ImageCheck::Unchecked {
                 reason: status::reason::INVALID_SPEC.into(),
                 message: "not resolved: the spec is invalid".into(),
@@ -160,26 +168,37 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         return Err(Error::InvalidSpec { name, reason });
     }
 
-    // Step 2: pre-flight checks of the model and the image, each only when it differs from what
-    // the pods run.
+    // Step 2: pre-flight checks of the model (its bytes, then its quality) and the image, each
+    // only when it differs from what the pods run.
     let served = current.as_ref().map(Served::of);
     let running = served
         .as_ref()
         .is_some_and(|s| s.runs_model(&predictor.spec.model));
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let (model, image) = tokio::join!(
-        ctx.checker
-            .check(&predictor.spec.model, running, &ctx.metrics),
+    let model_checks = async {
+        let model = ctx
+            .checker
+            .check(&predictor.spec.model, running, &ctx.metrics)
+            .await;
+        let quality = ctx
+            .gate
+            .check(&predictor.spec, &model, served.as_ref(), &ctx.metrics)
+            .await;
+        (model, quality)
+    };
+    let ((model, quality), image) = tokio::join!(
+        model_checks,
         ctx.images
             .check(predictor, served.as_ref(), &secrets, &ctx.metrics),
     );
 
-    // Steps 3 and 4: build (pure) and apply what differs. A refused model or image leaves the
-    // Deployment untouched.
+    // Steps 3 and 4: build (pure) and apply what differs. A refused model (bytes or quality) or
+    // image leaves the Deployment untouched.
     let service =
         Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
     let deployment = match (&model, image.pod_image(predictor)) {
         (ModelCheck::Rejected { .. }, _) | (_, None) => None,
+        _ if quality.refuses() => None,
         (_, Some(pod_image)) => Some(build_deployment(predictor, pod_image)?)
             .filter(|d| !is_applied(d, current.as_ref())),
     };
@@ -195,11 +214,12 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     };
 
     // Steps 6 and 7: compute the status (pure) and patch it if it changed; announce a rollout.
-    let refused_model = matches!(model, ModelCheck::Rejected { .. });
+    let refused_model = matches!(model, ModelCheck::Rejected { .. }) || quality.refuses();
     let refused_image = matches!(image, ImageCheck::Rejected { .. });
     let observed = Observed {
         deployment: applied.as_ref().or(current.as_ref()),
         model,
+        quality,
         image,
         pull_failure,
         invalid: None,
@@ -622,6 +642,7 @@ mod reconcile_tests {
                 instance: Some("test".into()),
             },
             checker,
+            gate: QualityGate::new(1 << 20, 1 << 20, Duration::from_secs(5)).unwrap(),
             images: ImageChecker::new(true, Duration::from_secs(5)).unwrap(),
             metrics: Arc::default(),
             children: Children::new().0,
@@ -892,6 +913,7 @@ mod reconcile_tests {
         let observed = Observed {
             deployment: Some(&deployment),
             model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
             image: resolved(&p),
             pull_failure: None,
             invalid: None,

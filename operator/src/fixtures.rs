@@ -33,6 +33,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             progress_deadline_seconds: None,
             resources: None,
             image_pull_secrets: Vec::new(),
+            validation: None,
         },
     );
     p.metadata.namespace = Some(namespace.into());
