@@ -889,6 +889,188 @@ mod tests {
         assert_eq!(serde_json::to_value(&s).unwrap(), expected);
     }
 
+    /// The gate of the tests below: the sample as validation data, `minAccuracy` 0.8.
+    fn gated(mut p: Predictor) -> Predictor {
+        p.spec.validation = Some(crate::crd::ValidationSpec {
+            data: crate::crd::DataSpec {
+                url: "https://data.example.org/eval.csv?token=s3cret".into(),
+                sha256: SHA_B.into(),
+            },
+            min_accuracy: Some(0.8),
+            max_accuracy_drop: None,
+        });
+        p
+    }
+
+    #[test]
+    fn a_model_below_the_quality_gate_is_degraded_while_the_old_pods_serve() {
+        let mut p = gated(predictor("american", "team-a"));
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(
+            &p,
+            &Observed {
+                quality: QualityCheck::Serving,
+                ..observed(Some(&d))
+            },
+            &time(0),
+        ));
+        // Generation 2 asks for a model that scores 0.5 on the validation data.
+        p.metadata.generation = Some(2);
+        p.spec.model.sha256 = SHA_B.into();
+        let candidate = crate::quality::Scored {
+            model_sha256: SHA_B.into(),
+            score: crate::quality::Score {
+                accuracy: 0.5,
+                rows: 76,
+            },
+        };
+        let verdict = crate::quality::judge(p.spec.validation.as_ref().unwrap(), &candidate, None);
+        let below = Observed {
+            quality: verdict,
+            ..observed(Some(&d))
+        };
+        let s = compute_status(&p, &below, &time(5));
+        let refusal = format!(
+            "model {} has accuracy 0.5000 on 76 rows of validation data {}: below \
+             spec.validation.minAccuracy 0.8000; the Deployment was left unchanged and the old pods \
+             keep serving",
+            &SHA_B[..12],
+            &SHA_B[..12]
+        );
+        let expected = serde_json::json!({
+            "observedGeneration": 2,
+            "replicas": 2,
+            "readyReplicas": 2,
+            "ready": "2/2",
+            "version": "0.2",
+            "modelSha256": SHA_A,
+            "modelShort": &SHA_A[..12],
+            "imageDigest": IMAGE_DIGEST,
+            "url": "http://american.team-a.svc:5008/api/american",
+            "quality": {"modelSha256": SHA_B, "accuracy": 0.5, "dataSha256": SHA_B, "rows": 76},
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "RolloutComplete", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("2/2 pods ready, serving version 0.2 with model {}", &SHA_A[..12])},
+                {"type": "Progressing", "status": "False", "reason": "RolloutComplete", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "all pods run the current spec"},
+                {"type": "Degraded", "status": "True", "reason": "ModelBelowQualityGate", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:05Z", "message": refusal},
+                {"type": "ModelVerified", "status": "True", "reason": "Verified", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_B} and is a predictor model file")},
+                {"type": "ImageResolved", "status": "True", "reason": "Resolved", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("image registry.local/american-predictor:0.2 is {IMAGE_DIGEST}; the pods pull it by digest")},
+                {"type": "QualityGate", "status": "False", "reason": "ModelBelowQualityGate", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:05Z", "message": refusal}
+            ]
+        });
+        assert_eq!(serde_json::to_value(&s).unwrap(), expected);
+        // One Event, named for the gate, with both figures; not a second one for Degraded.
+        let events = status_events(p.status.as_ref().unwrap(), &s);
+        assert_eq!(
+            events,
+            [StatusEvent {
+                warning: true,
+                reason: reason::MODEL_BELOW_QUALITY_GATE.into(),
+                note: refusal,
+            }]
+        );
+        // The data set's URL (and its token) appears nowhere.
+        assert!(!serde_json::to_string(&s).unwrap().contains("s3cret"));
+
+        // Back to the serving model: the gate has nothing to judge and the Predictor recovers.
+        p.status = Some(s);
+        p.metadata.generation = Some(3);
+        p.spec.model.sha256 = SHA_A.into();
+        let back = compute_status(
+            &p,
+            &Observed {
+                quality: QualityCheck::Serving,
+                ..observed(Some(&d))
+            },
+            &time(9),
+        );
+        assert_eq!(cond(&back, DEGRADED), ("False", reason::AS_EXPECTED));
+        assert_eq!(cond(&back, QUALITY_GATE), ("True", reason::ALREADY_SERVING));
+        assert_eq!(back.quality, None, "the figures were of the refused model");
+        let events = status_events(p.status.as_ref().unwrap(), &back);
+        assert_eq!(
+            events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            [reason::RECOVERED]
+        );
+    }
+
+    #[test]
+    fn a_model_that_passed_the_gate_keeps_its_accuracy_in_the_status_once_it_serves() {
+        let mut p = gated(predictor("american", "team-a"));
+        let measured = QualityStatus {
+            model_sha256: SHA_A.into(),
+            accuracy: 0.9342,
+            data_sha256: SHA_B.into(),
+            rows: 76,
+            serving_model_sha256: None,
+            serving_accuracy: None,
+        };
+        let passed = QualityCheck::Passed {
+            measured: measured.clone(),
+            message: "model passed".into(),
+        };
+        let fresh = deployment_of(&p).without_status();
+        let s = compute_status(
+            &p,
+            &Observed {
+                quality: passed,
+                ..observed(Some(&fresh))
+            },
+            &time(0),
+        );
+        assert_eq!(s.quality.as_ref(), Some(&measured));
+        assert_eq!(
+            cond(&s, QUALITY_GATE),
+            ("True", reason::QUALITY_GATE_PASSED)
+        );
+        assert_eq!(cond(&s, PROGRESSING), ("True", reason::ROLLING_OUT));
+
+        // Rolled out: the Deployment runs it, so it is not judged again, but its figures stay.
+        p.status = Some(s);
+        let done = deployment_of(&p).rolled_out(2);
+        let s = compute_status(
+            &p,
+            &Observed {
+                quality: QualityCheck::Serving,
+                ..observed(Some(&done))
+            },
+            &time(10),
+        );
+        assert_eq!(s.quality, Some(measured));
+        let gate = find_condition(&s, QUALITY_GATE).unwrap();
+        assert_eq!(
+            (gate.status.as_str(), gate.reason.as_str(), gate.message.as_str()),
+            (
+                "True",
+                reason::ALREADY_SERVING,
+                format!(
+                    "model {} already serves; it had accuracy 0.9342 on 76 rows when the gate measured it",
+                    &SHA_A[..12]
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            gate.last_transition_time,
+            time(0),
+            "still True: no transition"
+        );
+
+        // Without spec.validation there is neither a QualityGate condition nor figures.
+        p.spec.validation = None;
+        let s = compute_status(&p, &observed(Some(&done)), &time(20));
+        assert!(find_condition(&s, QUALITY_GATE).is_none());
+        assert_eq!(s.quality, None);
+    }
+
     #[test]
     fn unchanged_status_keeps_transition_times_so_no_write_is_needed() {
         let mut p = predictor("american", "team-a");
