@@ -621,10 +621,15 @@ mod tests {
 #[cfg(test)]
 mod reconcile_tests {
     use super::*;
+    use crate::crd::{DataSpec, ModelSpec, ValidationSpec};
     use crate::fixtures::apiserver::{self, ApiServer, Call};
-    use crate::fixtures::{IMAGE_DIGEST, SHA_A, deployment_of, predictor, resolved, time};
+    use crate::fixtures::{
+        IMAGE_DIGEST, SHA_A, deployment_of, predictor, resolved, shuffled_labels, time,
+    };
     use crate::resources::build_service;
-    use crate::status::{DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, find_condition, reason};
+    use crate::status::{
+        DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, find_condition, reason,
+    };
     use ::predictor::testing::FileServer;
     use http::Method;
     use tokio::task::JoinHandle;
@@ -758,6 +763,163 @@ mod reconcile_tests {
 
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A Predictor serving a good model (from `store`), asked for `candidate` under a gate of
+    /// `minAccuracy` 0.8 and `maxAccuracyDrop` 0.05 on the sample: (the Predictor, its Deployment
+    /// and Service as they are).
+    fn gated_change(store: &FileServer, candidate: &str) -> (Predictor, Deployment, Service) {
+        let sample = ::predictor::sample::SAMPLE_CSV;
+        let put = |path: &str, csv: &str, date: &str| {
+            let (bytes, sha256) = ::predictor::testing::trained_model(csv.as_bytes(), date);
+            ModelSpec {
+                url: store.put(path, bytes),
+                sha256,
+            }
+        };
+        let mut p = pinned_by_spec(predictor("american", "team-a"));
+        p.spec.model = put("/good.model", sample, "2026-11-24T00:00:00Z");
+        let deployment = deployment_of(&p).rolled_out(2);
+        let service = build_service(&p).unwrap();
+        let observed = Observed {
+            deployment: Some(&deployment),
+            model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+        };
+        p.status = Some(compute_status(&p, &observed, &time(0)));
+        // Generation 2: the candidate, and the gate.
+        p.metadata.generation = Some(2);
+        p.spec.model = match candidate {
+            "shuffled" => put(
+                "/shuffled.model",
+                &shuffled_labels(sample, 7),
+                "2026-11-25T00:00:00Z",
+            ),
+            _ => put("/retrained.model", sample, "2026-11-25T00:00:00Z"),
+        };
+        p.spec.validation = Some(ValidationSpec {
+            data: DataSpec {
+                url: store.put("/eval.csv", sample),
+                sha256: ::predictor::model::sha256_hex(sample.as_bytes()),
+            },
+            min_accuracy: Some(0.8),
+            max_accuracy_drop: Some(0.05),
+        });
+        (p, deployment, service)
+    }
+
+    /// A model trained on shuffled labels, with the right digest: the gate scores it and the
+    /// serving model on the validation data, refuses it, and the Deployment is never written.
+    #[tokio::test]
+    async fn a_model_below_the_quality_gate_never_writes_the_deployment() {
+        let store = FileServer::start();
+        let (p, deployment, service) = gated_change(&store, "shuffled");
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        // No apply: the next call is the status.
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let quality = status.quality.clone().expect("the measured accuracies");
+        assert_eq!(quality.model_sha256, p.spec.model.sha256);
+        let serving = quality
+            .serving_accuracy
+            .expect("the serving model was scored");
+        assert!(quality.accuracy < 0.8 && serving >= 0.9, "{quality:?}");
+        for type_ in [QUALITY_GATE, DEGRADED] {
+            let c = find_condition(&status, type_).unwrap();
+            assert_eq!(c.reason, reason::MODEL_BELOW_QUALITY_GATE, "{type_}");
+            assert!(
+                c.message
+                    .contains(&format!("accuracy {:.4}", quality.accuracy))
+                    && c.message.contains("minAccuracy 0.8000")
+                    && c.message.contains(&format!("{serving:.4}"))
+                    && c.message.contains("maxAccuracyDrop 0.0500"),
+                "{type_}: {}",
+                c.message
+            );
+        }
+        assert_eq!(
+            find_condition(&status, MODEL_VERIFIED).unwrap().status,
+            "True",
+            "its bytes are fine"
+        );
+        assert_eq!(
+            status.model_sha256,
+            p.status.as_ref().unwrap().model_sha256,
+            "the old model still serves"
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::MODEL_BELOW_QUALITY_GATE);
+        assert_eq!(call.body["type"], "Warning");
+        call.echo();
+
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(MODEL_RETRY));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A retrained model as good as the serving one passes: the Deployment is applied and the
+    /// status shows the measured accuracies.
+    #[tokio::test]
+    async fn a_model_that_passes_the_quality_gate_rolls_out() {
+        let store = FileServer::start();
+        let (p, deployment, service) = gated_change(&store, "retrained");
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        let call = server.next().await;
+        assert_eq!(call.path, DEPLOYMENT, "{}", call.line());
+        call.assert_apply(FIELD_MANAGER);
+        assert!(
+            call.body.to_string().contains(&p.spec.model.sha256),
+            "the Deployment runs the candidate"
+        );
+        call.echo();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            seen.push(call.line());
+            match call.path.as_str() {
+                STATUS => {
+                    let status: PredictorStatus =
+                        serde_json::from_value(call.body["status"].clone()).unwrap();
+                    let gate = find_condition(&status, QUALITY_GATE).unwrap();
+                    assert_eq!(
+                        (gate.status.as_str(), gate.reason.as_str()),
+                        ("True", reason::QUALITY_GATE_PASSED),
+                        "{}",
+                        gate.message
+                    );
+                    let quality = status.quality.clone().unwrap();
+                    assert!(quality.accuracy >= 0.9, "{quality:?}");
+                    assert_eq!(quality.serving_accuracy, Some(quality.accuracy));
+                    reply_status(call, &p);
+                }
+                EVENTS => {
+                    assert_eq!(call.body["reason"], reason::ROLLING_UPDATE);
+                    call.echo();
+                }
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(ROLLOUT_POLL));
         drop(ctx);
         server.expect_no_more().await;
     }
