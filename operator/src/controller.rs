@@ -118,6 +118,36 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
             redact(&spec.model.url)
         ));
     }
+    if let Some(validation) = &spec.validation {
+        validate_gate(validation)?;
+    }
+    Ok(())
+}
+
+/// The quality gate's part of step 1: the CRD says the same, but only if it is up to date (and an
+/// explicit `null` threshold passes its `has()` rule).
+fn validate_gate(validation: &crate::crd::ValidationSpec) -> Result<(), String> {
+    let thresholds = [
+        ("minAccuracy", validation.min_accuracy),
+        ("maxAccuracyDrop", validation.max_accuracy_drop),
+    ];
+    if thresholds.iter().all(|(_, t)| t.is_none()) {
+        return Err("spec.validation sets neither minAccuracy nor maxAccuracyDrop".into());
+    }
+    for (name, threshold) in thresholds {
+        if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+            return Err(format!("spec.validation.{name} {t} is outside 0-1"));
+        }
+    }
+    if !["http://", "https://", "hdfs://"]
+        .iter()
+        .any(|scheme| validation.data.url.starts_with(scheme))
+    {
+        return Err(format!(
+            "spec.validation.data.url {} is not an http://, https:// or hdfs:// URL",
+            redact(&validation.data.url)
+        ));
+    }
     Ok(())
 }
 
@@ -614,6 +644,35 @@ mod tests {
             "{reason}"
         );
         assert!(!reason.contains("t0k"), "{reason}");
+
+        let gate = |min: Option<f64>, drop: Option<f64>, url: &str| {
+            let mut p = predictor("american", "team-a");
+            p.spec.validation = Some(crate::crd::ValidationSpec {
+                data: crate::crd::DataSpec {
+                    url: url.into(),
+                    sha256: crate::fixtures::SHA_B.into(),
+                },
+                min_accuracy: min,
+                max_accuracy_drop: drop,
+            });
+            validate(&p)
+        };
+        let https = "https://d/eval.csv";
+        assert_eq!(gate(Some(0.8), None, https), Ok(()));
+        assert_eq!(gate(None, Some(0.0), https), Ok(()));
+        assert_eq!(
+            gate(None, None, https),
+            Err("spec.validation sets neither minAccuracy nor maxAccuracyDrop".into())
+        );
+        assert_eq!(
+            gate(Some(0.8), Some(1.5), https),
+            Err("spec.validation.maxAccuracyDrop 1.5 is outside 0-1".into())
+        );
+        assert!(
+            gate(Some(0.8), None, "file:///etc/passwd")
+                .unwrap_err()
+                .contains("spec.validation.data.url file:///etc/passwd is not an http://")
+        );
     }
 }
 

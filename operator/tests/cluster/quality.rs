@@ -187,6 +187,15 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     assert!(passed.accuracy >= 0.9, "{passed:?}");
     assert_eq!(condition(&status, "Degraded").unwrap().0, "False");
     assert_eq!(quality_checks(&op, "passed"), 2.0, "model A, then model B");
+    // `kubectl get -o wide` shows the measured accuracy.
+    let wide = s
+        .cluster
+        .kubectl_ok(&["get", "predictor", "p", "-n", ns, "-o", "wide"]);
+    let shown = format!("{}", passed.accuracy);
+    assert!(
+        wide.contains("ACCURACY") && wide.contains(&shown[..shown.len().min(4)]),
+        "{wide}"
+    );
 }
 
 #[tokio::test]
