@@ -278,43 +278,36 @@ impl QualityGate {
         data: &DataSpec,
     ) -> Result<(Scored, Option<Scored>, bool)> {
         let wanted: Vec<&ModelSpec> = std::iter::once(candidate).chain(serving).collect();
-        let missing = |gate: &Self| -> Vec<&ModelSpec> {
+        let lookup = |gate: &Self| -> Vec<Option<Score>> {
             wanted
                 .iter()
-                .copied()
-                .filter(|m| gate.cached(&m.sha256, &data.sha256).is_none())
+                .map(|m| gate.cached(&m.sha256, &data.sha256))
                 .collect()
         };
-        let fresh = if missing(self).is_empty() {
-            false
-        } else {
+        let mut scores = lookup(self);
+        let mut fresh = false;
+        if scores.iter().any(Option::is_none) {
             let _permit = self.runs.acquire().await.expect("semaphore never closed");
             // Another reconcile may have scored the same models while this one waited.
-            let missing = missing(self);
-            let fresh = missing.iter().any(|m| m.sha256 == candidate.sha256);
-            if !missing.is_empty() {
+            scores = lookup(self);
+            fresh = scores[0].is_none();
+            if scores.iter().any(Option::is_none) {
                 let bytes = Arc::new(self.fetch_data(data).await?);
-                for model in missing {
-                    let score = self.score_model(model, &bytes, &data.url).await?;
-                    self.remember(&model.sha256, &data.sha256, score);
+                for (model, score) in wanted.iter().zip(scores.iter_mut()) {
+                    if score.is_none() {
+                        let scored = self.score_model(model, &bytes, &data.url).await?;
+                        self.remember(&model.sha256, &data.sha256, scored);
+                        *score = Some(scored);
+                    }
                 }
             }
-            fresh
-        };
-        let scored = |m: &ModelSpec| -> Result<Scored> {
-            let score = self
-                .cached(&m.sha256, &data.sha256)
-                .ok_or_else(|| Error::Evaluation {
-                    model: short(&m.sha256).into(),
-                    reason: "its score was dropped from the cache while in use; retrying".into(),
-                })?;
-            Ok(Scored {
-                model_sha256: m.sha256.clone(),
-                score,
-            })
-        };
-        let serving = serving.map(scored).transpose()?;
-        Ok((scored(candidate)?, serving, fresh))
+        }
+        let mut scored = wanted.iter().zip(scores).map(|(m, score)| Scored {
+            model_sha256: m.sha256.clone(),
+            score: score.expect("every missing score was computed above"),
+        });
+        let candidate = scored.next().expect("the candidate is wanted first");
+        Ok((candidate, scored.next(), fresh))
     }
 
     /// Downloads the data set (at most `data_max_bytes`) and checks its digest.
