@@ -293,9 +293,21 @@ impl QualityGate {
             fresh = scores[0].is_none();
             if scores.iter().any(Option::is_none) {
                 let bytes = Arc::new(self.fetch_data(data).await?);
-                for (model, score) in wanted.iter().zip(scores.iter_mut()) {
+                for (i, (model, score)) in wanted.iter().zip(scores.iter_mut()).enumerate() {
                     if score.is_none() {
-                        let scored = self.score_model(model, &bytes, &data.url).await?;
+                        let scored = self
+                            .score_model(model, &bytes, &data.url)
+                            .await
+                            .map_err(|e| match i {
+                                0 => e,
+                                // Say whose model it is: the user did not name it in this spec.
+                                _ => Error::Evaluation {
+                                    model: short(&model.sha256).into(),
+                                    reason: format!(
+                                        "it is the serving model maxAccuracyDrop compares against: {e}"
+                                    ),
+                                },
+                            })?;
                         self.remember(&model.sha256, &data.sha256, scored);
                         *score = Some(scored);
                     }
@@ -720,6 +732,27 @@ mod tests {
         let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
         assert_eq!(reason, reason::VALIDATION_DATA_INVALID);
         assert!(message.contains("no `text` column"), "{message}");
+
+        // The serving model is gone from the store: maxAccuracyDrop cannot be judged.
+        let gone = ModelSpec {
+            url: s.files.url("/removed.model"),
+            sha256: SHA_A.into(),
+        };
+        let spec = gated(&s.good, &s.data, None, Some(0.05));
+        let (reason, message) = refused(
+            gate()
+                .check(&spec, &verified, Some(&serving(&gone)), &metrics)
+                .await,
+        );
+        assert_eq!(reason, reason::EVALUATION_FAILED);
+        assert!(
+            message.contains(&format!(
+                "cannot evaluate model {} on the validation data: it is the serving model \
+                 maxAccuracyDrop compares against: cannot fetch model",
+                &SHA_A[..12]
+            )),
+            "{message}"
+        );
 
         let text = metrics.render();
         assert!(
