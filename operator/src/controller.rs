@@ -1,4 +1,5 @@
-//! The reconciler: for one Predictor, validate → check the model and the image → build → apply →
+//! The reconciler: for one Predictor, validate → check the model (bytes, then quality) and the
+//! image → build → apply →
 //! read a stalled rollout's pods → compute status → patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
 //! `publish`) hold no logic; the logic lives in the pure builders and `status`.
 
@@ -26,9 +27,10 @@ use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
+use crate::quality::QualityGate;
 use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service, selector_labels};
 use crate::status::{
-    self, ImageCheck, ModelCheck, Observed, Rollout, compute_status, status_events,
+    self, ImageCheck, ModelCheck, Observed, QualityCheck, Rollout, compute_status, status_events,
 };
 
 /// How often a running rollout is looked at again even if its Deployment did not change.
@@ -50,6 +52,8 @@ pub struct Context {
     /// Who the operator's Events say they come from.
     pub reporter: Reporter,
     pub checker: ModelChecker,
+    /// The offline quality gate (`spec.validation`).
+    pub gate: QualityGate,
     pub images: ImageChecker,
     pub metrics: Arc<Metrics>,
     /// The operator's Deployments and Services as its watches last saw them.
@@ -114,6 +118,36 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
             redact(&spec.model.url)
         ));
     }
+    if let Some(validation) = &spec.validation {
+        validate_gate(validation)?;
+    }
+    Ok(())
+}
+
+/// The quality gate's part of step 1: the CRD says the same, but only if it is up to date (and an
+/// explicit `null` threshold passes its `has()` rule).
+fn validate_gate(validation: &crate::crd::ValidationSpec) -> Result<(), String> {
+    let thresholds = [
+        ("minAccuracy", validation.min_accuracy),
+        ("maxAccuracyDrop", validation.max_accuracy_drop),
+    ];
+    if thresholds.iter().all(|(_, t)| t.is_none()) {
+        return Err("spec.validation sets neither minAccuracy nor maxAccuracyDrop".into());
+    }
+    for (name, threshold) in thresholds {
+        if let Some(t) = threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+            return Err(format!("spec.validation.{name} {t} is outside 0-1"));
+        }
+    }
+    if !["http://", "https://", "hdfs://"]
+        .iter()
+        .any(|scheme| validation.data.url.starts_with(scheme))
+    {
+        return Err(format!(
+            "spec.validation.data.url {} is not an http://, https:// or hdfs:// URL",
+            redact(&validation.data.url)
+        ));
+    }
     Ok(())
 }
 
@@ -148,6 +182,10 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
                 reason: status::reason::INVALID_SPEC.into(),
                 message: "not checked: the spec is invalid".into(),
             },
+            quality: QualityCheck::Unchecked {
+                reason: status::reason::INVALID_SPEC.into(),
+                message: "not measured: the spec is invalid".into(),
+            },
             image: ImageCheck::Unchecked {
                 reason: status::reason::INVALID_SPEC.into(),
                 message: "not resolved: the spec is invalid".into(),
@@ -160,26 +198,37 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         return Err(Error::InvalidSpec { name, reason });
     }
 
-    // Step 2: pre-flight checks of the model and the image, each only when it differs from what
-    // the pods run.
+    // Step 2: pre-flight checks of the model (its bytes, then its quality) and the image, each
+    // only when it differs from what the pods run.
     let served = current.as_ref().map(Served::of);
     let running = served
         .as_ref()
         .is_some_and(|s| s.runs_model(&predictor.spec.model));
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let (model, image) = tokio::join!(
-        ctx.checker
-            .check(&predictor.spec.model, running, &ctx.metrics),
+    let model_checks = async {
+        let model = ctx
+            .checker
+            .check(&predictor.spec.model, running, &ctx.metrics)
+            .await;
+        let quality = ctx
+            .gate
+            .check(&predictor.spec, &model, served.as_ref(), &ctx.metrics)
+            .await;
+        (model, quality)
+    };
+    let ((model, quality), image) = tokio::join!(
+        model_checks,
         ctx.images
             .check(predictor, served.as_ref(), &secrets, &ctx.metrics),
     );
 
-    // Steps 3 and 4: build (pure) and apply what differs. A refused model or image leaves the
-    // Deployment untouched.
+    // Steps 3 and 4: build (pure) and apply what differs. A refused model (bytes or quality) or
+    // image leaves the Deployment untouched.
     let service =
         Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
     let deployment = match (&model, image.pod_image(predictor)) {
         (ModelCheck::Rejected { .. }, _) | (_, None) => None,
+        _ if quality.refuses() => None,
         (_, Some(pod_image)) => Some(build_deployment(predictor, pod_image)?)
             .filter(|d| !is_applied(d, current.as_ref())),
     };
@@ -195,11 +244,12 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     };
 
     // Steps 6 and 7: compute the status (pure) and patch it if it changed; announce a rollout.
-    let refused_model = matches!(model, ModelCheck::Rejected { .. });
+    let refused_model = matches!(model, ModelCheck::Rejected { .. }) || quality.refuses();
     let refused_image = matches!(image, ImageCheck::Rejected { .. });
     let observed = Observed {
         deployment: applied.as_ref().or(current.as_ref()),
         model,
+        quality,
         image,
         pull_failure,
         invalid: None,
@@ -594,6 +644,35 @@ mod tests {
             "{reason}"
         );
         assert!(!reason.contains("t0k"), "{reason}");
+
+        let gate = |min: Option<f64>, drop: Option<f64>, url: &str| {
+            let mut p = predictor("american", "team-a");
+            p.spec.validation = Some(crate::crd::ValidationSpec {
+                data: crate::crd::DataSpec {
+                    url: url.into(),
+                    sha256: crate::fixtures::SHA_B.into(),
+                },
+                min_accuracy: min,
+                max_accuracy_drop: drop,
+            });
+            validate(&p)
+        };
+        let https = "https://d/eval.csv";
+        assert_eq!(gate(Some(0.8), None, https), Ok(()));
+        assert_eq!(gate(None, Some(0.0), https), Ok(()));
+        assert_eq!(
+            gate(None, None, https),
+            Err("spec.validation sets neither minAccuracy nor maxAccuracyDrop".into())
+        );
+        assert_eq!(
+            gate(Some(0.8), Some(1.5), https),
+            Err("spec.validation.maxAccuracyDrop 1.5 is outside 0-1".into())
+        );
+        assert!(
+            gate(Some(0.8), None, "file:///etc/passwd")
+                .unwrap_err()
+                .contains("spec.validation.data.url file:///etc/passwd is not an http://")
+        );
     }
 }
 
@@ -601,10 +680,15 @@ mod tests {
 #[cfg(test)]
 mod reconcile_tests {
     use super::*;
+    use crate::crd::{DataSpec, ModelSpec, ValidationSpec};
     use crate::fixtures::apiserver::{self, ApiServer, Call};
-    use crate::fixtures::{IMAGE_DIGEST, SHA_A, deployment_of, predictor, resolved, time};
+    use crate::fixtures::{
+        IMAGE_DIGEST, SHA_A, deployment_of, predictor, resolved, shuffled_labels, time,
+    };
     use crate::resources::build_service;
-    use crate::status::{DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, find_condition, reason};
+    use crate::status::{
+        DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, find_condition, reason,
+    };
     use ::predictor::testing::FileServer;
     use http::Method;
     use tokio::task::JoinHandle;
@@ -622,6 +706,7 @@ mod reconcile_tests {
                 instance: Some("test".into()),
             },
             checker,
+            gate: QualityGate::new(1 << 20, 1 << 20, Duration::from_secs(5)).unwrap(),
             images: ImageChecker::new(true, Duration::from_secs(5)).unwrap(),
             metrics: Arc::default(),
             children: Children::new().0,
@@ -737,6 +822,163 @@ mod reconcile_tests {
 
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A Predictor serving a good model (from `store`), asked for `candidate` under a gate of
+    /// `minAccuracy` 0.8 and `maxAccuracyDrop` 0.05 on the sample: (the Predictor, its Deployment
+    /// and Service as they are).
+    fn gated_change(store: &FileServer, candidate: &str) -> (Predictor, Deployment, Service) {
+        let sample = ::predictor::sample::SAMPLE_CSV;
+        let put = |path: &str, csv: &str, date: &str| {
+            let (bytes, sha256) = ::predictor::testing::trained_model(csv.as_bytes(), date);
+            ModelSpec {
+                url: store.put(path, bytes),
+                sha256,
+            }
+        };
+        let mut p = pinned_by_spec(predictor("american", "team-a"));
+        p.spec.model = put("/good.model", sample, "2026-11-24T00:00:00Z");
+        let deployment = deployment_of(&p).rolled_out(2);
+        let service = build_service(&p).unwrap();
+        let observed = Observed {
+            deployment: Some(&deployment),
+            model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+        };
+        p.status = Some(compute_status(&p, &observed, &time(0)));
+        // Generation 2: the candidate, and the gate.
+        p.metadata.generation = Some(2);
+        p.spec.model = match candidate {
+            "shuffled" => put(
+                "/shuffled.model",
+                &shuffled_labels(sample, 7),
+                "2026-11-25T00:00:00Z",
+            ),
+            _ => put("/retrained.model", sample, "2026-11-25T00:00:00Z"),
+        };
+        p.spec.validation = Some(ValidationSpec {
+            data: DataSpec {
+                url: store.put("/eval.csv", sample),
+                sha256: ::predictor::model::sha256_hex(sample.as_bytes()),
+            },
+            min_accuracy: Some(0.8),
+            max_accuracy_drop: Some(0.05),
+        });
+        (p, deployment, service)
+    }
+
+    /// A model trained on shuffled labels, with the right digest: the gate scores it and the
+    /// serving model on the validation data, refuses it, and the Deployment is never written.
+    #[tokio::test]
+    async fn a_model_below_the_quality_gate_never_writes_the_deployment() {
+        let store = FileServer::start();
+        let (p, deployment, service) = gated_change(&store, "shuffled");
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        // No apply: the next call is the status.
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let quality = status.quality.clone().expect("the measured accuracies");
+        assert_eq!(quality.model_sha256, p.spec.model.sha256);
+        let serving = quality
+            .serving_accuracy
+            .expect("the serving model was scored");
+        assert!(quality.accuracy < 0.8 && serving >= 0.9, "{quality:?}");
+        for type_ in [QUALITY_GATE, DEGRADED] {
+            let c = find_condition(&status, type_).unwrap();
+            assert_eq!(c.reason, reason::MODEL_BELOW_QUALITY_GATE, "{type_}");
+            assert!(
+                c.message
+                    .contains(&format!("accuracy {:.4}", quality.accuracy))
+                    && c.message.contains("minAccuracy 0.8000")
+                    && c.message.contains(&format!("{serving:.4}"))
+                    && c.message.contains("maxAccuracyDrop 0.0500"),
+                "{type_}: {}",
+                c.message
+            );
+        }
+        assert_eq!(
+            find_condition(&status, MODEL_VERIFIED).unwrap().status,
+            "True",
+            "its bytes are fine"
+        );
+        assert_eq!(
+            status.model_sha256,
+            p.status.as_ref().unwrap().model_sha256,
+            "the old model still serves"
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::MODEL_BELOW_QUALITY_GATE);
+        assert_eq!(call.body["type"], "Warning");
+        call.echo();
+
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(MODEL_RETRY));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A retrained model as good as the serving one passes: the Deployment is applied and the
+    /// status shows the measured accuracies.
+    #[tokio::test]
+    async fn a_model_that_passes_the_quality_gate_rolls_out() {
+        let store = FileServer::start();
+        let (p, deployment, service) = gated_change(&store, "retrained");
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        let call = server.next().await;
+        assert_eq!(call.path, DEPLOYMENT, "{}", call.line());
+        call.assert_apply(FIELD_MANAGER);
+        assert!(
+            call.body.to_string().contains(&p.spec.model.sha256),
+            "the Deployment runs the candidate"
+        );
+        call.echo();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            seen.push(call.line());
+            match call.path.as_str() {
+                STATUS => {
+                    let status: PredictorStatus =
+                        serde_json::from_value(call.body["status"].clone()).unwrap();
+                    let gate = find_condition(&status, QUALITY_GATE).unwrap();
+                    assert_eq!(
+                        (gate.status.as_str(), gate.reason.as_str()),
+                        ("True", reason::QUALITY_GATE_PASSED),
+                        "{}",
+                        gate.message
+                    );
+                    let quality = status.quality.clone().unwrap();
+                    assert!(quality.accuracy >= 0.9, "{quality:?}");
+                    assert_eq!(quality.serving_accuracy, Some(quality.accuracy));
+                    reply_status(call, &p);
+                }
+                EVENTS => {
+                    assert_eq!(call.body["reason"], reason::ROLLING_UPDATE);
+                    call.echo();
+                }
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(ROLLOUT_POLL));
         drop(ctx);
         server.expect_no_more().await;
     }
@@ -892,6 +1134,7 @@ mod reconcile_tests {
         let observed = Observed {
             deployment: Some(&deployment),
             model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
             image: resolved(&p),
             pull_failure: None,
             invalid: None,

@@ -67,6 +67,13 @@ pub const RESOLVE_IMAGE_ANNOTATION: &str = "mlops.dev/resolve-image";
         priority = 1,
         description = "Digest of the image the ready pods run (kubectl get -o wide)"
     ),
+    printcolumn(
+        name = "Accuracy",
+        type_ = "number",
+        json_path = ".status.quality.accuracy",
+        priority = 1,
+        description = "Accuracy of spec.model on spec.validation's data set, as the quality gate measured it (kubectl get -o wide)"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters) because it names the Service")
@@ -115,6 +122,54 @@ pub struct PredictorSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub image_pull_secrets: Vec<SecretName>,
+
+    /// The offline quality gate: before a new model rolls out, the operator measures its accuracy
+    /// on this labelled data set (and that of the model now serving) and refuses it when it falls
+    /// below the thresholds. A refused model never reaches the Deployment: the old pods keep
+    /// serving and the Predictor is Degraded with reason `ModelBelowQualityGate`. Unset: no gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationSpec>,
+}
+
+/// The offline quality gate: a labelled data set and at least one accuracy threshold.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.minAccuracy) || has(self.maxAccuracyDrop)")
+        .message("spec.validation needs minAccuracy, maxAccuracyDrop or both")
+)]
+pub struct ValidationSpec {
+    /// The labelled data set the candidate model is measured on.
+    pub data: DataSpec,
+
+    /// Lowest accuracy (fraction of correctly classified rows, 0 to 1) a new model may have on
+    /// `data`, e.g. `0.8`. A model below it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_accuracy: Option<f64>,
+
+    /// Largest drop in accuracy (0 to 1, in accuracy points: `0.02` allows 0.91 → 0.89) a new
+    /// model may have on `data` compared with the model the Deployment runs now. A model that
+    /// loses more is refused. Ignored while no model serves yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_accuracy_drop: Option<f64>,
+}
+
+/// Where the labelled data set is and which file it must be.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSpec {
+    /// Location of a labelled CSV in the training format (a `text` and a `country_code` column):
+    /// an `http://`, `https://` or `hdfs://` URL. The operator downloads it (at most 32 MiB).
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://')").message("validation.data.url must start with http://, https:// or hdfs://"))]
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+
+    /// sha256 of the data file, 64 lowercase hex digits. A file with another digest is refused,
+    /// and so is the model it was meant to judge.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: String,
 }
 
 /// A Secret in the Predictor's namespace, named the way a pod spec names its pull secrets.
@@ -190,9 +245,39 @@ pub struct PredictorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 
-    /// Ready, Progressing, Degraded and ModelVerified, following the Kubernetes API conventions.
+    /// What the offline quality gate measured for `spec.model` (set when `spec.validation` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityStatus>,
+
+    /// Ready, Progressing, Degraded, ModelVerified, ImageResolved and (with `spec.validation`)
+    /// QualityGate, following the Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// Accuracies the offline quality gate measured on `spec.validation.data`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QualityStatus {
+    /// sha256 of the model measured (`spec.model.sha256` when it was measured).
+    pub model_sha256: String,
+
+    /// Its accuracy on the data set (fraction of rows classified correctly, 0 to 1).
+    pub accuracy: f64,
+
+    /// sha256 of the data set it was measured on.
+    pub data_sha256: String,
+
+    /// Rows of the data set that were scored.
+    pub rows: u64,
+
+    /// sha256 of the model the Deployment ran when the gate compared against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_model_sha256: Option<String>,
+
+    /// That model's accuracy on the same data set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_accuracy: Option<f64>,
 }
 
 fn default_port() -> i32 {
@@ -285,6 +370,7 @@ mod tests {
             progress_deadline_seconds: None,
             resources: None,
             image_pull_secrets: Vec::new(),
+            validation: None,
         };
         assert_eq!(
             spec("registry.local/american-predictor:0.2", None).effective_version(),

@@ -42,6 +42,29 @@ pub enum Error {
     #[error("model {url} is not a usable predictor model file: {reason}")]
     ModelInvalid { url: String, reason: String },
 
+    /// The quality gate's data set could not be downloaded (unreachable, too large, too slow).
+    #[error("cannot fetch validation data {url}: {reason}")]
+    DataFetch { url: String, reason: String },
+
+    /// The quality gate's data set was downloaded but is not the pinned file.
+    #[error(
+        "validation data {url} has sha256 {actual}, but spec.validation.data.sha256 expects {expected}"
+    )]
+    DataDigest {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The quality gate's data set has the pinned digest but cannot be scored (not the training
+    /// CSV format, no usable rows).
+    #[error("validation data {url} cannot be scored: {reason}")]
+    DataInvalid { url: String, reason: String },
+
+    /// Scoring a model on the data set did not finish (too slow, or it failed).
+    #[error("cannot evaluate model {model} on the validation data: {reason}")]
+    Evaluation { model: String, reason: String },
+
     /// `spec.image` is not an image reference a container runtime would accept.
     #[error("image {image:?} is not a valid image reference: {reason}")]
     InvalidImage { image: String, reason: String },
@@ -115,6 +138,10 @@ impl Error {
             Self::ModelFetch { .. } => "model_fetch",
             Self::ModelDigest { .. } => "model_digest",
             Self::ModelInvalid { .. } => "model_invalid",
+            Self::DataFetch { .. } => "data_fetch",
+            Self::DataDigest { .. } => "data_digest",
+            Self::DataInvalid { .. } => "data_invalid",
+            Self::Evaluation { .. } => "evaluation",
             Self::InvalidImage { .. } => "invalid_image",
             Self::ImageNotFound { .. } => "image_not_found",
             Self::RegistryUnauthorized { .. } => "registry_unauthorized",
@@ -137,6 +164,10 @@ impl Error {
             Self::ModelFetch { .. }
             | Self::ModelDigest { .. }
             | Self::ModelInvalid { .. }
+            | Self::DataFetch { .. }
+            | Self::DataDigest { .. }
+            | Self::DataInvalid { .. }
+            | Self::Evaluation { .. }
             | Self::ImageNotFound { .. }
             | Self::RegistryUnauthorized { .. }
             | Self::RegistryUnreachable { .. }

@@ -33,6 +33,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             progress_deadline_seconds: None,
             resources: None,
             image_pull_secrets: Vec::new(),
+            validation: None,
         },
     );
     p.metadata.namespace = Some(namespace.into());
@@ -110,6 +111,33 @@ impl DeploymentFixture {
         });
         self.0
     }
+}
+
+/// `csv` (labelled, `text,country_code` with the label last on each line, as in
+/// `predictor/src/sample.csv`) with its labels dealt out again in an order fixed by `seed`: the
+/// same texts and the same share of each country, but labels that say nothing about the text. A
+/// model trained on it is a valid model file that predicts no better than chance.
+pub fn shuffled_labels(csv: &str, seed: u64) -> String {
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap_or_default();
+    let rows: Vec<(&str, &str)> = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.rsplit_once(',').expect("a labelled row"))
+        .collect();
+    let mut labels: Vec<&str> = rows.iter().map(|(_, label)| *label).collect();
+    // Fisher-Yates driven by a 64-bit LCG (Knuth's MMIX constants): reproducible, no crate needed.
+    let mut state = seed;
+    for i in (1..labels.len()).rev() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        labels.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let mut out = format!("{header}\n");
+    for ((text, _), label) in rows.iter().zip(labels) {
+        out.push_str(&format!("{text},{label}\n"));
+    }
+    out
 }
 
 /// A fake apiserver for reconcile tests: a kube [`Client`](kube::Client) whose requests a test

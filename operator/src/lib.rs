@@ -2,7 +2,8 @@
 //! `Predictor` object, checks a new model before it rolls out, and reports what is being served.
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
-//! [`model_check`] (pre-flight download and verification), [`image`] (image references and the
+//! [`model_check`] (pre-flight download and verification), [`quality`] (the offline quality gate:
+//! a new model scored on a labelled data set before it rolls out), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
 //! [`manager`] (the process: those parts started and stopped in order).
@@ -15,6 +16,7 @@ pub mod leader;
 pub mod manager;
 pub mod metrics;
 pub mod model_check;
+pub mod quality;
 pub mod resources;
 pub mod server;
 pub mod status;

@@ -20,6 +20,7 @@ use crate::image::ImageChecker;
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
+use crate::quality::QualityGate;
 
 /// Everything `operator run` is told (flags and their environment variables).
 #[derive(Clone, Debug)]
@@ -149,6 +150,11 @@ fn build_context(
         checker: ModelChecker::new(
             !config.skip_model_check,
             config.model_max_bytes,
+            config.model_timeout,
+        )?,
+        gate: QualityGate::new(
+            config.model_max_bytes,
+            crate::quality::DATA_MAX_BYTES,
             config.model_timeout,
         )?,
         images: ImageChecker::new(!config.skip_image_check, config.registry_timeout)?,

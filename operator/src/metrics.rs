@@ -39,6 +39,7 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabel, Counter>,
     model_checks: Family<ResultLabel, Counter>,
     image_checks: Family<ResultLabel, Counter>,
+    quality_checks: Family<ResultLabel, Counter>,
     writes: Family<KindLabel, Counter>,
     leader: Gauge,
 }
@@ -49,6 +50,7 @@ impl Default for Metrics {
         let reconcile_errors = Family::<ErrorLabel, Counter>::default();
         let model_checks = Family::<ResultLabel, Counter>::default();
         let image_checks = Family::<ResultLabel, Counter>::default();
+        let quality_checks = Family::<ResultLabel, Counter>::default();
         let writes = Family::<KindLabel, Counter>::default();
         let leader = Gauge::default();
         let mut registry = Registry::default();
@@ -74,6 +76,11 @@ impl Default for Metrics {
             image_checks.clone(),
         );
         registry.register(
+            "predictor_operator_quality_checks",
+            "Offline quality gate runs that scored a new model or failed to, by result",
+            quality_checks.clone(),
+        );
+        registry.register(
             "predictor_operator_writes",
             "Writes to the apiserver by kind of object",
             writes.clone(),
@@ -89,6 +96,7 @@ impl Default for Metrics {
             reconcile_errors,
             model_checks,
             image_checks,
+            quality_checks,
             writes,
             leader,
         }
@@ -136,6 +144,15 @@ impl Metrics {
             .inc();
     }
 
+    /// One quality gate run ended with `result` (`passed`, `below_gate` or an error label).
+    pub fn quality_check(&self, result: &str) {
+        self.quality_checks
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
     /// One write of kind `what` (`deployment`, `service`, `status`, `event`) went to the apiserver.
     pub fn wrote(&self, what: &str) {
         self.writes
@@ -172,6 +189,7 @@ mod tests {
         m.reconcile_failed("kube");
         m.model_check("verified");
         m.model_check("verified");
+        m.quality_check("below_gate");
         // A label value that would break a hand-written renderer: quotes, backslash, newline.
         m.wrote("odd \"kind\" \\ with\nnewline");
         m.wrote("status");
@@ -200,6 +218,10 @@ mod tests {
         assert_eq!(counter("predictor_operator_reconcile_errors", "kube"), 1.0);
         assert_eq!(counter("predictor_operator_model_checks", "verified"), 2.0);
         assert_eq!(counter("predictor_operator_writes", "status"), 1.0);
+        assert_eq!(
+            counter("predictor_operator_quality_checks", "below_gate"),
+            1.0
+        );
         assert_eq!(
             counter("predictor_operator_writes", "odd \"kind\" \\ with\nnewline"),
             1.0
@@ -234,6 +256,7 @@ mod tests {
             "predictor_operator_leader 1",
             "predictor_operator_reconcile_duration_seconds_count 2",
             "predictor_operator_reconcile_errors_total{error=\"kube\"} 1",
+            "predictor_operator_quality_checks_total{result=\"below_gate\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -42,15 +42,27 @@ pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()
     Ok(())
 }
 
-/// How a failed check shows in the status.
-pub fn rejection(error: &Error) -> ModelCheck {
-    let reason = match error {
+/// The CamelCase reason a refused model shows in the status.
+pub fn refusal_reason(error: &Error) -> &'static str {
+    match error {
         Error::ModelDigest { .. } => reason::DIGEST_MISMATCH,
         Error::ModelInvalid { .. } => reason::NOT_A_MODEL_FILE,
         _ => reason::FETCH_FAILED,
-    };
+    }
+}
+
+/// The fetcher's reason, without its own (equally redacted) "cannot read <url>".
+pub fn fetch_reason(error: predictor::Error) -> String {
+    match error {
+        predictor::Error::Source { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// How a failed check shows in the status.
+pub fn rejection(error: &Error) -> ModelCheck {
     ModelCheck::Rejected {
-        reason: reason.into(),
+        reason: refusal_reason(error).into(),
         message: format!("{error}; the Deployment was left unchanged"),
     }
 }
@@ -144,11 +156,7 @@ impl ModelChecker {
             .await
             .map_err(|e| Error::ModelFetch {
                 url: redact(url),
-                // The fetcher's reason, without its own (equally redacted) "cannot read <url>".
-                reason: match e {
-                    predictor::Error::Source { reason, .. } => reason,
-                    other => other.to_string(),
-                },
+                reason: fetch_reason(e),
             })
     }
 }
@@ -314,6 +322,7 @@ mod redaction_tests {
             &Observed {
                 deployment: Some(&d),
                 model: ModelCheck::Verified,
+                quality: crate::status::QualityCheck::Off,
                 image: crate::fixtures::resolved(&p),
                 pull_failure: None,
                 invalid: None,
@@ -324,6 +333,7 @@ mod redaction_tests {
         let rejected = Observed {
             deployment: Some(&d),
             model: rejection(&err),
+            quality: crate::status::QualityCheck::Off,
             image: crate::fixtures::resolved(&p),
             pull_failure: None,
             invalid: None,
@@ -340,6 +350,7 @@ mod redaction_tests {
         let verified = Observed {
             deployment: Some(&d),
             model: ModelCheck::Verified,
+            quality: crate::status::QualityCheck::Off,
             image: crate::fixtures::resolved(&p),
             pull_failure: None,
             invalid: None,

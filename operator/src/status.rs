@@ -1,5 +1,6 @@
 //! Pure status computation: what the Predictor's status should say, given its Deployment and the
-//! outcome of the model check. Also which Events a status change deserves.
+//! outcomes of the pre-flight checks (model, quality gate, image). Also which Events a status
+//! change deserves.
 //!
 //! Conditions follow the Kubernetes API conventions: `type`, `status` (True/False/Unknown), a
 //! CamelCase `reason`, a human `message`, `observedGeneration`, and a `lastTransitionTime` that only
@@ -15,7 +16,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use predictor::source::redact;
 
-use crate::crd::{Predictor, PredictorStatus};
+use crate::crd::{Predictor, PredictorStatus, QualityStatus};
 use crate::resources::{CONTAINER, Served, service_url};
 
 /// Condition types, in the order they appear in the status.
@@ -24,6 +25,8 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const MODEL_VERIFIED: &str = "ModelVerified";
 pub const IMAGE_RESOLVED: &str = "ImageResolved";
+/// Present only with `spec.validation`: the offline quality gate's verdict on `spec.model`.
+pub const QUALITY_GATE: &str = "QualityGate";
 const TRUE: &str = "True";
 const FALSE: &str = "False";
 const UNKNOWN: &str = "Unknown";
@@ -70,6 +73,23 @@ pub mod reason {
     pub const REGISTRY_UNREACHABLE: &str = "RegistryUnreachable";
     /// The kubelet cannot pull the image of the rollout's new pods (Degraded).
     pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
+    /// The new model met every threshold of `spec.validation` (QualityGate).
+    pub const QUALITY_GATE_PASSED: &str = "QualityGatePassed";
+    /// `spec.model` is what the Deployment runs: the gate judged it before it rolled out (or it
+    /// predates the gate), so it is not judged again (QualityGate).
+    pub const ALREADY_SERVING: &str = "AlreadyServing";
+    /// The new model is below a threshold of `spec.validation` (QualityGate, Degraded, Event).
+    pub const MODEL_BELOW_QUALITY_GATE: &str = "ModelBelowQualityGate";
+    /// The gate's data set could not be downloaded (QualityGate, Degraded, Event).
+    pub const VALIDATION_DATA_UNAVAILABLE: &str = "ValidationDataUnavailable";
+    /// The gate's data set is not the pinned file (QualityGate, Degraded, Event).
+    pub const VALIDATION_DATA_DIGEST_MISMATCH: &str = "ValidationDataDigestMismatch";
+    /// The gate's data set cannot be scored (QualityGate, Degraded, Event).
+    pub const VALIDATION_DATA_INVALID: &str = "ValidationDataInvalid";
+    /// Scoring did not finish in time (QualityGate, Degraded, Event).
+    pub const EVALUATION_FAILED: &str = "EvaluationFailed";
+    /// The gate did not run because the model check refused the model (QualityGate).
+    pub const MODEL_NOT_VERIFIED: &str = "ModelNotVerified";
     // Events only.
     /// The Deployment and Service were created.
     pub const CREATED: &str = "Created";
@@ -107,6 +127,58 @@ pub enum ModelCheck {
         /// Human message naming what was expected and what was found.
         message: String,
     },
+}
+
+/// Outcome of the offline quality gate for `spec.model` (see `quality`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum QualityCheck {
+    /// The Predictor has no `spec.validation`.
+    Off,
+    /// `spec.model` is what the Deployment runs: not judged again.
+    Serving,
+    /// Not judged (the model itself was refused); the model check's refusal blocks the rollout.
+    Unchecked {
+        /// CamelCase reason, e.g. `ModelNotVerified`.
+        reason: String,
+        /// Why the gate did not run.
+        message: String,
+    },
+    /// Measured: at or above every threshold; the rollout goes ahead.
+    Passed {
+        measured: QualityStatus,
+        /// The figures and the thresholds they met.
+        message: String,
+    },
+    /// Measured: below a threshold; the Deployment was not touched.
+    Below {
+        measured: QualityStatus,
+        /// Both figures: the candidate's accuracy and the threshold it missed.
+        message: String,
+    },
+    /// Could not be measured (data set unreachable, wrong or unreadable): refused like a model
+    /// that cannot be fetched, and retried.
+    Failed {
+        /// CamelCase reason, e.g. `ValidationDataUnavailable`.
+        reason: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+}
+
+impl QualityCheck {
+    /// The refusal that blocks the rollout, if any: `(reason, message)`.
+    fn refusal(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Below { message, .. } => Some((reason::MODEL_BELOW_QUALITY_GATE, message)),
+            Self::Failed { reason, message } => Some((reason, message)),
+            _ => None,
+        }
+    }
+
+    /// Whether the rollout must wait: the model is below the gate or could not be judged.
+    pub fn refuses(&self) -> bool {
+        self.refusal().is_some()
+    }
 }
 
 /// Outcome of the image pre-flight for `spec.image`: which exact image the pods are to run.
@@ -152,6 +224,8 @@ pub struct Observed<'a> {
     /// the image was rejected).
     pub deployment: Option<&'a Deployment>,
     pub model: ModelCheck,
+    /// The offline quality gate's verdict on `spec.model`.
+    pub quality: QualityCheck,
     pub image: ImageCheck,
     /// Why the rollout's new pods cannot start, when the kubelet cannot pull their image
     /// ([`pull_failure`]).
@@ -161,11 +235,13 @@ pub struct Observed<'a> {
 }
 
 impl Observed<'_> {
-    /// The pre-flight refusal that blocks the rollout, model first: `(reason, message, what)`.
+    /// The pre-flight refusal that blocks the rollout, model first, then its quality, then the
+    /// image: `(reason, message, what)`.
     fn refusal(&self) -> Option<(&str, &str, &'static str)> {
-        match (&self.model, &self.image) {
-            (ModelCheck::Rejected { reason, message }, _) => Some((reason, message, "model")),
-            (_, ImageCheck::Rejected { reason, message }) => Some((reason, message, "image")),
+        match (&self.model, self.quality.refusal(), &self.image) {
+            (ModelCheck::Rejected { reason, message }, _, _) => Some((reason, message, "model")),
+            (_, Some((reason, message)), _) => Some((reason, message, "model")),
+            (_, _, ImageCheck::Rejected { reason, message }) => Some((reason, message, "image")),
             _ => None,
         }
     }
@@ -437,6 +513,62 @@ pub fn model_verified_condition(predictor: &Predictor, model: &ModelCheck) -> Ve
     }
 }
 
+/// QualityGate: the offline quality gate's verdict; `quality` is what the status will show of
+/// `spec.model`'s measured accuracy.
+pub fn quality_gate_condition(
+    predictor: &Predictor,
+    check: &QualityCheck,
+    quality: Option<&QualityStatus>,
+) -> Verdict {
+    match check {
+        QualityCheck::Passed { message, .. } => {
+            verdict(TRUE, reason::QUALITY_GATE_PASSED, message.clone())
+        }
+        QualityCheck::Below { message, .. } => {
+            verdict(FALSE, reason::MODEL_BELOW_QUALITY_GATE, message.clone())
+        }
+        QualityCheck::Failed { reason, message } => verdict(FALSE, reason, message.clone()),
+        QualityCheck::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
+        QualityCheck::Serving => {
+            let model = short(&predictor.spec.model.sha256);
+            let message = match quality {
+                Some(q) => format!(
+                    "model {model} already serves; it had accuracy {:.4} on {} rows when the gate measured it",
+                    q.accuracy, q.rows
+                ),
+                None => format!(
+                    "model {model} already serves; the gate judges the next model before it rolls out"
+                ),
+            };
+            verdict(TRUE, reason::ALREADY_SERVING, message)
+        }
+        QualityCheck::Off => verdict(
+            UNKNOWN,
+            reason::CHECK_DISABLED,
+            "spec.validation is not set",
+        ),
+    }
+}
+
+/// What the status shows of `spec.model`'s measured accuracy: the new measurement, else the one
+/// `previous` holds of the same model (it stays true while that model serves).
+fn quality_status(
+    predictor: &Predictor,
+    check: &QualityCheck,
+    previous: &PredictorStatus,
+) -> Option<QualityStatus> {
+    match check {
+        QualityCheck::Passed { measured, .. } | QualityCheck::Below { measured, .. } => {
+            Some(measured.clone())
+        }
+        QualityCheck::Serving => previous
+            .quality
+            .clone()
+            .filter(|q| q.model_sha256 == predictor.spec.model.sha256),
+        _ => None,
+    }
+}
+
 /// ImageResolved: the outcome of the image pre-flight of `spec.image`.
 pub fn image_resolved_condition(predictor: &Predictor, image: &ImageCheck) -> Verdict {
     match image {
@@ -460,6 +592,18 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
     let generation = predictor.metadata.generation;
     let rollout = rollout_of(observed.deployment);
     let pods = Pods::observe(predictor, observed.deployment, &rollout, &previous);
+    let quality = predictor
+        .spec
+        .validation
+        .as_ref()
+        .and_then(|_| quality_status(predictor, &observed.quality, &previous));
+    // The QualityGate condition exists only while the Predictor asks for the gate.
+    let gate = predictor.spec.validation.as_ref().map(|_| {
+        (
+            QUALITY_GATE,
+            quality_gate_condition(predictor, &observed.quality, quality.as_ref()),
+        )
+    });
     let conditions = [
         (READY, ready_condition(&rollout, &pods, observed)),
         (PROGRESSING, progressing_condition(&rollout, observed)),
@@ -474,6 +618,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         ),
     ]
     .into_iter()
+    .chain(gate)
     .map(|(type_, v)| condition(&previous.conditions, type_, v, generation, now))
     .collect();
     let Pods {
@@ -494,6 +639,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         model_sha256,
         image_digest,
         url: Some(service_url(predictor)),
+        quality,
         conditions,
     }
 }
@@ -615,9 +761,22 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
             });
         }
     }
+    // A model below the quality gate (or one the gate could not judge) gets an Event named for
+    // the condition's reason, e.g. `ModelBelowQualityGate`.
+    if let Some(c) = changed(QUALITY_GATE)
+        && c.status == FALSE
+    {
+        events.push(StatusEvent {
+            warning: true,
+            reason: c.reason.clone(),
+            note: c.message.clone(),
+        });
+    }
     let refused = refusals
         .iter()
-        .any(|(type_, _)| find_condition(new, type_).is_some_and(|c| c.status == FALSE));
+        .map(|(type_, _)| *type_)
+        .chain([QUALITY_GATE])
+        .any(|type_| find_condition(new, type_).is_some_and(|c| c.status == FALSE));
     if let Some(c) = changed(DEGRADED) {
         // A refused model or image already has its own event; other degradations get theirs.
         if c.status == TRUE && !refused {
@@ -665,6 +824,7 @@ mod tests {
         Observed {
             deployment: d,
             model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
@@ -729,6 +889,188 @@ mod tests {
         assert_eq!(serde_json::to_value(&s).unwrap(), expected);
     }
 
+    /// The gate of the tests below: the sample as validation data, `minAccuracy` 0.8.
+    fn gated(mut p: Predictor) -> Predictor {
+        p.spec.validation = Some(crate::crd::ValidationSpec {
+            data: crate::crd::DataSpec {
+                url: "https://data.example.org/eval.csv?token=s3cret".into(),
+                sha256: SHA_B.into(),
+            },
+            min_accuracy: Some(0.8),
+            max_accuracy_drop: None,
+        });
+        p
+    }
+
+    #[test]
+    fn a_model_below_the_quality_gate_is_degraded_while_the_old_pods_serve() {
+        let mut p = gated(predictor("american", "team-a"));
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(
+            &p,
+            &Observed {
+                quality: QualityCheck::Serving,
+                ..observed(Some(&d))
+            },
+            &time(0),
+        ));
+        // Generation 2 asks for a model that scores 0.5 on the validation data.
+        p.metadata.generation = Some(2);
+        p.spec.model.sha256 = SHA_B.into();
+        let candidate = crate::quality::Scored {
+            model_sha256: SHA_B.into(),
+            score: crate::quality::Score {
+                accuracy: 0.5,
+                rows: 76,
+            },
+        };
+        let verdict = crate::quality::judge(p.spec.validation.as_ref().unwrap(), &candidate, None);
+        let below = Observed {
+            quality: verdict,
+            ..observed(Some(&d))
+        };
+        let s = compute_status(&p, &below, &time(5));
+        let refusal = format!(
+            "model {} has accuracy 0.5000 on 76 rows of validation data {}: below \
+             spec.validation.minAccuracy 0.8000; the Deployment was left unchanged and the old pods \
+             keep serving",
+            &SHA_B[..12],
+            &SHA_B[..12]
+        );
+        let expected = serde_json::json!({
+            "observedGeneration": 2,
+            "replicas": 2,
+            "readyReplicas": 2,
+            "ready": "2/2",
+            "version": "0.2",
+            "modelSha256": SHA_A,
+            "modelShort": &SHA_A[..12],
+            "imageDigest": IMAGE_DIGEST,
+            "url": "http://american.team-a.svc:5008/api/american",
+            "quality": {"modelSha256": SHA_B, "accuracy": 0.5, "dataSha256": SHA_B, "rows": 76},
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "RolloutComplete", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("2/2 pods ready, serving version 0.2 with model {}", &SHA_A[..12])},
+                {"type": "Progressing", "status": "False", "reason": "RolloutComplete", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "all pods run the current spec"},
+                {"type": "Degraded", "status": "True", "reason": "ModelBelowQualityGate", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:05Z", "message": refusal},
+                {"type": "ModelVerified", "status": "True", "reason": "Verified", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_B} and is a predictor model file")},
+                {"type": "ImageResolved", "status": "True", "reason": "Resolved", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:00Z",
+                 "message": format!("image registry.local/american-predictor:0.2 is {IMAGE_DIGEST}; the pods pull it by digest")},
+                {"type": "QualityGate", "status": "False", "reason": "ModelBelowQualityGate", "observedGeneration": 2,
+                 "lastTransitionTime": "2026-11-25T10:00:05Z", "message": refusal}
+            ]
+        });
+        assert_eq!(serde_json::to_value(&s).unwrap(), expected);
+        // One Event, named for the gate, with both figures; not a second one for Degraded.
+        let events = status_events(p.status.as_ref().unwrap(), &s);
+        assert_eq!(
+            events,
+            [StatusEvent {
+                warning: true,
+                reason: reason::MODEL_BELOW_QUALITY_GATE.into(),
+                note: refusal,
+            }]
+        );
+        // The data set's URL (and its token) appears nowhere.
+        assert!(!serde_json::to_string(&s).unwrap().contains("s3cret"));
+
+        // Back to the serving model: the gate has nothing to judge and the Predictor recovers.
+        p.status = Some(s);
+        p.metadata.generation = Some(3);
+        p.spec.model.sha256 = SHA_A.into();
+        let back = compute_status(
+            &p,
+            &Observed {
+                quality: QualityCheck::Serving,
+                ..observed(Some(&d))
+            },
+            &time(9),
+        );
+        assert_eq!(cond(&back, DEGRADED), ("False", reason::AS_EXPECTED));
+        assert_eq!(cond(&back, QUALITY_GATE), ("True", reason::ALREADY_SERVING));
+        assert_eq!(back.quality, None, "the figures were of the refused model");
+        let events = status_events(p.status.as_ref().unwrap(), &back);
+        assert_eq!(
+            events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            [reason::RECOVERED]
+        );
+    }
+
+    #[test]
+    fn a_model_that_passed_the_gate_keeps_its_accuracy_in_the_status_once_it_serves() {
+        let mut p = gated(predictor("american", "team-a"));
+        let measured = QualityStatus {
+            model_sha256: SHA_A.into(),
+            accuracy: 0.9342,
+            data_sha256: SHA_B.into(),
+            rows: 76,
+            serving_model_sha256: None,
+            serving_accuracy: None,
+        };
+        let passed = QualityCheck::Passed {
+            measured: measured.clone(),
+            message: "model passed".into(),
+        };
+        let fresh = deployment_of(&p).without_status();
+        let s = compute_status(
+            &p,
+            &Observed {
+                quality: passed,
+                ..observed(Some(&fresh))
+            },
+            &time(0),
+        );
+        assert_eq!(s.quality.as_ref(), Some(&measured));
+        assert_eq!(
+            cond(&s, QUALITY_GATE),
+            ("True", reason::QUALITY_GATE_PASSED)
+        );
+        assert_eq!(cond(&s, PROGRESSING), ("True", reason::ROLLING_OUT));
+
+        // Rolled out: the Deployment runs it, so it is not judged again, but its figures stay.
+        p.status = Some(s);
+        let done = deployment_of(&p).rolled_out(2);
+        let s = compute_status(
+            &p,
+            &Observed {
+                quality: QualityCheck::Serving,
+                ..observed(Some(&done))
+            },
+            &time(10),
+        );
+        assert_eq!(s.quality, Some(measured));
+        let gate = find_condition(&s, QUALITY_GATE).unwrap();
+        assert_eq!(
+            (gate.status.as_str(), gate.reason.as_str(), gate.message.as_str()),
+            (
+                "True",
+                reason::ALREADY_SERVING,
+                format!(
+                    "model {} already serves; it had accuracy 0.9342 on 76 rows when the gate measured it",
+                    &SHA_A[..12]
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            gate.last_transition_time,
+            time(0),
+            "still True: no transition"
+        );
+
+        // Without spec.validation there is neither a QualityGate condition nor figures.
+        p.spec.validation = None;
+        let s = compute_status(&p, &observed(Some(&done)), &time(20));
+        assert!(find_condition(&s, QUALITY_GATE).is_none());
+        assert_eq!(s.quality, None);
+    }
+
     #[test]
     fn unchanged_status_keeps_transition_times_so_no_write_is_needed() {
         let mut p = predictor("american", "team-a");
@@ -783,6 +1125,7 @@ mod tests {
                 reason: "DigestMismatch".into(),
                 message: format!("expected {SHA_B}, got {SHA_A}"),
             },
+            quality: QualityCheck::Off,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
@@ -809,6 +1152,7 @@ mod tests {
                 reason: "FetchFailed".into(),
                 message: "connection refused".into(),
             },
+            quality: QualityCheck::Off,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
@@ -828,6 +1172,7 @@ mod tests {
                 reason: "CheckDisabled".into(),
                 message: "--skip-model-check".into(),
             },
+            quality: QualityCheck::Off,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
@@ -900,6 +1245,7 @@ mod tests {
         let observed = |model: ModelCheck, invalid: Option<&str>| Observed {
             deployment: None,
             model,
+            quality: QualityCheck::Off,
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: invalid.map(Into::into),
@@ -930,6 +1276,7 @@ mod tests {
         let refused = |d| Observed {
             deployment: d,
             model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
             image: ImageCheck::Rejected {
                 reason: reason::IMAGE_NOT_FOUND.into(),
                 message: "image r/a:9 was not found in its registry".into(),
@@ -1031,6 +1378,7 @@ mod tests {
         let unchecked = Observed {
             deployment: Some(&d),
             model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
             image: ImageCheck::Unchecked {
                 reason: reason::CHECK_DISABLED.into(),
                 message: "off".into(),

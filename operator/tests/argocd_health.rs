@@ -326,6 +326,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
     let observed = Observed {
         deployment: Some(d),
         model,
+        quality: operator::status::QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,
         invalid: None,

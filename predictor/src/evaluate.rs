@@ -1,6 +1,6 @@
 //! Scoring a model against labelled data: the confusion matrix and the figures derived from it.
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 
 use serde::Serialize;
 
@@ -125,7 +125,13 @@ pub fn evaluate_from(
     let reader = DigestReader::new(BufReader::with_capacity(1 << 16, opened.reader), |n| {
         progress(n)
     });
-    let mut tweets = TweetReader::new(reader, &shown)?;
+    evaluate_reader(model, reader, &shown)
+}
+
+/// Evaluates `model` on labelled CSV read from `reader` (e.g. bytes already downloaded and
+/// verified); `shown` names the data in messages. The figures and the rows skipped.
+pub fn evaluate_reader(model: &Model, reader: impl Read, shown: &str) -> Result<(Summary, u64)> {
+    let mut tweets = TweetReader::new(reader, shown)?;
     let mut confusion = Confusion::default();
     let (mut scratch, mut row) = (Scratch::default(), Features::new());
     while let Some(tweet) = tweets.next_tweet()? {
@@ -162,6 +168,28 @@ mod tests {
         assert!((s.recall - 6.0 / 7.0).abs() < 1e-12);
         assert!((s.f1 - 0.8).abs() < 1e-12);
         assert!((s.majority_baseline - 0.7).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bytes_in_memory_score_like_the_same_file() {
+        let (train, eval) = crate::sample::split();
+        let file = crate::train::train_from_bytes(
+            train.as_bytes(),
+            "train",
+            &crate::train::TrainSettings::default(),
+            "2026-11-24T00:00:00Z",
+        )
+        .unwrap();
+        let model = Model::new(file).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eval.csv");
+        std::fs::write(&path, &eval).unwrap();
+        let from_file = evaluate_from(&model, path.to_str().unwrap(), &mut |_| {}).unwrap();
+        let in_memory = evaluate_reader(&model, eval.as_bytes(), "eval").unwrap();
+        assert_eq!(from_file, in_memory);
+        assert_eq!(in_memory.0.rows, (eval.lines().count() - 1) as u64);
+        let err = evaluate_reader(&model, &b"text,country_code\n"[..], "empty").unwrap_err();
+        assert!(err.to_string().contains("empty: no usable rows"), "{err}");
     }
 
     #[test]

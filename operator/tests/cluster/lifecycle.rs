@@ -784,7 +784,7 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
 }
 
 /// (reason, note) of the events.k8s.io Events about Predictor `name` in `ns`.
-async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<(String, String)> {
+pub async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<(String, String)> {
     let events = Api::<Event>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await

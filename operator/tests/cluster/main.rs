@@ -10,7 +10,8 @@
 //!
 //! [`lifecycle`]: rollouts, digest rejection, apiserver validation, garbage collection, leader
 //! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
-//! [`images`]: the image pre-flight against a real private registry.
+//! [`images`]: the image pre-flight against a real private registry. [`quality`]: the offline
+//! quality gate (`spec.validation`).
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -21,6 +22,7 @@ mod support;
 mod faults;
 mod images;
 mod lifecycle;
+mod quality;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -1,0 +1,805 @@
+//! The offline quality gate: before a new model rolls out, score it (and, for `maxAccuracyDrop`,
+//! the model the Deployment runs) on `spec.validation`'s labelled data set, and refuse it when it
+//! falls below a threshold.
+//!
+//! [`judge`] is pure: scores in, verdict and message out. [`QualityGate`] adds the bounded
+//! downloads (the predictor's own [`Fetcher`], as for the model check), the scoring with the
+//! predictor's own evaluator ([`predictor::evaluate::evaluate_reader`]) on a blocking thread, and a
+//! cache of scores by (model digest, data digest), so the serving model is scored once, not on
+//! every reconcile. A data set that cannot be read refuses the model too: the gate fails closed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use predictor::source::{Fetcher, redact};
+use tokio::sync::Semaphore;
+
+use crate::crd::{DataSpec, ModelSpec, PredictorSpec, QualityStatus, ValidationSpec};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::model_check::{fetch_reason, refusal_reason, verify_model};
+use crate::resources::Served;
+use crate::status::{ModelCheck, QualityCheck, reason, short};
+
+/// Largest data set the gate downloads: scoring it must stay a matter of seconds and of tens of
+/// MiB of memory in the operator's pod.
+pub const DATA_MAX_BYTES: u64 = 32 << 20;
+/// Longest one model's scoring may take (32 MiB of tweets take a few seconds on one core).
+const SCORING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Scores kept at most; past that the cache starts over (cheap: only costs a re-scoring).
+const CACHE_LIMIT: usize = 1024;
+/// Gate runs at once: each holds a data set and up to two models in memory and keeps a core busy.
+const PARALLEL_RUNS: usize = 2;
+/// Accuracies closer than this are equal (a threshold met exactly passes).
+const EPSILON: f64 = 1e-9;
+
+/// One model's score on one data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    /// Fraction of rows classified correctly.
+    pub accuracy: f64,
+    /// Rows scored.
+    pub rows: u64,
+}
+
+/// A model (by digest) and its score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    pub model_sha256: String,
+    pub score: Score,
+}
+
+/// The verdict on `candidate` under `validation`'s thresholds; `serving` is the model the
+/// Deployment runs, scored on the same data (`None` when no model serves yet, or when only
+/// `minAccuracy` is set).
+pub fn judge(
+    validation: &ValidationSpec,
+    candidate: &Scored,
+    serving: Option<&Scored>,
+) -> QualityCheck {
+    let accuracy = candidate.score.accuracy;
+    let mut met = Vec::new();
+    let mut missed = Vec::new();
+    if let Some(min) = validation.min_accuracy {
+        if accuracy + EPSILON < min {
+            missed.push(format!("below spec.validation.minAccuracy {min:.4}"));
+        } else {
+            met.push(format!("meets minAccuracy {min:.4}"));
+        }
+    }
+    if let Some(max_drop) = validation.max_accuracy_drop {
+        match serving {
+            Some(s) => {
+                let drop = s.score.accuracy - accuracy;
+                let compared = format!(
+                    "the serving model {}'s {:.4}",
+                    short(&s.model_sha256),
+                    s.score.accuracy
+                );
+                if drop > max_drop + EPSILON {
+                    missed.push(format!(
+                        "{drop:.4} below {compared}, more than spec.validation.maxAccuracyDrop {max_drop:.4}"
+                    ));
+                } else {
+                    met.push(format!(
+                        "within maxAccuracyDrop {max_drop:.4} of {compared}"
+                    ));
+                }
+            }
+            None => met.push("no model serves yet, so maxAccuracyDrop does not apply".into()),
+        }
+    }
+    let figures = format!(
+        "model {} has accuracy {accuracy:.4} on {} rows of validation data {}",
+        short(&candidate.model_sha256),
+        candidate.score.rows,
+        short(&validation.data.sha256)
+    );
+    let measured = QualityStatus {
+        model_sha256: candidate.model_sha256.clone(),
+        accuracy,
+        data_sha256: validation.data.sha256.clone(),
+        rows: candidate.score.rows,
+        serving_model_sha256: serving.map(|s| s.model_sha256.clone()),
+        serving_accuracy: serving.map(|s| s.score.accuracy),
+    };
+    if missed.is_empty() {
+        QualityCheck::Passed {
+            measured,
+            message: format!("{figures}: {}", met.join("; ")),
+        }
+    } else {
+        QualityCheck::Below {
+            measured,
+            message: format!(
+                "{figures}: {}; the Deployment was left unchanged and the old pods keep serving",
+                missed.join("; ")
+            ),
+        }
+    }
+}
+
+/// How a gate that could not score shows in the status: refused, with the error's reason.
+pub fn failure(error: &Error, model: &ModelSpec) -> QualityCheck {
+    let reason = match error {
+        Error::DataFetch { .. } => reason::VALIDATION_DATA_UNAVAILABLE,
+        Error::DataDigest { .. } => reason::VALIDATION_DATA_DIGEST_MISMATCH,
+        Error::DataInvalid { .. } => reason::VALIDATION_DATA_INVALID,
+        Error::Evaluation { .. } => reason::EVALUATION_FAILED,
+        other => refusal_reason(other),
+    };
+    QualityCheck::Failed {
+        reason: reason.into(),
+        message: format!(
+            "{error}; the quality gate cannot judge model {}, so the Deployment was left unchanged",
+            short(&model.sha256)
+        ),
+    }
+}
+
+/// Checks that downloaded data set bytes are the pinned file.
+pub fn verify_data(data: &DataSpec, bytes: &[u8]) -> Result<()> {
+    let actual = predictor::model::sha256_hex(bytes);
+    if actual != data.sha256 {
+        return Err(Error::DataDigest {
+            url: redact(&data.url),
+            expected: data.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Scores `model_bytes` (a verified model file) on `data` (verified CSV bytes) with the predictor's
+/// evaluator. CPU-bound: run it on a blocking thread.
+pub fn score(model_bytes: &[u8], data: &[u8], data_url: &str) -> Result<Score> {
+    let model =
+        predictor::model::Model::from_bytes(model_bytes).map_err(|e| Error::Evaluation {
+            model: "-".into(),
+            reason: e.to_string(),
+        })?;
+    let shown = redact(data_url);
+    let (summary, _skipped) =
+        predictor::evaluate::evaluate_reader(&model, data, &shown).map_err(|e| {
+            Error::DataInvalid {
+                url: shown.clone(),
+                reason: match e {
+                    // The evaluator's message already names the data.
+                    predictor::Error::Data(message) => message,
+                    other => other.to_string(),
+                },
+            }
+        })?;
+    Ok(Score {
+        accuracy: summary.accuracy,
+        rows: summary.rows,
+    })
+}
+
+/// Scores models on data sets, remembering the scores.
+pub struct QualityGate {
+    fetcher: Fetcher,
+    model_max_bytes: u64,
+    data_max_bytes: u64,
+    scores: Mutex<HashMap<(String, String), Score>>,
+    runs: Semaphore,
+}
+
+impl QualityGate {
+    /// A gate that downloads at most `model_max_bytes` per model and `data_max_bytes` per data
+    /// set, each within `timeout`.
+    pub fn new(model_max_bytes: u64, data_max_bytes: u64, timeout: Duration) -> Result<Self> {
+        let fetcher = Fetcher::new(timeout).map_err(|e| Error::DataFetch {
+            url: "-".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            fetcher,
+            model_max_bytes,
+            data_max_bytes,
+            scores: Mutex::new(HashMap::new()),
+            runs: Semaphore::new(PARALLEL_RUNS),
+        })
+    }
+
+    fn cached(&self, model_sha256: &str, data_sha256: &str) -> Option<Score> {
+        let cache = self.scores.lock().expect("cache lock");
+        cache
+            .get(&(model_sha256.to_string(), data_sha256.to_string()))
+            .copied()
+    }
+
+    fn remember(&self, model_sha256: &str, data_sha256: &str, score: Score) {
+        let mut cache = self.scores.lock().expect("cache lock");
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert((model_sha256.into(), data_sha256.into()), score);
+    }
+
+    /// The gate's verdict on `spec.model`: off without `spec.validation`; not run when the model
+    /// check refused the model or when `serving` (the Deployment) already runs it; else scored
+    /// (from the cache, or by downloading) and judged.
+    pub async fn check(
+        &self,
+        spec: &PredictorSpec,
+        model: &ModelCheck,
+        serving: Option<&Served>,
+        metrics: &Metrics,
+    ) -> QualityCheck {
+        let Some(validation) = &spec.validation else {
+            return QualityCheck::Off;
+        };
+        if matches!(model, ModelCheck::Rejected { .. }) {
+            return QualityCheck::Unchecked {
+                reason: reason::MODEL_NOT_VERIFIED.into(),
+                message: "not measured: the model was refused, see ModelVerified".into(),
+            };
+        }
+        if serving.is_some_and(|s| s.runs_model(&spec.model)) {
+            return QualityCheck::Serving;
+        }
+        // The serving model is scored only when a threshold compares against it.
+        let serving = validation.max_accuracy_drop.and(serving).and_then(|s| {
+            Some(ModelSpec {
+                url: s.model_url.clone()?,
+                sha256: s.model_sha256.clone()?,
+            })
+        });
+        match self
+            .score_all(&spec.model, serving.as_ref(), &validation.data)
+            .await
+        {
+            Ok((candidate, serving, fresh)) => {
+                let verdict = judge(validation, &candidate, serving.as_ref());
+                if fresh {
+                    metrics.quality_check(match verdict {
+                        QualityCheck::Passed { .. } => "passed",
+                        _ => "below_gate",
+                    });
+                }
+                verdict
+            }
+            Err(e) => {
+                metrics.quality_check(e.metric_label());
+                tracing::warn!(data = %redact(&validation.data.url), error = %e, "quality gate cannot score");
+                failure(&e, &spec.model)
+            }
+        }
+    }
+
+    /// Scores of `candidate` and `serving` on `data`, and whether the candidate's was computed now
+    /// (not cached). Downloads the data set once for both, only when a score is missing.
+    async fn score_all(
+        &self,
+        candidate: &ModelSpec,
+        serving: Option<&ModelSpec>,
+        data: &DataSpec,
+    ) -> Result<(Scored, Option<Scored>, bool)> {
+        let wanted: Vec<&ModelSpec> = std::iter::once(candidate).chain(serving).collect();
+        let lookup = |gate: &Self| -> Vec<Option<Score>> {
+            wanted
+                .iter()
+                .map(|m| gate.cached(&m.sha256, &data.sha256))
+                .collect()
+        };
+        let mut scores = lookup(self);
+        let mut fresh = false;
+        if scores.iter().any(Option::is_none) {
+            let _permit = self.runs.acquire().await.expect("semaphore never closed");
+            // Another reconcile may have scored the same models while this one waited.
+            scores = lookup(self);
+            fresh = scores[0].is_none();
+            if scores.iter().any(Option::is_none) {
+                let bytes = Arc::new(self.fetch_data(data).await?);
+                for (i, (model, score)) in wanted.iter().zip(scores.iter_mut()).enumerate() {
+                    if score.is_none() {
+                        let scored = self
+                            .score_model(model, &bytes, &data.url)
+                            .await
+                            .map_err(|e| match i {
+                                0 => e,
+                                // Say whose model it is: the user did not name it in this spec.
+                                _ => Error::Evaluation {
+                                    model: short(&model.sha256).into(),
+                                    reason: format!(
+                                        "it is the serving model maxAccuracyDrop compares against: {e}"
+                                    ),
+                                },
+                            })?;
+                        self.remember(&model.sha256, &data.sha256, scored);
+                        *score = Some(scored);
+                    }
+                }
+            }
+        }
+        let mut scored = wanted.iter().zip(scores).map(|(m, score)| Scored {
+            model_sha256: m.sha256.clone(),
+            score: score.expect("every missing score was computed above"),
+        });
+        let candidate = scored.next().expect("the candidate is wanted first");
+        Ok((candidate, scored.next(), fresh))
+    }
+
+    /// Downloads the data set (at most `data_max_bytes`) and checks its digest.
+    async fn fetch_data(&self, data: &DataSpec) -> Result<Vec<u8>> {
+        let bytes = self
+            .fetcher
+            .fetch(&data.url, self.data_max_bytes)
+            .await
+            .map_err(|e| Error::DataFetch {
+                url: redact(&data.url),
+                reason: fetch_reason(e),
+            })?;
+        verify_data(data, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Downloads and verifies `model`, then scores it on a blocking thread within the timeout.
+    async fn score_model(
+        &self,
+        model: &ModelSpec,
+        data: &Arc<Vec<u8>>,
+        data_url: &str,
+    ) -> Result<Score> {
+        let bytes = self
+            .fetcher
+            .fetch(&model.url, self.model_max_bytes)
+            .await
+            .map_err(|e| Error::ModelFetch {
+                url: redact(&model.url),
+                reason: fetch_reason(e),
+            })?;
+        verify_model(&model.url, &model.sha256, &bytes)?;
+        let (data, data_url) = (Arc::clone(data), data_url.to_string());
+        let job = tokio::task::spawn_blocking(move || score(&bytes, &data, &data_url));
+        let named = |reason: String| Error::Evaluation {
+            model: short(&model.sha256).into(),
+            reason,
+        };
+        // NB: a blocking thread cannot be cancelled; on timeout it finishes in the background,
+        // bounded by the data set's size limit.
+        match tokio::time::timeout(SCORING_TIMEOUT, job).await {
+            Ok(Ok(Err(Error::Evaluation { reason, .. }))) => Err(named(reason)),
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(named(format!("the scoring thread failed: {join}"))),
+            Err(_) => Err(named(format!(
+                "scoring took more than {} s",
+                SCORING_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{SHA_A, SHA_B, shuffled_labels};
+    use predictor::sample::SAMPLE_CSV;
+    use predictor::testing::{FileServer, trained_model};
+
+    const DATE: &str = "2026-11-24T00:00:00Z";
+
+    fn validation(min: Option<f64>, max_drop: Option<f64>) -> ValidationSpec {
+        ValidationSpec {
+            data: DataSpec {
+                url: "https://data.example.org/eval.csv".into(),
+                sha256: SHA_B.into(),
+            },
+            min_accuracy: min,
+            max_accuracy_drop: max_drop,
+        }
+    }
+
+    fn scored(sha: &str, accuracy: f64) -> Scored {
+        Scored {
+            model_sha256: sha.into(),
+            score: Score {
+                accuracy,
+                rows: 200,
+            },
+        }
+    }
+
+    #[test]
+    fn a_model_meeting_every_threshold_passes_and_its_figures_are_kept() {
+        let v = validation(Some(0.8), Some(0.05));
+        let verdict = judge(&v, &scored(SHA_A, 0.8), Some(&scored(SHA_B, 0.85)));
+        assert_eq!(
+            verdict,
+            QualityCheck::Passed {
+                measured: QualityStatus {
+                    model_sha256: SHA_A.into(),
+                    accuracy: 0.8,
+                    data_sha256: SHA_B.into(),
+                    rows: 200,
+                    serving_model_sha256: Some(SHA_B.into()),
+                    serving_accuracy: Some(0.85),
+                },
+                message: format!(
+                    "model {} has accuracy 0.8000 on 200 rows of validation data {}: meets \
+                     minAccuracy 0.8000; within maxAccuracyDrop 0.0500 of the serving model {}'s 0.8500",
+                    &SHA_A[..12],
+                    &SHA_B[..12],
+                    &SHA_B[..12]
+                ),
+            }
+        );
+    }
+
+    #[test]
+    fn below_min_accuracy_names_the_accuracy_and_the_threshold() {
+        let verdict = judge(&validation(Some(0.8), None), &scored(SHA_A, 0.5125), None);
+        let QualityCheck::Below { measured, message } = verdict else {
+            panic!("passed: {verdict:?}")
+        };
+        assert_eq!(measured.accuracy, 0.5125);
+        assert_eq!(measured.serving_accuracy, None);
+        assert_eq!(
+            message,
+            format!(
+                "model {} has accuracy 0.5125 on 200 rows of validation data {}: below \
+                 spec.validation.minAccuracy 0.8000; the Deployment was left unchanged and the old \
+                 pods keep serving",
+                &SHA_A[..12],
+                &SHA_B[..12]
+            )
+        );
+    }
+
+    #[test]
+    fn a_drop_beyond_max_accuracy_drop_names_both_accuracies() {
+        let v = validation(Some(0.5), Some(0.02));
+        let verdict = judge(&v, &scored(SHA_A, 0.6), Some(&scored(SHA_B, 0.9)));
+        let QualityCheck::Below { measured, message } = verdict else {
+            panic!("passed: {verdict:?}")
+        };
+        assert_eq!(measured.serving_accuracy, Some(0.9));
+        assert_eq!(
+            message,
+            format!(
+                "model {} has accuracy 0.6000 on 200 rows of validation data {}: 0.3000 below the \
+                 serving model {}'s 0.9000, more than spec.validation.maxAccuracyDrop 0.0200; the \
+                 Deployment was left unchanged and the old pods keep serving",
+                &SHA_A[..12],
+                &SHA_B[..12],
+                &SHA_B[..12]
+            )
+        );
+        // Both thresholds missed: both are named.
+        let v = validation(Some(0.7), Some(0.02));
+        let QualityCheck::Below { message, .. } =
+            judge(&v, &scored(SHA_A, 0.6), Some(&scored(SHA_B, 0.9)))
+        else {
+            panic!("passed")
+        };
+        assert!(
+            message.contains("below spec.validation.minAccuracy 0.7000; 0.3000 below"),
+            "{message}"
+        );
+        // A drop exactly at the limit passes; a better model always does.
+        assert!(matches!(
+            judge(&v, &scored(SHA_A, 0.88), Some(&scored(SHA_B, 0.9))),
+            QualityCheck::Passed { .. }
+        ));
+        assert!(matches!(
+            judge(&v, &scored(SHA_A, 0.95), Some(&scored(SHA_B, 0.9))),
+            QualityCheck::Passed { .. }
+        ));
+    }
+
+    #[test]
+    fn without_a_serving_model_max_accuracy_drop_does_not_apply() {
+        let QualityCheck::Passed { message, .. } =
+            judge(&validation(None, Some(0.01)), &scored(SHA_A, 0.3), None)
+        else {
+            panic!("refused")
+        };
+        assert!(
+            message.ends_with(": no model serves yet, so maxAccuracyDrop does not apply"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn failures_have_reasons_of_their_own() {
+        let model = ModelSpec {
+            url: "http://m/x".into(),
+            sha256: SHA_A.into(),
+        };
+        let reason_of = |e: Error| match failure(&e, &model) {
+            QualityCheck::Failed { reason, message } => {
+                assert!(
+                    message.starts_with(&e.to_string())
+                        && message.ends_with(&format!(
+                            "the quality gate cannot judge model {}, so the Deployment was left unchanged",
+                            &SHA_A[..12]
+                        )),
+                    "{message}"
+                );
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        let url = || "http://d/x".to_string();
+        assert_eq!(
+            reason_of(Error::DataFetch {
+                url: url(),
+                reason: "connection refused".into()
+            }),
+            reason::VALIDATION_DATA_UNAVAILABLE
+        );
+        assert_eq!(
+            reason_of(Error::DataDigest {
+                url: url(),
+                expected: SHA_A.into(),
+                actual: SHA_B.into()
+            }),
+            reason::VALIDATION_DATA_DIGEST_MISMATCH
+        );
+        assert_eq!(
+            reason_of(Error::DataInvalid {
+                url: url(),
+                reason: "no `text` column".into()
+            }),
+            reason::VALIDATION_DATA_INVALID
+        );
+        assert_eq!(
+            reason_of(Error::Evaluation {
+                model: "m".into(),
+                reason: "slow".into()
+            }),
+            reason::EVALUATION_FAILED
+        );
+        assert_eq!(
+            reason_of(Error::ModelFetch {
+                url: url(),
+                reason: "gone".into()
+            }),
+            reason::FETCH_FAILED
+        );
+    }
+
+    /// A store with the sample as validation data, a model trained on it and one trained on its
+    /// labels shuffled; a spec gated on that data.
+    struct Store {
+        files: FileServer,
+        data: DataSpec,
+        good: ModelSpec,
+        bad: ModelSpec,
+    }
+
+    fn store() -> Store {
+        let files = FileServer::start();
+        let put_model = |path: &str, csv: &str| {
+            let (bytes, sha256) = trained_model(csv.as_bytes(), DATE);
+            ModelSpec {
+                url: files.put(path, bytes),
+                sha256,
+            }
+        };
+        let good = put_model("/good.model", SAMPLE_CSV);
+        let bad = put_model("/shuffled.model", &shuffled_labels(SAMPLE_CSV, 7));
+        let data = DataSpec {
+            url: files.put("/eval.csv", SAMPLE_CSV),
+            sha256: predictor::model::sha256_hex(SAMPLE_CSV.as_bytes()),
+        };
+        Store {
+            files,
+            data,
+            good,
+            bad,
+        }
+    }
+
+    fn gated(
+        model: &ModelSpec,
+        data: &DataSpec,
+        min: Option<f64>,
+        drop: Option<f64>,
+    ) -> PredictorSpec {
+        let mut spec = crate::fixtures::predictor("american", "team-a").spec;
+        spec.model = model.clone();
+        spec.validation = Some(ValidationSpec {
+            data: data.clone(),
+            min_accuracy: min,
+            max_accuracy_drop: drop,
+        });
+        spec
+    }
+
+    /// What a Deployment running `model` says it serves.
+    fn serving(model: &ModelSpec) -> Served {
+        Served {
+            model_url: Some(model.url.clone()),
+            model_sha256: Some(model.sha256.clone()),
+            ..Served::default()
+        }
+    }
+
+    fn gate() -> QualityGate {
+        QualityGate::new(1 << 24, DATA_MAX_BYTES, Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn shuffled_labels_are_refused_and_the_good_model_passes() {
+        let s = store();
+        let (gate, metrics) = (gate(), Metrics::default());
+        let verified = ModelCheck::Verified;
+
+        let good = gate
+            .check(
+                &gated(&s.good, &s.data, Some(0.8), None),
+                &verified,
+                None,
+                &metrics,
+            )
+            .await;
+        let QualityCheck::Passed { measured, .. } = &good else {
+            panic!("the good model was refused: {good:?}")
+        };
+        assert!(measured.accuracy >= 0.9, "{measured:?}");
+        assert_eq!(measured.rows, 76);
+        let good_accuracy = measured.accuracy;
+
+        // The shuffled model, with the good one serving: both thresholds decide.
+        let spec = gated(&s.bad, &s.data, Some(0.8), Some(0.05));
+        let bad = gate
+            .check(&spec, &verified, Some(&serving(&s.good)), &metrics)
+            .await;
+        let QualityCheck::Below { measured, message } = &bad else {
+            panic!("the shuffled model passed: {bad:?}")
+        };
+        assert!(measured.accuracy < 0.8, "{measured:?}");
+        assert_eq!(measured.serving_accuracy, Some(good_accuracy));
+        assert!(
+            message.contains(&format!("{:.4}", measured.accuracy))
+                && message.contains("minAccuracy 0.8000")
+                && message.contains(&format!("{good_accuracy:.4}"))
+                && message.contains("maxAccuracyDrop 0.0500"),
+            "{message}"
+        );
+
+        // Scores are cached by digests: with the store emptied, the same verdicts come back...
+        for path in ["/good.model", "/shuffled.model", "/eval.csv"] {
+            s.files.remove(path);
+        }
+        let again = gate
+            .check(&spec, &verified, Some(&serving(&s.good)), &metrics)
+            .await;
+        assert_eq!(again, bad);
+        // ...and counted once each, when they were scored.
+        let text = metrics.render();
+        for line in [
+            "predictor_operator_quality_checks_total{result=\"passed\"} 1",
+            "predictor_operator_quality_checks_total{result=\"below_gate\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_wrong_oversized_or_unreadable_data_refuses_the_model() {
+        let s = store();
+        let metrics = Metrics::default();
+        let verified = ModelCheck::Verified;
+        let refused = |check: QualityCheck| match check {
+            QualityCheck::Failed { reason, message } => (reason, message),
+            other => panic!("not refused: {other:?}"),
+        };
+
+        // Port 9 (discard) on loopback refuses the connection.
+        let unreachable = DataSpec {
+            url: "http://127.0.0.1:9/eval.csv".into(),
+            ..s.data.clone()
+        };
+        let spec = gated(&s.good, &unreachable, Some(0.5), None);
+        let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
+        assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
+        assert!(
+            message.contains("cannot fetch validation data http://127.0.0.1:9/eval.csv"),
+            "{message}"
+        );
+
+        let wrong = DataSpec {
+            sha256: SHA_A.into(),
+            ..s.data.clone()
+        };
+        let spec = gated(&s.good, &wrong, Some(0.5), None);
+        let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
+        assert_eq!(reason, reason::VALIDATION_DATA_DIGEST_MISMATCH);
+        assert!(
+            message.contains(SHA_A) && message.contains(&s.data.sha256),
+            "{message}"
+        );
+
+        let small = QualityGate::new(1 << 24, 100, Duration::from_secs(5)).unwrap();
+        let spec = gated(&s.good, &s.data, Some(0.5), None);
+        let (reason, message) = refused(small.check(&spec, &verified, None, &metrics).await);
+        assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
+        assert!(
+            message.contains("more than the 100-byte limit"),
+            "{message}"
+        );
+
+        let csv = b"id,words\n1,hello\n".to_vec();
+        let unreadable = DataSpec {
+            sha256: predictor::model::sha256_hex(&csv),
+            url: s.files.put("/not-labelled.csv", csv),
+        };
+        let spec = gated(&s.good, &unreadable, Some(0.5), None);
+        let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
+        assert_eq!(reason, reason::VALIDATION_DATA_INVALID);
+        assert!(message.contains("no `text` column"), "{message}");
+
+        // The serving model is gone from the store: maxAccuracyDrop cannot be judged.
+        let gone = ModelSpec {
+            url: s.files.url("/removed.model"),
+            sha256: SHA_A.into(),
+        };
+        let spec = gated(&s.good, &s.data, None, Some(0.05));
+        let (reason, message) = refused(
+            gate()
+                .check(&spec, &verified, Some(&serving(&gone)), &metrics)
+                .await,
+        );
+        assert_eq!(reason, reason::EVALUATION_FAILED);
+        assert!(
+            message.contains(&format!(
+                "cannot evaluate model {} on the validation data: it is the serving model \
+                 maxAccuracyDrop compares against: cannot fetch model",
+                &SHA_A[..12]
+            )),
+            "{message}"
+        );
+
+        let text = metrics.render();
+        assert!(
+            text.contains("predictor_operator_quality_checks_total{result=\"data_digest\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_validation_a_refused_model_or_the_serving_one_is_not_scored() {
+        let metrics = Metrics::default();
+        // Nothing listens on port 9: any download would fail the check.
+        let nowhere = ModelSpec {
+            url: "http://127.0.0.1:9/m".into(),
+            sha256: SHA_A.into(),
+        };
+        let data = DataSpec {
+            url: "http://127.0.0.1:9/d".into(),
+            sha256: SHA_B.into(),
+        };
+        let gate = gate();
+        let mut plain = gated(&nowhere, &data, Some(0.9), None);
+        plain.validation = None;
+        assert_eq!(
+            gate.check(&plain, &ModelCheck::Verified, None, &metrics)
+                .await,
+            QualityCheck::Off
+        );
+        let spec = gated(&nowhere, &data, Some(0.9), None);
+        let rejected = ModelCheck::Rejected {
+            reason: reason::DIGEST_MISMATCH.into(),
+            message: "wrong".into(),
+        };
+        assert!(matches!(
+            gate.check(&spec, &rejected, None, &metrics).await,
+            QualityCheck::Unchecked { reason, .. } if reason == reason::MODEL_NOT_VERIFIED
+        ));
+        assert_eq!(
+            gate.check(
+                &spec,
+                &ModelCheck::Verified,
+                Some(&serving(&nowhere)),
+                &metrics
+            )
+            .await,
+            QualityCheck::Serving
+        );
+        assert!(!metrics.render().contains("quality_checks_total"));
+    }
+}

@@ -1,0 +1,277 @@
+//! The offline quality gate on a real control plane: the apiserver refuses nonsense gates, a model
+//! trained on shuffled labels (with its right digest) is refused within seconds while the good
+//! model keeps serving, and a retrained good model passes and rolls out.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use operator::crd::{DataSpec, Predictor, PredictorStatus, ValidationSpec};
+use operator::fixtures::shuffled_labels;
+use operator::resources::Served;
+use operator::status::is_ready;
+use predictor::sample::SAMPLE_CSV;
+
+use crate::lifecycle::events_for;
+use crate::support::manifests::{manifest, predictor};
+use crate::support::{OperatorProc, ServedModel};
+use crate::{admin, shared, start_scoped, wait_object};
+
+const IMAGE: &str = "registry.local/american-predictor:0.2";
+
+/// (status, reason, message) of condition `type_`.
+fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// `predictor_operator_quality_checks_total{result}` as the operator reports it.
+fn quality_checks(op: &OperatorProc, result: &str) -> f64 {
+    let (_, body) = op.get("/metrics").expect("operator /metrics");
+    let prefix = format!("predictor_operator_quality_checks_total{{result=\"{result}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn set_model(ns: &str, name: &str, model: &ServedModel) {
+    shared().cluster.kubectl_ok(&[
+        "patch",
+        "predictor",
+        name,
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(
+            r#"{{"spec":{{"model":{{"url":"{}","sha256":"{}"}}}}}}"#,
+            model.url, model.sha
+        ),
+    ]);
+}
+
+#[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
+async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
+    let s = shared();
+    let ns = "quality-gate";
+    s.cluster.create_namespace(ns);
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
+    let client = admin().await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+
+    // The validation data: the sample, labelled. A model trained on it, and one trained on the
+    // same texts with their labels shuffled: a valid model file with the right digest.
+    let data = DataSpec {
+        url: s.files.put("/data/eval.csv", SAMPLE_CSV),
+        sha256: predictor::model::sha256_hex(SAMPLE_CSV.as_bytes()),
+    };
+    let (bytes, sha) = predictor::testing::trained_model(
+        shuffled_labels(SAMPLE_CSV, 7).as_bytes(),
+        "2026-11-24T00:00:00Z",
+    );
+    let shuffled = ServedModel {
+        url: s.files.put("/models/shuffled.model", bytes),
+        sha,
+    };
+
+    // A gated Predictor on model A: nothing serves yet, so minAccuracy alone decides.
+    let mut p = predictor("p", IMAGE, &s.model_a, 2);
+    p.spec.validation = Some(ValidationSpec {
+        data,
+        min_accuracy: Some(0.8),
+        max_accuracy_drop: Some(0.05),
+    });
+    s.cluster
+        .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(&[p]));
+    let p = wait_object(
+        &predictors,
+        "p",
+        Duration::from_secs(90),
+        "Ready",
+        &op,
+        is_ready,
+    )
+    .await;
+    let status = p.status.unwrap();
+    let good = status.quality.clone().expect("model A's measured accuracy");
+    assert_eq!(good.model_sha256, s.model_a.sha);
+    assert!(good.accuracy >= 0.9, "{good:?}");
+    assert_eq!(condition(&status, "QualityGate").unwrap().0, "True");
+    let before = deployments.get("p").await.unwrap();
+
+    // The shuffled model is refused in seconds; the old pods keep serving model A.
+    let asked = Instant::now();
+    set_model(ns, "p", &shuffled);
+    let p = wait_object(
+        &predictors,
+        "p",
+        Duration::from_secs(30),
+        "Degraded=True",
+        &op,
+        |p| {
+            p.status.as_ref().is_some_and(|st| {
+                st.observed_generation == Some(2)
+                    && condition(st, "Degraded").is_some_and(|(s, _, _)| s == "True")
+            })
+        },
+    )
+    .await;
+    let took = asked.elapsed();
+    eprintln!("[quality] shuffled-label model refused {took:.1?} after the change");
+    assert!(
+        took < Duration::from_secs(15),
+        "refused only after {took:?}"
+    );
+    let status = p.status.unwrap();
+    let (_, reason, message) = condition(&status, "Degraded").unwrap();
+    assert_eq!(reason, "ModelBelowQualityGate");
+    let bad = status
+        .quality
+        .clone()
+        .expect("the shuffled model's measured accuracy");
+    assert_eq!(bad.model_sha256, shuffled.sha);
+    assert!(bad.accuracy < 0.8, "{bad:?}");
+    assert_eq!(bad.serving_accuracy, Some(good.accuracy));
+    for figure in [
+        format!("accuracy {:.4}", bad.accuracy),
+        "minAccuracy 0.8000".into(),
+        format!("{:.4}", good.accuracy),
+        "maxAccuracyDrop 0.0500".into(),
+    ] {
+        assert!(message.contains(&figure), "{figure:?} not in {message}");
+    }
+    assert_eq!(
+        condition(&status, "QualityGate").unwrap().1,
+        "ModelBelowQualityGate"
+    );
+    assert_eq!(condition(&status, "ModelVerified").unwrap().0, "True");
+    assert_eq!(condition(&status, "Ready").unwrap().0, "True");
+    assert_eq!(status.model_sha256.as_deref(), Some(s.model_a.sha.as_str()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = deployments.get("p").await.unwrap();
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(Served::of(&after), Served::of(&before));
+    let events = events_for(&client, ns, "p").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "ModelBelowQualityGate" && n == &message),
+        "{events:?}"
+    );
+    assert_eq!(quality_checks(&op, "below_gate"), 1.0);
+
+    // A good model (same data, another training date, so another digest) passes and rolls out.
+    set_model(ns, "p", &s.model_b);
+    let p = wait_object(
+        &predictors,
+        "p",
+        Duration::from_secs(90),
+        "model B ready",
+        &op,
+        |p| {
+            is_ready(p)
+                && p.status.as_ref().unwrap().model_sha256.as_deref()
+                    == Some(s.model_b.sha.as_str())
+        },
+    )
+    .await;
+    let status = p.status.unwrap();
+    let passed = status.quality.clone().expect("model B's measured accuracy");
+    assert_eq!(passed.model_sha256, s.model_b.sha);
+    assert!(passed.accuracy >= 0.9, "{passed:?}");
+    assert_eq!(condition(&status, "Degraded").unwrap().0, "False");
+    assert_eq!(quality_checks(&op, "passed"), 2.0, "model A, then model B");
+    // `kubectl get -o wide` shows the measured accuracy.
+    let wide = s
+        .cluster
+        .kubectl_ok(&["get", "predictor", "p", "-n", ns, "-o", "wide"]);
+    let shown = format!("{}", passed.accuracy);
+    assert!(
+        wide.contains("ACCURACY") && wide.contains(&shown[..shown.len().min(4)]),
+        "{wide}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
+async fn nonsense_quality_gates_are_rejected_at_apply_time() {
+    let s = shared();
+    let ns = "quality-invalid";
+    s.cluster.create_namespace(ns);
+    let good = format!(
+        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
+         image: {IMAGE}\n  model:\n    url: https://models.example.org/a.model\n    \
+         sha256: {sha}\n  validation:\n    data:\n      url: https://data.example.org/eval.csv\n      \
+         sha256: {sha}\n    minAccuracy: 0.8\n    maxAccuracyDrop: 0.02\n",
+        sha = "a".repeat(64)
+    );
+    let cases = [
+        (
+            "min-above-one",
+            good.replace("minAccuracy: 0.8", "minAccuracy: 1.5"),
+            "spec.validation.minAccuracy in body should be less than or equal to 1",
+        ),
+        (
+            "negative-drop",
+            good.replace("maxAccuracyDrop: 0.02", "maxAccuracyDrop: -0.1"),
+            "spec.validation.maxAccuracyDrop in body should be greater than or equal to 0",
+        ),
+        (
+            "no-threshold",
+            good.replace("    minAccuracy: 0.8\n    maxAccuracyDrop: 0.02\n", ""),
+            "spec.validation needs minAccuracy, maxAccuracyDrop or both",
+        ),
+        (
+            "ftp-data",
+            good.replace("https://data.example.org", "ftp://data.example.org"),
+            "validation.data.url must start with http://, https:// or hdfs://",
+        ),
+        (
+            "no-data-digest",
+            good.replace(&format!("      sha256: {}\n", "a".repeat(64)), ""),
+            "spec.validation.data.sha256: Required value",
+        ),
+    ];
+    for (name, yaml, expected) in cases {
+        let yaml = yaml.replace("NAME", name);
+        let out = s.cluster.kubectl_with(
+            &s.cluster.kubeconfig,
+            &["apply", "-n", ns, "-f", "-"],
+            Some(&yaml),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted:\n{yaml}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    // The unchanged object, and one with a single threshold, are accepted.
+    for yaml in [
+        good.clone(),
+        good.replace("    maxAccuracyDrop: 0.02\n", ""),
+    ] {
+        s.cluster.kubectl_stdin(
+            &["apply", "--dry-run=server", "-n", ns, "-f", "-"],
+            &yaml.replace("NAME", "valid"),
+        );
+    }
+    // kubectl explain documents the new fields.
+    let explain = s
+        .cluster
+        .kubectl_ok(&["explain", "predictor.spec.validation"]);
+    for field in [
+        "data",
+        "minAccuracy",
+        "maxAccuracyDrop",
+        "ModelBelowQualityGate",
+    ] {
+        assert!(explain.contains(field), "{field} not in:\n{explain}");
+    }
+}
