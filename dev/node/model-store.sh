@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 use_running_node
 NS=${1:-mlops-node-test}
-# Also a fixed ClusterIP, for clients outside the cluster DNS (dev/delivery-report's host operator).
+# Also a fixed ClusterIP, for host processes outside the cluster DNS (a developer's curl, an operator run on the host).
 STORE_IP=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[50])" "$SVC_CIDR")
 
 # What Pod Security "restricted" asks for.
