@@ -53,15 +53,36 @@ rm -f "$models"/*.bin
 "$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$models/model-b.bin" \
   --model-date 2026-02-01T00:00:00Z --ngram-max 1 >/dev/null
 tweets=${TWEETS_DIR:-$REPO/../shared/data/tweets}
+# With the tweets, also what the quality gate needs (issue 15): model-s, the same rows with their labels
+# shuffled (a model whose bytes are fine and whose predictions are not), and test.csv as the labelled
+# validation set the store serves (VALIDATION in models.env).
+rm -f "$models"/*.csv
 if [[ -f $tweets/train.csv ]]; then
   "$PREDICTOR_BIN" train --data "$tweets/train.csv" --out "$models/model-t.bin" \
     --model-date 2026-03-01T00:00:00Z >/dev/null
+  python3 - "$tweets/train.csv" "$ctx/shuffled.csv" <<'PY'
+import csv, random, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))
+labels = [r["country_code"] for r in rows]
+random.Random(15).shuffle(labels)
+with open(sys.argv[2], "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    for r, label in zip(rows, labels):
+        w.writerow({**r, "country_code": label})
+PY
+  "$PREDICTOR_BIN" train --data "$ctx/shuffled.csv" --out "$models/model-s.bin" \
+    --model-date 2026-03-01T00:00:00Z >/dev/null
+  install -m 0644 "$tweets/test.csv" "$models/test.csv"
 fi
 chmod 0644 "$models"/*.bin
 for f in "$models"/*.bin; do
   name=$(basename "$f" .bin) && key=MODEL_$(echo "${name#model-}" | tr '[:lower:]' '[:upper:]')
   echo "$key=$name.bin ${key}_SHA256=$(sha256sum "$f" | cut -d' ' -f1)"
 done >"$out/models.env"
+if [[ -f $models/test.csv ]]; then
+  echo "VALIDATION=test.csv VALIDATION_SHA256=$(sha256sum "$models/test.csv" | cut -d' ' -f1)" >>"$out/models.env"
+fi
 
 # --- buildah: FROM scratch images -> docker-archive ------------------------------------------------
 build() { # build <image ref> <containerfile> <context dir> [build args...]

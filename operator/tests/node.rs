@@ -32,6 +32,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use operator::crd::{DataSpec, Predictor, ValidationSpec};
 use serde_json::Value;
 use support::manifests::{manifest, predictor};
 use support::wait::poll;
@@ -392,6 +393,10 @@ fn predictor_cli(args: &[&str]) -> Output {
 }
 
 fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
+    manifest(&[predictor_object(image_tag, url, sha256)])
+}
+
+fn predictor_object(image_tag: &str, url: &str, sha256: &str) -> Predictor {
     let model = ServedModel {
         url: url.into(),
         sha: sha256.into(),
@@ -400,7 +405,7 @@ fn predictor_yaml(image_tag: &str, url: &str, sha256: &str) -> String {
     p.metadata.namespace = Some(NS.into());
     p.spec.image_pull_secrets = vec![PULL_SECRET.into()];
     p.spec.progress_deadline_seconds = Some(20);
-    manifest(&[p])
+    p
 }
 
 /// `predictor probe` running against the Service, writing its JSON (report + samples) to `json`.
@@ -854,6 +859,103 @@ fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_t: &str) {
 }
 
 /// Standard base64, as Secrets' `data` wants it.
+/// Issue 15's offline gate on the real node, under the probe: with `spec.validation` (the tweets'
+/// test.csv from the in-cluster store, `maxAccuracyDrop: 0.05`), a model trained on shuffled labels,
+/// whose digest is right, is refused at pre-flight in seconds: Degraded `ModelBelowQualityGate` with
+/// both accuracies in the message, the Deployment untouched, no answer from it, no failed request.
+fn quality_gate_under_load(node: &Node, base: &str, store: &str, models: &HashMap<String, String>) {
+    let serving = node.predictor();
+    let image = serving["spec"]["image"].as_str().expect("spec.image");
+    let tag = image
+        .strip_prefix(&format!("{IMAGE}:"))
+        .unwrap_or_else(|| panic!("{image}"))
+        .to_string();
+    let (model_t, sha_t) = (&models["MODEL_T"], &models["MODEL_T_SHA256"]);
+    let (model_s, sha_s) = (&models["MODEL_S"], &models["MODEL_S_SHA256"]);
+    let gated = |model: &str, sha: &str| {
+        let mut p = predictor_object(&tag, &format!("{store}/{model}"), sha);
+        p.spec.validation = Some(ValidationSpec {
+            data: DataSpec {
+                url: format!("{store}/{}", models["VALIDATION"]),
+                sha256: models["VALIDATION_SHA256"].clone(),
+            },
+            min_accuracy: None,
+            max_accuracy_drop: Some(0.05),
+        });
+        manifest(&[p])
+    };
+    // The gate on, the model unchanged: nothing to judge, nothing rolls.
+    node.apply(&gated(model_t, sha_t));
+    wait_for(
+        Duration::from_secs(30),
+        "the gated Predictor settled",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True")
+                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
+                .then_some(())
+        },
+    );
+    let generation = deployment(node)["metadata"]["generation"].clone();
+    let pods_before = live_pod_names(node);
+
+    let watch = Watch::start(node, "quality-gate", base, &["--max-duration", "12s"]);
+    node.apply(&gated(model_s, sha_s));
+    let (refused, took) = wait_degraded(node, "ModelBelowQualityGate", Duration::from_secs(30));
+    let message = condition(&refused, "Degraded").unwrap()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eprintln!(
+        "[node test] model trained on shuffled labels refused by the quality gate after {:.2} s: {message}",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(10), "refused after {took:?}");
+    // Both figures: the candidate's accuracy and the serving model's (0.7770 on test.csv).
+    assert!(message.contains("0.777"), "{message}");
+    assert_eq!(deployment(node)["metadata"]["generation"], generation);
+    assert_eq!(live_pod_names(node), pods_before);
+    let (out, watched) = watch.finish();
+    let report = &watched["report"];
+    eprintln!(
+        "[node test] quality gate: {} requests, {} failed, answers {}",
+        report["requests"], report["failed"], report["versions"]
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["failed"], 0, "{report}");
+    // Answers name their model (first 12 hex digits of its sha256): none from the refused one.
+    let labels: Vec<&str> = report["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert!(
+        labels.iter().all(|l| l.ends_with(&sha_t[..12])),
+        "answers from another model than the serving one: {labels:?}"
+    );
+    assert!(
+        !labels.iter().any(|l| l.contains(&sha_s[..12])),
+        "{labels:?}"
+    );
+    // Back to the good model for what follows.
+    node.apply(&gated(model_t, sha_t));
+    wait_for(
+        Duration::from_secs(30),
+        "the Predictor healthy again",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Degraded", "False")
+                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
+                .then_some(())
+        },
+    );
+}
+
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -1250,6 +1352,9 @@ fn predictors_run_and_roll_out_on_a_real_node() {
 
     // --- 8. images: refused before they roll out, pinned by digest, a registry down mid-rollout -------
     image_faults_under_load(&node, &base, &url_t, sha_t);
+
+    // --- 9. the offline quality gate: a worse model with a valid digest never serves ---------------
+    quality_gate_under_load(&node, &base, store, &models);
 
     // --- 7. image sizes ----------------------------------------------------------------------------
     let sizes: Vec<(String, u64)> = std::fs::read_dir(node.state.join("images"))
