@@ -1773,6 +1773,102 @@ mod reconcile_tests {
         server.expect_no_more().await;
     }
 
+    /// A rollout status about the candidate of [`canary_change`].
+    fn rollout_of_candidate(p: &Predictor, phase: &str, reason: &str) -> crate::crd::RolloutStatus {
+        let image = crate::fixtures::resolved(p)
+            .pod_image(p)
+            .unwrap()
+            .to_string();
+        crate::crd::RolloutStatus {
+            phase: phase.into(),
+            reason: reason.into(),
+            message: "candidate failed the analysis on (figures)".into(),
+            candidate: Candidate::of(p, &image),
+            generation: Some(2),
+            started_at: Some(time(0)),
+            measured: None,
+        }
+    }
+
+    /// The spec still names a rolled-back candidate (the operator never edits it): no canary is
+    /// started again, the stable Deployment is left alone, and nothing is written.
+    #[tokio::test]
+    async fn a_rolled_back_candidate_is_not_tried_again() {
+        let (mut p, stable, service, canary, canary_service, _) = canary_change();
+        let mut retired = canary;
+        retired.spec.replicas = Some(0);
+        let served = Served::of(&stable);
+        let view = RolloutView {
+            rollout: Some(rollout_of_candidate(
+                &p,
+                "RolledBack",
+                "DisagreementTooHigh",
+            )),
+            last_good: last_good(&served),
+        };
+        let observed = Observed {
+            deployment: Some(&stable),
+            model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+        };
+        p.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(5)));
+        assert_eq!(
+            find_condition(p.status.as_ref().unwrap(), DEGRADED)
+                .unwrap()
+                .reason,
+            reason::CANARY_ROLLED_BACK
+        );
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &retired, &canary_service).await;
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(RESYNC));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// Promoted: once every stable pod runs the candidate, the canary is retired and the status
+    /// says Promoted.
+    #[tokio::test]
+    async fn a_promoted_candidate_retires_its_canary_once_the_stable_pods_run_it() {
+        let (mut p, _, service, canary, canary_service, _) = canary_change();
+        // The stable Deployment was rolled over to the candidate and is done.
+        let stable = deployment_of(&p).rolled_out(2);
+        let mut status = p.status.clone().unwrap();
+        status.rollout = Some(rollout_of_candidate(&p, "Promoting", "AnalysisPassed"));
+        p.status = Some(status);
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("PATCH {CANARY}"));
+        assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
+        call.reply(&canary);
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(
+            (rollout.phase.as_str(), rollout.reason.as_str()),
+            ("Promoted", "Promoted")
+        );
+        assert_eq!(status.model_sha256.as_deref(), Some(crate::fixtures::SHA_B));
+        assert_eq!(
+            status.last_good_model.as_ref().map(|m| m.sha256.as_str()),
+            Some(crate::fixtures::SHA_B)
+        );
+        reply_status(call, &p);
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(RESYNC));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
     #[tokio::test]
     async fn an_up_to_date_predictor_causes_no_writes() {
         let mut p = predictor("american", "team-a");
