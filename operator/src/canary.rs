@@ -33,6 +33,9 @@ pub mod reason {
     pub const STARTING_CANARY: &str = "StartingCanary";
     /// The promoted candidate serves alone.
     pub const PROMOTED: &str = "Promoted";
+    /// The canary pods never became ready (the canary Deployment's progress deadline passed):
+    /// rolled back without an analysis.
+    pub const CANARY_NOT_READY: &str = "CanaryNotReady";
 }
 
 impl Candidate {
@@ -133,6 +136,8 @@ pub enum Progress<'a> {
     Settled { stable_complete: bool },
     /// The canary pods are not all ready yet: why.
     Starting(String),
+    /// The canary pods never became ready: why (the Deployment's words).
+    NeverReady(String),
     /// The canary was measured.
     Judged(&'a Verdict),
 }
@@ -189,6 +194,12 @@ pub fn next_rollout(
                     phase::ANALYZING,
                     reason::STARTING_CANARY,
                     format!("starting the canary: {why}"),
+                    None,
+                ),
+                Progress::NeverReady(why) => (
+                    phase::ROLLED_BACK,
+                    reason::CANARY_NOT_READY,
+                    format!("the canary pods never became ready: {why}"),
                     None,
                 ),
                 Progress::Settled { .. } => (
@@ -411,6 +422,26 @@ mod tests {
         assert_eq!(
             (rolled_back.phase.as_str(), rolled_back.reason.as_str()),
             ("RolledBack", "DisagreementTooHigh")
+        );
+        let never = next_rollout(
+            &p,
+            &Stage::Analysing,
+            Some(&candidate),
+            Progress::NeverReady("timed out".into()),
+            &time(60),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                never.phase.as_str(),
+                never.reason.as_str(),
+                never.message.as_str()
+            ),
+            (
+                "RolledBack",
+                "CanaryNotReady",
+                "the canary pods never became ready: timed out"
+            )
         );
         let p = with_rollout(p, Some(rolled_back.clone()));
         let kept = next_rollout(

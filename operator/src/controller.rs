@@ -442,6 +442,17 @@ async fn canary_step(
     };
     if !ready {
         let why = match status::rollout_of(current_canary.as_ref()) {
+            // The candidate's own pods cannot start (its progress deadline passed): nothing to
+            // measure, and nothing to wait for.
+            Rollout::Failed(why) if is_applied(&canary_desired, current_canary.as_ref()) => {
+                return Ok(Step {
+                    stable: keep()?,
+                    retire: Some(name),
+                    view: view(Progress::NeverReady(why)),
+                    ended: Some(canary::reason::CANARY_NOT_READY),
+                    ..Step::default()
+                });
+            }
             Rollout::InProgress(why) | Rollout::Failed(why) => why,
             Rollout::Missing => "creating the canary Deployment".into(),
             Rollout::Complete => "updating the canary Deployment".into(),
@@ -1768,6 +1779,51 @@ mod reconcile_tests {
             ctx.metrics
                 .render()
                 .contains("predictor_operator_canary_verdicts_total{result=\"promoted\"} 1")
+        );
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A canary whose pods never became ready is rolled back without being measured.
+    #[tokio::test]
+    async fn a_canary_that_never_becomes_ready_is_rolled_back() {
+        let (p, stable, service, _, canary_service, _) = canary_change();
+        let stuck = crate::fixtures::canary_deployment_of(&p).deadline_exceeded();
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &stuck, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("PATCH {CANARY}"), "no pod list first");
+        assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
+        call.reply(&stuck);
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(
+            (rollout.phase.as_str(), rollout.reason.as_str()),
+            ("RolledBack", "CanaryNotReady")
+        );
+        assert!(
+            rollout.message.contains("has timed out progressing"),
+            "{}",
+            rollout.message
+        );
+        assert_eq!(
+            find_condition(&status, DEGRADED).unwrap().reason,
+            reason::CANARY_ROLLED_BACK
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::CANARY_ROLLED_BACK);
+        call.echo();
+        finished(reconcile, &mut server).await;
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("predictor_operator_canary_verdicts_total{result=\"CanaryNotReady\"} 1")
         );
         drop(ctx);
         server.expect_no_more().await;
