@@ -179,6 +179,7 @@ pub fn next_rollout(
         }
         (_, progress) => {
             let started = analysis_started(predictor, candidate, now);
+            let measured_at = matches!(progress, Progress::Judged(_)).then(|| now.clone());
             let (phase, reason, message, measured) = match progress {
                 Progress::Judged(verdict) => (
                     match verdict {
@@ -217,6 +218,7 @@ pub fn next_rollout(
                 generation,
                 started_at: Some(started),
                 measured,
+                measured_at,
             })
         }
     }
@@ -315,6 +317,7 @@ mod tests {
                 generation: Some(2),
                 started_at: Some(time(0)),
                 measured: None,
+                measured_at: None,
             }
         );
         // Later: the start time stays, the verdict says how many samples are missing.
@@ -346,6 +349,7 @@ mod tests {
             )
         );
         assert_eq!(next.started_at, Some(time(0)));
+        assert_eq!(next.measured_at, Some(time(30)));
         assert_eq!(
             elapsed(next.started_at.as_ref().unwrap(), &time(30)),
             Duration::from_secs(30)

@@ -769,6 +769,9 @@ async fn update_status(
     if let Some(wait) = status::defer_progress(&old, &new, now, PROGRESS_QUIET) {
         return Ok(Some(wait));
     }
+    if let Some(wait) = status::defer_analysis(&old, &new, now, ANALYSIS_POLL) {
+        return Ok(Some(wait));
+    }
     patch_status(predictor, &new, ctx).await?;
     for event in status_events(&old, &new) {
         publish(predictor, ctx, event.warning, &event.reason, event.note).await;
@@ -1843,6 +1846,7 @@ mod reconcile_tests {
             generation: Some(2),
             started_at: Some(time(0)),
             measured: None,
+            measured_at: None,
         }
     }
 

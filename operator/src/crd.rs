@@ -438,6 +438,10 @@ pub struct RolloutStatus {
     /// What the analysis measured last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<Measured>,
+
+    /// When the analysis last measured the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// A release of a Predictor: the image its pods run and the model they serve.

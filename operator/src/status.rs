@@ -733,6 +733,44 @@ pub fn defer_progress(
         .flatten()
 }
 
+/// When `new` differs from `old` only in a canary analysis' figures (sample counts, measured
+/// values, the Progressing message) and `old`'s were measured less than `every` before `now`: how
+/// long until they are worth a write. Without it, each write (a watch event) would start the next
+/// reconcile, which measures new counts and writes again, as fast as the apiserver answers.
+pub fn defer_analysis(
+    old: &PredictorStatus,
+    new: &PredictorStatus,
+    now: Timestamp,
+    every: Duration,
+) -> Option<Duration> {
+    let measured = old
+        .rollout
+        .as_ref()
+        .filter(|r| r.phase == phase::ANALYZING)?
+        .measured_at
+        .as_ref()?;
+    if without_figures(old) != without_figures(new) {
+        return None;
+    }
+    let left = SignedDuration::try_from(every).ok()? - now.duration_since(measured.0);
+    left.is_positive()
+        .then(|| Duration::try_from(left).ok())
+        .flatten()
+}
+
+fn without_figures(status: &PredictorStatus) -> PredictorStatus {
+    let mut s = status.clone();
+    if let Some(r) = s.rollout.as_mut() {
+        r.message.clear();
+        r.measured = None;
+        r.measured_at = None;
+    }
+    for c in s.conditions.iter_mut().filter(|c| c.type_ == PROGRESSING) {
+        c.message.clear();
+    }
+    s
+}
+
 fn without_progress(status: &PredictorStatus) -> PredictorStatus {
     let mut s = status.clone();
     s.replicas = None;
@@ -1621,6 +1659,55 @@ mod tests {
         };
         let s = compute_status_with_rollout(&p, &refused, &rolled_back, &time(30));
         assert_eq!(cond(&s, DEGRADED), ("True", reason::DIGEST_MISMATCH));
+    }
+
+    #[test]
+    fn new_sample_counts_are_written_at_most_once_per_poll() {
+        let analysing = |samples: i64, at: i64| {
+            let mut s = PredictorStatus {
+                rollout: Some(RolloutStatus {
+                    phase: "Analyzing".into(),
+                    reason: "WaitingForSamples".into(),
+                    message: format!("waiting: {samples} of 100 samples"),
+                    measured_at: Some(time(at)),
+                    ..RolloutStatus::default()
+                }),
+                ..PredictorStatus::default()
+            };
+            s.conditions = vec![condition(
+                &[],
+                PROGRESSING,
+                verdict(
+                    TRUE,
+                    reason::CANARY_ANALYSIS,
+                    format!("waiting: {samples} of 100 samples"),
+                ),
+                Some(2),
+                &time(0),
+            )];
+            s
+        };
+        let every = Duration::from_secs(10);
+        let old = analysing(3, 0);
+        // 4 s later, more samples: written 6 s later.
+        assert_eq!(
+            defer_analysis(&old, &analysing(9, 4), time(4).0, every),
+            Some(Duration::from_secs(6))
+        );
+        // 10 s later: written.
+        assert_eq!(
+            defer_analysis(&old, &analysing(9, 10), time(10).0, every),
+            None
+        );
+        // A verdict (another phase or reason) is written at once.
+        let mut passed = analysing(150, 4);
+        passed.rollout.as_mut().unwrap().phase = "Promoting".into();
+        assert_eq!(defer_analysis(&old, &passed, time(4).0, every), None);
+        // Not analysing: nothing deferred.
+        assert_eq!(
+            defer_analysis(&PredictorStatus::default(), &old, time(4).0, every),
+            None
+        );
     }
 
     #[test]
