@@ -985,6 +985,17 @@ mod tests {
                 .unwrap_err()
                 .contains("spec.validation.data.url file:///etc/passwd is not an http://")
         );
+
+        // A Canary needs an analysis and room for `-canary` in its name.
+        let mut p = crate::fixtures::canary(predictor("american", "team-a"));
+        assert_eq!(validate(&p), Ok(()));
+        p.spec.rollout.as_mut().unwrap().analysis = None;
+        assert_eq!(
+            validate(&p),
+            Err("spec.rollout.strategy Canary needs spec.rollout.analysis".into())
+        );
+        let p = crate::fixtures::canary(predictor(&"a".repeat(57), "team-a"));
+        assert!(validate(&p).unwrap_err().contains("at most 56 characters"));
     }
 }
 
