@@ -254,6 +254,116 @@ mod tests {
         assert_eq!(samples.latency.buckets[5], (0.005, 4));
     }
 
+    /// A predictor serving a model trained on `csv` at a loopback address, copying to `shadow`
+    /// if given: (its `ip:port`, the model's sha256). Returns once it is ready.
+    async fn serve(
+        store: &predictor::testing::FileServer,
+        name: &str,
+        csv: &str,
+        version: &str,
+        shadow: Option<predictor::shadow::ShadowConfig>,
+    ) -> (String, String) {
+        let (bytes, sha) =
+            predictor::testing::trained_model(csv.as_bytes(), "2026-11-25T00:00:00Z");
+        let mut config =
+            predictor::server::ServeConfig::new(store.put(name, bytes), sha.clone(), version);
+        config.shadow = shadow;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(predictor::server::run(
+            listener,
+            config,
+            std::future::pending::<Duration>(),
+        ));
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            let ready = client
+                .get(format!("http://{address}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return (address, sha);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the predictor at {address} never became ready");
+    }
+
+    /// Real predictors on loopback: a stable one copying every request to a candidate. What the
+    /// operator reads from their `/metrics` feeds the analysis: a model trained on shuffled labels
+    /// is caught disagreeing; the same model agrees on every copy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn real_predictors_feed_the_analysis() {
+        use crate::analysis::{Verdict, judge};
+        let sample = predictor::sample::SAMPLE_CSV;
+        let store = predictor::testing::FileServer::start();
+        let metrics = HttpPodMetrics::new(Duration::from_secs(2)).unwrap();
+        let texts: Vec<&str> = sample
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.rsplit_once(',').map(|(text, _)| text))
+            .take(60)
+            .collect();
+        let spec = crate::crd::AnalysisSpec {
+            min_samples: 50,
+            max_disagreement: Some(0.05),
+            max_error_rate: Some(0.01),
+            max_p99_latency_ratio: None,
+            deadline_seconds: 600,
+        };
+        let shuffled = crate::fixtures::shuffled_labels(sample, 7);
+        for (candidate_csv, expect_pass) in [(shuffled.as_str(), false), (sample, true)] {
+            let (candidate_at, candidate_sha) =
+                serve(&store, "/candidate.model", candidate_csv, "0.3", None).await;
+            let shadow =
+                predictor::shadow::ShadowConfig::new(format!("http://{candidate_at}"), 100);
+            let (stable_at, _) = serve(&store, "/stable.model", sample, "0.2", Some(shadow)).await;
+            let client = predictor::client::http_client(Duration::from_secs(5)).unwrap();
+            for text in &texts {
+                let (status, _) = predictor::client::predict_remote(
+                    &client,
+                    &format!("http://{stable_at}"),
+                    text,
+                )
+                .await
+                .unwrap();
+                assert_eq!(status, 200);
+            }
+            let candidate = Candidate {
+                image: String::new(),
+                model_sha256: candidate_sha,
+                version: "0.3".into(),
+            };
+            // The copies run apart from the answers: wait (at most 5 s) until all are counted.
+            let mut stable = Samples::default();
+            for _ in 0..100 {
+                stable = parse(&metrics.fetch(&stable_at).await.unwrap(), &candidate);
+                if stable.agreed + stable.disagreed == texts.len() as u64 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(stable.requests, texts.len() as u64);
+            assert_eq!(stable.agreed + stable.disagreed, texts.len() as u64);
+            let canary = parse(&metrics.fetch(&candidate_at).await.unwrap(), &candidate);
+            assert_eq!(canary.requests, texts.len() as u64, "every copy reached it");
+            assert_eq!(canary.latency.count(), texts.len() as u64);
+            let verdict = judge(&spec, &stable, &canary, Duration::ZERO);
+            match (expect_pass, &verdict) {
+                (true, Verdict::Pass { measured, .. }) => {
+                    assert_eq!(measured.disagreement, Some(0.0))
+                }
+                (false, Verdict::Fail { reason, .. }) => {
+                    assert_eq!(*reason, crate::analysis::reason::DISAGREEMENT_TOO_HIGH)
+                }
+                _ => panic!("{verdict:?}"),
+            }
+        }
+        // A pod that does not answer: an error, not a panic.
+        assert!(metrics.fetch("127.0.0.1:9").await.is_err());
+    }
+
     #[test]
     fn label_values_unescape_and_junk_is_skipped() {
         assert_eq!(
