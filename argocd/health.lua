@@ -1,8 +1,10 @@
 -- ArgoCD health check for mlops.dev/Predictor.
 --
--- Reads only what the operator writes (operator/src/status.rs): status.observedGeneration and the
--- conditions Ready, Progressing and Degraded. The message always comes from the condition that
--- decided the status, so ArgoCD shows the operator's own words.
+-- Reads only what the operator writes (operator/src/status.rs): status.observedGeneration, the
+-- conditions Ready, Progressing and Degraded, and for a Canary rollout status.rollout. The message
+-- always comes from what decided the status, so ArgoCD shows the operator's own words: during a
+-- canary analysis "waiting: N of M samples" (Progressing), after a rollback the measured values
+-- and thresholds (Degraded, reason CanaryRolledBack), once promoted the ready pods (Healthy).
 --
 -- NB: ArgoCD runs scripts from argocd-cm with only the base, table, package and a safe os library
 -- open: no string.*, no math.*, and no string methods ("s:sub()"). Use only operators and base
@@ -59,6 +61,19 @@ local function evaluate(obj)
   if degraded ~= nil and degraded.status == "True" then
     hs.status = "Degraded"
     hs.message = says(degraded)
+    return hs
+  end
+
+  -- A canary under analysis: the stable pods may all be ready, but the spec's candidate is not
+  -- serving yet (the operator also sets Progressing; this holds even if a condition lags).
+  local rollout = status.rollout
+  if rollout ~= nil and rollout.phase == "Analyzing" then
+    hs.status = "Progressing"
+    if rollout.message ~= nil and rollout.message ~= "" then
+      hs.message = rollout.message
+    else
+      hs.message = "canary analysis under way"
+    end
     return hs
   end
 

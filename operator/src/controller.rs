@@ -1,7 +1,8 @@
 //! The reconciler: for one Predictor, validate → check the model (bytes, then quality) and the
-//! image → build → apply →
-//! read a stalled rollout's pods → compute status → patch status, each a named step. The steps that touch the network (`apply_*`, `patch_*`,
-//! `publish`) hold no logic; the logic lives in the pure builders and `status`.
+//! image → (Canary: measure the candidate) → build → apply → read a stalled rollout's pods →
+//! compute status → patch status, each a named step. The steps that touch the network (`apply_*`,
+//! `patch_*`, `publish`, `measure`) hold no logic; the logic lives in the pure builders, `canary`,
+//! `analysis` and `status`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,15 +23,22 @@ use predictor::source::redact;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::crd::{Predictor, PredictorStatus};
+use crate::analysis::{Samples, Verdict, judge};
+use crate::canary::{self, Progress, Stage};
+use crate::crd::{Candidate, ModelRef, Predictor, PredictorStatus};
 use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
-use crate::resources::{FIELD_MANAGER, Served, build_deployment, build_service, selector_labels};
+use crate::resources::{
+    FIELD_MANAGER, Served, build_canary_deployment, build_canary_service, build_deployment,
+    build_service, canary_name, selector_labels,
+};
+use crate::scrape::{self, PodMetrics};
 use crate::status::{
-    self, ImageCheck, ModelCheck, Observed, QualityCheck, Rollout, compute_status, status_events,
+    self, ImageCheck, ModelCheck, Observed, QualityCheck, Rollout, RolloutView,
+    compute_status_with_rollout, status_events,
 };
 
 /// How often a running rollout is looked at again even if its Deployment did not change.
@@ -42,6 +50,8 @@ const RESYNC: Duration = Duration::from_secs(600);
 const PROGRESS_QUIET: Duration = Duration::from_secs(10);
 /// When a refused model is looked at again: storage is fixed by people, not in seconds.
 const MODEL_RETRY: Duration = Duration::from_secs(60);
+/// How often a canary under analysis is measured again.
+const ANALYSIS_POLL: Duration = Duration::from_secs(10);
 /// When a refused image is looked at again: a registry restarts, or CI pushes the tag the commit
 /// already names, within seconds.
 const IMAGE_RETRY: Duration = Duration::from_secs(15);
@@ -58,6 +68,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The operator's Deployments and Services as its watches last saw them.
     pub children: Children,
+    /// Where a canary analysis reads the pods' counters from.
+    pub pod_metrics: Arc<dyn PodMetrics>,
 }
 
 /// Caches of the children, filled by the watches that also trigger reconciles: reading a child
@@ -120,6 +132,18 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     }
     if let Some(validation) = &spec.validation {
         validate_gate(validation)?;
+    }
+    if let Some(rollout) = spec.canary() {
+        // NB: the CRD says the same, but only if it is up to date.
+        if rollout.analysis.is_none() {
+            return Err("spec.rollout.strategy Canary needs spec.rollout.analysis".into());
+        }
+        if predictor.name_any().len() > 56 {
+            return Err(format!(
+                "a Canary Predictor's name must be at most 56 characters (its canary Service is {})",
+                canary_name(&predictor.name_any())
+            ));
+        }
     }
     Ok(())
 }
@@ -194,7 +218,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
             invalid: Some(reason.clone()),
         };
         // An invalid spec is not a rollout: nothing is deferred.
-        update_status(predictor, &observed, ctx).await?;
+        update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
         return Err(Error::InvalidSpec { name, reason });
     }
 
@@ -222,20 +246,35 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
             .check(predictor, served.as_ref(), &secrets, &ctx.metrics),
     );
 
-    // Steps 3 and 4: build (pure) and apply what differs. A refused model (bytes or quality) or
+    // Step 3 (Canary only): where the rollout stands, measuring the candidate's canary pods
+    // when they are all ready.
+    // Steps 4 and 5: build (pure) and apply what differs. A refused model (bytes or quality) or
     // image leaves the Deployment untouched.
-    let service =
-        Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
-    let deployment = match (&model, image.pod_image(predictor)) {
+    let pod_image = match (&model, image.pod_image(predictor)) {
         (ModelCheck::Rejected { .. }, _) | (_, None) => None,
         _ if quality.refuses() => None,
-        (_, Some(pod_image)) => Some(build_deployment(predictor, pod_image)?)
-            .filter(|d| !is_applied(d, current.as_ref())),
+        (_, Some(pod_image)) => Some(pod_image),
     };
-    let (_, applied) = futures::try_join!(
+    let step = match predictor.spec.canary() {
+        Some(_) => canary_step(predictor, ctx, &namespace, pod_image, current.as_ref()).await?,
+        None => direct_step(predictor, ctx, &namespace, pod_image)?,
+    };
+    let service =
+        Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
+    let deployment = step
+        .stable
+        .as_ref()
+        .filter(|d| !is_applied(*d, current.as_ref()));
+    let (_, applied, _, _, _) = futures::try_join!(
         apply_if(&services, service.as_ref(), ctx, "service"),
-        apply_if(&deployments, deployment.as_ref(), ctx, "deployment"),
+        apply_if(&deployments, deployment, ctx, "deployment"),
+        apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
+        apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
+        retire_if(&deployments, step.retire.as_deref(), ctx),
     )?;
+    if let Some(result) = step.ended {
+        ctx.metrics.canary_verdict(result);
+    }
 
     // Step 5: during a rollout left as it was, whether its new pods cannot pull their image.
     let pull_failure = match (&applied, &current) {
@@ -263,7 +302,10 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
             announce_rollout(predictor, current.as_ref(), applied, ctx).await;
         }
     };
-    let ((), deferred) = tokio::join!(announce, update_status(predictor, &observed, ctx));
+    let ((), deferred) = tokio::join!(
+        announce,
+        update_status(predictor, &observed, &step.view, ctx)
+    );
 
     // The model store, the registry or a Secret may be fixed without the Predictor changing:
     // look again later.
@@ -272,12 +314,278 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         IMAGE_RETRY
     } else if refused_model {
         MODEL_RETRY
+    } else if step.analysing {
+        ANALYSIS_POLL
     } else if rolling {
         ROLLOUT_POLL
     } else {
         RESYNC
     };
     Ok(Action::requeue(deferred?.map_or(next, |d| d.min(next))))
+}
+
+/// What one reconcile does with a Predictor's Deployments beside its Service, and what the status
+/// says of its rollout.
+#[derive(Default)]
+struct Step {
+    /// The stable Deployment to apply if it differs (`None`: leave it as it is).
+    stable: Option<Deployment>,
+    /// The canary Deployment and Service to apply (only what differs from what exists).
+    canary: Option<Deployment>,
+    canary_service: Option<Service>,
+    /// Name of a canary Deployment to scale to zero: rolled back, promoted, or no longer wanted.
+    /// (Scaled, not deleted: the operator deletes nothing; the garbage collector removes its
+    /// children with the Predictor.)
+    retire: Option<String>,
+    view: RolloutView,
+    /// A verdict that ended an analysis (`promoted` or the rollback's reason), for the metric.
+    ended: Option<&'static str>,
+    /// A canary is being measured: look again soon.
+    analysing: bool,
+}
+
+/// A RollingUpdate Predictor: the stable Deployment takes the spec; a canary left from when it was
+/// a Canary Predictor (seen in the cache; it is not asked for) is retired.
+fn direct_step(
+    predictor: &Predictor,
+    ctx: &Context,
+    namespace: &str,
+    pod_image: Option<&str>,
+) -> Result<Step> {
+    let leftover = ctx
+        .children
+        .deployments
+        .get(&ObjectRef::new(&canary_name(&predictor.name_any())).within(namespace));
+    Ok(Step {
+        stable: pod_image
+            .map(|image| build_deployment(predictor, image))
+            .transpose()?,
+        retire: leftover
+            .filter(|d| has_pods(d))
+            .and_then(|d| d.metadata.name.clone()),
+        ..Step::default()
+    })
+}
+
+fn has_pods(deployment: &Deployment) -> bool {
+    deployment.spec.replicas.unwrap_or(1) > 0
+}
+
+/// A Canary Predictor: see [`canary::stage`]. While the candidate is analysed, the stable
+/// Deployment keeps what it serves and the canary runs the candidate; once every canary pod is
+/// ready, the pods are measured and judged: a pass promotes (the stable Deployment takes the
+/// candidate; the canary is retired when that rollout is complete), a failure retires the canary.
+async fn canary_step(
+    predictor: &Predictor,
+    ctx: &Context,
+    namespace: &str,
+    pod_image: Option<&str>,
+    stable: Option<&Deployment>,
+) -> Result<Step> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = canary_name(&predictor.name_any());
+    let (current_canary, current_canary_service) = futures::try_join!(
+        child(&ctx.children.deployments, &deployments, &name, namespace),
+        child(&ctx.children.services, &services, &name, namespace),
+    )?;
+    let now = Time(Timestamp::now());
+    let served = stable.map(Served::of);
+    let candidate = pod_image.map(|image| Candidate::of(predictor, image));
+    let stage = canary::stage(predictor, served.as_ref(), candidate.as_ref());
+    let stable_complete = matches!(status::rollout_of(stable), Rollout::Complete);
+    let last_good = match (stable_complete, served.as_ref()) {
+        (true, Some(s)) => last_good(s),
+        _ => previous_view(predictor).last_good,
+    };
+    let has_canary = current_canary.as_ref().is_some_and(has_pods);
+    // The stable Deployment rebuilt on what it serves now (the candidate waits in the canary).
+    let keep = || -> Result<Option<Deployment>> {
+        served
+            .as_ref()
+            .and_then(|s| canary::keep_serving(predictor, s))
+            .map(|(p, image)| build_deployment(&p, &image))
+            .transpose()
+    };
+    let view = |progress: Progress| RolloutView {
+        rollout: canary::next_rollout(predictor, &stage, candidate.as_ref(), progress, &now),
+        last_good: last_good.clone(),
+    };
+    let (Stage::Analysing, Some(candidate), Some(image)) = (&stage, &candidate, pod_image) else {
+        let stable_desired = match stage {
+            Stage::Rejected => keep()?,
+            _ => pod_image
+                .map(|image| build_deployment(predictor, image))
+                .transpose()?,
+        };
+        // A promoted candidate's canary keeps serving its share until every stable pod runs it.
+        let settled = stable_complete && is_applied_opt(stable_desired.as_ref(), stable);
+        return Ok(Step {
+            stable: stable_desired,
+            retire: (has_canary && (stage == Stage::Rejected || settled)).then_some(name),
+            view: view(Progress::Settled { stable_complete }),
+            ..Step::default()
+        });
+    };
+
+    let canary_desired = build_canary_deployment(predictor, image)?;
+    let canary_service = Some(build_canary_service(predictor)?)
+        .filter(|s| !is_applied(s, current_canary_service.as_ref()));
+    let ready = is_applied(&canary_desired, current_canary.as_ref())
+        && status::rollout_of(current_canary.as_ref()) == Rollout::Complete;
+    let analysing = Step {
+        stable: keep()?,
+        canary: Some(canary_desired.clone()).filter(|_| !ready),
+        canary_service: canary_service.clone(),
+        analysing: true,
+        ..Step::default()
+    };
+    if !ready {
+        let why = match status::rollout_of(current_canary.as_ref()) {
+            // The candidate's own pods cannot start (its progress deadline passed): nothing to
+            // measure, and nothing to wait for.
+            Rollout::Failed(why) if is_applied(&canary_desired, current_canary.as_ref()) => {
+                return Ok(Step {
+                    stable: keep()?,
+                    retire: Some(name),
+                    view: view(Progress::NeverReady(why)),
+                    ended: Some(canary::reason::CANARY_NOT_READY),
+                    ..Step::default()
+                });
+            }
+            Rollout::InProgress(why) | Rollout::Failed(why) => why,
+            Rollout::Missing => "creating the canary Deployment".into(),
+            Rollout::Complete => "updating the canary Deployment".into(),
+        };
+        return Ok(Step {
+            view: view(Progress::Starting(why)),
+            ..analysing
+        });
+    }
+
+    let Some(spec) = predictor.spec.canary().and_then(|r| r.analysis.as_ref()) else {
+        // validate() refused this already.
+        return Ok(analysing);
+    };
+    let (stable_samples, canary_samples) = measure(ctx, namespace, predictor, candidate).await;
+    let started = canary::analysis_started(predictor, candidate, &now);
+    let verdict = judge(
+        spec,
+        &stable_samples,
+        &canary_samples,
+        canary::elapsed(&started, &now),
+    );
+    let view = view(Progress::Judged(&verdict));
+    Ok(match &verdict {
+        Verdict::Waiting { .. } => Step { view, ..analysing },
+        Verdict::Pass { .. } => Step {
+            // Promote: a normal rolling update of the stable Deployment to the candidate.
+            stable: Some(build_deployment(predictor, image)?),
+            view,
+            ended: Some("promoted"),
+            ..Step::default()
+        },
+        Verdict::Fail { reason, .. } => Step {
+            stable: keep()?,
+            retire: Some(name),
+            view,
+            ended: Some(*reason),
+            ..Step::default()
+        },
+    })
+}
+
+/// Whether `desired` (if any) is what `current` already holds.
+fn is_applied_opt(desired: Option<&Deployment>, current: Option<&Deployment>) -> bool {
+    desired.is_none_or(|d| is_applied(d, current))
+}
+
+/// What the stable pods serve, for `status.lastGoodModel` and `lastGoodImage`.
+fn last_good(served: &Served) -> Option<(ModelRef, String)> {
+    Some((
+        ModelRef {
+            url: redact(served.model_url.as_deref()?),
+            sha256: served.model_sha256.clone()?,
+        },
+        served.pod_image.clone()?,
+    ))
+}
+
+/// The rollout part of the status as it is (for a reconcile that changes nothing about it).
+fn previous_view(predictor: &Predictor) -> RolloutView {
+    let status = predictor.status.clone().unwrap_or_default();
+    RolloutView {
+        rollout: status.rollout,
+        last_good: status.last_good_model.zip(status.last_good_image),
+    }
+}
+
+/// The stable pods' and the candidate's counters, read from the ready pods' `/metrics`. A pod
+/// that cannot be listed or read only costs its samples: the analysis waits for more.
+async fn measure(
+    ctx: &Context,
+    namespace: &str,
+    predictor: &Predictor,
+    candidate: &Candidate,
+) -> (Samples, Samples) {
+    let selector = selector_labels(&predictor.name_any())
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let pods = match pods
+        .list(&ListParams::default().labels(&selector).match_any())
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::warn!(pod_selector = %selector, error = %e, "cannot list pods");
+            return Default::default();
+        }
+    };
+    let (stable, canary) = scrape::targets(&pods, predictor.spec.port, candidate);
+    let read = |addresses: Vec<String>| async move {
+        let texts: Vec<_> = futures::stream::iter(addresses)
+            .map(|address| async move {
+                let text = ctx.pod_metrics.fetch(&address).await;
+                (address, text)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut sum = Samples::default();
+        for (address, text) in texts {
+            match text {
+                Ok(text) => sum.merge(&scrape::parse(&text, candidate)),
+                Err(reason) => {
+                    tracing::warn!(pod = %address, %reason, "cannot read pod metrics")
+                }
+            }
+        }
+        sum
+    };
+    tokio::join!(read(stable), read(canary))
+}
+
+/// Scales the canary Deployment `name` to zero, if there is one to retire.
+async fn retire_if(api: &Api<Deployment>, name: Option<&str>, ctx: &Context) -> Result<()> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    let patch = serde_json::json!({"spec": {"replicas": 0}});
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube("retire canary"))?;
+    ctx.metrics.wrote("deployment");
+    Ok(())
 }
 
 /// Why the new pods of `deployment`'s rollout cannot start, if the kubelet cannot pull their
@@ -449,15 +757,19 @@ fn show(value: &Option<String>) -> &str {
 async fn update_status(
     predictor: &Predictor,
     observed: &Observed<'_>,
+    view: &RolloutView,
     ctx: &Context,
 ) -> Result<Option<Duration>> {
     let now = Timestamp::now();
-    let new = compute_status(predictor, observed, &Time(now));
+    let new = compute_status_with_rollout(predictor, observed, view, &Time(now));
     let old = predictor.status.clone().unwrap_or_default();
     if old == new {
         return Ok(None);
     }
     if let Some(wait) = status::defer_progress(&old, &new, now, PROGRESS_QUIET) {
+        return Ok(Some(wait));
+    }
+    if let Some(wait) = status::defer_analysis(&old, &new, now, ANALYSIS_POLL) {
         return Ok(Some(wait));
     }
     patch_status(predictor, &new, ctx).await?;
@@ -673,6 +985,17 @@ mod tests {
                 .unwrap_err()
                 .contains("spec.validation.data.url file:///etc/passwd is not an http://")
         );
+
+        // A Canary needs an analysis and room for `-canary` in its name.
+        let mut p = crate::fixtures::canary(predictor("american", "team-a"));
+        assert_eq!(validate(&p), Ok(()));
+        p.spec.rollout.as_mut().unwrap().analysis = None;
+        assert_eq!(
+            validate(&p),
+            Err("spec.rollout.strategy Canary needs spec.rollout.analysis".into())
+        );
+        let p = crate::fixtures::canary(predictor(&"a".repeat(57), "team-a"));
+        assert!(validate(&p).unwrap_err().contains("at most 56 characters"));
     }
 }
 
@@ -687,7 +1010,8 @@ mod reconcile_tests {
     };
     use crate::resources::build_service;
     use crate::status::{
-        DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, find_condition, reason,
+        DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, compute_status, find_condition,
+        reason,
     };
     use ::predictor::testing::FileServer;
     use http::Method;
@@ -710,7 +1034,32 @@ mod reconcile_tests {
             images: ImageChecker::new(true, Duration::from_secs(5)).unwrap(),
             metrics: Arc::default(),
             children: Children::new().0,
+            pod_metrics: Arc::new(FakePodMetrics::default()),
         })
+    }
+
+    /// Pod metrics from memory: `address` → exposition text; any other address fails.
+    #[derive(Default)]
+    struct FakePodMetrics(std::collections::BTreeMap<String, String>);
+
+    impl PodMetrics for FakePodMetrics {
+        fn fetch<'a>(
+            &'a self,
+            address: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+            let text = self
+                .0
+                .get(address)
+                .cloned()
+                .ok_or_else(|| format!("no pod at {address}"));
+            Box::pin(async move { text })
+        }
+    }
+
+    fn context_with(client: Client, checker: ModelChecker, pods: FakePodMetrics) -> Arc<Context> {
+        let mut ctx = Arc::into_inner(context(client, checker)).expect("one owner");
+        ctx.pod_metrics = Arc::new(pods);
+        Arc::new(ctx)
     }
 
     fn checker() -> ModelChecker {
@@ -1122,6 +1471,471 @@ mod reconcile_tests {
         assert_eq!(rest, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
 
         finished(reconcile, &mut server).await;
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    const CANARY: &str = "/apis/apps/v1/namespaces/team-a/deployments/american-canary";
+    const CANARY_SERVICE: &str = "/api/v1/namespaces/team-a/services/american-canary";
+    const PODS: &str = "/api/v1/namespaces/team-a/pods";
+
+    /// A Canary Predictor serving model A on 2 stable pods, its spec now asking for model B
+    /// (generation 2), whose canary pod is up: (the Predictor, its stable Deployment and Service,
+    /// the canary Deployment and Service, the pod list).
+    fn canary_change() -> (
+        Predictor,
+        Deployment,
+        Service,
+        Deployment,
+        Service,
+        serde_json::Value,
+    ) {
+        let mut p = pinned_by_spec(crate::fixtures::canary(predictor("american", "team-a")));
+        let stable = deployment_of(&p).rolled_out(2);
+        let service = build_service(&p).unwrap();
+        let observed = Observed {
+            deployment: Some(&stable),
+            model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+        };
+        p.status = Some(compute_status(&p, &observed, &time(0)));
+        p.metadata.generation = Some(2);
+        p.spec.model.sha256 = crate::fixtures::SHA_B.into();
+        let canary = crate::fixtures::canary_deployment_of(&p).rolled_out(1);
+        let canary_service = crate::resources::build_canary_service(&p).unwrap();
+        let image = Served::of(&stable).pod_image.unwrap();
+        let pod = |name: &str, ip: &str, track: Option<&str>, model: &str| {
+            let mut labels = serde_json::json!({
+                "app.kubernetes.io/instance": "american", "app.kubernetes.io/name": "predictor"
+            });
+            if let Some(track) = track {
+                labels["mlops.dev/track"] = track.into();
+            }
+            serde_json::json!({
+                "metadata": {"name": name, "namespace": "team-a", "labels": labels},
+                "spec": {"containers": [{"name": "predictor", "image": image,
+                    "env": [{"name": "MODEL_SHA256", "value": model}]}]},
+                "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]}
+            })
+        };
+        let pods = serde_json::json!({
+            "apiVersion": "v1", "kind": "PodList", "metadata": {},
+            "items": [
+                pod("american-1", "10.0.0.1", None, SHA_A),
+                pod("american-2", "10.0.0.2", None, SHA_A),
+                pod("american-canary-1", "10.0.0.3", Some("canary"), crate::fixtures::SHA_B),
+            ]
+        });
+        (p, stable, service, canary, canary_service, pods)
+    }
+
+    /// `/metrics` of a predictor that answered `requests` predictions in about a millisecond
+    /// each and, on a stable pod, compared `agreed` and `disagreed` copies with the candidate
+    /// (version 0.2, model B).
+    fn exposition(requests: u32, agreed: u32, disagreed: u32) -> String {
+        use ::predictor::metrics::{Metrics, ShadowResult};
+        let metrics = Metrics::default();
+        for _ in 0..requests {
+            metrics.observe("/api/american", 200, Duration::from_micros(900));
+        }
+        let shadow = metrics.shadow();
+        let model = &crate::fixtures::SHA_B[..12];
+        for (result, n) in [
+            (ShadowResult::Agree, agreed),
+            (ShadowResult::Disagree, disagreed),
+        ] {
+            for _ in 0..n {
+                shadow.count(result, "0.2", model);
+            }
+        }
+        metrics.render(true)
+    }
+
+    /// Answers the GETs of the canary Deployment and Service (sent together).
+    async fn answer_canary_reads(server: &mut ApiServer, canary: &Deployment, service: &Service) {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            assert_eq!(call.method, Method::GET, "{}", call.line());
+            seen.push(call.path.clone());
+            match call.path.as_str() {
+                CANARY => call.reply(canary),
+                CANARY_SERVICE => call.reply(service),
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [CANARY_SERVICE, CANARY].map(String::from).to_vec());
+    }
+
+    /// A candidate that disagrees with the stable model on 40 % of the copies: the canary is
+    /// scaled to zero, the stable Deployment is not written, the status says RolledBack with the
+    /// figures and thresholds, and one Warning Event says why.
+    #[tokio::test]
+    async fn a_candidate_that_disagrees_is_rolled_back() {
+        let (p, stable, service, canary, canary_service, pods) = canary_change();
+        let metrics = FakePodMetrics(
+            [
+                ("10.0.0.1:5008", exposition(500, 60, 40)),
+                ("10.0.0.2:5008", exposition(500, 60, 40)),
+                ("10.0.0.3:5008", exposition(150, 0, 0)),
+            ]
+            .map(|(a, t)| (a.to_string(), t))
+            .into(),
+        );
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context_with(client, checker, metrics);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("GET {PODS}"));
+        call.reply(&pods);
+        // Retired: scaled to zero (the operator deletes nothing).
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("PATCH {CANARY}"), "{}", call.line());
+        assert_eq!(call.content_type, "application/merge-patch+json");
+        assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
+        call.reply(&canary);
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "no stable write: {}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let rollout = status.rollout.clone().expect("a rollout status");
+        assert_eq!(
+            (rollout.phase.as_str(), rollout.reason.as_str()),
+            ("RolledBack", "DisagreementTooHigh")
+        );
+        assert_eq!(rollout.candidate.model_sha256, crate::fixtures::SHA_B);
+        let measured = rollout.measured.clone().unwrap();
+        assert_eq!(
+            (measured.samples, measured.compared, measured.disagreement),
+            (150, 200, Some(0.4))
+        );
+        let degraded = find_condition(&status, DEGRADED).unwrap();
+        assert_eq!(degraded.reason, reason::CANARY_ROLLED_BACK);
+        assert!(
+            degraded.message.contains(
+                "disagreement 0.4000 on 200 compared predictions (maxDisagreement 0.0500)"
+            ) && degraded
+                .message
+                .contains("keep serving version 0.2 with model 9f2c1e0d4b3a"),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(
+            status.model_sha256.as_deref(),
+            Some(SHA_A),
+            "model A serves"
+        );
+        assert_eq!(
+            status.last_good_model.as_ref().map(|m| m.sha256.as_str()),
+            Some(SHA_A)
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::CANARY_ROLLED_BACK);
+        assert_eq!(call.body["type"], "Warning");
+        call.echo();
+
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(RESYNC));
+        let text = ctx.metrics.render();
+        assert!(
+            text.contains(
+                "predictor_operator_canary_verdicts_total{result=\"DisagreementTooHigh\"} 1"
+            ),
+            "{text}"
+        );
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// No traffic: the candidate is never promoted; the status says how many samples it waits
+    /// for, and the canary is measured again soon.
+    #[tokio::test]
+    async fn without_traffic_the_analysis_waits_and_says_so() {
+        let (p, stable, service, canary, canary_service, pods) = canary_change();
+        let metrics = FakePodMetrics(
+            [
+                ("10.0.0.1:5008", exposition(0, 0, 0)),
+                ("10.0.0.2:5008", exposition(0, 0, 0)),
+                ("10.0.0.3:5008", exposition(0, 0, 0)),
+            ]
+            .map(|(a, t)| (a.to_string(), t))
+            .into(),
+        );
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context_with(client, checker, metrics);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("GET {PODS}"));
+        call.reply(&pods);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            seen.push(call.line());
+            match call.path.as_str() {
+                STATUS => {
+                    let status: PredictorStatus =
+                        serde_json::from_value(call.body["status"].clone()).unwrap();
+                    let progressing = find_condition(&status, status::PROGRESSING).unwrap();
+                    assert_eq!(
+                        (
+                            progressing.status.as_str(),
+                            progressing.reason.as_str(),
+                            progressing.message.as_str()
+                        ),
+                        ("True", reason::CANARY_ANALYSIS, "waiting: 0 of 100 samples")
+                    );
+                    assert_eq!(status.rollout.as_ref().unwrap().phase, "Analyzing");
+                    reply_status(call, &p);
+                }
+                EVENTS => {
+                    assert_eq!(call.body["reason"], reason::CANARY_STARTED);
+                    call.echo();
+                }
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(ANALYSIS_POLL));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A candidate that agrees and is as fast: the stable Deployment rolls over to it (a normal
+    /// rolling update), the canary keeps serving meanwhile, and the status says Promoting.
+    #[tokio::test]
+    async fn a_good_candidate_is_promoted_by_a_rolling_update() {
+        let (p, stable, service, canary, canary_service, pods) = canary_change();
+        let metrics = FakePodMetrics(
+            [
+                ("10.0.0.1:5008", exposition(500, 100, 0)),
+                ("10.0.0.2:5008", exposition(500, 99, 1)),
+                ("10.0.0.3:5008", exposition(150, 0, 0)),
+            ]
+            .map(|(a, t)| (a.to_string(), t))
+            .into(),
+        );
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context_with(client, checker, metrics);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("GET {PODS}"));
+        call.reply(&pods);
+        let call = server.next().await;
+        assert_eq!(call.path, DEPLOYMENT, "{}", call.line());
+        call.assert_apply(FIELD_MANAGER);
+        assert!(
+            call.body.to_string().contains(crate::fixtures::SHA_B),
+            "the stable Deployment runs the candidate"
+        );
+        call.echo();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let call = server.next().await;
+            seen.push(call.line());
+            match call.path.as_str() {
+                STATUS => {
+                    let status: PredictorStatus =
+                        serde_json::from_value(call.body["status"].clone()).unwrap();
+                    let rollout = status.rollout.clone().unwrap();
+                    assert_eq!(
+                        (rollout.phase.as_str(), rollout.reason.as_str()),
+                        ("Promoting", "AnalysisPassed"),
+                        "{}",
+                        rollout.message
+                    );
+                    reply_status(call, &p);
+                }
+                EVENTS => {
+                    let reason = call.body["reason"].as_str().unwrap().to_string();
+                    assert!(
+                        [reason::ROLLING_UPDATE, reason::CANARY_PROMOTED]
+                            .contains(&reason.as_str()),
+                        "{reason}"
+                    );
+                    call.echo();
+                }
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                format!("PATCH {STATUS}"),
+                format!("POST {EVENTS}"),
+                format!("POST {EVENTS}")
+            ]
+        );
+        finished(reconcile, &mut server).await;
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("predictor_operator_canary_verdicts_total{result=\"promoted\"} 1")
+        );
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A canary whose pods never became ready is rolled back without being measured.
+    #[tokio::test]
+    async fn a_canary_that_never_becomes_ready_is_rolled_back() {
+        let (p, stable, service, _, canary_service, _) = canary_change();
+        let stuck = crate::fixtures::canary_deployment_of(&p).deadline_exceeded();
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &stuck, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("PATCH {CANARY}"), "no pod list first");
+        assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
+        call.reply(&stuck);
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(
+            (rollout.phase.as_str(), rollout.reason.as_str()),
+            ("RolledBack", "CanaryNotReady")
+        );
+        assert!(
+            rollout.message.contains("has timed out progressing"),
+            "{}",
+            rollout.message
+        );
+        assert_eq!(
+            find_condition(&status, DEGRADED).unwrap().reason,
+            reason::CANARY_ROLLED_BACK
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::CANARY_ROLLED_BACK);
+        call.echo();
+        finished(reconcile, &mut server).await;
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("predictor_operator_canary_verdicts_total{result=\"CanaryNotReady\"} 1")
+        );
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A rollout status about the candidate of [`canary_change`].
+    fn rollout_of_candidate(p: &Predictor, phase: &str, reason: &str) -> crate::crd::RolloutStatus {
+        let image = crate::fixtures::resolved(p)
+            .pod_image(p)
+            .unwrap()
+            .to_string();
+        crate::crd::RolloutStatus {
+            phase: phase.into(),
+            reason: reason.into(),
+            message: "candidate failed the analysis on (figures)".into(),
+            candidate: Candidate::of(p, &image),
+            generation: Some(2),
+            started_at: Some(time(0)),
+            measured: None,
+            measured_at: None,
+        }
+    }
+
+    /// The spec still names a rolled-back candidate (the operator never edits it): no canary is
+    /// started again, the stable Deployment is left alone, and nothing is written.
+    #[tokio::test]
+    async fn a_rolled_back_candidate_is_not_tried_again() {
+        let (mut p, stable, service, canary, canary_service, _) = canary_change();
+        let mut retired = canary;
+        retired.spec.replicas = Some(0);
+        let served = Served::of(&stable);
+        let view = RolloutView {
+            rollout: Some(rollout_of_candidate(
+                &p,
+                "RolledBack",
+                "DisagreementTooHigh",
+            )),
+            last_good: last_good(&served),
+        };
+        let observed = Observed {
+            deployment: Some(&stable),
+            model: ModelCheck::Verified,
+            quality: QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+        };
+        p.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(5)));
+        assert_eq!(
+            find_condition(p.status.as_ref().unwrap(), DEGRADED)
+                .unwrap()
+                .reason,
+            reason::CANARY_ROLLED_BACK
+        );
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &retired, &canary_service).await;
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(RESYNC));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// Promoted: once every stable pod runs the candidate, the canary is retired and the status
+    /// says Promoted.
+    #[tokio::test]
+    async fn a_promoted_candidate_retires_its_canary_once_the_stable_pods_run_it() {
+        let (mut p, _, service, canary, canary_service, _) = canary_change();
+        // The stable Deployment was rolled over to the candidate and is done.
+        let stable = deployment_of(&p).rolled_out(2);
+        let mut status = p.status.clone().unwrap();
+        status.rollout = Some(rollout_of_candidate(&p, "Promoting", "AnalysisPassed"));
+        p.status = Some(status);
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("PATCH {CANARY}"));
+        assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
+        call.reply(&canary);
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(
+            (rollout.phase.as_str(), rollout.reason.as_str()),
+            ("Promoted", "Promoted")
+        );
+        assert_eq!(status.model_sha256.as_deref(), Some(crate::fixtures::SHA_B));
+        assert_eq!(
+            status.last_good_model.as_ref().map(|m| m.sha256.as_str()),
+            Some(crate::fixtures::SHA_B)
+        );
+        reply_status(call, &p);
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(RESYNC));
         drop(ctx);
         server.expect_no_more().await;
     }

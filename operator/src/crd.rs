@@ -74,9 +74,17 @@ pub const RESOLVE_IMAGE_ANNOTATION: &str = "mlops.dev/resolve-image";
         priority = 1,
         description = "Accuracy of spec.model on spec.validation's data set, as the quality gate measured it (kubectl get -o wide)"
     ),
+    printcolumn(
+        name = "Rollout",
+        type_ = "string",
+        json_path = ".status.rollout.phase",
+        description = "Phase of the canary rollout (Analyzing, Promoting, Promoted, RolledBack); empty for rolling updates"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters) because it names the Service")
+        .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters) because it names the Service"),
+    validation = Rule::new("!has(self.spec.rollout) || !has(self.spec.rollout.strategy) || self.spec.rollout.strategy != 'Canary' || size(self.metadata.name) <= 56")
+        .message("a Canary Predictor's metadata.name must be at most 56 characters: its canary Service is named <name>-canary")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PredictorSpec {
@@ -129,6 +137,103 @@ pub struct PredictorSpec {
     /// serving and the Predictor is Degraded with reason `ModelBelowQualityGate`. Unset: no gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationSpec>,
+
+    /// How a new image or model reaches the pods: `RollingUpdate` (the default: every pod is
+    /// replaced as soon as the pre-flight checks pass) or `Canary` (the online gate: a share of
+    /// the pods runs the candidate, the stable pods copy live requests to it, and the candidate is
+    /// promoted or rolled back on what was measured). Unset: `RollingUpdate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+}
+
+/// How a change of `image` or `model` rolls out.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.strategy != 'Canary' || has(self.analysis)")
+        .message("spec.rollout.strategy Canary needs spec.rollout.analysis"),
+    validation = Rule::new("!has(self.analysis) || !has(self.analysis.maxDisagreement) || self.shadowPercent > 0")
+        .message("spec.rollout.analysis.maxDisagreement needs shadowPercent > 0: predictions are compared on the copies of live requests")
+)]
+pub struct RolloutSpec {
+    /// `RollingUpdate` (default): the Deployment replaces every pod once the pre-flight checks
+    /// pass. `Canary`: the candidate first runs in a `<name>-canary` Deployment next to the stable
+    /// pods and is promoted only when its analysis passes.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+
+    /// Canary only: size of the canary Deployment, in percent of `replicas` (1 to 100, rounded
+    /// up). The canary pods sit behind the same Service as the stable ones, so they get their
+    /// share of the traffic by replica count (no service mesh): with 2 replicas and 10, one canary
+    /// pod takes about a third. Default 10.
+    #[serde(default = "default_canary_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub canary_percent: i32,
+
+    /// Canary only: percent (0 to 100) of the live `/api/american` requests the stable pods copy
+    /// to the candidate after answering them, to compare its predictions with theirs. The copy
+    /// never delays or changes the live answer; copies are dropped when too many are in flight.
+    /// Default 0 (no copies: the analysis sees only the canary's own traffic).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub shadow_percent: i32,
+
+    /// Canary only: what the candidate must show before it is promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+/// Which rollout strategy a Predictor uses.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum RolloutStrategy {
+    // NB: no `///` on the variants: schemars would describe them in a `oneOf`, which a
+    // structural CRD schema cannot hold. The field's description documents both.
+    #[default]
+    RollingUpdate,
+    Canary,
+}
+
+/// The thresholds of a canary analysis, measured on the candidate and compared with the stable
+/// pods. The verdict waits for `minSamples`; it never promotes on fewer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.maxDisagreement) || has(self.maxErrorRate) || has(self.maxP99LatencyRatio)")
+        .message("spec.rollout.analysis needs at least one of maxDisagreement, maxErrorRate and maxP99LatencyRatio")
+)]
+pub struct AnalysisSpec {
+    /// Requests the candidate must have answered (live share and shadow copies) before it is
+    /// judged, at least 1. Below it the analysis waits, however long it takes: a candidate is
+    /// never promoted blindly.
+    #[schemars(range(min = 1))]
+    pub min_samples: i64,
+
+    /// Largest fraction (0 to 1) of compared predictions (shadow copies) in which the candidate's
+    /// `is_american` differs from the stable model's, e.g. `0.05`. Needs `shadowPercent` > 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_disagreement: Option<f64>,
+
+    /// Largest fraction (0 to 1) of the candidate's prediction requests that may fail (5xx, or a
+    /// shadow copy it did not answer), e.g. `0.01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_error_rate: Option<f64>,
+
+    /// Largest ratio of the candidate's p99 latency to the stable pods' p99 (server side, same
+    /// histogram buckets), greater than 0, e.g. `1.5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0").message("spec.rollout.analysis.maxP99LatencyRatio must be greater than 0"))]
+    pub max_p99_latency_ratio: Option<f64>,
+
+    /// Seconds after which an analysis still short of `minSamples` says so (Progressing stays
+    /// True with "waiting: N of M samples" and the deadline in the message); it is still not
+    /// promoted. 10 to 86400, default 600.
+    #[serde(default = "default_analysis_deadline")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub deadline_seconds: i32,
 }
 
 /// The offline quality gate: a labelled data set and at least one accuracy threshold.
@@ -249,6 +354,20 @@ pub struct PredictorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualityStatus>,
 
+    /// Where a Canary rollout stands: analysing a candidate, promoting it, promoted, or rolled
+    /// back (with the measured values and thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+
+    /// Canary only: the model the stable pods serve. After a rollback this is what serves, while
+    /// `spec.model` still names the rejected candidate (the operator never edits the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good_model: Option<ModelRef>,
+
+    /// Canary only: the image the stable pods run (see `lastGoodModel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good_image: Option<String>,
+
     /// Ready, Progressing, Degraded, ModelVerified, ImageResolved and (with `spec.validation`)
     /// QualityGate, following the Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -280,6 +399,96 @@ pub struct QualityStatus {
     pub serving_accuracy: Option<f64>,
 }
 
+/// A model as the status names it: its URL (credentials redacted) and sha256.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRef {
+    /// Location of the model file, with any credentials redacted.
+    pub url: String,
+    /// sha256 of the model file.
+    pub sha256: String,
+}
+
+/// Where a Canary rollout stands.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `Analyzing` (the candidate runs in the canary Deployment and is measured), `Promoting`
+    /// (it passed; the stable Deployment rolls over to it), `Promoted` (it is the only version),
+    /// `RolledBack` (it failed; the canary was removed and the stable pods serve on).
+    pub phase: String,
+
+    /// CamelCase reason, e.g. `WaitingForSamples`, `AnalysisPassed`, `DisagreementTooHigh`.
+    pub reason: String,
+
+    /// For humans: the measured values and the thresholds, or what the analysis waits for.
+    pub message: String,
+
+    /// The candidate this phase is about.
+    pub candidate: Candidate,
+
+    /// The `metadata.generation` that asked for the candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+
+    /// When the analysis of this candidate started (its deadline counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// What the analysis measured last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
+
+    /// When the analysis last measured the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// A release of a Predictor: the image its pods run and the model they serve.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    /// The image the pods run (pinned to a digest when the operator resolved the tag).
+    pub image: String,
+    /// sha256 of the model.
+    pub model_sha256: String,
+    /// The version the pods report.
+    pub version: String,
+}
+
+/// Figures of one canary analysis.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measured {
+    /// Prediction requests the candidate answered or failed (the samples).
+    pub samples: i64,
+    /// `spec.rollout.analysis.minSamples` when measured.
+    pub min_samples: i64,
+    /// Shadow copies whose answers were compared with the stable pods' answers.
+    #[serde(default)]
+    pub compared: i64,
+    /// Fraction of the compared predictions that differed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disagreement: Option<f64>,
+    /// Fraction of the candidate's requests that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// The same for the stable pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_error_rate: Option<f64>,
+    /// Candidate p99 latency over stable p99 latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_latency_ratio: Option<f64>,
+}
+
+fn default_canary_percent() -> i32 {
+    10
+}
+
+fn default_analysis_deadline() -> i32 {
+    600
+}
+
 fn default_port() -> i32 {
     DEFAULT_PORT
 }
@@ -289,6 +498,13 @@ fn default_replicas() -> i32 {
 }
 
 impl PredictorSpec {
+    /// The canary settings, when `spec.rollout.strategy` is `Canary`.
+    pub fn canary(&self) -> Option<&RolloutSpec> {
+        self.rollout
+            .as_ref()
+            .filter(|r| r.strategy == RolloutStrategy::Canary)
+    }
+
     /// The version the pods report: `spec.version`, else the image tag (`latest` when the image
     /// names none, as the runtime reads it; a reference pinned by digest alone has no version).
     pub fn effective_version(&self) -> String {
@@ -371,6 +587,7 @@ mod tests {
             resources: None,
             image_pull_secrets: Vec::new(),
             validation: None,
+            rollout: None,
         };
         assert_eq!(
             spec("registry.local/american-predictor:0.2", None).effective_version(),

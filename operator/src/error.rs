@@ -111,6 +111,10 @@ pub enum Error {
     #[error("the metrics server failed: {0}")]
     Serve(#[source] std::io::Error),
 
+    /// A predictor pod's metrics could not be read for a canary analysis.
+    #[error("cannot read the metrics of pod {pod}: {reason}")]
+    Scrape { pod: String, reason: String },
+
     /// Serialising an object failed (a bug, not a user error).
     #[error("cannot serialise {what}: {source}")]
     Serialize {
@@ -150,6 +154,7 @@ impl Error {
             Self::Leader { .. } => "leader",
             Self::Listen { .. } => "listen",
             Self::Serve(_) => "serve",
+            Self::Scrape { .. } => "scrape",
             Self::Serialize { .. } => "serialize",
         }
     }

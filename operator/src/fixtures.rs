@@ -5,7 +5,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStat
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::crd::{ModelSpec, Predictor, PredictorSpec};
+use crate::crd::{AnalysisSpec, ModelSpec, Predictor, PredictorSpec, RolloutSpec, RolloutStrategy};
 use crate::image::ImageReference;
 use crate::resources::build_deployment;
 use crate::status::ImageCheck;
@@ -34,11 +34,30 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             resources: None,
             image_pull_secrets: Vec::new(),
             validation: None,
+            rollout: None,
         },
     );
     p.metadata.namespace = Some(namespace.into());
     p.metadata.uid = Some("00000000-0000-0000-0000-00000000a11c".into());
     p.metadata.generation = Some(1);
+    p
+}
+
+/// `p` rolled out as a Canary: half the replicas for the candidate, 20 % of live requests copied,
+/// judged on 100 samples against every threshold.
+pub fn canary(mut p: Predictor) -> Predictor {
+    p.spec.rollout = Some(RolloutSpec {
+        strategy: RolloutStrategy::Canary,
+        canary_percent: 50,
+        shadow_percent: 20,
+        analysis: Some(AnalysisSpec {
+            min_samples: 100,
+            max_disagreement: Some(0.05),
+            max_error_rate: Some(0.01),
+            max_p99_latency_ratio: Some(1.5),
+            deadline_seconds: 600,
+        }),
+    });
     p
 }
 
@@ -65,6 +84,16 @@ pub fn deployment_of(p: &Predictor) -> DeploymentFixture {
     let image = resolved(p);
     let pod_image = image.pod_image(p).expect("resolved");
     let mut d = build_deployment(p, pod_image).expect("fixture predictor builds");
+    d.metadata.generation = Some(1);
+    DeploymentFixture(d)
+}
+
+/// The canary Deployment the operator builds for `p`'s candidate, with a status to be chosen.
+pub fn canary_deployment_of(p: &Predictor) -> DeploymentFixture {
+    let image = resolved(p);
+    let pod_image = image.pod_image(p).expect("resolved");
+    let mut d =
+        crate::resources::build_canary_deployment(p, pod_image).expect("fixture predictor builds");
     d.metadata.generation = Some(1);
     DeploymentFixture(d)
 }

@@ -3,11 +3,14 @@
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
 //! [`model_check`] (pre-flight download and verification), [`quality`] (the offline quality gate:
-//! a new model scored on a labelled data set before it rolls out), [`image`] (image references and the
+//! a new model scored on a labelled data set before it rolls out), [`canary`], [`scrape`] and
+//! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
 //! [`manager`] (the process: those parts started and stopped in order).
 
+pub mod analysis;
+pub mod canary;
 pub mod controller;
 pub mod crd;
 pub mod error;
@@ -18,6 +21,7 @@ pub mod metrics;
 pub mod model_check;
 pub mod quality;
 pub mod resources;
+pub mod scrape;
 pub mod server;
 pub mod status;
 pub mod telemetry;

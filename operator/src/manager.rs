@@ -158,6 +158,9 @@ fn build_context(
             config.model_timeout,
         )?,
         images: ImageChecker::new(!config.skip_image_check, config.registry_timeout)?,
+        // NB: a pod answers /metrics from memory: two seconds means it is in trouble, and a canary
+        // analysis then just waits for the next poll.
+        pod_metrics: Arc::new(crate::scrape::HttpPodMetrics::new(Duration::from_secs(2))?),
         metrics,
         client,
         children,

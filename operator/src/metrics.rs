@@ -41,6 +41,7 @@ pub struct Metrics {
     image_checks: Family<ResultLabel, Counter>,
     quality_checks: Family<ResultLabel, Counter>,
     writes: Family<KindLabel, Counter>,
+    canary_verdicts: Family<ResultLabel, Counter>,
     leader: Gauge,
 }
 
@@ -52,6 +53,7 @@ impl Default for Metrics {
         let image_checks = Family::<ResultLabel, Counter>::default();
         let quality_checks = Family::<ResultLabel, Counter>::default();
         let writes = Family::<KindLabel, Counter>::default();
+        let canary_verdicts = Family::<ResultLabel, Counter>::default();
         let leader = Gauge::default();
         let mut registry = Registry::default();
         // NB: counters are registered without `_total`: the OpenMetrics encoder appends it.
@@ -86,6 +88,11 @@ impl Default for Metrics {
             writes.clone(),
         );
         registry.register(
+            "predictor_operator_canary_verdicts",
+            "Canary analyses that ended, by result (promoted, or the reason of the rollback)",
+            canary_verdicts.clone(),
+        );
+        registry.register(
             "predictor_operator_leader",
             "1 when this replica holds the leader Lease",
             leader.clone(),
@@ -98,6 +105,7 @@ impl Default for Metrics {
             image_checks,
             quality_checks,
             writes,
+            canary_verdicts,
             leader,
         }
     }
@@ -153,6 +161,15 @@ impl Metrics {
             .inc();
     }
 
+    /// A canary analysis ended with `result` (`promoted`, or the CamelCase reason of a rollback).
+    pub fn canary_verdict(&self, result: &str) {
+        self.canary_verdicts
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
     /// One write of kind `what` (`deployment`, `service`, `status`, `event`) went to the apiserver.
     pub fn wrote(&self, what: &str) {
         self.writes
@@ -190,6 +207,7 @@ mod tests {
         m.model_check("verified");
         m.model_check("verified");
         m.quality_check("below_gate");
+        m.canary_verdict("DisagreementTooHigh");
         // A label value that would break a hand-written renderer: quotes, backslash, newline.
         m.wrote("odd \"kind\" \\ with\nnewline");
         m.wrote("status");
@@ -220,6 +238,10 @@ mod tests {
         assert_eq!(counter("predictor_operator_writes", "status"), 1.0);
         assert_eq!(
             counter("predictor_operator_quality_checks", "below_gate"),
+            1.0
+        );
+        assert_eq!(
+            counter("predictor_operator_canary_verdicts", "DisagreementTooHigh"),
             1.0
         );
         assert_eq!(

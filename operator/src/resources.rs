@@ -1,4 +1,5 @@
-//! Pure builders of the child objects of a Predictor: its Deployment and its Service.
+//! Pure builders of the child objects of a Predictor: its Deployment and its Service, and for a
+//! Canary rollout the `<name>-canary` Deployment and Service of the candidate.
 //!
 //! No client, no I/O: a Predictor goes in, plain k8s-openapi structs come out, so every field can
 //! be checked by comparing whole objects in unit tests. The controller applies them with
@@ -33,6 +34,13 @@ pub const ENV_MODEL_SHA256: &str = "MODEL_SHA256";
 pub const ENV_VERSION: &str = "VERSION";
 pub const ENV_PORT: &str = "PORT";
 pub const ENV_SHUTDOWN_DELAY_MS: &str = "SHUTDOWN_DELAY_MS";
+/// Where a Canary Predictor's stable pods copy live requests to (its canary Service), and what share.
+pub const ENV_SHADOW_URL: &str = "SHADOW_URL";
+pub const ENV_SHADOW_PERCENT: &str = "SHADOW_PERCENT";
+/// Label that tells a candidate's canary pods from the stable ones (same Service selector labels).
+pub const TRACK_LABEL: &str = "mlops.dev/track";
+/// [`TRACK_LABEL`]'s value on canary pods (stable pods do not carry the label).
+pub const TRACK_CANARY: &str = "canary";
 /// Milliseconds a predictor keeps answering after SIGTERM (the pre-stop pause is over), every answer
 /// with `Connection: close`, before it closes its listener and its idle connections. A kept-alive
 /// client sends its next request within this time, reads the close and reconnects to a serving pod,
@@ -149,19 +157,26 @@ fn pre_stop_command() -> Vec<String> {
 }
 
 /// The predictor container: `predictor serve`, configured through env, probed over HTTP, locked down.
-fn build_container(predictor: &Predictor, image: &str) -> Container {
+/// The stable pods of a Canary Predictor also copy live requests to the canary Service; they carry
+/// that env whether a canary runs or not, so starting one never restarts them.
+fn build_container(predictor: &Predictor, image: &str, track: Track) -> Container {
     let spec = &predictor.spec;
+    let mut vars = vec![
+        env(ENV_MODEL_URL, &spec.model.url),
+        env(ENV_MODEL_SHA256, &spec.model.sha256),
+        env(ENV_VERSION, spec.effective_version()),
+        env(ENV_PORT, spec.port.to_string()),
+        env(ENV_SHUTDOWN_DELAY_MS, SHUTDOWN_DELAY_MS.to_string()),
+    ];
+    if let (Track::Stable, Some(rollout)) = (track, spec.canary()) {
+        vars.push(env(ENV_SHADOW_URL, canary_service_url(predictor)));
+        vars.push(env(ENV_SHADOW_PERCENT, rollout.shadow_percent.to_string()));
+    }
     Container {
         name: CONTAINER.into(),
         image: Some(image.into()),
         args: Some(vec!["serve".into()]),
-        env: Some(vec![
-            env(ENV_MODEL_URL, &spec.model.url),
-            env(ENV_MODEL_SHA256, &spec.model.sha256),
-            env(ENV_VERSION, spec.effective_version()),
-            env(ENV_PORT, spec.port.to_string()),
-            env(ENV_SHUTDOWN_DELAY_MS, SHUTDOWN_DELAY_MS.to_string()),
-        ]),
+        env: Some(vars),
         ports: Some(vec![ContainerPort {
             name: Some(CONTAINER.into()),
             container_port: spec.port,
@@ -238,6 +253,18 @@ fn image_pull_secrets(predictor: &Predictor) -> Option<Vec<LocalObjectReference>
 ///
 /// [`ImageCheck::pod_image`]: crate::status::ImageCheck::pod_image
 pub fn build_deployment(predictor: &Predictor, image: &str) -> Result<Deployment> {
+    build_track(predictor, image, Track::Stable)
+}
+
+/// Which of a Predictor's Deployments a pod template is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Track {
+    Stable,
+    Canary,
+}
+
+/// The Deployment of `track`; the canary one is adjusted by [`build_canary_deployment`].
+fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deployment> {
     let mut meta = child_meta(predictor)?;
     let mut annotations = BTreeMap::from([(
         SPEC_IMAGE_ANNOTATION.to_string(),
@@ -280,7 +307,7 @@ pub fn build_deployment(predictor: &Predictor, image: &str) -> Result<Deployment
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![build_container(predictor, image)],
+                    containers: vec![build_container(predictor, image, track)],
                     image_pull_secrets: image_pull_secrets(predictor),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
@@ -308,6 +335,79 @@ pub fn build_deployment(predictor: &Predictor, image: &str) -> Result<Deployment
         },
         status: None,
     })
+}
+
+/// Name of the canary Deployment and Service of Predictor `name`.
+pub fn canary_name(name: &str) -> String {
+    format!("{name}-canary")
+}
+
+/// Pods of the canary Deployment: `ceil(canaryPercent% × replicas)`, at least 1 unless the
+/// Predictor is scaled to zero.
+pub fn canary_replicas(predictor: &Predictor) -> i32 {
+    let replicas = u64::try_from(predictor.spec.replicas).unwrap_or(0);
+    let percent = predictor.spec.canary().map_or(0, |r| {
+        u64::try_from(r.canary_percent.clamp(1, 100)).unwrap_or(1)
+    });
+    let pods = (replicas * percent).div_ceil(100);
+    i32::try_from(pods).unwrap_or(i32::MAX)
+}
+
+/// The labels that select only the canary pods of `name`.
+fn canary_selector(name: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(name);
+    labels.insert(TRACK_LABEL.into(), TRACK_CANARY.into());
+    labels
+}
+
+/// The candidate's Deployment `<name>-canary`: the pod template of `predictor` (the candidate
+/// spec) running `image`, [`canary_replicas`] pods, its pods labelled [`TRACK_LABEL`]`=canary` and
+/// still carrying the Service's selector labels, so the Service spreads live traffic over stable
+/// and canary pods by their number (no mesh). Canary pods copy nothing.
+pub fn build_canary_deployment(predictor: &Predictor, image: &str) -> Result<Deployment> {
+    let mut deployment = build_track(predictor, image, Track::Canary)?;
+    let name = predictor.name_any();
+    deployment.metadata.name = Some(canary_name(&name));
+    if let Some(labels) = deployment.metadata.labels.as_mut() {
+        labels.insert(TRACK_LABEL.into(), TRACK_CANARY.into());
+    }
+    let spec = &mut deployment.spec;
+    spec.replicas = Some(canary_replicas(predictor));
+    spec.selector.match_labels = Some(canary_selector(&name));
+    if let Some(labels) = spec
+        .template
+        .metadata
+        .as_mut()
+        .and_then(|m| m.labels.as_mut())
+    {
+        labels.insert(TRACK_LABEL.into(), TRACK_CANARY.into());
+    }
+    Ok(deployment)
+}
+
+/// The Service `<name>-canary` in front of the canary pods only: where the stable pods send
+/// their shadow copies.
+pub fn build_canary_service(predictor: &Predictor) -> Result<Service> {
+    let mut service = build_service(predictor)?;
+    let name = predictor.name_any();
+    service.metadata.name = Some(canary_name(&name));
+    if let Some(labels) = service.metadata.labels.as_mut() {
+        labels.insert(TRACK_LABEL.into(), TRACK_CANARY.into());
+    }
+    if let Some(spec) = service.spec.as_mut() {
+        spec.selector = Some(canary_selector(&name));
+    }
+    Ok(service)
+}
+
+/// The base URL of the canary Service, as the stable pods' `SHADOW_URL`.
+pub fn canary_service_url(predictor: &Predictor) -> String {
+    format!(
+        "http://{}.{}.svc:{}",
+        canary_name(&predictor.name_any()),
+        predictor.namespace().unwrap_or_default(),
+        predictor.spec.port
+    )
 }
 
 /// The ClusterIP Service in front of the ready predictor pods.
@@ -411,7 +511,7 @@ impl Served {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{IMAGE_DIGEST, SHA_A, predictor};
+    use crate::fixtures::{IMAGE_DIGEST, SHA_A, canary, predictor};
     use serde_json::json;
 
     /// The fixture Predictor's image pinned to the digest its tag resolved to.
@@ -532,6 +632,95 @@ mod tests {
                 }
             }
         })
+    }
+
+    /// A Canary Predictor's stable Deployment: the same, plus where and how much to copy.
+    #[test]
+    fn canary_stable_pods_carry_the_shadow_target() {
+        let p = canary(predictor("american", "team-a"));
+        let deployment = build_deployment(&p, &pinned()).unwrap();
+        let mut expected = expected_deployment();
+        let env = expected["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap();
+        env.push(json!({"name": "SHADOW_URL", "value": "http://american-canary.team-a.svc:5008"}));
+        env.push(json!({"name": "SHADOW_PERCENT", "value": "20"}));
+        assert_eq!(serde_json::to_value(&deployment).unwrap(), expected);
+    }
+
+    /// The canary Deployment, whole: the candidate's template, its share of the pods, selected by
+    /// the track label, no shadow env.
+    #[test]
+    fn canary_deployment_is_built_completely() {
+        let p = canary(predictor("american", "team-a"));
+        let deployment = build_canary_deployment(&p, &pinned()).unwrap();
+        let mut expected = expected_deployment();
+        expected["metadata"]["name"] = json!("american-canary");
+        expected["metadata"]["labels"]["mlops.dev/track"] = json!("canary");
+        expected["spec"]["replicas"] = json!(1);
+        expected["spec"]["selector"]["matchLabels"]["mlops.dev/track"] = json!("canary");
+        expected["spec"]["template"]["metadata"]["labels"]["mlops.dev/track"] = json!("canary");
+        assert_eq!(serde_json::to_value(&deployment).unwrap(), expected);
+    }
+
+    #[test]
+    fn canary_share_is_rounded_up_and_never_zero_while_serving() {
+        let mut p = canary(predictor("american", "team-a"));
+        let share = |p: &mut Predictor, replicas: i32, percent: i32| {
+            p.spec.replicas = replicas;
+            p.spec.rollout.as_mut().unwrap().canary_percent = percent;
+            canary_replicas(p)
+        };
+        assert_eq!(share(&mut p, 2, 50), 1);
+        assert_eq!(share(&mut p, 2, 10), 1);
+        assert_eq!(share(&mut p, 10, 10), 1);
+        assert_eq!(share(&mut p, 10, 11), 2);
+        assert_eq!(share(&mut p, 3, 100), 3);
+        assert_eq!(share(&mut p, 0, 50), 0);
+        // Not a Canary Predictor: no canary pods.
+        p.spec.rollout = None;
+        p.spec.replicas = 4;
+        assert_eq!(canary_replicas(&p), 0);
+    }
+
+    #[test]
+    fn canary_service_selects_only_canary_pods() {
+        let p = canary(predictor("american", "team-a"));
+        let service = build_canary_service(&p).unwrap();
+        let expected = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "american-canary",
+                "namespace": "team-a",
+                "labels": {
+                    "app.kubernetes.io/component": "server",
+                    "app.kubernetes.io/instance": "american",
+                    "app.kubernetes.io/managed-by": "predictor-operator",
+                    "app.kubernetes.io/name": "predictor",
+                    "app.kubernetes.io/part-of": "mlops",
+                    "app.kubernetes.io/version": "0.2",
+                    "mlops.dev/track": "canary"
+                },
+                "ownerReferences": [{
+                    "apiVersion": "mlops.dev/v1alpha1",
+                    "kind": "Predictor",
+                    "name": "american",
+                    "uid": "00000000-0000-0000-0000-00000000a11c",
+                    "controller": true
+                }]
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {
+                    "app.kubernetes.io/instance": "american",
+                    "app.kubernetes.io/name": "predictor",
+                    "mlops.dev/track": "canary"
+                },
+                "ports": [{"name": "http", "port": 5008, "targetPort": "predictor", "protocol": "TCP"}]
+            }
+        });
+        assert_eq!(serde_json::to_value(&service).unwrap(), expected);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Pure status computation: what the Predictor's status should say, given its Deployment and the
-//! outcomes of the pre-flight checks (model, quality gate, image). Also which Events a status
-//! change deserves.
+//! outcomes of the pre-flight checks (model, quality gate, image), and for a Canary Predictor where
+//! its rollout stands ([`RolloutView`]). Also which Events a status change deserves.
 //!
 //! Conditions follow the Kubernetes API conventions: `type`, `status` (True/False/Unknown), a
 //! CamelCase `reason`, a human `message`, `observedGeneration`, and a `lastTransitionTime` that only
@@ -16,7 +16,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use predictor::source::redact;
 
-use crate::crd::{Predictor, PredictorStatus, QualityStatus};
+use crate::canary::phase;
+use crate::crd::{ModelRef, Predictor, PredictorStatus, QualityStatus, RolloutStatus};
 use crate::resources::{CONTAINER, Served, service_url};
 
 /// Condition types, in the order they appear in the status.
@@ -105,6 +106,14 @@ pub mod reason {
     pub const IMAGE_REJECTED: &str = "ImageRejected";
     /// A degradation ended.
     pub const RECOVERED: &str = "Recovered";
+    /// A canary analysis is under way (Progressing).
+    pub const CANARY_ANALYSIS: &str = "CanaryAnalysis";
+    /// The canary analysis failed and the candidate was rolled back (Degraded, Event).
+    pub const CANARY_ROLLED_BACK: &str = "CanaryRolledBack";
+    /// A canary analysis started (Event).
+    pub const CANARY_STARTED: &str = "CanaryStarted";
+    /// A candidate passed its analysis and is being promoted (Event).
+    pub const CANARY_PROMOTED: &str = "CanaryPromoted";
 }
 
 /// Outcome of the pre-flight model check for the model in `spec.model`.
@@ -640,8 +649,68 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         image_digest,
         url: Some(service_url(predictor)),
         quality,
+        rollout: None,
+        last_good_model: None,
+        last_good_image: None,
         conditions,
     }
+}
+
+/// What the status says of a Canary Predictor's rollout, beside what [`compute_status`] reads
+/// from the stable Deployment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RolloutView {
+    /// `status.rollout` (see [`crate::canary::next_rollout`]).
+    pub rollout: Option<RolloutStatus>,
+    /// The model and image the stable pods serve (Canary Predictors only).
+    pub last_good: Option<(ModelRef, String)>,
+}
+
+/// [`compute_status`], plus the rollout: while a candidate is analysed Progressing is True with
+/// the analysis' words ("waiting: N of M samples"); after a rollback Degraded is True with the
+/// measured values and thresholds (unless something more actionable already degrades it).
+pub fn compute_status_with_rollout(
+    predictor: &Predictor,
+    observed: &Observed,
+    view: &RolloutView,
+    now: &Time,
+) -> PredictorStatus {
+    let mut status = compute_status(predictor, observed, now);
+    status.rollout = view.rollout.clone();
+    (status.last_good_model, status.last_good_image) = view.last_good.clone().unzip();
+    let Some(rollout) = &view.rollout else {
+        return status;
+    };
+    let previous = predictor.status.clone().unwrap_or_default();
+    let generation = predictor.metadata.generation;
+    let overlay = match rollout.phase.as_str() {
+        phase::ANALYZING => Some((
+            PROGRESSING,
+            verdict(TRUE, reason::CANARY_ANALYSIS, rollout.message.clone()),
+        )),
+        phase::ROLLED_BACK
+            if find_condition(&status, DEGRADED).is_none_or(|c| c.status != TRUE) =>
+        {
+            let message = format!(
+                "canary rolled back (version {}, model {}): {}; the stable pods keep serving \
+                 version {} with model {} (status.lastGoodModel); commit another candidate to \
+                 try again",
+                rollout.candidate.version,
+                short(&rollout.candidate.model_sha256),
+                rollout.message,
+                status.version.as_deref().unwrap_or("?"),
+                status.model_short.as_deref().unwrap_or("?"),
+            );
+            Some((DEGRADED, verdict(TRUE, reason::CANARY_ROLLED_BACK, message)))
+        }
+        _ => None,
+    };
+    if let Some((type_, v)) = overlay
+        && let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_)
+    {
+        *c = condition(&previous.conditions, type_, v, generation, now);
+    }
+    status
 }
 
 /// When `new` differs from `old` only in a rollout's progress details (pod counts and condition
@@ -662,6 +731,44 @@ pub fn defer_progress(
     left.is_positive()
         .then(|| Duration::try_from(left).ok())
         .flatten()
+}
+
+/// When `new` differs from `old` only in a canary analysis' figures (sample counts, measured
+/// values, the Progressing message) and `old`'s were measured less than `every` before `now`: how
+/// long until they are worth a write. Without it, each write (a watch event) would start the next
+/// reconcile, which measures new counts and writes again, as fast as the apiserver answers.
+pub fn defer_analysis(
+    old: &PredictorStatus,
+    new: &PredictorStatus,
+    now: Timestamp,
+    every: Duration,
+) -> Option<Duration> {
+    let measured = old
+        .rollout
+        .as_ref()
+        .filter(|r| r.phase == phase::ANALYZING)?
+        .measured_at
+        .as_ref()?;
+    if without_figures(old) != without_figures(new) {
+        return None;
+    }
+    let left = SignedDuration::try_from(every).ok()? - now.duration_since(measured.0);
+    left.is_positive()
+        .then(|| Duration::try_from(left).ok())
+        .flatten()
+}
+
+fn without_figures(status: &PredictorStatus) -> PredictorStatus {
+    let mut s = status.clone();
+    if let Some(r) = s.rollout.as_mut() {
+        r.message.clear();
+        r.measured = None;
+        r.measured_at = None;
+    }
+    for c in s.conditions.iter_mut().filter(|c| c.type_ == PROGRESSING) {
+        c.message.clear();
+    }
+    s
 }
 
 fn without_progress(status: &PredictorStatus) -> PredictorStatus {
@@ -772,6 +879,9 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
             note: c.message.clone(),
         });
     }
+    if let Some(event) = rollout_event(old.rollout.as_ref(), new.rollout.as_ref()) {
+        events.push(event);
+    }
     let refused = refusals
         .iter()
         .map(|(type_, _)| *type_)
@@ -796,6 +906,38 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
         }
     }
     events
+}
+
+/// The Event for a canary that started or passed its analysis (a rollback has its own, from
+/// Degraded).
+fn rollout_event(old: Option<&RolloutStatus>, new: Option<&RolloutStatus>) -> Option<StatusEvent> {
+    let new = new?;
+    let same = old.is_some_and(|o| o.phase == new.phase && o.candidate == new.candidate);
+    if same {
+        return None;
+    }
+    let candidate = format!(
+        "version {} with model {} (image {})",
+        new.candidate.version,
+        short(&new.candidate.model_sha256),
+        new.candidate.image
+    );
+    let (reason, note) = match new.phase.as_str() {
+        phase::ANALYZING => (
+            reason::CANARY_STARTED,
+            format!("canary analysis of {candidate} started: {}", new.message),
+        ),
+        phase::PROMOTING => (
+            reason::CANARY_PROMOTED,
+            format!("promoting {candidate}: {}", new.message),
+        ),
+        _ => return None,
+    };
+    Some(StatusEvent {
+        warning: false,
+        reason: reason.into(),
+        note,
+    })
 }
 
 /// Whether `status` says the Predictor's current generation is fully rolled out and ready.
@@ -1393,6 +1535,179 @@ mod tests {
         );
         assert_eq!(cond(&s, READY), ("True", reason::ROLLOUT_COMPLETE));
         assert_eq!(s.image_digest, None);
+    }
+
+    #[test]
+    fn a_canary_analysis_is_progressing_and_a_rollback_is_degraded_with_its_figures() {
+        let mut p = crate::fixtures::canary(predictor("american", "team-a"));
+        let d = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(&p, &observed(Some(&d)), &time(0)));
+        p.metadata.generation = Some(2);
+        p.spec.model.sha256 = SHA_B.into();
+        let rollout = |phase: &str, reason: &str, message: &str| RolloutStatus {
+            phase: phase.into(),
+            reason: reason.into(),
+            message: message.into(),
+            candidate: crate::crd::Candidate {
+                image: "r/p:0.2@sha256:2".into(),
+                model_sha256: SHA_B.into(),
+                version: "0.2".into(),
+            },
+            generation: Some(2),
+            ..RolloutStatus::default()
+        };
+        let last_good = Some((
+            ModelRef {
+                url: "https://m/a.model".into(),
+                sha256: SHA_A.into(),
+            },
+            "r/p:0.2@sha256:1".to_string(),
+        ));
+        let analysing = RolloutView {
+            rollout: Some(rollout(
+                "Analyzing",
+                "WaitingForSamples",
+                "waiting: 3 of 100 samples",
+            )),
+            last_good: last_good.clone(),
+        };
+        let s = compute_status_with_rollout(&p, &observed(Some(&d)), &analysing, &time(5));
+        let progressing = find_condition(&s, PROGRESSING).unwrap();
+        assert_eq!(
+            (
+                progressing.status.as_str(),
+                progressing.reason.as_str(),
+                progressing.message.as_str()
+            ),
+            ("True", reason::CANARY_ANALYSIS, "waiting: 3 of 100 samples")
+        );
+        assert_eq!(progressing.last_transition_time, time(5));
+        assert_eq!(cond(&s, READY), ("True", reason::ROLLOUT_COMPLETE));
+        assert_eq!(cond(&s, DEGRADED), ("False", reason::AS_EXPECTED));
+        assert_eq!(s.last_good_model.as_ref().unwrap().sha256, SHA_A);
+        assert_eq!(s.last_good_image.as_deref(), Some("r/p:0.2@sha256:1"));
+        assert_eq!(
+            s.model_sha256.as_deref(),
+            Some(SHA_A),
+            "the stable pods serve"
+        );
+        assert_eq!(
+            status_events(p.status.as_ref().unwrap(), &s),
+            [StatusEvent {
+                warning: false,
+                reason: reason::CANARY_STARTED.into(),
+                note: format!(
+                    "canary analysis of version 0.2 with model {} (image r/p:0.2@sha256:2) \
+                     started: waiting: 3 of 100 samples",
+                    &SHA_B[..12]
+                ),
+            }]
+        );
+        // The next sample count is no new Event.
+        let more = RolloutView {
+            rollout: Some(rollout(
+                "Analyzing",
+                "WaitingForSamples",
+                "waiting: 9 of 100 samples",
+            )),
+            last_good: last_good.clone(),
+        };
+        p.status = Some(s);
+        let s = compute_status_with_rollout(&p, &observed(Some(&d)), &more, &time(15));
+        assert!(status_events(p.status.as_ref().unwrap(), &s).is_empty());
+
+        p.status = Some(s);
+        let rolled_back = RolloutView {
+            rollout: Some(rollout(
+                "RolledBack",
+                "ErrorRateTooHigh",
+                "candidate failed the analysis on (figures)",
+            )),
+            last_good,
+        };
+        let s = compute_status_with_rollout(&p, &observed(Some(&d)), &rolled_back, &time(20));
+        let message = format!(
+            "canary rolled back (version 0.2, model {}): candidate failed the analysis on \
+             (figures); the stable pods keep serving version 0.2 with model {} \
+             (status.lastGoodModel); commit another candidate to try again",
+            &SHA_B[..12],
+            &SHA_A[..12]
+        );
+        let degraded = find_condition(&s, DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", reason::CANARY_ROLLED_BACK)
+        );
+        assert_eq!(degraded.message, message);
+        assert_eq!(cond(&s, PROGRESSING), ("False", reason::ROLLOUT_COMPLETE));
+        assert_eq!(cond(&s, READY), ("True", reason::ROLLOUT_COMPLETE));
+        assert_eq!(
+            status_events(p.status.as_ref().unwrap(), &s),
+            [StatusEvent {
+                warning: true,
+                reason: reason::CANARY_ROLLED_BACK.into(),
+                note: message,
+            }]
+        );
+        // A refused model is more actionable than an old rollback: Degraded names the refusal.
+        let refused = Observed {
+            model: ModelCheck::Rejected {
+                reason: reason::DIGEST_MISMATCH.into(),
+                message: "expected a, got b".into(),
+            },
+            ..observed(Some(&d))
+        };
+        let s = compute_status_with_rollout(&p, &refused, &rolled_back, &time(30));
+        assert_eq!(cond(&s, DEGRADED), ("True", reason::DIGEST_MISMATCH));
+    }
+
+    #[test]
+    fn new_sample_counts_are_written_at_most_once_per_poll() {
+        let analysing = |samples: i64, at: i64| {
+            let mut s = PredictorStatus {
+                rollout: Some(RolloutStatus {
+                    phase: "Analyzing".into(),
+                    reason: "WaitingForSamples".into(),
+                    message: format!("waiting: {samples} of 100 samples"),
+                    measured_at: Some(time(at)),
+                    ..RolloutStatus::default()
+                }),
+                ..PredictorStatus::default()
+            };
+            s.conditions = vec![condition(
+                &[],
+                PROGRESSING,
+                verdict(
+                    TRUE,
+                    reason::CANARY_ANALYSIS,
+                    format!("waiting: {samples} of 100 samples"),
+                ),
+                Some(2),
+                &time(0),
+            )];
+            s
+        };
+        let every = Duration::from_secs(10);
+        let old = analysing(3, 0);
+        // 4 s later, more samples: written 6 s later.
+        assert_eq!(
+            defer_analysis(&old, &analysing(9, 4), time(4).0, every),
+            Some(Duration::from_secs(6))
+        );
+        // 10 s later: written.
+        assert_eq!(
+            defer_analysis(&old, &analysing(9, 10), time(10).0, every),
+            None
+        );
+        // A verdict (another phase or reason) is written at once.
+        let mut passed = analysing(150, 4);
+        passed.rollout.as_mut().unwrap().phase = "Promoting".into();
+        assert_eq!(defer_analysis(&old, &passed, time(4).0, every), None);
+        // Not analysing: nothing deferred.
+        assert_eq!(
+            defer_analysis(&PredictorStatus::default(), &old, time(4).0, every),
+            None
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use operator::crd::Predictor;
-use operator::fixtures::{deployment_of, predictor, resolved, time};
+use operator::fixtures::{SHA_B, canary, deployment_of, predictor, resolved, time};
 use operator::status::{ModelCheck, Observed, compute_status};
 use serde::Deserialize;
 
@@ -199,6 +199,9 @@ fn every_case_in_health_test_yaml_passes() {
         "testdata/progressing-rollout.yaml",
         "testdata/degraded-digest-mismatch.yaml",
         "testdata/no-status.yaml",
+        "testdata/progressing-canary-analysis.yaml",
+        "testdata/degraded-canary-rolled-back.yaml",
+        "testdata/healthy-canary-promoted.yaml",
     ] {
         assert!(inputs.contains(&required), "no case for {required}");
     }
@@ -381,6 +384,128 @@ fn health_lua_reads_the_status_the_operator_really_computes() {
             status: "Progressing".into(),
             message: "waiting for the operator".into()
         })
+    );
+}
+
+/// A Canary rollout as the operator computes its status: analysing, rolled back, promoted.
+#[test]
+fn health_lua_follows_a_canary_rollout_the_operator_computes() {
+    use operator::analysis::{Samples, judge};
+    use operator::canary::{Progress, Stage, next_rollout};
+    use operator::crd::Candidate;
+    use operator::status::{RolloutView, compute_status_with_rollout};
+
+    let script = health_lua();
+    let stable_p = canary(predictor("american", "team-a"));
+    let stable = deployment_of(&stable_p).rolled_out(2);
+    let mut p = stable_p.clone();
+    p.metadata.generation = Some(2);
+    p.spec.model.sha256 = SHA_B.into();
+    let candidate = Candidate::of(&p, "registry.local/american-predictor:0.2");
+    let spec = p.spec.canary().unwrap().analysis.clone().unwrap();
+    let health = |deployment: &Deployment, progress: Progress, stage: Stage| {
+        let observed = Observed {
+            deployment: Some(deployment),
+            model: ModelCheck::Verified,
+            quality: operator::status::QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+        };
+        let view = RolloutView {
+            rollout: next_rollout(&p, &stage, Some(&candidate), progress, &time(0)),
+            last_good: None,
+        };
+        let mut obj = p.clone();
+        obj.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(0)));
+        run_health(&script, &serde_json::to_value(&obj).unwrap()).expect("runs")
+    };
+
+    let few = Samples {
+        requests: 3,
+        ..Samples::default()
+    };
+    let waiting = judge(&spec, &Samples::default(), &few, std::time::Duration::ZERO);
+    assert_eq!(
+        health(&stable, Progress::Judged(&waiting), Stage::Analysing),
+        HealthStatus {
+            status: "Progressing".into(),
+            message: "waiting: 3 of 100 samples".into()
+        }
+    );
+
+    let failing = Samples {
+        requests: 200,
+        errors: 20,
+        ..Samples::default()
+    };
+    let mut errors_only = spec.clone();
+    errors_only.max_disagreement = None;
+    errors_only.max_p99_latency_ratio = None;
+    let failed = judge(
+        &errors_only,
+        &Samples::default(),
+        &failing,
+        std::time::Duration::ZERO,
+    );
+    let rolled_back = health(&stable, Progress::Judged(&failed), Stage::Analysing);
+    assert_eq!(rolled_back.status, "Degraded");
+    assert!(
+        rolled_back
+            .message
+            .starts_with("canary rolled back (version 0.2, model 0123456789ab): candidate failed")
+            && rolled_back.message.contains("error rate 0.1000")
+            && rolled_back.message.contains("(maxErrorRate 0.0100)"),
+        "{}",
+        rolled_back.message
+    );
+
+    // Promoted: the stable Deployment runs the candidate and every pod is ready.
+    let mut promoting = p.clone();
+    promoting.status = Some(operator::crd::PredictorStatus {
+        rollout: next_rollout(
+            &p,
+            &Stage::Analysing,
+            Some(&candidate),
+            Progress::Judged(&operator::analysis::Verdict::Pass {
+                measured: Default::default(),
+                message: "candidate passed the analysis on 150 samples".into(),
+            }),
+            &time(0),
+        ),
+        ..Default::default()
+    });
+    let p = promoting;
+    let done = deployment_of(&p).rolled_out(2);
+    let observed = Observed {
+        deployment: Some(&done),
+        model: ModelCheck::Verified,
+        quality: operator::status::QualityCheck::Off,
+        image: resolved(&p),
+        pull_failure: None,
+        invalid: None,
+    };
+    let view = RolloutView {
+        rollout: next_rollout(
+            &p,
+            &Stage::Direct,
+            Some(&candidate),
+            Progress::Settled {
+                stable_complete: true,
+            },
+            &time(0),
+        ),
+        last_good: None,
+    };
+    assert_eq!(view.rollout.as_ref().unwrap().phase, "Promoted");
+    let mut obj = p.clone();
+    obj.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(0)));
+    assert_eq!(
+        run_health(&script, &serde_json::to_value(&obj).unwrap()).expect("runs"),
+        HealthStatus {
+            status: "Healthy".into(),
+            message: "2/2 pods ready, serving version 0.2 with model 0123456789ab".into()
+        }
     );
 }
 

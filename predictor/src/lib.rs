@@ -3,7 +3,7 @@
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
 //! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s) URL or [`hdfs`] URL);
-//! [`server`] serves a model over HTTP, [`client`] measures a live server and [`probe`] follows one through a
+//! [`server`] serves a model over HTTP (copying a sample of requests to a candidate with [`shadow`]), [`client`] measures a live server and [`probe`] follows one through a
 //! rollout. [`cli`] is what the `predictor` command does with its arguments.
 
 pub mod classifier;
@@ -18,6 +18,7 @@ pub mod model;
 pub mod probe;
 pub mod sample;
 pub mod server;
+pub mod shadow;
 pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -42,6 +42,68 @@ struct RouteLabels {
     route: &'static str,
 }
 
+/// What became of one shadow copy (`predictor_shadow_requests_total{result=…}`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ShadowResult {
+    /// The candidate answered with the live `is_american`.
+    Agree,
+    /// The candidate answered with the other `is_american`.
+    Disagree,
+    /// The candidate gave no usable answer (connection, timeout, non-200, not the contract).
+    Error,
+    /// Not sent: too many copies already in flight.
+    Dropped,
+}
+
+impl ShadowResult {
+    /// The `result` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Agree => "agree",
+            Self::Disagree => "disagree",
+            Self::Error => "error",
+            Self::Dropped => "dropped",
+        }
+    }
+}
+
+/// Labels of `predictor_shadow_requests_total`: the result, and the candidate's version and
+/// model (first 12 hex digits) as it answered them, so an analysis counts only the copies its
+/// own candidate answered (the counters of a stable pod outlive candidates). Empty when the
+/// candidate did not answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    result: &'static str,
+    version: String,
+    model: String,
+}
+
+/// The shadow counters and the candidate-latency histogram: cheap clones of the registered
+/// metrics, for the tasks that send the copies.
+#[derive(Clone)]
+pub struct ShadowMetrics {
+    requests: Family<ShadowLabels, Counter>,
+    duration: Histogram,
+}
+
+impl ShadowMetrics {
+    /// Counts one copy; `version` and `model` are what the candidate answered ("" if nothing).
+    pub fn count(&self, result: ShadowResult, version: &str, model: &str) {
+        self.requests
+            .get_or_create(&ShadowLabels {
+                result: result.label(),
+                version: version.into(),
+                model: model.into(),
+            })
+            .inc();
+    }
+
+    /// Records how long the candidate took to answer one copy.
+    pub fn observe(&self, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// Labels of the `predictor_model_info` gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelInfo {
@@ -58,6 +120,7 @@ pub struct Metrics {
     predictions: Counter,
     ready: Gauge,
     model_info: Family<ModelInfo, Gauge>,
+    shadow: ShadowMetrics,
 }
 
 impl Default for Metrics {
@@ -68,6 +131,10 @@ impl Default for Metrics {
         let predictions = Counter::default();
         let ready = Gauge::default();
         let model_info = Family::<ModelInfo, Gauge>::default();
+        let shadow = ShadowMetrics {
+            requests: Family::default(),
+            duration: Histogram::new(BUCKETS),
+        };
         let mut registry = Registry::default();
         // NB: prometheus-client appends `_total` to counters.
         registry.register(
@@ -96,6 +163,16 @@ impl Default for Metrics {
             "The model being served (value 1)",
             model_info.clone(),
         );
+        registry.register(
+            "predictor_shadow_requests",
+            "Copies of live prediction requests sent to the candidate (--shadow-url), by result and by the candidate's version and model",
+            shadow.requests.clone(),
+        );
+        registry.register(
+            "predictor_shadow_duration_seconds",
+            "Time the candidate took to answer a copy, as this server saw it",
+            shadow.duration.clone(),
+        );
         Self {
             registry,
             requests,
@@ -103,6 +180,7 @@ impl Default for Metrics {
             predictions,
             ready,
             model_info,
+            shadow,
         }
     }
 }
@@ -127,6 +205,11 @@ impl Metrics {
     pub fn set_model(&self, info: ModelInfo) {
         self.model_info.clear();
         self.model_info.get_or_create(&info).set(1);
+    }
+
+    /// The shadow counters, for the tasks that send copies.
+    pub fn shadow(&self) -> ShadowMetrics {
+        self.shadow.clone()
     }
 
     /// The OpenMetrics text exposition ([`CONTENT_TYPE`]), with `predictor_ready` set to `ready`.

@@ -5,6 +5,8 @@
 //! batches), `/healthz` (alive), `/readyz` (verified model loaded and not draining), `/metrics`
 //! (Prometheus), `/` (a page to try it), and `POST /drain` from loopback only (`predictor drain`, a
 //! pod's preStop hook: start draining now). Client mistakes get 4xx with `{"error": "…"}`, never a 500.
+//! With a [`ShadowConfig`], a sample of answered single-text predictions is copied to a candidate
+//! ([`crate::shadow`]) without delaying or changing the live answer.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ModelInfo};
 use crate::model::{Model, sha256_hex};
+use crate::shadow::{Shadow, ShadowConfig};
 use crate::source;
 
 /// Largest request body accepted (a tweet is at most a few KB; batches fit easily).
@@ -60,6 +63,8 @@ pub struct ServeConfig {
     /// First and longest pause between attempts to fetch the model.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Where to copy a sample of live requests to (a canary's candidate), if anywhere.
+    pub shadow: Option<ShadowConfig>,
 }
 
 impl ServeConfig {
@@ -78,6 +83,7 @@ impl ServeConfig {
             max_concurrency: 1024,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
+            shadow: None,
         }
     }
 
@@ -90,6 +96,9 @@ impl ServeConfig {
             )));
         }
         source::Location::parse(&self.model_url)?;
+        if let Some(shadow) = &self.shadow {
+            shadow.validate()?;
+        }
         Ok(())
     }
 }
@@ -108,6 +117,8 @@ pub struct AppState {
     not_ready: Mutex<String>,
     draining: AtomicBool,
     metrics: Metrics,
+    /// Copies live requests to a candidate, when configured.
+    shadow: OnceLock<Shadow>,
 }
 
 impl AppState {
@@ -118,7 +129,16 @@ impl AppState {
             not_ready: Mutex::new("the model has not been fetched yet".into()),
             draining: AtomicBool::new(false),
             metrics: Metrics::default(),
+            shadow: OnceLock::new(),
         })
+    }
+
+    /// Starts copying a sample of answered predictions to `config`'s candidate, counting into
+    /// this server's metrics. Once: a second call changes nothing.
+    pub fn set_shadow(&self, config: &ShadowConfig) -> Result<()> {
+        let shadow = Shadow::new(config, self.metrics.shadow())?;
+        let _ = self.shadow.set(shadow);
+        Ok(())
     }
 
     /// Installs a verified model; the server is ready from then on.
@@ -478,7 +498,12 @@ async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
     match PredictRequest::from_json(&request)? {
         PredictRequest::One(text) => {
             state.metrics.add_predictions(1);
-            Ok(axum::Json(answer(text)).into_response())
+            let answer = answer(text);
+            // After the live answer is computed; `offer` returns at once (the copy runs apart).
+            if let Some(shadow) = state.shadow.get() {
+                shadow.offer(text, answer.is_american);
+            }
+            Ok(axum::Json(answer).into_response())
         }
         PredictRequest::Many(texts) => {
             state.metrics.add_predictions(texts.len() as u64);
@@ -539,6 +564,10 @@ pub async fn run(
 ) -> Result<()> {
     config.validate()?;
     let state = AppState::new(config.version.clone());
+    if let Some(shadow) = &config.shadow {
+        state.set_shadow(shadow)?;
+        tracing::info!(url = %source::redact(&shadow.url), percent = shadow.percent, "copying live requests to a shadow candidate");
+    }
     let loader = tokio::spawn(load_model(state.clone(), config.clone()));
     let router = app(state.clone(), &config);
     let close_listener = CancellationToken::new();
@@ -918,6 +947,134 @@ mod tests {
             stopped.await.unwrap_or_default()
         }));
         (address, stop, server)
+    }
+
+    /// A candidate on a loopback port answering every prediction with `is_american` after `delay`.
+    async fn candidate(is_american: u8, delay: Duration) -> SocketAddr {
+        let router = Router::new().route(
+            "/api/american",
+            axum::routing::post(move || async move {
+                tokio::time::sleep(delay).await;
+                axum::Json(serde_json::json!({
+                    "is_american": is_american, "version": "0.3", "model": "c4dd1da7e000"
+                }))
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        address
+    }
+
+    /// `predictor_shadow_requests_total{<labels>}` as `state` exposes it (0 when absent).
+    fn shadow_count(state: &AppState, labels: &str) -> u64 {
+        let prefix = format!("predictor_shadow_requests_total{{{labels}}} ");
+        state
+            .metrics
+            .render(true)
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+            .unwrap_or(0)
+    }
+
+    /// Waits (at most 5 s) until `state` counts `want` copies with `labels`.
+    async fn until_counted(state: &AppState, labels: &str, want: u64) {
+        for _ in 0..100 {
+            if shadow_count(state, labels) >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            shadow_count(state, labels),
+            want,
+            "{labels}\n{}",
+            state.metrics.render(true)
+        );
+    }
+
+    const TWEET: &str = r##"{"text": "#covid19 new york"}"##;
+    const DISAGREE: &str = r#"result="disagree",version="0.3",model="c4dd1da7e000""#;
+    const AGREE: &str = r#"result="agree",version="0.3",model="c4dd1da7e000""#;
+    const DROPPED: &str = r#"result="dropped",version="",model="""#;
+    const ERROR: &str = r#"result="error",version="",model="""#;
+
+    #[tokio::test]
+    async fn a_slow_candidate_never_delays_or_changes_the_live_answer() {
+        let state = ready_state();
+        let live = state
+            .served()
+            .unwrap()
+            .model
+            .predict("#covid19 new york")
+            .is_american;
+        let (_, _, unshadowed) = send(ready(), Method::POST, "/api/american", TWEET).await;
+        // The candidate answers the other class, two seconds late; one copy in flight at most.
+        let slow = candidate(1 - live, Duration::from_secs(2)).await;
+        let mut shadow = ShadowConfig::new(format!("http://{slow}"), 100);
+        shadow.max_in_flight = 1;
+        shadow.timeout = Duration::from_secs(5);
+        state.set_shadow(&shadow).unwrap();
+        let router = app(state.clone(), &config());
+
+        for _ in 0..2 {
+            let started = Instant::now();
+            let (status, _, answer) =
+                send(router.clone(), Method::POST, "/api/american", TWEET).await;
+            let took = started.elapsed();
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(answer, unshadowed, "the copy changes nothing in the answer");
+            assert!(
+                took < Duration::from_millis(500),
+                "live answer took {took:?}"
+            );
+        }
+        // The second copy found the only permit taken: dropped, not queued.
+        assert_eq!(shadow_count(&state, DROPPED), 1);
+        // The first copy comes back after the candidate's delay: a disagreement, named for it.
+        until_counted(&state, DISAGREE, 1).await;
+        assert_eq!(shadow_count(&state, AGREE), 0);
+        let text = state.metrics.render(true);
+        assert!(
+            text.lines()
+                .any(|l| l == "predictor_shadow_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn agreements_and_unreachable_candidates_are_counted() {
+        let state = ready_state();
+        let live = state
+            .served()
+            .unwrap()
+            .model
+            .predict("#covid19 new york")
+            .is_american;
+        let same = candidate(live, Duration::ZERO).await;
+        state
+            .set_shadow(&ShadowConfig::new(format!("http://{same}"), 100))
+            .unwrap();
+        for _ in 0..3 {
+            post(app(state.clone(), &config()), TWEET).await;
+        }
+        until_counted(&state, AGREE, 3).await;
+        // Batches are not copied.
+        post(app(state.clone(), &config()), r#"{"texts": ["a", "b"]}"#).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(shadow_count(&state, AGREE), 3);
+
+        // A candidate nobody listens for: errors, attributed to nobody; the answer is still 200.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let state = ready_state();
+        state
+            .set_shadow(&ShadowConfig::new(format!("http://127.0.0.1:{port}"), 100))
+            .unwrap();
+        let (status, _) = post(app(state.clone(), &config()), TWEET).await;
+        assert_eq!(status, StatusCode::OK);
+        until_counted(&state, ERROR, 1).await;
     }
 
     #[tokio::test]

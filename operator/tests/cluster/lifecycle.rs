@@ -106,7 +106,8 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
     let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "READY", "VERSION", "MODEL", "URL", "AGE"],
+        // ROLLOUT: the phase of a Canary rollout (empty for rolling updates).
+        ["NAME", "READY", "VERSION", "MODEL", "URL", "ROLLOUT", "AGE"],
         "{table}"
     );
     let row: Vec<_> = table.lines().nth(1).unwrap().split_whitespace().collect();

@@ -11,7 +11,7 @@
 //! [`lifecycle`]: rollouts, digest rejection, apiserver validation, garbage collection, leader
 //! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
 //! [`images`]: the image pre-flight against a real private registry. [`quality`]: the offline
-//! quality gate (`spec.validation`).
+//! quality gate (`spec.validation`). [`canary`]: the online gate's API (`spec.rollout`).
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -19,6 +19,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod canary;
 mod faults;
 mod images;
 mod lifecycle;

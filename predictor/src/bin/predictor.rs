@@ -10,6 +10,7 @@ use predictor::cli::commands::{self, EvalOptions, ProbeOptions, ServeOptions, Tr
 use predictor::cli::values::{CharRange, Limit, parse_duration, parse_limit, parse_range};
 use predictor::probe::{ProbeConfig, Until};
 use predictor::server::ServeConfig;
+use predictor::shadow::ShadowConfig;
 use predictor::text::TextSettings;
 use predictor::train::TrainSettings;
 
@@ -229,6 +230,14 @@ struct ServeArgs {
     /// Requests handled at once; more wait their turn.
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 1024)]
     max_concurrency: usize,
+    /// Copy a sample of answered predictions to this candidate server (http://host:port), without
+    /// waiting for it, and count whether it agrees (`predictor_shadow_requests_total`): a canary's
+    /// shadow traffic. Empty: no copies.
+    #[arg(long, env = "SHADOW_URL")]
+    shadow_url: Option<String>,
+    /// Percent (0-100) of live single-text predictions copied to --shadow-url.
+    #[arg(long, env = "SHADOW_PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    shadow_percent: u8,
 }
 
 fn main() -> std::process::ExitCode {
@@ -275,6 +284,10 @@ impl ServeArgs {
         config.drain_timeout = Duration::from_millis(self.drain_timeout_ms);
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
         config.max_concurrency = self.max_concurrency.max(1);
+        config.shadow = self
+            .shadow_url
+            .filter(|url| !url.is_empty())
+            .map(|url| ShadowConfig::new(url, self.shadow_percent));
         ServeOptions {
             config,
             address: std::net::SocketAddr::new(self.host, self.port),

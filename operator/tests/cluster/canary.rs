@@ -1,0 +1,172 @@
+//! The online gate's API on a real control plane: the apiserver refuses nonsense Canary rollouts
+//! (schema ranges and CEL rules) and `kubectl explain` documents every field.
+//!
+//! The canary mechanics themselves (shadow copies, analysis over pods' `/metrics`) need pods that
+//! serve HTTP; kwok's do not, and their addresses are not loopback, so they belong to the node
+//! tier. The controller's decisions are covered by the reconcile tests against a fake apiserver.
+
+use crate::shared;
+
+const IMAGE: &str = "registry.local/american-predictor:0.2";
+
+#[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
+async fn nonsense_canary_rollouts_are_rejected_at_apply_time() {
+    let s = shared();
+    let ns = "canary-invalid";
+    s.cluster.create_namespace(ns);
+    let good = format!(
+        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
+         image: {IMAGE}\n  model:\n    url: https://models.example.org/a.model\n    \
+         sha256: {sha}\n  rollout:\n    strategy: Canary\n    canaryPercent: 25\n    \
+         shadowPercent: 20\n    analysis:\n      minSamples: 100\n      maxDisagreement: 0.05\n      \
+         maxErrorRate: 0.01\n      maxP99LatencyRatio: 1.5\n",
+        sha = "a".repeat(64)
+    );
+    let analysis = "    analysis:\n      minSamples: 100\n      maxDisagreement: 0.05\n      \
+                    maxErrorRate: 0.01\n      maxP99LatencyRatio: 1.5\n";
+    let long_name = format!("n{}", "a".repeat(56));
+    let cases = [
+        (
+            "share-zero",
+            good.replace("canaryPercent: 25", "canaryPercent: 0"),
+            "spec.rollout.canaryPercent in body should be greater than or equal to 1",
+        ),
+        (
+            "share-above-100",
+            good.replace("canaryPercent: 25", "canaryPercent: 101"),
+            "spec.rollout.canaryPercent in body should be less than or equal to 100",
+        ),
+        (
+            "shadow-above-100",
+            good.replace("shadowPercent: 20", "shadowPercent: 150"),
+            "spec.rollout.shadowPercent in body should be less than or equal to 100",
+        ),
+        (
+            "no-samples",
+            good.replace("minSamples: 100", "minSamples: 0"),
+            "spec.rollout.analysis.minSamples in body should be greater than or equal to 1",
+        ),
+        (
+            "disagreement-above-one",
+            good.replace("maxDisagreement: 0.05", "maxDisagreement: 1.5"),
+            "spec.rollout.analysis.maxDisagreement in body should be less than or equal to 1",
+        ),
+        (
+            "negative-error-rate",
+            good.replace("maxErrorRate: 0.01", "maxErrorRate: -0.1"),
+            "spec.rollout.analysis.maxErrorRate in body should be greater than or equal to 0",
+        ),
+        (
+            "zero-latency-ratio",
+            good.replace("maxP99LatencyRatio: 1.5", "maxP99LatencyRatio: 0"),
+            "spec.rollout.analysis.maxP99LatencyRatio must be greater than 0",
+        ),
+        (
+            "no-analysis",
+            good.replace(analysis, ""),
+            "spec.rollout.strategy Canary needs spec.rollout.analysis",
+        ),
+        (
+            "no-threshold",
+            good.replace(
+                "      maxDisagreement: 0.05\n      maxErrorRate: 0.01\n      maxP99LatencyRatio: 1.5\n",
+                "",
+            ),
+            "needs at least one of maxDisagreement, maxErrorRate and maxP99LatencyRatio",
+        ),
+        (
+            "compare-without-copies",
+            good.replace("shadowPercent: 20", "shadowPercent: 0"),
+            "maxDisagreement needs shadowPercent > 0",
+        ),
+        (
+            "unknown-strategy",
+            good.replace("strategy: Canary", "strategy: BlueGreen"),
+            "Unsupported value: \"BlueGreen\"",
+        ),
+        (
+            long_name.as_str(),
+            good.clone(),
+            "a Canary Predictor's metadata.name must be at most 56 characters",
+        ),
+    ];
+    for (name, yaml, expected) in cases {
+        let yaml = yaml.replace("NAME", name);
+        let out = s.cluster.kubectl_with(
+            &s.cluster.kubeconfig,
+            &["apply", "--dry-run=server", "-n", ns, "-f", "-"],
+            Some(&yaml),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted:\n{yaml}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    // The good one, defaults filled in (share 10, no copies, deadline 600) without disagreement,
+    // and a plain RollingUpdate with no analysis are accepted.
+    let defaults = good
+        .replace("    canaryPercent: 25\n    shadowPercent: 20\n", "")
+        .replace("      maxDisagreement: 0.05\n", "");
+    let rolling = good
+        .replace("strategy: Canary", "strategy: RollingUpdate")
+        .replace(analysis, "");
+    for yaml in [good.clone(), defaults, rolling] {
+        s.cluster.kubectl_stdin(
+            &["apply", "--dry-run=server", "-n", ns, "-f", "-"],
+            &yaml.replace("NAME", "valid"),
+        );
+    }
+    let applied = s.cluster.kubectl_stdin(
+        &[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            ns,
+            "-o",
+            "yaml",
+            "-f",
+            "-",
+        ],
+        &good
+            .replace("    canaryPercent: 25\n    shadowPercent: 20\n", "")
+            .replace("      maxDisagreement: 0.05\n", "")
+            .replace("NAME", "valid"),
+    );
+    for default in [
+        "canaryPercent: 10",
+        "shadowPercent: 0",
+        "deadlineSeconds: 600",
+    ] {
+        assert!(applied.contains(default), "{default} not in:\n{applied}");
+    }
+    // kubectl explain documents the new fields, and `kubectl get` has a ROLLOUT column.
+    let explain = s
+        .cluster
+        .kubectl_ok(&["explain", "predictor.spec.rollout", "--recursive"]);
+    for field in [
+        "strategy",
+        "canaryPercent",
+        "shadowPercent",
+        "analysis",
+        "minSamples",
+        "maxDisagreement",
+        "maxErrorRate",
+        "maxP99LatencyRatio",
+        "deadlineSeconds",
+    ] {
+        assert!(explain.contains(field), "{field} not in:\n{explain}");
+    }
+    let explain = s
+        .cluster
+        .kubectl_ok(&["explain", "predictor.spec.rollout.analysis.minSamples"]);
+    assert!(explain.contains("never promoted blindly"), "{explain}");
+    let explain = s
+        .cluster
+        .kubectl_ok(&["explain", "predictor.status.rollout"]);
+    for field in ["phase", "candidate", "measured", "RolledBack"] {
+        assert!(explain.contains(field), "{field} not in:\n{explain}");
+    }
+}
