@@ -22,7 +22,7 @@ use crate::support::{OperatorProc, ServedModel as Model, client_for, model_file}
 use crate::{admin, shared, start_scoped, wait_object};
 
 /// (status, reason, message) of a condition.
-fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
+pub fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
     status
         .conditions
         .iter()
@@ -495,13 +495,9 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
     ];
     for (name, yaml, expected) in cases {
         let yaml = yaml.replace("NAME", name);
-        let out = s.cluster.kubectl_with(
-            &s.cluster.kubeconfig,
-            &["apply", "-n", ns, "-f", "-"],
-            Some(&yaml),
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name} was accepted:\n{yaml}");
+        let stderr = s
+            .cluster
+            .kubectl_refused(&["apply", "-n", ns, "-f", "-"], name, &yaml);
         assert!(
             stderr.contains(expected),
             "{name}: expected {expected:?} in:\n{stderr}"

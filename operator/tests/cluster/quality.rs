@@ -6,27 +6,18 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use operator::crd::{DataSpec, Predictor, PredictorStatus, ValidationSpec};
+use operator::crd::{DataSpec, Predictor, ValidationSpec};
 use operator::fixtures::shuffled_labels;
 use operator::resources::Served;
 use operator::status::is_ready;
 use predictor::sample::SAMPLE_CSV;
 
-use crate::lifecycle::events_for;
+use crate::lifecycle::{condition, events_for};
 use crate::support::manifests::{manifest, predictor};
 use crate::support::{OperatorProc, ServedModel};
 use crate::{admin, shared, start_scoped, wait_object};
 
 const IMAGE: &str = "registry.local/american-predictor:0.2";
-
-/// (status, reason, message) of condition `type_`.
-fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
 
 /// `predictor_operator_quality_checks_total{result}` as the operator reports it.
 fn quality_checks(op: &OperatorProc, result: &str) -> f64 {
@@ -240,13 +231,9 @@ async fn nonsense_quality_gates_are_rejected_at_apply_time() {
     ];
     for (name, yaml, expected) in cases {
         let yaml = yaml.replace("NAME", name);
-        let out = s.cluster.kubectl_with(
-            &s.cluster.kubeconfig,
-            &["apply", "-n", ns, "-f", "-"],
-            Some(&yaml),
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name} was accepted:\n{yaml}");
+        let stderr = s
+            .cluster
+            .kubectl_refused(&["apply", "-n", ns, "-f", "-"], name, &yaml);
         assert!(
             stderr.contains(expected),
             "{name}: expected {expected:?} in:\n{stderr}"

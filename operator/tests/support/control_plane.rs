@@ -375,6 +375,14 @@ impl TestCluster {
         )
     }
 
+    /// kubectl `args` with `yaml` on stdin that the apiserver must refuse (case `name`); returns
+    /// its stderr, for the caller to check the reason.
+    pub fn kubectl_refused(&self, args: &[&str], name: &str, yaml: &str) -> String {
+        let out = self.kubectl_with(&self.kubeconfig, args, Some(yaml));
+        assert!(!out.status.success(), "{name} was accepted:\n{yaml}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// A namespace whose pods must satisfy the `restricted` Pod Security Standard.
     pub fn create_namespace(&self, name: &str) {
         self.kubectl_stdin(
