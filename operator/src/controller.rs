@@ -1554,6 +1554,43 @@ mod reconcile_tests {
         metrics.render(true)
     }
 
+    /// The reconcile of `canary_change()`, its pods' `/metrics` saying `metrics` (the two stable
+    /// pods, then the canary pod), answered up to the pod list: (the Predictor, the canary
+    /// Deployment, the context, the running reconcile, the fake apiserver).
+    async fn analysing(
+        metrics: [String; 3],
+    ) -> (
+        Predictor,
+        Deployment,
+        Arc<Context>,
+        JoinHandle<Result<Action>>,
+        ApiServer,
+    ) {
+        let (p, stable, service, canary, canary_service, pods) = canary_change();
+        let [a, b, c] = metrics;
+        let metrics = FakePodMetrics(
+            [
+                ("10.0.0.1:5008", a),
+                ("10.0.0.2:5008", b),
+                ("10.0.0.3:5008", c),
+            ]
+            .map(|(addr, text)| (addr.to_string(), text))
+            .into(),
+        );
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let ctx = context_with(client, checker, metrics);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
+        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        let call = server.next().await;
+        assert_eq!(call.line(), format!("GET {PODS}"));
+        call.reply(&pods);
+        (p, canary, ctx, reconcile, server)
+    }
+
     /// Answers the GETs of the canary Deployment and Service (sent together).
     async fn answer_canary_reads(server: &mut ApiServer, canary: &Deployment, service: &Service) {
         let mut seen = Vec::new();
@@ -1576,27 +1613,12 @@ mod reconcile_tests {
     /// figures and thresholds, and one Warning Event says why.
     #[tokio::test]
     async fn a_candidate_that_disagrees_is_rolled_back() {
-        let (p, stable, service, canary, canary_service, pods) = canary_change();
-        let metrics = FakePodMetrics(
-            [
-                ("10.0.0.1:5008", exposition(500, 60, 40)),
-                ("10.0.0.2:5008", exposition(500, 60, 40)),
-                ("10.0.0.3:5008", exposition(150, 0, 0)),
-            ]
-            .map(|(a, t)| (a.to_string(), t))
-            .into(),
-        );
-        let checker = checker();
-        checker.remember(&p.spec.model);
-        let (client, mut server) = apiserver::client();
-        let ctx = context_with(client, checker, metrics);
-        let reconcile = start(&p, &ctx);
-
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &canary, &canary_service).await;
-        let call = server.next().await;
-        assert_eq!(call.line(), format!("GET {PODS}"));
-        call.reply(&pods);
+        let (p, canary, ctx, reconcile, mut server) = analysing([
+            exposition(500, 60, 40),
+            exposition(500, 60, 40),
+            exposition(150, 0, 0),
+        ])
+        .await;
         // Retired: scaled to zero (the operator deletes nothing).
         let call = server.next().await;
         assert_eq!(call.line(), format!("PATCH {CANARY}"), "{}", call.line());
@@ -1661,27 +1683,12 @@ mod reconcile_tests {
     /// for, and the canary is measured again soon.
     #[tokio::test]
     async fn without_traffic_the_analysis_waits_and_says_so() {
-        let (p, stable, service, canary, canary_service, pods) = canary_change();
-        let metrics = FakePodMetrics(
-            [
-                ("10.0.0.1:5008", exposition(0, 0, 0)),
-                ("10.0.0.2:5008", exposition(0, 0, 0)),
-                ("10.0.0.3:5008", exposition(0, 0, 0)),
-            ]
-            .map(|(a, t)| (a.to_string(), t))
-            .into(),
-        );
-        let checker = checker();
-        checker.remember(&p.spec.model);
-        let (client, mut server) = apiserver::client();
-        let ctx = context_with(client, checker, metrics);
-        let reconcile = start(&p, &ctx);
-
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &canary, &canary_service).await;
-        let call = server.next().await;
-        assert_eq!(call.line(), format!("GET {PODS}"));
-        call.reply(&pods);
+        let (p, _canary, ctx, reconcile, mut server) = analysing([
+            exposition(0, 0, 0),
+            exposition(0, 0, 0),
+            exposition(0, 0, 0),
+        ])
+        .await;
         let mut seen = Vec::new();
         for _ in 0..2 {
             let call = server.next().await;
@@ -1721,27 +1728,12 @@ mod reconcile_tests {
     /// rolling update), the canary keeps serving meanwhile, and the status says Promoting.
     #[tokio::test]
     async fn a_good_candidate_is_promoted_by_a_rolling_update() {
-        let (p, stable, service, canary, canary_service, pods) = canary_change();
-        let metrics = FakePodMetrics(
-            [
-                ("10.0.0.1:5008", exposition(500, 100, 0)),
-                ("10.0.0.2:5008", exposition(500, 99, 1)),
-                ("10.0.0.3:5008", exposition(150, 0, 0)),
-            ]
-            .map(|(a, t)| (a.to_string(), t))
-            .into(),
-        );
-        let checker = checker();
-        checker.remember(&p.spec.model);
-        let (client, mut server) = apiserver::client();
-        let ctx = context_with(client, checker, metrics);
-        let reconcile = start(&p, &ctx);
-
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &canary, &canary_service).await;
-        let call = server.next().await;
-        assert_eq!(call.line(), format!("GET {PODS}"));
-        call.reply(&pods);
+        let (p, _canary, ctx, reconcile, mut server) = analysing([
+            exposition(500, 100, 0),
+            exposition(500, 99, 1),
+            exposition(150, 0, 0),
+        ])
+        .await;
         let call = server.next().await;
         assert_eq!(call.path, DEPLOYMENT, "{}", call.line());
         call.assert_apply(FIELD_MANAGER);
