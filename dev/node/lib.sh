@@ -103,6 +103,9 @@ pull_secret() {
     --from-file .dockerconfigjson="$N/registry/auth.json" --dry-run=client -o yaml | kc apply -f - >/dev/null
 }
 
+# in_pod_net <command...>: run a command from the client netns on the pod network (cluster DNS names resolve).
+in_pod_net() { ip netns exec "$CLIENT_NETNS" "$@"; }
+
 # wait_for <seconds> <description> <command...>: poll every 0.5 s, bounded.
 wait_for() {
   local limit=$1 what=$2 t0=$SECONDS
