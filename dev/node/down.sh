@@ -42,7 +42,8 @@ fi
 log "stopping kube-proxy ($((SECONDS - t0))s)"
 # --- 2. kube-proxy and its iptables rules -----------------------------------------------------------------
 stop_daemon kube-proxy
-if [[ -x $B/kube-proxy ]] && iptables -t nat -S 2>/dev/null | grep -q -- '-N KUBE-'; then
+# Whole output then a match, not `| grep -q`: under pipefail a producer cut off by grep's early exit fails (141).
+if [[ -x $B/kube-proxy && $(iptables -t nat -S 2>/dev/null) == *'-N KUBE-'* ]]; then
   tc=$SECONDS
   timeout 60 "$B/kube-proxy" --cleanup >"$N/log/kube-proxy-cleanup.log" 2>&1 || true
   log "kube-proxy --cleanup took $((SECONDS - tc))s"
@@ -121,7 +122,7 @@ clean_chains() { # clean_chains <iptables binary>
   local ipt=$1 t rule chain
   command -v "$ipt" >/dev/null || return 0
   for t in filter nat mangle; do
-    "$ipt" -t "$t" -S 2>/dev/null | grep -q -- '-N KUBE-' || continue
+    [[ $("$ipt" -t "$t" -S 2>/dev/null) == *'-N KUBE-'* ]] || continue
     # Jumps into KUBE-* chains from the built-in chains, then the KUBE-* chains themselves.
     "$ipt" -t "$t" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' |
       while read -r rule; do eval "$ipt -t $t ${rule/-A /-D }" 2>/dev/null || true; done
