@@ -53,26 +53,31 @@ rm -f "$models"/*.bin
 "$PREDICTOR_BIN" train --data "$REPO/predictor/src/sample.csv" --out "$models/model-b.bin" \
   --model-date 2026-02-01T00:00:00Z --ngram-max 1 >/dev/null
 tweets=${TWEETS_DIR:-$REPO/../shared/data/tweets}
-# With the tweets, also what the quality gate needs (issue 15): model-s, the same rows with their labels
-# shuffled (a model whose bytes are fine and whose predictions are not), and test.csv as the labelled
-# validation set the store serves (VALIDATION in models.env).
+# With the tweets, also what the quality gates need (issue 15): model-s, the same rows with their labels
+# shuffled (a model whose bytes are fine and whose predictions are not); model-h, the first third of the
+# rows (an older, weaker model that model-t, trained on every row, improves on); and test.csv as the
+# labelled validation set the store serves (VALIDATION in models.env).
 rm -f "$models"/*.csv
 if [[ -f $tweets/train.csv ]]; then
   "$PREDICTOR_BIN" train --data "$tweets/train.csv" --out "$models/model-t.bin" \
     --model-date 2026-03-01T00:00:00Z >/dev/null
-  python3 - "$tweets/train.csv" "$ctx/shuffled.csv" <<'PY'
+  python3 - "$tweets/train.csv" "$ctx/shuffled.csv" "$ctx/third.csv" <<'PY'
 import csv, random, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))
 labels = [r["country_code"] for r in rows]
 random.Random(15).shuffle(labels)
-with open(sys.argv[2], "w", newline="", encoding="utf-8") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r, label in zip(rows, labels):
-        w.writerow({**r, "country_code": label})
+def write(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+write(sys.argv[2], [{**r, "country_code": label} for r, label in zip(rows, labels)])
+write(sys.argv[3], rows[: len(rows) // 3])
 PY
   "$PREDICTOR_BIN" train --data "$ctx/shuffled.csv" --out "$models/model-s.bin" \
     --model-date 2026-03-01T00:00:00Z >/dev/null
+  "$PREDICTOR_BIN" train --data "$ctx/third.csv" --out "$models/model-h.bin" \
+    --model-date 2026-02-15T00:00:00Z >/dev/null
   install -m 0644 "$tweets/test.csv" "$models/test.csv"
 fi
 chmod 0644 "$models"/*.bin

@@ -28,7 +28,8 @@ pub struct ProbeConfig {
     pub max_duration: Duration,
     /// Give up on one request after this long (counted as a failure).
     pub request_timeout: Duration,
-    pub text: String,
+    /// The tweets to send, in turn (request `i` sends `texts[i % len]`); at least one.
+    pub texts: Vec<String>,
 }
 
 /// The release a probe waits for: a code version, a model (sha256 or a prefix of it), or both.
@@ -192,6 +193,9 @@ fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bo
 
 /// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
 pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Result<Vec<Sample>> {
+    if config.texts.is_empty() {
+        return Err(Error::Data("the probe has no text to send".into()));
+    }
     let client = http_client(config.request_timeout)?;
     let endpoint = endpoint(&config.url);
     let started = Instant::now();
@@ -213,7 +217,8 @@ pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Re
                 }
                 let index = samples.len();
                 samples.push(None);
-                let (client, endpoint, text, tx) = (client.clone(), endpoint.clone(), config.text.clone(), tx.clone());
+                let text = config.texts[index % config.texts.len()].clone();
+                let (client, endpoint, tx) = (client.clone(), endpoint.clone(), tx.clone());
                 let permit = in_flight.clone().try_acquire_owned();
                 tokio::spawn(async move {
                     let sent = Instant::now();
@@ -431,6 +436,65 @@ fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(url: String, texts: &[&str]) -> ProbeConfig {
+        ProbeConfig {
+            url,
+            interval: Duration::from_millis(5),
+            until: Until::default(),
+            settle: Duration::from_secs(1),
+            max_duration: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(2),
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    /// A server on loopback that answers every prediction and records the texts it was sent.
+    async fn recording_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::{Json, Router, extract::State, routing::post};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let app = Router::new()
+            .route(
+                "/api/american",
+                post(
+                    |State(seen): State<Arc<std::sync::Mutex<Vec<String>>>>,
+                     Json(body): Json<serde_json::Value>| async move {
+                        seen.lock()
+                            .unwrap()
+                            .push(body["text"].as_str().unwrap().to_string());
+                        Json(serde_json::json!({"is_american": 1, "version": "1", "model": "abc"}))
+                    },
+                ),
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn sends_the_texts_in_turn() {
+        let (url, seen) = recording_server().await;
+        let samples = run(&config(url, &["a", "b", "c"]), |_| {}).await.unwrap();
+        assert!(samples.len() >= 6, "{} samples", samples.len());
+        assert!(samples.iter().all(|s| s.failure.is_none()), "{samples:?}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), samples.len());
+        let count = |t: &str| seen.iter().filter(|s| *s == t).count();
+        // In turn: a, b, c, a, … (answers may come back out of order, the counts cannot).
+        let (a, b, c) = (count("a"), count("b"), count("c"));
+        assert_eq!(a + b + c, seen.len(), "{seen:?}");
+        assert!(a >= b && b >= c && a - c <= 1, "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn no_text_is_an_error_before_any_request() {
+        let (url, seen) = recording_server().await;
+        let err = run(&config(url, &[]), |_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("no text"), "{err}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
 
     fn ok(sent_ms: f64, version: &str) -> Sample {
         Sample {

@@ -138,8 +138,12 @@ struct ProbeArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     timeout: Duration,
     /// The tweet to send.
-    #[arg(long, default_value = "#covid19 new york")]
+    #[arg(long, default_value = "#covid19 new york", conflicts_with = "texts")]
     text: String,
+    /// Send the tweets of this CSV (the training format: a local path, file://, http(s):// or hdfs://
+    /// URL) in turn instead, e.g. real traffic for a canary analysis that compares predictions.
+    #[arg(long)]
+    texts: Option<String>,
     /// Write the report as markdown here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -309,8 +313,9 @@ impl ProbeArgs {
                 settle: self.settle,
                 max_duration: self.max_duration,
                 request_timeout: self.timeout,
-                text: self.text,
+                texts: vec![self.text],
             },
+            texts_from: self.texts,
             report: self.report,
             json: self.json,
             plot: self.plot,

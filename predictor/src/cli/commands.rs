@@ -58,6 +58,8 @@ pub struct ServeOptions {
 #[derive(Clone, Debug)]
 pub struct ProbeOptions {
     pub config: ProbeConfig,
+    /// A CSV whose tweets replace `config.texts`.
+    pub texts_from: Option<String>,
     /// Where to write the report as markdown, and as JSON with every sample.
     pub report: Option<PathBuf>,
     pub json: Option<PathBuf>,
@@ -278,13 +280,27 @@ pub fn drain(port: u16, wait: Duration) -> Result<()> {
 /// the wanted release never answered.
 pub fn probe(options: ProbeOptions) -> Result<()> {
     let ProbeOptions {
-        config,
+        mut config,
+        texts_from,
         report: report_path,
         json: json_path,
         plot: plot_path,
     } = options;
     if plot_path.is_some() {
         probe::check_can_plot()?;
+    }
+    if let Some(location) = texts_from {
+        let opened = crate::source::open(&location)?;
+        config.texts = crate::data::read_all(opened.reader, &crate::source::redact(&location))?
+            .into_iter()
+            .map(|(text, _)| text)
+            .collect();
+        if config.texts.is_empty() {
+            return Err(Error::Data(format!(
+                "{}: no tweets to send",
+                crate::source::redact(&location)
+            )));
+        }
     }
     let started_at = now_rfc3339();
     let bar = progress::requests();
