@@ -24,8 +24,18 @@ pub fn endpoint(url: &str) -> String {
 
 /// An HTTP client for the predictor API with bounded waits.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    client_with_pool(timeout, 256)
+}
+
+/// Like [`http_client`], but every request opens its own connection: what many independent
+/// clients look like to a Service, whose kube-proxy picks an endpoint per connection.
+pub fn http_client_without_keep_alive(timeout: Duration) -> Result<reqwest::Client> {
+    client_with_pool(timeout, 0)
+}
+
+fn client_with_pool(timeout: Duration, idle_per_host: usize) -> Result<reqwest::Client> {
     crate::tls::bounded_client(timeout, Duration::from_secs(5))
-        .pool_max_idle_per_host(256)
+        .pool_max_idle_per_host(idle_per_host)
         .build()
         .map_err(|e| Error::Source {
             location: "HTTP client".into(),

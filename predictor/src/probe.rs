@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::client::{Percentiles, endpoint, http_client, predict_remote};
+use crate::client::{
+    Percentiles, endpoint, http_client, http_client_without_keep_alive, predict_remote,
+};
 use crate::error::{Error, Result};
 
 /// What to probe and when to stop.
@@ -30,6 +32,9 @@ pub struct ProbeConfig {
     pub request_timeout: Duration,
     /// The tweets to send, in turn (request `i` sends `texts[i % len]`); at least one.
     pub texts: Vec<String>,
+    /// Reuse connections (one client), or open one per request (many clients: a Service's
+    /// kube-proxy then spreads requests, not connections, over its endpoints).
+    pub keep_alive: bool,
 }
 
 /// The release a probe waits for: a code version, a model (sha256 or a prefix of it), or both.
@@ -196,7 +201,11 @@ pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Re
     if config.texts.is_empty() {
         return Err(Error::Data("the probe has no text to send".into()));
     }
-    let client = http_client(config.request_timeout)?;
+    let client = if config.keep_alive {
+        http_client(config.request_timeout)?
+    } else {
+        http_client_without_keep_alive(config.request_timeout)?
+    };
     let endpoint = endpoint(&config.url);
     let started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Sample)>();
@@ -446,22 +455,28 @@ mod tests {
             max_duration: Duration::from_millis(300),
             request_timeout: Duration::from_secs(2),
             texts: texts.iter().map(|t| t.to_string()).collect(),
+            keep_alive: true,
         }
     }
 
-    /// A server on loopback that answers every prediction and records the texts it was sent.
-    async fn recording_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-        use axum::{Json, Router, extract::State, routing::post};
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// What the recording server saw: each request's text and the client port it came from.
+    type Seen = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
+    /// A server on loopback that answers every prediction and records what it was sent.
+    async fn recording_server() -> (String, Seen) {
+        use axum::extract::{ConnectInfo, State};
+        use axum::{Json, Router, routing::post};
+        use std::net::SocketAddr;
+        let seen = Seen::default();
         let app = Router::new()
             .route(
                 "/api/american",
                 post(
-                    |State(seen): State<Arc<std::sync::Mutex<Vec<String>>>>,
+                    |State(seen): State<Seen>,
+                     ConnectInfo(peer): ConnectInfo<SocketAddr>,
                      Json(body): Json<serde_json::Value>| async move {
-                        seen.lock()
-                            .unwrap()
-                            .push(body["text"].as_str().unwrap().to_string());
+                        let text = body["text"].as_str().unwrap().to_string();
+                        seen.lock().unwrap().push((text, peer.port()));
                         Json(serde_json::json!({"is_american": 1, "version": "1", "model": "abc"}))
                     },
                 ),
@@ -469,8 +484,17 @@ mod tests {
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
         (url, seen)
+    }
+
+    /// Distinct client connections among what the server saw.
+    fn connections(seen: &[(String, u16)]) -> usize {
+        seen.iter()
+            .map(|(_, port)| port)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
     }
 
     #[tokio::test]
@@ -481,11 +505,25 @@ mod tests {
         assert!(samples.iter().all(|s| s.failure.is_none()), "{samples:?}");
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), samples.len());
-        let count = |t: &str| seen.iter().filter(|s| *s == t).count();
+        let count = |t: &str| seen.iter().filter(|(s, _)| s == t).count();
         // In turn: a, b, c, a, … (answers may come back out of order, the counts cannot).
         let (a, b, c) = (count("a"), count("b"), count("c"));
         assert_eq!(a + b + c, seen.len(), "{seen:?}");
         assert!(a >= b && b >= c && a - c <= 1, "{seen:?}");
+        // One client: kept-alive connections are reused.
+        assert!(connections(&seen) < seen.len(), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn without_keep_alive_every_request_has_its_own_connection() {
+        let (url, seen) = recording_server().await;
+        let mut config = config(url, &["a"]);
+        config.keep_alive = false;
+        let samples = run(&config, |_| {}).await.unwrap();
+        assert!(samples.iter().all(|s| s.failure.is_none()), "{samples:?}");
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() >= 6, "{seen:?}");
+        assert_eq!(connections(&seen), seen.len(), "{seen:?}");
     }
 
     #[tokio::test]

@@ -65,6 +65,10 @@ pub struct ServeConfig {
     pub retry_max: Duration,
     /// Where to copy a sample of live requests to (a canary's candidate), if anywhere.
     pub shadow: Option<ShadowConfig>,
+    /// After this long, a connection's next answer closes it (`Connection: close`), so keep-alive
+    /// clients reconnect and kube-proxy spreads them again over the Service's current endpoints:
+    /// new replicas (a canary, a scale-up) get their share instead of only new clients. `None`: never.
+    pub max_connection_age: Option<Duration>,
 }
 
 impl ServeConfig {
@@ -84,6 +88,7 @@ impl ServeConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
             shadow: None,
+            max_connection_age: Some(Duration::from_secs(5)),
         }
     }
 
@@ -323,13 +328,18 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         _ => "other",
     };
     let started = Instant::now();
+    let too_old = request
+        .extensions()
+        .get::<ConnectionAge>()
+        .is_some_and(ConnectionAge::expired);
     let mut response = next.run(request).await;
     state
         .metrics
         .observe(route, response.status().as_u16(), started.elapsed());
-    if state.draining.load(Ordering::SeqCst) {
+    if too_old || state.draining.load(Ordering::SeqCst) {
         // Shutting down: every answer closes its connection, so keep-alive clients reconnect (to a pod
-        // that stays) instead of racing the final close of an idle connection.
+        // that stays) instead of racing the final close of an idle connection. An old connection: so
+        // the client reconnects and lands on any of the current endpoints.
         response.headers_mut().insert(
             axum::http::header::CONNECTION,
             axum::http::HeaderValue::from_static("close"),
@@ -588,6 +598,7 @@ pub async fn run(
     let limits = Limits {
         header_timeout: config.request_timeout,
         drain_timeout: config.drain_timeout,
+        max_connection_age: config.max_connection_age,
     };
     serve_http(listener, router, limits, close_listener).await;
     loader.abort();
@@ -601,6 +612,22 @@ struct Limits {
     header_timeout: Duration,
     /// Longest time open connections get to finish once the listener is closed.
     drain_timeout: Duration,
+    /// See [`ServeConfig::max_connection_age`].
+    max_connection_age: Option<Duration>,
+}
+
+/// When a connection was accepted and how long it may carry requests: a request extension that
+/// [`track`] reads to close old connections.
+#[derive(Clone, Copy, Debug)]
+struct ConnectionAge {
+    accepted: Instant,
+    max: Duration,
+}
+
+impl ConnectionAge {
+    fn expired(&self) -> bool {
+        self.accepted.elapsed() >= self.max
+    }
 }
 
 /// Accepts HTTP/1.1 connections until `close_listener` is cancelled, then closes the listener and lets open
@@ -629,11 +656,19 @@ async fn serve_http(
             },
             () = close_listener.cancelled() => break,
         };
-        // Handlers may ask who is calling (`/drain` answers loopback only).
+        // Handlers may ask who is calling (`/drain` answers loopback only); `track` how old the
+        // connection is.
+        let age = limits.max_connection_age.map(|max| ConnectionAge {
+            accepted: Instant::now(),
+            max,
+        });
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(age) = age {
+                    request.extensions_mut().insert(age);
+                }
                 request
             },
         ));

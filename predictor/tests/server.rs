@@ -506,6 +506,39 @@ fn drain_from_the_pod_itself_moves_kept_alive_clients_on_while_still_answering()
     server.stop().unwrap();
 }
 
+/// Keep-alive clients do not stick to one pod for ever: once a connection is older than
+/// `max_connection_age`, its next answer closes it, so the client reconnects and kube-proxy may send
+/// it to any current endpoint (a canary's, a new replica's). Younger connections are left alone.
+#[test]
+fn an_old_connection_is_closed_after_its_answer_so_clients_spread_again() {
+    let (_store, server) = common::server::serving_model(|c| {
+        c.max_connection_age = Some(Duration::from_millis(300));
+    });
+    let connect = || {
+        let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    };
+    let mut stream = connect();
+    let young = keep_alive_request(&mut stream);
+    assert!(young.starts_with("http/1.1 200"), "{young}");
+    assert!(!young.contains("connection: close"), "{young}");
+    std::thread::sleep(Duration::from_millis(350));
+    let old = keep_alive_request(&mut stream);
+    assert!(old.starts_with("http/1.1 200"), "{old}");
+    assert!(old.contains("connection: close"), "{old}");
+    // The server closed it after the answer: end of stream, nothing more.
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // The client's new connection is young again.
+    let again = keep_alive_request(&mut connect());
+    assert!(!again.contains("connection: close"), "{again}");
+    server.stop().unwrap();
+}
+
 /// A client that sends a whole oversized body before reading (no `Expect: 100-continue`, as most do)
 /// reads the 413: the server reads and discards the rest (bounded) instead of resetting the connection
 /// under the client's write.

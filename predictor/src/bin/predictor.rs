@@ -144,6 +144,10 @@ struct ProbeArgs {
     /// URL) in turn instead, e.g. real traffic for a canary analysis that compares predictions.
     #[arg(long)]
     texts: Option<String>,
+    /// Open a connection per request, like many independent clients (a Service spreads connections,
+    /// so one kept-alive client sticks to one pod until the pod closes the connection).
+    #[arg(long)]
+    no_keep_alive: bool,
     /// Write the report as markdown here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -231,6 +235,11 @@ struct ServeArgs {
     /// Longest time (ms) one request may take.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     request_timeout_ms: u64,
+    /// After this many ms, a connection's next answer closes it, so keep-alive clients reconnect and
+    /// are spread again over the Service's current pods (a canary or new replicas get their share).
+    /// 0: never.
+    #[arg(long, env = "MAX_CONNECTION_AGE_MS", default_value_t = 5_000)]
+    max_connection_age_ms: u64,
     /// Requests handled at once; more wait their turn.
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 1024)]
     max_concurrency: usize,
@@ -287,6 +296,8 @@ impl ServeArgs {
         let mut config = ServeConfig::new(self.model_url, self.model_sha256, self.version);
         config.drain_timeout = Duration::from_millis(self.drain_timeout_ms);
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        config.max_connection_age = (self.max_connection_age_ms > 0)
+            .then(|| Duration::from_millis(self.max_connection_age_ms));
         config.max_concurrency = self.max_concurrency.max(1);
         config.shadow = self
             .shadow_url
@@ -314,6 +325,7 @@ impl ProbeArgs {
                 max_duration: self.max_duration,
                 request_timeout: self.timeout,
                 texts: vec![self.text],
+                keep_alive: !self.no_keep_alive,
             },
             texts_from: self.texts,
             report: self.report,
