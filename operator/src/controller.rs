@@ -399,6 +399,12 @@ async fn canary_step(
         _ => previous_view(predictor).last_good,
     };
     let has_canary = current_canary.as_ref().is_some_and(has_pods);
+    // The canary Service exists as long as the Predictor is a Canary one, candidate or not: the
+    // stable pods' SHADOW_URL names it from the start, and a name that does not resolve yet would
+    // be remembered as such by the cluster DNS's negative cache (CoreDNS: up to 30 s), delaying
+    // the first copies to a new canary by that much.
+    let canary_service = Some(build_canary_service(predictor)?)
+        .filter(|s| !is_applied(s, current_canary_service.as_ref()));
     // The stable Deployment rebuilt on what it serves now (the candidate waits in the canary).
     let keep = || -> Result<Option<Deployment>> {
         served
@@ -422,6 +428,7 @@ async fn canary_step(
         let settled = stable_complete && is_applied_opt(stable_desired.as_ref(), stable);
         return Ok(Step {
             stable: stable_desired,
+            canary_service,
             retire: (has_canary && (stage == Stage::Rejected || settled)).then_some(name),
             view: view(Progress::Settled { stable_complete }),
             ..Step::default()
@@ -429,8 +436,6 @@ async fn canary_step(
     };
 
     let canary_desired = build_canary_deployment(predictor, image)?;
-    let canary_service = Some(build_canary_service(predictor)?)
-        .filter(|s| !is_applied(s, current_canary_service.as_ref()));
     let ready = is_applied(&canary_desired, current_canary.as_ref())
         && status::rollout_of(current_canary.as_ref()) == Rollout::Complete;
     let analysing = Step {
@@ -1890,6 +1895,56 @@ mod reconcile_tests {
         answer_canary_reads(&mut server, &retired, &canary_service).await;
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(RESYNC));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A new Canary Predictor: its stable pods name the canary Service as their shadow target from
+    /// the start, so that Service is applied with them, before any candidate. (A name that did not
+    /// resolve yet would sit in the cluster DNS's negative cache when the first canary starts,
+    /// and the copies to it would fail for that long.)
+    #[tokio::test]
+    async fn a_new_canary_predictor_gets_its_canary_service_at_once() {
+        let p = pinned_by_spec(crate::fixtures::canary(predictor("american", "team-a")));
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_child_reads(&mut server, None, None).await;
+        let mut read = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            assert_eq!(call.method, Method::GET, "{}", call.line());
+            read.push(call.path.clone());
+            call.not_found();
+        }
+        read.sort();
+        assert_eq!(read, [CANARY_SERVICE, CANARY].map(String::from).to_vec());
+        let mut applied = Vec::new();
+        for _ in 0..3 {
+            let call = server.next().await;
+            call.assert_apply(FIELD_MANAGER);
+            applied.push(call.path.clone());
+            call.echo();
+        }
+        applied.sort();
+        assert_eq!(
+            applied,
+            [SERVICE, CANARY_SERVICE, DEPLOYMENT]
+                .map(String::from)
+                .to_vec()
+        );
+        let mut rest = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            rest.push(call.line());
+            match call.path.as_str() {
+                STATUS => reply_status(call, &p),
+                EVENTS => call.echo(),
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        rest.sort();
+        assert_eq!(rest, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        finished(reconcile, &mut server).await;
         drop(ctx);
         server.expect_no_more().await;
     }

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Shadow overhead: what copying live requests to a canary costs the stable server's p99, loopback only.
+
+Issue 15, acceptance 5. A candidate server and a stable server run the model trained on train.csv, both
+fetched from a loopback store (sha256 pinned). `predictor probe` sends the tweets of test.csv in turn to the
+stable server at --interval (10 ms = 100 requests/s, the rollout probe's rate) for --seconds, once with the
+stable server copying no request (--shadow-percent 0) and once copying every one (100) to the candidate;
+the stable server is restarted between the two, and the order alternates over --rounds rounds so drift
+of the machine hits both sides alike.
+
+Prints markdown: per run, requests, copies compared and dropped (the stable server's
+predictor_shadow_requests_total), client-side p50/p99; then the median p99 of each side, their ratio and
+the verdict (ratio <= 1.10), and the load average. Exits 1 when the verdict fails or a request failed.
+
+Usage: bench/shadow_overhead.py [--rounds 5] [--seconds 20] [--interval 10ms] [--binary PATH]
+Needs a release build (cargo build --release -p predictor) unless --binary says otherwise.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from harness import PREDICTOR, TEST, fetch, free_port, model_store, start, stop, train_model, wait_until
+
+LIMIT = 1.10
+
+
+def serve(binary, store_url, sha, version, extra=()):
+    """Starts `predictor serve` on a free loopback port; returns (process, base URL) once ready."""
+    port = free_port()
+    proc = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
+                  "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra])
+    base = f"http://127.0.0.1:{port}"
+    if wait_until(lambda: fetch(f"{base}/readyz")[0] == 200, limit=30) is None:
+        stop(proc)
+        sys.exit(f"{version}: the server did not become ready")
+    return proc, base
+
+
+def copies(metrics):
+    """The stable server's shadow counters summed by result: {agree: n, disagree: n, error: n, dropped: n}."""
+    out = {}
+    for line in metrics.splitlines():
+        m = re.match(r'predictor_shadow_requests_total\{[^}]*result="(\w+)"[^}]*\} (\d+)', line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def run(args, store_url, sha, candidate, percent, tmp):
+    stable, base = serve(args.binary, store_url, sha, "stable",
+                         ["--shadow-url", candidate, "--shadow-percent", str(percent)])
+    try:
+        # Warm-up (connections, page cache), not counted.
+        subprocess.run([args.binary, "probe", "--url", base, "--interval", args.interval, "--texts", TEST,
+                        "--max-duration", "2s"], capture_output=True, check=False)
+        before = copies(fetch(f"{base}/metrics")[1].decode())
+        out = os.path.join(tmp, "probe.json")
+        subprocess.run([args.binary, "probe", "--url", base, "--interval", args.interval, "--texts", TEST,
+                        "--max-duration", f"{args.seconds}s", "--json", out], capture_output=True, check=False)
+        after = copies(fetch(f"{base}/metrics")[1].decode())
+    finally:
+        stop(stable)
+    with open(out) as f:
+        report = json.load(f)["report"]
+    counted = {k: after.get(k, 0) - before.get(k, 0) for k in ("agree", "disagree", "error", "dropped")}
+    return report, counted
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--interval", default="10ms")
+    parser.add_argument("--binary", default=PREDICTOR)
+    args = parser.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"{args.binary} is missing: cargo build --release -p predictor")
+    load_before = open("/proc/loadavg").read().split()[:3]
+    rows, p99 = [], {0: [], 100: []}
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        sha = train_model(os.path.join(tmp, "model.bin"), args.binary)
+        store, store_url = model_store(tmp)
+        candidate, candidate_url = serve(args.binary, store_url, sha, "candidate")
+        try:
+            for r in range(args.rounds):
+                for percent in ((0, 100) if r % 2 == 0 else (100, 0)):
+                    report, counted = run(args, store_url, sha, candidate_url, percent, tmp)
+                    failed += report["failed"]
+                    p99[percent].append(report["latency_ms"]["p99"])
+                    rows.append((r + 1, percent, report, counted))
+        finally:
+            stop(candidate)
+            store.shutdown()
+    load_after = open("/proc/loadavg").read().split()[:3]
+
+    print(f"# Shadow overhead: stable p99 with and without copies ({args.interval} between requests, "
+          f"{args.seconds} s per run, {args.rounds} rounds)\n")
+    print("| round | shadow % | requests | failed | copies compared | copies failed | copies dropped "
+          "| p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r, percent, report, c in rows:
+        print(f"| {r} | {percent} | {report['requests']} | {report['failed']} | {c['agree'] + c['disagree']} "
+              f"| {c['error']} | {c['dropped']} | {report['latency_ms']['p50']:.2f} "
+              f"| {report['latency_ms']['p99']:.2f} |")
+    off, on = statistics.median(p99[0]), statistics.median(p99[100])
+    ratio = on / off if off > 0 else float("inf")
+    ok = ratio <= LIMIT and failed == 0
+    print(f"\nmedian p99: {off:.2f} ms without copies, {on:.2f} ms copying every request: "
+          f"ratio {ratio:.3f} (limit {LIMIT:.2f}); failed requests: {failed} -> {'PASS' if ok else 'FAIL'}")
+    print(f"load average before {' '.join(load_before)}, after {' '.join(load_after)}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
