@@ -1121,6 +1121,50 @@ mod reconcile_tests {
         assert_eq!(seen, [SERVICE, DEPLOYMENT].map(String::from).to_vec());
     }
 
+    /// Answers `n` server-side applies by echoing them; their paths, sorted.
+    async fn answer_applies(server: &mut ApiServer, n: usize) -> Vec<String> {
+        let mut applied = Vec::new();
+        for _ in 0..n {
+            let call = server.next().await;
+            call.assert_apply(FIELD_MANAGER);
+            applied.push(call.path.clone());
+            call.echo();
+        }
+        applied.sort();
+        applied
+    }
+
+    /// Answers the status apply and the Event, which go out together in either order: `check`
+    /// looks at the status, the Event must say `event_reason`.
+    async fn answer_status_and_event(
+        server: &mut ApiServer,
+        p: &Predictor,
+        event_reason: &str,
+        check: impl FnOnce(&PredictorStatus),
+    ) {
+        let mut check = Some(check);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            seen.push(call.line());
+            match call.path.as_str() {
+                STATUS => {
+                    let status: PredictorStatus =
+                        serde_json::from_value(call.body["status"].clone()).unwrap();
+                    check.take().expect("one status")(&status);
+                    reply_status(call, p);
+                }
+                EVENTS => {
+                    assert_eq!(call.body["reason"], event_reason);
+                    call.echo();
+                }
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+    }
+
     /// Answers a status apply with the Predictor carrying the applied status.
     fn reply_status(call: Call, p: &Predictor) {
         call.assert_apply(FIELD_MANAGER);
@@ -1302,35 +1346,19 @@ mod reconcile_tests {
             "the Deployment runs the candidate"
         );
         call.echo();
-        let mut seen = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            seen.push(call.line());
-            match call.path.as_str() {
-                STATUS => {
-                    let status: PredictorStatus =
-                        serde_json::from_value(call.body["status"].clone()).unwrap();
-                    let gate = find_condition(&status, QUALITY_GATE).unwrap();
-                    assert_eq!(
-                        (gate.status.as_str(), gate.reason.as_str()),
-                        ("True", reason::QUALITY_GATE_PASSED),
-                        "{}",
-                        gate.message
-                    );
-                    let quality = status.quality.clone().unwrap();
-                    assert!(quality.accuracy >= 0.9, "{quality:?}");
-                    assert_eq!(quality.serving_accuracy, Some(quality.accuracy));
-                    reply_status(call, &p);
-                }
-                EVENTS => {
-                    assert_eq!(call.body["reason"], reason::ROLLING_UPDATE);
-                    call.echo();
-                }
-                _ => panic!("unexpected request {}", call.line()),
-            }
-        }
-        seen.sort();
-        assert_eq!(seen, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        answer_status_and_event(&mut server, &p, reason::ROLLING_UPDATE, |status| {
+            let gate = find_condition(status, QUALITY_GATE).unwrap();
+            assert_eq!(
+                (gate.status.as_str(), gate.reason.as_str()),
+                ("True", reason::QUALITY_GATE_PASSED),
+                "{}",
+                gate.message
+            );
+            let quality = status.quality.clone().unwrap();
+            assert!(quality.accuracy >= 0.9, "{quality:?}");
+            assert_eq!(quality.serving_accuracy, Some(quality.accuracy));
+        })
+        .await;
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(ROLLOUT_POLL));
         drop(ctx);
@@ -1449,31 +1477,12 @@ mod reconcile_tests {
         let (ctx, mut server, reconcile) = start_verified(&p);
 
         answer_child_reads(&mut server, None, None).await;
-        let mut applied = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            call.assert_apply(FIELD_MANAGER);
-            applied.push(call.path.clone());
-            call.echo();
-        }
-        applied.sort();
-        assert_eq!(applied, [SERVICE, DEPLOYMENT].map(String::from).to_vec());
+        assert_eq!(
+            answer_applies(&mut server, 2).await,
+            [SERVICE, DEPLOYMENT].map(String::from).to_vec()
+        );
         // Then the status, and the "Created" Event (these two go out together).
-        let mut rest = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            rest.push(call.line());
-            match call.path.as_str() {
-                STATUS => reply_status(call, &p),
-                EVENTS => {
-                    assert_eq!(call.body["reason"], reason::CREATED);
-                    call.echo();
-                }
-                _ => panic!("unexpected request {}", call.line()),
-            }
-        }
-        rest.sort();
-        assert_eq!(rest, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        answer_status_and_event(&mut server, &p, reason::CREATED, |_| {}).await;
 
         finished(reconcile, &mut server).await;
         drop(ctx);
@@ -1694,35 +1703,19 @@ mod reconcile_tests {
             exposition(0, 0, 0),
         ])
         .await;
-        let mut seen = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            seen.push(call.line());
-            match call.path.as_str() {
-                STATUS => {
-                    let status: PredictorStatus =
-                        serde_json::from_value(call.body["status"].clone()).unwrap();
-                    let progressing = find_condition(&status, status::PROGRESSING).unwrap();
-                    assert_eq!(
-                        (
-                            progressing.status.as_str(),
-                            progressing.reason.as_str(),
-                            progressing.message.as_str()
-                        ),
-                        ("True", reason::CANARY_ANALYSIS, "waiting: 0 of 100 samples")
-                    );
-                    assert_eq!(status.rollout.as_ref().unwrap().phase, "Analyzing");
-                    reply_status(call, &p);
-                }
-                EVENTS => {
-                    assert_eq!(call.body["reason"], reason::CANARY_STARTED);
-                    call.echo();
-                }
-                _ => panic!("unexpected request {}", call.line()),
-            }
-        }
-        seen.sort();
-        assert_eq!(seen, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        answer_status_and_event(&mut server, &p, reason::CANARY_STARTED, |status| {
+            let progressing = find_condition(status, status::PROGRESSING).unwrap();
+            assert_eq!(
+                (
+                    progressing.status.as_str(),
+                    progressing.reason.as_str(),
+                    progressing.message.as_str()
+                ),
+                ("True", reason::CANARY_ANALYSIS, "waiting: 0 of 100 samples")
+            );
+            assert_eq!(status.rollout.as_ref().unwrap().phase, "Analyzing");
+        })
+        .await;
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(ANALYSIS_POLL));
         drop(ctx);
@@ -1918,32 +1911,13 @@ mod reconcile_tests {
         }
         read.sort();
         assert_eq!(read, [CANARY_SERVICE, CANARY].map(String::from).to_vec());
-        let mut applied = Vec::new();
-        for _ in 0..3 {
-            let call = server.next().await;
-            call.assert_apply(FIELD_MANAGER);
-            applied.push(call.path.clone());
-            call.echo();
-        }
-        applied.sort();
         assert_eq!(
-            applied,
+            answer_applies(&mut server, 3).await,
             [SERVICE, CANARY_SERVICE, DEPLOYMENT]
                 .map(String::from)
                 .to_vec()
         );
-        let mut rest = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            rest.push(call.line());
-            match call.path.as_str() {
-                STATUS => reply_status(call, &p),
-                EVENTS => call.echo(),
-                _ => panic!("unexpected request {}", call.line()),
-            }
-        }
-        rest.sort();
-        assert_eq!(rest, [format!("PATCH {STATUS}"), format!("POST {EVENTS}")]);
+        answer_status_and_event(&mut server, &p, reason::CREATED, |_| {}).await;
         finished(reconcile, &mut server).await;
         drop(ctx);
         server.expect_no_more().await;
