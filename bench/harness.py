@@ -1,10 +1,12 @@
 """What the benchmarks share: paths, the release binary, a loopback model store, and process and HTTP helpers."""
 import functools
+import hashlib
 import http.server
 import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -13,9 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
 TRAIN = os.path.join(SHARED, "data", "tweets", "train.csv")
 TEST = os.path.join(SHARED, "data", "tweets", "test.csv")
-PEER_DIR = os.path.join(SHARED, "baselines", "sklearn_flask")
+BASELINES = os.path.join(SHARED, "baselines")
+PEER_DIR = os.path.join(BASELINES, "sklearn_flask")
+CACHE = os.environ.get("MLOPS_CACHE", "/var/cache/mlops-predictor")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-PREDICTOR = os.path.join(TARGET, "release", "predictor")
+# The release build, or the binary PREDICTOR_BIN names (e.g. the static one the images hold).
+PREDICTOR = os.environ.get("PREDICTOR_BIN") or os.path.join(TARGET, "release", "predictor")
 
 
 def free_port():
@@ -78,3 +83,18 @@ def model_store(directory):
     store = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=store.serve_forever, daemon=True).start()
     return store, f"http://127.0.0.1:{store.server_address[1]}"
+
+
+def peer_venv(peer):
+    """The bin directory of a virtualenv holding ../shared/baselines/<peer>/requirements.txt, made (and cached
+    under $MLOPS_CACHE/bench-venvs, keyed by the requirements' sha256) when missing."""
+    requirements = os.path.join(BASELINES, peer, "requirements.txt")
+    with open(requirements, "rb") as f:
+        key = hashlib.sha256(f.read()).hexdigest()[:12]
+    venv = os.path.join(CACHE, "bench-venvs", f"{peer}-{key}")
+    done = os.path.join(venv, ".installed")
+    if not os.path.exists(done):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", requirements], check=True)
+        open(done, "w").close()
+    return os.path.join(venv, "bin")

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Serving benchmark: `predictor serve` against the scikit-learn + Flask peer, one run, same machine.
+"""Serving benchmark: `predictor serve` against the runtimes teams deploy and the limit, one run, same machine.
 
-Each server gets the same load from wrk (16 connections, 2 threads, POST of one tweet, DURATION seconds,
-after a short warm-up) on loopback. Prints req/s, p50 and p99 latency, and the ratio to the peer. Also the
-cold start: process start -> ready (ours: `/readyz` 200 with the model fetched over loopback HTTP and its
-sha256 verified; the peer has no readiness endpoint, so: first successful POST).
+Five servers, each in its own protocol, get the same load from wrk (CONNECTIONS connections, 2 threads, one
+tweet per request, DURATION seconds, after a short warm-up) on loopback:
+- the limit: nginx (Debian `nginx-light`, 2 workers) answering our exact JSON with `return 200`, no work;
+- `predictor serve` (POST /api/american);
+- the assignment's Flask app under gunicorn -w 2, and under `flask run` (../shared/baselines/sklearn_flask);
+- KServe 0.21's Python model server, 2 workers, V1 protocol (../shared/baselines/kserve_sklearn);
+- Seldon's MLServer 1.7.1, 2 parallel workers, V2 protocol (../shared/baselines/mlserver_sklearn).
+Prints req/s, p50 and p99, cold start (process start -> ready: ours `/readyz` 200 with the model fetched over
+loopback HTTP and its sha256 verified; the others: the first successful prediction), and the ratios.
 
 Usage: bench/serve_bench.py [--duration 10] [--connections 16]
-Needs: a release build (cargo build --release -p predictor), wrk (Debian), and the peer's requirements
-(pip install -r ../shared/baselines/sklearn_flask/requirements.txt).
+Needs: a release build (cargo build --release -p predictor), wrk and nginx-light (Debian). The peers'
+requirements are installed by the bench into virtualenvs under $MLOPS_CACHE/bench-venvs (made once).
 """
 import argparse
 import json
@@ -20,9 +25,30 @@ import subprocess
 import sys
 import tempfile
 
-from harness import PEER_DIR, PREDICTOR, TRAIN, fetch, free_port, model_store, start, stop, train_model, wait_until
+from harness import (BASELINES, PEER_DIR, PREDICTOR, TRAIN, fetch, free_port, model_store, peer_venv, start, stop,
+                     train_model, wait_until)
 
-BODY = '{"text": "#covid19 new york"}'
+TWEET = "#covid19 new york"
+NGINX = """worker_processes 2;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /api/american {{
+            default_type application/json;
+            return 200 '{answer}';
+        }}
+    }}
+}}
+"""
 
 
 def wrk(url, duration, connections, script):
@@ -40,71 +66,134 @@ def wrk(url, duration, connections, script):
     return rps, pct(50), pct(99), int(errors.group(1)) if errors else 0, sockets.group(1) if sockets else "none"
 
 
+class Server:
+    """One server of the run: how to start it, where to ask, what to send."""
+
+    def __init__(self, name, cmd, url, body, env=None, cwd=None, ready_url=None):
+        self.name, self.cmd, self.url, self.body = name, cmd, url, body
+        self.env, self.cwd, self.ready_url = env, cwd, ready_url
+
+    def ready(self):
+        if self.ready_url:
+            return fetch(self.ready_url)[0] == 200
+        return fetch(self.url, self.body)[0] == 200
+
+
+def servers(tmp, model_url, sha, pickle):
+    """The five servers, the limit first and ours second."""
+    def port():
+        return free_port()
+
+    ours_port = port()
+    ours = Server("predictor serve (Rust, axum)",
+                  [PREDICTOR, "serve", "--model-url", model_url, "--model-sha256", sha, "--port", str(ours_port),
+                   "--host", "127.0.0.1"],
+                  f"http://127.0.0.1:{ours_port}/api/american", json.dumps({"text": TWEET}),
+                  ready_url=f"http://127.0.0.1:{ours_port}/readyz")
+    # The limit answers exactly what we answer.
+    proc = start(ours.cmd)
+    try:
+        if wait_until(ours.ready, limit=30) is None:
+            sys.exit("predictor serve did not become ready")
+        answer = fetch(ours.url, ours.body)[1].decode()
+    finally:
+        stop(proc)
+    nginx_port = port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX.format(tmp=tmp, port=nginx_port, answer=answer.replace("'", "\\'")))
+    flask_bin = peer_venv("sklearn_flask")
+    kserve_bin = peer_venv("kserve_sklearn")
+    mlserver_bin = peer_venv("mlserver_sklearn")
+    # MLServer reads its ports from settings.json and the pickle from the model folder: a copy with free ports.
+    ml_dir = os.path.join(tmp, "mlserver")
+    shutil.copytree(os.path.join(BASELINES, "mlserver_sklearn"), ml_dir,
+                    ignore=shutil.ignore_patterns("requirements.txt"))
+    shutil.copy(pickle, os.path.join(ml_dir, "american", "model.pickle"))
+    ml_port = port()
+    with open(os.path.join(ml_dir, "settings.json")) as f:
+        settings = json.load(f)
+    settings.update(http_port=ml_port, grpc_port=port(), metrics_port=port())
+    with open(os.path.join(ml_dir, "settings.json"), "w") as f:
+        json.dump(settings, f)
+    gunicorn_port, flask_port, kserve_port = port(), port(), port()
+    flask_body = json.dumps({"text": TWEET})
+    return [
+        Server("the limit: nginx, fixed answer, 2 workers",
+               ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"],
+               f"http://127.0.0.1:{nginx_port}/api/american", flask_body),
+        ours,
+        Server("gunicorn -w 2 (Flask + scikit-learn)",
+               [os.path.join(flask_bin, "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{gunicorn_port}", "app:app"],
+               f"http://127.0.0.1:{gunicorn_port}/api/american", flask_body, {"MODEL": pickle}, PEER_DIR),
+        Server("flask run (Flask + scikit-learn)",
+               [os.path.join(flask_bin, "flask"), "--app", "app", "run", "--port", str(flask_port)],
+               f"http://127.0.0.1:{flask_port}/api/american", flask_body, {"MODEL": pickle}, PEER_DIR),
+        Server("KServe 0.21 model server, 2 workers (V1)",
+               [os.path.join(kserve_bin, "python"), "model.py", "--http_port", str(kserve_port), "--workers", "2",
+                "--enable_grpc", "false", "--enable_latency_logging", "false"],
+               f"http://127.0.0.1:{kserve_port}/v1/models/american:predict",
+               json.dumps({"instances": [TWEET]}), {"MODEL": pickle}, os.path.join(BASELINES, "kserve_sklearn")),
+        Server("MLServer 1.7.1, 2 parallel workers (V2)",
+               [os.path.join(mlserver_bin, "mlserver"), "start", ml_dir],
+               f"http://127.0.0.1:{ml_port}/v2/models/american/infer",
+               json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [TWEET]}]}),
+               cwd=ml_dir),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    for tool in (PREDICTOR, shutil.which("wrk"), shutil.which("gunicorn"), shutil.which("flask")):
+    for tool in (PREDICTOR, shutil.which("wrk"), shutil.which("nginx")):
         if not tool or not os.path.exists(tool):
             sys.exit(f"missing: {tool} (see the usage in this file)")
+    load_before = open("/proc/loadavg").read().split()[:3]
 
     with tempfile.TemporaryDirectory() as tmp:
         model, pickle = os.path.join(tmp, "model.bin"), os.path.join(tmp, "model.pickle")
         sha = train_model(model)
-        subprocess.run([sys.executable, os.path.join(PEER_DIR, "train.py"), TRAIN, pickle], check=True, capture_output=True)
-        script = os.path.join(tmp, "post.lua")
-        with open(script, "w") as f:
-            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                    f"wrk.body = {json.dumps(BODY)}\n")
-
-        # A loopback model store for our cold start.
+        subprocess.run([os.path.join(peer_venv("sklearn_flask"), "python"), os.path.join(PEER_DIR, "train.py"),
+                        TRAIN, pickle], check=True, capture_output=True)
         store, store_url = model_store(tmp)
-        model_url = f"{store_url}/model.bin"
-
-        servers = []
-        port = free_port()
-        servers.append(("predictor serve (Rust, axum)", port,
-                        [PREDICTOR, "serve", "--model-url", model_url, "--model-sha256", sha, "--port", str(port),
-                         "--host", "127.0.0.1"], None, f"http://127.0.0.1:{port}/readyz", None))
-        port = free_port()
-        servers.append(("peer: gunicorn -w 2 (Flask + scikit-learn)", port,
-                        ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"], {"MODEL": pickle}, None, PEER_DIR))
-        port = free_port()
-        servers.append(("peer: flask run (Flask + scikit-learn)", port,
-                        ["flask", "--app", "app", "run", "--port", str(port)], {"MODEL": pickle}, None, PEER_DIR))
-
         rows = []
-        for name, port, cmd, env, ready_url, cwd in servers:
+        for server in servers(tmp, f"{store_url}/model.bin", sha, pickle):
+            script = os.path.join(tmp, "post.lua")
+            with open(script, "w") as f:
+                f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                        f"wrk.body = {json.dumps(server.body)}\n")
             cold = []
             for _ in range(3):
-                proc = start(cmd, env, cwd)
-                if ready_url:
-                    took = wait_until(lambda: fetch(ready_url)[0] == 200)
-                else:
-                    took = wait_until(lambda: fetch(f"http://127.0.0.1:{port}/api/american", BODY)[0] == 200)
-                if took is None:
-                    stop(proc)
-                    sys.exit(f"{name} did not become ready")
-                cold.append(took)
+                proc = start(server.cmd, server.env, server.cwd)
+                took = wait_until(server.ready, limit=120, step=0.005)
                 stop(proc)
-            proc = start(cmd, env, cwd)
-            wait_until(lambda: fetch(f"http://127.0.0.1:{port}/api/american", BODY)[0] == 200)
-            url = f"http://127.0.0.1:{port}/api/american"
-            wrk(url, 2, args.connections, script)  # warm-up
-            rps, p50, p99, non2xx, socket_errors = wrk(url, args.duration, args.connections, script)
-            stop(proc)
-            rows.append((name, rps, p50, p99, non2xx, socket_errors, statistics.median(cold)))
+                if took is None:
+                    sys.exit(f"{server.name} did not become ready")
+                cold.append(took)
+            proc = start(server.cmd, server.env, server.cwd)
+            try:
+                wait_until(server.ready, limit=120)
+                wrk(server.url, 2, args.connections, script)  # warm-up
+                rps, p50, p99, non2xx, socket_errors = wrk(server.url, args.duration, args.connections, script)
+            finally:
+                stop(proc)
+            rows.append((server.name, rps, p50, p99, non2xx, socket_errors, statistics.median(cold)))
         store.shutdown()
+    load_after = open("/proc/loadavg").read().split()[:3]
 
-    print(f"## Serving: wrk -t2 -c{args.connections} -d{args.duration}s, POST {BODY}, loopback, same machine\n")
+    print(f"## Serving: wrk -t2 -c{args.connections} -d{args.duration}s, one tweet per request, each server's own "
+          "protocol, loopback, same machine\n")
     print("| server | req/s | p50 ms | p99 ms | non-2xx | socket errors | cold start to ready ms (median of 3) |")
     print("|---|---|---|---|---|---|---|")
     for name, rps, p50, p99, non2xx, socket_errors, cold in rows:
         print(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx} | {socket_errors} | {cold * 1000:.0f} |")
-    ours = rows[0]
-    for peer in rows[1:]:
-        print(f"\nours / {peer[0]}: {ours[1] / peer[1]:.1f}x req/s, p99 {ours[3]:.2f} vs {peer[3]:.2f} ms")
+    limit, ours = rows[0], rows[1]
+    print(f"\nours / the limit: {ours[1] / limit[1]:.2f}x req/s, p50 {ours[2]:.3f} vs {limit[2]:.3f} ms")
+    for peer in rows[2:]:
+        print(f"ours / {peer[0]}: {ours[1] / peer[1]:.1f}x req/s, p99 {ours[3]:.2f} vs {peer[3]:.2f} ms")
+    print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")
 
 
 if __name__ == "__main__":
