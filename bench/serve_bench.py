@@ -9,13 +9,16 @@ tweet per request, DURATION seconds, after a short warm-up) on loopback:
 - KServe 0.21's Python model server, 2 workers, V1 protocol (../shared/baselines/kserve_sklearn);
 - Seldon's MLServer 1.7.1, 2 parallel workers, V2 protocol (../shared/baselines/mlserver_sklearn).
 Prints req/s, p50 and p99, cold start (process start -> ready: ours `/readyz` 200 with the model fetched over
-loopback HTTP and its sha256 verified; the others: the first successful prediction), and the ratios.
+loopback HTTP and its sha256 verified; the others: the first successful prediction), and the ratios. Then
+the limit and ours on one connection (wrk -t1 -c1: the latency of one request with nothing queued), and ours
+and KServe on batches of BATCH tweets of test.csv (`{"texts": [...]}` against `{"instances": [...]}`): tweets/s.
 
 Usage: bench/serve_bench.py [--duration 10] [--connections 16]
 Needs: a release build (cargo build --release -p predictor), wrk and nginx-light (Debian). The peers'
 requirements are installed by the bench into virtualenvs under $MLOPS_CACHE/bench-venvs (made once).
 """
 import argparse
+import csv
 import json
 import os
 import re
@@ -25,10 +28,11 @@ import subprocess
 import sys
 import tempfile
 
-from harness import (BASELINES, PEER_DIR, PREDICTOR, TRAIN, fetch, free_port, model_store, peer_venv, start, stop,
+from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, fetch, free_port, model_store, peer_venv, start, stop,
                      train_model, wait_until)
 
 TWEET = "#covid19 new york"
+BATCH = 100
 NGINX = """worker_processes 2;
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log;
@@ -51,8 +55,8 @@ http {{
 """
 
 
-def wrk(url, duration, connections, script):
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
+def wrk(url, duration, connections, script, threads=2):
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
 
@@ -69,9 +73,11 @@ def wrk(url, duration, connections, script):
 class Server:
     """One server of the run: how to start it, where to ask, what to send."""
 
-    def __init__(self, name, cmd, url, body, env=None, cwd=None, ready_url=None):
+    def __init__(self, name, cmd, url, body, env=None, cwd=None, ready_url=None, batch=None, single=False):
         self.name, self.cmd, self.url, self.body = name, cmd, url, body
         self.env, self.cwd, self.ready_url = env, cwd, ready_url
+        # A body of BATCH tweets in this server's protocol, to measure tweets/s; also one connection alone.
+        self.batch, self.single = batch, single
 
     def ready(self):
         if self.ready_url:
@@ -79,7 +85,15 @@ class Server:
         return fetch(self.url, self.body)[0] == 200
 
 
-def servers(tmp, model_url, sha, pickle):
+def write_script(path, body):
+    """A wrk script POSTing `body` as JSON (a Lua long string: no escapes to translate)."""
+    assert "]==]" not in body
+    with open(path, "w") as f:
+        f.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body}]==]\n')
+    return path
+
+
+def servers(tmp, model_url, sha, pickle, batch):
     """The five servers, the limit first and ours second."""
     def port():
         return free_port()
@@ -89,7 +103,8 @@ def servers(tmp, model_url, sha, pickle):
                   [PREDICTOR, "serve", "--model-url", model_url, "--model-sha256", sha, "--port", str(ours_port),
                    "--host", "127.0.0.1"],
                   f"http://127.0.0.1:{ours_port}/api/american", json.dumps({"text": TWEET}),
-                  ready_url=f"http://127.0.0.1:{ours_port}/readyz")
+                  ready_url=f"http://127.0.0.1:{ours_port}/readyz",
+                  batch=json.dumps({"texts": batch}, ensure_ascii=False), single=True)
     # The limit answers exactly what we answer.
     proc = start(ours.cmd)
     try:
@@ -121,7 +136,7 @@ def servers(tmp, model_url, sha, pickle):
     return [
         Server("the limit: nginx, fixed answer, 2 workers",
                ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"],
-               f"http://127.0.0.1:{nginx_port}/api/american", flask_body),
+               f"http://127.0.0.1:{nginx_port}/api/american", flask_body, single=True),
         ours,
         Server("gunicorn -w 2 (Flask + scikit-learn)",
                [os.path.join(flask_bin, "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{gunicorn_port}", "app:app"],
@@ -133,7 +148,8 @@ def servers(tmp, model_url, sha, pickle):
                [os.path.join(kserve_bin, "python"), "model.py", "--http_port", str(kserve_port), "--workers", "2",
                 "--enable_grpc", "false", "--enable_latency_logging", "false"],
                f"http://127.0.0.1:{kserve_port}/v1/models/american:predict",
-               json.dumps({"instances": [TWEET]}), {"MODEL": pickle}, os.path.join(BASELINES, "kserve_sklearn")),
+               json.dumps({"instances": [TWEET]}), {"MODEL": pickle}, os.path.join(BASELINES, "kserve_sklearn"),
+               batch=json.dumps({"instances": batch}, ensure_ascii=False)),
         Server("MLServer 1.7.1, 2 parallel workers (V2)",
                [os.path.join(mlserver_bin, "mlserver"), "start", ml_dir],
                f"http://127.0.0.1:{ml_port}/v2/models/american/infer",
@@ -158,12 +174,11 @@ def main():
         subprocess.run([os.path.join(peer_venv("sklearn_flask"), "python"), os.path.join(PEER_DIR, "train.py"),
                         TRAIN, pickle], check=True, capture_output=True)
         store, store_url = model_store(tmp)
-        rows = []
-        for server in servers(tmp, f"{store_url}/model.bin", sha, pickle):
-            script = os.path.join(tmp, "post.lua")
-            with open(script, "w") as f:
-                f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                        f"wrk.body = {json.dumps(server.body)}\n")
+        with open(TEST, encoding="utf-8", newline="") as f:
+            batch = [row["text"] for row in csv.DictReader(f)][:BATCH]
+        rows, singles, batches = [], [], []
+        for server in servers(tmp, f"{store_url}/model.bin", sha, pickle, batch):
+            script = write_script(os.path.join(tmp, "post.lua"), server.body)
             cold = []
             for _ in range(3):
                 proc = start(server.cmd, server.env, server.cwd)
@@ -177,6 +192,12 @@ def main():
                 wait_until(server.ready, limit=120)
                 wrk(server.url, 2, args.connections, script)  # warm-up
                 rps, p50, p99, non2xx, socket_errors = wrk(server.url, args.duration, args.connections, script)
+                if server.single:
+                    singles.append((server.name, *wrk(server.url, args.duration, 1, script, threads=1)))
+                if server.batch:
+                    batch_script = write_script(os.path.join(tmp, "batch.lua"), server.batch)
+                    wrk(server.url, 2, args.connections, batch_script)  # warm-up
+                    batches.append((server.name, *wrk(server.url, args.duration, args.connections, batch_script)))
             finally:
                 stop(proc)
             rows.append((server.name, rps, p50, p99, non2xx, socket_errors, statistics.median(cold)))
@@ -193,6 +214,20 @@ def main():
     print(f"\nours / the limit: {ours[1] / limit[1]:.2f}x req/s, p50 {ours[2]:.3f} vs {limit[2]:.3f} ms")
     for peer in rows[2:]:
         print(f"ours / {peer[0]}: {ours[1] / peer[1]:.1f}x req/s, p99 {ours[3]:.2f} vs {peer[3]:.2f} ms")
+    print(f"\n### One connection (wrk -t1 -c1 -d{args.duration}s)\n")
+    print("| server | req/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|")
+    for name, rps, p50, p99, non2xx, _ in singles:
+        print(f"| {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {non2xx} |")
+    if len(singles) == 2:
+        print(f"\nours - the limit, p50: {(singles[1][2] - singles[0][2]) * 1000:.0f} µs")
+    print(f"\n### Batches of {BATCH} tweets of test.csv (wrk -t2 -c{args.connections})\n")
+    print("| server | requests/s | tweets/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|---|")
+    for name, rps, p50, p99, non2xx, _ in batches:
+        print(f"| {name} | {rps:,.0f} | {rps * BATCH:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx} |")
+    if len(batches) == 2:
+        print(f"\nours / {batches[1][0]}: {batches[0][1] / batches[1][1]:.1f}x tweets/s")
     print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")
 
 
