@@ -331,7 +331,7 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
     let too_old = request
         .extensions()
         .get::<ConnectionAge>()
-        .is_some_and(ConnectionAge::expired);
+        .is_some_and(|age| age.expired_at(started));
     let mut response = next.run(request).await;
     state
         .metrics
@@ -625,8 +625,10 @@ struct ConnectionAge {
 }
 
 impl ConnectionAge {
-    fn expired(&self) -> bool {
-        self.accepted.elapsed() >= self.max
+    /// Whether the connection is old at `now` (the request's start, already read for the latency
+    /// metric: no second clock read per request).
+    fn expired_at(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.accepted) >= self.max
     }
 }
 
