@@ -65,6 +65,18 @@ def stop(proc):
         os.killpg(proc.pid, 9)
 
 
+def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess.DEVNULL):
+    """Starts `predictor serve` on a free loopback port with `<store_url>/model.bin` pinned to `sha`; returns
+    (process, port) once `/readyz` answers 200, or exits saying it never did."""
+    port = free_port()
+    proc = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
+                  "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra], stderr=stderr)
+    if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
+        stop(proc)
+        sys.exit(f"the server ({version}) did not become ready")
+    return proc, port
+
+
 def train_model(out, binary=PREDICTOR):
     """Trains on train.csv into `out` (with the release binary unless told); returns the file's sha256."""
     printed = subprocess.run([binary, "train", "--data", TRAIN, "--out", out],

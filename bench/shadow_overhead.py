@@ -24,21 +24,15 @@ import subprocess
 import sys
 import tempfile
 
-from harness import PREDICTOR, TEST, fetch, free_port, model_store, start, stop, train_model, wait_until
+from harness import PREDICTOR, TEST, fetch, model_store, serve_predictor, stop, train_model
 
 LIMIT = 1.10
 
 
 def serve(binary, store_url, sha, version, extra=()):
-    """Starts `predictor serve` on a free loopback port; returns (process, base URL) once ready."""
-    port = free_port()
-    proc = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
-                  "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra])
-    base = f"http://127.0.0.1:{port}"
-    if wait_until(lambda: fetch(f"{base}/readyz")[0] == 200, limit=30) is None:
-        stop(proc)
-        sys.exit(f"{version}: the server did not become ready")
-    return proc, base
+    """`predictor serve` once ready: (process, base URL)."""
+    proc, port = serve_predictor(binary, store_url, sha, version, extra)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def copies(metrics):

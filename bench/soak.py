@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from harness import PREDICTOR, fetch, free_port, model_store, start, stop, train_model, wait_until
+from harness import PREDICTOR, fetch, model_store, serve_predictor, stop, train_model
 
 TWEETS = ["#covid19 new york", "Cheers mate, a pint in Leeds", "y'all in Texas", "go yankees 🇺🇸", ""]
 HUGE = 2 << 20  # twice the server's body limit
@@ -202,14 +202,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         sha = train_model(os.path.join(tmp, "model.bin"), args.binary)
         store, store_url = model_store(tmp)
-        port = free_port()
         log_path = os.path.join(tmp, "server.log")
         with open(log_path, "w") as log:
-            server = start([args.binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
-                            "--host", "127.0.0.1", "--port", str(port), "--version-label", "soak"], stderr=log)
+            server, port = serve_predictor(args.binary, store_url, sha, "soak", stderr=log)
         try:
-            if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
-                sys.exit("the server did not become ready")
             # Counted from here on: /readyz answered 503 while the model loaded, as it should.
             metrics_before = fetch(f"http://127.0.0.1:{port}/metrics")[1].decode()
             with open(log_path) as f:
