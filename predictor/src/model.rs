@@ -175,10 +175,14 @@ impl Model {
         &self.vectorizer
     }
 
-    /// Predicts one text. Allocates only the lowercased text and the sparse row.
+    /// Predicts one text, with this thread's reused buffers.
     pub fn predict(&self, text: &str) -> Prediction {
-        let (mut scratch, mut row) = (Scratch::default(), Features::new());
-        self.predict_with(text, &mut scratch, &mut row)
+        thread_local! {
+            /// This thread's buffers for `predict`: once grown, a prediction allocates nothing (a serving
+            /// thread answers each request with them).
+            static BUFFERS: std::cell::RefCell<(Scratch, Features)> = Default::default();
+        }
+        BUFFERS.with_borrow_mut(|(scratch, row)| self.predict_with(text, scratch, row))
     }
 
     /// Predicts one text reusing caller-owned buffers (batch loops).

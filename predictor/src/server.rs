@@ -8,17 +8,19 @@
 //! With a [`ShadowConfig`], a sample of answered single-text predictions is copied to a candidate
 //! ([`crate::shadow`]) without delaying or changing the live answer.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper::server::conn::http1;
@@ -27,10 +29,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower::limit::ConcurrencyLimit;
 
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ModelInfo};
@@ -58,7 +59,7 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Longest time one request may take.
     pub request_timeout: Duration,
-    /// Requests handled at once; more wait.
+    /// Requests handled at once (shared evenly among the serving threads); more wait.
     pub max_concurrency: usize,
     /// First and longest pause between attempts to fetch the model.
     pub retry_initial: Duration,
@@ -69,6 +70,8 @@ pub struct ServeConfig {
     /// clients reconnect and kube-proxy spreads them again over the Service's current endpoints:
     /// new replicas (a canary, a scale-up) get their share instead of only new clients. `None`: never.
     pub max_connection_age: Option<Duration>,
+    /// Threads accepting and serving connections, each with its own single-threaded runtime (see [`run`]).
+    pub threads: usize,
 }
 
 impl ServeConfig {
@@ -89,6 +92,7 @@ impl ServeConfig {
             retry_max: Duration::from_secs(30),
             shadow: None,
             max_connection_age: Some(Duration::from_secs(5)),
+            threads: 1,
         }
     }
 
@@ -101,6 +105,9 @@ impl ServeConfig {
             )));
         }
         source::Location::parse(&self.model_url)?;
+        if self.threads == 0 {
+            return Err(Error::Settings("serving threads must be at least 1".into()));
+        }
         if let Some(shadow) = &self.shadow {
             shadow.validate()?;
         }
@@ -185,6 +192,24 @@ impl AppState {
     }
 }
 
+/// One service's handle on the [`AppState`] (each serving thread builds its own [`app`]): the router's
+/// `State` and [`Track`] clone it per request, so its count is on this thread's own cache line instead of
+/// one every serving thread writes.
+#[derive(Clone)]
+#[expect(
+    clippy::redundant_allocation,
+    reason = "the outer count is this service's own, the inner one is shared by all"
+)]
+pub struct Shared(Arc<Arc<AppState>>);
+
+impl std::ops::Deref for Shared {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
 /// A client-facing error: status and `{"error": message}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -212,11 +237,22 @@ impl ApiError {
     /// The error for a request nothing here handles. Its body (up to the usual limit) is read first:
     /// hyper closes a connection whose request body was left unread, which a keep-alive client only
     /// notices when its next request fails.
-    async fn unrouted(status: StatusCode, message: &str, body: Body) -> Self {
-        let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
+    async fn unrouted(status: StatusCode, message: &str, body: Body, limit: Duration) -> Self {
+        let read = within(limit, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
         Self {
-            close: read.is_err(),
+            close: !matches!(read, Some(Ok(_))),
             ..Self::new(status, message)
+        }
+    }
+
+    /// A body that did not arrive within the request timeout: 408, and the connection closes.
+    fn too_slow(limit: Duration) -> Self {
+        Self {
+            close: true,
+            ..Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {limit:?}"),
+            )
         }
     }
 }
@@ -248,43 +284,61 @@ struct Answer<'a> {
     probability: f64,
 }
 
-/// The router. Pure construction: no I/O.
-pub fn app(state: Arc<AppState>, config: &ServeConfig) -> Router {
-    Router::new()
-        .route("/api/american", post(american))
+/// The whole HTTP service: [`Track`] (metrics, a debug line per answer, `Connection: close`) around the
+/// concurrency limit around the router. The request timeout bounds what waits on the client: the body
+/// reads (see [`within`]).
+pub type App = Track<ConcurrencyLimit<Router>>;
+
+/// The service. Pure construction: no I/O. The layers wrap the router once, as concrete types: applied
+/// with `Router::layer` each would box its service per route and its future per request.
+pub fn app(state: Arc<AppState>, config: &ServeConfig) -> App {
+    let shared = Shared(Arc::new(state));
+    let timeout = config.request_timeout;
+    let router = Router::new()
+        .route(
+            "/api/american",
+            post(move |state, body| american(state, body, timeout)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/drain", post(drain))
+        .route(
+            "/drain",
+            post(move |state, request| drain(state, request, timeout)),
+        )
         .route("/", get(|| async { Html(PAGE) }))
-        .fallback(|body: Body| not_found(body))
-        .method_not_allowed_fallback(|body: Body| {
+        .fallback(move |body: Body| not_found(body, timeout))
+        .method_not_allowed_fallback(move |body: Body| {
             ApiError::unrouted(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed here; POST /api/american with {\"text\": \"…\"}",
                 body,
+                timeout,
             )
         })
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
+        .with_state(shared.clone());
+    let inner = tower::ServiceBuilder::new()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             config.max_concurrency,
         ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .service(router);
+    Track {
+        inner,
+        state: shared,
+        max_connection_age: config.max_connection_age,
+        connection: None,
+    }
 }
 
 const PAGE: &str = include_str!("page.html");
 
 /// The answer to an unknown route (and to `/drain` from anywhere but loopback).
-async fn not_found(body: Body) -> ApiError {
+async fn not_found(body: Body, limit: Duration) -> ApiError {
     ApiError::unrouted(
         StatusCode::NOT_FOUND,
         "no such route; try POST /api/american",
         body,
+        limit,
     )
     .await
 }
@@ -294,13 +348,13 @@ async fn not_found(body: Body) -> ApiError {
 /// removed, so clients on kept-alive connections move to a pod that stays at once instead of after
 /// the pre-stop pause. Only from loopback, which in Kubernetes is the pod itself: to anyone else
 /// the route does not exist.
-async fn drain(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn drain(State(state): State<Shared>, request: Request, limit: Duration) -> Response {
     let from_loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
     if !from_loopback {
-        return not_found(request.into_body()).await.into_response();
+        return not_found(request.into_body(), limit).await.into_response();
     }
     if !state.draining.swap(true, Ordering::SeqCst) {
         tracing::info!("drain requested: readiness is now false, answers close their connections");
@@ -312,43 +366,121 @@ async fn drain(State(state): State<Arc<AppState>>, request: Request) -> Response
         .into_response()
 }
 
-/// Counts every request by route and status, with its latency.
-async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let route = match request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-    {
-        Some("/api/american") => "/api/american",
-        Some("/healthz") => "/healthz",
-        Some("/readyz") => "/readyz",
-        Some("/metrics") => "/metrics",
-        Some("/drain") => "/drain",
-        Some("/") => "/",
-        _ => "other",
-    };
-    let started = Instant::now();
-    let too_old = request
-        .extensions()
-        .get::<ConnectionAge>()
-        .is_some_and(|age| age.expired_at(started));
-    let mut response = next.run(request).await;
-    state
-        .metrics
-        .observe(route, response.status().as_u16(), started.elapsed());
-    if too_old || state.draining.load(Ordering::SeqCst) {
-        // Shutting down: every answer closes its connection, so keep-alive clients reconnect (to a pod
-        // that stays) instead of racing the final close of an idle connection. An old connection: so
-        // the client reconnects and lands on any of the current endpoints.
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    response
+/// The route label of a request path: one of the routes, or "other" (the routes have no parameters).
+fn route_label(path: &str) -> &'static str {
+    let routes = crate::metrics::ROUTES;
+    routes.into_iter().find(|r| *r == path).unwrap_or("other")
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+/// The connection a request came on: who is calling and since when the connection is open.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub accepted: Instant,
+}
+
+/// Counts every request by route and status with its latency (and logs it at debug), and answers `Connection: close` when the
+/// server is draining or the request's connection is older than the maximum age. Outermost: what the
+/// layers inside answer themselves (a 408) is counted too.
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    state: Shared,
+    max_connection_age: Option<Duration>,
+    /// Set per accepted connection by [`Connections::serve`]; `None` when the service is called directly.
+    connection: Option<Connection>,
+}
+
+impl<S> Track<S> {
+    /// This service for the requests of one connection.
+    fn on(&self, connection: Connection) -> Self
+    where
+        S: Clone,
+    {
+        Self {
+            connection: Some(connection),
+            ..self.clone()
+        }
+    }
+}
+
+impl<S, B> tower::Service<Request<B>> for Track<S>
+where
+    S: tower::Service<Request<B>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let route = route_label(request.uri().path());
+        let started = Instant::now();
+        let mut too_old = false;
+        if let Some(connection) = self.connection {
+            // The request's start, read once, is also what the connection's age is measured at.
+            too_old = self
+                .max_connection_age
+                .is_some_and(|max| started.saturating_duration_since(connection.accepted) >= max);
+            if route == "/drain" {
+                // The one handler that asks who is calling: no extension on the other requests' path.
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(connection.peer));
+            }
+        }
+        Tracked {
+            inner: self.inner.call(request),
+            state: self.state.clone(),
+            route,
+            started,
+            too_old,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Track`]'s future: the inner answer, counted and marked.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        state: Shared,
+        route: &'static str,
+        started: Instant,
+        too_old: bool,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Tracked<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
+        let (status, latency) = (response.status().as_u16(), this.started.elapsed());
+        this.state.metrics.observe(this.route, status, latency);
+        tracing::debug!(
+            route = *this.route,
+            status,
+            latency_us = latency.as_micros() as u64,
+            "answered"
+        );
+        if *this.too_old || this.state.draining.load(Ordering::SeqCst) {
+            // Shutting down: every answer closes its connection, so keep-alive clients reconnect (to a pod
+            // that stays) instead of racing the final close of an idle connection. An old connection: so
+            // the client reconnects and lands on any of the current endpoints.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
     match state.readiness() {
         Ok(served) => axum::Json(serde_json::json!({
             "status": "ready",
@@ -365,7 +497,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(state): State<Shared>) -> Response {
     let mut response = state
         .metrics
         .render(state.readiness().is_ok())
@@ -442,27 +574,54 @@ impl<'a> PredictRequest<'a> {
 const DISCARD_MAX_BYTES: usize = 8 << 20;
 const DISCARD_TIME: Duration = Duration::from_secs(2);
 
-/// The request body if it is at most [`MAX_BODY_BYTES`] (`None` when larger, declared or not, or when
-/// the client broke off). What is left of a larger body is read and discarded within the bounds above,
-/// never kept; a body declared larger than [`DISCARD_MAX_BYTES`] is refused without reading any of it.
-async fn read_body(body: Body) -> Option<Bytes> {
+/// `work` (reading a request body) to its end within `limit`, or `None`. The timer is armed only when the
+/// first poll is pending: a body that came with its head, the usual case, is read without one.
+async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    if let Poll::Ready(done) = futures::poll!(work.as_mut()) {
+        return Some(done);
+    }
+    tokio::time::timeout(limit, work).await.ok()
+}
+
+/// How reading a request body ended.
+enum BodyRead {
+    /// The whole body, at most [`MAX_BODY_BYTES`].
+    Whole(Bytes),
+    /// Larger (declared or not), or the client broke off.
+    TooLarge,
+    /// Not all there within the request timeout.
+    TooSlow,
+}
+
+/// Reads the request body within `limit`. What is left of a body over [`MAX_BODY_BYTES`] is read and
+/// discarded within the bounds above, never kept; a body declared larger than [`DISCARD_MAX_BYTES`] is
+/// refused without reading any of it. A body in one piece is kept as it came (no copy).
+async fn read_body(body: Body, limit: Duration) -> BodyRead {
     use futures::StreamExt;
     let declared = body.size_hint().lower();
     if declared > DISCARD_MAX_BYTES as u64 {
         // Too large to be worth reading even to throw away: refused before a byte is read.
-        return None;
+        return BodyRead::TooLarge;
     }
-    let declared_too_large = declared > MAX_BODY_BYTES as u64;
     let mut stream = body.into_data_stream();
-    let mut kept = Vec::new();
-    if !declared_too_large {
-        loop {
-            match stream.next().await {
-                None => return Some(Bytes::from(kept)),
-                Some(Err(_)) => return None,
-                Some(Ok(chunk)) if kept.len() + chunk.len() > MAX_BODY_BYTES => break,
-                Some(Ok(chunk)) => kept.extend_from_slice(&chunk),
+    if declared <= MAX_BODY_BYTES as u64 {
+        let read = within(limit, async {
+            let mut kept = Bytes::new();
+            loop {
+                match stream.next().await {
+                    None => return Some(kept),
+                    Some(Err(_)) => return None,
+                    Some(Ok(chunk)) if kept.len() + chunk.len() > MAX_BODY_BYTES => return None,
+                    Some(Ok(chunk)) if kept.is_empty() => kept = chunk,
+                    Some(Ok(chunk)) => kept = [kept, chunk].concat().into(),
+                }
             }
+        });
+        match read.await {
+            None => return BodyRead::TooSlow,
+            Some(Some(whole)) => return BodyRead::Whole(whole),
+            Some(None) => {}
         }
     }
     let mut discarded = 0;
@@ -475,19 +634,26 @@ async fn read_body(body: Body) -> Option<Bytes> {
         }
     })
     .await;
-    None
+    BodyRead::TooLarge
 }
 
 /// `POST /api/american`. The body must be JSON whatever the Content-Type (form-typed clients welcome).
 /// Order of checks: size (413), JSON (400), readiness (503), then the request's shape (422).
-async fn american(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-        )
+async fn american(
+    State(state): State<Shared>,
+    body: Body,
+    limit: Duration,
+) -> Result<Response, ApiError> {
+    let bytes = match read_body(body, limit).await {
+        BodyRead::Whole(bytes) => bytes,
+        BodyRead::TooLarge => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        BodyRead::TooSlow => return Err(ApiError::too_slow(limit)),
     };
-    let bytes = read_body(body).await.ok_or_else(too_large)?;
     let request = parse_body(&bytes)?;
     let served = state.served().map_err(|reason| {
         ApiError::new(
@@ -567,6 +733,11 @@ pub async fn load_model(state: Arc<AppState>, config: ServeConfig) {
 /// Serves on `listener` until `shutdown` resolves, then drains: readiness false at once, then the delay the
 /// shutdown future returned (SIGTERM: `shutdown_delay`, so endpoints are removed while we still answer;
 /// Ctrl-C: none), then the listener closes and in-flight requests get up to `drain_timeout`.
+///
+/// The calling runtime fetches the model, waits for `shutdown`, accepts and serves; with
+/// [`ServeConfig::threads`] above 1, it hands accepted connections in turn to the other threads, each
+/// running a single-threaded runtime. A connection stays on its thread: no wake-ups or work stealing
+/// between threads per request (nginx's worker model, with connections dealt evenly).
 pub async fn run(
     listener: TcpListener,
     config: ServeConfig,
@@ -578,8 +749,21 @@ pub async fn run(
         state.set_shadow(shadow)?;
         tracing::info!(url = %source::redact(&shadow.url), percent = shadow.percent, "copying live requests to a shadow candidate");
     }
+    // Each thread its own service and share of the concurrency limit: no counters shared per request.
+    let per_thread = ServeConfig {
+        max_concurrency: config.max_concurrency.div_ceil(config.threads),
+        ..config.clone()
+    };
+    let limits = Limits {
+        header_timeout: config.request_timeout,
+        drain_timeout: config.drain_timeout,
+    };
+    let (workers, threads) = start_workers(
+        config.threads - 1,
+        || app(state.clone(), &per_thread),
+        limits,
+    )?;
     let loader = tokio::spawn(load_model(state.clone(), config.clone()));
-    let router = app(state.clone(), &config);
     let close_listener = CancellationToken::new();
     let signal = tokio::spawn({
         let (state, close_listener) = (state.clone(), close_listener.clone());
@@ -595,56 +779,76 @@ pub async fn run(
             close_listener.cancel();
         }
     });
-    let limits = Limits {
-        header_timeout: config.request_timeout,
-        drain_timeout: config.drain_timeout,
-        max_connection_age: config.max_connection_age,
-    };
-    serve_http(listener, router, limits, close_listener).await;
+    let connections = Connections::new(app(state.clone(), &per_thread), limits);
+    accept(listener, &connections, workers, close_listener).await;
+    connections.drain(limits.drain_timeout).await;
+    for thread in threads {
+        // Each drains within the same timeout once the accept loop has stopped handing it connections.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     loader.abort();
     signal.abort();
     Ok(())
 }
 
-/// The connection-level bounds of [`serve_http`].
+/// The connection-level bounds.
+#[derive(Clone, Copy)]
 struct Limits {
     /// Longest time a client gets to send a request head (slowloris).
     header_timeout: Duration,
     /// Longest time open connections get to finish once the listener is closed.
     drain_timeout: Duration,
-    /// See [`ServeConfig::max_connection_age`].
-    max_connection_age: Option<Duration>,
 }
 
-/// When a connection was accepted and how long it may carry requests: a request extension that
-/// [`track`] reads to close old connections.
-#[derive(Clone, Copy, Debug)]
-struct ConnectionAge {
-    accepted: Instant,
-    max: Duration,
-}
+/// An accepted connection on its way to a serving thread.
+type Handed = (std::net::TcpStream, Connection);
 
-impl ConnectionAge {
-    /// Whether the connection is old at `now` (the request's start, already read for the latency
-    /// metric: no second clock read per request).
-    fn expired_at(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.accepted) >= self.max
+/// The serving threads: where to hand them connections, and the threads.
+type Workers = (
+    Vec<tokio::sync::mpsc::UnboundedSender<Handed>>,
+    Vec<std::thread::JoinHandle<()>>,
+);
+
+/// Starts `n` serving threads, each a single-threaded runtime serving the connections sent on its channel
+/// until the channel closes, then draining them; returns the channels and the threads.
+fn start_workers(n: usize, app: impl Fn() -> App, limits: Limits) -> Result<Workers> {
+    let (mut senders, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 1..=n {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("a serving thread's runtime", e))?;
+        let (send, mut handed) = tokio::sync::mpsc::unbounded_channel::<Handed>();
+        let connections = Connections::new(app(), limits);
+        let thread = std::thread::Builder::new()
+            .name(format!("serve-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some((stream, connection)) = handed.recv().await {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => connections.serve(stream, connection),
+                            Err(error) => tracing::warn!(%error, "cannot take a connection over"),
+                        }
+                    }
+                    connections.drain(limits.drain_timeout).await;
+                })
+            })
+            .map_err(|e| Error::io("a serving thread", e))?;
+        senders.push(send);
+        threads.push(thread);
     }
+    Ok((senders, threads))
 }
 
-/// Accepts HTTP/1.1 connections until `close_listener` is cancelled, then closes the listener and lets open
-/// connections finish their current request, for at most `drain_timeout`. Unlike `axum::serve`, a client gets
-/// at most `header_timeout` to send a request head; body and handler are bounded by the router's timeout.
-async fn serve_http(
+/// Accepts connections until `close_listener` is cancelled, dealing them in turn to this runtime's
+/// `connections` and to `workers`, then closes the listener (dropping `workers` ends their loops).
+async fn accept(
     listener: TcpListener,
-    router: Router,
-    limits: Limits,
+    connections: &Connections,
+    workers: Vec<tokio::sync::mpsc::UnboundedSender<Handed>>,
     close_listener: CancellationToken,
 ) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    let graceful = GracefulShutdown::new();
+    let mut turn = 0;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -658,36 +862,67 @@ async fn serve_http(
             },
             () = close_listener.cancelled() => break,
         };
-        // Handlers may ask who is calling (`/drain` answers loopback only); `track` how old the
-        // connection is.
-        let age = limits.max_connection_age.map(|max| ConnectionAge {
+        let connection = Connection {
+            peer,
             accepted: Instant::now(),
-            max,
-        });
-        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                if let Some(age) = age {
-                    request.extensions_mut().insert(age);
-                }
-                request
-            },
-        ));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        };
+        turn = (turn + 1) % (workers.len() + 1);
+        let Some(worker) = turn.checked_sub(1).and_then(|i| workers.get(i)) else {
+            connections.serve(stream, connection);
+            continue;
+        };
+        match stream.into_std() {
+            // The thread only stops receiving after this loop ends: the send cannot fail before.
+            Ok(stream) => drop(worker.send((stream, connection))),
+            Err(error) => tracing::warn!(%error, "cannot hand a connection over"),
+        }
+    }
+}
+
+/// The connections one runtime serves: HTTP/1.1 with a header-read timeout, each watched for the drain.
+/// Unlike `axum::serve`, a client gets at most `header_timeout` to send a request head; body and handler are
+/// bounded by the service's timeout.
+struct Connections {
+    app: App,
+    http: http1::Builder,
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    fn new(app: App, limits: Limits) -> Self {
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        Self {
+            app,
+            http,
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    /// Serves `stream` on a task of the current runtime.
+    fn serve(&self, stream: TcpStream, connection: Connection) {
+        // Answers are written whole; without Nagle's delay the next one never waits for an ACK.
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(self.app.on(connection));
+        let served = self
+            .graceful
+            .watch(self.http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            if let Err(error) = served.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });
     }
-    drop(listener);
-    // Every watched connection finishes its current request, then closes.
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timeout reached; exiting with requests still in flight");
+
+    /// Lets every connection finish its current request, then close; at most `timeout`.
+    async fn drain(self, timeout: Duration) {
+        if tokio::time::timeout(timeout, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain timeout reached; exiting with requests still in flight");
+        }
     }
 }
 
@@ -706,7 +941,7 @@ mod tests {
     }
 
     /// A router whose state has no model yet.
-    fn not_ready() -> Router {
+    fn not_ready() -> App {
         app(AppState::new("0.2"), &config())
     }
 
@@ -733,13 +968,13 @@ mod tests {
     }
 
     /// A router serving the sample model.
-    fn ready() -> Router {
+    fn ready() -> App {
         app(ready_state(), &config())
     }
 
     /// Sends one request; returns the status, the `Connection` header and the body as JSON.
     async fn send(
-        router: Router,
+        router: App,
         method: Method,
         uri: &str,
         body: impl Into<Body>,
@@ -764,7 +999,7 @@ mod tests {
         (status, connection, json)
     }
 
-    async fn post(router: Router, body: impl Into<Body>) -> (StatusCode, Value) {
+    async fn post(router: App, body: impl Into<Body>) -> (StatusCode, Value) {
         let (status, _, json) = send(router, Method::POST, "/api/american", body).await;
         (status, json)
     }

@@ -386,35 +386,28 @@ fn store_serving_another_file_later_is_never_served() {
     );
 }
 
-#[test]
-fn shutdown_turns_readiness_false_first_and_finishes_in_flight_requests() {
-    let (_store, mut server) = serving_model();
-    // A request in flight: headers and half the body sent.
-    let body = br#"{"text": "finishing this one in Ohio"}"#;
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+/// A request in flight: its head and the first bytes of its body sent.
+const IN_FLIGHT: &[u8] = br#"{"text": "finishing this one in Ohio"}"#;
+
+fn start_request(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
         "POST /api/american HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+        IN_FLIGHT.len()
     )
     .unwrap();
-    stream.write_all(&body[..10]).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(&IN_FLIGHT[..10]).unwrap();
+    stream
+}
 
-    server.begin_shutdown(Duration::from_millis(600));
-    std::thread::sleep(Duration::from_millis(150));
-    let (status, ready) = server.readyz();
-    assert_eq!(
-        (status, ready["reason"].as_str()),
-        (503, Some("shutting down"))
-    );
-
-    stream.write_all(&body[10..]).unwrap();
+/// Sends the rest of [`start_request`]'s body and reads the answer to the end (the server closes).
+fn finish_request(mut stream: TcpStream) -> String {
+    stream.write_all(&IN_FLIGHT[10..]).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut response = String::new();
-    let started = Instant::now();
     let _ = stream.read_to_string(&mut response);
     assert!(
         response.starts_with("HTTP/1.1 200"),
@@ -425,8 +418,44 @@ fn shutdown_turns_readiness_false_first_and_finishes_in_flight_requests() {
         response.to_ascii_lowercase().contains("connection: close"),
         "answers while draining close their connection: {response:?}"
     );
+    response
+}
+
+/// Shutdown with `connections` requests in flight on a server with `threads` serving threads.
+fn shutdown_finishes_in_flight_requests(threads: usize, connections: usize) {
+    let (_store, mut server) = common::server::serving_model(|config| config.threads = threads);
+    let streams: Vec<_> = (0..connections)
+        .map(|_| start_request(server.port))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+
+    server.begin_shutdown(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(150));
+    let (status, ready) = server.readyz();
+    assert_eq!(
+        (status, ready["reason"].as_str()),
+        (503, Some("shutting down"))
+    );
+
+    let started = Instant::now();
+    for stream in streams {
+        finish_request(stream);
+    }
     assert!(started.elapsed() < Duration::from_secs(5));
     server.stop().unwrap();
+}
+
+#[test]
+fn shutdown_turns_readiness_false_first_and_finishes_in_flight_requests() {
+    shutdown_finishes_in_flight_requests(1, 1);
+}
+
+/// Connections are dealt in turn to the serving threads: with three threads and seven requests in
+/// flight (the readiness check is another connection), every thread holds some when the drain begins,
+/// and each finishes its own before `run` returns.
+#[test]
+fn every_serving_thread_finishes_its_in_flight_requests_on_shutdown() {
+    shutdown_finishes_in_flight_requests(3, 7);
 }
 
 /// One request on `stream` (kept alive): the response head and body as text.

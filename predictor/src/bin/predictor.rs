@@ -1,6 +1,10 @@
 //! `predictor`: one CLI to train, evaluate and query the tweet classifier.
 //! Thin: parses arguments and calls the library.
 
+/// mimalloc: per-thread free lists; measured +10–15 % requests/s over glibc's malloc (docs/serving.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -243,6 +247,10 @@ struct ServeArgs {
     /// Requests handled at once; more wait their turn.
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 1024)]
     max_concurrency: usize,
+    /// Threads serving connections, each with its own event loop. Default: the CPUs this process may
+    /// use (its cgroup's CPU limit included: a pod limited to 1 CPU gets 1).
+    #[arg(long, env = "SERVE_THREADS")]
+    threads: Option<usize>,
     /// Copy a sample of answered predictions to this candidate server (http://host:port), without
     /// waiting for it, and count whether it agrees (`predictor_shadow_requests_total`): a canary's
     /// shadow traffic. Empty: no copies.
@@ -299,6 +307,9 @@ impl ServeArgs {
         config.max_connection_age = (self.max_connection_age_ms > 0)
             .then(|| Duration::from_millis(self.max_connection_age_ms));
         config.max_concurrency = self.max_concurrency.max(1);
+        config.threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         config.shadow = self
             .shadow_url
             .filter(|url| !url.is_empty())

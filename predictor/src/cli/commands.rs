@@ -208,11 +208,11 @@ pub fn predict(target: &Target, texts: Vec<String>) -> Result<()> {
     }
 }
 
-/// Logs to stderr: `RUST_LOG` if set, else info (tower-http's per-request lines only from warn up).
+/// Logs to stderr: `RUST_LOG` if set, else info (a line per answer is at debug).
 fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -229,11 +229,16 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         address,
         shutdown_delay,
     } = options;
-    runtime()?.block_on(async move {
+    // The main thread's runtime is single-threaded like the other serving threads' (see server::run).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("the async runtime", e))?;
+    runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| Error::io(format!("listen address {address}"), e))?;
-        tracing::info!(%address, version = %config.version, "listening");
+        tracing::info!(%address, version = %config.version, threads = config.threads, "listening");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::io("the SIGTERM handler", e))?;
         let shutdown = async move {
