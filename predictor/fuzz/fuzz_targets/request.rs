@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    router: axum::Router,
+    router: server::App,
 }
 
 /// A server state holding a model trained on the built-in sample.
