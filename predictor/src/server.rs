@@ -1,5 +1,6 @@
-//! `predictor serve`: the HTTP service. [`app`] builds the router from an [`AppState`]; [`run`] fetches and
-//! verifies the model in the background, serves, and shuts down gracefully.
+//! `predictor serve`: the HTTP service. [`app`] builds the service (router and layers) from an [`AppState`];
+//! [`run`] fetches and verifies the model in the background, serves on one single-threaded runtime per
+//! serving thread, and shuts down gracefully.
 //!
 //! Routes: `POST /api/american` (the contract in DESIGN.md, plus `probability`, plus `{"texts": [...]}`
 //! batches), `/healthz` (alive), `/readyz` (verified model loaded and not draining), `/metrics`
