@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""A/B of `predictor serve` builds against the limit: alternating rounds, one run, same machine.
+
+Each variant is a predictor binary with optional environment (e.g. SERVE_THREADS=1); all serve the same model,
+next to nginx answering the same JSON (the limit of bench/serve_bench.py). Round after round each server gets
+wrk -t2 -c16 for DURATION seconds (after a 1 s warm-up), so slow drifts of the machine hit every variant alike.
+Prints per round req/s, then per server the median req/s, its ratio to nginx, the server's own CPU time per
+request (user + system of its process group, from /proc) and the p99s seen. What docs/serving.md's "What
+changed" figures come from.
+
+Usage: bench/serve_ab.py [--rounds 4] [--duration 5] NAME=BINARY[:VAR=VALUE[;VAR=VALUE]] ...
+  e.g. bench/serve_ab.py before=/tmp/predictor-old after=target/release/predictor one=target/release/predictor:SERVE_THREADS=1
+Needs: wrk and nginx-light (Debian).
+"""
+import argparse
+import json
+import os
+import statistics
+import tempfile
+
+from harness import fetch, free_port, model_store, start, stop, train_model, wait_until
+from serve_bench import NGINX, TWEET, wrk, write_script
+
+
+def variant(spec):
+    name, rest = spec.split("=", 1)
+    binary, _, env = rest.partition(":")
+    return name, binary, dict(pair.split("=", 1) for pair in env.split(";") if pair)
+
+
+def cpu_seconds(pgid):
+    """User + system CPU seconds of every process in the process group (nginx's workers included)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("variants", nargs="+", type=variant)
+    args = parser.parse_args()
+    body = json.dumps({"text": TWEET})
+    with tempfile.TemporaryDirectory() as tmp:
+        sha = train_model(os.path.join(tmp, "model.bin"), args.variants[0][1])
+        store, store_url = model_store(tmp)
+        procs, urls = {}, {}
+        try:
+            for name, binary, env in args.variants:
+                port = free_port()
+                procs[name] = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
+                                     "--host", "127.0.0.1", "--port", str(port)], env)
+                if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
+                    raise SystemExit(f"{name} did not become ready")
+                urls[name] = f"http://127.0.0.1:{port}/api/american"
+            answer = fetch(urls[args.variants[0][0]], body)[1].decode()
+            conf, port = os.path.join(tmp, "nginx.conf"), free_port()
+            with open(conf, "w") as f:
+                f.write(NGINX.format(tmp=tmp, port=port, answer=answer.replace("'", "\\'")))
+            procs["nginx"] = start(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"])
+            urls["nginx"] = f"http://127.0.0.1:{port}/api/american"
+            if wait_until(lambda: fetch(urls["nginx"], body)[0] == 200, limit=10) is None:
+                raise SystemExit("nginx did not answer")
+            script = write_script(os.path.join(tmp, "post.lua"), body)
+            rps, cpu, p99 = ({name: [] for name in urls} for _ in range(3))
+            for round_ in range(args.rounds):
+                for name, url in urls.items():
+                    wrk(url, 1, 16, script)
+                    before = cpu_seconds(procs[name].pid)
+                    r, _, tail, _, _ = wrk(url, args.duration, 16, script)
+                    cpu[name].append((cpu_seconds(procs[name].pid) - before) / (r * args.duration) * 1e6)
+                    rps[name].append(r)
+                    p99[name].append(tail)
+                print(f"round {round_ + 1}: " + ", ".join(f"{n} {v[-1]:,.0f}" for n, v in rps.items()), flush=True)
+        finally:
+            for proc in procs.values():
+                stop(proc)
+            store.shutdown()
+    limit = statistics.median(rps["nginx"])
+    print("\n| server | median req/s | / nginx | CPU µs per request | p99 ms (each round, sorted) |\n|---|---|---|---|---|")
+    for name in urls:
+        print(f"| {name} | {statistics.median(rps[name]):,.0f} | {statistics.median(rps[name]) / limit:.2f} | "
+              f"{statistics.median(cpu[name]):.1f} | {' '.join(f'{t:.2f}' for t in sorted(p99[name]))} |")
+
+
+if __name__ == "__main__":
+    main()
