@@ -58,7 +58,7 @@ pub struct ServeConfig {
     pub version: String,
     /// Longest time in-flight requests get to finish once the listener is closed.
     pub drain_timeout: Duration,
-    /// Longest time one request may take.
+    /// Longest time a client gets to send a request's head, and then its body (408).
     pub request_timeout: Duration,
     /// Requests handled at once (shared evenly among the serving threads); more wait.
     pub max_concurrency: usize,
@@ -380,9 +380,9 @@ pub struct Connection {
     pub accepted: Instant,
 }
 
-/// Counts every request by route and status with its latency (and logs it at debug), and answers `Connection: close` when the
-/// server is draining or the request's connection is older than the maximum age. Outermost: what the
-/// layers inside answer themselves (a 408) is counted too.
+/// Counts every request by route and status with its latency (and logs it at debug), and answers
+/// `Connection: close` when the server is draining or the request's connection is older than the maximum
+/// age. Outermost: whatever the layers inside answer is counted too.
 #[derive(Clone)]
 pub struct Track<S> {
     inner: S,
@@ -597,7 +597,7 @@ enum BodyRead {
 
 /// Reads the request body within `limit`. What is left of a body over [`MAX_BODY_BYTES`] is read and
 /// discarded within the bounds above, never kept; a body declared larger than [`DISCARD_MAX_BYTES`] is
-/// refused without reading any of it. A body in one piece is kept as it came (no copy).
+/// refused without reading any of it.
 async fn read_body(body: Body, limit: Duration) -> BodyRead {
     use futures::StreamExt;
     let declared = body.size_hint().lower();
@@ -608,14 +608,13 @@ async fn read_body(body: Body, limit: Duration) -> BodyRead {
     let mut stream = body.into_data_stream();
     if declared <= MAX_BODY_BYTES as u64 {
         let read = within(limit, async {
-            let mut kept = Bytes::new();
+            let mut kept = Vec::new();
             loop {
                 match stream.next().await {
-                    None => return Some(kept),
+                    None => return Some(Bytes::from(kept)),
                     Some(Err(_)) => return None,
                     Some(Ok(chunk)) if kept.len() + chunk.len() > MAX_BODY_BYTES => return None,
-                    Some(Ok(chunk)) if kept.is_empty() => kept = chunk,
-                    Some(Ok(chunk)) => kept = [kept, chunk].concat().into(),
+                    Some(Ok(chunk)) => kept.extend_from_slice(&chunk),
                 }
             }
         });
@@ -782,7 +781,7 @@ pub async fn run(
     });
     let connections = Connections::new(app(state.clone(), &per_thread), limits);
     accept(listener, &connections, workers, close_listener).await;
-    connections.drain(limits.drain_timeout).await;
+    connections.drain().await;
     for thread in threads {
         // Each drains within the same timeout once the accept loop has stopped handing it connections.
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -831,7 +830,7 @@ fn start_workers(n: usize, app: impl Fn() -> App, limits: Limits) -> Result<Work
                             Err(error) => tracing::warn!(%error, "cannot take a connection over"),
                         }
                     }
-                    connections.drain(limits.drain_timeout).await;
+                    connections.drain().await;
                 })
             })
             .map_err(|e| Error::io("a serving thread", e))?;
@@ -881,12 +880,13 @@ async fn accept(
 }
 
 /// The connections one runtime serves: HTTP/1.1 with a header-read timeout, each watched for the drain.
-/// Unlike `axum::serve`, a client gets at most `header_timeout` to send a request head; body and handler are
-/// bounded by the service's timeout.
+/// Unlike `axum::serve`, a client gets at most `header_timeout` to send a request head; its body is bounded
+/// by the service (see [`within`]).
 struct Connections {
     app: App,
     http: http1::Builder,
     graceful: GracefulShutdown,
+    drain_timeout: Duration,
 }
 
 impl Connections {
@@ -898,6 +898,7 @@ impl Connections {
             app,
             http,
             graceful: GracefulShutdown::new(),
+            drain_timeout: limits.drain_timeout,
         }
     }
 
@@ -916,9 +917,9 @@ impl Connections {
         });
     }
 
-    /// Lets every connection finish its current request, then close; at most `timeout`.
-    async fn drain(self, timeout: Duration) {
-        if tokio::time::timeout(timeout, self.graceful.shutdown())
+    /// Lets every connection finish its current request, then close; at most the drain timeout.
+    async fn drain(self) {
+        if tokio::time::timeout(self.drain_timeout, self.graceful.shutdown())
             .await
             .is_err()
         {
