@@ -1550,10 +1550,10 @@ mod reconcile_tests {
     /// each and, on a stable pod, compared `agreed` and `disagreed` copies with the candidate
     /// (version 0.2, model B).
     fn exposition(requests: u32, agreed: u32, disagreed: u32) -> String {
-        use ::predictor::metrics::{Metrics, ShadowResult};
+        use ::predictor::metrics::{Metrics, Route, ShadowResult};
         let metrics = Metrics::default();
         for _ in 0..requests {
-            metrics.observe("/api/american", 200, Duration::from_micros(900));
+            metrics.observe(Route::of("/api/american"), 200, Duration::from_micros(900));
         }
         let shadow = metrics.shadow();
         let model = &crate::fixtures::SHA_B[..12];

@@ -224,11 +224,16 @@ mod tests {
     /// What a stable predictor's `/metrics` looks like (encoded by the predictor crate itself).
     #[test]
     fn a_real_exposition_reads_back() {
+        use predictor::metrics::Route;
         let metrics = predictor::metrics::Metrics::default();
         for (status, micros) in [(200, 300), (200, 3000), (503, 50), (400, 50)] {
-            metrics.observe("/api/american", status, Duration::from_micros(micros));
+            metrics.observe(
+                Route::of("/api/american"),
+                status,
+                Duration::from_micros(micros),
+            );
         }
-        metrics.observe("/healthz", 200, Duration::from_secs(2));
+        metrics.observe(Route::of("/healthz"), 200, Duration::from_secs(2));
         let shadow = metrics.shadow();
         let model = &crate::fixtures::SHA_B[..12];
         shadow.count(predictor::metrics::ShadowResult::Agree, "0.3", model);

@@ -29,8 +29,8 @@ const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-/// The server's route labels ("other": anything unrouted).
-pub const ROUTES: [&str; 7] = [
+/// The server's route labels ("other": anything unrouted, last).
+const ROUTES: [&str; 7] = [
     "/api/american",
     "/healthz",
     "/readyz",
@@ -39,6 +39,27 @@ pub const ROUTES: [&str; 7] = [
     "/",
     "other",
 ];
+
+/// A request's route label, found once per request: one of [`ROUTES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route(usize);
+
+impl Route {
+    /// The route of a request path; "other" when no route has it (the routes have no parameters).
+    pub fn of(path: &str) -> Self {
+        Self(
+            ROUTES
+                .iter()
+                .position(|r| *r == path)
+                .unwrap_or(ROUTES.len() - 1),
+        )
+    }
+
+    /// Its label value.
+    pub fn label(self) -> &'static str {
+        ROUTES[self.0]
+    }
+}
 
 /// Labels of `predictor_http_requests_total`. Borrowed route and numeric status: counting a request
 /// allocates nothing once its label set has been seen.
@@ -203,8 +224,9 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Records one finished request.
-    pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+    pub fn observe(&self, route: Route, status: u16, elapsed: Duration) {
         let resolve = || {
+            let route = route.label();
             (
                 self.requests
                     .get_or_create(&RequestLabels { route, status })
@@ -212,14 +234,12 @@ impl Metrics {
                 self.durations.get_or_create(&RouteLabels { route }).clone(),
             )
         };
-        let slot = ROUTES.iter().position(|r| *r == route);
         let resolved;
-        let (count, duration) = match slot {
-            Some(i) if status == 200 => self.ok[i].get_or_init(resolve),
-            _ => {
-                resolved = resolve();
-                &resolved
-            }
+        let (count, duration) = if status == 200 {
+            self.ok[route.0].get_or_init(resolve)
+        } else {
+            resolved = resolve();
+            &resolved
         };
         count.inc();
         duration.observe(elapsed.as_secs_f64());
@@ -278,12 +298,38 @@ mod tests {
     }
 
     #[test]
+    fn a_path_is_its_route_or_other() {
+        let labels = [
+            "/api/american",
+            "/api/american/",
+            "/healthz",
+            "/",
+            "/drain",
+            "/nope",
+            "",
+        ]
+        .map(|path| Route::of(path).label());
+        assert_eq!(
+            labels,
+            [
+                "/api/american",
+                "other",
+                "/healthz",
+                "/",
+                "/drain",
+                "other",
+                "other"
+            ]
+        );
+    }
+
+    #[test]
     fn exposition_parses_with_names_labels_and_values() {
         let m = Metrics::default();
-        m.observe("/api/american", 200, Duration::from_micros(300));
-        m.observe("/api/american", 200, Duration::from_millis(3));
-        m.observe("/api/american", 400, Duration::from_micros(50));
-        m.observe("/healthz", 200, Duration::from_secs(2));
+        m.observe(Route::of("/api/american"), 200, Duration::from_micros(300));
+        m.observe(Route::of("/api/american"), 200, Duration::from_millis(3));
+        m.observe(Route::of("/api/american"), 400, Duration::from_micros(50));
+        m.observe(Route::of("/healthz"), 200, Duration::from_secs(2));
         m.add_predictions(5);
         // A version label with every character the format escapes.
         let version = "0.2 \"beta\" C:\\x\nnext";

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimit;
 
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, ModelInfo};
+use crate::metrics::{Metrics, ModelInfo, Route};
 use crate::model::{Model, sha256_hex};
 use crate::shadow::{Shadow, ShadowConfig};
 use crate::source;
@@ -367,12 +367,6 @@ async fn drain(State(state): State<Shared>, request: Request, limit: Duration) -
         .into_response()
 }
 
-/// The route label of a request path: one of the routes, or "other" (the routes have no parameters).
-fn route_label(path: &str) -> &'static str {
-    let routes = crate::metrics::ROUTES;
-    routes.into_iter().find(|r| *r == path).unwrap_or("other")
-}
-
 /// The connection a request came on: who is calling and since when the connection is open.
 #[derive(Clone, Copy, Debug)]
 pub struct Connection {
@@ -418,7 +412,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let route = route_label(request.uri().path());
+        let route = Route::of(request.uri().path());
         let started = Instant::now();
         let mut too_old = false;
         if let Some(connection) = self.connection {
@@ -426,7 +420,7 @@ where
             too_old = self
                 .max_connection_age
                 .is_some_and(|max| started.saturating_duration_since(connection.accepted) >= max);
-            if route == "/drain" {
+            if route.label() == "/drain" {
                 // The one handler that asks who is calling: no extension on the other requests' path.
                 request
                     .extensions_mut()
@@ -449,7 +443,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         state: Shared,
-        route: &'static str,
+        route: Route,
         started: Instant,
         too_old: bool,
     }
@@ -462,9 +456,9 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Tracked<F> {
         let this = self.project();
         let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
         let (status, latency) = (response.status().as_u16(), this.started.elapsed());
-        this.state.metrics.observe(this.route, status, latency);
+        this.state.metrics.observe(*this.route, status, latency);
         tracing::debug!(
-            route = *this.route,
+            route = this.route.label(),
             status,
             latency_us = latency.as_micros() as u64,
             "answered"
