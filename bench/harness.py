@@ -65,12 +65,13 @@ def stop(proc):
         os.killpg(proc.pid, 9)
 
 
-def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess.DEVNULL):
+def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess.DEVNULL, env=None):
     """Starts `predictor serve` on a free loopback port with `<store_url>/model.bin` pinned to `sha`; returns
     (process, port) once `/readyz` answers 200, or exits saying it never did."""
     port = free_port()
     proc = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
-                  "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra], stderr=stderr)
+                  "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra], env,
+                 stderr=stderr)
     if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
         stop(proc)
         sys.exit(f"the server ({version}) did not become ready")

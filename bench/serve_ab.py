@@ -18,8 +18,8 @@ import os
 import statistics
 import tempfile
 
-from harness import fetch, free_port, model_store, start, stop, train_model, wait_until
-from serve_bench import NGINX, TWEET, wrk, write_script
+from harness import fetch, model_store, serve_predictor, start, stop, train_model, wait_until
+from serve_bench import TWEET, nginx_limit, wrk, write_script
 
 
 def variant(spec):
@@ -55,18 +55,11 @@ def main():
         procs, urls = {}, {}
         try:
             for name, binary, env in args.variants:
-                port = free_port()
-                procs[name] = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
-                                     "--host", "127.0.0.1", "--port", str(port)], env)
-                if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
-                    raise SystemExit(f"{name} did not become ready")
+                procs[name], port = serve_predictor(binary, store_url, sha, name, env=env)
                 urls[name] = f"http://127.0.0.1:{port}/api/american"
             answer = fetch(urls[args.variants[0][0]], body)[1].decode()
-            conf, port = os.path.join(tmp, "nginx.conf"), free_port()
-            with open(conf, "w") as f:
-                f.write(NGINX.format(tmp=tmp, port=port, answer=answer.replace("'", "\\'")))
-            procs["nginx"] = start(["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"])
-            urls["nginx"] = f"http://127.0.0.1:{port}/api/american"
+            command, urls["nginx"] = nginx_limit(tmp, answer)
+            procs["nginx"] = start(command)
             if wait_until(lambda: fetch(urls["nginx"], body)[0] == 200, limit=10) is None:
                 raise SystemExit("nginx did not answer")
             script = write_script(os.path.join(tmp, "post.lua"), body)

@@ -93,12 +93,18 @@ def write_script(path, body):
     return path
 
 
+def nginx_limit(tmp, answer):
+    """The limit: nginx answering `answer` to POST /api/american with no work. Writes its config into `tmp`;
+    returns (command, URL)."""
+    conf, port = os.path.join(tmp, "nginx.conf"), free_port()
+    with open(conf, "w") as f:
+        f.write(NGINX.format(tmp=tmp, port=port, answer=answer.replace("'", "\\'")))
+    return ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], f"http://127.0.0.1:{port}/api/american"
+
+
 def servers(tmp, model_url, sha, pickle, batch):
     """The five servers, the limit first and ours second."""
-    def port():
-        return free_port()
-
-    ours_port = port()
+    ours_port = free_port()
     ours = Server("predictor serve (Rust, axum)",
                   [PREDICTOR, "serve", "--model-url", model_url, "--model-sha256", sha, "--port", str(ours_port),
                    "--host", "127.0.0.1"],
@@ -113,10 +119,7 @@ def servers(tmp, model_url, sha, pickle, batch):
         answer = fetch(ours.url, ours.body)[1].decode()
     finally:
         stop(proc)
-    nginx_port = port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX.format(tmp=tmp, port=nginx_port, answer=answer.replace("'", "\\'")))
+    nginx_cmd, nginx_url = nginx_limit(tmp, answer)
     flask_bin = peer_venv("sklearn_flask")
     kserve_bin = peer_venv("kserve_sklearn")
     mlserver_bin = peer_venv("mlserver_sklearn")
@@ -125,18 +128,16 @@ def servers(tmp, model_url, sha, pickle, batch):
     shutil.copytree(os.path.join(BASELINES, "mlserver_sklearn"), ml_dir,
                     ignore=shutil.ignore_patterns("requirements.txt"))
     shutil.copy(pickle, os.path.join(ml_dir, "american", "model.pickle"))
-    ml_port = port()
+    ml_port = free_port()
     with open(os.path.join(ml_dir, "settings.json")) as f:
         settings = json.load(f)
-    settings.update(http_port=ml_port, grpc_port=port(), metrics_port=port())
+    settings.update(http_port=ml_port, grpc_port=free_port(), metrics_port=free_port())
     with open(os.path.join(ml_dir, "settings.json"), "w") as f:
         json.dump(settings, f)
-    gunicorn_port, flask_port, kserve_port = port(), port(), port()
+    gunicorn_port, flask_port, kserve_port = free_port(), free_port(), free_port()
     flask_body = json.dumps({"text": TWEET})
     return [
-        Server("the limit: nginx, fixed answer, 2 workers",
-               ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"],
-               f"http://127.0.0.1:{nginx_port}/api/american", flask_body, single=True),
+        Server("the limit: nginx, fixed answer, 2 workers", nginx_cmd, nginx_url, flask_body, single=True),
         ours,
         Server("gunicorn -w 2 (Flask + scikit-learn)",
                [os.path.join(flask_bin, "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{gunicorn_port}", "app:app"],
