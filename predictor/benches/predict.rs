@@ -9,8 +9,6 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use predictor::Model;
-use predictor::text::Features;
-use predictor::text::vectorizer::Scratch;
 use predictor::train::{TrainSettings, train_from_bytes};
 
 fn tweets_dir() -> &'static Path {
@@ -53,15 +51,10 @@ fn predict(c: &mut Criterion) {
     let mut group = c.benchmark_group("predict a batch");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function(format!("{} tweets of test.csv", batch.len()), |b| {
-        let (mut scratch, mut row) = (Scratch::default(), Features::new());
         b.iter(|| {
             batch
                 .iter()
-                .map(|t| {
-                    model
-                        .predict_with(black_box(t), &mut scratch, &mut row)
-                        .is_american as u32
-                })
+                .map(|t| model.predict(black_box(t)).is_american as u32)
                 .sum::<u32>()
         })
     });

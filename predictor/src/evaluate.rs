@@ -8,8 +8,6 @@ use crate::data::TweetReader;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::source::{self, DigestReader};
-use crate::text::Features;
-use crate::text::vectorizer::Scratch;
 
 /// Counts of (prediction, truth) pairs; "positive" = US.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -133,9 +131,8 @@ pub fn evaluate_from(
 pub fn evaluate_reader(model: &Model, reader: impl Read, shown: &str) -> Result<(Summary, u64)> {
     let mut tweets = TweetReader::new(reader, shown)?;
     let mut confusion = Confusion::default();
-    let (mut scratch, mut row) = (Scratch::default(), Features::new());
     while let Some(tweet) = tweets.next_tweet()? {
-        let prediction = model.predict_with(tweet.text, &mut scratch, &mut row);
+        let prediction = model.predict(tweet.text);
         confusion.add(prediction.is_american == 1, tweet.is_american);
     }
     if confusion.total() == 0 {

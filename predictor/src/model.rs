@@ -175,28 +175,19 @@ impl Model {
         &self.vectorizer
     }
 
-    /// Predicts one text, with this thread's reused buffers.
+    /// Predicts one text, with this thread's reused buffers (batch loops allocate nothing per text).
     pub fn predict(&self, text: &str) -> Prediction {
         thread_local! {
             /// This thread's buffers for `predict`: once grown, a prediction allocates nothing (a serving
             /// thread answers each request with them).
             static BUFFERS: std::cell::RefCell<(Scratch, Features)> = Default::default();
         }
-        BUFFERS.with_borrow_mut(|(scratch, row)| self.predict_with(text, scratch, row))
-    }
-
-    /// Predicts one text reusing caller-owned buffers (batch loops).
-    pub fn predict_with(
-        &self,
-        text: &str,
-        scratch: &mut Scratch,
-        row: &mut Features,
-    ) -> Prediction {
-        self.vectorizer.transform(text, scratch, row);
-        let probability = self.scorer.probability(row);
-        Prediction {
-            is_american: self.scorer.predict(row),
-            probability,
-        }
+        BUFFERS.with_borrow_mut(|(scratch, row)| {
+            self.vectorizer.transform(text, scratch, row);
+            Prediction {
+                is_american: self.scorer.predict(row),
+                probability: self.scorer.probability(row),
+            }
+        })
     }
 }
