@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{GetParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, GetParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -32,8 +33,9 @@ use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
 use crate::resources::{
-    FIELD_MANAGER, Served, build_canary_deployment, build_canary_service, build_deployment,
-    build_service, canary_name, selector_labels,
+    FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Served, build_autoscaler, build_canary_deployment,
+    build_canary_service, build_deployment, build_replicas_handover, build_service, canary_name,
+    selector_labels, stable_replicas,
 };
 use crate::scrape::{self, PodMetrics};
 use crate::status::{
@@ -66,7 +68,8 @@ pub struct Context {
     pub gate: QualityGate,
     pub images: ImageChecker,
     pub metrics: Arc<Metrics>,
-    /// The operator's Deployments and Services as its watches last saw them.
+    /// The operator's Deployments, Services and HorizontalPodAutoscalers as its watches last saw
+    /// them.
     pub children: Children,
     /// Where a canary analysis reads the pods' counters from.
     pub pod_metrics: Arc<dyn PodMetrics>,
@@ -78,12 +81,14 @@ pub struct Context {
 pub struct Children {
     deployments: Store<Deployment>,
     services: Store<Service>,
+    autoscalers: Store<HorizontalPodAutoscaler>,
 }
 
 /// The write side of [`Children`], handed to [`run`].
 pub struct ChildWriters {
     deployments: reflector::store::Writer<Deployment>,
     services: reflector::store::Writer<Service>,
+    autoscalers: reflector::store::Writer<HorizontalPodAutoscaler>,
 }
 
 impl Children {
@@ -91,14 +96,17 @@ impl Children {
     pub fn new() -> (Self, ChildWriters) {
         let (deployments, deployment_writer) = reflector::store();
         let (services, service_writer) = reflector::store();
+        let (autoscalers, autoscaler_writer) = reflector::store();
         (
             Self {
                 deployments,
                 services,
+                autoscalers,
             },
             ChildWriters {
                 deployments: deployment_writer,
                 services: service_writer,
+                autoscalers: autoscaler_writer,
             },
         )
     }
@@ -132,6 +140,9 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     }
     if let Some(validation) = &spec.validation {
         validate_gate(validation)?;
+    }
+    if let Some(autoscaling) = &spec.autoscaling {
+        validate_autoscaling(autoscaling, spec.resources.as_ref())?;
     }
     if let Some(rollout) = spec.canary() {
         // NB: the CRD says the same, but only if it is up to date.
@@ -175,6 +186,33 @@ fn validate_gate(validation: &crate::crd::ValidationSpec) -> Result<(), String> 
     Ok(())
 }
 
+/// The autoscaling part of step 1 (the CRD says the same, but only if it is up to date): bounds
+/// in order, and a CPU request for the utilisation target to be a percentage of.
+fn validate_autoscaling(
+    autoscaling: &crate::crd::AutoscalingSpec,
+    resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>,
+) -> Result<(), String> {
+    let (min, max) = (autoscaling.min_replicas, autoscaling.max_replicas);
+    if min < 1 || min > max {
+        return Err(format!(
+            "spec.autoscaling needs 1 <= minReplicas <= maxReplicas, not {min} and {max}"
+        ));
+    }
+    let has_cpu = |side: Option<&std::collections::BTreeMap<String, _>>| {
+        side.is_some_and(|m| m.contains_key("cpu"))
+    };
+    if let Some(r) = resources
+        && !has_cpu(r.requests.as_ref())
+        && !has_cpu(r.limits.as_ref())
+    {
+        return Err(
+            "spec.autoscaling needs a CPU request: spec.resources sets neither requests.cpu nor limits.cpu"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Reconciles one Predictor.
 pub async fn reconcile(predictor: Arc<Predictor>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -192,9 +230,19 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     // NB: independent requests go out together here and below: at scale the apiserver's latency,
     // not the operator, bounds how many Predictors are reconciled per second.
-    let (current, current_service) = futures::try_join!(
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
+    // An autoscaler is looked for in the apiserver only when the Predictor wants one; one left
+    // from when it did (to be deleted) is in the cache, which sees every autoscaler it made.
+    let autoscaler = async {
+        match predictor.spec.autoscaling {
+            Some(_) => child(&ctx.children.autoscalers, &autoscalers, &name, &namespace).await,
+            None => Ok(cached(&ctx.children.autoscalers, &name, &namespace)),
+        }
+    };
+    let (current, current_service, current_autoscaler) = futures::try_join!(
         child(&ctx.children.deployments, &deployments, &name, &namespace),
         child(&ctx.children.services, &services, &name, &namespace),
+        autoscaler,
     )?;
 
     // Step 1: validate.
@@ -216,6 +264,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
             },
             pull_failure: None,
             invalid: Some(reason.clone()),
+            autoscaler: current_autoscaler.as_ref(),
         };
         // An invalid spec is not a rollout: nothing is deferred.
         update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
@@ -265,13 +314,48 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         .stable
         .as_ref()
         .filter(|d| !is_applied(*d, current.as_ref()));
-    let (_, applied, _, _, _) = futures::try_join!(
+    let autoscaler = build_autoscaler(predictor)?;
+    let autoscaler_changed = autoscaler
+        .as_ref()
+        .filter(|a| !is_applied(*a, current_autoscaler.as_ref()));
+    // Autoscaled: before an apply without the replica count, the count is handed over (see
+    // `build_replicas_handover`; the operator may still own it from before autoscaling, until
+    // the autoscaler's first scale), and a Deployment created now gets `minReplicas` right after.
+    let handover = predictor
+        .spec
+        .autoscaling
+        .as_ref()
+        .filter(|_| deployment.is_some());
+    if let (Some(_), Some(current)) = (handover, &current) {
+        hand_over_replicas(
+            &deployments,
+            predictor,
+            stable_replicas(predictor, Some(current)),
+            ctx,
+        )
+        .await?;
+    }
+    // Only the Predictor's own: a HorizontalPodAutoscaler of the same name that someone else
+    // made (read by name when not in the cache) is not the operator's to delete.
+    let stale_autoscaler = current_autoscaler
+        .as_ref()
+        .filter(|a| autoscaler.is_none() && owned_by(*a, predictor))
+        .map(|_| name.as_str());
+    let (_, applied, _, _, _, applied_autoscaler, _) = futures::try_join!(
         apply_if(&services, service.as_ref(), ctx, "service"),
         apply_if(&deployments, deployment, ctx, "deployment"),
         apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
         apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
         retire_if(&deployments, step.retire.as_deref(), ctx),
+        apply_if(&autoscalers, autoscaler_changed, ctx, "autoscaler"),
+        delete_if(&autoscalers, stale_autoscaler, ctx),
     )?;
+    let applied = match (handover, &current, applied) {
+        (Some(autoscaling), None, Some(_)) => {
+            Some(hand_over_replicas(&deployments, predictor, autoscaling.min_replicas, ctx).await?)
+        }
+        (_, _, applied) => applied,
+    };
     if let Some(result) = step.ended {
         ctx.metrics.canary_verdict(result);
     }
@@ -292,6 +376,10 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         image,
         pull_failure,
         invalid: None,
+        autoscaler: applied_autoscaler
+            .as_ref()
+            .or(current_autoscaler.as_ref())
+            .filter(|_| predictor.spec.autoscaling.is_some()),
     };
     let rolling = matches!(
         status::rollout_of(observed.deployment),
@@ -334,7 +422,7 @@ struct Step {
     canary: Option<Deployment>,
     canary_service: Option<Service>,
     /// Name of a canary Deployment to scale to zero: rolled back, promoted, or no longer wanted.
-    /// (Scaled, not deleted: the operator deletes nothing; the garbage collector removes its
+    /// (Scaled, not deleted: the operator deletes no Deployment; the garbage collector removes its
     /// children with the Predictor.)
     retire: Option<String>,
     view: RolloutView,
@@ -435,7 +523,8 @@ async fn canary_step(
         });
     };
 
-    let canary_desired = build_canary_deployment(predictor, image)?;
+    let canary_desired =
+        build_canary_deployment(predictor, image, stable_replicas(predictor, stable))?;
     let ready = is_applied(&canary_desired, current_canary.as_ref())
         && status::rollout_of(current_canary.as_ref()) == Rollout::Complete;
     let analysing = Step {
@@ -458,7 +547,7 @@ async fn canary_step(
                     ..Step::default()
                 });
             }
-            Rollout::InProgress(why) | Rollout::Failed(why) => why,
+            Rollout::InProgress(why) | Rollout::Failed(why) | Rollout::Scaling(why) => why,
             Rollout::Missing => "creating the canary Deployment".into(),
             Rollout::Complete => "updating the canary Deployment".into(),
         };
@@ -636,14 +725,24 @@ async fn child<K>(store: &Store<K>, api: &Api<K>, name: &str, namespace: &str) -
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    if let Some(cached) = store.get(&ObjectRef::new(name).within(namespace)) {
-        return Ok(Some((*cached).clone()));
+    if let Some(cached) = cached(store, name, namespace) {
+        return Ok(Some(cached));
     }
     match api.get_with(name, &GetParams::any()).await {
         Ok(object) => Ok(Some(object)),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
         Err(e) => Err(Error::kube("get child")(e)),
     }
+}
+
+/// A child from the operator's cache only.
+fn cached<K>(store: &Store<K>, name: &str, namespace: &str) -> Option<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|cached| (*cached).clone())
 }
 
 /// Whether `current` already holds every field of `desired` (server defaults may add more), so
@@ -704,6 +803,55 @@ where
         .map_err(Error::kube("apply child"))?;
     ctx.metrics.wrote(what);
     Ok(applied)
+}
+
+/// Whether `predictor` is `object`'s controlling owner.
+fn owned_by<K: Resource>(object: &K, predictor: &Predictor) -> bool {
+    object
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && predictor.uid().as_deref() == Some(o.uid.as_str()))
+}
+
+/// Applies `replicas` to the Deployment under [`HANDOVER_FIELD_MANAGER`], unforced: a conflict
+/// (the autoscaler has already set another count) is an error, and the reconcile is retried with
+/// fresh objects rather than reverting a scale.
+async fn hand_over_replicas(
+    api: &Api<Deployment>,
+    predictor: &Predictor,
+    replicas: i32,
+    ctx: &Context,
+) -> Result<Deployment> {
+    let applied = api
+        .patch(
+            &predictor.name_any(),
+            &PatchParams::apply(HANDOVER_FIELD_MANAGER),
+            &Patch::Apply(build_replicas_handover(predictor, replicas)),
+        )
+        .await
+        .map_err(Error::kube("hand over replicas"))?;
+    ctx.metrics.wrote("deployment");
+    Ok(applied)
+}
+
+/// Deletes the autoscaler `name` when there is one to delete: autoscaling was turned off, and a
+/// HorizontalPodAutoscaler left running would keep overriding `spec.replicas`. (The one child
+/// the operator deletes: nothing can switch an autoscaler off.)
+async fn delete_if(
+    api: &Api<HorizontalPodAutoscaler>,
+    name: Option<&str>,
+    ctx: &Context,
+) -> Result<()> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(Error::kube("delete autoscaler")(e)),
+    }
+    ctx.metrics.wrote("autoscaler");
+    Ok(())
 }
 
 /// Events for a Deployment created or changed (`after`) by this reconcile.
@@ -864,6 +1012,7 @@ pub async fn run(
     )
     .owns_stream(cached_children(&client, namespace, writers.deployments))
     .owns_stream(cached_children(&client, namespace, writers.services))
+    .owns_stream(cached_children(&client, namespace, writers.autoscalers))
     // NB: the debounce folds the burst of status updates a rollout produces into one reconcile.
     .with_config(
         ControllerConfig::default()
@@ -918,6 +1067,9 @@ mod tests {
     use super::*;
     use crate::fixtures::predictor;
     use crate::resources::build_deployment;
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use std::collections::BTreeMap;
 
     #[test]
     fn applied_means_every_desired_field_is_present() {
@@ -1001,6 +1153,26 @@ mod tests {
         );
         let p = crate::fixtures::canary(predictor(&"a".repeat(57), "team-a"));
         assert!(validate(&p).unwrap_err().contains("at most 56 characters"));
+
+        // Autoscaling needs ordered bounds and a CPU request (the default has one).
+        let mut p = crate::fixtures::autoscaled(predictor("american", "team-a"));
+        assert_eq!(validate(&p), Ok(()));
+        p.spec.autoscaling.as_mut().unwrap().min_replicas = 7;
+        assert_eq!(
+            validate(&p),
+            Err("spec.autoscaling needs 1 <= minReplicas <= maxReplicas, not 7 and 6".into())
+        );
+        let mut p = crate::fixtures::autoscaled(predictor("american", "team-a"));
+        let memory_only = BTreeMap::from([("memory".to_string(), Quantity("1Gi".into()))]);
+        p.spec.resources = Some(ResourceRequirements {
+            requests: Some(memory_only.clone()),
+            limits: Some(memory_only),
+            ..ResourceRequirements::default()
+        });
+        assert!(validate(&p).unwrap_err().contains("needs a CPU request"));
+        let limits = p.spec.resources.as_mut().unwrap().limits.as_mut().unwrap();
+        limits.insert("cpu".into(), Quantity("1".into()));
+        assert_eq!(validate(&p), Ok(()), "the request defaults to the limit");
     }
 }
 
@@ -1249,6 +1421,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));
         // Generation 2: the candidate, and the gate.
@@ -1516,6 +1689,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));
         p.metadata.generation = Some(2);
@@ -1853,6 +2027,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         p.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(5)));
         assert_eq!(
@@ -1940,6 +2115,200 @@ mod reconcile_tests {
         server.expect_no_more().await;
     }
 
+    const AUTOSCALER: &str =
+        "/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/american";
+
+    /// Answers the GETs of the Deployment, the Service and the autoscaler (together, any order).
+    async fn answer_reads_with_autoscaler(
+        server: &mut ApiServer,
+        deployment: Option<&Deployment>,
+        service: Option<&Service>,
+    ) {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let call = server.next().await;
+            assert_eq!(call.method, Method::GET, "{}", call.line());
+            seen.push(call.path.clone());
+            match (call.path.as_str(), deployment, service) {
+                (DEPLOYMENT, Some(d), _) => call.reply(d),
+                (SERVICE, _, Some(s)) => call.reply(s),
+                (DEPLOYMENT | SERVICE | AUTOSCALER, _, _) => call.not_found(),
+                _ => panic!("unexpected request {}", call.line()),
+            }
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [SERVICE, DEPLOYMENT, AUTOSCALER].map(String::from).to_vec()
+        );
+    }
+
+    /// The unforced apply of the replica count under the handover manager; answered with
+    /// `deployment` holding that count.
+    async fn answer_handover(server: &mut ApiServer, replicas: i32, mut deployment: Deployment) {
+        let call = server.next().await;
+        assert_eq!(call.path, DEPLOYMENT, "{}", call.line());
+        assert_eq!(call.content_type, "application/apply-patch+yaml");
+        assert!(
+            call.query
+                .contains("fieldManager=predictor-operator-handover")
+                && !call.query.contains("force"),
+            "{}",
+            call.query
+        );
+        assert_eq!(call.body["spec"], serde_json::json!({"replicas": replicas}));
+        deployment.spec.replicas = Some(replicas);
+        call.reply(&deployment);
+    }
+
+    /// A new autoscaled Predictor: its Deployment is created without a replica count, which is
+    /// handed over at `minReplicas` right after; its autoscaler is applied with it.
+    #[tokio::test]
+    async fn a_new_autoscaled_predictor_starts_at_min_replicas_and_gets_its_autoscaler() {
+        let p = pinned_by_spec(crate::fixtures::autoscaled(predictor("american", "team-a")));
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_reads_with_autoscaler(&mut server, None, None).await;
+        let mut created = None;
+        let mut applied = Vec::new();
+        for _ in 0..3 {
+            let call = server.next().await;
+            call.assert_apply(FIELD_MANAGER);
+            applied.push(call.path.clone());
+            if call.path == DEPLOYMENT {
+                assert_eq!(
+                    call.body["spec"].get("replicas"),
+                    None,
+                    "the autoscaler's field"
+                );
+                created = Some(serde_json::from_value::<Deployment>(call.body.clone()).unwrap());
+            }
+            call.echo();
+        }
+        applied.sort();
+        assert_eq!(
+            applied,
+            [SERVICE, DEPLOYMENT, AUTOSCALER].map(String::from).to_vec()
+        );
+        answer_handover(&mut server, 2, created.unwrap()).await;
+        answer_status_and_events(&mut server, &p, &[reason::CREATED], |status| {
+            let autoscaling = status.autoscaling.as_ref().unwrap();
+            assert_eq!(
+                (
+                    autoscaling.desired_replicas,
+                    autoscaling.min_replicas,
+                    autoscaling.max_replicas
+                ),
+                (2, 2, 6)
+            );
+            assert_eq!(status.ready.as_deref(), Some("0/2"));
+            let c = find_condition(status, status::AUTOSCALING).unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("Unknown", "AutoscalerPending")
+            );
+        })
+        .await;
+        finished(reconcile, &mut server).await;
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A rollout of an autoscaled Predictor: the count the autoscaler set is handed over before
+    /// the template is applied without it, so the apply can neither revert it nor drop it.
+    #[tokio::test]
+    async fn a_rollout_of_an_autoscaled_predictor_keeps_the_autoscalers_replica_count() {
+        let before = pinned_by_spec(crate::fixtures::autoscaled(predictor("american", "team-a")));
+        let mut live = deployment_of(&before).rolled_out(5);
+        live.spec.replicas = Some(5);
+        let service = build_service(&before).unwrap();
+        let mut p = before.clone();
+        p.spec.model.sha256 = crate::fixtures::SHA_B.into();
+        p.metadata.generation = Some(2);
+        let (ctx, mut server, reconcile) = start_verified(&p);
+
+        answer_reads_with_autoscaler(&mut server, Some(&live), Some(&service)).await;
+        answer_handover(&mut server, 5, live.clone()).await;
+        let mut applied = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            call.assert_apply(FIELD_MANAGER);
+            if call.path == DEPLOYMENT {
+                assert_eq!(
+                    call.body["spec"].get("replicas"),
+                    None,
+                    "the autoscaler's field"
+                );
+            }
+            applied.push(call.path.clone());
+            call.echo();
+        }
+        applied.sort();
+        assert_eq!(applied, [DEPLOYMENT, AUTOSCALER].map(String::from).to_vec());
+        answer_status_and_events(&mut server, &p, &[reason::ROLLING_UPDATE], |_| {}).await;
+        finished(reconcile, &mut server).await;
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// Autoscaling turned off: the operator takes the replica count back (forced apply) and
+    /// deletes its autoscaler, which it knows from its cache.
+    #[tokio::test]
+    async fn turning_autoscaling_off_deletes_the_autoscaler_and_takes_the_count_back() {
+        let autoscaled = crate::fixtures::autoscaled(predictor("american", "team-a"));
+        let mut live = deployment_of(&autoscaled).rolled_out(5);
+        live.spec.replicas = Some(5);
+        let service = build_service(&autoscaled).unwrap();
+        let hpa = crate::resources::build_autoscaler(&autoscaled)
+            .unwrap()
+            .unwrap();
+        let p = predictor("american", "team-a");
+        let checker = checker();
+        checker.remember(&p.spec.model);
+        let (client, mut server) = apiserver::client();
+        let mut ctx = Arc::into_inner(context(client, checker)).expect("one owner");
+        let (children, mut writers) = Children::new();
+        writers
+            .autoscalers
+            .apply_watcher_event(&watcher::Event::Apply(hpa));
+        ctx.children = children;
+        let ctx = Arc::new(ctx);
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&live), Some(&service)).await;
+        let mut calls = Vec::new();
+        for _ in 0..2 {
+            let call = server.next().await;
+            calls.push(call.line());
+            if call.method == Method::DELETE {
+                assert_eq!(call.path, AUTOSCALER);
+                call.reply(
+                    &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                );
+            } else {
+                call.assert_apply(FIELD_MANAGER);
+                assert_eq!(call.body["spec"]["replicas"], 2, "spec.replicas again");
+                call.echo();
+            }
+        }
+        calls.sort();
+        assert_eq!(
+            calls,
+            [
+                format!("DELETE {AUTOSCALER}"),
+                format!("PATCH {DEPLOYMENT}")
+            ]
+        );
+        answer_status_and_events(&mut server, &p, &[], |status| {
+            assert_eq!(status.autoscaling, None);
+            assert!(find_condition(status, status::AUTOSCALING).is_none());
+        })
+        .await;
+        finished(reconcile, &mut server).await;
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
     #[tokio::test]
     async fn an_up_to_date_predictor_causes_no_writes() {
         let mut p = predictor("american", "team-a");
@@ -1952,6 +2321,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));
         let (client, mut server) = apiserver::client();

@@ -4,6 +4,7 @@
 //! rules), so invalid objects are refused at `kubectl apply` time instead of failing later in the
 //! operator. `crdgen` turns these types into `crds/predictor.yaml`.
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
@@ -84,7 +85,9 @@ pub const RESOLVE_IMAGE_ANNOTATION: &str = "mlops.dev/resolve-image";
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters) because it names the Service"),
     validation = Rule::new("!has(self.spec.rollout) || !has(self.spec.rollout.strategy) || self.spec.rollout.strategy != 'Canary' || size(self.metadata.name) <= 56")
-        .message("a Canary Predictor's metadata.name must be at most 56 characters: its canary Service is named <name>-canary")
+        .message("a Canary Predictor's metadata.name must be at most 56 characters: its canary Service is named <name>-canary"),
+    validation = Rule::new("!has(self.spec.autoscaling) || !has(self.spec.resources) || (has(self.spec.resources.requests) && 'cpu' in self.spec.resources.requests) || (has(self.spec.resources.limits) && 'cpu' in self.spec.resources.limits)")
+        .message("spec.autoscaling needs a CPU request: spec.resources must set requests.cpu (or limits.cpu, which it then defaults to), or be left unset for the default")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PredictorSpec {
@@ -102,7 +105,7 @@ pub struct PredictorSpec {
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
 
-    /// Number of predictor pods.
+    /// Number of predictor pods. Ignored when `autoscaling` is set: the autoscaler decides.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
@@ -120,7 +123,9 @@ pub struct PredictorSpec {
     pub progress_deadline_seconds: Option<i32>,
 
     /// CPU and memory requests and limits of the predictor container. Defaults to requests of
-    /// 100m CPU / 128Mi memory and a 512Mi memory limit.
+    /// 100m CPU / 128Mi memory and a 512Mi memory limit. With `autoscaling`, the CPU request is
+    /// what `targetCPUUtilizationPercentage` is a percentage of, so it must be set (the default
+    /// is). A CPU limit also sets how many threads a pod serves with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
@@ -138,12 +143,54 @@ pub struct PredictorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationSpec>,
 
+    /// Replicas that follow the load: the operator creates a HorizontalPodAutoscaler
+    /// (`autoscaling/v2`, named like the Predictor) that sets the Deployment's replica count
+    /// between `minReplicas` and `maxReplicas` from the pods' CPU use; `replicas` is then
+    /// ignored. Unset: `replicas` pods, and no autoscaler (one left from before is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+
     /// How a new image or model reaches the pods: `RollingUpdate` (the default: every pod is
     /// replaced as soon as the pre-flight checks pass) or `Canary` (the online gate: a share of
     /// the pods runs the candidate, the stable pods copy live requests to it, and the candidate is
     /// promoted or rolled back on what was measured). Unset: `RollingUpdate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+}
+
+/// Bounds and target of the autoscaler.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.minReplicas <= self.maxReplicas")
+        .message("spec.autoscaling.minReplicas must not exceed maxReplicas")
+)]
+pub struct AutoscalingSpec {
+    /// Fewest pods, at least 1. Default 1.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+
+    /// Most pods, at least `minReplicas`, at most 1000.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+
+    /// Average CPU use of the ready pods the autoscaler aims at, in percent of their CPU request
+    /// (`resources.requests.cpu`), 1 to 1000. Default 80. CPU is the only target: a requests-per-
+    /// second target needs a custom-metrics API (Prometheus and its adapter), which the operator
+    /// does not assume.
+    #[serde(
+        default = "default_cpu_target",
+        rename = "targetCPUUtilizationPercentage"
+    )]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_cpu_utilization_percentage: i32,
+
+    /// How fast the autoscaler may scale up and down, exactly as in a HorizontalPodAutoscaler's
+    /// `spec.behavior` (e.g. `scaleDown.stabilizationWindowSeconds: 60` to scale down a minute
+    /// after the load has gone instead of five). Unset: the Kubernetes defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
 }
 
 /// How a change of `image` or `model` rolls out.
@@ -359,6 +406,10 @@ pub struct PredictorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
 
+    /// What the autoscaler decided (set while `spec.autoscaling` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingStatus>,
+
     /// Canary only: the model the stable pods serve. After a rollback this is what serves, while
     /// `spec.model` still names the rejected candidate (the operator never edits the spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,10 +419,27 @@ pub struct PredictorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_good_image: Option<String>,
 
-    /// Ready, Progressing, Degraded, ModelVerified, ImageResolved and (with `spec.validation`)
-    /// QualityGate, following the Kubernetes API conventions.
+    /// Ready, Progressing, Degraded, ModelVerified, ImageResolved, (with `spec.validation`)
+    /// QualityGate and (with `spec.autoscaling`) Autoscaling, following the Kubernetes API
+    /// conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// The autoscaler's view of the Predictor's pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingStatus {
+    /// Pods the Deployment has now (old and new, ready or not).
+    pub current_replicas: i32,
+    /// Pods the autoscaler last asked for (the Deployment's replica count).
+    pub desired_replicas: i32,
+    /// `spec.autoscaling.minReplicas` and `maxReplicas`.
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// When the autoscaler last changed the replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Accuracies the offline quality gate measured on `spec.validation.data`.
@@ -481,6 +549,14 @@ pub struct Measured {
     pub p99_latency_ratio: Option<f64>,
 }
 
+fn default_min_replicas() -> i32 {
+    1
+}
+
+fn default_cpu_target() -> i32 {
+    80
+}
+
 fn default_canary_percent() -> i32 {
     10
 }
@@ -587,6 +663,7 @@ mod tests {
             resources: None,
             image_pull_secrets: Vec::new(),
             validation: None,
+            autoscaling: None,
             rollout: None,
         };
         assert_eq!(

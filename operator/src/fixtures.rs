@@ -5,7 +5,10 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStat
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::crd::{AnalysisSpec, ModelSpec, Predictor, PredictorSpec, RolloutSpec, RolloutStrategy};
+use crate::crd::{
+    AnalysisSpec, AutoscalingSpec, ModelSpec, Predictor, PredictorSpec, RolloutSpec,
+    RolloutStrategy,
+};
 use crate::image::ImageReference;
 use crate::resources::build_deployment;
 use crate::status::ImageCheck;
@@ -34,6 +37,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             resources: None,
             image_pull_secrets: Vec::new(),
             validation: None,
+            autoscaling: None,
             rollout: None,
         },
     );
@@ -56,6 +60,24 @@ pub fn canary(mut p: Predictor) -> Predictor {
             max_error_rate: Some(0.01),
             max_p99_latency_ratio: Some(1.5),
             deadline_seconds: 600,
+        }),
+    });
+    p
+}
+
+/// `p` autoscaled between 2 and 6 pods at 60 % CPU, scaling down one minute after the load.
+pub fn autoscaled(mut p: Predictor) -> Predictor {
+    use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscalerBehavior};
+    p.spec.autoscaling = Some(AutoscalingSpec {
+        min_replicas: 2,
+        max_replicas: 6,
+        target_cpu_utilization_percentage: 60,
+        behavior: Some(HorizontalPodAutoscalerBehavior {
+            scale_down: Some(HPAScalingRules {
+                stabilization_window_seconds: Some(60),
+                ..HPAScalingRules::default()
+            }),
+            scale_up: None,
         }),
     });
     p
@@ -92,8 +114,8 @@ pub fn deployment_of(p: &Predictor) -> DeploymentFixture {
 pub fn canary_deployment_of(p: &Predictor) -> DeploymentFixture {
     let image = resolved(p);
     let pod_image = image.pod_image(p).expect("resolved");
-    let mut d =
-        crate::resources::build_canary_deployment(p, pod_image).expect("fixture predictor builds");
+    let mut d = crate::resources::build_canary_deployment(p, pod_image, p.spec.replicas)
+        .expect("fixture predictor builds");
     d.metadata.generation = Some(1);
     DeploymentFixture(d)
 }
@@ -127,6 +149,12 @@ impl DeploymentFixture {
             ..DeploymentCondition::default()
         }]);
         d
+    }
+
+    /// Any counts: `total` pods, `ready` of them ready, `updated` on the current template,
+    /// `available` available.
+    pub fn with_counts(self, total: i32, ready: i32, updated: i32, available: i32) -> Deployment {
+        self.with_status(total, ready, updated, available)
     }
 
     fn with_status(mut self, total: i32, ready: i32, updated: i32, available: i32) -> Deployment {

@@ -326,6 +326,7 @@ mod redaction_tests {
                 image: crate::fixtures::resolved(&p),
                 pull_failure: None,
                 invalid: None,
+                autoscaler: None,
             },
             &time(0),
         ));
@@ -337,6 +338,7 @@ mod redaction_tests {
             image: crate::fixtures::resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let status = compute_status(&p, &rejected, &time(5));
         assert_hidden(&serde_json::to_string(&status).unwrap());
@@ -354,6 +356,7 @@ mod redaction_tests {
             image: crate::fixtures::resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let status = compute_status(&p, &verified, &time(5));
         let json = serde_json::to_string(&status).unwrap();

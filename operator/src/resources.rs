@@ -1,5 +1,6 @@
-//! Pure builders of the child objects of a Predictor: its Deployment and its Service, and for a
-//! Canary rollout the `<name>-canary` Deployment and Service of the candidate.
+//! Pure builders of the child objects of a Predictor: its Deployment and its Service, for a
+//! Canary rollout the `<name>-canary` Deployment and Service of the candidate, and with
+//! `spec.autoscaling` its HorizontalPodAutoscaler.
 //!
 //! No client, no I/O: a Predictor goes in, plain k8s-openapi structs come out, so every field can
 //! be checked by comparing whole objects in unit tests. The controller applies them with
@@ -9,6 +10,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
@@ -26,6 +31,9 @@ use crate::error::{Error, Result};
 
 /// The one field manager every server-side apply of this operator uses.
 pub const FIELD_MANAGER: &str = "predictor-operator";
+/// The field manager that holds an autoscaled Deployment's `spec.replicas` while the operator
+/// lets go of it (see [`build_replicas_handover`]).
+pub const HANDOVER_FIELD_MANAGER: &str = "predictor-operator-handover";
 /// Name of the predictor container (and of its port).
 pub const CONTAINER: &str = "predictor";
 /// Env vars the predictor reads at start-up; the status is derived from them too.
@@ -277,7 +285,13 @@ fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deplo
     Ok(Deployment {
         metadata: meta,
         spec: DeploymentSpec {
-            replicas: Some(predictor.spec.replicas),
+            // Autoscaled: the field is left to the HorizontalPodAutoscaler (not in this apply, so
+            // not owned by the operator, which then never reverts a scale).
+            replicas: predictor
+                .spec
+                .autoscaling
+                .is_none()
+                .then_some(predictor.spec.replicas),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&predictor.name_any())),
                 ..LabelSelector::default()
@@ -342,10 +356,21 @@ pub fn canary_name(name: &str) -> String {
     format!("{name}-canary")
 }
 
-/// Pods of the canary Deployment: `ceil(canaryPercent% × replicas)`, at least 1 unless the
-/// Predictor is scaled to zero.
-pub fn canary_replicas(predictor: &Predictor) -> i32 {
-    let replicas = u64::try_from(predictor.spec.replicas).unwrap_or(0);
+/// Pods the stable Deployment is meant to have: `spec.replicas`; when autoscaled, what the
+/// autoscaler set on the Deployment (`live`), or `minReplicas` before it exists.
+pub fn stable_replicas(predictor: &Predictor, live: Option<&Deployment>) -> i32 {
+    match &predictor.spec.autoscaling {
+        None => predictor.spec.replicas,
+        Some(autoscaling) => live
+            .and_then(|d| d.spec.replicas)
+            .unwrap_or(autoscaling.min_replicas),
+    }
+}
+
+/// Pods of the canary Deployment: `ceil(canaryPercent% × stable)`, at least 1 unless the
+/// Predictor is scaled to zero (`stable` from [`stable_replicas`]).
+pub fn canary_replicas(predictor: &Predictor, stable: i32) -> i32 {
+    let replicas = u64::try_from(stable).unwrap_or(0);
     let percent = predictor.spec.canary().map_or(0, |r| {
         u64::try_from(r.canary_percent.clamp(1, 100)).unwrap_or(1)
     });
@@ -363,8 +388,13 @@ fn canary_selector(name: &str) -> BTreeMap<String, String> {
 /// The candidate's Deployment `<name>-canary`: the pod template of `predictor` (the candidate
 /// spec) running `image`, [`canary_replicas`] pods, its pods labelled [`TRACK_LABEL`]`=canary` and
 /// still carrying the Service's selector labels, so the Service spreads live traffic over stable
-/// and canary pods by their number (no mesh). Canary pods copy nothing.
-pub fn build_canary_deployment(predictor: &Predictor, image: &str) -> Result<Deployment> {
+/// and canary pods by their number (no mesh). Canary pods copy nothing. Its size follows the
+/// `stable` replica count (never the autoscaler: it scales only the stable Deployment).
+pub fn build_canary_deployment(
+    predictor: &Predictor,
+    image: &str,
+    stable: i32,
+) -> Result<Deployment> {
     let mut deployment = build_track(predictor, image, Track::Canary)?;
     let name = predictor.name_any();
     deployment.metadata.name = Some(canary_name(&name));
@@ -372,7 +402,7 @@ pub fn build_canary_deployment(predictor: &Predictor, image: &str) -> Result<Dep
         labels.insert(TRACK_LABEL.into(), TRACK_CANARY.into());
     }
     let spec = &mut deployment.spec;
-    spec.replicas = Some(canary_replicas(predictor));
+    spec.replicas = Some(canary_replicas(predictor, stable));
     spec.selector.match_labels = Some(canary_selector(&name));
     if let Some(labels) = spec
         .template
@@ -398,6 +428,58 @@ pub fn build_canary_service(predictor: &Predictor) -> Result<Service> {
         spec.selector = Some(canary_selector(&name));
     }
     Ok(service)
+}
+
+/// The HorizontalPodAutoscaler of an autoscaled Predictor (`None` without `spec.autoscaling`):
+/// named like it, owned by it, scaling its stable Deployment on the pods' average CPU use in
+/// percent of their request, with the Predictor's `behavior`.
+pub fn build_autoscaler(predictor: &Predictor) -> Result<Option<HorizontalPodAutoscaler>> {
+    let Some(autoscaling) = &predictor.spec.autoscaling else {
+        return Ok(None);
+    };
+    Ok(Some(HorizontalPodAutoscaler {
+        metadata: child_meta(predictor)?,
+        spec: HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: predictor.name_any(),
+            },
+            min_replicas: Some(autoscaling.min_replicas),
+            max_replicas: autoscaling.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(autoscaling.target_cpu_utilization_percentage),
+                        ..MetricTarget::default()
+                    },
+                }),
+                ..MetricSpec::default()
+            }]),
+            behavior: autoscaling.behavior.clone(),
+        },
+        status: None,
+    }))
+}
+
+/// The apply that hands an autoscaled Deployment's `spec.replicas` over: applied under
+/// [`HANDOVER_FIELD_MANAGER`] (not forced) with the count the Deployment has (`replicas`), it
+/// makes that manager a co-owner, so the operator's next apply, which no longer names the field,
+/// leaves it as it is instead of removing it (the apiserver would then default it to 1 and kill
+/// pods). Applied right after the operator creates the Deployment, it starts it at
+/// `minReplicas` instead of 1. The autoscaler's first scale takes the field over.
+pub fn build_replicas_handover(predictor: &Predictor, replicas: i32) -> serde_json::Value {
+    // NB: JSON, not a `Deployment`: its `selector` and `template` are not optional, and an apply
+    // must name only the fields its manager is to own.
+    serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": predictor.name_any(), "namespace": predictor.namespace()},
+        "spec": {"replicas": replicas},
+    })
 }
 
 /// The base URL of the canary Service, as the stable pods' `SHADOW_URL`.
@@ -511,8 +593,32 @@ impl Served {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{IMAGE_DIGEST, SHA_A, canary, predictor};
+    use crate::fixtures::{IMAGE_DIGEST, SHA_A, autoscaled, canary, predictor};
     use serde_json::json;
+
+    /// The metadata of every child of the fixture Predictor but the Deployment (which adds
+    /// annotations).
+    fn child_metadata() -> serde_json::Value {
+        json!({
+            "name": "american",
+            "namespace": "team-a",
+            "labels": {
+                "app.kubernetes.io/component": "server",
+                "app.kubernetes.io/instance": "american",
+                "app.kubernetes.io/managed-by": "predictor-operator",
+                "app.kubernetes.io/name": "predictor",
+                "app.kubernetes.io/part-of": "mlops",
+                "app.kubernetes.io/version": "0.2"
+            },
+            "ownerReferences": [{
+                "apiVersion": "mlops.dev/v1alpha1",
+                "kind": "Predictor",
+                "name": "american",
+                "uid": "00000000-0000-0000-0000-00000000a11c",
+                "controller": true
+            }]
+        })
+    }
 
     /// The fixture Predictor's image pinned to the digest its tag resolved to.
     fn pinned() -> String {
@@ -653,7 +759,7 @@ mod tests {
     #[test]
     fn canary_deployment_is_built_completely() {
         let p = canary(predictor("american", "team-a"));
-        let deployment = build_canary_deployment(&p, &pinned()).unwrap();
+        let deployment = build_canary_deployment(&p, &pinned(), p.spec.replicas).unwrap();
         let mut expected = expected_deployment();
         expected["metadata"]["name"] = json!("american-canary");
         expected["metadata"]["labels"]["mlops.dev/track"] = json!("canary");
@@ -667,9 +773,8 @@ mod tests {
     fn canary_share_is_rounded_up_and_never_zero_while_serving() {
         let mut p = canary(predictor("american", "team-a"));
         let share = |p: &mut Predictor, replicas: i32, percent: i32| {
-            p.spec.replicas = replicas;
             p.spec.rollout.as_mut().unwrap().canary_percent = percent;
-            canary_replicas(p)
+            canary_replicas(p, replicas)
         };
         assert_eq!(share(&mut p, 2, 50), 1);
         assert_eq!(share(&mut p, 2, 10), 1);
@@ -679,8 +784,73 @@ mod tests {
         assert_eq!(share(&mut p, 0, 50), 0);
         // Not a Canary Predictor: no canary pods.
         p.spec.rollout = None;
-        p.spec.replicas = 4;
-        assert_eq!(canary_replicas(&p), 0);
+        assert_eq!(canary_replicas(&p, 4), 0);
+    }
+
+    /// The stable count the canary share is taken of: `spec.replicas`, or when autoscaled what
+    /// the autoscaler set on the live Deployment (`minReplicas` before there is one).
+    #[test]
+    fn stable_replicas_follow_the_autoscaler_when_there_is_one() {
+        let p = predictor("american", "team-a");
+        let mut live = build_deployment(&p, &pinned()).unwrap();
+        live.spec.replicas = Some(5);
+        assert_eq!(stable_replicas(&p, Some(&live)), 2, "spec.replicas");
+        let p = autoscaled(p);
+        assert_eq!(stable_replicas(&p, Some(&live)), 5, "the autoscaler's");
+        assert_eq!(stable_replicas(&p, None), 2, "minReplicas");
+    }
+
+    /// Autoscaled: the Deployment names no replica count (the autoscaler owns it); nothing else
+    /// changes.
+    #[test]
+    fn an_autoscaled_deployment_leaves_replicas_to_the_autoscaler() {
+        let p = autoscaled(predictor("american", "team-a"));
+        let deployment = build_deployment(&p, &pinned()).unwrap();
+        let mut expected = expected_deployment();
+        expected["spec"].as_object_mut().unwrap().remove("replicas");
+        assert_eq!(serde_json::to_value(&deployment).unwrap(), expected);
+    }
+
+    #[test]
+    fn autoscaler_is_built_completely() {
+        assert!(
+            build_autoscaler(&predictor("american", "team-a"))
+                .unwrap()
+                .is_none()
+        );
+        let p = autoscaled(predictor("american", "team-a"));
+        let hpa = build_autoscaler(&p).unwrap().unwrap();
+        let expected = json!({
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": child_metadata(),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "american"},
+                "minReplicas": 2,
+                "maxReplicas": 6,
+                "metrics": [{
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}
+                }],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}
+            }
+        });
+        assert_eq!(serde_json::to_value(&hpa).unwrap(), expected);
+    }
+
+    /// The handover apply names the replica count and nothing else a manager could come to own.
+    #[test]
+    fn the_replicas_handover_names_only_the_replica_count() {
+        let p = autoscaled(predictor("american", "team-a"));
+        assert_eq!(
+            build_replicas_handover(&p, 3),
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "american", "namespace": "team-a"},
+                "spec": {"replicas": 3}
+            })
+        );
     }
 
     #[test]
@@ -729,25 +899,7 @@ mod tests {
         let expected = json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {
-                "name": "american",
-                "namespace": "team-a",
-                "labels": {
-                    "app.kubernetes.io/component": "server",
-                    "app.kubernetes.io/instance": "american",
-                    "app.kubernetes.io/managed-by": "predictor-operator",
-                    "app.kubernetes.io/name": "predictor",
-                    "app.kubernetes.io/part-of": "mlops",
-                    "app.kubernetes.io/version": "0.2"
-                },
-                "ownerReferences": [{
-                    "apiVersion": "mlops.dev/v1alpha1",
-                    "kind": "Predictor",
-                    "name": "american",
-                    "uid": "00000000-0000-0000-0000-00000000a11c",
-                    "controller": true
-                }]
-            },
+            "metadata": child_metadata(),
             "spec": {
                 "type": "ClusterIP",
                 "selector": {"app.kubernetes.io/instance": "american", "app.kubernetes.io/name": "predictor"},

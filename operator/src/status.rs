@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -17,8 +18,11 @@ use kube::ResourceExt;
 use predictor::source::redact;
 
 use crate::canary::phase;
-use crate::crd::{ModelRef, Predictor, PredictorStatus, QualityStatus, RolloutStatus};
-use crate::resources::{CONTAINER, Served, service_url};
+use crate::crd::{
+    AutoscalingSpec, AutoscalingStatus, ModelRef, Predictor, PredictorStatus, QualityStatus,
+    RolloutStatus,
+};
+use crate::resources::{CONTAINER, Served, service_url, stable_replicas};
 
 /// Condition types, in the order they appear in the status.
 pub const READY: &str = "Ready";
@@ -28,6 +32,8 @@ pub const MODEL_VERIFIED: &str = "ModelVerified";
 pub const IMAGE_RESOLVED: &str = "ImageResolved";
 /// Present only with `spec.validation`: the offline quality gate's verdict on `spec.model`.
 pub const QUALITY_GATE: &str = "QualityGate";
+/// Present only with `spec.autoscaling`: whether the autoscaler can scale the pods.
+pub const AUTOSCALING: &str = "Autoscaling";
 const TRUE: &str = "True";
 const FALSE: &str = "False";
 const UNKNOWN: &str = "Unknown";
@@ -42,6 +48,13 @@ pub mod reason {
     pub const ROLLING_OUT: &str = "RollingOut";
     /// The Deployment is being created (Ready, Progressing).
     pub const CREATING: &str = "Creating";
+    /// Pods are being added or removed for the release the ready pods already serve: a scale,
+    /// not a rollout (Ready, Progressing).
+    pub const SCALING: &str = "Scaling";
+    /// The autoscaler measures the pods and sets the replica count (Autoscaling).
+    pub const SCALING_ACTIVE: &str = "ScalingActive";
+    /// The autoscaler has not measured the pods yet, or does not exist yet (Autoscaling).
+    pub const AUTOSCALER_PENDING: &str = "AutoscalerPending";
     /// `spec.replicas` is 0 (Ready).
     pub const SCALED_TO_ZERO: &str = "ScaledToZero";
     /// The rollout completed but not every pod is ready (Ready).
@@ -241,6 +254,8 @@ pub struct Observed<'a> {
     pub pull_failure: Option<String>,
     /// Why the spec cannot be run, when the validate step refused it.
     pub invalid: Option<String>,
+    /// The Predictor's HorizontalPodAutoscaler, when it is autoscaled and the autoscaler exists.
+    pub autoscaler: Option<&'a HorizontalPodAutoscaler>,
 }
 
 impl Observed<'_> {
@@ -310,6 +325,8 @@ pub enum Rollout {
     Failed(String),
     /// Every pod runs the current template and is available.
     Complete,
+    /// Pods of the release the ready pods already serve are being added (see [`scaling`]).
+    Scaling(String),
 }
 
 /// Reads the rollout state of a Deployment the way `kubectl rollout status` does.
@@ -351,6 +368,35 @@ pub fn rollout_of(deployment: Option<&Deployment>) -> Rollout {
     }
 }
 
+/// `rollout`, or [`Rollout::Scaling`] when what is in progress only adds pods: the Deployment has
+/// no pod of another template, and its template is the release the status already reports as
+/// served (a rollout of it completed before). The autoscaler, or a new `spec.replicas`, then
+/// changes the number of pods, not what they serve: the Predictor stays Ready (with fewer pods
+/// than wanted for a moment) and is not Progressing, so ArgoCD keeps it Healthy.
+pub fn scaling(
+    rollout: Rollout,
+    deployment: Option<&Deployment>,
+    served: &PredictorStatus,
+) -> Rollout {
+    let (Rollout::InProgress(_), Some(d)) = (&rollout, deployment) else {
+        return rollout;
+    };
+    let Some(status) = d.status.as_ref() else {
+        return rollout;
+    };
+    let release = Served::of(d);
+    let same_release = served.version.is_some()
+        && release.version == served.version
+        && release.model_sha256 == served.model_sha256
+        && release.image_digest() == served.image_digest.as_deref();
+    let only_current_pods = status.replicas.unwrap_or(0) == status.updated_replicas.unwrap_or(0);
+    if same_release && only_current_pods {
+        Rollout::Scaling(format!("scaling to {} pods", d.spec.replicas.unwrap_or(1)))
+    } else {
+        rollout
+    }
+}
+
 /// What a condition says, before its type, generation and transition time are added.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -373,7 +419,7 @@ fn verdict(status: &'static str, reason: &str, message: impl Into<String>) -> Ve
 /// The facts the Ready condition and the status fields are read from.
 #[derive(Clone, Debug)]
 pub struct Pods {
-    /// `spec.replicas`.
+    /// `spec.replicas`, or what the autoscaler set (see [`stable_replicas`]).
     pub desired: i32,
     /// Pods of the Deployment, old and new.
     pub total: i32,
@@ -397,7 +443,7 @@ impl Pods {
     ) -> Self {
         let status = deployment.and_then(|d| d.status.as_ref());
         let (version, model_sha256, image_digest) = match (rollout, deployment) {
-            (Rollout::Complete, Some(d)) => {
+            (Rollout::Complete | Rollout::Scaling(_), Some(d)) => {
                 let served = Served::of(d);
                 let digest = served.image_digest().map(str::to_string);
                 (served.version, served.model_sha256, digest)
@@ -409,7 +455,7 @@ impl Pods {
             ),
         };
         Self {
-            desired: predictor.spec.replicas,
+            desired: stable_replicas(predictor, deployment),
             total: status.and_then(|s| s.replicas).unwrap_or(0),
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             version,
@@ -447,6 +493,20 @@ pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> V
             reason::PODS_NOT_READY,
             format!("{ready}/{desired} pods ready"),
         ),
+        Rollout::Scaling(msg) if ready > 0 => verdict(
+            TRUE,
+            reason::SCALING,
+            format!(
+                "{ready}/{desired} pods ready, serving version {} with model {}; {msg}",
+                pods.version.as_deref().unwrap_or("?"),
+                short(pods.model_sha256.as_deref().unwrap_or("?"))
+            ),
+        ),
+        Rollout::Scaling(msg) => verdict(
+            FALSE,
+            reason::PODS_NOT_READY,
+            format!("{ready}/{desired} pods ready; {msg}"),
+        ),
         Rollout::Missing => match observed.refusal() {
             Some((reason, _, what)) => verdict(
                 FALSE,
@@ -481,6 +541,11 @@ pub fn progressing_condition(rollout: &Rollout, observed: &Observed) -> Verdict 
             FALSE,
             reason::ROLLOUT_COMPLETE,
             "all pods run the current spec",
+        ),
+        Rollout::Scaling(msg) => verdict(
+            FALSE,
+            reason::SCALING,
+            format!("all pods run the current spec; {msg}"),
         ),
     }
 }
@@ -599,7 +664,11 @@ pub fn image_resolved_condition(predictor: &Predictor, image: &ImageCheck) -> Ve
 pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) -> PredictorStatus {
     let previous = predictor.status.clone().unwrap_or_default();
     let generation = predictor.metadata.generation;
-    let rollout = rollout_of(observed.deployment);
+    let rollout = scaling(
+        rollout_of(observed.deployment),
+        observed.deployment,
+        &previous,
+    );
     let pods = Pods::observe(predictor, observed.deployment, &rollout, &previous);
     let quality = predictor
         .spec
@@ -611,6 +680,12 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         (
             QUALITY_GATE,
             quality_gate_condition(predictor, &observed.quality, quality.as_ref()),
+        )
+    });
+    let autoscaling = predictor.spec.autoscaling.as_ref().map(|spec| {
+        (
+            AUTOSCALING,
+            autoscaling_condition(spec, observed.autoscaler),
         )
     });
     let conditions = [
@@ -628,6 +703,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
     ]
     .into_iter()
     .chain(gate)
+    .chain(autoscaling)
     .map(|(type_, v)| condition(&previous.conditions, type_, v, generation, now))
     .collect();
     let Pods {
@@ -649,10 +725,90 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         image_digest,
         url: Some(service_url(predictor)),
         quality,
+        autoscaling: autoscaling_status(predictor, observed, total, desired),
         rollout: None,
         last_good_model: None,
         last_good_image: None,
         conditions,
+    }
+}
+
+/// `status.autoscaling`: the pods there are and the pods wanted, as the autoscaler last saw them
+/// (before its first look: as the Deployment says).
+fn autoscaling_status(
+    predictor: &Predictor,
+    observed: &Observed,
+    total: i32,
+    desired: i32,
+) -> Option<AutoscalingStatus> {
+    let spec = predictor.spec.autoscaling.as_ref()?;
+    let hpa = observed.autoscaler.and_then(|a| a.status.as_ref());
+    Some(AutoscalingStatus {
+        current_replicas: hpa.and_then(|s| s.current_replicas).unwrap_or(total),
+        desired_replicas: hpa.map_or(desired, |s| s.desired_replicas),
+        min_replicas: spec.min_replicas,
+        max_replicas: spec.max_replicas,
+        last_scale_time: hpa.and_then(|s| s.last_scale_time.clone()),
+    })
+}
+
+/// Autoscaling: whether the autoscaler measures the pods and may scale them, in its own words
+/// when it cannot (e.g. `FailedGetResourceMetric`: no metrics API, or pods without a CPU request).
+pub fn autoscaling_condition(
+    spec: &AutoscalingSpec,
+    autoscaler: Option<&HorizontalPodAutoscaler>,
+) -> Verdict {
+    let Some(hpa) = autoscaler else {
+        return verdict(
+            UNKNOWN,
+            reason::AUTOSCALER_PENDING,
+            "the HorizontalPodAutoscaler is being created",
+        );
+    };
+    let conditions = hpa
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let hpa_condition = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
+    // Either refusal stops scaling; AbleToScale (the target itself) is checked first.
+    let refused = ["AbleToScale", "ScalingActive"]
+        .into_iter()
+        .filter_map(hpa_condition)
+        .find(|c| c.status == FALSE);
+    if let Some(c) = refused {
+        return verdict(
+            FALSE,
+            c.reason.as_deref().unwrap_or(c.type_.as_str()),
+            format!(
+                "the autoscaler cannot scale: {}",
+                c.message.as_deref().unwrap_or("no message")
+            ),
+        );
+    }
+    match hpa_condition("ScalingActive") {
+        Some(c) if c.status == TRUE => {
+            let desired = hpa.status.as_ref().map_or(0, |s| s.desired_replicas);
+            let limited = hpa_condition("ScalingLimited")
+                .filter(|c| c.status == TRUE)
+                .and_then(|c| c.message.as_deref())
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            verdict(
+                TRUE,
+                reason::SCALING_ACTIVE,
+                format!(
+                    "{desired} pods wanted, between {} and {} on CPU at {}% of the request{limited}",
+                    spec.min_replicas, spec.max_replicas, spec.target_cpu_utilization_percentage
+                ),
+            )
+        }
+        _ => verdict(
+            UNKNOWN,
+            reason::AUTOSCALER_PENDING,
+            "waiting for the autoscaler's first measurement of the pods",
+        ),
     }
 }
 
@@ -970,6 +1126,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         }
     }
 
@@ -1271,6 +1428,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let s = compute_status(&p, &rejected, &time(5));
         assert_eq!(cond(&s, READY), ("True", "RolloutComplete"));
@@ -1298,6 +1456,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let s = compute_status(&p, &rejected, &time(0));
         assert_eq!(cond(&s, READY), ("False", "FetchFailed"));
@@ -1318,6 +1477,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let s = compute_status(&p, &o, &time(0));
         assert_eq!(cond(&s, MODEL_VERIFIED), ("Unknown", "CheckDisabled"));
@@ -1391,6 +1551,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: invalid.map(Into::into),
+            autoscaler: None,
         };
         let d = degraded_condition(&failed, &observed(rejected.clone(), Some("bad port")));
         assert_eq!(d, verdict(TRUE, reason::INVALID_SPEC, "bad port"));
@@ -1425,6 +1586,7 @@ mod tests {
             },
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         // No Deployment yet: nothing is created, and every condition says why.
         let s = compute_status(&p, &refused(None), &time(0));
@@ -1527,6 +1689,7 @@ mod tests {
             },
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let s = compute_status(&p, &unchecked, &time(0));
         assert_eq!(
@@ -1721,5 +1884,211 @@ mod tests {
             ["Ready"]
         );
         assert!(status_events(&s, &s).is_empty());
+    }
+
+    /// An autoscaled Predictor serving model A on 2 pods (status written), its Deployment then
+    /// scaled to 4 by the autoscaler with 2 new pods starting.
+    fn scaled_up(new_template: bool) -> (Predictor, Deployment) {
+        let mut p = crate::fixtures::autoscaled(predictor("american", "team-a"));
+        let served = deployment_of(&p).rolled_out(2);
+        p.status = Some(compute_status(&p, &observed(Some(&served)), &time(0)));
+        if new_template {
+            p.spec.model.sha256 = SHA_B.into();
+        }
+        let mut d = deployment_of(&p).with_counts(4, 2, 4, 2);
+        d.spec.replicas = Some(4);
+        (p, d)
+    }
+
+    #[test]
+    fn a_scale_up_of_the_served_release_stays_ready_and_is_not_a_rollout() {
+        let (p, d) = scaled_up(false);
+        let s = compute_status(&p, &observed(Some(&d)), &time(30));
+        assert_eq!(s.ready.as_deref(), Some("2/4"));
+        assert_eq!(cond(&s, READY), ("True", "Scaling"));
+        assert_eq!(
+            find_condition(&s, READY).unwrap().message,
+            "2/4 pods ready, serving version 0.2 with model 9f2c1e0d4b3a; scaling to 4 pods"
+        );
+        assert_eq!(cond(&s, PROGRESSING), ("False", "Scaling"));
+        assert_eq!(s.version.as_deref(), Some("0.2"));
+        assert_eq!(s.model_sha256.as_deref(), Some(SHA_A));
+        // The scale itself, before the deployment controller has seen it: the same.
+        let mut unseen = d.clone();
+        unseen.metadata.generation = Some(2);
+        let s = compute_status(&p, &observed(Some(&unseen)), &time(30));
+        assert_eq!(cond(&s, READY), ("True", "Scaling"));
+        // Every pod ready again: a plain complete rollout.
+        let mut done = d.clone();
+        let status = done.status.as_mut().unwrap();
+        (status.ready_replicas, status.available_replicas) = (Some(4), Some(4));
+        let s = compute_status(&p, &observed(Some(&done)), &time(40));
+        assert_eq!(cond(&s, READY), ("True", "RolloutComplete"));
+        assert_eq!(s.ready.as_deref(), Some("4/4"));
+    }
+
+    #[test]
+    fn new_pods_of_a_new_release_are_a_rollout_whatever_their_number() {
+        let (p, d) = scaled_up(true);
+        let s = compute_status(&p, &observed(Some(&d)), &time(30));
+        assert_eq!(cond(&s, READY), ("False", "RollingOut"));
+        assert_eq!(cond(&s, PROGRESSING), ("True", "RollingOut"));
+        assert_eq!(
+            s.model_sha256.as_deref(),
+            Some(SHA_A),
+            "still the old pods' model"
+        );
+        // Old pods beside the new ones: a rollout too, even of the served template.
+        let (p, mut d) = scaled_up(false);
+        d.status.as_mut().unwrap().replicas = Some(6);
+        let s = compute_status(&p, &observed(Some(&d)), &time(30));
+        assert_eq!(cond(&s, PROGRESSING), ("True", "RollingOut"));
+    }
+
+    /// An autoscaler with `conditions` (type, status, reason, message) and a desired count of 4.
+    fn autoscaler_saying(
+        p: &Predictor,
+        conditions: &[(&str, &str, &str, &str)],
+    ) -> HorizontalPodAutoscaler {
+        use k8s_openapi::api::autoscaling::v2::{
+            HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus,
+        };
+        let mut hpa = crate::resources::build_autoscaler(p).unwrap().unwrap();
+        hpa.status = Some(HorizontalPodAutoscalerStatus {
+            current_replicas: Some(2),
+            desired_replicas: 4,
+            last_scale_time: Some(time(20)),
+            conditions: Some(
+                conditions
+                    .iter()
+                    .map(
+                        |(type_, status, reason, message)| HorizontalPodAutoscalerCondition {
+                            type_: (*type_).into(),
+                            status: (*status).into(),
+                            reason: Some((*reason).into()),
+                            message: Some((*message).into()),
+                            ..HorizontalPodAutoscalerCondition::default()
+                        },
+                    )
+                    .collect(),
+            ),
+            ..HorizontalPodAutoscalerStatus::default()
+        });
+        hpa
+    }
+
+    #[test]
+    fn the_autoscaling_status_and_condition_say_what_the_autoscaler_says() {
+        let (p, d) = scaled_up(false);
+        let with = |hpa: Option<&HorizontalPodAutoscaler>| {
+            let o = Observed {
+                autoscaler: hpa,
+                ..observed(Some(&d))
+            };
+            compute_status(&p, &o, &time(30))
+        };
+        let s = with(None);
+        assert_eq!(cond(&s, AUTOSCALING), ("Unknown", "AutoscalerPending"));
+        assert_eq!(
+            s.autoscaling,
+            Some(AutoscalingStatus {
+                current_replicas: 4,
+                desired_replicas: 4,
+                min_replicas: 2,
+                max_replicas: 6,
+                last_scale_time: None,
+            }),
+            "before the autoscaler's first look: the Deployment's counts"
+        );
+
+        let active = autoscaler_saying(
+            &p,
+            &[
+                (
+                    "AbleToScale",
+                    "True",
+                    "SucceededRescale",
+                    "the HPA controller was able to update the target scale to 4",
+                ),
+                (
+                    "ScalingActive",
+                    "True",
+                    "ValidMetricFound",
+                    "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)",
+                ),
+                (
+                    "ScalingLimited",
+                    "False",
+                    "DesiredWithinRange",
+                    "the desired count is within the acceptable range",
+                ),
+            ],
+        );
+        let s = with(Some(&active));
+        assert_eq!(cond(&s, AUTOSCALING), ("True", "ScalingActive"));
+        assert_eq!(
+            find_condition(&s, AUTOSCALING).unwrap().message,
+            "4 pods wanted, between 2 and 6 on CPU at 60% of the request"
+        );
+        assert_eq!(
+            s.autoscaling,
+            Some(AutoscalingStatus {
+                current_replicas: 2,
+                desired_replicas: 4,
+                min_replicas: 2,
+                max_replicas: 6,
+                last_scale_time: Some(time(20)),
+            })
+        );
+        // Readiness is the pods', not the autoscaler's.
+        assert_eq!(cond(&s, READY), ("True", "Scaling"));
+
+        let limited = autoscaler_saying(
+            &p,
+            &[
+                ("ScalingActive", "True", "ValidMetricFound", "ok"),
+                (
+                    "ScalingLimited",
+                    "True",
+                    "TooManyReplicas",
+                    "the desired replica count is more than the maximum replica count",
+                ),
+            ],
+        );
+        assert_eq!(
+            find_condition(&with(Some(&limited)), AUTOSCALING)
+                .unwrap()
+                .message,
+            "4 pods wanted, between 2 and 6 on CPU at 60% of the request (the desired replica count is more than the maximum replica count)"
+        );
+
+        let blind = autoscaler_saying(
+            &p,
+            &[
+                (
+                    "AbleToScale",
+                    "True",
+                    "SucceededGetScale",
+                    "the HPA controller was able to get the target's current scale",
+                ),
+                (
+                    "ScalingActive",
+                    "False",
+                    "FailedGetResourceMetric",
+                    "the HPA was unable to compute the replica count: unable to get metrics for resource cpu: no metrics returned from resource metrics API",
+                ),
+            ],
+        );
+        let s = with(Some(&blind));
+        assert_eq!(cond(&s, AUTOSCALING), ("False", "FailedGetResourceMetric"));
+        assert_eq!(
+            find_condition(&s, AUTOSCALING).unwrap().message,
+            "the autoscaler cannot scale: the HPA was unable to compute the replica count: unable to get metrics for resource cpu: no metrics returned from resource metrics API"
+        );
+        assert_eq!(
+            cond(&s, DEGRADED),
+            ("False", "AsExpected"),
+            "the pods still serve"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use operator::crd::Predictor;
-use operator::fixtures::{SHA_B, canary, deployment_of, predictor, resolved, time};
+use operator::fixtures::{SHA_B, autoscaled, canary, deployment_of, predictor, resolved, time};
 use operator::status::{ModelCheck, Observed, compute_status};
 use serde::Deserialize;
 
@@ -333,6 +333,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
         image: resolved(&p),
         pull_failure: None,
         invalid: None,
+        autoscaler: None,
     };
     p.status = Some(compute_status(&p, &observed, &time(0)));
     serde_json::to_value(&p).expect("serializes")
@@ -387,6 +388,51 @@ fn health_lua_reads_the_status_the_operator_really_computes() {
     );
 }
 
+/// An autoscaled Predictor as the operator computes its status while the autoscaler adds and
+/// removes pods: Healthy throughout (a scale is not a rollout), Progressing for a real rollout.
+#[test]
+fn health_lua_keeps_an_autoscaled_predictor_healthy_while_it_scales() {
+    let script = health_lua();
+    let status_of = |obj: &serde_json::Value| run_health(&script, obj).expect("runs");
+    let p = autoscaled(predictor("american", "team-a"));
+    let served = with_operator_status(
+        p.clone(),
+        &deployment_of(&p).rolled_out(2),
+        ModelCheck::Verified,
+    );
+    assert_eq!(status_of(&served).status, "Healthy");
+    let mut p: Predictor = serde_json::from_value(served).unwrap();
+
+    // Scaled up to 4 by the autoscaler: 2 pods still starting.
+    let mut up = deployment_of(&p).with_counts(4, 2, 4, 2);
+    up.spec.replicas = Some(4);
+    let scaling = with_operator_status(p.clone(), &up, ModelCheck::Verified);
+    assert_eq!(
+        status_of(&scaling),
+        HealthStatus {
+            status: "Healthy".into(),
+            message:
+                "2/4 pods ready, serving version 0.2 with model 9f2c1e0d4b3a; scaling to 4 pods"
+                    .into()
+        }
+    );
+    // And back down to 2 (the other pods are terminating, no longer counted).
+    let mut down = deployment_of(&p).rolled_out(2);
+    down.spec.replicas = Some(2);
+    let settled = with_operator_status(p.clone(), &down, ModelCheck::Verified);
+    assert_eq!(status_of(&settled).status, "Healthy");
+
+    // A new model while scaled: a rollout, whatever the pod count.
+    p.spec.model.sha256 = SHA_B.into();
+    p.metadata.generation = Some(2);
+    let mut rolling = deployment_of(&p).with_counts(6, 4, 4, 4);
+    rolling.spec.replicas = Some(4);
+    rolling.metadata.generation = Some(2);
+    rolling.status.as_mut().unwrap().observed_generation = Some(2);
+    let rolling = with_operator_status(p, &rolling, ModelCheck::Verified);
+    assert_eq!(status_of(&rolling).status, "Progressing");
+}
+
 /// A Canary rollout as the operator computes its status: analysing, rolled back, promoted.
 #[test]
 fn health_lua_follows_a_canary_rollout_the_operator_computes() {
@@ -411,6 +457,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            autoscaler: None,
         };
         let view = RolloutView {
             rollout: next_rollout(&p, &stage, Some(&candidate), progress, &time(0)),
@@ -484,6 +531,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
         image: resolved(&p),
         pull_failure: None,
         invalid: None,
+        autoscaler: None,
     };
     let view = RolloutView {
         rollout: next_rollout(
