@@ -58,7 +58,7 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root (containerd, kubelet, ipta
 k8s_bin() { # directory with etcd, kube-*, kubectl (built by dev/cluster/build-binaries.sh)
   if [[ -n ${MLOPS_K8S_BIN:-} ]]; then echo "$MLOPS_K8S_BIN"
   else "$REPO/dev/cluster/build-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet \
-    kube-proxy kubectl coredns; fi
+    kube-proxy kubectl coredns metrics-server; fi
 }
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
