@@ -43,6 +43,9 @@ OPERATOR_IMAGE=$REGISTRY/mlops/predictor-operator:0.1
 STORE_IMAGE=$REGISTRY/mlops/model-store:node
 COREDNS_VERSION=1.14.7
 COREDNS_IMAGE=$REGISTRY/mlops/coredns:$COREDNS_VERSION
+# Resource metrics (metrics.k8s.io): metrics-server, the version dev/cluster/go/metricsserverbin pins.
+METRICS_SERVER_VERSION=0.8.0
+METRICS_SERVER_IMAGE=$REGISTRY/mlops/metrics-server:$METRICS_SERVER_VERSION
 # The sandbox image is the one image still imported with ctr (containerd needs it before any pull).
 PAUSE_IMAGE=localhost/mlops/pause:node
 
