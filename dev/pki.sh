@@ -2,17 +2,21 @@
 # The one throwaway test PKI (openssl, 1-day certificates): dev/cluster/smoke.sh, dev/node/up.sh and the
 # Rust test harness (operator/tests) all make theirs with it.
 # Source it, set P to the PKI directory, then:
-#   pki_ca <common name>                   → $P/ca.{key,crt}
-#   pki_sign <name> <subject> <extensions> → $P/<name>.{key,crt}, signed by the CA (extensions: printf %b text)
-#   pki_sa_keys                            → $P/sa.{key,pub}, the service-account signing pair
+#   pki_ca <common name> [<ca>]                   → $P/<ca>.{key,crt} (<ca> defaults to "ca")
+#   pki_sign <name> <subject> <extensions> [<ca>] → $P/<name>.{key,crt}, signed by $P/<ca> (default "ca";
+#                                                   extensions: printf %b text)
+#   pki_sa_keys                                   → $P/sa.{key,pub}, the service-account signing pair
+# A second CA (e.g. the aggregation layer's front-proxy CA, dev/node/up.sh) is just another <ca> name.
 ossl() { openssl "$@" 2>/dev/null; }
 pki_ca() {
-  ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$1" -keyout "$P/ca.key" -out "$P/ca.crt"
+  local ca=${2:-ca}
+  ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$1" -keyout "$P/$ca.key" -out "$P/$ca.crt"
 }
 pki_sign() {
+  local ca=${4:-ca}
   ossl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$P/$1.key" -out "$P/$1.csr"
   printf '%b\n' "$3" >"$P/$1.ext"
-  ossl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -days 1 \
+  ossl x509 -req -in "$P/$1.csr" -CA "$P/$ca.crt" -CAkey "$P/$ca.key" -CAcreateserial -days 1 \
     -extfile "$P/$1.ext" -out "$P/$1.crt"
 }
 pki_sa_keys() {

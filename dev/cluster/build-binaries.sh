@@ -8,14 +8,15 @@
 #   kwok                     sigs.k8s.io/kwok/cmd/kwok             (dev/cluster/go/kwokbin)
 #   kwok-stages.yaml         kwok's own node/pod Stage definitions (from the same module)
 #   coredns                  github.com/coredns/coredns           (dev/cluster/go/corednsbin)
-#                            only on request: not in the default set (it is a big build, and
-#                            only the node tier's cluster DNS uses it)
+#   metrics-server           sigs.k8s.io/metrics-server/cmd/metrics-server (dev/cluster/go/metricsserverbin)
+#                            these two only on request: not in the default set (big builds, and
+#                            only the node tier's cluster DNS and resource metrics use them)
 #
 # Versions live only in the wrapper go.mod files (with committed go.sum). To bump
 # Kubernetes, edit k8s.io/kubernetes *and every staging replace* in k8sbin/go.mod, then
 # `go mod tidy` there.
 #
-# Usage: dev/cluster/build-binaries.sh [binary...]     (default: all of the above but coredns)
+# Usage: dev/cluster/build-binaries.sh [binary...]     (default: all of the above but coredns, metrics-server)
 # Env:   MLOPS_CACHE  cache root (default /var/cache/mlops-predictor); binaries go to
 #                     $MLOPS_CACHE/bin, GOMODCACHE/GOCACHE to $MLOPS_CACHE/go/{mod,build}
 #        FORCE=1      rebuild even if the stamp matches
@@ -26,8 +27,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script="$here/$(basename "${BASH_SOURCE[0]}")"
 gomods="$here/go"
 all_bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kwok)
-# Built only when named: CoreDNS pulls in every cloud DNS backend's SDK (minutes on a cold cache).
-known_bins=("${all_bins[@]}" coredns)
+# Built only when named: CoreDNS pulls in every cloud DNS backend's SDK, metrics-server a whole
+# k8s.io/apiserver (minutes each on a cold cache); only the node tier runs them.
+known_bins=("${all_bins[@]}" coredns metrics-server)
 log_tag=build-binaries
 # shellcheck source=dev/goenv.sh
 source "$here/../goenv.sh"
@@ -45,7 +47,9 @@ k8s_version=$(modver k8sbin k8s.io/kubernetes)
 etcd_version=$(modver etcdbin go.etcd.io/etcd/server/v3)
 kwok_version=$(modver kwokbin sigs.k8s.io/kwok)
 coredns_version=$(modver corednsbin github.com/coredns/coredns)
-[[ -n $k8s_version && -n $etcd_version && -n $kwok_version && -n $coredns_version ]] || die "cannot read versions from $gomods/*/go.mod"
+metrics_server_version=$(modver metricsserverbin sigs.k8s.io/metrics-server)
+[[ -n $k8s_version && -n $etcd_version && -n $kwok_version && -n $coredns_version && -n $metrics_server_version ]] ||
+  die "cannot read versions from $gomods/*/go.mod"
 
 # All k8s staging modules must sit at v0.<minor>.<patch> of k8s.io/kubernetes v1.<minor>.<patch>.
 staging_version="v0.${k8s_version#v1.}"
@@ -62,6 +66,7 @@ wrapper_of() {
     etcd) echo etcdbin ;;
     kwok) echo kwokbin ;;
     coredns) echo corednsbin ;;
+    metrics-server) echo metricsserverbin ;;
     *) echo k8sbin ;;
   esac
 }
@@ -70,6 +75,7 @@ package_of() {
     etcd) echo . ;;
     kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
     coredns) echo github.com/coredns/coredns ;; # main package at the module root
+    metrics-server) echo sigs.k8s.io/metrics-server/cmd/metrics-server ;;
     *) echo "k8s.io/kubernetes/cmd/$1" ;;
   esac
 }
@@ -78,6 +84,7 @@ version_of() {
     etcd) echo "$etcd_version" ;;
     kwok) echo "$kwok_version" ;;
     coredns) echo "$coredns_version" ;;
+    metrics-server) echo "$metrics_server_version" ;;
     *) echo "$k8s_version" ;;
   esac
 }
@@ -88,6 +95,12 @@ ldflags_of() {
     kwok) ;; # sigs.k8s.io/kwok/pkg/consts already carries Version=0.8.0, KubeVersion etc.
     # coremain.CoreVersion is a constant; GitCommit is what CoreDNS's Makefile sets from git.
     coredns) f+=" -X github.com/coredns/coredns/coremain.GitCommit=module-$coredns_version" ;;
+    # metrics-server's Makefile sets client-go's version variables (gitVersion = the release tag);
+    # its buildDate stays client-go's default, as for the Kubernetes binaries below.
+    metrics-server)
+      f+=" -X k8s.io/client-go/pkg/version.gitVersion=$metrics_server_version"
+      f+=" -X k8s.io/client-go/pkg/version.gitCommit=module-$metrics_server_version"
+      ;;
     *)
       # Same variables as kubernetes hack/lib/version.sh, for both version packages.
       # kwokctl and kubectl read gitVersion; buildDate = the module's publish time.

@@ -26,6 +26,8 @@ if daemon_alive kube-apiserver && daemon_alive kubelet && [[ -x $B/kubectl ]]; t
   kc -n predictor-system delete deployments --all --wait=false >/dev/null 2>&1 || true
   kc -n predictor-system delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
   kc delete predictors.mlops.dev --all -A --wait=false >/dev/null 2>&1 || true
+  # metrics.k8s.io goes away with metrics-server: unregister it first, so discovery stays complete.
+  kc delete apiservice v1beta1.metrics.k8s.io --ignore-not-found --wait=false >/dev/null 2>&1 || true
   kc delete deployments,replicasets,statefulsets,daemonsets,jobs --all -A --wait=false >/dev/null 2>&1 || true
   kc delete pods --all -A --grace-period=2 --wait=false >/dev/null 2>&1 || true
   # shellcheck disable=SC2016  # expanded by the inner bash
@@ -111,7 +113,9 @@ for ns in $left; do ip netns delete "$ns" 2>/dev/null || warn "cannot delete net
 # The client netns (its veth pair goes with it), and its resolv.conf for `ip netns exec`.
 ip netns list 2>/dev/null | grep -qw "$CLIENT_NETNS" &&
   { ip netns delete "$CLIENT_NETNS" || warn "cannot delete netns $CLIENT_NETNS"; }
-ip link show "$CLIENT_VETH" >/dev/null 2>&1 && { ip link delete "$CLIENT_VETH" || warn "cannot delete $CLIENT_VETH"; }
+# (Deleting the netns removes the pair asynchronously: a link gone by the time of our delete is fine.)
+ip link show "$CLIENT_VETH" >/dev/null 2>&1 && { ip link delete "$CLIENT_VETH" 2>/dev/null ||
+  ! ip link show "$CLIENT_VETH" >/dev/null 2>&1 || warn "cannot delete $CLIENT_VETH"; }
 rm -rf "/etc/netns/$CLIENT_NETNS"
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && { ip link delete "$CNI_BRIDGE" || warn "cannot delete $CNI_BRIDGE"; }
 ip link show "$NODE_VETH" >/dev/null 2>&1 && { ip link delete "$NODE_VETH" || warn "cannot delete $NODE_VETH"; }

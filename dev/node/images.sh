@@ -8,6 +8,7 @@
 #   $REGISTRY/mlops/american-predictor:<V>      the static predictor binary (cargo, crt-static), one tag per version
 #   $REGISTRY/mlops/predictor-operator:0.1      the static operator binary, when OPERATOR_BIN is set
 #   $REGISTRY/mlops/coredns:<version>           the static CoreDNS binary (dev/cluster/build-binaries.sh coredns)
+#   $REGISTRY/mlops/metrics-server:<version>    the static metrics-server binary (build-binaries.sh metrics-server)
 # ($REGISTRY = 10.77.0.1:5443, see lib.sh.) Also writes $N/images/models.env (model file names + sha256)
 # for the tests and scripts that name a model, and $N/images/refs (the references push.sh pushes).
 #
@@ -15,6 +16,8 @@
 # Env: PREDICTOR_BIN      use this static predictor binary instead of building it
 #      OPERATOR_BIN       a static operator binary: also build the operator image
 #      COREDNS_BIN        a static CoreDNS binary (default: $MLOPS_K8S_BIN/coredns, else build-binaries.sh)
+#      METRICS_SERVER_BIN a static metrics-server binary (default: $MLOPS_K8S_BIN/metrics-server, else
+#                         build-binaries.sh)
 #      PREDICTOR_VERSIONS image tags to build (default "0.1 0.2": same binary, VERSION env differs)
 #      CARGO_TARGET_DIR   cargo target dir for the predictor build (default <repo>/target)
 set -euo pipefail
@@ -23,7 +26,7 @@ need_root
 
 out=$N/images
 ctx=$N/build
-mkdir -p "$out" "$ctx"/{pause,store/models,predictor,coredns}
+mkdir -p "$out" "$ctx"/{pause,store/models,predictor,coredns,metrics-server}
 rm -f "$out"/*.tar "$out/refs"
 buildah_cleanup_on_exit
 t0=$SECONDS
@@ -124,4 +127,16 @@ fi
 file -L "$coredns" 2>/dev/null | grep -q 'statically linked' || die "$coredns is not a static binary"
 install -m 0755 "$coredns" "$ctx/coredns/coredns"
 build "$COREDNS_IMAGE" "$NODE_HERE/images/Containerfile.coredns" "$ctx/coredns" --build-arg "VERSION=$COREDNS_VERSION"
+# metrics-server: the same (static Go, FROM scratch); its version must be the one lib.sh names.
+ms=${METRICS_SERVER_BIN:-}
+if [[ -z $ms ]]; then
+  if [[ -x ${MLOPS_K8S_BIN:-/nonexistent}/metrics-server ]]; then ms=$MLOPS_K8S_BIN/metrics-server
+  else ms=$("$REPO/dev/cluster/build-binaries.sh" metrics-server)/metrics-server; fi
+fi
+file -L "$ms" 2>/dev/null | grep -q 'statically linked' || die "$ms is not a static binary"
+ms_version=$("$ms" --version 2>&1) || die "$ms --version failed: $ms_version"
+[[ $ms_version == "v$METRICS_SERVER_VERSION" ]] || die "$ms is $ms_version, lib.sh wants v$METRICS_SERVER_VERSION"
+install -m 0755 "$ms" "$ctx/metrics-server/metrics-server"
+build "$METRICS_SERVER_IMAGE" "$NODE_HERE/images/Containerfile.metrics-server" "$ctx/metrics-server" \
+  --build-arg "VERSION=$METRICS_SERVER_VERSION"
 log "images built in $((SECONDS - t0))s"

@@ -43,6 +43,9 @@ OPERATOR_IMAGE=$REGISTRY/mlops/predictor-operator:0.1
 STORE_IMAGE=$REGISTRY/mlops/model-store:node
 COREDNS_VERSION=1.14.7
 COREDNS_IMAGE=$REGISTRY/mlops/coredns:$COREDNS_VERSION
+# Resource metrics (metrics.k8s.io): metrics-server, the version dev/cluster/go/metricsserverbin pins.
+METRICS_SERVER_VERSION=0.8.0
+METRICS_SERVER_IMAGE=$REGISTRY/mlops/metrics-server:$METRICS_SERVER_VERSION
 # The sandbox image is the one image still imported with ctr (containerd needs it before any pull).
 PAUSE_IMAGE=localhost/mlops/pause:node
 
@@ -58,7 +61,7 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root (containerd, kubelet, ipta
 k8s_bin() { # directory with etcd, kube-*, kubectl (built by dev/cluster/build-binaries.sh)
   if [[ -n ${MLOPS_K8S_BIN:-} ]]; then echo "$MLOPS_K8S_BIN"
   else "$REPO/dev/cluster/build-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet \
-    kube-proxy kubectl coredns; fi
+    kube-proxy kubectl coredns metrics-server; fi
 }
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }

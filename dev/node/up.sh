@@ -10,8 +10,11 @@
 #   kubelet 1.35 (cgroup v1: failCgroupV1=false, cgroupfs, cgroupRoot /mlops-node, clusterDNS 10.97.0.10)
 #     + kube-proxy (iptables)
 #   cluster DNS: CoreDNS pods + the kube-dns Service (cluster-dns.yaml)
+#   resource metrics: metrics-server + the v1beta1.metrics.k8s.io APIService (metrics-server.yaml), the
+#     apiserver's aggregation layer (front-proxy CA + client certificate), HPA sync every 5s
 #   netns mlops-node-client on the pod network (10.88.255.2), resolving through the cluster DNS
-# and wait (bounded) until the node is Ready and the cluster DNS answers. Stop everything with dev/node/down.sh.
+# and wait (bounded) until the node is Ready, the cluster DNS answers and metrics.k8s.io serves the CoreDNS
+# pods' CPU. Stop everything with dev/node/down.sh.
 #
 # Usage (root): dev/node/up.sh            state in $MLOPS_NODE_DIR (default /run/mlops-node)
 # Env: MLOPS_K8S_BIN   dir with etcd/kube-*/kubectl (default: dev/cluster/build-binaries.sh, cached)
@@ -93,6 +96,14 @@ pki_sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" 'extendedKeyUsage=c
 pki_sign kubelet-serving "/CN=$NODE_NAME" "subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME\nextendedKeyUsage=serverAuth"
 pki_sign apiserver-kubelet-client '/O=system:masters/CN=kube-apiserver-kubelet-client' 'extendedKeyUsage=clientAuth'
 pki_sign registry /CN=mlops-node-registry "subjectAltName=IP:$NODE_IP\nextendedKeyUsage=serverAuth"
+# The aggregation layer: a CA of its own (as kubeadm makes it; never the client CA, which would let any
+# client certificate of the node CA named front-proxy-client assert users) signs the client certificate the
+# apiserver presents when it proxies to an aggregated API (metrics-server). metrics-server's serving
+# certificate comes from the node CA, which the APIService's caBundle names.
+pki_ca mlops-node-front-proxy-ca front-proxy-ca
+pki_sign front-proxy-client /CN=front-proxy-client 'extendedKeyUsage=clientAuth' front-proxy-ca
+pki_sign metrics-server /CN=metrics-server "subjectAltName=DNS:metrics-server.kube-system.svc,\
+DNS:metrics-server.kube-system.svc.$CLUSTER_DOMAIN\nextendedKeyUsage=serverAuth"
 pki_sa_keys
 
 # --- the private registry, and the images pushed to it --------------------------------------------------
@@ -128,6 +139,10 @@ start_daemon kube-apiserver "$B/kube-apiserver" --etcd-servers "http://127.0.0.1
   --kubelet-client-certificate "$P/apiserver-kubelet-client.crt" \
   --kubelet-client-key "$P/apiserver-kubelet-client.key" --kubelet-certificate-authority "$P/ca.crt" \
   --kubelet-preferred-address-types InternalIP \
+  --requestheader-client-ca-file "$P/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$P/front-proxy-client.crt" --proxy-client-key-file "$P/front-proxy-client.key" \
   --service-cluster-ip-range "$SVC_CIDR" --allow-privileged=false --authorization-mode Node,RBAC \
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$P/sa.pub" --service-account-signing-key-file "$P/sa.key" --event-ttl 30m
@@ -140,7 +155,8 @@ start_daemon kube-controller-manager "$B/kube-controller-manager" --kubeconfig "
   --leader-elect=false --bind-address "$NODE_IP" --secure-port 10257 \
   --service-account-private-key-file "$P/sa.key" --root-ca-file "$P/ca.crt" \
   --cluster-signing-cert-file "$P/ca.crt" --cluster-signing-key-file "$P/ca.key" \
-  --use-service-account-credentials=false --kube-api-qps 300 --kube-api-burst 600
+  --use-service-account-credentials=false --kube-api-qps 300 --kube-api-burst 600 \
+  --horizontal-pod-autoscaler-sync-period 5s
 start_daemon kube-scheduler "$B/kube-scheduler" --kubeconfig "$KUBECONFIG_ADMIN" --leader-elect=false \
   --bind-address "$NODE_IP" --secure-port 10259
 
@@ -302,6 +318,15 @@ t_dns=$SECONDS
 pull_secret kube-system
 sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" -e "s|@DNS_IP@|$DNS_IP|" -e "s|@PULL_SECRET@|$PULL_SECRET|" \
   -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|" "$NODE_HERE/cluster-dns.yaml" | kc apply -f - >/dev/null
+# --- resource metrics: applied now, so metrics-server collects while DNS comes up; waited for at the end ---
+t_ms=$SECONDS
+kc -n kube-system create secret tls metrics-server-tls --cert "$P/metrics-server.crt" --key "$P/metrics-server.key" \
+  --dry-run=client -o yaml | kc apply -f - >/dev/null
+kc -n kube-system create configmap metrics-server-kubelet-ca --from-file ca.crt="$P/ca.crt" \
+  --dry-run=client -o yaml | kc apply -f - >/dev/null
+sed -e "s|@METRICS_SERVER_IMAGE@|$METRICS_SERVER_IMAGE|" -e "s|@PULL_SECRET@|$PULL_SECRET|" \
+  -e "s|@CA_BUNDLE@|$(base64 -w0 "$P/ca.crt")|" "$NODE_HERE/metrics-server.yaml" | kc apply -f - >/dev/null
+
 wait_for 120 "CoreDNS available" kc -n kube-system wait deploy/coredns --for condition=Available --timeout=1s ||
   { kc -n kube-system get pods -o wide >&2; kc -n kube-system describe pods -l k8s-app=kube-dns | tail -25 >&2; false; }
 
@@ -324,10 +349,38 @@ dns_answers() { ip netns exec "$CLIENT_NETNS" getent hosts "kubernetes.default.s
 wait_for 30 "kubernetes.default resolving from netns $CLIENT_NETNS" dns_answers || false
 log "cluster DNS ($DNS_IP) answering in the pod network $((SECONDS - t_dns))s after its apply: $(dns_answers)"
 
+# --- resource metrics served: the APIService Available, then CPU of every CoreDNS pod -----------------------
+ms_diagnostics() {
+  kc get apiservice v1beta1.metrics.k8s.io -o wide >&2 || true
+  kc -n kube-system get pods -l k8s-app=metrics-server -o wide >&2 || true
+  kc -n kube-system logs deploy/metrics-server --tail 20 >&2 || true
+}
+apiservice_available() {
+  [[ $(kc get apiservice v1beta1.metrics.k8s.io -o 'jsonpath={.status.conditions[?(@.type=="Available")].status}') == True ]]
+}
+wait_for 120 "APIService v1beta1.metrics.k8s.io Available" apiservice_available || { ms_diagnostics; false; }
+log "metrics.k8s.io Available $((SECONDS - t_ms))s after its apply"
+# coredns_cpu: "<pod> <cpu>, ..." once metrics.k8s.io has a CPU sample for every running CoreDNS pod.
+coredns_cpu() {
+  local want
+  want=$(kc -n kube-system get pods -l k8s-app=kube-dns --field-selector status.phase=Running -o name | wc -l)
+  kc get --raw "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns" |
+    python3 -c 'import json, sys
+items = json.load(sys.stdin)["items"]
+cpu = {i["metadata"]["name"]: [c["usage"]["cpu"] for c in i["containers"] if "cpu" in c.get("usage", {})]
+       for i in items}
+ok = len(cpu) >= int(sys.argv[1]) > 0 and all(cpu.values())
+print(", ".join(name + " " + "+".join(v) for name, v in sorted(cpu.items())))
+sys.exit(0 if ok else 1)' "$want"
+}
+wait_for 60 "CPU metrics of the CoreDNS pods" coredns_cpu || { ms_diagnostics; false; }
+log "metrics.k8s.io serving CPU $((SECONDS - t_ms))s after its apply: $(coredns_cpu)"
+
 cat >"$N/env" <<EOF
 export KUBECONFIG=$KUBECONFIG_ADMIN
 export MLOPS_NODE_DIR=$N
 export MLOPS_K8S_BIN=$B
 EOF
-echo "node_ready_seconds=$((SECONDS - t_kubelet)) up_seconds=$((SECONDS - T0))" >"$N/timings"
+echo "node_ready_seconds=$((SECONDS - t_kubelet)) metrics_seconds=$((SECONDS - t_ms)) up_seconds=$((SECONDS - T0))" \
+  >"$N/timings"
 echo "export KUBECONFIG=$KUBECONFIG_ADMIN"
