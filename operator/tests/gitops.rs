@@ -20,7 +20,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -31,38 +30,14 @@ use operator::crd::Predictor;
 use operator::resources::Served;
 use predictor::testing::FileServer;
 use serde_json::{Value, json};
-use support::argocd::{self, ArgoCd, Components, OverlayPatch, app_state, applications};
+use support::argocd::{self, APP, ArgoCd, Components, GIT_PATH, TEAM_NS, app_state, applications};
 use support::git::GitRepo;
 use support::manifests::{manifest, predictor};
 use support::wait::{gone, object};
 use support::{ServedModel, TestCluster, client_for};
 
-/// The destination namespace of the committed Application.
-const TEAM_NS: &str = "team-a";
-const APP: &str = "team-a-predictors";
-/// The Git path of the committed Application.
-const GIT_PATH: &str = "gitops/team-a";
 const IMAGE: &str = "registry.local/american-predictor";
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A kustomize overlay of the committed `argocd/` that only swaps team A's Git URL.
-fn overlay_with_repo(dir: &Path, repo_url: &str) -> PathBuf {
-    argocd::overlay(
-        dir,
-        &[
-            OverlayPatch {
-                kind: "AppProject",
-                name: "team-a-project",
-                patch: argocd::replace("/spec/sourceRepos/0", repo_url),
-            },
-            OverlayPatch {
-                kind: "Application",
-                name: APP,
-                patch: argocd::replace("/spec/source/repoURL", repo_url),
-            },
-        ],
-    )
-}
 
 /// Predictor `name` of the team's repository: image tag `tag`, 2 replicas.
 fn predictor_file(name: &str, tag: &str, model: &ServedModel) -> String {
@@ -181,7 +156,7 @@ async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() 
     );
 
     let mut argocd = ArgoCd::start(&cluster, &bin, Components::Sync);
-    let overlay = overlay_with_repo(&cluster.dir, &repo.url());
+    let overlay = argocd::team_a_overlay(&cluster.dir, &repo.url());
     cluster.kubectl_ok(&["apply", "-k", &overlay.display().to_string()]);
 
     let client = client_for(&cluster.kubeconfig).await;

@@ -13,13 +13,17 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::control_plane::{DEFAULT_BIN_DIR, TestCluster};
+use super::control_plane::{DEFAULT_BIN_DIR, TestCluster, check_output, run_kubectl};
 use super::files::{free_port, relative_to, repo_root};
 use super::process::Proc;
 use super::wait::poll;
 
 /// ArgoCD's namespace, as in its own install manifests and our `argocd/` files.
 pub const ARGOCD_NS: &str = "argocd";
+/// The committed Application (`argocd/application.yaml`), its destination namespace and Git path.
+pub const APP: &str = "team-a-predictors";
+pub const TEAM_NS: &str = "team-a";
+pub const GIT_PATH: &str = "gitops/team-a";
 
 /// The argocd binary directory, holding the multi-call binary, the `components` (its symlinks)
 /// and the CRDs; or a panic that says how to build them (or how to install `redis-server` and
@@ -52,6 +56,32 @@ pub fn bin_dir(components: &[&str]) -> PathBuf {
     dir
 }
 
+/// The cluster ArgoCD runs against: its admin kubeconfig (ArgoCD's in-cluster destination), the
+/// directory holding `kubectl`, and where ArgoCD's files and logs go. A [`TestCluster`] or the
+/// node tier's single-node cluster.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub dir: &'a Path,
+    pub kubeconfig: &'a Path,
+    pub bin: &'a Path,
+}
+
+impl<'a> From<&'a TestCluster> for Target<'a> {
+    fn from(cluster: &'a TestCluster) -> Self {
+        Target {
+            dir: &cluster.dir,
+            kubeconfig: &cluster.kubeconfig,
+            bin: &cluster.bin,
+        }
+    }
+}
+
+impl Target<'_> {
+    fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        check_output(&run_kubectl(self.bin, self.kubeconfig, args, stdin), args)
+    }
+}
+
 /// Which ArgoCD processes to run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Components {
@@ -71,7 +101,8 @@ pub struct ArgoCd {
 impl ArgoCd {
     /// Starts the `components` against `cluster` with the binaries in `bin`; panics with the logs
     /// if one does not come up.
-    pub fn start(cluster: &TestCluster, bin: &Path, components: Components) -> ArgoCd {
+    pub fn start<'a>(cluster: impl Into<Target<'a>>, bin: &Path, components: Components) -> ArgoCd {
+        let cluster = cluster.into();
         let dir = cluster.dir.join("argocd");
         for sub in ["tmp", "home", "static"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create argocd dirs");
@@ -130,7 +161,7 @@ impl ArgoCd {
             // redis by default), so the test can read what our health check said.
             "--persist-resource-health",
         ]);
-        in_cluster(&mut controller, cluster);
+        in_cluster(&mut controller, &cluster);
         let controller = Proc::spawn(
             "argocd-application-controller",
             controller,
@@ -141,7 +172,7 @@ impl ArgoCd {
             server: None,
         };
         if components == Components::WithServer {
-            argocd.start_server(cluster, bin, &dir, &redis_addr, &repo_addr);
+            argocd.start_server(&cluster, bin, &dir, &redis_addr, &repo_addr);
         }
         argocd
     }
@@ -150,7 +181,7 @@ impl ArgoCd {
     /// No web UI is served (`--staticassets` is an empty directory): see dev/argocd/README.md.
     fn start_server(
         &mut self,
-        cluster: &TestCluster,
+        cluster: &Target,
         bin: &Path,
         dir: &Path,
         redis_addr: &str,
@@ -236,8 +267,8 @@ fn argocd_command(binary: &Path, dir: &Path) -> Command {
 }
 
 /// `https://kubernetes.default.svc` = the cluster in KUBECONFIG (the test apiserver).
-fn in_cluster(cmd: &mut Command, cluster: &TestCluster) {
-    cmd.env("KUBECONFIG", &cluster.kubeconfig)
+fn in_cluster(cmd: &mut Command, cluster: &Target) {
+    cmd.env("KUBECONFIG", cluster.kubeconfig)
         .env("ARGOCD_FAKE_IN_CLUSTER", "true");
 }
 
@@ -253,34 +284,41 @@ fn wait_tcp(addr: &str, proc: &Proc) {
 /// ArgoCD's namespace, CRDs (from the argo-cd module), argocd-cm (our patch file, which is a
 /// whole ConfigMap) and an argocd-secret with only the server key, as ArgoCD's install manifests
 /// leave it: argocd-server sets the admin password at its first start.
-pub fn install_config(cluster: &TestCluster, bin: &Path) {
-    cluster.kubectl_ok(&["create", "namespace", ARGOCD_NS]);
+pub fn install_config<'a>(cluster: impl Into<Target<'a>>, bin: &Path) {
+    let cluster = cluster.into();
+    cluster.kubectl_ok(&["create", "namespace", ARGOCD_NS], None);
     // Server-side: the Application CRD is too big for the last-applied annotation.
-    cluster.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &bin.join("argocd-crds.yaml").display().to_string(),
-    ]);
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/applications.argoproj.io",
-        "crd/appprojects.argoproj.io",
-    ]);
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            &bin.join("argocd-crds.yaml").display().to_string(),
+        ],
+        None,
+    );
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/applications.argoproj.io",
+            "crd/appprojects.argoproj.io",
+        ],
+        None,
+    );
     let cm = repo_root().join("argocd/argocd-cm-patch.yaml");
-    cluster.kubectl_ok(&["apply", "-f", &cm.display().to_string()]);
+    cluster.kubectl_ok(&["apply", "-f", &cm.display().to_string()], None);
     let key = predictor::model::sha256_hex(
         format!("{:?}{}", Instant::now(), std::process::id()).as_bytes(),
     );
-    cluster.kubectl_stdin(
+    cluster.kubectl_ok(
         &["apply", "-f", "-"],
-        &format!(
+        Some(&format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-secret\n  namespace: {ARGOCD_NS}\n  \
              labels:\n    app.kubernetes.io/name: argocd-secret\n    app.kubernetes.io/part-of: argocd\n\
              stringData:\n  server.secretkey: {key}\n"
-        ),
+        )),
     );
 }
 
@@ -313,6 +351,25 @@ pub fn overlay(dir: &Path, patches: &[OverlayPatch]) -> PathBuf {
     }
     std::fs::write(overlay.join("kustomization.yaml"), text).unwrap();
     overlay
+}
+
+/// A kustomize overlay of the committed `argocd/` that only swaps team A's Git URL for `repo_url`.
+pub fn team_a_overlay(dir: &Path, repo_url: &str) -> PathBuf {
+    overlay(
+        dir,
+        &[
+            OverlayPatch {
+                kind: "AppProject",
+                name: "team-a-project",
+                patch: replace("/spec/sourceRepos/0", repo_url),
+            },
+            OverlayPatch {
+                kind: "Application",
+                name: APP,
+                patch: replace("/spec/source/repoURL", repo_url),
+            },
+        ],
+    )
 }
 
 /// A JSON patch that replaces the value at `path` with `value`.
