@@ -1,8 +1,9 @@
 //! `predictor probe`: a steady stream of requests during a rollout, and what it saw — when each version was
 //! first and last answered, the switch-over time, failed requests and the longest gap between answers.
+//! The stream may also ramp up ([`Load`]), to drive an autoscaler.
 //!
-//! [`run`] does the I/O; [`summarize`] is pure (samples in, report out) and [`render_markdown`] and
-//! [`plot`] only format it.
+//! [`run`] does the I/O; [`Load`] (when each request is due) and [`summarize`] (samples in, report out) are
+//! pure, and [`render_markdown`] and [`plot`] only format the report.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,12 +18,147 @@ use crate::client::{
 };
 use crate::error::{Error, Result};
 
+/// The most requests per second a probe may be asked for: one process's loopback client manages a few
+/// tens of thousands, and every request is kept as a [`Sample`] until the end.
+pub const MAX_RATE: f64 = 100_000.0;
+
+/// The fewest requests in flight a probe allows (its only bound before ramps).
+pub const MIN_IN_FLIGHT: usize = 256;
+
+/// The ticker's shortest period: tokio's timers have millisecond resolution. Higher rates send several
+/// requests per tick.
+const TICK: Duration = Duration::from_millis(1);
+
+/// How far behind its schedule the probe catches up on one tick: at most what this long at the current
+/// rate gives (and at least one request).
+// NB: requests due but not sent yet (a late tick, a stalled process) are sent late, never dropped: a short
+// delay (timer jitter) is made up on the next tick, a long stall at most 10 ms' worth per tick (10× the
+// rate on 1 ms ticks) instead of all at once. A steady load of up to 100 requests/s thus sends at most
+// one per tick: what the fixed-interval ticker (missed ticks skipped) did before ramps.
+const CATCH_UP: Duration = Duration::from_millis(10);
+
+/// A request due within this fraction of one is due now.
+// NB: on a steady load each tick should find exactly one more request due; f64 and nanosecond rounding can
+// put the integral a hair below the whole number on the tick's deadline.
+const EARLY: f64 = 1e-3;
+
+/// The request rate over time: `base_rate` requests/s at the start, rising (or falling) linearly to
+/// `peak_rate` over `ramp`, then `peak_rate` until the probe stops. Steady: `peak_rate == base_rate`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Load {
+    pub base_rate: f64,
+    pub peak_rate: f64,
+    pub ramp: Duration,
+}
+
+impl Load {
+    /// Steady: `rate` requests/s.
+    pub fn steady(rate: f64) -> Self {
+        Self {
+            base_rate: rate,
+            peak_rate: rate,
+            ramp: Duration::ZERO,
+        }
+    }
+
+    /// Steady: one request every `interval` (> 0).
+    pub fn every(interval: Duration) -> Self {
+        Self::steady(1.0 / interval.as_secs_f64())
+    }
+
+    /// This load's start, then a linear change to `peak_rate` requests/s over `ramp`, then `peak_rate`.
+    pub fn ramping_to(self, peak_rate: f64, ramp: Duration) -> Self {
+        Self {
+            peak_rate,
+            ramp,
+            ..self
+        }
+    }
+
+    /// Whether the rate changes over time.
+    pub fn is_ramp(&self) -> bool {
+        self.peak_rate != self.base_rate
+    }
+
+    /// Fails unless both rates are positive and at most [`MAX_RATE`].
+    pub fn check(&self) -> Result<()> {
+        for rate in [self.base_rate, self.peak_rate] {
+            check_rate(rate).map_err(Error::Settings)?;
+        }
+        Ok(())
+    }
+
+    /// Requests per second at `elapsed`.
+    pub fn rate(&self, elapsed: Duration) -> f64 {
+        let (t, ramp) = (elapsed.as_secs_f64(), self.ramp.as_secs_f64());
+        if t < ramp {
+            self.base_rate + (self.peak_rate - self.base_rate) * t / ramp
+        } else {
+            self.peak_rate
+        }
+    }
+
+    /// How many requests are due by `elapsed`: the first at 0 (the probe starts with one, as it always
+    /// did), then one each time the integral of the rate since the start passes a whole number.
+    pub fn due(&self, elapsed: Duration) -> u64 {
+        let (t, ramp) = (elapsed.as_secs_f64(), self.ramp.as_secs_f64());
+        let integral = if t < ramp {
+            self.base_rate * t + (self.peak_rate - self.base_rate) * t * t / (2.0 * ramp)
+        } else {
+            (self.base_rate + self.peak_rate) / 2.0 * ramp + self.peak_rate * (t - ramp)
+        };
+        (integral + EARLY).floor() as u64 + 1
+    }
+
+    /// How many requests to send at `elapsed` when `sent` went already: those due, at most
+    /// [`CATCH_UP`]'s worth at the current rate (at least 1).
+    pub fn to_send(&self, elapsed: Duration, sent: u64) -> u64 {
+        let most = (self.rate(elapsed) * CATCH_UP.as_secs_f64())
+            .ceil()
+            .max(1.0) as u64;
+        self.due(elapsed).saturating_sub(sent).min(most)
+    }
+
+    /// The ticker's period: a steady load's interval (one request per tick, as before ramps), else (or
+    /// above 1000 requests/s) [`TICK`].
+    pub fn tick(&self) -> Duration {
+        if self.is_ramp() {
+            return TICK;
+        }
+        // NB: 1 / rate overflows a Duration only for an interval of centuries.
+        Duration::try_from_secs_f64(1.0 / self.base_rate)
+            .unwrap_or(Duration::MAX)
+            .max(TICK)
+    }
+
+    /// How many requests may be in flight at once: what the peak rate puts in flight when every answer
+    /// takes the whole `request_timeout` (Little's law), and at least [`MIN_IN_FLIGHT`].
+    // NB: a request slower than the timeout fails anyway, so this bound never turns an answer that would
+    // have come in time into a failure; it only stops a hung server from piling up connections without end
+    // (at 3000/s and the 2 s default timeout: 6000).
+    pub fn max_in_flight(&self, request_timeout: Duration) -> usize {
+        let rate = self.base_rate.max(self.peak_rate);
+        ((rate * request_timeout.as_secs_f64()).ceil() as usize).max(MIN_IN_FLIGHT)
+    }
+}
+
+/// `rate` if it is a usable requests/s figure (positive, at most [`MAX_RATE`]), else why not.
+pub fn check_rate(rate: f64) -> Result<f64, String> {
+    if rate > 0.0 && rate <= MAX_RATE {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{rate} requests/s: a rate must be above 0 and at most {MAX_RATE}"
+        ))
+    }
+}
+
 /// What to probe and when to stop.
 #[derive(Clone, Debug)]
 pub struct ProbeConfig {
     pub url: String,
-    /// Time between two requests (they are sent on schedule, not after the previous answer).
-    pub interval: Duration,
+    /// When to send requests (on schedule, not after the previous answer).
+    pub load: Load,
     /// Stop once what answers is what [`Until`] wants, and nothing else has answered for `settle`.
     pub until: Until,
     pub settle: Duration,
@@ -115,11 +251,25 @@ pub struct ProbeReport {
     pub longest_gap_ms: f64,
     pub latency_ms: Percentiles,
     pub duration_ms: f64,
+    /// Time between requests at the start (1000 / the base rate).
     pub interval_ms: f64,
+    /// How the rate rose, when it did.
+    pub ramp: Option<RampReport>,
+    /// Requests sent in the busiest whole second of the run (second k is [k, k+1) s after the start): the
+    /// highest rate reached, in requests/s.
+    pub peak_requests_per_second: u64,
 }
 
-/// Pure: the report of a list of samples (in send order).
-pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> ProbeReport {
+/// A ramp's configuration, as [`ProbeReport`] states it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RampReport {
+    /// Requests/s at the end of the ramp and after it.
+    pub peak_rate: f64,
+    pub duration_ms: f64,
+}
+
+/// Pure: the report of a list of samples (in send order) sent as `load` scheduled them.
+pub fn summarize(samples: &[Sample], started_at: &str, load: &Load) -> ProbeReport {
     let mut versions: Vec<VersionSpan> = Vec::new();
     let mut failures = BTreeMap::new();
     let mut latencies = Vec::new();
@@ -167,6 +317,10 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Pr
         }
     });
     let duration_ms = samples.last().map_or(0.0, |s| s.sent_ms + s.latency_ms);
+    let mut per_second = BTreeMap::<u64, u64>::new();
+    for sample in samples {
+        *per_second.entry((sample.sent_ms / 1e3) as u64).or_default() += 1;
+    }
     ProbeReport {
         started_at: started_at.to_string(),
         requests: samples.len() as u64,
@@ -177,98 +331,168 @@ pub fn summarize(samples: &[Sample], started_at: &str, interval: Duration) -> Pr
         longest_gap_ms,
         latency_ms: Percentiles::of(&mut latencies),
         duration_ms,
-        interval_ms: interval.as_secs_f64() * 1e3,
+        interval_ms: 1e3 / load.base_rate,
+        ramp: load.is_ramp().then_some(RampReport {
+            peak_rate: load.peak_rate,
+            duration_ms: load.ramp.as_secs_f64() * 1e3,
+        }),
+        peak_requests_per_second: per_second.into_values().max().unwrap_or(0),
     }
 }
 
-/// Whether the probe may stop: the wanted release answered, and nothing else has for `settle`
-/// (a failed request counts as "something else").
-fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bool {
-    // One pass, no allocation: this runs on every tick over every answer so far.
-    let (mut first_wanted, mut last_other) = (f64::INFINITY, f64::NEG_INFINITY);
-    for sample in samples {
-        if until.wants(sample) {
-            first_wanted = first_wanted.min(sample.sent_ms);
-        } else {
-            last_other = last_other.max(sample.sent_ms);
+/// What the stop condition needs from the answers so far, updated as each arrives: when the wanted release
+/// first answered, and when anything else last did (a failed request counts as "something else").
+#[derive(Clone, Copy, Debug)]
+struct Quiet {
+    first_wanted_ms: f64,
+    last_other_ms: f64,
+}
+
+impl Default for Quiet {
+    fn default() -> Self {
+        Self {
+            first_wanted_ms: f64::INFINITY,
+            last_other_ms: f64::NEG_INFINITY,
         }
     }
-    first_wanted.is_finite() && now_ms - last_other.max(first_wanted) >= settle_ms
 }
 
-/// Sends requests every `interval` until a stop condition holds; returns the samples in send order.
+impl Quiet {
+    fn add(&mut self, until: &Until, sample: &Sample) {
+        if until.wants(sample) {
+            self.first_wanted_ms = self.first_wanted_ms.min(sample.sent_ms);
+        } else {
+            self.last_other_ms = self.last_other_ms.max(sample.sent_ms);
+        }
+    }
+
+    /// Whether the probe may stop: the wanted release answered, and nothing else has for `settle_ms`.
+    // NB: kept up to date instead of recomputed from every answer on every tick: at thousands of requests
+    // per second on 1 ms ticks, that rescan was quadratic.
+    fn settled(&self, settle_ms: f64, now_ms: f64) -> bool {
+        self.first_wanted_ms.is_finite()
+            && now_ms - self.last_other_ms.max(self.first_wanted_ms) >= settle_ms
+    }
+}
+
+/// What every request's task shares.
+struct Requests {
+    client: reqwest::Client,
+    endpoint: String,
+    started: Instant,
+    /// Bounds requests in flight, so a hung server cannot make the probe pile up connections.
+    in_flight: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<(usize, Sample)>,
+}
+
+impl Requests {
+    /// Sends request `index` with `text` in a task of its own, which reports its sample on the channel.
+    /// Beyond the in-flight bound it is not sent, and is a failure ("too many requests in flight").
+    fn spawn(&self, index: usize, text: String) {
+        let (client, endpoint, tx) = (self.client.clone(), self.endpoint.clone(), self.tx.clone());
+        let (started, permit) = (self.started, self.in_flight.clone().try_acquire_owned());
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let outcome = match permit {
+                Ok(_permit) => predict_remote(&client, &endpoint, &text).await,
+                Err(_) => Err(Error::Source {
+                    location: endpoint.clone(),
+                    reason: "too many requests in flight".into(),
+                }),
+            };
+            let (version, model, failure) = match outcome {
+                Ok((200, body)) => match body["version"].as_str() {
+                    Some(v) => (
+                        Some(v.to_string()),
+                        body["model"].as_str().map(str::to_string),
+                        None,
+                    ),
+                    None => (None, None, Some("no version in answer".to_string())),
+                },
+                Ok((status, _)) => (None, None, Some(format!("HTTP {status}"))),
+                Err(Error::Source { reason, .. }) => (
+                    None,
+                    None,
+                    Some(reason.split(':').next().unwrap_or("failed").to_string()),
+                ),
+                Err(other) => (None, None, Some(other.to_string())),
+            };
+            let sample = Sample {
+                sent_ms: sent.duration_since(started).as_secs_f64() * 1e3,
+                latency_ms: sent.elapsed().as_secs_f64() * 1e3,
+                version,
+                model,
+                failure,
+            };
+            let _ = tx.send((index, sample));
+        });
+    }
+}
+
+/// Sends requests as `config.load` schedules them until a stop condition holds; returns the samples in
+/// send order.
 pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Result<Vec<Sample>> {
     if config.texts.is_empty() {
         return Err(Error::Data("the probe has no text to send".into()));
     }
+    config.load.check()?;
     let client = if config.keep_alive {
         http_client(config.request_timeout)?
     } else {
         http_client_without_keep_alive(config.request_timeout)?
     };
-    let endpoint = endpoint(&config.url);
     let started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Sample)>();
-    // Bounds requests in flight, so a hung server cannot make the probe pile up connections.
-    let in_flight = Arc::new(Semaphore::new(256));
-    let mut ticker = tokio::time::interval(config.interval);
+    let requests = Requests {
+        client,
+        endpoint: endpoint(&config.url),
+        started,
+        in_flight: Arc::new(Semaphore::new(
+            config.load.max_in_flight(config.request_timeout),
+        )),
+        tx,
+    };
+    // Ticks on the schedule's own clock: a steady load's request k is due at k intervals after `started`.
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::from_std(started), config.load.tick());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut samples: Vec<Option<Sample>> = Vec::new();
-    let mut received: Vec<Sample> = Vec::new();
+    // Requests sent and not yet answered.
+    let mut pending = 0usize;
+    let mut quiet = Quiet::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                let now_ms = started.elapsed().as_secs_f64() * 1e3;
+                let elapsed = started.elapsed();
                 let stop = config.until.is_set()
-                    && settled(&received, &config.until, config.settle.as_secs_f64() * 1e3, now_ms);
-                if stop || started.elapsed() >= config.max_duration {
+                    && quiet.settled(config.settle.as_secs_f64() * 1e3, elapsed.as_secs_f64() * 1e3);
+                if stop || elapsed >= config.max_duration {
                     break;
                 }
-                let index = samples.len();
-                samples.push(None);
-                let text = config.texts[index % config.texts.len()].clone();
-                let (client, endpoint, tx) = (client.clone(), endpoint.clone(), tx.clone());
-                let permit = in_flight.clone().try_acquire_owned();
-                tokio::spawn(async move {
-                    let sent = Instant::now();
-                    let outcome = match permit {
-                        Ok(_permit) => predict_remote(&client, &endpoint, &text).await,
-                        Err(_) => Err(Error::Source { location: endpoint.clone(), reason: "too many requests in flight".into() }),
-                    };
-                    let (version, model, failure) = match outcome {
-                        Ok((200, body)) => match body["version"].as_str() {
-                            Some(v) => (Some(v.to_string()), body["model"].as_str().map(str::to_string), None),
-                            None => (None, None, Some("no version in answer".to_string())),
-                        },
-                        Ok((status, _)) => (None, None, Some(format!("HTTP {status}"))),
-                        Err(Error::Source { reason, .. }) => (None, None, Some(reason.split(':').next().unwrap_or("failed").to_string())),
-                        Err(other) => (None, None, Some(other.to_string())),
-                    };
-                    let sample = Sample {
-                        sent_ms: sent.duration_since(started).as_secs_f64() * 1e3,
-                        latency_ms: sent.elapsed().as_secs_f64() * 1e3,
-                        version,
-                        model,
-                        failure,
-                    };
-                    let _ = tx.send((index, sample));
-                });
+                for _ in 0..config.load.to_send(elapsed, samples.len() as u64) {
+                    let index = samples.len();
+                    samples.push(None);
+                    pending += 1;
+                    requests.spawn(index, config.texts[index % config.texts.len()].clone());
+                }
             }
             Some((index, sample)) = rx.recv() => {
                 on_sample(&sample);
-                received.push(sample.clone());
+                quiet.add(&config.until, &sample);
                 samples[index] = Some(sample);
+                pending -= 1;
             }
         }
     }
-    drop(tx);
+    drop(requests);
     // Wait (bounded by the request timeout) for the answers still in flight.
     let deadline = tokio::time::Instant::now() + config.request_timeout + Duration::from_secs(1);
-    while samples.iter().any(Option::is_none) {
+    while pending > 0 {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some((index, sample))) => {
                 on_sample(&sample);
                 samples[index] = Some(sample);
+                pending -= 1;
             }
             _ => break,
         }
@@ -278,10 +502,21 @@ pub async fn run(config: &ProbeConfig, mut on_sample: impl FnMut(&Sample)) -> Re
 
 /// The report as markdown: a table per version, then the figures.
 pub fn render_markdown(report: &ProbeReport, url: &str) -> String {
+    let mut load = if report.interval_ms >= 1.0 {
+        format!("one request every {:.0} ms", report.interval_ms)
+    } else {
+        format!("{:.0} requests/s", 1e3 / report.interval_ms)
+    };
+    if let Some(ramp) = &report.ramp {
+        load.push_str(&format!(
+            ", then linearly to {:.0} requests/s over {:.1} s",
+            ramp.peak_rate,
+            ramp.duration_ms / 1e3
+        ));
+    }
     let mut out = format!(
-        "## Rollout probe of {url}\n\nStarted {} · one request every {:.0} ms · {} requests over {:.1} s\n\n",
+        "## Rollout probe of {url}\n\nStarted {} · {load} · {} requests over {:.1} s\n\n",
         report.started_at,
-        report.interval_ms,
         report.requests,
         report.duration_ms / 1e3
     );
@@ -306,13 +541,14 @@ pub fn render_markdown(report: &ProbeReport, url: &str) -> String {
             .join(", ")
     };
     out.push_str(&format!(
-        "\n| figure | value |\n|---|---|\n| failed requests | {} ({failures}) |\n| switch-over (first new answer → last old answer) | {} |\n| longest gap between answers | {:.0} ms |\n| latency p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |\n",
+        "\n| figure | value |\n|---|---|\n| failed requests | {} ({failures}) |\n| switch-over (first new answer → last old answer) | {} |\n| longest gap between answers | {:.0} ms |\n| latency p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |\n| requests in the busiest second | {} |\n",
         report.failed,
         report.switch_over_ms.map_or("-".into(), |ms| format!("{:.3} s", ms / 1e3)),
         report.longest_gap_ms,
         report.latency_ms.p50,
         report.latency_ms.p99,
         report.latency_ms.max,
+        report.peak_requests_per_second,
     ));
     out
 }
@@ -446,10 +682,19 @@ fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
 mod tests {
     use super::*;
 
+    /// Whether `samples`, answered in any order, let the probe stop at `now_ms`.
+    fn settled(samples: &[Sample], until: &Until, settle_ms: f64, now_ms: f64) -> bool {
+        let mut quiet = Quiet::default();
+        for sample in samples {
+            quiet.add(until, sample);
+        }
+        quiet.settled(settle_ms, now_ms)
+    }
+
     fn config(url: String, texts: &[&str]) -> ProbeConfig {
         ProbeConfig {
             url,
-            interval: Duration::from_millis(5),
+            load: Load::every(Duration::from_millis(5)),
             until: Until::default(),
             settle: Duration::from_secs(1),
             max_duration: Duration::from_millis(300),
@@ -565,7 +810,7 @@ mod tests {
             ok(100.0, "0.2"),
             ok(120.0, "0.2"),
         ];
-        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let report = summarize(&samples, "t0", &Load::every(Duration::from_millis(20)));
         assert_eq!(report.requests, 7);
         assert_eq!(report.failed, 1);
         assert_eq!(report.failures["HTTP 503"], 1);
@@ -601,12 +846,12 @@ mod tests {
         let report = summarize(
             &[ok(0.0, "0.1"), ok(20.0, "0.1")],
             "t0",
-            Duration::from_millis(20),
+            &Load::every(Duration::from_millis(20)),
         );
         assert_eq!(report.switch_over_ms, Some(0.0));
         assert_eq!(report.failed, 0);
         assert_eq!(
-            summarize(&[], "t0", Duration::from_millis(20)).switch_over_ms,
+            summarize(&[], "t0", &Load::every(Duration::from_millis(20))).switch_over_ms,
             None
         );
     }
@@ -641,7 +886,7 @@ mod tests {
             with_model(40.0, "aaaaaaaaaaaa"),
             with_model(60.0, "bbbbbbbbbbbb"),
         ];
-        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let report = summarize(&samples, "t0", &Load::every(Duration::from_millis(20)));
         let labels: Vec<_> = report.versions.iter().map(|v| v.version.as_str()).collect();
         assert_eq!(
             labels,
@@ -666,11 +911,162 @@ mod tests {
         assert!(!both.wants(&samples[1]));
     }
 
+    /// 10 requests/s rising by 10/s each second to 110/s at 10 s: whole numbers all along.
+    fn ten_to_110_over_10s() -> Load {
+        Load::steady(10.0).ramping_to(110.0, Duration::from_secs(10))
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn a_steady_load_is_one_request_per_interval_from_the_start() {
+        let load = Load::every(Duration::from_millis(20));
+        assert_eq!(load, Load::steady(50.0));
+        assert!(!load.is_ramp());
+        assert_eq!(load.tick(), Duration::from_millis(20));
+        assert_eq!(
+            [0.0, 0.019, 0.020, 0.039, 1.0].map(|s| load.due(secs(s))),
+            [1, 1, 2, 2, 51]
+        );
+        // A tick a hair before its deadline (rounding) still sends that request.
+        assert_eq!(load.due(Duration::from_nanos(19_999_990)), 2);
+        // On schedule, one per tick; behind it, still one per tick (50/s × 10 ms < 1).
+        assert_eq!(load.to_send(secs(1.0), 50), 1);
+        assert_eq!(load.to_send(secs(1.0), 51), 0);
+        assert_eq!(load.to_send(secs(1.0), 0), 1);
+        // Above 1000/s: 1 ms ticks, several requests per tick.
+        assert_eq!(Load::steady(3000.0).tick(), Duration::from_millis(1));
+        assert_eq!(Load::steady(3000.0).due(secs(1.0)), 3001);
+    }
+
+    #[test]
+    fn a_ramp_sends_the_integral_of_its_rate() {
+        let load = ten_to_110_over_10s();
+        assert!(load.is_ramp());
+        assert_eq!(load.tick(), Duration::from_millis(1));
+        // Mid-ramp: 10·t + 10·t²/2 requests after the first.
+        assert_eq!((load.rate(secs(2.0)), load.due(secs(2.0))), (30.0, 41));
+        assert_eq!((load.rate(secs(5.0)), load.due(secs(5.0))), (60.0, 176));
+        // The ramp's end: (10 + 110) / 2 · 10 s; after it, 110/s.
+        assert_eq!((load.rate(secs(10.0)), load.due(secs(10.0))), (110.0, 601));
+        assert_eq!((load.rate(secs(12.0)), load.due(secs(12.0))), (110.0, 821));
+        // A zero-length ramp is a step to the peak.
+        let step = Load::steady(50.0).ramping_to(3000.0, Duration::ZERO);
+        assert_eq!((step.rate(secs(0.0)), step.due(secs(1.0))), (3000.0, 3001));
+    }
+
+    #[test]
+    fn one_tick_catches_up_at_most_10_ms_at_the_current_rate() {
+        let load = Load::steady(50.0).ramping_to(3000.0, Duration::from_secs(10));
+        let at_peak = secs(11.0);
+        let due = load.due(at_peak);
+        // (50 + 3000) / 2 · 10 s + 3000 · 1 s, and the first.
+        assert_eq!(due, 18_251);
+        assert_eq!(load.to_send(at_peak, due - 3), 3);
+        // 3000/s × 10 ms.
+        assert_eq!(load.to_send(at_peak, due - 1000), 30);
+        assert_eq!(load.to_send(at_peak, 0), 30);
+        assert_eq!(load.to_send(at_peak, due), 0);
+        // At least one per tick however low the rate: 1525/s × 10 ms = 15.25 → 16; 50/s → 1.
+        assert_eq!(load.to_send(secs(5.0), 0), 16);
+        assert_eq!(load.to_send(secs(0.0), 0), 1);
+    }
+
+    #[test]
+    fn the_in_flight_bound_is_what_the_peak_rate_needs_within_the_timeout() {
+        let timeout = Duration::from_secs(2);
+        assert_eq!(Load::steady(50.0).max_in_flight(timeout), MIN_IN_FLIGHT);
+        let ramp = Load::steady(50.0).ramping_to(3000.0, Duration::from_secs(10));
+        assert_eq!(ramp.max_in_flight(timeout), 6000);
+        assert!(ramp.check().is_ok());
+        for bad in [
+            Load::steady(0.0),
+            Load::steady(50.0).ramping_to(1e6, timeout),
+        ] {
+            let error = bad.check().unwrap_err().to_string();
+            assert!(error.contains("at most 100000"), "{error}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_follows_a_ramp() {
+        let (url, seen) = recording_server().await;
+        let mut config = config(url, &["a", "b"]);
+        config.load = Load::steady(100.0).ramping_to(2000.0, Duration::from_millis(200));
+        config.max_duration = Duration::from_millis(400);
+        let samples = run(&config, |_| {}).await.unwrap();
+        // (100 + 2000) / 2 · 0.2 s + 2000 · 0.2 s + the first = 611 by 400 ms, never more; at least half
+        // of them even on a busy machine (a debug build, the server in this process: 460-610 seen on 2
+        // shared cores), far above the base rate's 41. Several requests per tick: `to_send`'s tests.
+        let due = config.load.due(config.max_duration);
+        assert_eq!(due, 611);
+        assert!(
+            (306..=due as usize).contains(&samples.len()),
+            "{} samples",
+            samples.len()
+        );
+        assert!(samples.iter().all(|s| s.failure.is_none()), "{samples:?}");
+        assert_eq!(seen.lock().unwrap().len(), samples.len());
+    }
+
+    #[tokio::test]
+    async fn a_load_beyond_the_ceiling_is_an_error_before_any_request() {
+        let (url, seen) = recording_server().await;
+        let mut config = config(url, &["a"]);
+        config.load = Load::steady(50.0).ramping_to(1e6, Duration::from_secs(1));
+        let err = run(&config, |_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("at most 100000"), "{err}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_ramped_report_states_the_ramp_and_the_busiest_second() {
+        let samples = vec![
+            ok(0.0, "0.1"),
+            ok(500.0, "0.1"),
+            ok(1000.0, "0.1"),
+            ok(1200.0, "0.1"),
+            failed(1500.0, "HTTP 503"),
+        ];
+        let load = Load::steady(50.0).ramping_to(3000.0, Duration::from_secs(10));
+        let report = summarize(&samples, "t0", &load);
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            serde_json::json!({
+                "started_at": "t0",
+                "requests": 5,
+                "failed": 1,
+                "failures": {"HTTP 503": 1},
+                "versions": [{"version": "0.1", "first_ms": 0.0, "last_ms": 1200.0, "answers": 4}],
+                "switch_over_ms": 0.0,
+                "longest_gap_ms": 500.0,
+                "latency_ms": {"p50": 1.0, "p90": 1.0, "p99": 1.0, "max": 1.0},
+                "duration_ms": 1505.0,
+                "interval_ms": 20.0,
+                "ramp": {"peak_rate": 3000.0, "duration_ms": 10000.0},
+                "peak_requests_per_second": 3,
+            })
+        );
+        let md = render_markdown(&report, "http://x");
+        assert!(
+            md.contains("one request every 20 ms, then linearly to 3000 requests/s over 10.0 s")
+                && md.contains("| requests in the busiest second | 3 |"),
+            "{md}"
+        );
+        // Steady: no ramp; above 1000/s the header gives the rate.
+        let steady = summarize(&samples, "t0", &Load::steady(3000.0));
+        assert_eq!(steady.ramp, None);
+        let md = render_markdown(&steady, "http://x");
+        assert!(md.contains("· 3000 requests/s · 5 requests"), "{md}");
+    }
+
     #[cfg(feature = "plot")]
     #[test]
     fn plots_svg_and_png() {
         let samples = vec![ok(0.0, "0.1"), failed(20.0, "HTTP 503"), ok(40.0, "0.2")];
-        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let report = summarize(&samples, "t0", &Load::every(Duration::from_millis(20)));
         let dir = tempfile::tempdir().unwrap();
         for name in ["t.svg", "t.png"] {
             let path = dir.path().join(name);
@@ -685,7 +1081,7 @@ mod tests {
     #[test]
     fn plotting_without_the_feature_names_it() {
         let samples = vec![ok(0.0, "0.1")];
-        let report = summarize(&samples, "t0", Duration::from_millis(20));
+        let report = summarize(&samples, "t0", &Load::every(Duration::from_millis(20)));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.png");
         let error = plot(&samples, &report, &path).unwrap_err().to_string();

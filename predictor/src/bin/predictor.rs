@@ -12,8 +12,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use predictor::cli::commands::{self, EvalOptions, ProbeOptions, ServeOptions, TrainOptions};
-use predictor::cli::values::{CharRange, Limit, parse_duration, parse_limit, parse_range};
-use predictor::probe::{ProbeConfig, Until};
+use predictor::cli::values::{
+    CharRange, Limit, parse_duration, parse_limit, parse_range, parse_rate,
+};
+use predictor::probe::{Load, ProbeConfig, Until};
 use predictor::server::ServeConfig;
 use predictor::shadow::ShadowConfig;
 use predictor::text::TextSettings;
@@ -40,7 +42,8 @@ enum Command {
     Predict(PredictArgs),
     /// Serve a model over HTTP: fetch it from a URL, verify its sha256, answer POST /api/american.
     Serve(ServeArgs),
-    /// Send steady requests to a server during a rollout and report versions seen, switch-over and failures.
+    /// Send steady requests (or a rising load: --ramp-to) to a server during a rollout and report versions
+    /// seen, switch-over and failures.
     /// Exits non-zero if a request failed or --until-version was not reached.
     Probe(ProbeArgs),
     /// Tell the server on this machine's loopback to drain now (readiness false, every answer closes its
@@ -123,9 +126,20 @@ struct ProbeArgs {
     /// The server, e.g. http://127.0.0.1:5008.
     #[arg(long)]
     url: String,
-    /// Time between requests, e.g. 20ms or 1s.
+    /// Time between requests, e.g. 20ms or 1s (at least 1ms: above 1000 requests/s, use --rate).
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     interval: Duration,
+    /// Requests per second instead of --interval, e.g. 50 (= --interval 20ms) or 3000.
+    #[arg(long, value_parser = parse_rate, conflicts_with = "interval")]
+    rate: Option<f64>,
+    /// Ramp the load: from the base rate (--rate, or one per --interval) the rate grows linearly to this
+    /// many requests per second over --ramp, then stays there until the probe stops (--max-duration, or
+    /// --until-version/--until-model). E.g. --ramp-to 3000 --ramp 20s.
+    #[arg(long, value_parser = parse_rate, requires = "ramp")]
+    ramp_to: Option<f64>,
+    /// How long the rate takes to reach --ramp-to, e.g. 20s (0s: at once).
+    #[arg(long, value_parser = parse_duration, requires = "ramp_to")]
+    ramp: Option<Duration>,
     /// Stop once this version answers and nothing else has for --settle.
     #[arg(long)]
     until_version: Option<String>,
@@ -325,10 +339,19 @@ impl ServeArgs {
 
 impl ProbeArgs {
     fn options(self) -> ProbeOptions {
+        let base = match self.rate {
+            Some(rate) => Load::steady(rate),
+            None => Load::every(self.interval.max(Duration::from_millis(1))),
+        };
+        let load = match (self.ramp_to, self.ramp) {
+            (Some(peak_rate), Some(ramp)) => base.ramping_to(peak_rate, ramp),
+            // clap requires both or neither.
+            _ => base,
+        };
         ProbeOptions {
             config: ProbeConfig {
                 url: self.url,
-                interval: self.interval.max(Duration::from_millis(1)),
+                load,
                 until: Until {
                     version: self.until_version,
                     model: self.until_model,

@@ -316,7 +316,7 @@ pub fn probe(options: ProbeOptions) -> Result<()> {
         }
     }))?;
     bar.finish_and_clear();
-    let report = probe::summarize(&samples, &started_at, config.interval);
+    let report = probe::summarize(&samples, &started_at, &config.load);
     let markdown = probe::render_markdown(&report, &config.url);
     println!("{markdown}");
     if let Some(path) = &report_path {

@@ -1,5 +1,6 @@
-//! Command-line values that are more than a number: durations (`20ms`), character n-gram ranges (`3-5`,
-//! `none`) and feature limits (`3000`, `all`). Each parser returns a message clap shows as is.
+//! Command-line values that are more than a number: durations (`20ms`), request rates (`3000`), character
+//! n-gram ranges (`3-5`, `none`) and feature limits (`3000`, `all`). Each parser returns a message clap
+//! shows as is.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +21,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("{text:?}: unit must be ms, s or m")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Requests per second: `50`, `2.5`, `3000` (above 0, at most [`crate::probe::MAX_RATE`]).
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of requests per second like 50 or 3000"))?;
+    crate::probe::check_rate(rate)
 }
 
 /// `--char-ngrams`: a length range or `none`.
@@ -93,6 +102,21 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
+    }
+
+    #[test]
+    fn rates_are_positive_numbers_up_to_the_probes_ceiling() {
+        assert_eq!(parse_rate("50"), Ok(50.0));
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert_eq!(parse_rate("100000"), Ok(100_000.0));
+        for text in ["0", "-3", "100001", "NaN", "inf"] {
+            let error = parse_rate(text).unwrap_err();
+            assert!(
+                error.contains("above 0 and at most 100000"),
+                "{text}: {error}"
+            );
+        }
+        assert!(parse_rate("fast").unwrap_err().contains("not a number"));
     }
 
     #[test]
