@@ -734,7 +734,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
 }
 
 /// `status.autoscaling`: the pods there are and the pods wanted, as the autoscaler last saw them
-/// (before its first look: as the Deployment says).
+/// (before it has computed a count: as the Deployment says).
 fn autoscaling_status(
     predictor: &Predictor,
     observed: &Observed,
@@ -745,7 +745,11 @@ fn autoscaling_status(
     let hpa = observed.autoscaler.and_then(|a| a.status.as_ref());
     Some(AutoscalingStatus {
         current_replicas: hpa.and_then(|s| s.current_replicas).unwrap_or(total),
-        desired_replicas: hpa.map_or(desired, |s| s.desired_replicas),
+        // 0 until the autoscaler has computed a count (it says 0 while it cannot measure).
+        desired_replicas: hpa
+            .map(|s| s.desired_replicas)
+            .filter(|d| *d > 0)
+            .unwrap_or(desired),
         min_replicas: spec.min_replicas,
         max_replicas: spec.max_replicas,
         last_scale_time: hpa.and_then(|s| s.last_scale_time.clone()),
@@ -2079,8 +2083,15 @@ mod tests {
                 ),
             ],
         );
+        let mut blind = blind;
+        blind.status.as_mut().unwrap().desired_replicas = 0;
         let s = with(Some(&blind));
         assert_eq!(cond(&s, AUTOSCALING), ("False", "FailedGetResourceMetric"));
+        assert_eq!(
+            s.autoscaling.as_ref().map(|a| a.desired_replicas),
+            Some(4),
+            "the autoscaler's 0 (no count computed) is not what is wanted: the Deployment's 4"
+        );
         assert_eq!(
             find_condition(&s, AUTOSCALING).unwrap().message,
             "the autoscaler cannot scale: the HPA was unable to compute the replica count: unable to get metrics for resource cpu: no metrics returned from resource metrics API"

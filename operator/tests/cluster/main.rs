@@ -12,6 +12,7 @@
 //! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
 //! [`images`]: the image pre-flight against a real private registry. [`quality`]: the offline
 //! quality gate (`spec.validation`). [`canary`]: the online gate's API (`spec.rollout`).
+//! [`autoscaling`]: who owns the replica count with `spec.autoscaling`.
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -19,6 +20,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod autoscaling;
 mod canary;
 mod faults;
 mod images;
