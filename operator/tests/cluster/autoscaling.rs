@@ -17,6 +17,7 @@ use operator::crd::Predictor;
 use operator::resources::{FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Served};
 
 use crate::lifecycle::condition;
+use crate::quality::set_model;
 use crate::support::ServedModel;
 use crate::support::manifests::{manifest, predictor};
 use crate::{admin, shared, start_scoped, wait_object};
@@ -51,16 +52,6 @@ fn patch(ns: &str, json: &str) {
         "-p",
         json,
     ]);
-}
-
-fn set_model(ns: &str, model: &ServedModel) {
-    patch(
-        ns,
-        &format!(
-            r#"{{"spec":{{"model":{{"url":"{}","sha256":"{}"}}}}}}"#,
-            model.url, model.sha
-        ),
-    );
 }
 
 /// Waits until the Deployment's pods run `model` and every one of them is ready.
@@ -146,7 +137,7 @@ async fn the_replica_count_changes_owner_without_falling_to_the_default() {
 
     // A rollout while autoscaled: the count is handed over before the apply that leaves it out,
     // so it stays 3 (it would fall to the default 1 otherwise) and the operator owns it no more.
-    set_model(ns, &s.model_b);
+    set_model(ns, "p", &s.model_b);
     let d = rolled_out_on(&deployments, &s.model_b, &op).await;
     assert_eq!(d.spec.replicas, Some(3));
     let d = deployments.get_with("p", &full).await.unwrap();
@@ -156,7 +147,7 @@ async fn the_replica_count_changes_owner_without_falling_to_the_default() {
     // operator does not revert the count, and READY follows it.
     s.cluster
         .kubectl_ok(&["scale", "deployment", "p", "-n", ns, "--replicas", "5"]);
-    set_model(ns, &s.model_a);
+    set_model(ns, "p", &s.model_a);
     let d = rolled_out_on(&deployments, &s.model_a, &op).await;
     assert_eq!(d.spec.replicas, Some(5));
     let p = wait_object(&predictors, "p", WAIT, "READY 5/5", &op, |p| {

@@ -28,7 +28,8 @@ fn quality_checks(op: &OperatorProc, result: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn set_model(ns: &str, name: &str, model: &ServedModel) {
+/// Points Predictor `name`'s `spec.model` at `model` (a merge patch, as a user's `kubectl patch`).
+pub fn set_model(ns: &str, name: &str, model: &ServedModel) {
     shared().cluster.kubectl_ok(&[
         "patch",
         "predictor",
