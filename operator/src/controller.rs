@@ -1277,8 +1277,24 @@ mod reconcile_tests {
         deployment: Option<&Deployment>,
         service: Option<&Service>,
     ) {
+        answer_reads(server, deployment, service, &[]).await;
+    }
+
+    /// Answers the GETs of the Deployment, the Service and the objects at `missing` (404), sent
+    /// together in any order.
+    async fn answer_reads(
+        server: &mut ApiServer,
+        deployment: Option<&Deployment>,
+        service: Option<&Service>,
+        missing: &[&str],
+    ) {
+        let mut expected: Vec<String> = [SERVICE, DEPLOYMENT]
+            .iter()
+            .chain(missing)
+            .map(|p| p.to_string())
+            .collect();
         let mut seen = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..expected.len() {
             let call = server.next().await;
             assert_eq!(call.method, Method::GET, "{}", call.line());
             seen.push(call.path.clone());
@@ -1286,11 +1302,13 @@ mod reconcile_tests {
                 (DEPLOYMENT, Some(d), _) => call.reply(d),
                 (SERVICE, _, Some(s)) => call.reply(s),
                 (DEPLOYMENT | SERVICE, _, _) => call.not_found(),
+                (path, _, _) if missing.contains(&path) => call.not_found(),
                 _ => panic!("unexpected request {}", call.line()),
             }
         }
         seen.sort();
-        assert_eq!(seen, [SERVICE, DEPLOYMENT].map(String::from).to_vec());
+        expected.sort();
+        assert_eq!(seen, expected);
     }
 
     /// Answers `n` server-side applies by echoing them; their paths, sorted.
@@ -2118,31 +2136,6 @@ mod reconcile_tests {
     const AUTOSCALER: &str =
         "/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/american";
 
-    /// Answers the GETs of the Deployment, the Service and the autoscaler (together, any order).
-    async fn answer_reads_with_autoscaler(
-        server: &mut ApiServer,
-        deployment: Option<&Deployment>,
-        service: Option<&Service>,
-    ) {
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            let call = server.next().await;
-            assert_eq!(call.method, Method::GET, "{}", call.line());
-            seen.push(call.path.clone());
-            match (call.path.as_str(), deployment, service) {
-                (DEPLOYMENT, Some(d), _) => call.reply(d),
-                (SERVICE, _, Some(s)) => call.reply(s),
-                (DEPLOYMENT | SERVICE | AUTOSCALER, _, _) => call.not_found(),
-                _ => panic!("unexpected request {}", call.line()),
-            }
-        }
-        seen.sort();
-        assert_eq!(
-            seen,
-            [SERVICE, DEPLOYMENT, AUTOSCALER].map(String::from).to_vec()
-        );
-    }
-
     /// The unforced apply of the replica count under the handover manager; answered with
     /// `deployment` holding that count.
     async fn answer_handover(server: &mut ApiServer, replicas: i32, mut deployment: Deployment) {
@@ -2168,7 +2161,7 @@ mod reconcile_tests {
         let p = pinned_by_spec(crate::fixtures::autoscaled(predictor("american", "team-a")));
         let (ctx, mut server, reconcile) = start_verified(&p);
 
-        answer_reads_with_autoscaler(&mut server, None, None).await;
+        answer_reads(&mut server, None, None, &[AUTOSCALER]).await;
         let mut created = None;
         let mut applied = Vec::new();
         for _ in 0..3 {
@@ -2227,7 +2220,7 @@ mod reconcile_tests {
         p.metadata.generation = Some(2);
         let (ctx, mut server, reconcile) = start_verified(&p);
 
-        answer_reads_with_autoscaler(&mut server, Some(&live), Some(&service)).await;
+        answer_reads(&mut server, Some(&live), Some(&service), &[AUTOSCALER]).await;
         answer_handover(&mut server, 5, live.clone()).await;
         let mut applied = Vec::new();
         for _ in 0..2 {

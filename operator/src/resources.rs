@@ -857,29 +857,13 @@ mod tests {
     fn canary_service_selects_only_canary_pods() {
         let p = canary(predictor("american", "team-a"));
         let service = build_canary_service(&p).unwrap();
+        let mut metadata = child_metadata();
+        metadata["name"] = json!("american-canary");
+        metadata["labels"]["mlops.dev/track"] = json!("canary");
         let expected = json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {
-                "name": "american-canary",
-                "namespace": "team-a",
-                "labels": {
-                    "app.kubernetes.io/component": "server",
-                    "app.kubernetes.io/instance": "american",
-                    "app.kubernetes.io/managed-by": "predictor-operator",
-                    "app.kubernetes.io/name": "predictor",
-                    "app.kubernetes.io/part-of": "mlops",
-                    "app.kubernetes.io/version": "0.2",
-                    "mlops.dev/track": "canary"
-                },
-                "ownerReferences": [{
-                    "apiVersion": "mlops.dev/v1alpha1",
-                    "kind": "Predictor",
-                    "name": "american",
-                    "uid": "00000000-0000-0000-0000-00000000a11c",
-                    "controller": true
-                }]
-            },
+            "metadata": metadata,
             "spec": {
                 "type": "ClusterIP",
                 "selector": {

@@ -463,6 +463,17 @@ impl Pods {
             image_digest,
         }
     }
+
+    /// "2/2 pods ready, serving version 0.2 with model 9f2c1e0d4b3a": what a Ready Predictor says.
+    fn serving(&self) -> String {
+        format!(
+            "{}/{} pods ready, serving version {} with model {}",
+            self.ready,
+            self.desired,
+            self.version.as_deref().unwrap_or("?"),
+            short(self.model_sha256.as_deref().unwrap_or("?"))
+        )
+    }
 }
 
 /// Ready: every desired pod runs the current spec and is ready.
@@ -479,29 +490,17 @@ pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> V
         Rollout::Complete if desired == 0 => {
             verdict(FALSE, reason::SCALED_TO_ZERO, "spec.replicas is 0")
         }
-        Rollout::Complete if ready >= desired => verdict(
-            TRUE,
-            reason::ROLLOUT_COMPLETE,
-            format!(
-                "{ready}/{desired} pods ready, serving version {} with model {}",
-                pods.version.as_deref().unwrap_or("?"),
-                short(pods.model_sha256.as_deref().unwrap_or("?"))
-            ),
-        ),
+        Rollout::Complete if ready >= desired => {
+            verdict(TRUE, reason::ROLLOUT_COMPLETE, pods.serving())
+        }
         Rollout::Complete => verdict(
             FALSE,
             reason::PODS_NOT_READY,
             format!("{ready}/{desired} pods ready"),
         ),
-        Rollout::Scaling(msg) if ready > 0 => verdict(
-            TRUE,
-            reason::SCALING,
-            format!(
-                "{ready}/{desired} pods ready, serving version {} with model {}; {msg}",
-                pods.version.as_deref().unwrap_or("?"),
-                short(pods.model_sha256.as_deref().unwrap_or("?"))
-            ),
-        ),
+        Rollout::Scaling(msg) if ready > 0 => {
+            verdict(TRUE, reason::SCALING, format!("{}; {msg}", pods.serving()))
+        }
         Rollout::Scaling(msg) => verdict(
             FALSE,
             reason::PODS_NOT_READY,
