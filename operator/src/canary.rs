@@ -101,9 +101,12 @@ fn previous(predictor: &Predictor) -> Option<&RolloutStatus> {
 pub fn keep_serving(predictor: &Predictor, served: &Served) -> Option<(Predictor, String)> {
     let mut stable = predictor.clone();
     stable.spec.image = served.image.clone()?;
+    // NB: the store settings and credentials are the spec's: a Secret for both stores serves a
+    // rollout from one store to another.
     stable.spec.model = ModelSpec {
         url: served.model_url.clone()?,
         sha256: served.model_sha256.clone()?,
+        ..predictor.spec.model.clone()
     };
     stable.spec.version = Some(served.version.clone()?);
     let annotations = stable.annotations_mut();

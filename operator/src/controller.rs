@@ -20,7 +20,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use predictor::source::redact;
+use predictor::source::{StoreAccess, redact};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -30,7 +30,8 @@ use crate::crd::{Candidate, ModelRef, Predictor, PredictorStatus};
 use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
-use crate::model_check::ModelChecker;
+use crate::model_access;
+use crate::model_check::{self, ModelChecker};
 use crate::quality::QualityGate;
 use crate::resources::{
     FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Served, build_autoscaler, build_canary_deployment,
@@ -129,14 +130,22 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     }
     // NB: the CRD refuses other schemes too, but only if it is up to date. The fetcher could read a
     // file:// path, but that would be a file in the operator's pod, not what the pods load.
-    if !["http://", "https://", "hdfs://"]
+    if !["http://", "https://", "hdfs://", "s3://", "oci://"]
         .iter()
         .any(|scheme| spec.model.url.starts_with(scheme))
     {
         return Err(format!(
-            "spec.model.url {} is not an http://, https:// or hdfs:// URL",
+            "spec.model.url {} is not an http://, https://, hdfs://, s3:// or oci:// URL",
             redact(&spec.model.url)
         ));
+    }
+    // What the CRD's rules say, also checked here (a stale CRD) and more: the URL as the pods parse it.
+    if spec.model.url.starts_with("s3://") || spec.model.url.starts_with("oci://") {
+        predictor::source::Location::parse(&spec.model.url)
+            .map_err(|e| format!("spec.model.url: {e}"))?;
+    }
+    if spec.model.s3.is_some() && !spec.model.url.starts_with("s3://") {
+        return Err("spec.model.s3 configures s3:// URLs only".into());
     }
     if let Some(validation) = &spec.validation {
         validate_gate(validation)?;
@@ -279,13 +288,29 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         .is_some_and(|s| s.runs_model(&predictor.spec.model));
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let model_checks = async {
-        let model = ctx
-            .checker
-            .check(&predictor.spec.model, running, &ctx.metrics)
-            .await;
+        // The store access the pods will have (spec.model.s3 and its credentials Secret).
+        let (model, access) = match model_access::resolve(&predictor.spec.model, &secrets).await {
+            Ok(access) => {
+                let model = ctx
+                    .checker
+                    .check(&predictor.spec.model, running, &access, &ctx.metrics)
+                    .await;
+                (model, access)
+            }
+            Err(e) => {
+                tracing::warn!(predictor = %status::key(predictor), error = %e, "model credentials unusable");
+                (model_check::rejection(&e), StoreAccess::default())
+            }
+        };
         let quality = ctx
             .gate
-            .check(&predictor.spec, &model, served.as_ref(), &ctx.metrics)
+            .check(
+                &predictor.spec,
+                &model,
+                served.as_ref(),
+                &access,
+                &ctx.metrics,
+            )
             .await;
         (model, quality)
     };
@@ -1109,10 +1134,27 @@ mod tests {
         p.spec.model.url = "file:///etc/shadow?token=t0k".into();
         let reason = validate(&p).unwrap_err();
         assert!(
-            reason.contains("not an http://, https:// or hdfs:// URL"),
+            reason.contains("not an http://, https://, hdfs://, s3:// or oci:// URL"),
             "{reason}"
         );
         assert!(!reason.contains("t0k"), "{reason}");
+        // s3:// and oci:// URLs as the pods parse them; store settings only for s3://.
+        for (url, expected) in [
+            ("s3://models/", "names no object"),
+            (
+                "oci://registry.local/models@sha256:abc",
+                "not an OCI reference",
+            ),
+        ] {
+            let mut p = predictor("american", "team-a");
+            p.spec.model.url = url.into();
+            let reason = validate(&p).unwrap_err();
+            assert!(reason.contains(expected), "{url}: {reason}");
+        }
+        let mut p = predictor("american", "team-a");
+        p.spec.model.s3 = Some(crate::crd::S3Spec::default());
+        let reason = validate(&p).unwrap_err();
+        assert!(reason.contains("s3:// URLs only"), "{reason}");
 
         let gate = |min: Option<f64>, drop: Option<f64>, url: &str| {
             let mut p = predictor("american", "team-a");
@@ -1426,6 +1468,7 @@ mod reconcile_tests {
             ModelSpec {
                 url: store.put(path, bytes),
                 sha256,
+                ..ModelSpec::default()
             }
         };
         let mut p = pinned_by_spec(predictor("american", "team-a"));

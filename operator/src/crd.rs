@@ -342,18 +342,59 @@ impl From<&str> for SecretName {
 }
 
 /// Where the model file is and which file it must be.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!self.url.startsWith('oci://') || !self.url.contains('@') || self.url.matches('^oci://[^/@]+/[^@]+@sha256:[0-9a-f]{64}$')")
+        .message("an oci:// model.url pins its artifact as oci://registry/repository@sha256:<64 lowercase hex>, the digest of the artifact's manifest"),
+    validation = Rule::new("!has(self.s3) || self.url.startsWith('s3://')")
+        .message("model.s3 configures s3:// URLs only")
+)]
 pub struct ModelSpec {
-    /// Location of the model file: an `http://`, `https://` or `hdfs://` URL.
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://')").message("model.url must start with http://, https:// or hdfs://"))]
+    /// Location of the model file: an `http://`, `https://`, `hdfs://`, `s3://bucket/key` or
+    /// `oci://registry/repository@sha256:<manifest digest>` (or `:tag`) URL.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://') || self.startsWith('s3://') || self.startsWith('oci://')").message("model.url must start with http://, https://, hdfs://, s3:// or oci://"))]
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
 
     /// sha256 of the model file, 64 lowercase hex digits. Pods refuse a file with another digest,
-    /// and the operator checks it before rolling out.
+    /// and the operator checks it before rolling out. For `oci://`, the artifact's model layer must
+    /// have this digest.
     #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub sha256: String,
+
+    /// A Secret in this namespace with what the model's store needs: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) for `s3://`; `.dockerconfigjson` for
+    /// `oci://` (a `kubernetes.io/dockerconfigjson` pull Secret works as it is); `ca.crt` for a store
+    /// behind a private CA. The pods get them as environment variables; the operator reads the
+    /// Secret for its pre-flight check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretName>,
+
+    /// Where an `s3://` store is when it is not AWS S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Spec>,
+}
+
+/// An S3-compatible store (SeaweedFS, Ceph RGW, MinIO, R2, …).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Spec {
+    /// The store's `http://` or `https://` URL; unset = AWS S3.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("model.s3.endpoint must be an http:// or https:// URL"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub endpoint: Option<String>,
+
+    /// The region requests are signed for (default `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+
+    /// `https://endpoint/bucket/key` (true, the default: what S3-compatible servers serve) or
+    /// `https://bucket.endpoint/key` (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
 }
 
 /// What the operator observed, computed from the Deployment it manages.
@@ -655,6 +696,7 @@ mod tests {
             model: ModelSpec {
                 url: "https://m/x".into(),
                 sha256: "0".repeat(64),
+                ..ModelSpec::default()
             },
             port: DEFAULT_PORT,
             replicas: 1,

@@ -91,6 +91,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The Secret `spec.model.credentials` names cannot be used.
+    #[error("model credentials Secret {secret} cannot be used: {reason}")]
+    ModelCredentials { secret: String, reason: String },
+
     /// A pull Secret's `.dockerconfigjson` cannot be read.
     #[error("pull secret {secret} is not a usable .dockerconfigjson: {reason}")]
     PullSecret { secret: String, reason: String },
@@ -151,6 +155,7 @@ impl Error {
             Self::RegistryUnauthorized { .. } => "registry_unauthorized",
             Self::RegistryUnreachable { .. } => "registry_unreachable",
             Self::PullSecret { .. } => "pull_secret",
+            Self::ModelCredentials { .. } => "model_credentials",
             Self::Leader { .. } => "leader",
             Self::Listen { .. } => "listen",
             Self::Serve(_) => "serve",
@@ -176,7 +181,8 @@ impl Error {
             | Self::ImageNotFound { .. }
             | Self::RegistryUnauthorized { .. }
             | Self::RegistryUnreachable { .. }
-            | Self::PullSecret { .. } => Duration::from_secs(60),
+            | Self::PullSecret { .. }
+            | Self::ModelCredentials { .. } => Duration::from_secs(60),
             _ => Duration::from_secs(5),
         }
     }

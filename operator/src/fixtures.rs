@@ -29,6 +29,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             model: ModelSpec {
                 url: "https://models.example.org/american/2026-11-24.model".into(),
                 sha256: SHA_A.into(),
+                ..ModelSpec::default()
             },
             port: 5008,
             replicas: 2,

@@ -18,6 +18,7 @@ pub mod image;
 pub mod leader;
 pub mod manager;
 pub mod metrics;
+pub mod model_access;
 pub mod model_check;
 pub mod quality;
 pub mod resources;

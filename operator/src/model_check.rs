@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use predictor::source::{Fetcher, redact};
+use predictor::source::{Fetcher, StoreAccess, redact};
 use tokio::sync::Semaphore;
 
 use crate::crd::ModelSpec;
@@ -47,6 +47,7 @@ pub fn refusal_reason(error: &Error) -> &'static str {
     match error {
         Error::ModelDigest { .. } => reason::DIGEST_MISMATCH,
         Error::ModelInvalid { .. } => reason::NOT_A_MODEL_FILE,
+        Error::ModelCredentials { .. } => reason::CREDENTIALS_UNUSABLE,
         _ => reason::FETCH_FAILED,
     }
 }
@@ -108,7 +109,13 @@ impl ModelChecker {
 
     /// Checks `model`: `running` says the Deployment already runs it (it was checked before it
     /// rolled out, so it is not fetched again); else from the cache, or by downloading it.
-    pub async fn check(&self, model: &ModelSpec, running: bool, metrics: &Metrics) -> ModelCheck {
+    pub async fn check(
+        &self,
+        model: &ModelSpec,
+        running: bool,
+        access: &StoreAccess,
+        metrics: &Metrics,
+    ) -> ModelCheck {
         if !self.enabled {
             return ModelCheck::Unchecked {
                 reason: reason::CHECK_DISABLED.into(),
@@ -131,7 +138,7 @@ impl ModelChecker {
         if self.is_cached(model) {
             return ModelCheck::Verified;
         }
-        let result = match self.fetch(&model.url).await {
+        let result = match self.fetch(&model.url, access).await {
             Ok(bytes) => verify_model(&model.url, &model.sha256, &bytes),
             Err(e) => Err(e),
         };
@@ -150,9 +157,9 @@ impl ModelChecker {
     }
 
     /// Downloads `url` with the shared fetcher, refusing more than `--model-max-bytes`.
-    async fn fetch(&self, url: &str) -> Result<Vec<u8>> {
+    async fn fetch(&self, url: &str, access: &StoreAccess) -> Result<Vec<u8>> {
         self.fetcher
-            .fetch(url, self.max_bytes)
+            .fetch(url, self.max_bytes, access)
             .await
             .map_err(|e| Error::ModelFetch {
                 url: redact(url),
@@ -165,6 +172,10 @@ impl ModelChecker {
 mod tests {
     use super::*;
     use crate::fixtures::SHA_A;
+
+    fn anonymous() -> StoreAccess {
+        StoreAccess::default()
+    }
 
     fn model_bytes() -> Vec<u8> {
         let settings = predictor::train::TrainSettings::default();
@@ -219,10 +230,11 @@ mod tests {
         let model = ModelSpec {
             url: "http://127.0.0.1:9/unreachable".into(),
             sha256: SHA_A.into(),
+            ..ModelSpec::default()
         };
         let off = ModelChecker::new(false, 1 << 20, Duration::from_secs(1)).unwrap();
         assert!(matches!(
-            off.check(&model, true, &metrics).await,
+            off.check(&model, true, &anonymous(), &metrics).await,
             ModelCheck::Unchecked { .. }
         ));
 
@@ -234,18 +246,21 @@ mod tests {
             ..model.clone()
         };
         assert!(matches!(
-            on.check(&hdfs, false, &metrics).await,
+            on.check(&hdfs, false, &anonymous(), &metrics).await,
             ModelCheck::Rejected { reason, .. } if reason == "FetchFailed"
         ));
         // Port 9 (discard) on loopback refuses the connection: a fetch failure...
         assert!(matches!(
-            on.check(&model, false, &metrics).await,
+            on.check(&model, false, &anonymous(), &metrics).await,
             ModelCheck::Rejected { reason, .. } if reason == "FetchFailed"
         ));
         // ...unless the Deployment already runs it, which also makes it known to be good.
-        assert_eq!(on.check(&model, true, &metrics).await, ModelCheck::Verified);
         assert_eq!(
-            on.check(&model, false, &metrics).await,
+            on.check(&model, true, &anonymous(), &metrics).await,
+            ModelCheck::Verified
+        );
+        assert_eq!(
+            on.check(&model, false, &anonymous(), &metrics).await,
             ModelCheck::Verified
         );
     }
@@ -260,18 +275,23 @@ mod tests {
         let good = ModelSpec {
             url: store.put("/good.model", bytes.clone()),
             sha256: sha,
+            ..ModelSpec::default()
         };
-        assert_eq!(on.check(&good, false, &metrics).await, ModelCheck::Verified);
+        assert_eq!(
+            on.check(&good, false, &anonymous(), &metrics).await,
+            ModelCheck::Verified
+        );
         let wrong = ModelSpec {
             sha256: SHA_A.into(),
             ..good.clone()
         };
         assert!(matches!(
-            on.check(&wrong, false, &metrics).await,
+            on.check(&wrong, false, &anonymous(), &metrics).await,
             ModelCheck::Rejected { reason, .. } if reason == "DigestMismatch"
         ));
         let small = ModelChecker::new(true, 100, Duration::from_secs(5)).unwrap();
-        let ModelCheck::Rejected { reason, message } = small.check(&good, false, &metrics).await
+        let ModelCheck::Rejected { reason, message } =
+            small.check(&good, false, &anonymous(), &metrics).await
         else {
             panic!("a model over --model-max-bytes is refused")
         };
@@ -372,8 +392,11 @@ mod redaction_tests {
         let model = ModelSpec {
             url: "http://alice:hunter2@127.0.0.1:9/m.model?X-Amz-Signature=deadbeefcafe".into(),
             sha256: SHA_A.into(),
+            ..ModelSpec::default()
         };
-        let ModelCheck::Rejected { reason, message } = checker.check(&model, false, &metrics).await
+        let ModelCheck::Rejected { reason, message } = checker
+            .check(&model, false, &StoreAccess::default(), &metrics)
+            .await
         else {
             panic!("an unreachable model store is a rejection")
         };

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use predictor::source::{Fetcher, redact};
+use predictor::source::{Fetcher, StoreAccess, redact};
 use tokio::sync::Semaphore;
 
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, QualityStatus, ValidationSpec};
@@ -226,6 +226,7 @@ impl QualityGate {
         spec: &PredictorSpec,
         model: &ModelCheck,
         serving: Option<&Served>,
+        access: &StoreAccess,
         metrics: &Metrics,
     ) -> QualityCheck {
         let Some(validation) = &spec.validation else {
@@ -245,10 +246,11 @@ impl QualityGate {
             Some(ModelSpec {
                 url: s.model_url.clone()?,
                 sha256: s.model_sha256.clone()?,
+                ..ModelSpec::default()
             })
         });
         match self
-            .score_all(&spec.model, serving.as_ref(), &validation.data)
+            .score_all(&spec.model, serving.as_ref(), &validation.data, access)
             .await
         {
             Ok((candidate, serving, fresh)) => {
@@ -276,6 +278,7 @@ impl QualityGate {
         candidate: &ModelSpec,
         serving: Option<&ModelSpec>,
         data: &DataSpec,
+        access: &StoreAccess,
     ) -> Result<(Scored, Option<Scored>, bool)> {
         let wanted: Vec<&ModelSpec> = std::iter::once(candidate).chain(serving).collect();
         let lookup = |gate: &Self| -> Vec<Option<Score>> {
@@ -292,11 +295,11 @@ impl QualityGate {
             scores = lookup(self);
             fresh = scores[0].is_none();
             if scores.iter().any(Option::is_none) {
-                let bytes = Arc::new(self.fetch_data(data).await?);
+                let bytes = Arc::new(self.fetch_data(data, access).await?);
                 for (i, (model, score)) in wanted.iter().zip(scores.iter_mut()).enumerate() {
                     if score.is_none() {
                         let scored = self
-                            .score_model(model, &bytes, &data.url)
+                            .score_model(model, &bytes, &data.url, access)
                             .await
                             .map_err(|e| match i {
                                 0 => e,
@@ -323,10 +326,10 @@ impl QualityGate {
     }
 
     /// Downloads the data set (at most `data_max_bytes`) and checks its digest.
-    async fn fetch_data(&self, data: &DataSpec) -> Result<Vec<u8>> {
+    async fn fetch_data(&self, data: &DataSpec, access: &StoreAccess) -> Result<Vec<u8>> {
         let bytes = self
             .fetcher
-            .fetch(&data.url, self.data_max_bytes)
+            .fetch(&data.url, self.data_max_bytes, access)
             .await
             .map_err(|e| Error::DataFetch {
                 url: redact(&data.url),
@@ -342,10 +345,11 @@ impl QualityGate {
         model: &ModelSpec,
         data: &Arc<Vec<u8>>,
         data_url: &str,
+        access: &StoreAccess,
     ) -> Result<Score> {
         let bytes = self
             .fetcher
-            .fetch(&model.url, self.model_max_bytes)
+            .fetch(&model.url, self.model_max_bytes, access)
             .await
             .map_err(|e| Error::ModelFetch {
                 url: redact(&model.url),
@@ -507,6 +511,7 @@ mod tests {
         let model = ModelSpec {
             url: "http://m/x".into(),
             sha256: SHA_A.into(),
+            ..ModelSpec::default()
         };
         let reason_of = |e: Error| match failure(&e, &model) {
             QualityCheck::Failed { reason, message } => {
@@ -577,6 +582,7 @@ mod tests {
             ModelSpec {
                 url: files.put(path, bytes),
                 sha256,
+                ..ModelSpec::default()
             }
         };
         let good = put_model("/good.model", SAMPLE_CSV);
@@ -633,6 +639,7 @@ mod tests {
                 &gated(&s.good, &s.data, Some(0.8), None),
                 &verified,
                 None,
+                &StoreAccess::default(),
                 &metrics,
             )
             .await;
@@ -646,7 +653,13 @@ mod tests {
         // The shuffled model, with the good one serving: both thresholds decide.
         let spec = gated(&s.bad, &s.data, Some(0.8), Some(0.05));
         let bad = gate
-            .check(&spec, &verified, Some(&serving(&s.good)), &metrics)
+            .check(
+                &spec,
+                &verified,
+                Some(&serving(&s.good)),
+                &StoreAccess::default(),
+                &metrics,
+            )
             .await;
         let QualityCheck::Below { measured, message } = &bad else {
             panic!("the shuffled model passed: {bad:?}")
@@ -666,7 +679,13 @@ mod tests {
             s.files.remove(path);
         }
         let again = gate
-            .check(&spec, &verified, Some(&serving(&s.good)), &metrics)
+            .check(
+                &spec,
+                &verified,
+                Some(&serving(&s.good)),
+                &StoreAccess::default(),
+                &metrics,
+            )
             .await;
         assert_eq!(again, bad);
         // ...and counted once each, when they were scored.
@@ -695,7 +714,11 @@ mod tests {
             ..s.data.clone()
         };
         let spec = gated(&s.good, &unreachable, Some(0.5), None);
-        let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
+        let (reason, message) = refused(
+            gate()
+                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
+                .await,
+        );
         assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
         assert!(
             message.contains("cannot fetch validation data http://127.0.0.1:9/eval.csv"),
@@ -707,7 +730,11 @@ mod tests {
             ..s.data.clone()
         };
         let spec = gated(&s.good, &wrong, Some(0.5), None);
-        let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
+        let (reason, message) = refused(
+            gate()
+                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
+                .await,
+        );
         assert_eq!(reason, reason::VALIDATION_DATA_DIGEST_MISMATCH);
         assert!(
             message.contains(SHA_A) && message.contains(&s.data.sha256),
@@ -716,7 +743,11 @@ mod tests {
 
         let small = QualityGate::new(1 << 24, 100, Duration::from_secs(5)).unwrap();
         let spec = gated(&s.good, &s.data, Some(0.5), None);
-        let (reason, message) = refused(small.check(&spec, &verified, None, &metrics).await);
+        let (reason, message) = refused(
+            small
+                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
+                .await,
+        );
         assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
         assert!(
             message.contains("more than the 100-byte limit"),
@@ -729,7 +760,11 @@ mod tests {
             url: s.files.put("/not-labelled.csv", csv),
         };
         let spec = gated(&s.good, &unreadable, Some(0.5), None);
-        let (reason, message) = refused(gate().check(&spec, &verified, None, &metrics).await);
+        let (reason, message) = refused(
+            gate()
+                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
+                .await,
+        );
         assert_eq!(reason, reason::VALIDATION_DATA_INVALID);
         assert!(message.contains("no `text` column"), "{message}");
 
@@ -737,11 +772,18 @@ mod tests {
         let gone = ModelSpec {
             url: s.files.url("/removed.model"),
             sha256: SHA_A.into(),
+            ..ModelSpec::default()
         };
         let spec = gated(&s.good, &s.data, None, Some(0.05));
         let (reason, message) = refused(
             gate()
-                .check(&spec, &verified, Some(&serving(&gone)), &metrics)
+                .check(
+                    &spec,
+                    &verified,
+                    Some(&serving(&gone)),
+                    &StoreAccess::default(),
+                    &metrics,
+                )
                 .await,
         );
         assert_eq!(reason, reason::EVALUATION_FAILED);
@@ -768,6 +810,7 @@ mod tests {
         let nowhere = ModelSpec {
             url: "http://127.0.0.1:9/m".into(),
             sha256: SHA_A.into(),
+            ..ModelSpec::default()
         };
         let data = DataSpec {
             url: "http://127.0.0.1:9/d".into(),
@@ -777,8 +820,14 @@ mod tests {
         let mut plain = gated(&nowhere, &data, Some(0.9), None);
         plain.validation = None;
         assert_eq!(
-            gate.check(&plain, &ModelCheck::Verified, None, &metrics)
-                .await,
+            gate.check(
+                &plain,
+                &ModelCheck::Verified,
+                None,
+                &StoreAccess::default(),
+                &metrics
+            )
+            .await,
             QualityCheck::Off
         );
         let spec = gated(&nowhere, &data, Some(0.9), None);
@@ -787,7 +836,7 @@ mod tests {
             message: "wrong".into(),
         };
         assert!(matches!(
-            gate.check(&spec, &rejected, None, &metrics).await,
+            gate.check(&spec, &rejected, None, &StoreAccess::default(), &metrics).await,
             QualityCheck::Unchecked { reason, .. } if reason == reason::MODEL_NOT_VERIFIED
         ));
         assert_eq!(
@@ -795,6 +844,7 @@ mod tests {
                 &spec,
                 &ModelCheck::Verified,
                 Some(&serving(&nowhere)),
+                &StoreAccess::default(),
                 &metrics
             )
             .await,

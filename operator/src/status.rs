@@ -73,6 +73,8 @@ pub mod reason {
     pub const NOT_A_MODEL_FILE: &str = "NotAModelFile";
     /// The model could not be downloaded.
     pub const FETCH_FAILED: &str = "FetchFailed";
+    /// The Secret `spec.model.credentials` names is missing or unusable (ModelVerified, Degraded).
+    pub const CREDENTIALS_UNUSABLE: &str = "CredentialsUnusable";
     /// The operator runs with `--skip-model-check` (ModelVerified) or `--skip-image-check`
     /// (ImageResolved).
     pub const CHECK_DISABLED: &str = "CheckDisabled";

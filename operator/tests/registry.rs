@@ -27,8 +27,7 @@ async fn tags_resolve_to_manifest_digests_on_a_real_registry() {
     let digest = registry.push(REPOSITORY, "0.2", 0).await;
 
     // The credentials come the way the operator will get them: from a .dockerconfigjson.
-    let config =
-        DockerConfig::parse("regcred", registry.docker_config(PASSWORD).as_bytes()).unwrap();
+    let config = DockerConfig::parse(registry.docker_config(PASSWORD).as_bytes()).unwrap();
     let image = ImageReference::parse(&format!("{host}/{REPOSITORY}:0.2")).unwrap();
     let credentials = config
         .credentials_for(&image.registry)

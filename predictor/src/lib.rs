@@ -2,7 +2,8 @@
 //!
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
-//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s) URL or [`hdfs`] URL);
+//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s), [`hdfs`], [`s3`] or
+//! [`oci`] URL);
 //! [`server`] serves a model over HTTP (copying a sample of requests to a candidate with [`shadow`]), [`client`] measures a live server and [`probe`] follows one through a
 //! rollout. [`cli`] is what the `predictor` command does with its arguments.
 
@@ -15,7 +16,10 @@ pub mod evaluate;
 pub mod hdfs;
 pub mod metrics;
 pub mod model;
+pub mod oci;
 pub mod probe;
+pub mod registry_auth;
+pub mod s3;
 pub mod sample;
 pub mod server;
 pub mod shadow;

@@ -1,6 +1,8 @@
-//! Where data and models come from: a local path, `file://`, `http://`, `https://` or `hdfs://`.
+//! Where data and models come from: a local path, `file://`, `http://`, `https://`, `hdfs://`, `s3://`
+//! or `oci://` (models only).
 //!
-//! This module only opens byte streams; parsing lives in `data` and `model`.
+//! This module only opens byte streams; parsing lives in `data` and `model`. Who may read a store that
+//! is not anonymous is a [`StoreAccess`].
 
 use std::fs::File;
 use std::io::Read;
@@ -11,6 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::hdfs::{self, HdfsUrl};
+use crate::oci::{self, OciUrl};
+use crate::registry_auth::DockerConfig;
+use crate::s3::{self, S3Settings, S3Url};
 
 /// A parsed location.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,29 +23,107 @@ pub enum Location {
     File(PathBuf),
     Http(String),
     Hdfs(HdfsUrl),
+    S3(S3Url),
+    Oci(OciUrl),
+}
+
+/// The schemes [`Location::parse`] knows, for messages.
+pub const KNOWN_SCHEMES: &str =
+    "a local path, file://, http://, https://, hdfs://, s3:// or oci://";
+
+/// What a process needs to read (and write) stores that are not anonymous: S3 settings and keys, a
+/// docker config for registries, a CA bundle for stores behind a private CA. `Debug` shows no secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreAccess {
+    pub s3: S3Settings,
+    pub registry: Option<DockerConfig>,
+    /// PEM certificates trusted for the stores' TLS on top of the usual roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// The docker config's content (a pod gets it from its credentials Secret's `.dockerconfigjson`).
+pub const REGISTRY_AUTH_ENV: &str = "PREDICTOR_REGISTRY_AUTH";
+/// PEM certificates to trust for model stores (a pod gets them from its credentials Secret's `ca.crt`).
+pub const STORE_CA_ENV: &str = "PREDICTOR_STORE_CA";
+
+impl StoreAccess {
+    /// This process's own access: [`S3Settings::from_env`]; the docker config from
+    /// `PREDICTOR_REGISTRY_AUTH` (its content), else the file `REGISTRY_AUTH_FILE`, else
+    /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` when present; a CA bundle from
+    /// `PREDICTOR_STORE_CA`.
+    pub fn from_env() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let refuse = |what: String, reason: String| Error::Settings(format!("{what}: {reason}"));
+        let registry = match var(REGISTRY_AUTH_ENV) {
+            Some(json) => Some(
+                DockerConfig::parse(json.as_bytes())
+                    .map_err(|reason| refuse(REGISTRY_AUTH_ENV.into(), reason))?,
+            ),
+            None => {
+                let file = var("REGISTRY_AUTH_FILE").map(PathBuf::from).or_else(|| {
+                    let dir = var("DOCKER_CONFIG")
+                        .map(PathBuf::from)
+                        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".docker")))?;
+                    Some(dir.join("config.json")).filter(|file| file.is_file())
+                });
+                match file {
+                    Some(file) => {
+                        let json = std::fs::read(&file)
+                            .map_err(|e| refuse(file.display().to_string(), e.to_string()))?;
+                        Some(
+                            DockerConfig::parse(&json)
+                                .map_err(|reason| refuse(file.display().to_string(), reason))?,
+                        )
+                    }
+                    None => None,
+                }
+            }
+        };
+        Ok(Self {
+            s3: S3Settings::from_env(),
+            registry,
+            ca_pem: var(STORE_CA_ENV).map(String::into_bytes),
+        })
+    }
+}
+
+/// A blocking reader over async I/O together with the runtime that drives it (only kept alive here).
+pub(crate) struct OwnRuntime<R> {
+    // NB: fields drop in order: the reader before the runtime it runs on.
+    pub reader: R,
+    pub _runtime: tokio::runtime::Runtime,
+}
+
+impl<R: Read> Read for OwnRuntime<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
 }
 
 impl Location {
     /// Parses a path or URL. Unknown schemes are refused with the list of known ones.
     pub fn parse(location: &str) -> Result<Self> {
         let lower = location.to_ascii_lowercase();
+        let named = |parsed: Result<Self, String>| {
+            parsed.map_err(|reason| Error::Source {
+                location: redact(location),
+                reason,
+            })
+        };
         if lower.starts_with("http://") || lower.starts_with("https://") {
             Ok(Self::Http(location.to_string()))
         } else if lower.starts_with("hdfs://") {
-            HdfsUrl::parse(location)
-                .map(Self::Hdfs)
-                .map_err(|reason| Error::Source {
-                    location: redact(location),
-                    reason,
-                })
+            named(HdfsUrl::parse(location).map(Self::Hdfs))
+        } else if lower.starts_with("s3://") {
+            named(S3Url::parse(location).map(Self::S3))
+        } else if lower.starts_with("oci://") {
+            named(OciUrl::parse(location).map(Self::Oci))
         } else if let Some(path) = location.strip_prefix("file://") {
             Ok(Self::File(PathBuf::from(path)))
         } else if let Some((scheme, _)) = location.split_once("://") {
             Err(Error::Source {
                 location: redact(location),
-                reason: format!(
-                    "unsupported scheme {scheme:?}: use a local path, file://, http://, https:// or hdfs://"
-                ),
+                reason: format!("unsupported scheme {scheme:?}: use {KNOWN_SCHEMES}"),
             })
         } else {
             Ok(Self::File(PathBuf::from(location)))
@@ -79,7 +162,8 @@ pub struct Opened {
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens `location` for reading (blocking I/O; not for use inside an async runtime).
+/// Opens `location` for reading (blocking I/O; not for use inside an async runtime), with this
+/// process's own [`StoreAccess::from_env`].
 pub fn open(location: &str) -> Result<Opened> {
     let fail = |reason: String| Error::Source {
         location: redact(location),
@@ -130,14 +214,28 @@ pub fn open(location: &str) -> Result<Opened> {
                 rereadable: false,
             })
         }
+        Location::S3(url) => {
+            let (reader, len) =
+                s3::open(&url, &S3Settings::from_env(), DOWNLOAD_TIMEOUT).map_err(fail)?;
+            Ok(Opened {
+                reader,
+                len: Some(len),
+                rereadable: false,
+            })
+        }
+        Location::Oci(_) => Err(fail(
+            "oci:// holds models, not data: read data from a path, http(s)://, hdfs:// or s3://"
+                .into(),
+        )),
     }
 }
 
-/// Fetches a whole model-sized object (async; for the server) with a one-off [`Fetcher`] and the
-/// default timeouts. Refuses more than `max_bytes`.
+/// Fetches a whole model-sized object (async; for the server) with a one-off [`Fetcher`], the
+/// default timeouts and this process's own [`StoreAccess::from_env`]. Refuses more than `max_bytes`.
 pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
+    let access = StoreAccess::from_env()?;
     Fetcher::new(DOWNLOAD_TIMEOUT)?
-        .fetch(location, max_bytes)
+        .fetch(location, max_bytes, &access)
         .await
 }
 
@@ -162,10 +260,15 @@ impl Fetcher {
         Ok(Self { http, timeout })
     }
 
-    /// The whole object at `location`. More than `max_bytes` is refused before reading when the
-    /// source states its size, else as soon as the limit is passed. Errors name the location only
-    /// in its [`redact`]ed form.
-    pub async fn fetch(&self, location: &str, max_bytes: u64) -> Result<Vec<u8>> {
+    /// The whole object at `location`, read with `access`. More than `max_bytes` is refused before
+    /// reading when the source states its size, else as soon as the limit is passed. Errors name the
+    /// location only in its [`redact`]ed form.
+    pub async fn fetch(
+        &self,
+        location: &str,
+        max_bytes: u64,
+        access: &StoreAccess,
+    ) -> Result<Vec<u8>> {
         let fail = |reason: String| Error::Source {
             location: redact(location),
             reason,
@@ -221,6 +324,24 @@ impl Fetcher {
                     Err(_) => Err(fail(format!("timed out after {:?}", self.timeout))),
                 }
             }
+            Location::S3(url) => s3::fetch(
+                &url,
+                &access.s3,
+                access.ca_pem.as_deref(),
+                self.timeout,
+                max_bytes,
+            )
+            .await
+            .map_err(fail),
+            Location::Oci(url) => oci::fetch(
+                &url,
+                access.registry.as_ref(),
+                access.ca_pem.as_deref(),
+                self.timeout,
+                max_bytes,
+            )
+            .await
+            .map_err(fail),
         }
     }
 }
@@ -370,12 +491,20 @@ mod tests {
     #[tokio::test]
     async fn fetcher_enforces_the_limit_on_every_scheme_and_hides_the_url() {
         let fetcher = Fetcher::new(Duration::from_secs(5)).unwrap();
+        let access = StoreAccess::default();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.bin");
         std::fs::write(&path, b"0123456789").unwrap();
         let file = format!("file://{}", path.display());
-        assert_eq!(fetcher.fetch(&file, 10).await.unwrap(), b"0123456789");
-        let err = fetcher.fetch(&file, 9).await.unwrap_err().to_string();
+        assert_eq!(
+            fetcher.fetch(&file, 10, &access).await.unwrap(),
+            b"0123456789"
+        );
+        let err = fetcher
+            .fetch(&file, 9, &access)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("10 bytes is more than the 9-byte limit"),
             "{err}"
@@ -383,7 +512,11 @@ mod tests {
 
         // Announced size over the limit: refused before reading.
         let url = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789").await;
-        let err = fetcher.fetch(&url, 9).await.unwrap_err().to_string();
+        let err = fetcher
+            .fetch(&url, 9, &access)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("10 bytes is more than the 9-byte limit"),
             "{err}"
@@ -391,12 +524,23 @@ mod tests {
         assert!(!err.contains("secret") && !err.contains("s3cr3t"), "{err}");
         // No size announced (read to close): refused while reading.
         let url = serve_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789").await;
-        let err = fetcher.fetch(&url, 9).await.unwrap_err().to_string();
+        let err = fetcher
+            .fetch(&url, 9, &access)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than the 9-byte limit"), "{err}");
         let url = serve_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789").await;
-        assert_eq!(fetcher.fetch(&url, 10).await.unwrap(), b"0123456789");
+        assert_eq!(
+            fetcher.fetch(&url, 10, &access).await.unwrap(),
+            b"0123456789"
+        );
         let url = serve_once(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
-        let err = fetcher.fetch(&url, 10).await.unwrap_err().to_string();
+        let err = fetcher
+            .fetch(&url, 10, &access)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("HTTP 404"), "{err}");
         assert!(err.contains("http://***@127.0.0.1:"), "{err}");
     }

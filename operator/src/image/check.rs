@@ -16,7 +16,8 @@ use kube::Api;
 
 use crate::crd::Predictor;
 use crate::error::{Error, Result};
-use crate::image::{Credentials, DockerConfig, ImageReference, Resolver, rejection_reason};
+use crate::image::credentials::parse_pull_secret;
+use crate::image::{Credentials, ImageReference, Resolver, rejection_reason};
 use crate::metrics::Metrics;
 use crate::resources::Served;
 use crate::status::{ImageCheck, reason};
@@ -131,7 +132,7 @@ async fn credentials(
                 "it has no {DOCKER_CONFIG_KEY} key (type kubernetes.io/dockerconfigjson)"
             )));
         };
-        let config = DockerConfig::parse(name, &json.0)?;
+        let config = parse_pull_secret(name, &json.0)?;
         if let Some(found) = config.credentials_for(&image.registry) {
             return Ok(Some(found.clone()));
         }

@@ -6,7 +6,7 @@ use std::fmt;
 use crate::error::{Error, Result};
 
 /// The registry of references without a registry host (`nginx`, `team/app`).
-pub const DEFAULT_REGISTRY: &str = "docker.io";
+pub use predictor::registry_auth::DEFAULT_REGISTRY;
 /// Docker Hub serves its registry API on another host than its name.
 const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 /// The tag of references without tag and digest.

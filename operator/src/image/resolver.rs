@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use predictor::oci::is_loopback;
 use predictor::source::{describe_reqwest, redact};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
@@ -292,18 +293,6 @@ fn too_big() -> String {
 fn base_url(host: &str) -> String {
     let scheme = if is_loopback(host) { "http" } else { "https" };
     format!("{scheme}://{host}")
-}
-
-/// Whether `host` (`name[:port]` or `[v6][:port]`) is `localhost` or a loopback address.
-fn is_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The condition reason of an image pre-flight failure (`None` for errors that are not one).

@@ -18,6 +18,7 @@ pub fn predictor(name: &str, image: &str, model: &ServedModel, replicas: i32) ->
     p.spec.model = ModelSpec {
         url: model.url.clone(),
         sha256: model.sha.clone(),
+        ..ModelSpec::default()
     };
     p.spec.replicas = replicas;
     p
