@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod oci;
 pub mod probe;
+pub mod publish;
 pub mod registry_auth;
 pub mod s3;
 pub mod sample;

@@ -1,7 +1,8 @@
 //! Security checks against the real server on loopback: slow clients (slowloris) are cut off within the
 //! request timeout while other clients are served; an oversized body is refused before it is sent, and
 //! an oversized model download is refused; a model URL's credentials and query token never reach logs,
-//! `/metrics`, `/readyz` or error messages.
+//! `/metrics`, `/readyz` or error messages, nor do store credentials from the environment (S3 keys, a
+//! registry docker config).
 
 mod common;
 
@@ -290,6 +291,96 @@ fn model_url_credentials_never_reach_logs_metrics_or_answers() {
         assert!(!out.status.success());
         let (stdout, stderr) = (common::stdout(&out), common::stderr(&out));
         assert!(stderr.contains("***"), "{stderr}");
+        assert_no_secret("the CLI's error", &format!("{stdout}{stderr}"));
+    }
+}
+
+#[test]
+fn store_credentials_from_the_environment_never_reach_logs_metrics_or_answers() {
+    predictor::tls::install_crypto_provider();
+    let (bytes, sha) = trained_model(MODEL_DATE);
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.bin");
+    std::fs::write(&model, &bytes).unwrap();
+    // Stores that are down: every attempt fails and is logged (at debug, with the clients' own logs).
+    let closed = closed_port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let docker_config = format!(
+        r#"{{"auths": {{"127.0.0.1:{closed}": {{"username": "user", "password": "{PASSWORD}"}}}}}}"#
+    );
+    let with_credentials = |command: &mut Command| {
+        command
+            .env("RUST_LOG", "debug")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "AKIDUSER")
+            .env("AWS_SECRET_ACCESS_KEY", PASSWORD)
+            .env("AWS_SESSION_TOKEN", TOKEN)
+            .env("PREDICTOR_REGISTRY_AUTH", &docker_config);
+    };
+    for url in [
+        "s3://models/american.bin".to_string(),
+        format!("oci://127.0.0.1:{closed}/models/american:v1"),
+    ] {
+        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+        let port = closed_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_predictor"));
+        command
+            .args(["serve", "--model-url", &url, "--model-sha256", &sha])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(Stdio::from(File::create(&out_path).unwrap()))
+            .stderr(Stdio::from(File::create(&err_path).unwrap()));
+        with_credentials(&mut command);
+        let mut child = command.spawn().unwrap();
+        let seen = [
+            readyz_until(port, "cannot connect"),
+            call(port, "/metrics", None).1,
+            call(port, "/api/american", Some(r#"{"text": "hi"}"#)).1,
+        ];
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+        for body in &seen {
+            assert_no_secret("an HTTP answer", body);
+        }
+        assert!(
+            seen[0].contains(&format!("127.0.0.1:{closed}")),
+            "{}",
+            seen[0]
+        );
+        let err = std::fs::read_to_string(&err_path).unwrap();
+        assert_no_secret("stderr", &err);
+        assert_no_secret("stdout", &std::fs::read_to_string(&out_path).unwrap());
+        assert!(err.contains("cannot connect"), "{err}");
+    }
+    // The CLI's errors: training from and publishing to stores that are down.
+    for args in [
+        vec![
+            "train",
+            "--data",
+            "s3://data/train.csv",
+            "--out",
+            "/dev/null",
+        ],
+        vec![
+            "publish",
+            model.to_str().unwrap(),
+            "--to",
+            "s3://models/american.bin",
+        ],
+        vec![
+            "publish",
+            model.to_str().unwrap(),
+            "--to",
+            &format!("oci://127.0.0.1:{closed}/models/american:v1"),
+        ],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_predictor"));
+        command.args(&args);
+        with_credentials(&mut command);
+        let out = command.output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let (stdout, stderr) = (common::stdout(&out), common::stderr(&out));
+        assert!(stderr.contains("cannot connect"), "{args:?}: {stderr}");
         assert_no_secret("the CLI's error", &format!("{stdout}{stderr}"));
     }
 }

@@ -49,8 +49,26 @@ enum Command {
     /// Tell the server on this machine's loopback to drain now (readiness false, every answer closes its
     /// connection, still answering), then wait: a pod's preStop hook, so kept-alive clients move on at once.
     Drain(DrainArgs),
+    /// Upload a model file to s3://bucket/key or oci://registry/repository:tag and print its URL and
+    /// sha256 (an oci:// URL pinned by the artifact's digest); with --update, also write both into a
+    /// Predictor manifest and commit it in its Git checkout.
+    Publish(PublishArgs),
     /// Train on the built-in sample, evaluate it and show a prediction (no data or network needed).
     Demo,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The model file (what `predictor train` wrote).
+    model: PathBuf,
+    /// Where to: s3://bucket/key (the usual AWS_* variables; AWS_ENDPOINT_URL for a non-AWS store) or
+    /// oci://registry/repository:tag (credentials from PREDICTOR_REGISTRY_AUTH, REGISTRY_AUTH_FILE or
+    /// ~/.docker/config.json; PREDICTOR_STORE_CA for a private CA).
+    #[arg(long)]
+    to: String,
+    /// A Predictor manifest in a Git checkout: set its spec.model.url and sha256 and commit that file.
+    #[arg(long)]
+    update: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -66,7 +84,8 @@ struct DrainArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Training data: a local path, file://, http(s):// or hdfs:// URL.
+    /// Training data: a local path, file://, http(s)://, hdfs:// or s3:// URL (s3: the usual AWS_* variables,
+    /// AWS_ENDPOINT_URL for a non-AWS store).
     #[arg(long, env = "TRAIN_DATA")]
     data: String,
     /// Where to write the model file.
@@ -159,7 +178,7 @@ struct ProbeArgs {
     /// The tweet to send.
     #[arg(long, default_value = "#covid19 new york", conflicts_with = "texts")]
     text: String,
-    /// Send the tweets of this CSV (the training format: a local path, file://, http(s):// or hdfs://
+    /// Send the tweets of this CSV (the training format: a local path, file://, http(s)://, hdfs:// or s3://
     /// URL) in turn instead, e.g. real traffic for a canary analysis that compares predictions.
     #[arg(long)]
     texts: Option<String>,
@@ -208,7 +227,7 @@ impl TargetArgs {
 struct EvalArgs {
     #[command(flatten)]
     target: TargetArgs,
-    /// Labelled data: a local path, file://, http(s):// or hdfs:// URL.
+    /// Labelled data: a local path, file://, http(s)://, hdfs:// or s3:// URL.
     #[arg(long)]
     data: String,
     /// Requests in flight at once (with --url).
@@ -230,7 +249,8 @@ struct PredictArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Where to fetch the model file: a path, file://, http(s):// or hdfs:// URL.
+    /// Where to fetch the model file: a path, file://, http(s)://, hdfs://, s3:// or oci:// URL (s3: the
+    /// usual AWS_* variables; oci: a docker config, PREDICTOR_REGISTRY_AUTH or REGISTRY_AUTH_FILE).
     #[arg(long, env = "MODEL_URL")]
     model_url: String,
     /// The sha256 the model file must have (what `predictor train` printed).
@@ -310,6 +330,7 @@ fn run(cli: Cli) -> predictor::Result<()> {
         Command::Demo => commands::demo(),
         Command::Drain(args) => commands::drain(args.port, args.wait),
         Command::Serve(args) => commands::serve(args.options()),
+        Command::Publish(args) => commands::publish(&args.model, &args.to, args.update.as_deref()),
         Command::Probe(args) => commands::probe(args.options()),
     }
 }

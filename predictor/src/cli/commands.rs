@@ -27,7 +27,7 @@ pub enum Target {
 /// `predictor train`.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    /// Training data: a local path, file://, http(s):// or hdfs:// URL.
+    /// Training data: a local path, file://, http(s)://, hdfs:// or s3:// URL.
     pub data: String,
     pub out: PathBuf,
     /// RFC 3339; `None` means now.
@@ -251,6 +251,28 @@ pub fn serve(options: ServeOptions) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `predictor publish`: uploads the model file, prints its URL and sha256, and with `update` writes
+/// them into that Predictor manifest and commits it.
+pub fn publish(model: &Path, to: &str, update: Option<&Path>) -> Result<()> {
+    let bytes = std::fs::read(model).map_err(|e| Error::io(model.display().to_string(), e))?;
+    let len = bytes.len();
+    let title = model
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.bin".into());
+    let access = crate::source::StoreAccess::from_env()?;
+    let published = runtime()?.block_on(crate::publish::publish(bytes, to, &title, &access))?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "published {} ({len} bytes)", model.display());
+    let _ = writeln!(out, "url: {}", published.url);
+    let _ = writeln!(out, "sha256: {}", published.sha256);
+    if let Some(manifest) = update {
+        let commit = crate::publish::update_and_commit(manifest, &published)?;
+        let _ = writeln!(out, "updated {} in commit {commit}", manifest.display());
+    }
+    Ok(())
 }
 
 /// Asks the server on `127.0.0.1:port` to drain (`POST /drain`), then waits `wait` while it keeps
