@@ -63,6 +63,11 @@ impl DockerConfig {
     }
 }
 
+/// base64 of `user:password`: what an `Authorization: Basic` header and a docker config's `auth` carry.
+pub fn basic_token(username: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+}
+
 /// `https://index.docker.io/v1/` → `docker.io`, `http://r.local:5000/x` → `r.local:5000`: docker
 /// login writes keys in all these shapes.
 fn normalise_host(key: &str) -> String {

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use predictor::oci::is_loopback;
 use predictor::source::{describe_reqwest, redact};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
@@ -310,11 +309,8 @@ pub fn rejection_reason(error: &Error) -> Option<&'static str> {
 }
 
 fn basic(credentials: &Credentials) -> String {
-    let pair = format!("{}:{}", credentials.username, credentials.password);
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
+    let token = predictor::registry_auth::basic_token(&credentials.username, &credentials.password);
+    format!("Basic {token}")
 }
 
 /// A well-formed `Docker-Content-Digest` (`sha256:<64 hex>`), if the registry sent one.

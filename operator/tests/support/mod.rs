@@ -1,6 +1,7 @@
 //! What the operator's heavy test tiers (cluster, gitops, node) and the scale bench share, one job per
 //! module: [`process`] supervision, the [`pki`], the [`control_plane`], [`files`] and ports, the one
-//! Predictor builder ([`manifests`]), a real [`registry`], and [`wait`]s. The loopback model store and HTTP GET are
+//! Predictor builder ([`manifests`]), a real [`registry`], a real S3 store
+//! ([`seaweedfs`]), and [`wait`]s. The loopback model store and HTTP GET are
 //! `predictor::testing`'s.
 // Each test binary (and the bench) uses a different part of it.
 #![allow(dead_code, unused_imports)]
@@ -13,6 +14,7 @@ pub mod manifests;
 pub mod pki;
 pub mod process;
 pub mod registry;
+pub mod seaweedfs;
 pub mod wait;
 
 pub use control_plane::*;
