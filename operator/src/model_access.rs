@@ -208,7 +208,6 @@ mod tests {
                 access_key_id: Some("AKID".into()),
                 secret_access_key: Some("s3cr3t".into()),
                 session_token: None,
-                ambient: false,
             }
         );
         let registry = access.registry.unwrap();

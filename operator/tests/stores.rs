@@ -484,7 +484,7 @@ fn models_in_s3_and_oci_stores_are_pinned_checked_and_refused_with_reasons() {
     });
     assert_eq!(got, "FetchFailed");
     assert!(
-        message.contains(&format!("cannot connect to the store at {endpoint}")),
+        message.contains("cannot connect") && message.contains(&format!("the store at {endpoint}")),
         "{message}"
     );
     seen.push(message);

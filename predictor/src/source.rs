@@ -87,19 +87,6 @@ impl StoreAccess {
     }
 }
 
-/// A blocking reader over async I/O together with the runtime that drives it (only kept alive here).
-pub(crate) struct OwnRuntime<R> {
-    // NB: fields drop in order: the reader before the runtime it runs on.
-    pub reader: R,
-    pub _runtime: tokio::runtime::Runtime,
-}
-
-impl<R: Read> Read for OwnRuntime<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.reader.read(buf)
-    }
-}
-
 impl Location {
     /// Parses a path or URL. Unknown schemes are refused with the list of known ones.
     pub fn parse(location: &str) -> Result<Self> {
@@ -182,28 +169,13 @@ pub fn open(location: &str) -> Result<Opened> {
                 rereadable: true,
             })
         }
-        Location::Http(url) => {
-            crate::tls::install_crypto_provider();
-            let client = reqwest::blocking::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(DOWNLOAD_TIMEOUT)
-                .build()
-                .map_err(|e| fail(format!("cannot build an HTTP client: {e}")))?;
-            let response = client
-                .get(&url)
-                .send()
-                .map_err(|e| fail(describe_reqwest(&e)))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(fail(format!("the server answered HTTP {status}")));
-            }
-            let len = response.content_length();
-            Ok(Opened {
-                reader: Box::new(response),
-                len,
-                rereadable: false,
-            })
-        }
+        Location::Http(url) => open_http(
+            reqwest::Url::parse(&url).map_err(|e| fail(e.to_string()))?,
+            None,
+            None,
+            |status, _| format!("the server answered HTTP {status}"),
+        )
+        .map_err(fail),
         Location::Hdfs(url) => {
             let (reader, len) = hdfs::open(&url).map_err(fail)?;
             // Spooled like HTTP although reopening is cheap: both training passes then see the same bytes
@@ -215,19 +187,81 @@ pub fn open(location: &str) -> Result<Opened> {
             })
         }
         Location::S3(url) => {
-            let (reader, len) =
-                s3::open(&url, &S3Settings::from_env(), DOWNLOAD_TIMEOUT).map_err(fail)?;
-            Ok(Opened {
-                reader,
-                len: Some(len),
-                rereadable: false,
-            })
+            let access = StoreAccess::from_env()?;
+            let signed = s3::signed_url(&url, &access.s3, s3::Action::Get).map_err(fail)?;
+            let origin = access.s3.shown_endpoint();
+            open_http(
+                signed,
+                access.ca_pem.as_deref(),
+                Some(origin),
+                |status, body| s3::describe_status(status, body, &access.s3),
+            )
+            .map_err(fail)
         }
         Location::Oci(_) => Err(fail(
             "oci:// holds models, not data: read data from a path, http(s)://, hdfs:// or s3://"
                 .into(),
         )),
     }
+}
+
+/// Most of an error answer's body read to tell what went wrong (an S3 error is a few hundred bytes).
+const ERROR_BODY_BYTES: usize = 16 << 10;
+
+/// A blocking GET of `url` (trusting `ca_pem` too); `describe` tells an error answer from its status
+/// and the start of its body. Errors never show the URL (a signed one is a credential).
+fn open_http(
+    url: reqwest::Url,
+    ca_pem: Option<&[u8]>,
+    origin: Option<&str>,
+    describe: impl Fn(reqwest::StatusCode, &[u8]) -> String,
+) -> Result<Opened, String> {
+    crate::tls::install_crypto_provider();
+    let mut builder = reqwest::blocking::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(DOWNLOAD_TIMEOUT);
+    if let Some(pem) = ca_pem {
+        builder = builder.tls_certs_merge(certificates(pem)?);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {}", describe_reqwest(&e)))?;
+    let response = client
+        .get(url)
+        .send()
+        .map_err(|e| naming(describe_reqwest(&e), origin))?;
+    let status = response.status();
+    if !status.is_success() {
+        let mut body = Vec::new();
+        let _ = response
+            .take(ERROR_BODY_BYTES as u64)
+            .read_to_end(&mut body);
+        return Err(describe(status, &body));
+    }
+    let len = response.content_length();
+    Ok(Opened {
+        reader: Box::new(response),
+        len,
+        rereadable: false,
+    })
+}
+
+/// A transport error's reason, naming the server when the URL is not shown (a signed URL).
+pub(crate) fn naming(reason: String, origin: Option<&str>) -> String {
+    match origin {
+        Some(origin) => format!("{reason} (the store at {origin})"),
+        None => reason,
+    }
+}
+
+/// The PEM certificates of a CA bundle, refused with a reason when there are none.
+pub fn certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    reqwest::Certificate::from_pem_bundle(pem)
+        .ok()
+        .filter(|certificates| !certificates.is_empty())
+        .ok_or_else(|| {
+            "the store's CA bundle (PREDICTOR_STORE_CA, or ca.crt) holds no PEM certificate".into()
+        })
 }
 
 /// Fetches a whole model-sized object (async; for the server) with a one-off [`Fetcher`], the
@@ -291,31 +325,12 @@ impl Fetcher {
                     .map_err(|e| fail(e.to_string()))
             }
             Location::Http(url) => {
-                let mut response = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| fail(describe_reqwest(&e)))?;
-                let status = response.status();
-                if !status.is_success() {
-                    return Err(fail(format!("the server answered HTTP {status}")));
-                }
-                if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
-                    return Err(too_big(len));
-                }
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response
-                    .chunk()
-                    .await
-                    .map_err(|e| fail(describe_reqwest(&e)))?
-                {
-                    if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
-                        return Err(fail(format!("more than the {max_bytes}-byte limit")));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(bytes)
+                let url = reqwest::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
+                self.get(url, None, None, max_bytes, |status, _| {
+                    format!("the server answered HTTP {status}")
+                })
+                .await
+                .map_err(fail)
             }
             // NB: the HTTP client's timeout does not cover HDFS: bound the whole read here.
             Location::Hdfs(url) => {
@@ -324,15 +339,18 @@ impl Fetcher {
                     Err(_) => Err(fail(format!("timed out after {:?}", self.timeout))),
                 }
             }
-            Location::S3(url) => s3::fetch(
-                &url,
-                &access.s3,
-                access.ca_pem.as_deref(),
-                self.timeout,
-                max_bytes,
-            )
-            .await
-            .map_err(fail),
+            Location::S3(url) => {
+                let signed = s3::signed_url(&url, &access.s3, s3::Action::Get).map_err(fail)?;
+                self.get(
+                    signed,
+                    access.ca_pem.as_deref(),
+                    Some(access.s3.shown_endpoint()),
+                    max_bytes,
+                    |status, body| s3::describe_status(status, body, &access.s3),
+                )
+                .await
+                .map_err(fail)
+            }
             Location::Oci(url) => oci::fetch(
                 &url,
                 access.registry.as_ref(),
@@ -342,6 +360,68 @@ impl Fetcher {
             )
             .await
             .map_err(fail),
+        }
+    }
+
+    /// This fetcher's client, or one that also trusts `ca_pem` (built for the call: a private CA is
+    /// the exception).
+    fn client(&self, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+        match ca_pem {
+            None => Ok(self.http.clone()),
+            Some(pem) => crate::tls::bounded_client(self.timeout, CONNECT_TIMEOUT)
+                .tls_certs_merge(certificates(pem)?)
+                .build()
+                .map_err(|e| format!("cannot build an HTTP client: {}", describe_reqwest(&e))),
+        }
+    }
+
+    /// GET `url` into memory, at most `max_bytes`; `describe` tells an error answer from its status
+    /// and the start of its body. Errors never show the URL (a signed one is a credential).
+    async fn get(
+        &self,
+        url: reqwest::Url,
+        ca_pem: Option<&[u8]>,
+        origin: Option<&str>,
+        max_bytes: u64,
+        describe: impl Fn(reqwest::StatusCode, &[u8]) -> String,
+    ) -> Result<Vec<u8>, String> {
+        let mut response = self
+            .client(ca_pem)?
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| naming(describe_reqwest(&e), origin))?;
+        let status = response.status();
+        let limit = if status.is_success() {
+            max_bytes
+        } else {
+            ERROR_BODY_BYTES as u64
+        };
+        if let Some(len) = response.content_length().filter(|&len| len > limit)
+            && status.is_success()
+        {
+            return Err(format!(
+                "{len} bytes is more than the {max_bytes}-byte limit"
+            ));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| naming(describe_reqwest(&e), origin))?
+        {
+            if bytes.len() as u64 + chunk.len() as u64 > limit {
+                if status.is_success() {
+                    return Err(format!("more than the {max_bytes}-byte limit"));
+                }
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(describe(status, &bytes))
         }
     }
 }
