@@ -154,15 +154,20 @@ done
 total_start=$SECONDS
 if [[ ${#todo[@]} -gt 0 ]]; then
   log "go $go_version, cache $cache, building: ${todo[*]}"
-  # Download each needed wrapper's module graph first (proxy only), so download and
-  # compile times show up separately.
+  # Download the modules the wanted packages import first (proxy only), so download and
+  # compile times show up separately. `go list -deps` fetches just those; `go mod download`
+  # would also fetch every module go.mod lists for other build tags and platforms (for weed
+  # 3.3 GB in 114 s instead of 2.1 GB in 53 s, cold).
   declare -A downloaded=()
   for name in "${todo[@]}"; do
     wrapper=$(wrapper_of "$name")
     [[ -z ${downloaded[$wrapper]:-} ]] || continue
+    pkgs=()
+    for n in "${todo[@]}"; do [[ $(wrapper_of "$n") != "$wrapper" ]] || pkgs+=("$(package_of "$n")"); done
     t=$SECONDS
     log "downloading modules for $wrapper ..."
-    (cd "$gomods/$wrapper" && gobuild mod download) || die "go mod download failed in $gomods/$wrapper"
+    (cd "$gomods/$wrapper" && gobuild list -deps "${pkgs[@]}" >/dev/null) ||
+      die "downloading the modules of ${pkgs[*]} failed in $gomods/$wrapper"
     downloaded[$wrapper]=1
     log "downloaded modules for $wrapper in $((SECONDS - t))s"
   done
