@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tear down what dev/node/up.sh started, and only that: workloads (so kubelet/CNI release pod networks),
-# kube-proxy (+ `kube-proxy --cleanup`), kubelet, control plane, the registry, containerd and its shims,
-# leftover pod processes (by our cgroup root only), mounts under $N, pod netns, the client netns
-# mlops-node-client (+ /etc/netns/mlops-node-client), the mlcni0 bridge, the mlnode0 veth and
+# kube-proxy (+ `kube-proxy --cleanup`), kubelet, control plane, the registry, the S3 store (s3-store.sh),
+# containerd and its shims, leftover pod processes (by our cgroup root only), mounts under $N, pod netns, the
+# client netns mlops-node-client (+ /etc/netns/mlops-node-client), the mlcni0 bridge, the mlnode0 veth and
 # the mlops-node-ext netns, KUBE-* iptables chains, cgroups under /mlops-node, and the sysctls kubelet/CNI
 # changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit code 1 if something
 # could not be removed (it says what).
@@ -71,6 +71,7 @@ for ns in (spec.get("linux") or {}).get("namespaces") or []:
   for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1 || true; done
 fi
 for d in kube-scheduler kube-controller-manager kube-apiserver etcd docker-registry; do stop_daemon "$d"; done
+s3_store_stop # the S3 model store, if s3-store.sh started one
 
 log "stopping containerd ($((SECONDS - t0))s)"
 # --- 4. containerd and its shims ---------------------------------------------------------------------------

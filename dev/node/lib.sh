@@ -46,6 +46,11 @@ COREDNS_IMAGE=$REGISTRY/mlops/coredns:$COREDNS_VERSION
 # Resource metrics (metrics.k8s.io): metrics-server, the version dev/cluster/go/metricsserverbin pins.
 METRICS_SERVER_VERSION=0.8.0
 METRICS_SERVER_IMAGE=$REGISTRY/mlops/metrics-server:$METRICS_SERVER_VERSION
+# The S3 model store (s3-store.sh): SeaweedFS on the host, S3 on the node IP (pods reach it through their route
+# to the node IP, like the registry); keys made on its first start ($N/s3/credentials.env, 0600).
+S3_PORT=8333
+S3_ENDPOINT=http://$NODE_IP:$S3_PORT
+S3_BUCKET=models
 # The sandbox image is the one image still imported with ctr (containerd needs it before any pull).
 PAUSE_IMAGE=localhost/mlops/pause:node
 
@@ -182,3 +187,16 @@ EOF
     "https://$REGISTRY/v2/" || { tail -n 20 "$N/log/docker-registry.log" >&2; return 1; }
 }
 registry_stop() { stop_daemon docker-registry; }
+
+# --- the S3 model store (started by s3-store.sh) -------------------------------------------------------------
+# s3_store_stop: SIGKILL after 3 s (a clean stop takes ~16 s, its filer retrying a log flush; a killed weed
+# restarts fine), then the gRPC unix sockets weed keeps in /tmp whatever its flags say.
+# $N/s3/ports: the loopback ports chosen on the first start, "master master.grpc volume volume.grpc filer
+# filer.grpc s3.grpc" (kept: the master's Raft state is per port).
+s3_store_stop() {
+  local _m mg _v vg _f fg sg
+  stop_daemon weed 3
+  read -r _m mg _v vg _f fg sg 2>/dev/null <"$N/s3/ports" || return 0
+  rm -f "/tmp/seaweedfs-master-grpc-$mg.sock" "/tmp/seaweedfs-volume-grpc-$vg.sock" \
+    "/tmp/seaweedfs-filer-grpc-$fg.sock" "/tmp/seaweedfs-s3-grpc-$sg.sock"
+}

@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 
 T0=$SECONDS
-for d in docker-registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+for d in docker-registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy weed; do
   daemon_alive "$d" && die "$d is already running (pid $(cat "$N/pid/$d")); run dev/node/down.sh first"
 done
 ip link show "$NODE_VETH" >/dev/null 2>&1 && die "$NODE_VETH exists: a previous node is still up; run dev/node/down.sh"

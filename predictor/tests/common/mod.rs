@@ -1,7 +1,9 @@
 //! Shared test helpers: paths to the shared data, the CLI, and (in `server`) the predictor server run
-//! in-process. The loopback file server is `predictor::testing`'s, re-exported here.
+//! in-process, and (in `seaweedfs`) a real S3 store on loopback. The loopback file server is
+//! `predictor::testing`'s, re-exported here.
 #![allow(dead_code)]
 
+pub mod seaweedfs;
 pub mod server;
 
 use std::net::TcpListener;
