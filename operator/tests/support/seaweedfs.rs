@@ -8,8 +8,9 @@
 //! API, also on loopback, is unauthenticated: [`SeaweedFs::put_via_filer`] seeds objects with it (a
 //! bucket is the directory `/buckets/<name>` there, an object a file below it).
 //!
-//! Like `predictor::testing`, it speaks HTTP by hand on std sockets, so it works from sync tests and from
-//! inside an async runtime alike. The stores tier (`tests/stores.rs`) and the node tier use it.
+//! Store down ([`SeaweedFs::stop`]): every port refuses connections. Memory: ~160 MB RSS idle, ~220 MB
+//! after some use. Like `predictor::testing`, it speaks HTTP by hand on std sockets, so it works from
+//! sync tests and from inside an async runtime alike.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -22,6 +23,9 @@ use predictor::testing::{http_get, poll};
 
 /// The bucket `start` creates.
 pub const BUCKET: &str = "models";
+
+/// Written on the first start and read on every start: the store serves files.
+const READY_FILE: &str = "/.ready/probe";
 
 /// Longest `weed server` may take to serve (it takes ~2.5 s on two busy cores).
 const START_WITHIN: Duration = Duration::from_secs(60);
@@ -77,11 +81,14 @@ pub struct SeaweedFs {
     ports: Ports,
     binary: PathBuf,
     child: Option<Child>,
+    /// Where this run's output starts in the log.
+    log_start: usize,
 }
 
 impl SeaweedFs {
-    /// Starts SeaweedFS with its state in `dir` (data, identities, log), waits until it serves, and
-    /// creates the bucket [`BUCKET`]. Panics, with the log's tail, if it does not serve within 60 s.
+    /// Starts SeaweedFS with its state in `dir` (data, identities, log), waits until it serves (~3 s),
+    /// and creates the bucket [`BUCKET`]. Panics, with the log's tail, if it does not serve within
+    /// 60 s. S3 reads work at once; S3 writes are held ~7 s more ([`wait_writable`](Self::wait_writable)).
     pub fn start(dir: &Path) -> Self {
         let binary = weed_binary();
         fs::create_dir_all(dir.join("data")).expect("create the SeaweedFS data dir");
@@ -116,8 +123,9 @@ impl SeaweedFs {
             ports,
             binary,
             child: None,
+            log_start: 0,
         };
-        store.run();
+        store.run(true);
         store.create_bucket(BUCKET);
         store
     }
@@ -133,10 +141,12 @@ impl SeaweedFs {
     }
 
     /// Starts the server again on the same ports with the same data and keys (after [`stop`](Self::stop));
-    /// waits until it serves.
+    /// waits until it serves reads (~2.5 s). Writes wait up to 15 s more: after a restart SeaweedFS's
+    /// master assigns no volume space until it has heard from its volume servers for three 5 s pulses
+    /// (a fixed warm-up); a PUT in that window is held, not refused.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "SeaweedFS is still running");
-        self.run();
+        self.run(false);
     }
 
     /// `{endpoint}/{bucket}/{key}`.
@@ -167,6 +177,30 @@ impl SeaweedFs {
         assert_eq!(status, Some(204), "DELETE {bucket}/{key} through the filer");
     }
 
+    /// Waits (at most 60 s) until S3 writes go through at once. Until then S3 PUTs are held (not
+    /// refused): right after a fresh start for ~7 s, as each takes a lock from the filers' lock ring,
+    /// which forms once the filer has waited out its search for peer filers (the S3 gateway logs when
+    /// it receives the ring); after [`start_again`](Self::start_again) for ~15 s, the master's warm-up
+    /// (a write through the filer waits for it too).
+    pub fn wait_writable(&self) {
+        let ring = format!(
+            "LockRing: s3@127.0.0.1:{} received ring update",
+            self.ports.s3_grpc
+        );
+        poll(Duration::from_secs(60), "SeaweedFS to take writes", || {
+            let log = fs::read(&self.log).ok()?;
+            let this_run = String::from_utf8_lossy(log.get(self.log_start..)?);
+            (this_run.contains(&ring) && self.filer("PUT", READY_FILE, b"ready") == Some(201))
+                .then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}; {}:\n{}", self.log.display(), self.log_tail(30)));
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
@@ -174,14 +208,16 @@ impl SeaweedFs {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Spawns `weed server` and waits until S3 answers and the filer can store a file.
-    fn run(&mut self) {
+    /// Spawns `weed server` and waits until S3 answers and a file can be read through the filer (the
+    /// volume server is known to the master); on the first start, `fresh`, the file is written first.
+    fn run(&mut self, fresh: bool) {
         let p = self.ports;
         let log = File::options()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("open weed.log");
+        self.log_start = log.metadata().map_or(0, |m| m.len() as usize);
         let dir = &self.dir;
         let mut command = Command::new(&self.binary);
         command
@@ -192,12 +228,14 @@ impl SeaweedFs {
             .arg(format!("-dir={}", dir.join("data").display()))
             .arg(format!("-master.port={}", p.master))
             .arg(format!("-master.port.grpc={}", p.master_grpc))
-            // No usage reports to telemetry.seaweedfs.com; small volumes; and no Raft state to
-            // resume, so a restart after SIGKILL serves in seconds, not after two election timeouts.
+            // No usage reports to telemetry.seaweedfs.com; small volumes; a 1 s Raft election
+            // timeout, so that after a restart the lone master leads again in ~2 s, not 20 s. (Not
+            // -master.resumeState=false: a master without its Raft state sees the volume server's
+            // topology id as foreign and freezes volume growth, i.e. no new buckets.)
             .args([
                 "-master.telemetry=false",
                 "-master.volumeSizeLimitMB=64",
-                "-master.resumeState=false",
+                "-master.electionTimeout=1s",
             ])
             .arg(format!("-volume.port={}", p.volume))
             .arg(format!("-volume.port.grpc={}", p.volume_grpc))
@@ -224,8 +262,10 @@ impl SeaweedFs {
                 dir.join("s3-identities.json").display()
             ))
             .arg("-s3.autoCreateBucket=false")
-            // One volume per new collection instead of 7 (what `weed mini` does too).
+            // One volume per new collection instead of 7 (what `weed mini` does too), and no ~5 s hold
+            // on the first volume of a fresh cluster (there are no other volume servers to wait for).
             .env("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
+            .env("WEED_MASTER_VOLUME_GROWTH_ALLOCATION_DEFERRAL", "0s")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
@@ -251,13 +291,13 @@ impl SeaweedFs {
                         self.log_tail(30)
                     );
                 }
-                // S3 refuses the unsigned request: it is up. Then the write path (master, volume server,
-                // filer): a file outside /buckets, removed again.
-                let (code, _) = http_get(&s3, "/")?;
-                (code == 403
-                    && self.filer("PUT", "/.ready/probe", b"ready") == Some(201)
-                    && self.filer("DELETE", "/.ready", &[]) == Some(204))
-                .then_some(())
+                // The S3 gateway's health probe (unauthenticated, always 200 once it listens). Then a
+                // file outside /buckets (invisible to S3) read through the filer: master, volume server
+                // and filer work together.
+                let (code, _) = http_get(&s3, "/healthz")?;
+                let written = !fresh || self.filer("PUT", READY_FILE, b"ready") == Some(201);
+                (code == 200 && written && self.filer("GET", READY_FILE, &[]) == Some(200))
+                    .then_some(())
             },
         );
         if let Err(e) = ready {
@@ -273,10 +313,16 @@ impl SeaweedFs {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .ok()?;
+        // A POST with a Content-Type is taken for a multipart upload: only bodies get one.
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/octet-stream\r\n"
+        };
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n",
             body.len()
         )
         .ok()?;

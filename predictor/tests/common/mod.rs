@@ -3,7 +3,6 @@
 //! `predictor::testing`'s, re-exported here.
 #![allow(dead_code)]
 
-pub mod seaweedfs;
 pub mod server;
 
 use std::net::TcpListener;
