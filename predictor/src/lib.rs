@@ -20,6 +20,7 @@ pub mod oci;
 pub mod probe;
 pub mod publish;
 pub mod registry_auth;
+pub mod registry_name;
 pub mod s3;
 pub mod sample;
 pub mod server;
