@@ -19,6 +19,7 @@ pub mod model;
 pub mod oci;
 pub mod probe;
 pub mod publish;
+pub mod registry;
 pub mod registry_auth;
 pub mod registry_name;
 pub mod s3;

@@ -168,6 +168,11 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
+/// A registry API error body (`{"errors":[{"code":…}]}`), for fake registries.
+pub fn registry_error(code: &str) -> String {
+    format!(r#"{{"errors":[{{"code":"{code}","message":"x"}}]}}"#)
+}
+
 /// A model file trained with the default settings on `csv` (labelled CSV), dated `model_date`:
 /// (file bytes, sha256). Another date gives another file and another digest.
 pub fn trained_model(csv: &[u8], model_date: &str) -> (Vec<u8>, String) {

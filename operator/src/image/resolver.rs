@@ -5,13 +5,14 @@
 //! leaves it out, a `GET` whose body is hashed), after at most one authentication round: on 401 the
 //! `WWW-Authenticate` challenge is answered with the credentials (Basic), or with a token fetched
 //! from the challenge's realm (Bearer). Bounded: timeouts, at most 4 MiB per body. Credentials are
-//! sent only as `Authorization` headers and never appear in errors or logs.
+//! sent only as `Authorization` headers and never appear in errors or logs. The registry API itself
+//! is the predictor's client ([`predictor::registry`], also what `oci://` models are pulled with);
+//! this module asks it about manifests and turns its failures into the operator's errors.
 
 use std::time::Duration;
 
-use predictor::oci::is_loopback;
-use predictor::source::{describe_reqwest, redact};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
+use predictor::registry::{Access, Answer, Client, Failure, Session, classify};
+use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 
 use crate::error::{Error, Result};
@@ -19,52 +20,33 @@ use crate::image::credentials::Credentials;
 use crate::image::reference::ImageReference;
 use crate::status::reason;
 
+pub use predictor::registry::MAX_BODY_BYTES;
+
 /// Manifest media types asked for: multi-platform indexes and single manifests, OCI and Docker, so
 /// the digest is the one the runtime pulls by.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
-/// Largest manifest or token response read; real ones are a few KiB.
-pub const MAX_BODY_BYTES: usize = 4 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A registry API client; cheap to share (one connection pool).
+/// A registry API client for image manifests; cheap to share (one connection pool).
 #[derive(Clone)]
 pub struct Resolver {
-    http: reqwest::Client,
-}
-
-/// An answered request: status, headers and (for GET) the body.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-/// A parsed `WWW-Authenticate` challenge.
-#[derive(Debug, PartialEq, Eq)]
-enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
+    client: Client,
 }
 
 impl Resolver {
     /// A client whose every request (connect, send, read) finishes within `timeout`.
     pub fn new(timeout: Duration) -> Result<Self> {
-        let http = predictor::tls::bounded_client(timeout, CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| Error::RegistryUnreachable {
+        let client = Client::new(timeout, CONNECT_TIMEOUT, None).map_err(|reason| {
+            Error::RegistryUnreachable {
                 registry: "-".into(),
                 image: "-".into(),
-                reason: format!("cannot build an HTTP client: {}", describe_reqwest(&e)),
-            })?;
-        Ok(Self { http })
+                reason,
+            }
+        })?;
+        Ok(Self { client })
     }
 
     /// The `sha256:…` digest of the manifest `image` names right now, using `credentials` if the
@@ -74,224 +56,73 @@ impl Resolver {
         image: &ImageReference,
         credentials: Option<&Credentials>,
     ) -> Result<String> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            base_url(image.api_host()),
-            image.repository,
-            image.manifest_reference()
-        );
-        let mut authorization = None;
-        let mut answer = self.request(image, Method::HEAD, &url, None).await?;
-        if answer.status == StatusCode::UNAUTHORIZED {
-            let header = self.authorize(image, &answer.headers, credentials).await?;
-            answer = self
-                .request(image, Method::HEAD, &url, Some(&header))
-                .await?;
-            authorization = Some(header);
-        }
+        let failed = |failure| refused(image, failure);
+        let mut session = self
+            .client
+            .session(
+                image.api_host(),
+                &image.repository,
+                Access::Pull,
+                credentials,
+            )
+            .map_err(failed)?;
+        let what = format!("manifest {}", image.manifest_reference());
+        let mut answer = manifest(&mut session, Method::HEAD, image)
+            .await
+            .map_err(failed)?;
         if answer.status.is_success()
-            && let Some(digest) = header_digest(&answer.headers)
+            && let Some(digest) = answer.digest_header()
         {
             return Ok(digest);
         }
         // No digest header, or a registry that does not answer HEAD: GET it (and see the error code).
         if answer.status.is_success() || !is_classified(answer.status) {
-            answer = self
-                .request(image, Method::GET, &url, authorization.as_deref())
-                .await?;
+            answer = manifest(&mut session, Method::GET, image)
+                .await
+                .map_err(failed)?;
             if answer.status.is_success() {
-                return Ok(header_digest(&answer.headers).unwrap_or_else(|| {
+                return Ok(answer.digest_header().unwrap_or_else(|| {
                     format!("sha256:{}", predictor::model::sha256_hex(&answer.body))
                 }));
             }
         }
-        Err(classify(image, &answer, authorization.is_some()))
-    }
-
-    /// The `Authorization` header value that answers the challenge of a 401.
-    async fn authorize(
-        &self,
-        image: &ImageReference,
-        headers: &HeaderMap,
-        credentials: Option<&Credentials>,
-    ) -> Result<String> {
-        let unauthorized = |reason: String| Error::RegistryUnauthorized {
-            registry: image.registry.clone(),
-            image: image.to_string(),
-            reason,
-        };
-        let challenge = headers
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_challenge)
-            .ok_or_else(|| {
-                unauthorized("it answered 401 without a Basic or Bearer challenge".into())
-            })?;
-        match challenge {
-            Challenge::Basic => credentials.map(basic).ok_or_else(|| {
-                unauthorized("it wants credentials and the Predictor has none for it".into())
-            }),
-            Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            } => {
-                let scope =
-                    scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
-                let token = self
-                    .token(image, &realm, service.as_deref(), &scope, credentials)
-                    .await?;
-                Ok(format!("Bearer {token}"))
-            }
-        }
-    }
-
-    /// A pull token from the Bearer challenge's `realm` (basic-auth'd with `credentials` if any;
-    /// public images get an anonymous token).
-    async fn token(
-        &self,
-        image: &ImageReference,
-        realm: &str,
-        service: Option<&str>,
-        scope: &str,
-        credentials: Option<&Credentials>,
-    ) -> Result<String> {
-        let mut url = reqwest::Url::parse(realm)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https"))
-            .ok_or_else(|| Error::RegistryUnreachable {
-                registry: image.registry.clone(),
-                image: image.to_string(),
-                reason: format!("its token realm {} is not an http(s) URL", redact(realm)),
-            })?;
-        // A registry must not be able to send the password in the clear to a host of its choosing.
-        if credentials.is_some()
-            && url.scheme() == "http"
-            && !url.host_str().is_some_and(is_loopback)
-        {
-            return Err(Error::RegistryUnauthorized {
-                registry: image.registry.clone(),
-                image: image.to_string(),
-                reason: format!(
-                    "its token realm {} is plain HTTP, and credentials are only sent over HTTPS",
-                    redact(realm)
-                ),
-            });
-        }
-        url.query_pairs_mut().append_pair("scope", scope);
-        if let Some(service) = service {
-            url.query_pairs_mut().append_pair("service", service);
-        }
-        let mut request = self.http.get(url);
-        if let Some(credentials) = credentials {
-            request = request.header(AUTHORIZATION, basic(credentials));
-        }
-        let answer = send(image, request, true).await?;
-        let realm = redact(realm);
-        if matches!(
-            answer.status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            return Err(Error::RegistryUnauthorized {
-                registry: image.registry.clone(),
-                image: image.to_string(),
-                reason: format!("its token service {realm} answered HTTP {}", answer.status),
-            });
-        }
-        let unreachable = |reason: String| Error::RegistryUnreachable {
-            registry: image.registry.clone(),
-            image: image.to_string(),
-            reason,
-        };
-        if !answer.status.is_success() {
-            return Err(unreachable(format!(
-                "its token service {realm} answered HTTP {}",
-                answer.status
-            )));
-        }
-        // Docker's token spec: `token`, or OAuth2's `access_token`.
-        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-        ["token", "access_token"]
-            .iter()
-            .find_map(|key| body.get(key).and_then(|v| v.as_str()))
-            .filter(|token| !token.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| unreachable(format!("its token service {realm} sent no token")))
-    }
-
-    async fn request(
-        &self,
-        image: &ImageReference,
-        method: Method,
-        url: &str,
-        authorization: Option<&str>,
-    ) -> Result<Answer> {
-        let read_body = method == Method::GET;
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(ACCEPT, MANIFEST_ACCEPT);
-        if let Some(authorization) = authorization {
-            request = request.header(AUTHORIZATION, authorization);
-        }
-        send(image, request, read_body).await
+        Err(failed(classify(
+            &answer,
+            &image.repository,
+            &what,
+            session.authenticated(),
+        )))
     }
 }
 
-/// Sends `request` and reads at most [`MAX_BODY_BYTES`] of its body (when `read_body`).
-async fn send(
+/// `HEAD` or `GET` (its body read, at most [`MAX_BODY_BYTES`]) of `image`'s manifest.
+async fn manifest(
+    session: &mut Session<'_>,
+    method: Method,
     image: &ImageReference,
-    request: reqwest::RequestBuilder,
-    read_body: bool,
-) -> Result<Answer> {
-    let unreachable = |reason: String| Error::RegistryUnreachable {
-        registry: image.registry.clone(),
-        image: image.to_string(),
-        reason,
-    };
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| unreachable(describe_reqwest(&e)))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let mut body = Vec::new();
-    if read_body {
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_BODY_BYTES as u64)
-        {
-            return Err(unreachable(too_big()));
-        }
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| unreachable(describe_reqwest(&e)))?
-        {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(unreachable(too_big()));
-            }
-            body.extend_from_slice(&chunk);
-        }
+) -> std::result::Result<Answer, Failure> {
+    let body_limit = (method == Method::GET).then_some(MAX_BODY_BYTES);
+    let url = session.url(&format!("manifests/{}", image.manifest_reference()));
+    let request = session.request(method, url).header(ACCEPT, MANIFEST_ACCEPT);
+    session.answer(request, body_limit).await
+}
+
+/// The operator's error for a registry's failure about `image`.
+fn refused(image: &ImageReference, failure: Failure) -> Error {
+    let (registry, image) = (image.registry.clone(), image.to_string());
+    match failure {
+        Failure::Unauthorized(reason) => Error::RegistryUnauthorized {
+            registry,
+            image,
+            reason,
+        },
+        Failure::NotFound(reason) => Error::ImageNotFound { image, reason },
+        Failure::Unreachable(reason) => Error::RegistryUnreachable {
+            registry,
+            image,
+            reason,
+        },
     }
-    Ok(Answer {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn too_big() -> String {
-    format!(
-        "it sent more than {} MiB, more than any manifest",
-        MAX_BODY_BYTES >> 20
-    )
-}
-
-/// Plain HTTP for loopback registries (as Docker and containerd allow by default), HTTPS elsewhere.
-fn base_url(host: &str) -> String {
-    let scheme = if is_loopback(host) { "http" } else { "https" };
-    format!("{scheme}://{host}")
 }
 
 /// The condition reason of an image pre-flight failure (`None` for errors that are not one).
@@ -308,19 +139,6 @@ pub fn rejection_reason(error: &Error) -> Option<&'static str> {
     }
 }
 
-fn basic(credentials: &Credentials) -> String {
-    let token = predictor::registry_auth::basic_token(&credentials.username, &credentials.password);
-    format!("Basic {token}")
-}
-
-/// A well-formed `Docker-Content-Digest` (`sha256:<64 hex>`), if the registry sent one.
-fn header_digest(headers: &HeaderMap) -> Option<String> {
-    let digest = headers.get("docker-content-digest")?.to_str().ok()?;
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| digest.to_ascii_lowercase())
-}
-
 /// Statuses whose meaning needs no body.
 fn is_classified(status: StatusCode) -> bool {
     matches!(
@@ -330,124 +148,6 @@ fn is_classified(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-/// The error a failed manifest request means. `authenticated`: credentials or a token were sent.
-fn classify(image: &ImageReference, answer: &Answer, authenticated: bool) -> Error {
-    let codes = error_codes(&answer.body);
-    let has = |code: &str| codes.iter().any(|c| c == code);
-    let registry = image.registry.clone();
-    let image_name = image.to_string();
-    let status = answer.status;
-    if status == StatusCode::NOT_FOUND || has("MANIFEST_UNKNOWN") || has("NAME_UNKNOWN") {
-        let what = if has("NAME_UNKNOWN") {
-            format!("it has no repository {}", image.repository)
-        } else {
-            format!(
-                "it has no manifest {} in {}",
-                image.manifest_reference(),
-                image.repository
-            )
-        };
-        return Error::ImageNotFound {
-            image: image_name,
-            reason: what,
-        };
-    }
-    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-        || has("UNAUTHORIZED")
-        || has("DENIED")
-    {
-        let reason = if authenticated {
-            format!("it answered HTTP {status} to the credentials")
-        } else {
-            format!("it answered HTTP {status}")
-        };
-        return Error::RegistryUnauthorized {
-            registry,
-            image: image_name,
-            reason,
-        };
-    }
-    Error::RegistryUnreachable {
-        registry,
-        image: image_name,
-        reason: format!("it answered HTTP {status}"),
-    }
-}
-
-/// The `errors[].code` of a registry error body (`{"errors":[{"code":"MANIFEST_UNKNOWN",…}]}`).
-fn error_codes(body: &[u8]) -> Vec<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    value
-        .get("errors")
-        .and_then(|e| e.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("code").and_then(|c| c.as_str()).map(str::to_string))
-        .collect()
-}
-
-/// `Basic realm="x"` or `Bearer realm="…",service="…",scope="…"` (quoted values may hold commas).
-fn parse_challenge(header: &str) -> Option<Challenge> {
-    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let params = parse_params(params);
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.clone())
-    };
-    Some(Challenge::Bearer {
-        realm: get("realm")?,
-        service: get("service"),
-        scope: get("scope"),
-    })
-}
-
-/// `key="value", key2=token` pairs of an auth challenge.
-fn parse_params(text: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut rest = text.trim();
-    while let Some(eq) = rest.find('=') {
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_string();
-        rest = &rest[eq + 1..];
-        let value;
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = quoted.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, escaped)) = chars.next() {
-                            out.push(escaped);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    other => out.push(other),
-                }
-            }
-            value = out;
-            rest = &quoted[end.min(quoted.len())..];
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_string();
-            rest = &rest[end..];
-        }
-        pairs.push((key, value));
-        rest = rest.trim_start().trim_start_matches(',').trim_start();
-    }
-    pairs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +155,7 @@ mod tests {
     use axum::extract::{Path, Query, State};
     use axum::http::{HeaderMap as Headers, HeaderValue};
     use axum::response::{IntoResponse, Response};
+    use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
     use std::collections::HashMap;
 
     const MANIFEST: &[u8] =
@@ -475,6 +176,12 @@ mod tests {
         host: String,
     }
 
+    fn basic(credentials: &Credentials) -> String {
+        let token =
+            predictor::registry_auth::basic_token(&credentials.username, &credentials.password);
+        format!("Basic {token}")
+    }
+
     fn alice(password: &str) -> Credentials {
         Credentials {
             username: "alice".into(),
@@ -487,8 +194,7 @@ mod tests {
     }
 
     fn errors(status: StatusCode, code: &str) -> Response {
-        let body = format!(r#"{{"errors":[{{"code":"{code}","message":"x"}}]}}"#);
-        (status, body).into_response()
+        (status, predictor::testing::registry_error(code)).into_response()
     }
 
     /// `/v2/…` of a registry holding `team/app:0.2`, behind Basic or Bearer auth for alice.
@@ -666,52 +372,12 @@ mod tests {
         assert!(err.to_string().contains("cannot connect"), "{err}");
     }
 
-    #[test]
-    fn challenges_and_schemes() {
-        assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(
-            parse_challenge(
-                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into()),
-                scope: Some("repository:a/b:pull,push".into()),
-            })
-        );
-        assert_eq!(
-            parse_challenge(r#"bearer realm=https://t.example/token, service="s\"q""#),
-            Some(Challenge::Bearer {
-                realm: "https://t.example/token".into(),
-                service: Some("s\"q".into()),
-                scope: None,
-            })
-        );
-        assert_eq!(parse_challenge(r#"Bearer service="no realm""#), None);
-        assert_eq!(parse_challenge("Negotiate abc"), None);
-        assert_eq!(base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
-        assert_eq!(base_url("localhost"), "http://localhost");
-        assert_eq!(base_url("[::1]:5000"), "http://[::1]:5000");
-        assert_eq!(
-            base_url("registry.local:5000"),
-            "https://registry.local:5000"
-        );
-        assert_eq!(
-            base_url("registry-1.docker.io"),
-            "https://registry-1.docker.io"
-        );
-        assert!(is_loopback("127.0.0.2") && !is_loopback("10.0.0.1:5000"));
-    }
-
     #[tokio::test]
     async fn credentials_never_go_to_a_plain_http_realm_elsewhere() {
         let image = image("registry.local", "team/app:0.2");
-        let err = resolver()
+        let failure = Client::new(Duration::from_secs(5), CONNECT_TIMEOUT, None)
+            .unwrap()
             .token(
-                &image,
                 "http://auth.example.org/token?secret=1",
                 None,
                 "repository:team/app:pull",
@@ -719,6 +385,7 @@ mod tests {
             )
             .await
             .unwrap_err();
+        let err = refused(&image, failure);
         assert_eq!(rejection_reason(&err), Some("RegistryUnauthorized"));
         assert!(
             err.to_string()
