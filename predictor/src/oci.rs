@@ -1,11 +1,14 @@
 //! Models as OCI artifacts in a container registry: `oci://registry/repository@sha256:<manifest digest>`
-//! (pinned) or `oci://registry/repository:tag`, pulled and pushed with `oci-client`.
+//! (pinned) or `oci://registry/repository:tag`, pulled and pushed with the registry client of
+//! [`crate::registry`].
 //!
 //! An artifact is one manifest (artifactType [`ARTIFACT_TYPE`], the empty config) naming one layer:
 //! the model file ([`MODEL_MEDIA_TYPE`]). Artifacts pushed by other tools (`oras push registry/repo
 //! model.bin`) work too when they have exactly one layer. A pull checks the manifest against the
 //! digest in the URL and the layer against the manifest's digest (so `@sha256:` pins the bytes as
 //! firmly as `spec.model.sha256` does); callers then compare the model's sha256 with the pinned one.
+//! The layer is fetched from wherever the registry redirects it (its storage), without the
+//! registry's credentials when that is another host.
 //!
 //! Registries on loopback are spoken to over plain HTTP (as Docker and containerd allow by default),
 //! all others over HTTPS. Credentials come from a docker config ([`crate::registry_auth`]); errors are
@@ -14,30 +17,45 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::registry::is_loopback;
+use crate::registry::{self, Access, Answer, Client, Failure, MAX_BODY_BYTES, Session};
 use crate::registry_auth::DockerConfig;
+use crate::registry_name::{
+    check_registry, check_repository, check_tag, is_registry_host, parse_digest, split_tag,
+};
 
 /// The manifest's `artifactType` for a predictor model.
 pub const ARTIFACT_TYPE: &str = "application/vnd.mlops-predictor.model.v1";
 /// The media type of the one layer, the model file.
 pub const MODEL_MEDIA_TYPE: &str = "application/vnd.mlops-predictor.model.v1.bin";
+/// An OCI image manifest: what artifacts are written as and read as.
+const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The OCI "empty" config an artifact without configuration carries (`{}`).
 const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY_CONFIG: &[u8] = b"{}";
+/// The annotation naming the file a layer holds.
+const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 /// Largest manifest read (real ones are under 1 KiB).
 const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// The tag of a URL with neither tag nor digest.
+const DEFAULT_TAG: &str = "latest";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A parsed `oci://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OciUrl {
-    pub reference: Reference,
+    /// `host[:port]`, as written.
+    pub registry: String,
+    /// `team/model`.
+    pub repository: String,
+    pub tag: Option<String>,
+    /// `sha256:<64 hex>` when the URL pins the artifact's manifest.
+    pub digest: Option<String>,
 }
 
 impl OciUrl {
@@ -64,44 +82,79 @@ impl OciUrl {
                     .into(),
             );
         }
-        let reference = Reference::try_from(rest)
-            .map_err(|e| format!("{rest:?} is not an OCI reference: {e}"))?;
-        if reference.registry() != host {
+        if !is_registry_host(host) {
             return Err(format!(
                 "{host:?} is not a registry host: use oci://registry.example.com/repository:tag"
             ));
         }
-        if let Some(digest) = reference.digest() {
-            let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "{digest:?} is not a sha256 digest (sha256:<64 hex>)"
-                ));
+        let invalid = |reason: String| format!("{rest:?} is not an OCI reference: {reason}");
+        let (name_and_tag, digest) = match path.split_once('@') {
+            Some((name_and_tag, digest)) => {
+                (name_and_tag, Some(parse_digest(digest).map_err(invalid)?))
             }
+            None => (path, None),
+        };
+        let (repository, tag) = split_tag(name_and_tag);
+        check_registry(host).map_err(invalid)?;
+        check_repository(repository).map_err(invalid)?;
+        if let Some(tag) = tag {
+            check_tag(tag).map_err(invalid)?;
         }
-        Ok(Self { reference })
+        Ok(Self {
+            registry: host.to_string(),
+            repository: repository.to_string(),
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// `oci://registry/repository@sha256:<digest>`: this artifact pinned to `digest`.
     pub fn pinned(&self, digest: &str) -> String {
-        format!(
-            "oci://{}/{}@{digest}",
-            self.reference.registry(),
-            self.reference.repository()
-        )
+        format!("oci://{}/{}@{digest}", self.registry, self.repository)
+    }
+
+    /// What to ask the registry for: the digest when pinned, else the tag (`latest` if none).
+    pub fn manifest_reference(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or(DEFAULT_TAG)
     }
 }
 
-/// Whether `host` (`name[:port]` or `[v6][:port]`) is `localhost` or a loopback address.
-pub fn is_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// An OCI image manifest, as much of it as artifacts use.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+/// A blob a manifest names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    fn of(media_type: &str, bytes: &[u8]) -> Self {
+        Self {
+            media_type: media_type.into(),
+            digest: digest_of(bytes),
+            size: bytes.len() as u64,
+            annotations: BTreeMap::new(),
+        }
+    }
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -109,36 +162,28 @@ fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn client(url: &OciUrl, ca_pem: Option<&[u8]>, timeout: Duration) -> Client {
-    crate::tls::install_crypto_provider();
-    let registry = url.reference.resolve_registry().to_string();
-    let protocol = if is_loopback(&registry) {
-        ClientProtocol::HttpsExcept(vec![registry])
-    } else {
-        ClientProtocol::Https
-    };
-    Client::new(ClientConfig {
-        protocol,
-        extra_root_certificates: ca_pem
-            .map(|pem| {
-                vec![Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem.to_vec(),
-                }]
-            })
-            .unwrap_or_default(),
-        connect_timeout: Some(CONNECT_TIMEOUT.min(timeout)),
-        read_timeout: Some(timeout),
-        platform_resolver: None,
-        ..ClientConfig::default()
-    })
+/// A session for `url`'s repository with the docker config's credentials for its registry (else
+/// anonymous).
+fn session<'a>(
+    client: &'a Client,
+    url: &OciUrl,
+    config: Option<&'a DockerConfig>,
+    access: Access,
+) -> Result<Session<'a>, String> {
+    let credentials = config.and_then(|c| c.credentials_for(&url.registry));
+    client
+        .session(&url.registry, &url.repository, access, credentials)
+        .map_err(|failure| describe(&failure, url))
 }
 
-/// The docker config's credentials for the URL's registry, else anonymous.
-fn auth(url: &OciUrl, config: Option<&DockerConfig>) -> RegistryAuth {
-    match config.and_then(|c| c.credentials_for(url.reference.registry())) {
-        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-        None => RegistryAuth::Anonymous,
+/// `future` within `timeout` as a whole.
+async fn within<T>(
+    timeout: Duration,
+    future: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, future).await {
+        Ok(done) => done,
+        Err(_) => Err(format!("timed out after {timeout:?}")),
     }
 }
 
@@ -151,95 +196,104 @@ pub async fn fetch(
     timeout: Duration,
     max_bytes: u64,
 ) -> Result<Vec<u8>, String> {
-    let pull = async {
-        let client = client(url, ca_pem, timeout);
-        let auth = auth(url, config);
-        let (manifest, digest) = client
-            .pull_manifest_raw(&url.reference, &auth, &[OCI_IMAGE_MEDIA_TYPE])
-            .await
-            .map_err(|e| describe(&e, url))?;
-        if manifest.len() > MAX_MANIFEST_BYTES {
-            return Err("the manifest is more than 1 MiB: not a model artifact".to_string());
-        }
-        let actual = digest_of(&manifest);
-        if let Some(pinned) = url.reference.digest().filter(|&pinned| pinned != actual) {
+    within(timeout, async {
+        let client = Client::new(timeout, CONNECT_TIMEOUT, ca_pem)?;
+        let mut session = session(&client, url, config, Access::Pull)?;
+        let fail = |failure: Failure| describe(&failure, url);
+        let reference = url.manifest_reference();
+        let request = session
+            .request(Method::GET, session.url(&format!("manifests/{reference}")))
+            .header(ACCEPT, MANIFEST_MEDIA_TYPE);
+        let answer = session.answer(request, Some(MAX_MANIFEST_BYTES)).await;
+        let manifest = answer
+            .and_then(|answer| succeeded(answer, &session, &format!("manifest {reference}")))
+            .map_err(fail)?;
+        let actual = digest_of(&manifest.body);
+        if let Some(pinned) = url.digest.as_ref().filter(|&pinned| *pinned != actual) {
             return Err(format!(
                 "the registry's manifest does not match the pinned digest: expected {pinned}, \
                  got {actual}"
             ));
         }
-        tracing::debug!(%digest, "artifact manifest");
-        let layer = model_layer(&manifest)?;
-        let size = u64::try_from(layer.size).unwrap_or(u64::MAX);
+        tracing::debug!(digest = %actual, "artifact manifest");
+        let layer = model_layer(&manifest.body)?;
+        let size = layer.size;
         if size > max_bytes {
             return Err(format!(
                 "{size} bytes is more than the {max_bytes}-byte limit"
             ));
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        // pull_blob checks the bytes against the layer's digest.
-        client
-            .pull_blob(&url.reference, &layer, &mut bytes)
+        // Registries may redirect to their storage: reqwest follows, and drops the Authorization
+        // header when the redirect leaves the registry's host, port or scheme.
+        let what = format!("blob {}", layer.digest);
+        let request = session.request(Method::GET, session.url(&format!("blobs/{}", layer.digest)));
+        let mut response = session.send(request).await.map_err(fail)?;
+        if !response.status().is_success() {
+            let answer = Answer::read(response, Some(MAX_BODY_BYTES))
+                .await
+                .map_err(fail)?;
+            return Err(fail(refusal(&answer, &session, &what)));
+        }
+        let bytes = registry::read_at_most(&mut response, size)
             .await
-            .map_err(|e| describe(&e, url))?;
+            .map_err(fail)?
+            .ok_or_else(|| format!("the layer is more than the {size} bytes its manifest says"))?;
         if bytes.len() as u64 != size {
             return Err(format!(
                 "the layer is {} bytes, the manifest says {size}",
                 bytes.len()
             ));
         }
+        let got = digest_of(&bytes);
+        if got != layer.digest {
+            return Err(format!(
+                "the layer's bytes do not match its digest: expected {}, got {got}",
+                layer.digest
+            ));
+        }
         Ok(bytes)
-    };
-    match tokio::time::timeout(timeout, pull).await {
-        Ok(pulled) => pulled,
-        Err(_) => Err(format!("timed out after {timeout:?}")),
-    }
+    })
+    .await
 }
 
 /// The one model layer of an artifact manifest: the layer of [`MODEL_MEDIA_TYPE`], or the only layer.
-fn model_layer(manifest: &[u8]) -> Result<OciDescriptor, String> {
-    let manifest: OciImageManifest = serde_json::from_slice(manifest)
+/// Its digest is a sha256 one (what it is checked with, and part of a URL path).
+fn model_layer(manifest: &[u8]) -> Result<Descriptor, String> {
+    let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))?;
     let mut ours = manifest
         .layers
         .iter()
         .filter(|layer| layer.media_type == MODEL_MEDIA_TYPE);
-    match (ours.next(), ours.next(), manifest.layers.as_slice()) {
-        (Some(layer), None, _) => Ok(layer.clone()),
-        (None, _, [only]) => Ok(only.clone()),
-        (None, _, []) => Err("the artifact has no layers: no model file in it".into()),
-        _ => Err(format!(
-            "the artifact has {} layers and not exactly one of type {MODEL_MEDIA_TYPE}: \
-             which is the model file?",
-            manifest.layers.len()
-        )),
-    }
+    let layer = match (ours.next(), ours.next(), manifest.layers.as_slice()) {
+        (Some(layer), None, _) => layer,
+        (None, _, [only]) => only,
+        (None, _, []) => return Err("the artifact has no layers: no model file in it".into()),
+        _ => {
+            return Err(format!(
+                "the artifact has {} layers and not exactly one of type {MODEL_MEDIA_TYPE}: \
+                 which is the model file?",
+                manifest.layers.len()
+            ));
+        }
+    };
+    parse_digest(&layer.digest).map_err(|reason| format!("the model layer: {reason}"))?;
+    Ok(layer.clone())
 }
 
 /// The artifact manifest for `model` (and the empty config): pure, so the digest is known before pushing.
 pub fn artifact_manifest(model: &[u8], title: &str) -> Vec<u8> {
-    let mut manifest = OciImageManifest {
-        media_type: Some(OCI_IMAGE_MEDIA_TYPE.into()),
+    let mut layer = Descriptor::of(MODEL_MEDIA_TYPE, model);
+    layer
+        .annotations
+        .insert(TITLE_ANNOTATION.into(), title.into());
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MANIFEST_MEDIA_TYPE.into()),
         artifact_type: Some(ARTIFACT_TYPE.into()),
-        config: OciDescriptor {
-            media_type: EMPTY_CONFIG_MEDIA_TYPE.into(),
-            digest: digest_of(EMPTY_CONFIG),
-            size: EMPTY_CONFIG.len() as i64,
-            ..OciDescriptor::default()
-        },
-        layers: vec![OciDescriptor {
-            media_type: MODEL_MEDIA_TYPE.into(),
-            digest: digest_of(model),
-            size: model.len() as i64,
-            annotations: Some(BTreeMap::from([(
-                "org.opencontainers.image.title".to_string(),
-                title.to_string(),
-            )])),
-            ..OciDescriptor::default()
-        }],
-        ..OciImageManifest::default()
+        config: Descriptor::of(EMPTY_CONFIG_MEDIA_TYPE, EMPTY_CONFIG),
+        layers: vec![layer],
     };
-    manifest.annotations = None;
     serde_json::to_vec(&manifest).expect("a manifest serialises")
 }
 
@@ -253,83 +307,97 @@ pub async fn push(
     model: Vec<u8>,
     title: &str,
 ) -> Result<String, String> {
-    let push = async {
-        let client = client(url, ca_pem, timeout);
-        client
-            .store_auth_if_needed(url.reference.resolve_registry(), &auth(url, config))
-            .await;
+    within(timeout, async {
+        let client = Client::new(timeout, CONNECT_TIMEOUT, ca_pem)?;
+        let mut session = session(&client, url, config, Access::Push)?;
+        let fail = |failure: Failure| describe(&failure, url);
         let manifest = artifact_manifest(&model, title);
         let digest = digest_of(&manifest);
-        let reference = &url.reference;
-        for (bytes, blob_digest) in [
-            (EMPTY_CONFIG.to_vec(), digest_of(EMPTY_CONFIG)),
-            (model.clone(), digest_of(&model)),
-        ] {
-            client
-                .push_blob(reference, bytes, &blob_digest)
-                .await
-                .map_err(|e| describe(&e, url))?;
-        }
-        let target = match reference.tag() {
-            Some(_) => reference.clone(),
-            None => reference.clone_with_digest(digest.clone()),
-        };
-        client
-            .push_manifest_raw(
-                &target,
-                manifest,
-                http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE),
-            )
+        push_blob(&mut session, EMPTY_CONFIG.to_vec())
             .await
-            .map_err(|e| describe(&e, url))?;
+            .map_err(fail)?;
+        push_blob(&mut session, model).await.map_err(fail)?;
+        // By tag, or (no tag) by the manifest's own digest.
+        let reference = url.tag.as_deref().unwrap_or(&digest);
+        let request = session
+            .request(Method::PUT, session.url(&format!("manifests/{reference}")))
+            .header(CONTENT_TYPE, MANIFEST_MEDIA_TYPE)
+            .body(manifest);
+        let answer = session.answer(request, Some(MAX_BODY_BYTES)).await;
+        let answer = answer
+            .and_then(|answer| succeeded(answer, &session, &format!("manifest {reference}")))
+            .map_err(fail)?;
+        if let Some(stored) = answer.digest_header().filter(|stored| *stored != digest) {
+            return Err(format!(
+                "the registry stored the manifest as {stored}, not as the {digest} it was sent"
+            ));
+        }
         Ok(url.pinned(&digest))
-    };
-    match tokio::time::timeout(timeout, push).await {
-        Ok(pushed) => pushed,
-        Err(_) => Err(format!("timed out after {timeout:?}")),
+    })
+    .await
+}
+
+/// Uploads `bytes` as a blob of the session's repository unless the registry has it: one
+/// `POST …/blobs/uploads/`, one `PUT <Location>?digest=…` with all the bytes (a monolithic upload).
+async fn push_blob(session: &mut Session<'_>, bytes: Vec<u8>) -> Result<(), Failure> {
+    let digest = digest_of(&bytes);
+    let what = format!("blob {digest}");
+    let request = session.request(Method::HEAD, session.url(&format!("blobs/{digest}")));
+    let present = session.answer(request, None).await?;
+    if present.status.is_success() {
+        return Ok(());
+    }
+    if present.status != StatusCode::NOT_FOUND {
+        return Err(refusal(&present, session, &what));
+    }
+    let request = session.request(Method::POST, session.url("blobs/uploads/"));
+    let started = session.answer(request, Some(MAX_BODY_BYTES)).await?;
+    let started = succeeded(started, session, "upload of a blob")?;
+    let location = started
+        .headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Failure::Unreachable("it started an upload without a Location".into()))?;
+    let mut target = session.location(location)?;
+    target.query_pairs_mut().append_pair("digest", &digest);
+    let request = session
+        .request(Method::PUT, target)
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(bytes);
+    let done = session.answer(request, Some(MAX_BODY_BYTES)).await?;
+    succeeded(done, session, &what).map(drop)
+}
+
+/// `answer` when it is a success, else what it means about `what`.
+fn succeeded(answer: Answer, session: &Session<'_>, what: &str) -> Result<Answer, Failure> {
+    if answer.status.is_success() {
+        Ok(answer)
+    } else {
+        Err(refusal(&answer, session, what))
+    }
+}
+
+/// What a failed answer about `what` means, with the registry's error codes where they say more
+/// than the status.
+fn refusal(answer: &Answer, session: &Session<'_>, what: &str) -> Failure {
+    match registry::classify(answer, session.repository(), what, session.authenticated()) {
+        Failure::Unreachable(reason) if !answer.error_codes().is_empty() => {
+            Failure::Unreachable(format!("{reason} ({})", answer.error_codes().join(", ")))
+        }
+        failure => failure,
     }
 }
 
 /// What went wrong, in words a user can act on; never a credential.
-fn describe(error: &OciDistributionError, url: &OciUrl) -> String {
-    let registry = url.reference.registry();
-    match error {
-        OciDistributionError::AuthenticationFailure(_)
-        | OciDistributionError::UnauthorizedError { .. } => format!(
-            "the registry {registry} refused the credentials (unauthorized): check the docker \
+fn describe(failure: &Failure, url: &OciUrl) -> String {
+    let registry = &url.registry;
+    match failure {
+        Failure::Unauthorized(reason) => format!(
+            "the registry {registry} refused the credentials ({reason}): check the docker \
              config (REGISTRY_AUTH_FILE, or the Predictor's credentials Secret)"
         ),
-        OciDistributionError::ImageManifestNotFoundError(_) => format!(
-            "not found: no manifest {} in the registry {registry}",
-            url.reference.whole()
-        ),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope
-                .errors
-                .iter()
-                .map(|e| format!("{:?}", e.code))
-                .collect();
-            let codes = codes.join(", ");
-            if codes.contains("Unauthorized") || codes.contains("Denied") {
-                format!("the registry {registry} refused the credentials ({codes})")
-            } else if codes.contains("Unknown") {
-                format!("not found: the registry {registry} answered {codes}")
-            } else {
-                format!("the registry {registry} answered {codes}")
-            }
-        }
-        OciDistributionError::ServerError { code, .. } => match *code {
-            401 | 403 => format!("the registry {registry} refused the credentials (HTTP {code})"),
-            404 => format!("not found: the registry {registry} answered HTTP 404"),
-            _ => format!("the registry {registry} answered HTTP {code}"),
-        },
-        OciDistributionError::RequestError(e) => {
-            format!("{registry}: {}", crate::source::describe_reqwest(e))
-        }
-        OciDistributionError::DigestError(e) => {
-            format!("the layer's bytes do not match its digest: {e}")
-        }
-        other => other.to_string().chars().take(300).collect(),
+        Failure::NotFound(reason) => format!("not found in the registry {registry}: {reason}"),
+        Failure::Unreachable(reason) => format!("the registry {registry}: {reason}"),
     }
 }
 
@@ -342,14 +410,30 @@ mod tests {
     #[test]
     fn parses_tags_and_digests_and_refuses_the_rest() {
         let url = OciUrl::parse(&format!("oci://127.0.0.1:5000/models/american@{DIGEST}")).unwrap();
-        assert_eq!(url.reference.registry(), "127.0.0.1:5000");
-        assert_eq!(url.reference.repository(), "models/american");
-        assert_eq!(url.reference.digest(), Some(DIGEST));
+        assert_eq!(url.registry, "127.0.0.1:5000");
+        assert_eq!(url.repository, "models/american");
+        assert_eq!(url.digest.as_deref(), Some(DIGEST));
+        assert_eq!(url.manifest_reference(), DIGEST);
         let url = OciUrl::parse("oci://registry.example.com/team/model:v2").unwrap();
-        assert_eq!(url.reference.tag(), Some("v2"));
+        assert_eq!(url.tag.as_deref(), Some("v2"));
+        assert_eq!(url.manifest_reference(), "v2");
         assert_eq!(
             url.pinned(DIGEST),
             format!("oci://registry.example.com/team/model@{DIGEST}")
+        );
+        let url = OciUrl::parse(&format!("OCI://localhost/a/b.c__d-e:V_1.2@{DIGEST}")).unwrap();
+        assert_eq!(
+            (url.registry.as_str(), url.repository.as_str()),
+            ("localhost", "a/b.c__d-e")
+        );
+        assert_eq!(
+            (url.tag.as_deref(), url.digest.as_deref()),
+            (Some("V_1.2"), Some(DIGEST))
+        );
+        let url = OciUrl::parse("oci://[::1]:5000/m").unwrap();
+        assert_eq!(
+            (url.tag.as_deref(), url.manifest_reference()),
+            (None, "latest")
         );
         for (url, expected) in [
             ("oci://registry.example.com", "names no repository"),
@@ -360,6 +444,14 @@ mod tests {
             ("oci://models/american:v1", "is not a registry host"),
             ("oci://r.example.com/m@sha256:abc", "not"),
             ("oci://r.example.com/Models:v1", "not an OCI reference"),
+            ("oci://r.example.com/m:-v1", "the tag \"-v1\""),
+            ("oci://r.example.com/m:a/b", "component \"m:a\""),
+            ("oci://r.example.com//m", "component \"\""),
+            (
+                "oci://r.example.com:x/m",
+                "the registry \"r.example.com:x\"",
+            ),
+            ("oci://r.example.com/m@md5:0", "not sha256"),
             ("s3://r/m", "not an oci:// URL"),
         ] {
             let err = OciUrl::parse(url).unwrap_err();
@@ -391,7 +483,7 @@ mod tests {
             value,
             serde_json::json!({
                 "schemaVersion": 2,
-                "mediaType": OCI_IMAGE_MEDIA_TYPE,
+                "mediaType": MANIFEST_MEDIA_TYPE,
                 "artifactType": ARTIFACT_TYPE,
                 "config": {
                     "mediaType": EMPTY_CONFIG_MEDIA_TYPE,
@@ -434,5 +526,278 @@ mod tests {
         assert!(err.contains("no layers"), "{err}");
         let err = model_layer(b"{\"not\": 1}").unwrap_err();
         assert!(err.contains("not an OCI image manifest"), "{err}");
+        let odd = serde_json::json!({"mediaType": MODEL_MEDIA_TYPE, "digest": "sha256:../../x", "size": 1});
+        let err = model_layer(&manifest(vec![odd])).unwrap_err();
+        assert!(err.contains("the model layer: the digest"), "{err}");
+    }
+
+    mod fake {
+        //! A registry on loopback behind Bearer tokens (a pull token cannot write), whose blobs
+        //! are served by a storage on another host it redirects to.
+
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex};
+
+        use axum::Router;
+        use axum::body::Bytes;
+        use axum::extract::{Path, Query, State};
+        use axum::http::header::{AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+        use axum::http::{HeaderMap, Method, StatusCode};
+        use axum::response::{IntoResponse, Response};
+
+        use super::super::digest_of;
+        use crate::registry_auth::basic_token;
+
+        pub const PASSWORD: &str = "fake-s3cret";
+
+        #[derive(Default)]
+        pub struct Seen {
+            pub blobs: HashMap<String, Vec<u8>>,
+            pub manifests: HashMap<String, Vec<u8>>,
+            pub uploads: usize,
+            pub challenges: usize,
+            /// The scopes tokens were asked for.
+            pub scopes: Vec<String>,
+            /// The Authorization header of each request the storage got.
+            pub storage_authorizations: Vec<Option<String>>,
+        }
+
+        #[derive(Clone)]
+        pub struct Fake {
+            pub seen: Arc<Mutex<Seen>>,
+            /// `127.0.0.1:<port>`: the registry.
+            pub host: String,
+            /// `localhost:<port>`: its blob storage.
+            storage: String,
+        }
+
+        fn errors(status: StatusCode, code: &str) -> Response {
+            (status, crate::testing::registry_error(code)).into_response()
+        }
+
+        async fn v2(
+            State(fake): State<Fake>,
+            method: Method,
+            headers: HeaderMap,
+            Path(rest): Path<String>,
+            Query(query): Query<HashMap<String, String>>,
+            body: Bytes,
+        ) -> Response {
+            let token = headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let writes = method == Method::POST || method == Method::PUT;
+            let mut seen = fake.seen.lock().unwrap();
+            if !matches!(
+                (token, writes),
+                (Some("tok-push"), _) | (Some("tok-pull"), false)
+            ) {
+                seen.challenges += 1;
+                let challenge = format!(
+                    r#"Bearer realm="http://{}/token",service="fake",scope="repository:models/american:pull""#,
+                    fake.host
+                );
+                return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)]).into_response();
+            }
+            if method == Method::POST && rest.ends_with("/blobs/uploads/") {
+                let location = format!("/v2/{rest}1");
+                return (StatusCode::ACCEPTED, [(LOCATION, location)]).into_response();
+            }
+            if method == Method::PUT && rest.contains("/blobs/uploads/") {
+                let digest = query.get("digest").cloned().unwrap_or_default();
+                if digest_of(&body) != digest {
+                    return errors(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+                }
+                seen.uploads += 1;
+                seen.blobs.insert(digest, body.to_vec());
+                return StatusCode::CREATED.into_response();
+            }
+            if let Some((_, digest)) = rest.split_once("/blobs/") {
+                return match (seen.blobs.contains_key(digest), method) {
+                    (false, _) => errors(StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+                    (true, Method::HEAD) => StatusCode::OK.into_response(),
+                    (true, _) => {
+                        let location = format!("http://{}/{digest}", fake.storage);
+                        (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response()
+                    }
+                };
+            }
+            let Some((_, reference)) = rest.split_once("/manifests/") else {
+                return errors(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+            };
+            if method == Method::PUT {
+                let digest = digest_of(&body);
+                seen.manifests.insert(reference.to_string(), body.to_vec());
+                seen.manifests.insert(digest.clone(), body.to_vec());
+                return (StatusCode::CREATED, [("docker-content-digest", digest)]).into_response();
+            }
+            match seen.manifests.get(reference) {
+                Some(manifest) => manifest.clone().into_response(),
+                None => errors(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            }
+        }
+
+        async fn token(
+            State(fake): State<Fake>,
+            headers: HeaderMap,
+            Query(query): Query<HashMap<String, String>>,
+        ) -> Response {
+            let alice = format!("Basic {}", basic_token("alice", PASSWORD));
+            if headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(alice.as_str()) {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let scope = query.get("scope").cloned().unwrap_or_default();
+            let token = if scope.ends_with(":pull,push") {
+                "tok-push"
+            } else {
+                "tok-pull"
+            };
+            fake.seen.lock().unwrap().scopes.push(scope);
+            format!(r#"{{"token":"{token}"}}"#).into_response()
+        }
+
+        async fn storage(
+            State(fake): State<Fake>,
+            headers: HeaderMap,
+            Path(digest): Path<String>,
+        ) -> Response {
+            let mut seen = fake.seen.lock().unwrap();
+            let authorization = headers
+                .get(AUTHORIZATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            seen.storage_authorizations.push(authorization);
+            match seen.blobs.get(&digest) {
+                Some(blob) => blob.clone().into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+
+        /// Starts the registry and its storage.
+        pub async fn start() -> Fake {
+            let registry = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let store = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let fake = Fake {
+                seen: Arc::default(),
+                host: registry.local_addr().unwrap().to_string(),
+                storage: format!("localhost:{}", store.local_addr().unwrap().port()),
+            };
+            let app = Router::new()
+                .route("/v2/{*rest}", axum::routing::any(v2))
+                .route("/token", axum::routing::get(token))
+                .with_state(fake.clone());
+            tokio::spawn(async move { axum::serve(registry, app).await });
+            let app = Router::new()
+                .route("/{digest}", axum::routing::get(storage))
+                .with_state(fake.clone());
+            tokio::spawn(async move { axum::serve(store, app).await });
+            fake
+        }
+    }
+
+    fn docker_config(host: &str, password: &str) -> DockerConfig {
+        let json =
+            serde_json::json!({"auths": {host: {"username": "alice", "password": password}}});
+        DockerConfig::parse(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn artifacts_round_trip_through_bearer_auth_and_a_blob_redirect() {
+        let fake = fake::start().await;
+        let config = docker_config(&fake.host, fake::PASSWORD);
+        let limit = Duration::from_secs(5);
+        let tag = OciUrl::parse(&format!("oci://{}/models/american:v1", fake.host)).unwrap();
+        let model = b"model bytes".to_vec();
+        let pushed = push(&tag, Some(&config), None, limit, model.clone(), "m.bin")
+            .await
+            .unwrap();
+        let digest = digest_of(&artifact_manifest(&model, "m.bin"));
+        assert_eq!(pushed, tag.pinned(&digest));
+        // Pushed again: the registry has both blobs, nothing is uploaded.
+        push(&tag, Some(&config), None, limit, model.clone(), "m.bin")
+            .await
+            .unwrap();
+        let pinned = OciUrl::parse(&pushed).unwrap();
+        for url in [&pinned, &tag] {
+            let fetched = fetch(url, Some(&config), None, limit, 1 << 20).await;
+            assert_eq!(fetched.as_deref(), Ok(&model[..]));
+        }
+        {
+            let seen = fake.seen.lock().unwrap();
+            assert_eq!(seen.uploads, 2);
+            // One challenge per session, answered once: the token is reused after it.
+            assert_eq!(seen.challenges, 4);
+            let push_scope = "repository:models/american:pull,push".to_string();
+            let pull_scope = "repository:models/american:pull".to_string();
+            assert_eq!(
+                seen.scopes,
+                [
+                    push_scope.clone(),
+                    push_scope,
+                    pull_scope.clone(),
+                    pull_scope
+                ]
+            );
+            // The storage got the layer twice, never with the registry's token.
+            assert_eq!(seen.storage_authorizations, [None, None]);
+        }
+
+        let err = fetch(&pinned, Some(&config), None, limit, 5)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("11 bytes is more than the 5-byte limit"),
+            "{err}"
+        );
+        let wrong = docker_config(&fake.host, "not-the-password");
+        for url in [&pinned, &tag] {
+            let err = fetch(url, Some(&wrong), None, limit, 1 << 20)
+                .await
+                .unwrap_err();
+            assert!(err.contains("refused the credentials"), "{err}");
+            assert!(!err.contains("not-the-password"), "{err}");
+        }
+        let err = push(&tag, Some(&wrong), None, limit, model.clone(), "m.bin")
+            .await
+            .unwrap_err();
+        assert!(err.contains("refused the credentials"), "{err}");
+        let missing = OciUrl::parse(&format!("oci://{}/models/american:v2", fake.host)).unwrap();
+        let err = fetch(&missing, Some(&config), None, limit, 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with("not found") && err.contains("no manifest v2 in models/american"),
+            "{err}"
+        );
+        let other = OciUrl::parse(&pinned.pinned(&digest_of(b"another manifest"))).unwrap();
+        let err = fetch(&other, Some(&config), None, limit, 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("not found"), "{err}");
+
+        // A registry whose storage returns other bytes than the layer's digest, or a manifest
+        // other than the pinned one under the pinned digest.
+        fake.seen
+            .lock()
+            .unwrap()
+            .blobs
+            .insert(digest_of(&model), b"MODEL BYTES".to_vec());
+        let err = fetch(&tag, Some(&config), None, limit, 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("the layer's bytes do not match its digest"),
+            "{err}"
+        );
+        let manifest = fake.seen.lock().unwrap().manifests["v1"].clone();
+        fake.seen
+            .lock()
+            .unwrap()
+            .manifests
+            .insert(other.digest.clone().unwrap(), manifest);
+        let err = fetch(&other, Some(&config), None, limit, 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(err.contains("does not match the pinned digest"), "{err}");
     }
 }
