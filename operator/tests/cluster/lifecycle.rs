@@ -442,7 +442,7 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
     let good = "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
                 image: registry.local/american-predictor:0.2\n  model:\n    url: https://models.example.org/a.model\n    \
                 sha256: aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da\n  port: 5008\n  replicas: 1\n";
-    let cases: [(&str, String, &str); 8] = [
+    let cases: [(&str, String, &str); 11] = [
         (
             "bad-sha",
             good.replace(
@@ -459,7 +459,32 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
         (
             "ftp-url",
             good.replace("https://models.example.org", "ftp://models.example.org"),
-            "model.url must start with http://, https:// or hdfs://",
+            "model.url must start with http://, https://, hdfs://, s3:// or oci://",
+        ),
+        (
+            "oci-short-pin",
+            good.replace(
+                "https://models.example.org/a.model",
+                "oci://registry.local/models/american@sha256:abc",
+            ),
+            "an oci:// model.url pins its artifact as oci://registry/repository@sha256:<64 lowercase hex>",
+        ),
+        (
+            "s3-settings-on-https",
+            good.replace(
+                "    sha256: aa30",
+                "    s3: {endpoint: \"http://10.77.0.1:8333\"}\n    sha256: aa30",
+            ),
+            "model.s3 configures s3:// URLs only",
+        ),
+        (
+            "s3-endpoint-scheme",
+            good.replace("https://models.example.org/a.model", "s3://models/a.model")
+                .replace(
+                    "    sha256: aa30",
+                    "    s3: {endpoint: \"10.77.0.1:8333\"}\n    sha256: aa30",
+                ),
+            "model.s3.endpoint must be an http:// or https:// URL",
         ),
         (
             "no-image",
