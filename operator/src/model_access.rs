@@ -124,18 +124,28 @@ pub async fn resolve(model: &ModelSpec, secrets: &Api<Secret>) -> Result<StoreAc
         secret: name.clone(),
         reason,
     };
-    let secret = match secrets.get_opt(name).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => return Err(unusable("there is no such Secret".into())),
-        Err(kube::Error::Api(status)) => {
-            return Err(unusable(format!(
-                "the apiserver refused to read it: {} ({})",
-                status.reason, status.code
-            )));
-        }
-        Err(e) => return Err(Error::kube("get model credentials")(e)),
-    };
+    let secret = named_secret(secrets, name, "get model credentials", unusable).await?;
     access_from(model, &secret.data.unwrap_or_default()).map_err(unusable)
+}
+
+/// The Secret `name` that a Predictor names (model credentials, pull Secrets): read by name only (no
+/// list or watch; the operator reads exactly the Secrets Predictors name and keeps none of them). A
+/// missing Secret or one the apiserver refuses is `unusable`; other errors are the apiserver's.
+pub async fn named_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    action: &'static str,
+    unusable: impl Fn(String) -> Error,
+) -> Result<Secret> {
+    match secrets.get_opt(name).await {
+        Ok(Some(secret)) => Ok(secret),
+        Ok(None) => Err(unusable("there is no such Secret".into())),
+        Err(kube::Error::Api(status)) => Err(unusable(format!(
+            "the apiserver refused to read it: {} ({})",
+            status.reason, status.code
+        ))),
+        Err(e) => Err(Error::kube(action)(e)),
+    }
 }
 
 #[cfg(test)]

@@ -114,19 +114,8 @@ async fn credentials(
             secret: name.clone(),
             reason,
         };
-        // NB: `get` by name only (no list/watch): the operator reads exactly the Secrets that
-        // Predictors name, and keeps none of them.
-        let secret = match secrets.get_opt(name).await {
-            Ok(Some(secret)) => secret,
-            Ok(None) => return Err(unusable("there is no such Secret".into())),
-            Err(kube::Error::Api(status)) => {
-                return Err(unusable(format!(
-                    "the apiserver refused to read it: {} ({})",
-                    status.reason, status.code
-                )));
-            }
-            Err(e) => return Err(Error::kube("get pull secret")(e)),
-        };
+        let secret =
+            crate::model_access::named_secret(secrets, name, "get pull secret", unusable).await?;
         let Some(json) = secret.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_KEY)) else {
             return Err(unusable(format!(
                 "it has no {DOCKER_CONFIG_KEY} key (type kubernetes.io/dockerconfigjson)"
