@@ -32,6 +32,7 @@ use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_access;
 use crate::model_check::{self, ModelChecker};
+use crate::ownership::{self, Conflict, owned_by};
 use crate::quality::QualityGate;
 use crate::resources::{
     FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Served, build_autoscaler, build_canary_deployment,
@@ -58,6 +59,9 @@ const ANALYSIS_POLL: Duration = Duration::from_secs(10);
 /// When a refused image is looked at again: a registry restarts, or CI pushes the tag the commit
 /// already names, within seconds.
 const IMAGE_RETRY: Duration = Duration::from_secs(15);
+/// When a Predictor whose child's name is taken is looked at again: the object in the way has no
+/// label of ours, so no watch says when it is gone.
+const CONFLICT_RETRY: Duration = Duration::from_secs(15);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -237,22 +241,14 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    // NB: independent requests go out together here and below: at scale the apiserver's latency,
-    // not the operator, bounds how many Predictors are reconciled per second.
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
-    // An autoscaler is looked for in the apiserver only when the Predictor wants one; one left
-    // from when it did (to be deleted) is in the cache, which sees every autoscaler it made.
-    let autoscaler = async {
-        match predictor.spec.autoscaling {
-            Some(_) => child(&ctx.children.autoscalers, &autoscalers, &name, &namespace).await,
-            None => Ok(cached(&ctx.children.autoscalers, &name, &namespace)),
-        }
-    };
-    let (current, current_service, current_autoscaler) = futures::try_join!(
-        child(&ctx.children.deployments, &deployments, &name, &namespace),
-        child(&ctx.children.services, &services, &name, &namespace),
-        autoscaler,
-    )?;
+    let Current {
+        deployment: current,
+        service: current_service,
+        autoscaler: current_autoscaler,
+        canary: current_canary,
+        canary_service: current_canary_service,
+    } = read_children(predictor, ctx, &namespace).await?;
 
     // Step 1: validate.
     if let Err(reason) = validate(predictor) {
@@ -273,12 +269,61 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
             },
             pull_failure: None,
             invalid: Some(reason.clone()),
+            conflict: None,
             autoscaler: current_autoscaler.as_ref(),
         };
         // An invalid spec is not a rollout: nothing is deferred.
         update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
         return Err(Error::InvalidSpec { name, reason });
     }
+
+    // Step 1b: only the Predictor's own. An object under a child's name that this Predictor does
+    // not control is never applied, scaled, retired or deleted: the Predictor says so until it is
+    // gone (nothing watches an object without our labels, hence the poll).
+    let conflicts = [
+        current.as_ref().and_then(|d| Conflict::of(d, predictor)),
+        current_service.as_ref().and_then(|s| Conflict::of(s, predictor)),
+        current_autoscaler
+            .as_ref()
+            .filter(|_| predictor.spec.autoscaling.is_some())
+            .and_then(|a| Conflict::of(a, predictor)),
+        current_canary
+            .as_ref()
+            .filter(|_| predictor.spec.canary().is_some())
+            .and_then(|d| Conflict::of(d, predictor)),
+        current_canary_service
+            .as_ref()
+            .and_then(|s| Conflict::of(s, predictor)),
+    ];
+    let conflicts: Vec<Conflict> = conflicts.into_iter().flatten().collect();
+    if let Some(conflict) = ownership::describe(&conflicts) {
+        tracing::warn!(predictor = %status::key(predictor), %conflict, "child conflict");
+        let observed = Observed {
+            deployment: current.as_ref().filter(|d| owned_by(*d, predictor)),
+            model: ModelCheck::Unchecked {
+                reason: status::reason::CHILD_CONFLICT.into(),
+                message: "not checked: a child's name is taken, see Degraded".into(),
+            },
+            quality: QualityCheck::Unchecked {
+                reason: status::reason::CHILD_CONFLICT.into(),
+                message: "not measured: a child's name is taken, see Degraded".into(),
+            },
+            image: ImageCheck::Unchecked {
+                reason: status::reason::CHILD_CONFLICT.into(),
+                message: "not resolved: a child's name is taken, see Degraded".into(),
+            },
+            pull_failure: None,
+            invalid: None,
+            conflict: Some(conflict),
+            autoscaler: None,
+        };
+        let deferred = update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
+        return Ok(Action::requeue(
+            deferred.map_or(CONFLICT_RETRY, |d| d.min(CONFLICT_RETRY)),
+        ));
+    }
+    // A leftover canary that is not the Predictor's own is not retired either.
+    let current_canary = current_canary.filter(|d| owned_by(d, predictor));
 
     // Step 2: pre-flight checks of the model (its bytes, then its quality) and the image, each
     // only when it differs from what the pods run.
@@ -330,8 +375,11 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         (_, Some(pod_image)) => Some(pod_image),
     };
     let step = match predictor.spec.canary() {
-        Some(_) => canary_step(predictor, ctx, &namespace, pod_image, current.as_ref()).await?,
-        None => direct_step(predictor, ctx, &namespace, pod_image)?,
+        Some(_) => {
+            let canary = (current_canary, current_canary_service.as_ref());
+            canary_step(predictor, ctx, &namespace, pod_image, current.as_ref(), canary).await?
+        }
+        None => direct_step(predictor, pod_image, current_canary)?,
     };
     let service =
         Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
@@ -401,6 +449,7 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         image,
         pull_failure,
         invalid: None,
+        conflict: None,
         autoscaler: applied_autoscaler
             .as_ref()
             .or(current_autoscaler.as_ref())
@@ -458,17 +507,12 @@ struct Step {
 }
 
 /// A RollingUpdate Predictor: the stable Deployment takes the spec; a canary left from when it was
-/// a Canary Predictor (seen in the cache; it is not asked for) is retired.
+/// a Canary Predictor (its own, seen in the cache; it is not asked for) is retired.
 fn direct_step(
     predictor: &Predictor,
-    ctx: &Context,
-    namespace: &str,
     pod_image: Option<&str>,
+    leftover: Option<&Deployment>,
 ) -> Result<Step> {
-    let leftover = ctx
-        .children
-        .deployments
-        .get(&ObjectRef::new(&canary_name(&predictor.name_any())).within(namespace));
     Ok(Step {
         stable: pod_image
             .map(|image| build_deployment(predictor, image))
@@ -494,14 +538,9 @@ async fn canary_step(
     namespace: &str,
     pod_image: Option<&str>,
     stable: Option<&Deployment>,
+    (current_canary, current_canary_service): (Option<&Deployment>, Option<&Service>),
 ) -> Result<Step> {
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
     let name = canary_name(&predictor.name_any());
-    let (current_canary, current_canary_service) = futures::try_join!(
-        child(&ctx.children.deployments, &deployments, &name, namespace),
-        child(&ctx.children.services, &services, &name, namespace),
-    )?;
     let now = Time(Timestamp::now());
     let served = stable.map(Served::of);
     let candidate = pod_image.map(|image| Candidate::of(predictor, image));
@@ -511,13 +550,13 @@ async fn canary_step(
         (true, Some(s)) => last_good(s),
         _ => previous_view(predictor).last_good,
     };
-    let has_canary = current_canary.as_ref().is_some_and(has_pods);
+    let has_canary = current_canary.is_some_and(has_pods);
     // The canary Service exists as long as the Predictor is a Canary one, candidate or not: the
     // stable pods' SHADOW_URL names it from the start, and a name that does not resolve yet would
     // be remembered as such by the cluster DNS's negative cache (CoreDNS: up to 30 s), delaying
     // the first copies to a new canary by that much.
     let canary_service = Some(build_canary_service(predictor)?)
-        .filter(|s| !is_applied(s, current_canary_service.as_ref()));
+        .filter(|s| !is_applied(s, current_canary_service));
     // The stable Deployment rebuilt on what it serves now (the candidate waits in the canary).
     let keep = || -> Result<Option<Deployment>> {
         served
@@ -550,8 +589,8 @@ async fn canary_step(
 
     let canary_desired =
         build_canary_deployment(predictor, image, stable_replicas(predictor, stable))?;
-    let ready = is_applied(&canary_desired, current_canary.as_ref())
-        && status::rollout_of(current_canary.as_ref()) == Rollout::Complete;
+    let ready = is_applied(&canary_desired, current_canary)
+        && status::rollout_of(current_canary) == Rollout::Complete;
     let analysing = Step {
         stable: keep()?,
         canary: Some(canary_desired.clone()).filter(|_| !ready),
@@ -560,10 +599,10 @@ async fn canary_step(
         ..Step::default()
     };
     if !ready {
-        let why = match status::rollout_of(current_canary.as_ref()) {
+        let why = match status::rollout_of(current_canary) {
             // The candidate's own pods cannot start (its progress deadline passed): nothing to
             // measure, and nothing to wait for.
-            Rollout::Failed(why) if is_applied(&canary_desired, current_canary.as_ref()) => {
+            Rollout::Failed(why) if is_applied(&canary_desired, current_canary) => {
                 return Ok(Step {
                     stable: keep()?,
                     retire: Some(name),
@@ -743,6 +782,64 @@ async fn stalled_pull(
     }
 }
 
+/// The children one reconcile reads, as they are (the Predictor's own or not: see
+/// [`ownership`]).
+struct Current {
+    deployment: Option<Deployment>,
+    service: Option<Service>,
+    autoscaler: Option<HorizontalPodAutoscaler>,
+    /// The canary Deployment: asked for when the Predictor is a Canary one, else only a leftover
+    /// in the cache (to retire).
+    canary: Option<Deployment>,
+    /// The canary Service, when the Predictor is a Canary one.
+    canary_service: Option<Service>,
+}
+
+/// Reads the children, independent requests together: at scale the apiserver's latency, not the
+/// operator, bounds how many Predictors are reconciled per second.
+async fn read_children(predictor: &Predictor, ctx: &Context, namespace: &str) -> Result<Current> {
+    let name = predictor.name_any();
+    let canary = canary_name(&name);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    let wants_canary = predictor.spec.canary().is_some();
+    // An autoscaler is looked for in the apiserver only when the Predictor wants one; one left
+    // from when it did (to be deleted) is in the cache, which sees every autoscaler it made.
+    let autoscaler = async {
+        match predictor.spec.autoscaling {
+            Some(_) => child(&ctx.children.autoscalers, &autoscalers, &name, namespace).await,
+            None => Ok(cached(&ctx.children.autoscalers, &name, namespace)),
+        }
+    };
+    let canary_deployment = async {
+        match wants_canary {
+            true => child(&ctx.children.deployments, &deployments, &canary, namespace).await,
+            false => Ok(cached(&ctx.children.deployments, &canary, namespace)),
+        }
+    };
+    let canary_service = async {
+        match wants_canary {
+            true => child(&ctx.children.services, &services, &canary, namespace).await,
+            false => Ok(None),
+        }
+    };
+    let (deployment, service, autoscaler, canary, canary_service) = futures::try_join!(
+        child(&ctx.children.deployments, &deployments, &name, namespace),
+        child(&ctx.children.services, &services, &name, namespace),
+        autoscaler,
+        canary_deployment,
+        canary_service,
+    )?;
+    Ok(Current {
+        deployment,
+        service,
+        autoscaler,
+        canary,
+        canary_service,
+    })
+}
+
 /// A child from the operator's cache; if it is not there (not created yet, or its watch event not
 /// arrived), from the apiserver's watch cache (`resourceVersion=0`). A stale read only costs a
 /// redundant (no-op) apply.
@@ -828,14 +925,6 @@ where
         .map_err(Error::kube("apply child"))?;
     ctx.metrics.wrote(what);
     Ok(applied)
-}
-
-/// Whether `predictor` is `object`'s controlling owner.
-fn owned_by<K: Resource>(object: &K, predictor: &Predictor) -> bool {
-    object
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && predictor.uid().as_deref() == Some(o.uid.as_str()))
 }
 
 /// Applies `replicas` to the Deployment under [`HANDOVER_FIELD_MANAGER`], unforced: a conflict
@@ -1229,8 +1318,8 @@ mod reconcile_tests {
     };
     use crate::resources::build_service;
     use crate::status::{
-        DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, compute_status, find_condition,
-        reason,
+        DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY, compute_status,
+        find_condition, reason,
     };
     use ::predictor::testing::FileServer;
     use http::Method;
@@ -1330,25 +1419,31 @@ mod reconcile_tests {
         service: Option<&Service>,
         missing: &[&str],
     ) {
-        let mut expected: Vec<String> = [SERVICE, DEPLOYMENT]
-            .iter()
-            .chain(missing)
-            .map(|p| p.to_string())
-            .collect();
+        let mut answers = vec![(DEPLOYMENT, json(deployment)), (SERVICE, json(service))];
+        answers.extend(missing.iter().map(|path| (*path, None)));
+        answer_gets(server, &answers).await;
+    }
+
+    fn json(object: Option<&impl serde::Serialize>) -> Option<serde_json::Value> {
+        object.map(|o| serde_json::to_value(o).expect("serialisable"))
+    }
+
+    /// Answers one GET of each path in `answers` (the object, or 404), sent together in any
+    /// order; fails on any other request.
+    async fn answer_gets(server: &mut ApiServer, answers: &[(&str, Option<serde_json::Value>)]) {
         let mut seen = Vec::new();
-        for _ in 0..expected.len() {
+        for _ in 0..answers.len() {
             let call = server.next().await;
             assert_eq!(call.method, Method::GET, "{}", call.line());
             seen.push(call.path.clone());
-            match (call.path.as_str(), deployment, service) {
-                (DEPLOYMENT, Some(d), _) => call.reply(d),
-                (SERVICE, _, Some(s)) => call.reply(s),
-                (DEPLOYMENT | SERVICE, _, _) => call.not_found(),
-                (path, _, _) if missing.contains(&path) => call.not_found(),
-                _ => panic!("unexpected request {}", call.line()),
+            match answers.iter().find(|(path, _)| *path == call.path) {
+                Some((_, Some(object))) => call.reply(object),
+                Some((_, None)) => call.not_found(),
+                None => panic!("unexpected request {}", call.line()),
             }
         }
         seen.sort();
+        let mut expected: Vec<String> = answers.iter().map(|(p, _)| p.to_string()).collect();
         expected.sort();
         assert_eq!(seen, expected);
     }
@@ -1482,6 +1577,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));
@@ -1649,6 +1745,83 @@ mod reconcile_tests {
         server.expect_no_more().await;
     }
 
+    /// An object under a child's name that the Predictor does not control is never adopted:
+    /// nothing is applied, scaled or deleted (not even the children that are free), the status
+    /// says ChildConflict naming it, one Warning Event says so, and the Predictor is looked at
+    /// again soon (nothing watches an object without our labels).
+    #[tokio::test]
+    async fn a_child_it_does_not_control_is_left_alone_and_named() {
+        let p = pinned_by_spec(predictor("american", "team-a"));
+        // A Service made by hand, and one another controller owns under the canary's name.
+        let mut victim = build_service(&p).unwrap();
+        victim.metadata.owner_references = None;
+        victim.metadata.labels = None;
+        let (ctx, mut server, reconcile) = start_verified(&p);
+        answer_child_reads(&mut server, None, Some(&victim)).await;
+        answer_status_and_events(&mut server, &p, &[reason::CHILD_CONFLICT], |status| {
+            for type_ in [DEGRADED, READY, PROGRESSING] {
+                let c = find_condition(status, type_).unwrap();
+                assert_eq!(c.reason, reason::CHILD_CONFLICT, "{type_}");
+            }
+            let degraded = find_condition(status, DEGRADED).unwrap();
+            assert_eq!(degraded.status, "True");
+            assert!(
+                degraded
+                    .message
+                    .starts_with("Service american exists, with no controller: the operator"),
+                "{}",
+                degraded.message
+            );
+            assert_eq!(
+                find_condition(status, MODEL_VERIFIED).unwrap().status,
+                "Unknown"
+            );
+        })
+        .await;
+        let action = finished(reconcile, &mut server).await;
+        assert_eq!(action, Action::requeue(CONFLICT_RETRY));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A Canary Predictor whose `-canary` Deployment belongs to someone else (here: to another
+    /// Predictor of the same name, since deleted) neither applies nor retires it.
+    #[tokio::test]
+    async fn a_canary_deployment_of_another_owner_is_neither_applied_nor_retired() {
+        let p = pinned_by_spec(crate::fixtures::canary(predictor("american", "team-a")));
+        let stable = deployment_of(&p).rolled_out(2);
+        let service = build_service(&p).unwrap();
+        let canary_service = crate::resources::build_canary_service(&p).unwrap();
+        let mut foreign = crate::fixtures::canary_deployment_of(&p).rolled_out(2);
+        for owner in foreign.metadata.owner_references.iter_mut().flatten() {
+            owner.uid = "11111111-2222-3333-4444-555555555555".into();
+        }
+        let (ctx, mut server, reconcile) = start_verified(&p);
+        answer_canary_reads(
+            &mut server,
+            (Some(&stable), Some(&service)),
+            (Some(&foreign), Some(&canary_service)),
+        )
+        .await;
+        answer_status_and_events(&mut server, &p, &[reason::CHILD_CONFLICT], |status| {
+            let c = find_condition(status, DEGRADED).unwrap();
+            assert_eq!(c.reason, reason::CHILD_CONFLICT);
+            assert!(
+                c.message
+                    .starts_with("Deployment american-canary exists, controlled by Predictor/american:"),
+                "{}",
+                c.message
+            );
+        })
+        .await;
+        assert_eq!(
+            finished(reconcile, &mut server).await,
+            Action::requeue(CONFLICT_RETRY)
+        );
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
     /// A rollout whose new pod cannot pull its image: the pods are listed (selector, watch
     /// cache), and the status says so long before the progress deadline.
     #[tokio::test]
@@ -1750,6 +1923,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));
@@ -1834,8 +2008,12 @@ mod reconcile_tests {
         let ctx = context_with(client, checker, metrics);
         let reconcile = start(&p, &ctx);
 
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        answer_canary_reads(
+            &mut server,
+            (Some(&stable), Some(&service)),
+            (Some(&canary), Some(&canary_service)),
+        )
+        .await;
         let call = server.next().await;
         assert_eq!(call.line(), format!("GET {PODS}"));
         call.reply(&pods);
@@ -1843,20 +2021,19 @@ mod reconcile_tests {
     }
 
     /// Answers the GETs of the canary Deployment and Service (sent together).
-    async fn answer_canary_reads(server: &mut ApiServer, canary: &Deployment, service: &Service) {
-        let mut seen = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            assert_eq!(call.method, Method::GET, "{}", call.line());
-            seen.push(call.path.clone());
-            match call.path.as_str() {
-                CANARY => call.reply(canary),
-                CANARY_SERVICE => call.reply(service),
-                _ => panic!("unexpected request {}", call.line()),
-            }
-        }
-        seen.sort();
-        assert_eq!(seen, [CANARY_SERVICE, CANARY].map(String::from).to_vec());
+    /// Answers a Canary Predictor's reads of its four children, sent together in any order.
+    async fn answer_canary_reads(
+        server: &mut ApiServer,
+        (stable, service): (Option<&Deployment>, Option<&Service>),
+        (canary, canary_service): (Option<&Deployment>, Option<&Service>),
+    ) {
+        let answers = [
+            (DEPLOYMENT, json(stable)),
+            (SERVICE, json(service)),
+            (CANARY, json(canary)),
+            (CANARY_SERVICE, json(canary_service)),
+        ];
+        answer_gets(server, &answers).await;
     }
 
     /// A candidate that disagrees with the stable model on 40 % of the copies: the canary is
@@ -2009,8 +2186,12 @@ mod reconcile_tests {
         let stuck = crate::fixtures::canary_deployment_of(&p).deadline_exceeded();
         let (ctx, mut server, reconcile) = start_verified(&p);
 
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &stuck, &canary_service).await;
+        answer_canary_reads(
+            &mut server,
+            (Some(&stable), Some(&service)),
+            (Some(&stuck), Some(&canary_service)),
+        )
+        .await;
         let call = server.next().await;
         assert_eq!(call.line(), format!("PATCH {CANARY}"), "no pod list first");
         assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
@@ -2088,6 +2269,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         p.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(5)));
@@ -2099,8 +2281,12 @@ mod reconcile_tests {
         );
         let (ctx, mut server, reconcile) = start_verified(&p);
 
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &retired, &canary_service).await;
+        answer_canary_reads(
+            &mut server,
+            (Some(&stable), Some(&service)),
+            (Some(&retired), Some(&canary_service)),
+        )
+        .await;
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(RESYNC));
         drop(ctx);
@@ -2116,16 +2302,7 @@ mod reconcile_tests {
         let p = pinned_by_spec(crate::fixtures::canary(predictor("american", "team-a")));
         let (ctx, mut server, reconcile) = start_verified(&p);
 
-        answer_child_reads(&mut server, None, None).await;
-        let mut read = Vec::new();
-        for _ in 0..2 {
-            let call = server.next().await;
-            assert_eq!(call.method, Method::GET, "{}", call.line());
-            read.push(call.path.clone());
-            call.not_found();
-        }
-        read.sort();
-        assert_eq!(read, [CANARY_SERVICE, CANARY].map(String::from).to_vec());
+        answer_canary_reads(&mut server, (None, None), (None, None)).await;
         assert_eq!(
             answer_applies(&mut server, 3).await,
             [SERVICE, CANARY_SERVICE, DEPLOYMENT]
@@ -2150,8 +2327,12 @@ mod reconcile_tests {
         p.status = Some(status);
         let (ctx, mut server, reconcile) = start_verified(&p);
 
-        answer_child_reads(&mut server, Some(&stable), Some(&service)).await;
-        answer_canary_reads(&mut server, &canary, &canary_service).await;
+        answer_canary_reads(
+            &mut server,
+            (Some(&stable), Some(&service)),
+            (Some(&canary), Some(&canary_service)),
+        )
+        .await;
         let call = server.next().await;
         assert_eq!(call.line(), format!("PATCH {CANARY}"));
         assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
@@ -2357,6 +2538,7 @@ mod reconcile_tests {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         p.status = Some(compute_status(&p, &observed, &time(0)));

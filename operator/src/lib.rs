@@ -5,7 +5,7 @@
 //! [`model_check`] (pre-flight download and verification), [`quality`] (the offline quality gate:
 //! a new model scored on a labelled data set before it rolls out), [`canary`], [`scrape`] and
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
-//! registry API), [`controller`] (reconcile steps),
+//! registry API), [`controller`] (reconcile steps), [`ownership`] (which objects are a Predictor's own),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
 //! [`manager`] (the process: those parts started and stopped in order).
 
@@ -20,6 +20,7 @@ pub mod manager;
 pub mod metrics;
 pub mod model_access;
 pub mod model_check;
+pub mod ownership;
 pub mod quality;
 pub mod resources;
 pub mod scrape;

@@ -346,6 +346,7 @@ mod redaction_tests {
                 image: crate::fixtures::resolved(&p),
                 pull_failure: None,
                 invalid: None,
+                conflict: None,
                 autoscaler: None,
             },
             &time(0),
@@ -358,6 +359,7 @@ mod redaction_tests {
             image: crate::fixtures::resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let status = compute_status(&p, &rejected, &time(5));
@@ -376,6 +378,7 @@ mod redaction_tests {
             image: crate::fixtures::resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let status = compute_status(&p, &verified, &time(5));

@@ -63,6 +63,9 @@ pub mod reason {
     pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
     /// The validate step refused the spec (Ready, Degraded, ModelVerified).
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// An object under a child's name is not this Predictor's own: the operator leaves it alone
+    /// (Ready, Progressing, Degraded, the checks, Event).
+    pub const CHILD_CONFLICT: &str = "ChildConflict";
     /// Nothing wrong (Degraded).
     pub const AS_EXPECTED: &str = "AsExpected";
     /// The model has the pinned digest and is a model file (ModelVerified).
@@ -256,6 +259,8 @@ pub struct Observed<'a> {
     pub pull_failure: Option<String>,
     /// Why the spec cannot be run, when the validate step refused it.
     pub invalid: Option<String>,
+    /// Which objects under a child's name are not the Predictor's own (see [`crate::ownership`]).
+    pub conflict: Option<String>,
     /// The Predictor's HorizontalPodAutoscaler, when it is autoscaled and the autoscaler exists.
     pub autoscaler: Option<&'a HorizontalPodAutoscaler>,
 }
@@ -488,6 +493,13 @@ pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> V
             "the spec cannot be run, see Degraded",
         );
     }
+    if observed.conflict.is_some() {
+        return verdict(
+            FALSE,
+            reason::CHILD_CONFLICT,
+            "a child's name is taken by an object this Predictor does not control, see Degraded",
+        );
+    }
     match rollout {
         Rollout::Complete if desired == 0 => {
             verdict(FALSE, reason::SCALED_TO_ZERO, "spec.replicas is 0")
@@ -527,6 +539,13 @@ pub fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observed) -> V
 
 /// Progressing: a rollout is under way (or why it is not).
 pub fn progressing_condition(rollout: &Rollout, observed: &Observed) -> Verdict {
+    if observed.conflict.is_some() {
+        return verdict(
+            FALSE,
+            reason::CHILD_CONFLICT,
+            "rollout blocked: a child's name is taken, see Degraded",
+        );
+    }
     match rollout {
         Rollout::InProgress(msg) => verdict(TRUE, reason::ROLLING_OUT, msg.clone()),
         Rollout::Missing => match observed.refusal() {
@@ -556,6 +575,11 @@ pub fn progressing_condition(rollout: &Rollout, observed: &Observed) -> Verdict 
 pub fn degraded_condition(rollout: &Rollout, observed: &Observed) -> Verdict {
     match (&observed.invalid, observed.refusal(), rollout) {
         (Some(why), _, _) => verdict(TRUE, reason::INVALID_SPEC, why.clone()),
+        _ if observed.conflict.is_some() => verdict(
+            TRUE,
+            reason::CHILD_CONFLICT,
+            observed.conflict.clone().unwrap_or_default(),
+        ),
         (_, Some((reason, message, _)), _) => verdict(TRUE, reason, message),
         (_, _, Rollout::InProgress(_) | Rollout::Failed(_)) if observed.pull_failure.is_some() => {
             verdict(
@@ -1131,6 +1155,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         }
     }
@@ -1433,6 +1458,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let s = compute_status(&p, &rejected, &time(5));
@@ -1461,6 +1487,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let s = compute_status(&p, &rejected, &time(0));
@@ -1482,6 +1509,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let s = compute_status(&p, &o, &time(0));
@@ -1556,6 +1584,7 @@ mod tests {
             image: crate::fixtures::resolved(&predictor("american", "team-a")),
             pull_failure: None,
             invalid: invalid.map(Into::into),
+            conflict: None,
             autoscaler: None,
         };
         let d = degraded_condition(&failed, &observed(rejected.clone(), Some("bad port")));
@@ -1591,6 +1620,7 @@ mod tests {
             },
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         // No Deployment yet: nothing is created, and every condition says why.
@@ -1694,6 +1724,7 @@ mod tests {
             },
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let s = compute_status(&p, &unchecked, &time(0));

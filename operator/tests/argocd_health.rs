@@ -333,6 +333,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
         image: resolved(&p),
         pull_failure: None,
         invalid: None,
+        conflict: None,
         autoscaler: None,
     };
     p.status = Some(compute_status(&p, &observed, &time(0)));
@@ -457,6 +458,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
             image: resolved(&p),
             pull_failure: None,
             invalid: None,
+            conflict: None,
             autoscaler: None,
         };
         let view = RolloutView {
@@ -531,6 +533,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
         image: resolved(&p),
         pull_failure: None,
         invalid: None,
+        conflict: None,
         autoscaler: None,
     };
     let view = RolloutView {
