@@ -282,7 +282,9 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     // gone (nothing watches an object without our labels, hence the poll).
     let conflicts = [
         current.as_ref().and_then(|d| Conflict::of(d, predictor)),
-        current_service.as_ref().and_then(|s| Conflict::of(s, predictor)),
+        current_service
+            .as_ref()
+            .and_then(|s| Conflict::of(s, predictor)),
         current_autoscaler
             .as_ref()
             .filter(|_| predictor.spec.autoscaling.is_some())
@@ -376,10 +378,18 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     };
     let step = match predictor.spec.canary() {
         Some(_) => {
-            let canary = (current_canary, current_canary_service.as_ref());
-            canary_step(predictor, ctx, &namespace, pod_image, current.as_ref(), canary).await?
+            let canary = (current_canary.as_ref(), current_canary_service.as_ref());
+            canary_step(
+                predictor,
+                ctx,
+                &namespace,
+                pod_image,
+                current.as_ref(),
+                canary,
+            )
+            .await?
         }
-        None => direct_step(predictor, pod_image, current_canary)?,
+        None => direct_step(predictor, pod_image, current_canary.as_ref())?,
     };
     let service =
         Some(build_service(predictor)?).filter(|s| !is_applied(s, current_service.as_ref()));
@@ -555,8 +565,8 @@ async fn canary_step(
     // stable pods' SHADOW_URL names it from the start, and a name that does not resolve yet would
     // be remembered as such by the cluster DNS's negative cache (CoreDNS: up to 30 s), delaying
     // the first copies to a new canary by that much.
-    let canary_service = Some(build_canary_service(predictor)?)
-        .filter(|s| !is_applied(s, current_canary_service));
+    let canary_service =
+        Some(build_canary_service(predictor)?).filter(|s| !is_applied(s, current_canary_service));
     // The stable Deployment rebuilt on what it serves now (the candidate waits in the canary).
     let keep = || -> Result<Option<Deployment>> {
         served
@@ -1807,8 +1817,9 @@ mod reconcile_tests {
             let c = find_condition(status, DEGRADED).unwrap();
             assert_eq!(c.reason, reason::CHILD_CONFLICT);
             assert!(
-                c.message
-                    .starts_with("Deployment american-canary exists, controlled by Predictor/american:"),
+                c.message.starts_with(
+                    "Deployment american-canary exists, controlled by Predictor/american:"
+                ),
                 "{}",
                 c.message
             );

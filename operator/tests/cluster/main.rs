@@ -12,7 +12,8 @@
 //! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
 //! [`images`]: the image pre-flight against a real private registry. [`quality`]: the offline
 //! quality gate (`spec.validation`). [`canary`]: the online gate's API (`spec.rollout`).
-//! [`autoscaling`]: who owns the replica count with `spec.autoscaling`.
+//! [`autoscaling`]: who owns the replica count with `spec.autoscaling`. [`hostile_tenant`]: a team
+//! member who may only commit Predictors tries to reach past them (issue 26).
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -23,6 +24,7 @@ mod support;
 mod autoscaling;
 mod canary;
 mod faults;
+mod hostile_tenant;
 mod images;
 mod lifecycle;
 mod quality;
