@@ -377,6 +377,36 @@ fn health_lua_reads_the_status_the_operator_really_computes() {
         })
     );
 
+    // A child's name is taken by an object the Predictor does not control: ArgoCD shows why.
+    let mut conflicted = p.clone();
+    let conflict = "Service american exists, with no controller: the operator changes only \
+                    objects this Predictor controls and left it alone; remove or rename it, or \
+                    rename the Predictor";
+    conflicted.status = Some(compute_status(
+        &conflicted,
+        &Observed {
+            deployment: None,
+            model: ModelCheck::Unchecked {
+                reason: "ChildConflict".into(),
+                message: "not checked".into(),
+            },
+            quality: operator::status::QualityCheck::Off,
+            image: resolved(&p),
+            pull_failure: None,
+            invalid: None,
+            conflict: Some(conflict.into()),
+            autoscaler: None,
+        },
+        &time(0),
+    ));
+    assert_eq!(
+        run_health(&script, &serde_json::to_value(&conflicted).unwrap()),
+        Ok(HealthStatus {
+            status: "Degraded".into(),
+            message: conflict.into()
+        })
+    );
+
     // Git moved on to generation 2; the operator's status still says 1.
     let mut stale = done.clone();
     stale["metadata"]["generation"] = 2.into();
