@@ -1,6 +1,11 @@
 /* A tiny read-only HTTP/1.0 file server for the node test tier (the "model store" pod): serves the
- * regular files under ROOT for GET/HEAD, answers /healthz, nothing else. One forked child per connection,
- * 10 s socket timeouts. Written for this project; static:  gcc -Os -static -o fileserver fileserver.c
+ * regular files under ROOT for GET/HEAD, answers /healthz and /readyz, nothing else. One forked child per
+ * connection, 10 s socket timeouts. Written for this project; static:  gcc -Os -static -o fileserver fileserver.c
+ *
+ * It also plays the hostile tenant of the node test (issue 26), with bodies that announce no length and
+ * are made on the fly (nothing on disk): /hostile/junk-1g (1 GiB, then close), /hostile/endless (until
+ * the client goes), and /metrics (64 MiB of exposition-looking lines, for a "canary" pod running this
+ * image: the operator's scrape must not hold it).
  *   fileserver [PORT [ROOT]]     (defaults 8080 /models; env PORT and ROOT override the defaults) */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,21 @@ static void reply(int fd, const char *status, const char *body) {
   int n = snprintf(h, sizeof h, "HTTP/1.0 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
                    "Connection: close\r\n\r\n%s", status, strlen(body), body);
   if (write(fd, h, n) < 0) {}
+}
+
+/* `total` bytes (0: without end) of `line` repeated, after a header that announces no length. */
+static void junk(int fd, const char *line, unsigned long long total) {
+  const char *h = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
+  if (write(fd, h, strlen(h)) < 0) return;
+  static char buf[65536];
+  size_t n = strlen(line), fill = 0;
+  while (fill + n <= sizeof buf) { memcpy(buf + fill, line, n); fill += n; }
+  for (unsigned long long sent = 0; total == 0 || sent < total;) {
+    size_t chunk = total && total - sent < fill ? (size_t)(total - sent) : fill;
+    ssize_t w = write(fd, buf, chunk);
+    if (w <= 0) return;
+    sent += (unsigned long long)w;
+  }
 }
 
 static int safe(const char *p) { /* absolute, [A-Za-z0-9._/-], no "..": nothing outside ROOT */
@@ -47,7 +67,13 @@ static void serve(int c, const char *root) {
   printf("%s %s\n", method, path);
   fflush(stdout);
   if (!head && strcmp(method, "GET")) { reply(c, "405 Method Not Allowed", "GET or HEAD only\n"); return; }
-  if (!strcmp(path, "/healthz")) { reply(c, "200 OK", "ok\n"); return; }
+  if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz")) { reply(c, "200 OK", "ok\n"); return; }
+  if (!head && !strcmp(path, "/hostile/junk-1g")) { junk(c, "junk junk junk\n", 1ULL << 30); return; }
+  if (!head && !strcmp(path, "/hostile/endless")) { junk(c, "more and more\n", 0); return; }
+  if (!head && !strcmp(path, "/metrics")) {
+    junk(c, "predictor_predictions_total{model=\"x\",outcome=\"agreed\"} 1\n", 64ULL << 20);
+    return;
+  }
   if (!safe(path)) { reply(c, "404 Not Found", "not found\n"); return; }
   snprintf(full, sizeof full, "%s%s", root, path);
   int f = open(full, O_RDONLY);
@@ -72,7 +98,10 @@ static void serve(int c, const char *root) {
 static void on_stop(int sig) { (void)sig; _exit(0); }
 
 int main(int argc, char **argv) {
-  const char *port = argc > 1 ? argv[1] : getenv("PORT") ? getenv("PORT") : "8080";
+  /* A first argument that is not a port (e.g. the "serve" a Predictor's pod passes when a hostile tenant
+   * names this image) leaves the port to PORT, as the predictor does. */
+  int numeric = argc > 1 && argv[1][0] >= '0' && argv[1][0] <= '9';
+  const char *port = numeric ? argv[1] : getenv("PORT") ? getenv("PORT") : "8080";
   const char *root = argc > 2 ? argv[2] : getenv("ROOT") ? getenv("ROOT") : "/models";
   signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
   signal(SIGPIPE, SIG_IGN);
