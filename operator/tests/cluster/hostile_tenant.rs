@@ -10,6 +10,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use kube::{Api, Client, Resource, ResourceExt};
 use operator::crd::Predictor;
+use operator::resources::FIELD_MANAGER;
 use operator::status::is_ready;
 use serde::de::DeserializeOwned;
 
@@ -31,7 +32,7 @@ spec:
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: batch}
+metadata: {name: batch-workers}
 spec:
   replicas: 1
   selector: {matchLabels: {app: batch}}
@@ -43,7 +44,7 @@ apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: batch}
 spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: batch}
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: batch-workers}
   minReplicas: 1
   maxReplicas: 3
   metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}}]
@@ -162,19 +163,33 @@ async fn children_it_does_not_own_are_never_taken_over() {
             snapshot::<Deployment>(&client, ns, "shadowed-canary").await,
         ),
     ]);
+    // Nothing of ours in any of them: the same spec, labels, annotations and owners, and no field
+    // managed by the operator. The Service has no controller of its own, so not even its
+    // resourceVersion moved; the HorizontalPodAutoscaler's and Deployment's statuses are their
+    // controllers' to write.
     for (what, object) in &before {
         let now = &after[what];
-        assert_eq!(
-            now["metadata"]["resourceVersion"], object["metadata"]["resourceVersion"],
-            "{what} was written to"
-        );
-        assert_eq!(now["spec"], object["spec"], "{what}'s spec changed");
-        assert_eq!(
-            now["metadata"].get("ownerReferences"),
-            None,
-            "{what} adopted"
-        );
+        for field in [
+            "spec",
+            "metadata/labels",
+            "metadata/annotations",
+            "metadata/ownerReferences",
+        ] {
+            let pointer = format!("/{field}");
+            assert_eq!(
+                now.pointer(&pointer),
+                object.pointer(&pointer),
+                "{what}: {field} changed"
+            );
+        }
+        let managers = now["metadata"]["managedFields"].to_string();
+        assert!(!managers.contains(FIELD_MANAGER), "{what}: {managers}");
     }
+    assert_eq!(
+        after["Service/web"]["metadata"]["resourceVersion"],
+        before["Service/web"]["metadata"]["resourceVersion"],
+        "the Service was written to"
+    );
     // Nothing of the conflicted Predictors was written beside them (no half-made Predictor).
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
