@@ -128,17 +128,8 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     if spec.replicas < 0 {
         return Err(format!("spec.replicas {} is negative", spec.replicas));
     }
-    // NB: the CRD refuses other schemes too, but only if it is up to date. The fetcher could read a
-    // file:// path, but that would be a file in the operator's pod, not what the pods load.
-    if !["http://", "https://", "hdfs://", "s3://", "oci://"]
-        .iter()
-        .any(|scheme| spec.model.url.starts_with(scheme))
-    {
-        return Err(format!(
-            "spec.model.url {} is not an http://, https://, hdfs://, s3:// or oci:// URL",
-            redact(&spec.model.url)
-        ));
-    }
+    // NB: the CRD refuses other schemes too (the same rule), but only if it is up to date.
+    crate::store_url::MODEL_URL.check(&spec.model.url)?;
     // What the CRD's rules say, also checked here (a stale CRD) and more: the URL as the pods parse it.
     if spec.model.url.starts_with("s3://") || spec.model.url.starts_with("oci://") {
         predictor::source::Location::parse(&spec.model.url)
@@ -183,16 +174,7 @@ fn validate_gate(validation: &crate::crd::ValidationSpec) -> Result<(), String> 
             return Err(format!("spec.validation.{name} {t} is outside 0-1"));
         }
     }
-    if !["http://", "https://", "hdfs://"]
-        .iter()
-        .any(|scheme| validation.data.url.starts_with(scheme))
-    {
-        return Err(format!(
-            "spec.validation.data.url {} is not an http://, https:// or hdfs:// URL",
-            redact(&validation.data.url)
-        ));
-    }
-    Ok(())
+    crate::store_url::DATA_URL.check(&validation.data.url)
 }
 
 /// The autoscaling part of step 1 (the CRD says the same, but only if it is up to date): bounds
@@ -1133,11 +1115,20 @@ mod tests {
         let mut p = predictor("american", "team-a");
         p.spec.model.url = "file:///etc/shadow?token=t0k".into();
         let reason = validate(&p).unwrap_err();
-        assert!(
-            reason.contains("not an http://, https://, hdfs://, s3:// or oci:// URL"),
-            "{reason}"
+        assert_eq!(
+            reason,
+            "model.url must start with http://, https://, hdfs://, s3:// or oci:// \
+             (not file:///etc/shadow?***)"
         );
-        assert!(!reason.contains("t0k"), "{reason}");
+        p.spec.model.url = "/dev/zero".into();
+        assert_eq!(
+            validate(&p),
+            Err(
+                "model.url must start with http://, https://, hdfs://, s3:// or oci:// \
+                 (not /dev/zero)"
+                    .into()
+            )
+        );
         // s3:// and oci:// URLs as the pods parse them; store settings only for s3://.
         for (url, expected) in [
             ("s3://models/", "names no object"),
@@ -1179,10 +1170,13 @@ mod tests {
             gate(Some(0.8), Some(1.5), https),
             Err("spec.validation.maxAccuracyDrop 1.5 is outside 0-1".into())
         );
-        assert!(
-            gate(Some(0.8), None, "file:///etc/passwd")
-                .unwrap_err()
-                .contains("spec.validation.data.url file:///etc/passwd is not an http://")
+        assert_eq!(
+            gate(Some(0.8), None, "file:///etc/passwd"),
+            Err(
+                "validation.data.url must start with http://, https:// or hdfs:// \
+                 (not file:///etc/passwd)"
+                    .into()
+            )
         );
 
         // A Canary needs an analysis and room for `-canary` in its name.

@@ -314,7 +314,7 @@ pub struct ValidationSpec {
 pub struct DataSpec {
     /// Location of a labelled CSV in the training format (a `text` and a `country_code` column):
     /// an `http://`, `https://` or `hdfs://` URL. The operator downloads it (at most 32 MiB).
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://')").message("validation.data.url must start with http://, https:// or hdfs://"))]
+    #[x_kube(validation = crate::store_url::DATA_URL.cel())]
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
 
@@ -353,7 +353,7 @@ impl From<&str> for SecretName {
 pub struct ModelSpec {
     /// Location of the model file: an `http://`, `https://`, `hdfs://`, `s3://bucket/key` or
     /// `oci://registry/repository@sha256:<manifest digest>` (or `:tag`) URL.
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://') || self.startsWith('s3://') || self.startsWith('oci://')").message("model.url must start with http://, https://, hdfs://, s3:// or oci://"))]
+    #[x_kube(validation = crate::store_url::MODEL_URL.cel())]
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
 
