@@ -31,5 +31,7 @@ pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+#[cfg(test)]
+mod hostile_urls;
 
 pub use error::{Error, Result};
