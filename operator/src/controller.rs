@@ -20,9 +20,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use predictor::source::{StoreAccess, redact};
+use predictor::source::redact;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::analysis::{Samples, Verdict, judge};
 use crate::canary::{self, Progress, Stage};
@@ -31,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_access;
-use crate::model_check::{self, ModelChecker};
+use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
 use crate::resources::{
     FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Served, build_autoscaler, build_canary_deployment,
@@ -271,19 +272,15 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let model_checks = async {
         // The store access the pods will have (spec.model.s3 and its credentials Secret).
-        let (model, access) = match model_access::resolve(&predictor.spec.model, &secrets).await {
-            Ok(access) => {
-                let model = ctx
-                    .checker
-                    .check(&predictor.spec.model, running, &access, &ctx.metrics)
-                    .await;
-                (model, access)
-            }
-            Err(e) => {
-                tracing::warn!(predictor = %status::key(predictor), error = %e, "model credentials unusable");
-                (model_check::rejection(&e), StoreAccess::default())
-            }
-        };
+        let (model, access) = model_access::check_model(
+            &predictor.spec.model,
+            running,
+            &secrets,
+            &ctx.checker,
+            &ctx.metrics,
+        )
+        .instrument(tracing::info_span!("model", predictor = %status::key(predictor)))
+        .await;
         let quality = ctx
             .gate
             .check(

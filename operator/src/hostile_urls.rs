@@ -7,6 +7,8 @@
 //!   sizes, statuses and the redacted URL only.
 //! - `file://` and bare paths are refused before anything is read, from the spec and from the
 //!   `MODEL_URL` a Deployment says it serves (a Deployment edited by hand).
+//! - S3 keys of a credentials Secret are never signed for an endpoint the Secret does not name: no
+//!   request leaves for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +20,10 @@ use predictor::source::StoreAccess;
 use predictor::testing::{FileServer, trained_model};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::crd::{DataSpec, ModelSpec, PredictorSpec, ValidationSpec};
+use crate::crd::{DataSpec, ModelSpec, PredictorSpec, S3Spec, ValidationSpec};
 use crate::fixtures::{SHA_A, deployment_of, predictor, resolved, time};
 use crate::metrics::Metrics;
+use crate::model_access::{CONSENT_LABEL, ENDPOINT_KEY, check_model};
 use crate::model_check::ModelChecker;
 use crate::quality::{DATA_MAX_BYTES, QualityGate};
 use crate::resources::Served;
@@ -48,6 +51,8 @@ fn assert_no_echo(text: &str) {
 struct Internal {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// The request lines it was sent (`GET /path?query HTTP/1.1`).
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Internal {
@@ -59,7 +64,8 @@ impl Internal {
     fn start_on(listener: tokio::net::TcpListener, answers: Vec<(String, Vec<u8>)>) -> Self {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&connections);
+        let requests = Arc::default();
+        let (counted, seen) = (Arc::clone(&connections), Arc::clone(&requests));
         let answers = Arc::new(answers);
         tokio::spawn(async move {
             for _ in 0..MAX_CONNECTIONS {
@@ -67,10 +73,14 @@ impl Internal {
                     return;
                 };
                 counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(answer(socket, Arc::clone(&answers)));
+                tokio::spawn(answer(socket, Arc::clone(&answers), Arc::clone(&seen)));
             }
         });
-        Self { addr, connections }
+        Self {
+            addr,
+            connections,
+            requests,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -82,7 +92,11 @@ impl Internal {
     }
 }
 
-async fn answer(mut socket: tokio::net::TcpStream, answers: Arc<Vec<(String, Vec<u8>)>>) {
+async fn answer(
+    mut socket: tokio::net::TcpStream,
+    answers: Arc<Vec<(String, Vec<u8>)>>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
@@ -92,6 +106,9 @@ async fn answer(mut socket: tokio::net::TcpStream, answers: Arc<Vec<(String, Vec
         }
     }
     let head = String::from_utf8_lossy(&head);
+    seen.lock()
+        .unwrap()
+        .push(head.lines().next().unwrap_or_default().to_string());
     let target = head.split_whitespace().nth(1).unwrap_or("/");
     let path = target.split('?').next().unwrap_or(target);
     let response = answers
@@ -490,4 +507,96 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
         );
         assert!(message.contains(&DATA_URL.message()), "{url}: {message}");
     }
+}
+
+/// A credentials Secret its owner labelled for Predictors, with S3 keys for `endpoint`.
+fn store_keys(endpoint: Option<&str>) -> k8s_openapi::api::core::v1::Secret {
+    let mut data = std::collections::BTreeMap::from([
+        ("AWS_ACCESS_KEY_ID".to_string(), "AKIDTEAM".to_string()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            "team-secret".to_string(),
+        ),
+    ]);
+    if let Some(endpoint) = endpoint {
+        data.insert(ENDPOINT_KEY.into(), endpoint.into());
+    }
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "store-keys", "labels": {CONSENT_LABEL: "true"}},
+        "data": data
+            .into_iter()
+            .map(|(k, v)| (k, base64_of(&v)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+    .unwrap()
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The model check of `model` with `secret` as the apiserver returns it (the controller's step).
+async fn checked_with(
+    model: &ModelSpec,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> ModelCheck {
+    let (client, mut server) = crate::fixtures::apiserver::client();
+    let secrets = kube::Api::namespaced(client, "team-a");
+    let metrics = Metrics::default();
+    let checker = checker();
+    let ((check, _access), ()) = tokio::join!(
+        check_model(model, false, &secrets, &checker, &metrics),
+        async { server.next().await.reply(secret) }
+    );
+    check
+}
+
+#[tokio::test]
+async fn s3_keys_are_never_signed_for_an_endpoint_the_secret_did_not_name() {
+    let store = Internal::start(vec![]).await;
+    let elsewhere = Internal::start(vec![]).await;
+    let at = |internal: &Internal| format!("http://{}", internal.addr);
+    let model = |endpoint: Option<String>| ModelSpec {
+        url: "s3://models/m.bin".into(),
+        sha256: SHA_A.into(),
+        credentials: Some("store-keys".into()),
+        s3: Some(S3Spec {
+            endpoint,
+            ..S3Spec::default()
+        }),
+    };
+
+    // The spec names the store; the Secret names another endpoint, or none (AWS keys).
+    for secret in [store_keys(Some(&at(&elsewhere))), store_keys(None)] {
+        let (reason, message) = rejected(checked_with(&model(Some(at(&store))), &secret).await);
+        assert_eq!(reason, reason::CREDENTIALS_UNUSABLE, "{message}");
+        assert!(message.contains("spec.model.s3.endpoint"), "{message}");
+    }
+    assert_eq!(
+        store.connections(),
+        0,
+        "a request left for the spec's endpoint"
+    );
+    assert_eq!(elsewhere.connections(), 0);
+
+    // The Secret names the store (the spec repeats it, or names none): signed and sent there.
+    for spec in [Some(at(&store)), None] {
+        let (reason, message) =
+            rejected(checked_with(&model(spec), &store_keys(Some(&at(&store)))).await);
+        assert_eq!(
+            reason,
+            reason::FETCH_FAILED,
+            "the store has no such object: {message}"
+        );
+    }
+    assert_eq!(store.connections(), 2);
+    let requests = store.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.starts_with("GET /models/m.bin?") && r.contains("X-Amz-Credential=AKIDTEAM")),
+        "{requests:?}"
+    );
+    assert_eq!(elsewhere.connections(), 0);
 }

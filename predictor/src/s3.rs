@@ -140,6 +140,17 @@ pub fn signed_url(
     action: Action,
 ) -> Result<reqwest::Url, String> {
     let region = settings.region.as_deref().unwrap_or(DEFAULT_REGION);
+    // NB: without an endpoint the region is part of the host the keys are signed for: a region
+    // such as `evil.example/` would send them elsewhere.
+    let is_region = (1..=64).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !is_region {
+        return Err(format!(
+            "the S3 region {region:?} is not a region name (lowercase letters, digits and '-')"
+        ));
+    }
     let endpoint = match &settings.endpoint {
         Some(endpoint) => endpoint.clone(),
         None => format!("https://s3.{region}.amazonaws.com"),
@@ -403,6 +414,17 @@ mod tests {
         };
         let err = signed_url(&url, &bad, Action::Get).unwrap_err();
         assert!(err.contains("not an http:// or https:// URL"), "{err}");
+        // A region is part of AWS's host name: one that would change the host is refused.
+        for region in ["evil.example/", "x.evil.example#", "EU", ""] {
+            let keys = S3Settings {
+                region: Some(region.into()),
+                access_key_id: Some("AKID".into()),
+                secret_access_key: Some("s3cr3t".into()),
+                ..Default::default()
+            };
+            let err = signed_url(&url, &keys, Action::Get).unwrap_err();
+            assert!(err.contains("is not a region name"), "{region}: {err}");
+        }
     }
 
     #[test]
