@@ -1554,6 +1554,65 @@ mod reconcile_tests {
         server.expect_no_more().await;
     }
 
+    /// A credentials Secret its owner did not label for Predictors (any Secret of the namespace a
+    /// team member names): the model is refused, and the Deployment, so the pods' env, is never
+    /// written.
+    #[tokio::test]
+    async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
+        let store = FileServer::start();
+        let (mut p, deployment, service) = gated_change(&store, "retrained");
+        p.spec.validation = None;
+        p.spec.model.credentials = Some("team-db-password".into());
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        let call = server.next().await;
+        assert_eq!(
+            call.line(),
+            "GET /api/v1/namespaces/team-a/secrets/team-db-password"
+        );
+        call.reply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "team-db-password", "namespace": "team-a"},
+            "data": {"AWS_ACCESS_KEY_ID": "QUtJRA==", "AWS_SECRET_ACCESS_KEY": "czNjcjN0"}
+        }));
+        // No apply: the next call is the status.
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let verified = find_condition(&status, MODEL_VERIFIED).unwrap();
+        assert_eq!(verified.reason, reason::CREDENTIALS_UNUSABLE);
+        assert!(
+            verified
+                .message
+                .contains("label mlops.dev/model-credentials: \"true\""),
+            "{}",
+            verified.message
+        );
+        assert_eq!(
+            status.model_sha256,
+            p.status.as_ref().unwrap().model_sha256,
+            "the old model still serves"
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::MODEL_REJECTED);
+        let note = call.body["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("mlops.dev/model-credentials"),
+            "{}",
+            call.body
+        );
+        call.echo();
+
+        finished(reconcile, &mut server).await;
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
     /// A retrained model as good as the serving one passes: the Deployment is applied and the
     /// status shows the measured accuracies.
     #[tokio::test]
