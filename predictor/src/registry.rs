@@ -136,7 +136,7 @@ impl Answer {
 /// means. `authenticated`: credentials or a token were sent.
 pub fn classify(answer: &Answer, repository: &str, what: &str, authenticated: bool) -> Failure {
     let codes = answer.error_codes();
-    let has = |code: &str| codes.iter().any(|c| *c == code);
+    let has = |code: &str| codes.contains(&code);
     let status = answer.status;
     if status == StatusCode::NOT_FOUND
         || has("MANIFEST_UNKNOWN")
