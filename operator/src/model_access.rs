@@ -122,8 +122,8 @@ pub fn access_from(
         }
     }
     let named = text(ENDPOINT_KEY)?.filter(|v| !v.is_empty());
+    let spec = model.s3.as_ref().and_then(|s3| s3.endpoint.as_deref());
     if has_keys && model.url.starts_with("s3://") {
-        let spec = model.s3.as_ref().and_then(|s3| s3.endpoint.as_deref());
         let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
         match (named.as_deref(), spec) {
             (Some(named), Some(spec)) if !same(named, spec) => {
@@ -143,7 +143,9 @@ pub fn access_from(
             _ => {}
         }
     }
-    if let Some(endpoint) = named {
+    // As in the pods ([`pod_env`]): the spec's endpoint (the Secret's, when it has keys), else the
+    // Secret's.
+    if let Some(endpoint) = named.filter(|_| spec.is_none()) {
         env.insert(ENDPOINT_KEY.to_string(), endpoint);
     }
     let registry = match data.get(SECRET_KEYS[3].0) {
@@ -336,11 +338,8 @@ mod tests {
         for spec in [None, Some("http://10.77.0.1:8333/")] {
             let access =
                 access_from(&spec_endpoint(spec), &keys(Some("http://10.77.0.1:8333"))).unwrap();
-            assert_eq!(
-                access.s3.endpoint.as_deref(),
-                Some("http://10.77.0.1:8333"),
-                "{spec:?}"
-            );
+            let endpoint = access.s3.endpoint.unwrap();
+            assert_eq!(endpoint.trim_end_matches('/'), "http://10.77.0.1:8333");
         }
         // AWS keys for AWS: no endpoint anywhere.
         let access = access_from(&spec_endpoint(None), &keys(None)).unwrap();
@@ -348,6 +347,14 @@ mod tests {
         // Without keys nothing is signed: any endpoint (an anonymous store, a CA bundle only).
         let ca_only = BTreeMap::from([("ca.crt".to_string(), ByteString(b"pem".to_vec()))]);
         let access = access_from(&spec_endpoint(Some("http://10.0.0.9:80")), &ca_only).unwrap();
+        assert_eq!(access.s3.endpoint.as_deref(), Some("http://10.0.0.9:80"));
+        // ...and, as in the pods, the spec's endpoint is the one used when it names one.
+        let mut named_only = ca_only.clone();
+        named_only.insert(
+            ENDPOINT_KEY.into(),
+            ByteString(b"http://10.0.0.8:80".to_vec()),
+        );
+        let access = access_from(&spec_endpoint(Some("http://10.0.0.9:80")), &named_only).unwrap();
         assert_eq!(access.s3.endpoint.as_deref(), Some("http://10.0.0.9:80"));
     }
 
