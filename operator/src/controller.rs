@@ -20,9 +20,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use predictor::source::{StoreAccess, redact};
+use predictor::source::redact;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::analysis::{Samples, Verdict, judge};
 use crate::canary::{self, Progress, Stage};
@@ -31,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_access;
-use crate::model_check::{self, ModelChecker};
+use crate::model_check::ModelChecker;
 use crate::ownership::{self, Conflict, owned_by};
 use crate::quality::QualityGate;
 use crate::resources::{
@@ -132,17 +133,8 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     if spec.replicas < 0 {
         return Err(format!("spec.replicas {} is negative", spec.replicas));
     }
-    // NB: the CRD refuses other schemes too, but only if it is up to date. The fetcher could read a
-    // file:// path, but that would be a file in the operator's pod, not what the pods load.
-    if !["http://", "https://", "hdfs://", "s3://", "oci://"]
-        .iter()
-        .any(|scheme| spec.model.url.starts_with(scheme))
-    {
-        return Err(format!(
-            "spec.model.url {} is not an http://, https://, hdfs://, s3:// or oci:// URL",
-            redact(&spec.model.url)
-        ));
-    }
+    // NB: the CRD refuses other schemes too (the same rule), but only if it is up to date.
+    crate::store_url::MODEL_URL.check(&spec.model.url)?;
     // What the CRD's rules say, also checked here (a stale CRD) and more: the URL as the pods parse it.
     if spec.model.url.starts_with("s3://") || spec.model.url.starts_with("oci://") {
         predictor::source::Location::parse(&spec.model.url)
@@ -187,16 +179,7 @@ fn validate_gate(validation: &crate::crd::ValidationSpec) -> Result<(), String> 
             return Err(format!("spec.validation.{name} {t} is outside 0-1"));
         }
     }
-    if !["http://", "https://", "hdfs://"]
-        .iter()
-        .any(|scheme| validation.data.url.starts_with(scheme))
-    {
-        return Err(format!(
-            "spec.validation.data.url {} is not an http://, https:// or hdfs:// URL",
-            redact(&validation.data.url)
-        ));
-    }
-    Ok(())
+    crate::store_url::DATA_URL.check(&validation.data.url)
 }
 
 /// The autoscaling part of step 1 (the CRD says the same, but only if it is up to date): bounds
@@ -336,19 +319,15 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let model_checks = async {
         // The store access the pods will have (spec.model.s3 and its credentials Secret).
-        let (model, access) = match model_access::resolve(&predictor.spec.model, &secrets).await {
-            Ok(access) => {
-                let model = ctx
-                    .checker
-                    .check(&predictor.spec.model, running, &access, &ctx.metrics)
-                    .await;
-                (model, access)
-            }
-            Err(e) => {
-                tracing::warn!(predictor = %status::key(predictor), error = %e, "model credentials unusable");
-                (model_check::rejection(&e), StoreAccess::default())
-            }
-        };
+        let (model, access) = model_access::check_model(
+            &predictor.spec.model,
+            running,
+            &secrets,
+            &ctx.checker,
+            &ctx.metrics,
+        )
+        .instrument(tracing::info_span!("model", predictor = %status::key(predictor)))
+        .await;
         let quality = ctx
             .gate
             .check(
@@ -1232,11 +1211,20 @@ mod tests {
         let mut p = predictor("american", "team-a");
         p.spec.model.url = "file:///etc/shadow?token=t0k".into();
         let reason = validate(&p).unwrap_err();
-        assert!(
-            reason.contains("not an http://, https://, hdfs://, s3:// or oci:// URL"),
-            "{reason}"
+        assert_eq!(
+            reason,
+            "model.url must start with http://, https://, hdfs://, s3:// or oci:// \
+             (not file:///etc/shadow?***)"
         );
-        assert!(!reason.contains("t0k"), "{reason}");
+        p.spec.model.url = "/dev/zero".into();
+        assert_eq!(
+            validate(&p),
+            Err(
+                "model.url must start with http://, https://, hdfs://, s3:// or oci:// \
+                 (not /dev/zero)"
+                    .into()
+            )
+        );
         // s3:// and oci:// URLs as the pods parse them; store settings only for s3://.
         for (url, expected) in [
             ("s3://models/", "names no object"),
@@ -1278,10 +1266,13 @@ mod tests {
             gate(Some(0.8), Some(1.5), https),
             Err("spec.validation.maxAccuracyDrop 1.5 is outside 0-1".into())
         );
-        assert!(
-            gate(Some(0.8), None, "file:///etc/passwd")
-                .unwrap_err()
-                .contains("spec.validation.data.url file:///etc/passwd is not an http://")
+        assert_eq!(
+            gate(Some(0.8), None, "file:///etc/passwd"),
+            Err(
+                "validation.data.url must start with http://, https:// or hdfs:// \
+                 (not file:///etc/passwd)"
+                    .into()
+            )
         );
 
         // A Canary needs an analysis and room for `-canary` in its name.
@@ -1665,6 +1656,65 @@ mod reconcile_tests {
 
         let action = finished(reconcile, &mut server).await;
         assert_eq!(action, Action::requeue(MODEL_RETRY));
+        drop(ctx);
+        server.expect_no_more().await;
+    }
+
+    /// A credentials Secret its owner did not label for Predictors (any Secret of the namespace a
+    /// team member names): the model is refused, and the Deployment, so the pods' env, is never
+    /// written.
+    #[tokio::test]
+    async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
+        let store = FileServer::start();
+        let (mut p, deployment, service) = gated_change(&store, "retrained");
+        p.spec.validation = None;
+        p.spec.model.credentials = Some("team-db-password".into());
+        let (client, mut server) = apiserver::client();
+        let ctx = context(client, checker());
+        let reconcile = start(&p, &ctx);
+
+        answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+        let call = server.next().await;
+        assert_eq!(
+            call.line(),
+            "GET /api/v1/namespaces/team-a/secrets/team-db-password"
+        );
+        call.reply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "team-db-password", "namespace": "team-a"},
+            "data": {"AWS_ACCESS_KEY_ID": "QUtJRA==", "AWS_SECRET_ACCESS_KEY": "czNjcjN0"}
+        }));
+        // No apply: the next call is the status.
+        let call = server.next().await;
+        assert_eq!(call.path, STATUS, "{}", call.line());
+        let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+        let verified = find_condition(&status, MODEL_VERIFIED).unwrap();
+        assert_eq!(verified.reason, reason::CREDENTIALS_UNUSABLE);
+        assert!(
+            verified
+                .message
+                .contains("label mlops.dev/model-credentials: \"true\""),
+            "{}",
+            verified.message
+        );
+        assert_eq!(
+            status.model_sha256,
+            p.status.as_ref().unwrap().model_sha256,
+            "the old model still serves"
+        );
+        reply_status(call, &p);
+        let call = server.next().await;
+        assert_eq!(call.path, EVENTS, "{}", call.line());
+        assert_eq!(call.body["reason"], reason::MODEL_REJECTED);
+        let note = call.body["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("mlops.dev/model-credentials"),
+            "{}",
+            call.body
+        );
+        call.echo();
+
+        finished(reconcile, &mut server).await;
         drop(ctx);
         server.expect_no_more().await;
     }

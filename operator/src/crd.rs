@@ -314,7 +314,7 @@ pub struct ValidationSpec {
 pub struct DataSpec {
     /// Location of a labelled CSV in the training format (a `text` and a `country_code` column):
     /// an `http://`, `https://` or `hdfs://` URL. The operator downloads it (at most 32 MiB).
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://')").message("validation.data.url must start with http://, https:// or hdfs://"))]
+    #[x_kube(validation = crate::store_url::DATA_URL.cel())]
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
 
@@ -353,7 +353,7 @@ impl From<&str> for SecretName {
 pub struct ModelSpec {
     /// Location of the model file: an `http://`, `https://`, `hdfs://`, `s3://bucket/key` or
     /// `oci://registry/repository@sha256:<manifest digest>` (or `:tag`) URL.
-    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://') || self.startsWith('hdfs://') || self.startsWith('s3://') || self.startsWith('oci://')").message("model.url must start with http://, https://, hdfs://, s3:// or oci://"))]
+    #[x_kube(validation = crate::store_url::MODEL_URL.cel())]
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
 
@@ -364,10 +364,15 @@ pub struct ModelSpec {
     pub sha256: String,
 
     /// A Secret in this namespace with what the model's store needs: `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) for `s3://`; `.dockerconfigjson` for
-    /// `oci://` (a `kubernetes.io/dockerconfigjson` pull Secret works as it is); `ca.crt` for a store
-    /// behind a private CA. The pods get them as environment variables; the operator reads the
-    /// Secret for its pre-flight check.
+    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) for `s3://`, with `AWS_ENDPOINT_URL` for a
+    /// store that is not AWS S3; `.dockerconfigjson` for `oci://` (a `kubernetes.io/dockerconfigjson`
+    /// pull Secret works as it is); `ca.crt` for a store behind a private CA. The Secret is used
+    /// only when it carries the label `mlops.dev/model-credentials: "true"` (its owner's consent);
+    /// otherwise the model is refused (`CredentialsUnusable`) and the pods do not get its keys. S3
+    /// keys are signed only for the endpoint the Secret names (AWS S3 when it names none):
+    /// `s3.endpoint` may be left unset or repeat it, any other is refused before a request is sent.
+    /// The pods get the keys as environment variables; the operator reads the Secret for its
+    /// pre-flight check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<SecretName>,
 
@@ -380,15 +385,16 @@ pub struct ModelSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Spec {
-    /// The store's `http://` or `https://` URL; unset = AWS S3.
+    /// The store's `http://` or `https://` URL; unset = the endpoint the credentials Secret names
+    /// in `AWS_ENDPOINT_URL`, else AWS S3. With credentials, it must be the Secret's endpoint.
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("model.s3.endpoint must be an http:// or https:// URL"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub endpoint: Option<String>,
 
-    /// The region requests are signed for (default `us-east-1`).
+    /// The region requests are signed for (default `us-east-1`): lowercase letters, digits and `-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9-]+$"))]
     pub region: Option<String>,
 
     /// `https://endpoint/bucket/key` (true, the default: what S3-compatible servers serve) or

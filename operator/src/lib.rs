@@ -2,7 +2,8 @@
 //! `Predictor` object, checks a new model before it rolls out, and reports what is being served.
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
-//! [`model_check`] (pre-flight download and verification), [`quality`] (the offline quality gate:
+//! [`model_check`] (pre-flight download and verification), [`store_url`] (which URLs the operator
+//! reads), [`quality`] (the offline quality gate:
 //! a new model scored on a labelled data set before it rolls out), [`canary`], [`scrape`] and
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps), [`ownership`] (which objects are a Predictor's own),
@@ -26,9 +27,12 @@ pub mod resources;
 pub mod scrape;
 pub mod server;
 pub mod status;
+pub mod store_url;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+#[cfg(test)]
+mod hostile_urls;
 
 pub use error::{Error, Result};

@@ -18,6 +18,7 @@ use crate::crd::ModelSpec;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::status::{ModelCheck, reason};
+use crate::store_url::MODEL_URL;
 
 /// Verified pairs kept at most; past that the cache starts over (cheap, and only costs a re-download).
 const CACHE_LIMIT: usize = 4096;
@@ -156,8 +157,13 @@ impl ModelChecker {
         }
     }
 
-    /// Downloads `url` with the shared fetcher, refusing more than `--model-max-bytes`.
+    /// Downloads `url` with the shared fetcher, refusing more than `--model-max-bytes` and any URL
+    /// [`MODEL_URL`] refuses (before reading anything).
     async fn fetch(&self, url: &str, access: &StoreAccess) -> Result<Vec<u8>> {
+        MODEL_URL.check(url).map_err(|reason| Error::ModelFetch {
+            url: redact(url),
+            reason,
+        })?;
         self.fetcher
             .fetch(url, self.max_bytes, access)
             .await

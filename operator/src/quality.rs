@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::model_check::{fetch_reason, refusal_reason, verify_model};
 use crate::resources::Served;
 use crate::status::{ModelCheck, QualityCheck, reason, short};
+use crate::store_url::{DATA_URL, MODEL_URL};
 
 /// Largest data set the gate downloads: scoring it must stay a matter of seconds and of tens of
 /// MiB of memory in the operator's pod.
@@ -325,8 +326,15 @@ impl QualityGate {
         Ok((candidate, scored.next(), fresh))
     }
 
-    /// Downloads the data set (at most `data_max_bytes`) and checks its digest.
+    /// Downloads the data set (at most `data_max_bytes`; a URL [`DATA_URL`] allows) and checks its
+    /// digest.
     async fn fetch_data(&self, data: &DataSpec, access: &StoreAccess) -> Result<Vec<u8>> {
+        DATA_URL
+            .check(&data.url)
+            .map_err(|reason| Error::DataFetch {
+                url: redact(&data.url),
+                reason,
+            })?;
         let bytes = self
             .fetcher
             .fetch(&data.url, self.data_max_bytes, access)
@@ -339,7 +347,9 @@ impl QualityGate {
         Ok(bytes)
     }
 
-    /// Downloads and verifies `model`, then scores it on a blocking thread within the timeout.
+    /// Downloads and verifies `model` (a URL [`MODEL_URL`] allows: the serving model's comes from
+    /// the Deployment, which may have been edited by hand), then scores it on a blocking thread
+    /// within the timeout.
     async fn score_model(
         &self,
         model: &ModelSpec,
@@ -347,6 +357,12 @@ impl QualityGate {
         data_url: &str,
         access: &StoreAccess,
     ) -> Result<Score> {
+        MODEL_URL
+            .check(&model.url)
+            .map_err(|reason| Error::ModelFetch {
+                url: redact(&model.url),
+                reason,
+            })?;
         let bytes = self
             .fetcher
             .fetch(&model.url, self.model_max_bytes, access)

@@ -2015,10 +2015,14 @@ fn model_stores_under_load(node: &Node, base: &str, models: &HashMap<String, Str
     );
     assert_eq!(&published(&out, "sha256"), sha_a);
 
-    // One Secret for both stores: the S3 keys, the registry's docker config and its CA.
+    // One Secret for both stores: the S3 keys and the endpoint they are for, the registry's docker
+    // config and its CA; labelled by its owner for Predictors to use.
     node.apply(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {STORE_SECRET}, namespace: {NS}}}\ntype: Opaque\n\
-         data:\n  AWS_ACCESS_KEY_ID: {}\n  AWS_SECRET_ACCESS_KEY: {}\n  .dockerconfigjson: {}\n  ca.crt: {}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {STORE_SECRET}\n  namespace: {NS}\n  \
+         labels: {{mlops.dev/model-credentials: \"true\"}}\ntype: Opaque\n\
+         data:\n  AWS_ENDPOINT_URL: {}\n  AWS_ACCESS_KEY_ID: {}\n  AWS_SECRET_ACCESS_KEY: {}\n  \
+         .dockerconfigjson: {}\n  ca.crt: {}\n",
+        b64(endpoint.as_bytes()),
         b64(key.as_bytes()),
         b64(secret.as_bytes()),
         b64(docker_config.as_bytes()),

@@ -394,8 +394,14 @@ fn models_in_s3_and_oci_stores_are_pinned_checked_and_refused_with_reasons() {
 
     // --- the operator's pre-flight, with the same stores as a Secret ---------------------------------
     let access_key = s3.access_key.clone();
+    let endpoint = s3.endpoint.clone();
+    // NB: the keys are signed only for the endpoint the Secret names (spec.model.s3 repeats it).
     let secret = |secret_key: &str, docker_config: &str| {
         BTreeMap::from([
+            (
+                "AWS_ENDPOINT_URL".to_string(),
+                ByteString(endpoint.clone().into_bytes()),
+            ),
             (
                 "AWS_ACCESS_KEY_ID".to_string(),
                 ByteString(access_key.clone().into_bytes()),
@@ -410,7 +416,6 @@ fn models_in_s3_and_oci_stores_are_pinned_checked_and_refused_with_reasons() {
             ),
         ])
     };
-    let endpoint = s3.endpoint.clone();
     let secret_key = s3.secret_key.clone();
     let model = |url: &str, sha: &str| ModelSpec {
         url: url.into(),

@@ -12,9 +12,21 @@ pub enum Error {
     /// A data or model location that could not be read.
     #[error("cannot read {location}: {reason}")]
     Source { location: String, reason: String },
-    /// A file that is not a model file of this program.
-    #[error("not a predictor model file: {0}")]
-    Foreign(String),
+    /// A file that is not a model file of this program; what it starts with is only [`Quoted`].
+    #[error("not a predictor model file: {reason}")]
+    Foreign {
+        reason: String,
+        #[source]
+        start: Option<Quoted>,
+    },
+    /// A CSV header without a column the data needs; the columns it has are only [`Quoted`].
+    #[error("{location}: no `{wanted}` column in the header")]
+    MissingColumn {
+        location: String,
+        wanted: &'static str,
+        #[source]
+        found: Quoted,
+    },
     /// A model file written by a newer version of this program.
     #[error(
         "model file format version {found} is newer than this program reads (up to {supported}); upgrade the predictor"
@@ -32,7 +44,11 @@ pub enum Error {
     },
     /// A model file that could not be loaded, named.
     #[error("cannot load model {path}: {cause}")]
-    LoadModel { path: String, cause: Box<Error> },
+    LoadModel {
+        path: String,
+        #[source]
+        cause: Box<Error>,
+    },
     /// A live check that ran but found failures (failed requests, a release that never answered).
     #[error("{0}")]
     Failed(String),
@@ -46,6 +62,15 @@ pub enum Error {
     },
 }
 
+/// What the input itself says (the columns a CSV header names, a file's first bytes): helpful to
+/// the person whose file it is, so the CLI prints it ([`Error::quoted`]), but never part of an
+/// error's own message. NB: a service that reads URLs for others (the operator reads URLs a team
+/// names, which may be cluster-internal ones) shows errors' messages only, and so never echoes
+/// what a URL answered.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Quoted(pub String);
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
@@ -55,5 +80,21 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// The error's message and, after it, what the input said ([`Quoted`]) if it says anything:
+    /// for the person running the CLI on their own data, never for a status or a log line.
+    pub fn quoted(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            if let Some(quoted) = cause.downcast_ref::<Quoted>() {
+                text.push_str(" (");
+                text.push_str(&quoted.0);
+                text.push(')');
+            }
+            source = cause.source();
+        }
+        text
     }
 }

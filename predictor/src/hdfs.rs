@@ -158,9 +158,31 @@ impl Read for BlockingReader {
 }
 
 /// What went wrong while streaming blocks (the NameNode said where they are; a DataNode failed us).
+/// NB: only the kind of failure: what a server said is never quoted (see [`describe`]).
 fn describe_read(error: &HdfsError) -> String {
-    format!("reading the file's blocks from a DataNode failed: {error}")
+    let why = match error {
+        HdfsError::IOError(io) => io.kind().to_string(),
+        HdfsError::ChecksumError => "a block's checksum does not match".into(),
+        HdfsError::BlocksNotFound(_) => "no DataNode holds a copy of a block".into(),
+        _ => "the DataNode's answer could not be used".into(),
+    };
+    format!("reading the file's blocks from a DataNode failed: {why}")
 }
+
+/// The Java exceptions a NameNode answers with that a message names (by their simple name); any
+/// other class, and every exception's message, are the server's own words and are not shown.
+const KNOWN_EXCEPTIONS: [&str; 10] = [
+    "AccessControlException",
+    "AuthorizationException",
+    "FileNotFoundException",
+    "InvalidPathException",
+    "IOException",
+    "ParentNotDirectoryException",
+    "RetriableException",
+    "SafeModeException",
+    "StandbyException",
+    "UnresolvedPathException",
+];
 
 /// What went wrong talking to the NameNode, in words a user can act on.
 fn describe(error: &HdfsError, url: &HdfsUrl) -> String {
@@ -196,18 +218,27 @@ fn describe(error: &HdfsError, url: &HdfsUrl) -> String {
                 url.namenode
             )
         }
-        HdfsError::IOError(io) => format!("cannot talk to HDFS at {}: {io}", url.namenode),
-        // The Java exception's class names the cause (AccessControlException, SafeModeException, ...);
-        // its message can run to a stack trace, of which the first line is enough.
-        HdfsError::RPCError(class, message) | HdfsError::FatalRPCError(class, message) => {
-            let class = class.rsplit('.').next().unwrap_or(class);
-            let first = message.lines().next().unwrap_or_default();
-            format!("the NameNode refused: {class}: {first}")
+        HdfsError::IOError(io) => {
+            format!("cannot talk to HDFS at {}: {}", url.namenode, io.kind())
+        }
+        // The Java exception's class names the cause (AccessControlException, SafeModeException,
+        // ...). NB: its message is the server's own words (and the URL may name any server): not
+        // shown, nor a class that is not a known one.
+        HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _) => {
+            let simple = class.rsplit('.').next().unwrap_or(class);
+            match KNOWN_EXCEPTIONS.iter().find(|known| **known == simple) {
+                Some(known) => format!("the NameNode refused: {known}"),
+                None => "the NameNode refused with an exception".into(),
+            }
         }
         HdfsError::BlocksNotFound(_) => {
             "no DataNode holds a copy of the file's blocks (are the DataNodes up?)".into()
         }
-        other => other.to_string(),
+        // NB: other errors may carry what the server sent: only that the answer was unusable.
+        _ => format!(
+            "the server at {} gave an answer the HDFS client cannot use",
+            url.namenode
+        ),
     }
 }
 
@@ -302,7 +333,14 @@ mod tests {
         );
         assert_eq!(
             describe(&denied, &at),
-            "the NameNode refused: AccessControlException: Permission denied: user=bob"
+            "the NameNode refused: AccessControlException"
         );
+        // What a server says is never quoted: neither a message nor a class that is no known one.
+        let echo =
+            HdfsError::RPCError("AKIAEXAMPLEINTERNAL".into(), "s3cr3t-internal-token".into());
+        let text = describe(&echo, &at);
+        assert!(!text.contains("AKIA") && !text.contains("s3cr3t"), "{text}");
+        let text = describe_read(&HdfsError::DataTransferError("AKIAEXAMPLEINTERNAL".into()));
+        assert!(!text.contains("AKIA"), "{text}");
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::classifier::{NbParams, Scorer};
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::text::vectorizer::Scratch;
 use crate::text::{Features, Vectorizer, VectorizerData};
 
@@ -61,14 +61,19 @@ impl ModelFile {
     /// Parses and checks a model file: magic, version, checksum, then the payload's own consistency.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-            let what = if bytes.is_empty() {
-                "the file is empty".to_string()
+            // NB: what the file starts with is its own bytes: only quoted (see `Quoted`).
+            let (what, start) = if bytes.is_empty() {
+                ("the file is empty", None)
             } else {
-                describe_prefix(bytes)
+                (
+                    "it does not start with the model file's magic bytes",
+                    Some(Quoted(describe_prefix(bytes))),
+                )
             };
-            return Err(Error::Foreign(format!(
-                "{what} (expected a file written by `predictor train`)"
-            )));
+            return Err(Error::Foreign {
+                reason: format!("{what} (expected a file written by `predictor train`)"),
+                start,
+            });
         }
         if bytes.len() < HEADER_LEN + TRAILER_LEN {
             return Err(Error::Corrupt(format!(

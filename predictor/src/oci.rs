@@ -259,8 +259,13 @@ pub async fn fetch(
 /// The one model layer of an artifact manifest: the layer of [`MODEL_MEDIA_TYPE`], or the only layer.
 /// Its digest is a sha256 one (what it is checked with, and part of a URL path).
 fn model_layer(manifest: &[u8]) -> Result<Descriptor, String> {
-    let manifest: Manifest = serde_json::from_slice(manifest)
-        .map_err(|e| format!("the manifest is not an OCI image manifest: {e}"))?;
+    let manifest: Manifest = serde_json::from_slice(manifest).map_err(|e| {
+        format!(
+            "the manifest is not an OCI image manifest (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
     let mut ours = manifest
         .layers
         .iter()
@@ -277,7 +282,10 @@ fn model_layer(manifest: &[u8]) -> Result<Descriptor, String> {
             ));
         }
     };
-    parse_digest(&layer.digest).map_err(|reason| format!("the model layer: {reason}"))?;
+    // NB: the manifest is the registry's answer: its words are never quoted.
+    parse_digest(&layer.digest).map_err(|_| {
+        "the model layer's digest is not sha256: followed by 64 lowercase hex digits".to_string()
+    })?;
     Ok(layer.clone())
 }
 
@@ -528,7 +536,19 @@ mod tests {
         assert!(err.contains("not an OCI image manifest"), "{err}");
         let odd = serde_json::json!({"mediaType": MODEL_MEDIA_TYPE, "digest": "sha256:../../x", "size": 1});
         let err = model_layer(&manifest(vec![odd])).unwrap_err();
-        assert!(err.contains("the model layer: the digest"), "{err}");
+        assert!(
+            err.contains("the model layer's digest is not sha256"),
+            "{err}"
+        );
+        // The manifest is the registry's answer: its words never show in a reason.
+        let echo = serde_json::json!({"mediaType": MODEL_MEDIA_TYPE, "digest": "AKIAEXAMPLEINTERNAL", "size": 1});
+        let err = model_layer(&manifest(vec![echo])).unwrap_err();
+        assert!(!err.contains("AKIA"), "{err}");
+        let err = model_layer(br#"{"layers": "AKIAEXAMPLEINTERNAL"}"#).unwrap_err();
+        assert!(
+            err.contains("(line 1, column") && !err.contains("AKIA"),
+            "{err}"
+        );
     }
 
     mod fake {

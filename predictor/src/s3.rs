@@ -140,6 +140,17 @@ pub fn signed_url(
     action: Action,
 ) -> Result<reqwest::Url, String> {
     let region = settings.region.as_deref().unwrap_or(DEFAULT_REGION);
+    // NB: without an endpoint the region is part of the host the keys are signed for: a region
+    // such as `evil.example/` would send them elsewhere.
+    let is_region = (1..=64).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !is_region {
+        return Err(format!(
+            "the S3 region {region:?} is not a region name (lowercase letters, digits and '-')"
+        ));
+    }
     let endpoint = match &settings.endpoint {
         Some(endpoint) => endpoint.clone(),
         None => format!("https://s3.{region}.amazonaws.com"),
@@ -225,7 +236,7 @@ pub async fn put(
 pub fn describe_status(status: StatusCode, body: &[u8], settings: &S3Settings) -> String {
     let code = s3_error_code(&String::from_utf8_lossy(body));
     let store = settings.shown_endpoint();
-    match (status, code.as_deref()) {
+    match (status, code) {
         (StatusCode::NOT_FOUND, Some("NoSuchBucket")) => {
             "not found: no such bucket (NoSuchBucket)".into()
         }
@@ -242,13 +253,57 @@ pub fn describe_status(status: StatusCode, body: &[u8], settings: &S3Settings) -
     }
 }
 
-/// The `<Code>…</Code>` of an S3 error body quoted in `text`, if any.
-fn s3_error_code(text: &str) -> Option<String> {
+/// The S3 error codes a message may name: the documented ones a download or an upload meets. A
+/// code is the store's answer, so only one of these is shown, never whatever the body says (an
+/// endpoint may be any server, and its answer must not be echoed).
+const KNOWN_ERROR_CODES: [&str; 36] = [
+    "AccessDenied",
+    "AccountProblem",
+    "AllAccessDisabled",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "BadDigest",
+    "EntityTooLarge",
+    "ExpiredToken",
+    "IncompleteBody",
+    "InternalError",
+    "InvalidAccessKeyId",
+    "InvalidArgument",
+    "InvalidBucketName",
+    "InvalidObjectState",
+    "InvalidRequest",
+    "InvalidSecurity",
+    "InvalidToken",
+    "KeyTooLongError",
+    "MethodNotAllowed",
+    "MissingContentLength",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NotImplemented",
+    "NotSignedUp",
+    "PermanentRedirect",
+    "PreconditionFailed",
+    "QuotaExceeded",
+    "Redirect",
+    "RequestExpired",
+    "RequestTimeTooSkewed",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "SignatureDoesNotMatch",
+    "SlowDown",
+    "TemporaryRedirect",
+    "XAmzContentSHA256Mismatch",
+];
+
+/// The `<Code>…</Code>` of an S3 error body quoted in `text`, if it is one of [`KNOWN_ERROR_CODES`].
+fn s3_error_code(text: &str) -> Option<&'static str> {
     let start = text.find("<Code>")? + "<Code>".len();
     let len = text[start..].find("</Code>")?;
-    Some(text[start..start + len].to_string()).filter(|code| {
-        !code.is_empty() && code.len() < 64 && code.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    let code = &text[start..start + len];
+    KNOWN_ERROR_CODES
+        .iter()
+        .copied()
+        .find(|known| *known == code)
 }
 
 #[cfg(test)]
@@ -359,6 +414,17 @@ mod tests {
         };
         let err = signed_url(&url, &bad, Action::Get).unwrap_err();
         assert!(err.contains("not an http:// or https:// URL"), "{err}");
+        // A region is part of AWS's host name: one that would change the host is refused.
+        for region in ["evil.example/", "x.evil.example#", "EU", ""] {
+            let keys = S3Settings {
+                region: Some(region.into()),
+                access_key_id: Some("AKID".into()),
+                secret_access_key: Some("s3cr3t".into()),
+                ..Default::default()
+            };
+            let err = signed_url(&url, &keys, Action::Get).unwrap_err();
+            assert!(err.contains("is not a region name"), "{region}: {err}");
+        }
     }
 
     #[test]
@@ -405,11 +471,20 @@ mod tests {
     #[test]
     fn the_error_code_is_read_from_the_body_only_when_it_is_one() {
         let text = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>…</Message></Error>";
-        assert_eq!(
-            s3_error_code(text).as_deref(),
-            Some("SignatureDoesNotMatch")
-        );
+        assert_eq!(s3_error_code(text), Some("SignatureDoesNotMatch"));
         assert_eq!(s3_error_code("<Code>a b</Code>"), None);
         assert_eq!(s3_error_code("no body"), None);
+        // A code that is not a known one is the server's own words: not shown.
+        assert_eq!(s3_error_code("<Code>AKIAEXAMPLEINTERNAL</Code>"), None);
+        let settings = S3Settings::default();
+        let text = describe_status(
+            StatusCode::FORBIDDEN,
+            b"<Error><Code>AKIAEXAMPLEINTERNAL</Code></Error>",
+            &settings,
+        );
+        assert!(
+            text.contains("refused the credentials (403)") && !text.contains("AKIA"),
+            "{text}"
+        );
     }
 }

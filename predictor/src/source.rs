@@ -313,16 +313,27 @@ impl Fetcher {
             ))
         };
         match Location::parse(location)? {
+            // NB: a file's stated size proves nothing (`/dev/zero` and `/proc` files say 0, or
+            // lie): at most one byte past the limit is read, and what was read decides. A regular
+            // file over the limit is refused before reading.
             Location::File(path) => {
-                let meta = tokio::fs::metadata(&path)
+                use tokio::io::AsyncReadExt;
+                let file = tokio::fs::File::open(&path)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
-                if meta.len() > max_bytes {
+                let meta = file.metadata().await.map_err(|e| fail(e.to_string()))?;
+                if meta.is_file() && meta.len() > max_bytes {
                     return Err(too_big(meta.len()));
                 }
-                tokio::fs::read(&path)
+                let mut bytes = Vec::new();
+                file.take(max_bytes.saturating_add(1))
+                    .read_to_end(&mut bytes)
                     .await
-                    .map_err(|e| fail(e.to_string()))
+                    .map_err(|e| fail(e.to_string()))?;
+                if bytes.len() as u64 > max_bytes {
+                    return Err(fail(format!("more than the {max_bytes}-byte limit")));
+                }
+                Ok(bytes)
             }
             Location::Http(url) => {
                 let url = reqwest::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
@@ -441,10 +452,45 @@ pub fn describe_reqwest(error: &reqwest::Error) -> String {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         text.push_str(": ");
+        // NB: a TLS error can quote the server's certificate (the names it is valid for): the
+        // server's own words, so only its kind is said, and nothing it wraps.
+        if let Some(tls) = tls_error(cause) {
+            text.push_str(describe_tls(tls));
+            break;
+        }
         text.push_str(&cause.to_string());
         source = cause.source();
     }
     text
+}
+
+/// The rustls error `cause` is, or that the I/O error `cause` wraps (as hyper-rustls reports it).
+fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    cause.downcast_ref::<rustls::Error>().or_else(|| {
+        cause
+            .downcast_ref::<std::io::Error>()?
+            .get_ref()?
+            .downcast_ref::<rustls::Error>()
+    })
+}
+
+/// A TLS failure in fixed words.
+fn describe_tls(error: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as Certificate;
+    match error {
+        rustls::Error::InvalidCertificate(
+            Certificate::NotValidForName | Certificate::NotValidForNameContext { .. },
+        ) => "the server's TLS certificate is not valid for its name",
+        rustls::Error::InvalidCertificate(Certificate::UnknownIssuer) => {
+            "the server's TLS certificate is signed by an unknown CA (a private CA goes in \
+             PREDICTOR_STORE_CA, or the credentials Secret's ca.crt)"
+        }
+        rustls::Error::InvalidCertificate(
+            Certificate::Expired | Certificate::ExpiredContext { .. },
+        ) => "the server's TLS certificate has expired",
+        rustls::Error::InvalidCertificate(_) => "the server's TLS certificate was refused",
+        _ => "the TLS handshake failed",
+    }
 }
 
 /// A reader that hashes (sha256) and counts what passes through it, and reports progress.
@@ -589,6 +635,15 @@ mod tests {
             err.contains("10 bytes is more than the 9-byte limit"),
             "{err}"
         );
+        // A file whose size says nothing: what is read counts, and reading stops past the limit.
+        for endless in ["/dev/zero", "file:///dev/zero"] {
+            let err = fetcher
+                .fetch(endless, 4096, &access)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("more than the 4096-byte limit"), "{err}");
+        }
 
         // Announced size over the limit: refused before reading.
         let url = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789").await;
@@ -623,6 +678,27 @@ mod tests {
             .to_string();
         assert!(err.contains("HTTP 404"), "{err}");
         assert!(err.contains("http://***@127.0.0.1:"), "{err}");
+    }
+
+    #[test]
+    fn a_tls_failure_is_told_by_its_kind_never_by_the_certificates_names() {
+        let presented =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("store.example")
+                    .unwrap()
+                    .to_owned(),
+                presented: vec!["AKIAEXAMPLEINTERNAL".into()],
+            });
+        // What rustls itself says quotes the server's certificate...
+        assert!(presented.to_string().contains("AKIA"), "{presented}");
+        // ...found where hyper-rustls puts it (inside an I/O error), it is said in fixed words.
+        let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, presented);
+        let tls = tls_error(&wrapped).expect("the rustls error inside the I/O error");
+        assert_eq!(
+            describe_tls(tls),
+            "the server's TLS certificate is not valid for its name"
+        );
+        assert!(tls_error(&std::io::Error::other("plain")).is_none());
     }
 
     #[test]

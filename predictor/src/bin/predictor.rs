@@ -306,7 +306,8 @@ fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // The person's own data: what it said helps them fix it (see `predictor::error::Quoted`).
+            eprintln!("error: {}", error.quoted());
             std::process::ExitCode::FAILURE
         }
     }
