@@ -7,7 +7,8 @@
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
-//! [`manager`] (the process: those parts started and stopped in order).
+//! [`manager`] (the process: those parts started and stopped in order), [`watch`] (the namespaces it
+//! works in, and their watches merged into one cache per kind).
 
 pub mod analysis;
 pub mod canary;
@@ -26,6 +27,7 @@ pub mod scrape;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+pub mod watch;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;

@@ -12,7 +12,8 @@
 //! hand-over. [`faults`]: what goes wrong, least privilege, locked-down pods, credentials.
 //! [`images`]: the image pre-flight against a real private registry. [`quality`]: the offline
 //! quality gate (`spec.validation`). [`canary`]: the online gate's API (`spec.rollout`).
-//! [`autoscaling`]: who owns the replica count with `spec.autoscaling`.
+//! [`autoscaling`]: who owns the replica count with `spec.autoscaling`. [`namespaced`]: the operator
+//! limited to two team namespaces by config/namespaced (its own control plane: RoleBindings only).
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -25,6 +26,7 @@ mod canary;
 mod faults;
 mod images;
 mod lifecycle;
+mod namespaced;
 mod quality;
 
 use std::path::PathBuf;
