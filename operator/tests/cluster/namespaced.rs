@@ -142,6 +142,11 @@ async fn namespaced_operator_acts_only_in_its_namespaces() {
             .map(|d| d.name_any())
             .collect::<Vec<_>>()
     );
+    let events = crate::lifecycle::events_for(&admin, "team-c", "p").await;
+    assert!(
+        events.is_empty(),
+        "Events about team-c's Predictor: {events:?}"
+    );
     let log = std::fs::read_to_string(&op.proc.log).unwrap();
     assert!(
         log.contains("namespaces team-a,team-b"),
