@@ -95,7 +95,7 @@ impl TryFrom<RunArgs> for Config {
             registry_timeout: Duration::from_secs(args.registry_timeout_seconds),
             model_max_bytes: args.model_max_bytes,
             model_timeout: Duration::from_secs(args.model_timeout_seconds),
-            scope: Scope::new(args.namespaces)?,
+            scope: scope(args.namespaces, std::env::var("WATCH_NAMESPACE").ok())?,
             concurrency: args.concurrency,
             leader_elect: args.leader_elect,
             lease_name: args.lease_name,
@@ -109,15 +109,25 @@ impl TryFrom<RunArgs> for Config {
     }
 }
 
+/// The namespaces of `--namespaces`/WATCH_NAMESPACES or, when neither is set, of `legacy`
+/// (WATCH_NAMESPACE: this operator's variable before WATCH_NAMESPACES, and what OLM's OperatorGroups
+/// set; comma-separated, empty for all). Ignoring it would widen the operator to every namespace.
+fn scope(namespaces: Vec<String>, legacy: Option<String>) -> Result<Scope, String> {
+    if !namespaces.is_empty() {
+        return Scope::new(namespaces);
+    }
+    let legacy = legacy.unwrap_or_default();
+    Scope::new(
+        legacy
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(String::from),
+    )
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     operator::telemetry::init();
-    // The single-namespace variable this replaced: ignoring it would widen the scope to every namespace.
-    if std::env::var_os("WATCH_NAMESPACE").is_some() {
-        anyhow::bail!(
-            "WATCH_NAMESPACE is no longer read: set WATCH_NAMESPACES (comma-separated) instead"
-        );
-    }
     let Command::Run(args) = Cli::parse().command;
     let config = Config::try_from(args).map_err(anyhow::Error::msg)?;
     manager::run(config).await?;
@@ -128,25 +138,42 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn scope(args: &[&str]) -> Result<Scope, String> {
+    fn parse(args: &[&str]) -> Result<Scope, String> {
         let cli = Cli::try_parse_from(["operator", "run"].iter().chain(args))
             .map_err(|e| e.to_string())?;
         let Command::Run(run) = cli.command;
-        Config::try_from(run).map(|c| c.scope)
+        scope(run.namespaces, None)
     }
 
     #[test]
     fn namespaces_flag_limits_the_scope_and_the_single_namespace_flag_still_works() {
-        assert_eq!(scope(&[]), Ok(Scope::Cluster));
+        assert_eq!(parse(&[]), Ok(Scope::Cluster));
         assert_eq!(
-            scope(&["--namespaces", "team-b,team-a"]),
+            parse(&["--namespaces", "team-b,team-a"]),
             Ok(Scope::Namespaces(vec!["team-a".into(), "team-b".into()]))
         );
         assert_eq!(
-            scope(&["--namespace", "solo"]),
+            parse(&["--namespace", "solo"]),
             Ok(Scope::Namespaces(vec!["solo".into()]))
         );
-        let err = scope(&["--namespaces", "team-a,Team_B"]).unwrap_err();
+        let err = parse(&["--namespaces", "team-a,Team_B"]).unwrap_err();
         assert!(err.contains("\"Team_B\" is not a namespace name"), "{err}");
+    }
+
+    #[test]
+    fn the_old_single_namespace_variable_is_honoured_not_ignored() {
+        let legacy = |v: &str| scope(Vec::new(), Some(v.into()));
+        assert_eq!(legacy("solo"), Ok(Scope::Namespaces(vec!["solo".into()])));
+        assert_eq!(
+            legacy("team-a,team-b"),
+            Ok(Scope::Namespaces(vec!["team-a".into(), "team-b".into()]))
+        );
+        assert_eq!(legacy(""), Ok(Scope::Cluster));
+        assert!(legacy("Bad").is_err());
+        // The flag (or WATCH_NAMESPACES) wins.
+        assert_eq!(
+            scope(vec!["team-a".into()], Some("other".into())),
+            Ok(Scope::Namespaces(vec!["team-a".into()]))
+        );
     }
 }
