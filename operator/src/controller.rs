@@ -45,6 +45,7 @@ use crate::status::{
     self, ImageCheck, ModelCheck, Observed, QualityCheck, Rollout, RolloutView,
     compute_status_with_rollout, status_events,
 };
+use crate::watch::{self, Scope};
 
 /// How often a running rollout is looked at again even if its Deployment did not change.
 const ROLLOUT_POLL: Duration = Duration::from_secs(10);
@@ -1100,22 +1101,32 @@ pub fn error_policy(predictor: Arc<Predictor>, error: &Error, ctx: Arc<Context>)
     Action::requeue(error.requeue_after())
 }
 
-/// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
+/// Runs the controller over `scope` until `shutdown` resolves; in-flight reconciles finish first.
 pub async fn run(
     ctx: Arc<Context>,
     writers: ChildWriters,
-    namespace: Option<&str>,
+    scope: &Scope,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    Controller::new(
-        scoped::<Predictor>(&client, namespace),
-        watcher::Config::default().any_semantic(),
+    // One watch per namespace of the scope (one in all), one store of Predictors over them.
+    let (predictors, writer) = reflector::store();
+    let watches = scope
+        .apis::<Predictor>(&client)
+        .into_iter()
+        .map(|(ns, api)| {
+            let config = watcher::Config::default().any_semantic();
+            (ns, watcher(api, config).default_backoff())
+        })
+        .collect();
+    Controller::for_stream(
+        watch::reflect(writer, watches).applied_objects(),
+        predictors,
     )
-    .owns_stream(cached_children(&client, namespace, writers.deployments))
-    .owns_stream(cached_children(&client, namespace, writers.services))
-    .owns_stream(cached_children(&client, namespace, writers.autoscalers))
+    .owns_stream(cached_children(&client, scope, writers.deployments))
+    .owns_stream(cached_children(&client, scope, writers.services))
+    .owns_stream(cached_children(&client, scope, writers.autoscalers))
     // NB: the debounce folds the burst of status updates a rollout produces into one reconcile.
     .with_config(
         ControllerConfig::default()
@@ -1133,36 +1144,31 @@ pub async fn run(
     .await;
 }
 
-/// Watches the children this operator manages (by label: less to watch, and nothing else triggers
-/// reconciles), keeps them in `writer`'s cache, and yields each change as a reconcile trigger.
+/// Watches the children this operator manages in `scope` (by label: less to watch, and nothing else
+/// triggers reconciles), keeps them in `writer`'s cache, and yields each change as a reconcile trigger.
 fn cached_children<K>(
     client: &Client,
-    namespace: Option<&str>,
+    scope: &Scope,
     writer: reflector::store::Writer<K>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
     K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let config =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=predictor-operator");
-    watcher(scoped::<K>(client, namespace), config)
-        .default_backoff()
-        // Nobody reads who manages which field from the cache; it is a third of each object.
-        .modify(|object| object.meta_mut().managed_fields = None)
-        .reflect(writer)
-        .touched_objects()
-}
-
-/// An Api over all namespaces, or over `namespace` only.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
+    let watches = scope
+        .apis::<K>(client)
+        .into_iter()
+        .map(|(ns, api)| {
+            let config = watcher::Config::default()
+                .labels("app.kubernetes.io/managed-by=predictor-operator");
+            let events = watcher(api, config)
+                .default_backoff()
+                // Nobody reads who manages which field from the cache; it is a third of each object.
+                .modify(|object| object.meta_mut().managed_fields = None);
+            (ns, events)
+        })
+        .collect();
+    watch::reflect(writer, watches).touched_objects()
 }
 
 #[cfg(test)]

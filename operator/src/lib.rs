@@ -8,7 +8,8 @@
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps), [`ownership`] (which objects are a Predictor's own),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
-//! [`manager`] (the process: those parts started and stopped in order).
+//! [`manager`] (the process: those parts started and stopped in order), [`watch`] (the namespaces it
+//! works in, and their watches merged into one cache per kind).
 
 pub mod analysis;
 pub mod canary;
@@ -29,6 +30,7 @@ pub mod server;
 pub mod status;
 pub mod store_url;
 pub mod telemetry;
+pub mod watch;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;

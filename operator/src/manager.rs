@@ -21,6 +21,7 @@ use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
+use crate::watch::Scope;
 
 /// Everything `operator run` is told (flags and their environment variables).
 #[derive(Clone, Debug)]
@@ -37,8 +38,8 @@ pub struct Config {
     pub model_max_bytes: u64,
     /// Timeout of one model download.
     pub model_timeout: Duration,
-    /// Watch only this namespace (default: all).
-    pub namespace: Option<String>,
+    /// The namespaces watched and acted in (all, or a list).
+    pub scope: Scope,
     /// Predictors reconciled at the same time.
     pub concurrency: u16,
     /// Elect a leader through a Lease.
@@ -135,6 +136,7 @@ fn build_context(
     client: Client,
     metrics: Arc<Metrics>,
 ) -> Result<(Arc<Context>, controller::ChildWriters)> {
+    tracing::info!(scope = %config.scope, "watching and acting in");
     if config.skip_model_check {
         tracing::warn!("pre-flight model check disabled (--skip-model-check)");
     }
@@ -200,7 +202,7 @@ async fn run_controller(
     let controller = controller::run(
         ctx,
         writers,
-        config.namespace.as_deref(),
+        &config.scope,
         config.concurrency,
         work.clone().cancelled_owned(),
     );

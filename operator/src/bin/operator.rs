@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use operator::manager::{self, Config};
+use operator::watch::{self, Scope};
 
 #[derive(Parser)]
 #[command(version, about = "Runs Predictor objects as Deployments and Services")]
@@ -42,9 +43,16 @@ struct RunArgs {
     /// Timeout of one model download, in seconds.
     #[arg(long, env = "MODEL_TIMEOUT_SECONDS", default_value_t = 120)]
     model_timeout_seconds: u64,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch and act only in these namespaces, comma-separated (default: all namespaces). Each is
+    /// watched on its own, so RoleBindings there suffice (config/components/namespaced).
+    #[arg(
+        long,
+        alias = "namespace",
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ',',
+        value_parser = watch::namespace_name
+    )]
+    namespaces: Vec<String>,
     /// Predictors reconciled at the same time. At 1,000 new Predictors on a busy 2-core control
     /// plane 32 was fastest: 16 leaves the apiserver idle between requests, 128 queues them in
     /// API Priority and Fairness and costs memory (one connection each).
@@ -76,16 +84,18 @@ struct RunArgs {
     shutdown_timeout_seconds: u64,
 }
 
-impl From<RunArgs> for Config {
-    fn from(args: RunArgs) -> Self {
-        Self {
+impl TryFrom<RunArgs> for Config {
+    type Error = String;
+
+    fn try_from(args: RunArgs) -> Result<Self, String> {
+        Ok(Self {
             metrics_addr: args.metrics_addr,
             skip_model_check: args.skip_model_check,
             skip_image_check: args.skip_image_check,
             registry_timeout: Duration::from_secs(args.registry_timeout_seconds),
             model_max_bytes: args.model_max_bytes,
             model_timeout: Duration::from_secs(args.model_timeout_seconds),
-            namespace: args.namespace,
+            scope: scope(args.namespaces, std::env::var("WATCH_NAMESPACE").ok())?,
             concurrency: args.concurrency,
             leader_elect: args.leader_elect,
             lease_name: args.lease_name,
@@ -95,14 +105,75 @@ impl From<RunArgs> for Config {
             renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
             retry_period: Duration::from_secs(args.retry_period_seconds),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
-        }
+        })
     }
+}
+
+/// The namespaces of `--namespaces`/WATCH_NAMESPACES or, when neither is set, of `legacy`
+/// (WATCH_NAMESPACE: this operator's variable before WATCH_NAMESPACES, and what OLM's OperatorGroups
+/// set; comma-separated, empty for all). Ignoring it would widen the operator to every namespace.
+fn scope(namespaces: Vec<String>, legacy: Option<String>) -> Result<Scope, String> {
+    if !namespaces.is_empty() {
+        return Scope::new(namespaces);
+    }
+    let legacy = legacy.unwrap_or_default();
+    Scope::new(
+        legacy
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(String::from),
+    )
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     operator::telemetry::init();
     let Command::Run(args) = Cli::parse().command;
-    manager::run(args.into()).await?;
+    let config = Config::try_from(args).map_err(anyhow::Error::msg)?;
+    manager::run(config).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Scope, String> {
+        let cli = Cli::try_parse_from(["operator", "run"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command;
+        scope(run.namespaces, None)
+    }
+
+    #[test]
+    fn namespaces_flag_limits_the_scope_and_the_single_namespace_flag_still_works() {
+        assert_eq!(parse(&[]), Ok(Scope::Cluster));
+        assert_eq!(
+            parse(&["--namespaces", "team-b,team-a"]),
+            Ok(Scope::Namespaces(vec!["team-a".into(), "team-b".into()]))
+        );
+        assert_eq!(
+            parse(&["--namespace", "solo"]),
+            Ok(Scope::Namespaces(vec!["solo".into()]))
+        );
+        let err = parse(&["--namespaces", "team-a,Team_B"]).unwrap_err();
+        assert!(err.contains("\"Team_B\" is not a namespace name"), "{err}");
+    }
+
+    #[test]
+    fn the_old_single_namespace_variable_is_honoured_not_ignored() {
+        let legacy = |v: &str| scope(Vec::new(), Some(v.into()));
+        assert_eq!(legacy("solo"), Ok(Scope::Namespaces(vec!["solo".into()])));
+        assert_eq!(
+            legacy("team-a,team-b"),
+            Ok(Scope::Namespaces(vec!["team-a".into(), "team-b".into()]))
+        );
+        assert_eq!(legacy(""), Ok(Scope::Cluster));
+        assert!(legacy("Bad").is_err());
+        // The flag (or WATCH_NAMESPACES) wins.
+        assert_eq!(
+            scope(vec!["team-a".into()], Some("other".into())),
+            Ok(Scope::Namespaces(vec!["team-a".into()]))
+        );
+    }
 }

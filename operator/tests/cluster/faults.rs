@@ -21,6 +21,7 @@ use operator::status::is_ready;
 use predictor::testing::FileServer;
 
 use crate::support::manifests::{manifest, predictor};
+use crate::support::rbac::{LEADER_ELECTION_RULES, OPERATOR_RULES, grants};
 use crate::support::wait::poll;
 use crate::support::{
     OPERATOR_NAMESPACE, OperatorProc, ServedModel, TestCluster, client_for, model_file,
@@ -579,7 +580,7 @@ async fn hand_edits_keep_their_own_fields_and_lose_the_operators() {
 
 /// (apiGroup, resource, verb) triples a ServiceAccount may use in `namespace`, and its
 /// non-resource URL rules, as the apiserver's SelfSubjectRulesReview reports them.
-async fn rules(
+pub(crate) async fn rules(
     kubeconfig: &std::path::Path,
     namespace: &str,
 ) -> (BTreeSet<(String, String, String)>, BTreeSet<String>) {
@@ -638,46 +639,11 @@ async fn operator_rbac_is_exactly_what_it_uses() {
     let nobody = s
         .cluster
         .service_account_kubeconfig(OPERATOR_NAMESPACE, "nobody");
-    let cluster_wide = [
-        ("mlops.dev", "predictors", "list"),
-        ("mlops.dev", "predictors", "watch"),
-        ("mlops.dev", "predictors/status", "patch"),
-        ("apps", "deployments", "get"),
-        ("apps", "deployments", "list"),
-        ("apps", "deployments", "watch"),
-        ("apps", "deployments", "create"),
-        ("apps", "deployments", "patch"),
-        ("", "services", "get"),
-        ("", "services", "list"),
-        ("", "services", "watch"),
-        ("", "services", "create"),
-        ("", "services", "patch"),
-        ("autoscaling", "horizontalpodautoscalers", "get"),
-        ("autoscaling", "horizontalpodautoscalers", "list"),
-        ("autoscaling", "horizontalpodautoscalers", "watch"),
-        ("autoscaling", "horizontalpodautoscalers", "create"),
-        ("autoscaling", "horizontalpodautoscalers", "patch"),
-        ("autoscaling", "horizontalpodautoscalers", "delete"),
-        ("events.k8s.io", "events", "create"),
-        ("", "secrets", "get"),
-        ("", "pods", "list"),
-    ];
-    let leader_election = [
-        ("coordination.k8s.io", "leases", "get"),
-        ("coordination.k8s.io", "leases", "create"),
-        ("coordination.k8s.io", "leases", "update"),
-    ];
-    let set = |triples: &[(&str, &str, &str)]| -> BTreeSet<(String, String, String)> {
-        triples
-            .iter()
-            .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
-            .collect()
-    };
     for (namespace, expected) in [
-        ("default", set(&cluster_wide)),
+        ("default", grants(&[OPERATOR_RULES])),
         (
             OPERATOR_NAMESPACE,
-            set(&[&cluster_wide[..], &leader_election[..]].concat()),
+            grants(&[OPERATOR_RULES, LEADER_ELECTION_RULES]),
         ),
     ] {
         let (operator, operator_urls) = rules(&s.operator_kubeconfig, namespace).await;

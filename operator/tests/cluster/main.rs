@@ -13,7 +13,9 @@
 //! [`images`]: the image pre-flight against a real private registry. [`quality`]: the offline
 //! quality gate (`spec.validation`). [`canary`]: the online gate's API (`spec.rollout`).
 //! [`autoscaling`]: who owns the replica count with `spec.autoscaling`. [`hostile_tenant`]: a team
-//! member who may only commit Predictors tries to reach past them (issue 26).
+//! member who may only commit Predictors tries to reach past them (issue 26). [`namespaced`]: the
+//! operator limited to two team namespaces by config/namespaced (its own control plane: RoleBindings
+//! only).
 //!
 //! Ignored by a plain `cargo test`: `./dev/test` runs it. When selected it needs the binaries from
 //! `dev/cluster/build-binaries.sh` (`MLOPS_K8S_BIN`) and fails at once without them.
@@ -27,6 +29,7 @@ mod faults;
 mod hostile_tenant;
 mod images;
 mod lifecycle;
+mod namespaced;
 mod quality;
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! What the operator's heavy test tiers (cluster, gitops, node) and the scale bench share, one job per
 //! module: [`process`] supervision, the [`pki`], the [`control_plane`], [`files`] and ports, the one
-//! Predictor builder ([`manifests`]), a real [`registry`], a real S3 store
+//! Predictor builder ([`manifests`]), the operator's [`rbac`] rules, a real [`registry`], a real S3 store
 //! ([`seaweedfs`]), and [`wait`]s. The loopback model store and HTTP GET are
 //! `predictor::testing`'s.
 // Each test binary (and the bench) uses a different part of it.
@@ -13,6 +13,7 @@ pub mod git;
 pub mod manifests;
 pub mod pki;
 pub mod process;
+pub mod rbac;
 pub mod registry;
 pub mod seaweedfs;
 pub mod wait;
