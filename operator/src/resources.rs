@@ -42,6 +42,8 @@ pub const ENV_MODEL_SHA256: &str = "MODEL_SHA256";
 pub const ENV_VERSION: &str = "VERSION";
 pub const ENV_PORT: &str = "PORT";
 pub const ENV_SHUTDOWN_DELAY_MS: &str = "SHUTDOWN_DELAY_MS";
+/// Where the server answers `POST /drain` and the preStop hook asks (the same variable for both).
+pub const ENV_DRAIN_SOCKET: &str = "DRAIN_SOCKET";
 /// Where a Canary Predictor's stable pods copy live requests to (its canary Service), and what share.
 pub const ENV_SHADOW_URL: &str = "SHADOW_URL";
 pub const ENV_SHADOW_PERCENT: &str = "SHADOW_PERCENT";
@@ -58,6 +60,13 @@ pub const SHUTDOWN_DELAY_MS: u64 = 2000;
 /// Seconds a terminating pod keeps serving (draining: every answer closes its connection) after it
 /// was taken out of the endpoints: enough for kube-proxies to stop sending new connections to it.
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// The pod-local directory of the drain socket: a memory-backed emptyDir that only the pod's own
+/// containers see, so no network peer (a mesh's sidecar proxy connects from 127.0.0.6) can drain a pod.
+pub const DRAIN_SOCKET_DIR: &str = "/run/predictor";
+/// The drain socket's path in [`DRAIN_SOCKET_DIR`].
+pub const DRAIN_SOCKET: &str = "/run/predictor/drain.sock";
+/// The pod volume mounted at [`DRAIN_SOCKET_DIR`]; it holds one socket (no data), hence the small limit.
+const DRAIN_SOCKET_VOLUME: &str = "drain-socket";
 /// Upper bound for pre-stop + shutdown delay + draining in-flight requests after SIGTERM.
 pub const TERMINATION_GRACE_SECONDS: i64 = 30;
 /// Annotation on the Deployment: the `spec.image` its container image was made from. With the
@@ -155,7 +164,9 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-/// `predictor drain --wait <PRE_STOP_SLEEP_SECONDS>s` (the port comes from the container's `PORT`).
+/// `predictor drain --wait <PRE_STOP_SLEEP_SECONDS>s` (the socket comes from the container's
+/// [`ENV_DRAIN_SOCKET`]: so the command is the same for predictor images from before the drain socket,
+/// which ask over loopback TCP and ignore the variable).
 fn pre_stop_command() -> Vec<String> {
     ["/predictor", "drain", "--wait"]
         .map(String::from)
@@ -175,6 +186,7 @@ fn build_container(predictor: &Predictor, image: &str, track: Track) -> Containe
         env(ENV_VERSION, spec.effective_version()),
         env(ENV_PORT, spec.port.to_string()),
         env(ENV_SHUTDOWN_DELAY_MS, SHUTDOWN_DELAY_MS.to_string()),
+        env(ENV_DRAIN_SOCKET, DRAIN_SOCKET),
     ];
     vars.extend(crate::model_access::pod_env(&spec.model));
     if let (Track::Stable, Some(rollout)) = (track, spec.canary()) {
@@ -202,9 +214,10 @@ fn build_container(predictor: &Predictor, image: &str, track: Track) -> Containe
             ..http_probe("/healthz", 10, 3)
         }),
         lifecycle: Some(Lifecycle {
-            // The predictor itself (the image has no shell): it tells the server to drain at once,
-            // so clients on kept-alive connections are told to reconnect (to a pod that stays) with
-            // their next answer, then it waits while endpoints and kube-proxy catch up.
+            // The predictor itself (the image has no shell): it tells the server to drain at once
+            // (over the drain socket), so clients on kept-alive connections are told to reconnect (to
+            // a pod that stays) with their next answer, then it waits while endpoints and kube-proxy
+            // catch up.
             pre_stop: Some(LifecycleHandler {
                 exec: Some(ExecAction {
                     command: Some(pre_stop_command()),
@@ -226,11 +239,18 @@ fn build_container(predictor: &Predictor, image: &str, track: Track) -> Containe
             seccomp_profile: Some(runtime_default_seccomp()),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: DRAIN_SOCKET_VOLUME.into(),
+                mount_path: DRAIN_SOCKET_DIR.into(),
+                ..VolumeMount::default()
+            },
+        ]),
         ..Container::default()
     }
 }
@@ -335,14 +355,25 @@ fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deplo
                         seccomp_profile: Some(runtime_default_seccomp()),
                         ..PodSecurityContext::default()
                     }),
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource {
-                            size_limit: Some(Quantity("1Gi".into())),
-                            ..EmptyDirVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(EmptyDirVolumeSource {
+                                size_limit: Some(Quantity("1Gi".into())),
+                                ..EmptyDirVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: DRAIN_SOCKET_VOLUME.into(),
+                            empty_dir: Some(EmptyDirVolumeSource {
+                                medium: Some("Memory".into()),
+                                size_limit: Some(Quantity("1Mi".into())),
+                                ..EmptyDirVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
                     ..PodSpec::default()
                 }),
             },
@@ -696,7 +727,10 @@ mod tests {
                             "fsGroup": 65532,
                             "seccompProfile": {"type": "RuntimeDefault"}
                         },
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+                        "volumes": [
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                            {"name": "drain-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+                        ],
                         "containers": [{
                             "name": "predictor",
                             "image": pinned(),
@@ -706,7 +740,8 @@ mod tests {
                                 {"name": "MODEL_SHA256", "value": SHA_A},
                                 {"name": "VERSION", "value": "0.2"},
                                 {"name": "PORT", "value": "5008"},
-                                {"name": "SHUTDOWN_DELAY_MS", "value": "2000"}
+                                {"name": "SHUTDOWN_DELAY_MS", "value": "2000"},
+                                {"name": "DRAIN_SOCKET", "value": "/run/predictor/drain.sock"}
                             ],
                             "ports": [{"name": "predictor", "containerPort": 5008, "protocol": "TCP"}],
                             "readinessProbe": {
@@ -733,7 +768,10 @@ mod tests {
                                 "capabilities": {"drop": ["ALL"]},
                                 "seccompProfile": {"type": "RuntimeDefault"}
                             },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "drain-socket", "mountPath": "/run/predictor"}
+                            ]
                         }]
                     }
                 }

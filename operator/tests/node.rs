@@ -15,7 +15,8 @@
 //!  5. A model with a wrong digest (pre-flight check off through the operator Deployment's env):
 //!     old pods keep serving, 0 failed requests, the Predictor turns Degraded with the reason.
 //!  6. Pods run non-root, read-only root, no capabilities, in a namespace enforcing Pod Security
-//!     "restricted" (read back from the API and from the kernel's view of the container processes).
+//!     "restricted" (read back from the API and from the kernel's view of the container processes);
+//!     `POST /drain` from inside a pod's netns, from 127.0.0.6 and 127.0.0.1, is 404 (issue 26).
 //!  7. Image sizes (predictor < 10 MB).
 //!  8. Image faults (issue 13): a missing tag, a re-pushed tag, a wrong pull Secret, the registry down.
 //!  9. The offline quality gate (issue 15): a model trained on shuffled labels refused at pre-flight.
@@ -2273,6 +2274,40 @@ fn predictors_run_and_roll_out_on_a_real_node() {
         assert_eq!(uid, "65532", "pid {pid} uid");
         assert_eq!(caps, "0000000000000000", "pid {pid} has capabilities");
         assert!(root_ro, "pid {pid}: root filesystem is writable");
+    }
+    // Issue 26, `/drain` off the network: inside each pod's own network namespace, a POST /drain from
+    // 127.0.0.6 (where a mesh's sidecar proxy connects from) and from 127.0.0.1 both get the unknown
+    // route's 404 and the pod stays ready; the drain socket is in the pod's emptyDir, its user's only.
+    let port = pods(&node)[0]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        .as_i64()
+        .unwrap();
+    for pid in predictor_pids() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let socket =
+            std::fs::symlink_metadata(format!("/proc/{pid}/root/run/predictor/drain.sock"))
+                .unwrap_or_else(|e| panic!("pid {pid}: no drain socket: {e}"));
+        assert!(socket.file_type().is_socket(), "pid {pid}");
+        assert_eq!(
+            (socket.mode() & 0o777, socket.uid()),
+            (0o600, 65532),
+            "pid {pid}"
+        );
+        let status_in_pod = |args: &[&str]| {
+            let out = Command::new("nsenter")
+                .args(["--target", &pid.to_string(), "--net", "curl", "-s"])
+                .args(["-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+                .args(args)
+                .output()
+                .expect("run nsenter curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for source in ["127.0.0.6", "127.0.0.1"] {
+            let drain = format!("http://127.0.0.1:{port}/drain");
+            let status = status_in_pod(&["--interface", source, "-X", "POST", &drain]);
+            assert_eq!(status, "404", "pid {pid}: POST /drain from {source}");
+        }
+        let readyz = format!("http://127.0.0.1:{port}/readyz");
+        assert_eq!(status_in_pod(&[&readyz]), "200", "pid {pid} still ready");
     }
     // The namespace really enforces: a root pod is refused at admission.
     let refused = run_kubectl(

@@ -4,14 +4,15 @@
 //!
 //! Routes: `POST /api/american` (the contract in DESIGN.md, plus `probability`, plus `{"texts": [...]}`
 //! batches), `/healthz` (alive), `/readyz` (verified model loaded and not draining), `/metrics`
-//! (Prometheus), `/` (a page to try it), and `POST /drain` from loopback only (`predictor drain`, a
-//! pod's preStop hook: start draining now). Client mistakes get 4xx with `{"error": "…"}`, never a 500.
+//! (Prometheus), `/` (a page to try it). Client mistakes get 4xx with `{"error": "…"}`, never a 500.
+//! `POST /drain` (`predictor drain`, a pod's preStop hook: start draining now) is served only on a Unix
+//! socket ([`DrainSocket`], `--drain-socket`), never over TCP: no network peer can drain a pod.
 //! With a [`ShadowConfig`], a sample of answered single-text predictions is copied to a candidate
 //! ([`crate::shadow`]) without delaying or changing the live answer.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper::server::conn::http1;
@@ -30,7 +31,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimit;
 
@@ -73,6 +74,8 @@ pub struct ServeConfig {
     pub max_connection_age: Option<Duration>,
     /// Threads accepting and serving connections, each with its own single-threaded runtime (see [`run`]).
     pub threads: usize,
+    /// Where to answer `POST /drain` (a Unix socket, see [`DrainSocket`]); `None`: nowhere.
+    pub drain_socket: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -94,6 +97,7 @@ impl ServeConfig {
             shadow: None,
             max_connection_age: Some(Duration::from_secs(5)),
             threads: 1,
+            drain_socket: None,
         }
     }
 
@@ -303,10 +307,6 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> App {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route(
-            "/drain",
-            post(move |state, request| drain(state, request, timeout)),
-        )
         .route("/", get(|| async { Html(PAGE) }))
         .fallback(move |body: Body| not_found(body, timeout))
         .method_not_allowed_fallback(move |body: Body| {
@@ -333,7 +333,7 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> App {
 
 const PAGE: &str = include_str!("page.html");
 
-/// The answer to an unknown route (and to `/drain` from anywhere but loopback).
+/// The answer to an unknown route (`/drain` over TCP included: it is served only on the drain socket).
 async fn not_found(body: Body, limit: Duration) -> ApiError {
     ApiError::unrouted(
         StatusCode::NOT_FOUND,
@@ -344,19 +344,24 @@ async fn not_found(body: Body, limit: Duration) -> ApiError {
     .await
 }
 
+/// The drain socket's one route.
+const DRAIN_PATH: &str = "/drain";
+
+/// The service on the drain socket: `POST /drain` only. Pure construction, like [`app`].
+pub fn drain_app(state: Arc<AppState>, config: &ServeConfig) -> Router {
+    let timeout = config.request_timeout;
+    Router::new()
+        .route(DRAIN_PATH, post(drain))
+        .fallback(move |body: Body| not_found(body, timeout))
+        .with_state(Shared(Arc::new(state)))
+}
+
 /// `POST /drain`: start draining now (readiness false, every answer `Connection: close`) while
 /// still answering. A pod's preStop hook calls it (`predictor drain`) as soon as the pod is being
 /// removed, so clients on kept-alive connections move to a pod that stays at once instead of after
-/// the pre-stop pause. Only from loopback, which in Kubernetes is the pod itself: to anyone else
-/// the route does not exist.
-async fn drain(State(state): State<Shared>, request: Request, limit: Duration) -> Response {
-    let from_loopback = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
-    if !from_loopback {
-        return not_found(request.into_body(), limit).await.into_response();
-    }
+/// the pre-stop pause. Never undone, so only the pod itself may ask: it is routed only on the
+/// [`DrainSocket`].
+async fn drain(State(state): State<Shared>) -> Response {
     if !state.draining.swap(true, Ordering::SeqCst) {
         tracing::info!("drain requested: readiness is now false, answers close their connections");
     }
@@ -367,10 +372,124 @@ async fn drain(State(state): State<Shared>, request: Request, limit: Duration) -
         .into_response()
 }
 
-/// The connection a request came on: who is calling and since when the connection is open.
+/// How the drain socket is named in errors: its path and the settings that chose it.
+fn drain_socket_named(path: &Path) -> String {
+    format!(
+        "the drain socket {} (--drain-socket, DRAIN_SOCKET)",
+        path.display()
+    )
+}
+
+/// Where `POST /drain` is served: a Unix socket, which no network peer can reach, whatever address it
+/// connects from (a mesh's sidecar proxy forwards the Service's traffic from 127.0.0.6: loopback, but
+/// anyone's). In Kubernetes it lives in a pod-local emptyDir, so only the pod's own containers (the
+/// preStop hook) see it. The file is removed when this is dropped.
+pub struct DrainSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl DrainSocket {
+    /// Binds `path` with mode 0600 (only this user may connect). A socket left there by an earlier run
+    /// is removed first; anything else there is refused, not deleted. Must run inside a tokio runtime.
+    pub fn bind(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let named = || drain_socket_named(path);
+        match std::fs::symlink_metadata(path) {
+            Ok(found) if found.file_type().is_socket() => {
+                std::fs::remove_file(path).map_err(|e| Error::io(named(), e))?;
+            }
+            Ok(_) => {
+                return Err(Error::Settings(format!(
+                    "{} exists and is not a socket; remove it or choose another path",
+                    named()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(named(), e)),
+        }
+        let listener = UnixListener::bind(path).map_err(|e| Error::io(named(), e))?;
+        // NB: the socket is created with the umask's mode, then narrowed: the pod-local directory is what
+        // keeps everyone else out, the mode other users of the pod. Built first: a failure removes it.
+        let socket = Self {
+            listener,
+            path: path.to_owned(),
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(named(), e))?;
+        Ok(socket)
+    }
+
+    /// Serves `app` (see [`drain_app`]) on every connection until dropped.
+    pub async fn serve(self, app: Router, header_timeout: Duration) {
+        let http = http1_server(header_timeout);
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection on the drain socket");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let served =
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            tokio::spawn(async move {
+                if let Err(error) = served.await {
+                    tracing::debug!(%error, "drain socket connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+impl Drop for DrainSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Asks the server on the drain socket `path` to drain (`predictor drain`): `Ok` once it answered 202,
+/// within `timeout`.
+pub async fn request_drain(path: &Path, timeout: Duration) -> Result<()> {
+    let named = || drain_socket_named(path);
+    let asked = async {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| Error::io(named(), e))?;
+        let failed = |e: hyper::Error| Error::Failed(format!("{}: {e}", named()));
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(failed)?;
+        tokio::spawn(connection);
+        let mut request = Request::new(Body::empty());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from_static(DRAIN_PATH);
+        request
+            .headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
+        let response = sender.send_request(request).await.map_err(failed)?;
+        match response.status() {
+            StatusCode::ACCEPTED => Ok(()),
+            status => Err(Error::Failed(format!(
+                "{}: the server answered HTTP {status}, not 202",
+                named()
+            ))),
+        }
+    };
+    tokio::time::timeout(timeout, asked)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Failed(format!(
+                "{}: no answer within {timeout:?}",
+                named()
+            )))
+        })
+}
+
+/// The connection a request came on: since when it is open.
 #[derive(Clone, Copy, Debug)]
 pub struct Connection {
-    pub peer: SocketAddr,
     pub accepted: Instant,
 }
 
@@ -411,7 +530,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let route = Route::of(request.uri().path());
         let started = Instant::now();
         let mut too_old = false;
@@ -420,12 +539,6 @@ where
             too_old = self
                 .max_connection_age
                 .is_some_and(|max| started.saturating_duration_since(connection.accepted) >= max);
-            if route.label() == "/drain" {
-                // The one handler that asks who is calling: no extension on the other requests' path.
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo(connection.peer));
-            }
         }
         Tracked {
             inner: self.inner.call(request),
@@ -738,6 +851,12 @@ pub async fn run(
     shutdown: impl Future<Output = Duration> + Send + 'static,
 ) -> Result<()> {
     config.validate()?;
+    // First: a drain socket that cannot be bound is a start-up error, before anything is served.
+    let drain_socket = config
+        .drain_socket
+        .as_deref()
+        .map(DrainSocket::bind)
+        .transpose()?;
     let state = AppState::new(config.version.clone());
     if let Some(shadow) = &config.shadow {
         state.set_shadow(shadow)?;
@@ -757,6 +876,11 @@ pub async fn run(
         || app(state.clone(), &per_thread),
         limits,
     )?;
+    let drain_task = drain_socket.map(|socket| {
+        tracing::info!(path = %socket.path.display(), "POST /drain served on this socket only");
+        let app = drain_app(state.clone(), &config);
+        tokio::spawn(socket.serve(app, config.request_timeout))
+    });
     let loader = tokio::spawn(load_model(state.clone(), config.clone()));
     let close_listener = CancellationToken::new();
     let signal = tokio::spawn({
@@ -782,6 +906,11 @@ pub async fn run(
     }
     loader.abort();
     signal.abort();
+    if let Some(task) = drain_task {
+        // Dropping the socket removes its file.
+        task.abort();
+        let _ = task.await;
+    }
     Ok(())
 }
 
@@ -844,7 +973,7 @@ async fn accept(
 ) {
     let mut turn = 0;
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -857,7 +986,6 @@ async fn accept(
             () = close_listener.cancelled() => break,
         };
         let connection = Connection {
-            peer,
             accepted: Instant::now(),
         };
         turn = (turn + 1) % (workers.len() + 1);
@@ -873,6 +1001,14 @@ async fn accept(
     }
 }
 
+/// HTTP/1.1 serving settings: a client gets at most `header_timeout` to send a request head (slowloris).
+fn http1_server(header_timeout: Duration) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    http
+}
+
 /// The connections one runtime serves: HTTP/1.1 with a header-read timeout, each watched for the drain.
 /// Unlike `axum::serve`, a client gets at most `header_timeout` to send a request head; its body is bounded
 /// by the service (see [`within`]).
@@ -885,12 +1021,9 @@ struct Connections {
 
 impl Connections {
     fn new(app: App, limits: Limits) -> Self {
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
         Self {
             app,
-            http,
+            http: http1_server(limits.header_timeout),
             graceful: GracefulShutdown::new(),
             drain_timeout: limits.drain_timeout,
         }
@@ -927,7 +1060,7 @@ mod tests {
     //! Every client mistake the router answers, straight through `app()` with `oneshot` (no socket).
 
     use super::*;
-    use axum::http::Method;
+    use std::net::SocketAddr;
     use tower::ServiceExt;
 
     use crate::train::{TrainSettings, train_from_bytes};
@@ -1168,36 +1301,100 @@ mod tests {
         assert_eq!(connection.as_deref(), Some("close"));
     }
 
+    /// `/drain` is no route of the TCP service: whoever calls (no peer address is even looked at), the
+    /// answer is an unknown route's, and nothing drains.
     #[tokio::test]
-    async fn drain_is_only_for_the_pod_itself() {
-        let post_drain = |peer: Option<&str>| {
-            let mut request = axum::http::Request::builder()
-                .method(Method::POST)
-                .uri("/drain")
-                .body(Body::empty())
-                .unwrap();
-            if let Some(peer) = peer {
-                let peer: SocketAddr = peer.parse().unwrap();
-                request.extensions_mut().insert(ConnectInfo(peer));
-            }
-            request
-        };
+    async fn drain_over_tcp_is_an_unknown_route() {
         let state = ready_state();
         let router = app(state.clone(), &config());
-        for peer in [None, Some("10.88.0.7:40000"), Some("[2001:db8::1]:40000")] {
-            let response = router.clone().oneshot(post_drain(peer)).await.unwrap();
-            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{peer:?}");
-            assert!(state.readiness().is_ok(), "{peer:?} started a drain");
+        let unknown = send(router.clone(), Method::POST, "/nope", "").await;
+        assert_eq!(unknown.0, StatusCode::NOT_FOUND);
+        for method in [Method::POST, Method::GET, Method::PUT] {
+            let answer = send(router.clone(), method.clone(), "/drain", "").await;
+            assert_eq!(answer, unknown, "{method}");
         }
-        for peer in ["127.0.0.1:40000", "[::1]:40000"] {
-            let response = router
-                .clone()
-                .oneshot(post_drain(Some(peer)))
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::ACCEPTED, "{peer}");
-            assert_eq!(state.readiness().unwrap_err(), "shutting down");
-        }
+        assert!(state.readiness().is_ok(), "a TCP request started a drain");
+    }
+
+    /// A fresh directory for a test's drain socket.
+    fn socket_dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_drain_socket_is_mode_0600_drains_and_goes_with_the_server() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = socket_dir();
+        let path = dir.path().join("drain.sock");
+        let socket = DrainSocket::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let state = ready_state();
+        let served = tokio::spawn(socket.serve(
+            drain_app(state.clone(), &config()),
+            config().request_timeout,
+        ));
+
+        assert!(state.readiness().is_ok());
+        request_drain(&path, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(state.readiness().unwrap_err(), "shutting down");
+        // Asked again (a second preStop run): still accepted, still draining.
+        request_drain(&path, Duration::from_secs(2)).await.unwrap();
+        assert!(state.served().is_ok(), "still answering while draining");
+
+        served.abort();
+        let _ = served.await;
+        assert!(!path.exists(), "the socket file is removed with the socket");
+        let error = request_drain(&path, Duration::from_secs(2))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_drain_socket_path_that_cannot_be_bound_is_a_clear_error() {
+        let dir = socket_dir();
+        // No such directory.
+        let missing = dir.path().join("no-such-dir/drain.sock");
+        let error = DrainSocket::bind(&missing).err().unwrap().to_string();
+        assert!(
+            error.contains(&format!(
+                "the drain socket {} (--drain-socket, DRAIN_SOCKET)",
+                missing.display()
+            )) && error.contains("No such file or directory"),
+            "{error}"
+        );
+        // Something that is not a socket is refused and left alone.
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "keep me").unwrap();
+        let error = DrainSocket::bind(&file).err().unwrap().to_string();
+        assert!(error.contains("exists and is not a socket"), "{error}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        // A stale socket (a crashed earlier run's) is replaced.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(stale.exists());
+        let socket = DrainSocket::bind(&stale).unwrap();
+        let served = tokio::spawn(socket.serve(
+            drain_app(ready_state(), &config()),
+            config().request_timeout,
+        ));
+        request_drain(&stale, Duration::from_secs(2)).await.unwrap();
+        served.abort();
+
+        // `run` refuses to start on it: nothing is served, the error comes back at once.
+        let mut bad = config();
+        bad.drain_socket = Some(missing.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(5),
+            run(listener, bad, std::future::pending()),
+        )
+        .await
+        .expect("run returns at once");
+        let error = outcome.unwrap_err().to_string();
+        assert!(error.contains(&missing.display().to_string()), "{error}");
     }
 
     /// Serves `config` on a loopback port; the sender stops it (after the delay it sends).

@@ -1,11 +1,14 @@
 //! `predictor serve` over real HTTP on loopback: the JSON contract, every client mistake, model sources
 //! (good, wrong digest, down then up, gone after start, replaced by another file, truncated), graceful
-//! shutdown, and `eval --url` against `eval --model`.
+//! shutdown, the drain (on its Unix socket only; `/drain` over TCP is 404 from any address), and
+//! `eval --url` against `eval --model`.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -483,9 +486,33 @@ fn keep_alive_request(stream: &mut TcpStream) -> String {
     String::from_utf8(response).unwrap().to_ascii_lowercase()
 }
 
+/// A server on the [`MODEL_DATE`] model answering `POST /drain` on a socket in a fresh directory:
+/// (store, server, directory, socket path).
+fn serving_with_drain_socket() -> (FileServer, TestServer, tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("drain.sock");
+    let path = socket.clone();
+    let (store, server) = common::server::serving_model(|c| c.drain_socket = Some(path));
+    (store, server, dir, socket)
+}
+
+/// What the pod's preStop hook runs: `/predictor drain --wait <wait>`, the socket from `DRAIN_SOCKET`.
+fn pre_stop(socket: &Path, wait: &str) -> std::process::Output {
+    common::predictor_with_env(
+        &["drain", "--wait", wait],
+        &[("DRAIN_SOCKET", socket.as_os_str())],
+    )
+}
+
 #[test]
-fn drain_from_the_pod_itself_moves_kept_alive_clients_on_while_still_answering() {
-    let (_store, server) = serving_model();
+fn pre_stop_drains_through_the_socket_moving_kept_alive_clients_on_while_still_answering() {
+    let (_store, server, _dir, socket) = serving_with_drain_socket();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the socket is its user's only: {mode:o}"
+    );
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -493,16 +520,10 @@ fn drain_from_the_pod_itself_moves_kept_alive_clients_on_while_still_answering()
     let before = keep_alive_request(&mut stream);
     assert!(before.starts_with("http/1.1 200"), "{before}");
     assert!(!before.contains("connection: close"), "{before}");
+    assert_eq!(server.readyz().0, 200);
 
-    // What the pod's preStop hook runs.
     let started = Instant::now();
-    let out = common::predictor(&[
-        "drain",
-        "--port",
-        &server.port.to_string(),
-        "--wait",
-        "300ms",
-    ]);
+    let out = pre_stop(&socket, "300ms");
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(started.elapsed() >= Duration::from_millis(300), "it waits");
 
@@ -517,22 +538,170 @@ fn drain_from_the_pod_itself_moves_kept_alive_clients_on_while_still_answering()
         (status, ready["reason"].as_str()),
         (503, Some("shutting down"))
     );
+    server.stop().unwrap();
+    assert!(
+        !socket.exists(),
+        "the server removes its socket when it stops"
+    );
 
-    // No server there: it still waits, then says so.
-    let out = common::predictor(&[
-        "drain",
-        "--port",
-        &closed_port().to_string(),
-        "--wait",
-        "0s",
-    ]);
+    // No server there: it still waits, then says which socket it tried.
+    let started = Instant::now();
+    let out = pre_stop(&socket, "200ms");
     assert!(!out.status.success());
     assert!(
-        common::stderr(&out).contains("127.0.0.1"),
+        started.elapsed() >= Duration::from_millis(200),
+        "it waits anyway"
+    );
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains(&format!("the drain socket {}", socket.display())),
+        "{stderr}"
+    );
+    // No socket named at all (a pod template without DRAIN_SOCKET): it says what to set.
+    let out = common::predictor(&["drain", "--wait", "0s"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("DRAIN_SOCKET"),
         "{}",
         common::stderr(&out)
     );
-    server.stop().unwrap();
+}
+
+/// A TCP connection to `port` on 127.0.0.1 from the source address `source` (any of 127.0.0.0/8).
+fn connect_from(source: &str, port: u16) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        stream.into_std().unwrap()
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// `POST path` (empty body) on `stream`: the status line and the body (the headers carry a date).
+fn post_empty(mut stream: TcpStream, path: &str) -> (String, String) {
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_string();
+    (status, body.to_string())
+}
+
+/// In a mesh the sidecar proxy forwards the Service's traffic from 127.0.0.6; the pod's own processes
+/// connect from 127.0.0.1. Over TCP neither can drain: `/drain` is an unknown route from any address,
+/// with a drain socket open or not, and readiness stays true.
+#[test]
+fn drain_over_tcp_is_404_from_any_address_and_readiness_stays_true() {
+    let (_store, with_socket, _dir, socket) = serving_with_drain_socket();
+    let (_other_store, without_socket) = serving_model();
+    for server in [&with_socket, &without_socket] {
+        let unknown = post_empty(connect_from("127.0.0.1", server.port), "/nope");
+        assert!(unknown.0.starts_with("HTTP/1.1 404"), "{unknown:?}");
+        for source in ["127.0.0.1", "127.0.0.6", "127.0.0.2"] {
+            let stream = connect_from(source, server.port);
+            assert_eq!(stream.local_addr().unwrap().ip().to_string(), source);
+            assert_eq!(post_empty(stream, "/drain"), unknown, "from {source}");
+            let (status, ready) = server.readyz();
+            assert_eq!(
+                status, 200,
+                "a request from {source} drained the server: {ready}"
+            );
+        }
+    }
+    // The socket still works: TCP was refused, not the drain.
+    let out = pre_stop(&socket, "0s");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(with_socket.readyz().0, 503);
+}
+
+/// The pod's shape end to end with the real binary: `serve` and the preStop `drain` both find the socket
+/// in `DRAIN_SOCKET`; after the drain, SIGTERM still shuts down cleanly and the socket file is gone.
+/// A socket path that cannot be bound stops `serve` at once with an error naming it.
+#[test]
+fn serve_binds_the_drain_socket_from_its_env_and_refuses_a_path_it_cannot_bind() {
+    let (bytes, sha) = model_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, bytes).unwrap();
+    let socket = dir.path().join("drain.sock");
+    // A stale socket file from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let port = closed_port();
+    let serve = |socket: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_predictor"));
+        command
+            .args([
+                "serve",
+                "--model-url",
+                model.to_str().unwrap(),
+                "--model-sha256",
+                &sha,
+            ])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("DRAIN_SOCKET", socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let child = serve(&socket).spawn().unwrap();
+    let readyz = || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/readyz"))
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    predictor::testing::poll(Duration::from_secs(20), "/readyz 200", || {
+        (readyz() == 200).then_some(())
+    })
+    .unwrap();
+    let out = pre_stop(&socket, "0s");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(readyz(), 503);
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let exited = child.wait_with_output().unwrap();
+    assert!(exited.status.success(), "{}", common::stderr(&exited));
+    assert!(!socket.exists(), "the socket file is removed at exit");
+
+    for (bad, says) in [
+        (
+            dir.path().join("no-such-dir/drain.sock"),
+            "No such file or directory",
+        ),
+        (model.clone(), "exists and is not a socket"),
+    ] {
+        let started = Instant::now();
+        let out = serve(&bad).output().unwrap();
+        assert!(!out.status.success());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "fails at start"
+        );
+        let stderr = common::stderr(&out);
+        assert!(
+            stderr.contains(&format!(
+                "the drain socket {} (--drain-socket, DRAIN_SOCKET)",
+                bad.display()
+            )) && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+    assert!(
+        std::fs::metadata(&model).unwrap().len() > 0,
+        "the model file was left alone"
+    );
 }
 
 /// Keep-alive clients do not stick to one pod for ever: once a connection is older than

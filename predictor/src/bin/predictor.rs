@@ -46,7 +46,7 @@ enum Command {
     /// seen, switch-over and failures.
     /// Exits non-zero if a request failed or --until-version was not reached.
     Probe(ProbeArgs),
-    /// Tell the server on this machine's loopback to drain now (readiness false, every answer closes its
+    /// Tell the server on its drain socket to drain now (readiness false, every answer closes its
     /// connection, still answering), then wait: a pod's preStop hook, so kept-alive clients move on at once.
     Drain(DrainArgs),
     /// Upload a model file to s3://bucket/key or oci://registry/repository:tag and print its URL and
@@ -73,9 +73,9 @@ struct PublishArgs {
 
 #[derive(Args)]
 struct DrainArgs {
-    /// The server's port on 127.0.0.1.
-    #[arg(long, env = "PORT", default_value_t = 5008)]
-    port: u16,
+    /// The Unix socket the server answers the drain on (what `serve --drain-socket` was given).
+    #[arg(long, env = "DRAIN_SOCKET")]
+    drain_socket: Option<PathBuf>,
     /// How long to keep answering afterwards before returning (what the preStop pause was): endpoints
     /// and kube-proxy rules catch up meanwhile.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -294,6 +294,10 @@ struct ServeArgs {
     /// Percent (0-100) of live single-text predictions copied to --shadow-url.
     #[arg(long, env = "SHADOW_PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     shadow_percent: u8,
+    /// Answer `POST /drain` (`predictor drain`, a pod's preStop hook) on a Unix socket created at this
+    /// path (mode 0600; a stale socket there is replaced). Never over TCP. Empty: no drain endpoint.
+    #[arg(long, env = "DRAIN_SOCKET")]
+    drain_socket: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -329,7 +333,11 @@ fn run(cli: Cli) -> predictor::Result<()> {
         }),
         Command::Predict(args) => commands::predict(&args.target.target(), args.texts),
         Command::Demo => commands::demo(),
-        Command::Drain(args) => commands::drain(args.port, args.wait),
+        Command::Drain(args) => commands::drain(
+            args.drain_socket
+                .filter(|path| !path.as_os_str().is_empty()),
+            args.wait,
+        ),
         Command::Serve(args) => commands::serve(args.options()),
         Command::Publish(args) => commands::publish(&args.model, &args.to, args.update.as_deref()),
         Command::Probe(args) => commands::probe(args.options()),
@@ -351,6 +359,9 @@ impl ServeArgs {
             .shadow_url
             .filter(|url| !url.is_empty())
             .map(|url| ShadowConfig::new(url, self.shadow_percent));
+        config.drain_socket = self
+            .drain_socket
+            .filter(|path| !path.as_os_str().is_empty());
         ServeOptions {
             config,
             address: std::net::SocketAddr::new(self.host, self.port),

@@ -275,26 +275,17 @@ pub fn publish(model: &Path, to: &str, update: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// Asks the server on `127.0.0.1:port` to drain (`POST /drain`), then waits `wait` while it keeps
-/// answering; fails (after the wait, so the pod's pause is kept) when the server did not accept.
-pub fn drain(port: u16, wait: Duration) -> Result<()> {
-    let url = format!("http://127.0.0.1:{port}/drain");
-    let asked = runtime()?.block_on(async {
-        let client = crate::client::http_client(Duration::from_secs(2))?;
-        let fail = |reason: String| Error::Source {
-            location: url.clone(),
-            reason,
-        };
-        let response = client
-            .post(&url)
-            .send()
-            .await
-            .map_err(|e| fail(crate::source::describe_reqwest(&e)))?;
-        match response.status().as_u16() {
-            202 => Ok(()),
-            status => Err(fail(format!("HTTP {status}"))),
-        }
-    });
+/// Asks the server on its drain socket to drain (`POST /drain`), then waits `wait` while it keeps
+/// answering; fails (after the wait, so the pod's pause is kept) when there is no socket to ask or the
+/// server did not accept.
+pub fn drain(socket: Option<PathBuf>, wait: Duration) -> Result<()> {
+    let asked = match socket {
+        Some(path) => runtime()?.block_on(server::request_drain(&path, Duration::from_secs(2))),
+        None => Err(Error::Settings(
+            "no drain socket: set --drain-socket or DRAIN_SOCKET to what `predictor serve` was given"
+                .into(),
+        )),
+    };
     match &asked {
         Ok(()) => eprintln!("draining; waiting {} ms", wait.as_millis()),
         Err(error) => eprintln!("error: {error}; waiting {} ms anyway", wait.as_millis()),

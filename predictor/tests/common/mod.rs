@@ -29,8 +29,14 @@ pub fn closed_port() -> u16 {
 
 /// Runs the real `predictor` binary with `args`.
 pub fn predictor(args: &[&str]) -> Output {
+    predictor_with_env(args, &[])
+}
+
+/// Runs the real `predictor` binary with `args` and these environment variables set.
+pub fn predictor_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_predictor"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run predictor")
 }
