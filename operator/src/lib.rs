@@ -2,7 +2,8 @@
 //! `Predictor` object, checks a new model before it rolls out, and reports what is being served.
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
-//! [`model_check`] (pre-flight download and verification), [`quality`] (the offline quality gate:
+//! [`model_check`] (pre-flight download and verification), [`spool`] (the fetch-once store on disk
+//! the model check and the quality gate read) and [`budget`] (the memory every read of a URL reserves), [`quality`] (the offline quality gate:
 //! a new model scored on a labelled data set before it rolls out), [`canary`], [`scrape`] and
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps),
@@ -10,6 +11,7 @@
 //! [`manager`] (the process: those parts started and stopped in order).
 
 pub mod analysis;
+pub mod budget;
 pub mod canary;
 pub mod controller;
 pub mod crd;
@@ -24,6 +26,7 @@ pub mod quality;
 pub mod resources;
 pub mod scrape;
 pub mod server;
+pub mod spool;
 pub mod status;
 pub mod telemetry;
 

@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
 use crate::controller::{self, Children, Context};
 use crate::error::{Error, Result};
 use crate::image::ImageChecker;
@@ -21,6 +22,7 @@ use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
+use crate::spool::Spool;
 
 /// Everything `operator run` is told (flags and their environment variables).
 #[derive(Clone, Debug)]
@@ -35,6 +37,10 @@ pub struct Config {
     pub registry_timeout: Duration,
     /// Largest model file the pre-flight check downloads.
     pub model_max_bytes: u64,
+    /// Where downloads are spooled (emptied at start).
+    pub spool_dir: std::path::PathBuf,
+    /// What all reads of URLs together may hold in memory at once, in bytes.
+    pub memory_budget: u64,
     /// Timeout of one model download.
     pub model_timeout: Duration,
     /// Watch only this namespace (default: all).
@@ -142,21 +148,33 @@ fn build_context(
         tracing::warn!("pre-flight image check disabled (--skip-image-check)");
     }
     let (children, writers) = Children::new();
+    let fetcher =
+        predictor::source::Fetcher::new(config.model_timeout).map_err(|e| Error::ModelFetch {
+            url: "-".into(),
+            reason: e.to_string(),
+        })?;
+    let spool = Spool::new(&config.spool_dir, fetcher).map_err(|e| Error::ModelFetch {
+        url: "-".into(),
+        reason: format!(
+            "cannot use the spool directory {}: {e}",
+            config.spool_dir.display()
+        ),
+    })?;
+    let budget = Arc::new(Budget::new(config.memory_budget));
+    tracing::info!(spool = %config.spool_dir.display(), memory_budget_mib = config.memory_budget >> 20, model_max_bytes = config.model_max_bytes, "downloads are spooled to disk, reads of URLs share the memory budget");
+    let checker = ModelChecker::new(
+        !config.skip_model_check,
+        config.model_max_bytes,
+        Arc::new(spool),
+        budget,
+    );
     let ctx = Context {
         reporter: Reporter {
             controller: "predictor-operator".into(),
             instance: Some(config.identity.clone()),
         },
-        checker: ModelChecker::new(
-            !config.skip_model_check,
-            config.model_max_bytes,
-            config.model_timeout,
-        )?,
-        gate: QualityGate::new(
-            config.model_max_bytes,
-            crate::quality::DATA_MAX_BYTES,
-            config.model_timeout,
-        )?,
+        gate: QualityGate::new(&checker, crate::quality::DATA_MAX_BYTES),
+        checker,
         images: ImageChecker::new(!config.skip_image_check, config.registry_timeout)?,
         // NB: a pod answers /metrics from memory: two seconds means it is in trouble, and a canary
         // analysis then just waits for the next poll.
