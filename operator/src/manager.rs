@@ -135,6 +135,10 @@ async fn elect(elector: &LeaderElector, config: &Config, shutdown: &Cancellation
     won
 }
 
+/// The smallest in-flight memory budget the operator starts with: a download, a /metrics scrape,
+/// a registry answer and the decode of a 1 MiB model at once.
+pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
+
 /// Step: what every reconcile shares (client, Event reporter, model checker, metrics, caches).
 fn build_context(
     config: &Config,
@@ -148,18 +152,22 @@ fn build_context(
         tracing::warn!("pre-flight image check disabled (--skip-image-check)");
     }
     let (children, writers) = Children::new();
-    let fetcher =
-        predictor::source::Fetcher::new(config.model_timeout).map_err(|e| Error::ModelFetch {
-            url: "-".into(),
-            reason: e.to_string(),
-        })?;
-    let spool = Spool::new(&config.spool_dir, fetcher).map_err(|e| Error::ModelFetch {
-        url: "-".into(),
-        reason: format!(
-            "cannot use the spool directory {}: {e}",
+    let fetcher = predictor::source::Fetcher::new(config.model_timeout)
+        .map_err(|e| Error::Settings(e.to_string()))?;
+    let spool = Spool::new(&config.spool_dir, fetcher).map_err(|e| {
+        Error::Settings(format!(
+            "cannot use the spool directory {} (--spool-dir): {e}",
             config.spool_dir.display()
-        ),
+        ))
     })?;
+    if config.memory_budget < MIN_MEMORY_BUDGET {
+        return Err(Error::Settings(format!(
+            "--memory-budget-mib {} is less than the {} MiB one model check, one scrape and one \
+             registry answer need at once",
+            config.memory_budget >> 20,
+            MIN_MEMORY_BUDGET >> 20
+        )));
+    }
     let budget = Arc::new(Budget::new(config.memory_budget));
     tracing::info!(spool = %config.spool_dir.display(), memory_budget_mib = config.memory_budget >> 20, model_max_bytes = config.model_max_bytes, "downloads are spooled to disk, reads of URLs share the memory budget");
     let checker = ModelChecker::new(
@@ -168,6 +176,8 @@ fn build_context(
         Arc::new(spool),
         budget,
     );
+    let images = ImageChecker::new(!config.skip_image_check, config.registry_timeout)?
+        .within(checker.budget().clone());
     let ctx = Context {
         reporter: Reporter {
             controller: "predictor-operator".into(),
@@ -175,7 +185,7 @@ fn build_context(
         },
         gate: QualityGate::new(&checker, crate::quality::DATA_MAX_BYTES),
         checker,
-        images: ImageChecker::new(!config.skip_image_check, config.registry_timeout)?,
+        images,
         // NB: a pod answers /metrics from memory: two seconds means it is in trouble, and a canary
         // analysis then just waits for the next poll.
         pod_metrics: Arc::new(crate::scrape::HttpPodMetrics::new(Duration::from_secs(2))?),

@@ -743,6 +743,40 @@ mod tests {
         }
     }
 
+    /// The model check and the quality gate share one download: the gate scores the copy the check
+    /// spooled (one request for the model at the store, one for the data), and once the reconcile
+    /// releases it the spool is empty.
+    #[tokio::test]
+    async fn the_gate_reads_the_checked_models_spooled_copy_not_a_second_download() {
+        let s = store();
+        let metrics = Metrics::default();
+        let checker = crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5));
+        let gate = QualityGate::new(&checker, DATA_MAX_BYTES);
+        let spec = gated(&s.good, &s.data, Some(0.8), None);
+        let model = checker
+            .check(&spec.model, false, &StoreAccess::default(), &metrics)
+            .await;
+        assert_eq!(model, ModelCheck::Verified);
+        let verdict = gate
+            .check(&spec, &model, None, &StoreAccess::default(), &metrics)
+            .await;
+        assert!(
+            matches!(verdict, QualityCheck::Passed { .. }),
+            "{verdict:?}"
+        );
+        assert_eq!(s.files.requests("/good.model"), 1);
+        assert_eq!(s.files.requests("/eval.csv"), 1);
+        assert_eq!(checker.spool().downloads_started(), 2);
+        checker.release(&spec.model);
+        gate.spool.forget(&s.data.url, &s.data.sha256);
+        assert_eq!(
+            std::fs::read_dir(checker.spool().dir()).unwrap().count(),
+            0,
+            "released files are deleted"
+        );
+        assert_eq!(checker.budget().available(), checker.budget().total());
+    }
+
     #[tokio::test]
     async fn unreachable_wrong_oversized_or_unreadable_data_refuses_the_model() {
         let s = store();

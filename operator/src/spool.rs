@@ -101,6 +101,11 @@ impl Spool {
         Ok(spool)
     }
 
+    /// The directory it spools to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Downloads started since the store was made.
     pub fn downloads_started(&self) -> u64 {
         self.started.load(std::sync::atomic::Ordering::Relaxed)
