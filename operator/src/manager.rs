@@ -37,8 +37,9 @@ pub struct Config {
     pub registry_timeout: Duration,
     /// Largest model file the pre-flight check downloads.
     pub model_max_bytes: u64,
-    /// Where downloads are spooled (emptied at start).
-    pub spool_dir: std::path::PathBuf,
+    /// Where downloads are spooled (the spool's files there are deleted at start); `None`: a new
+    /// temporary directory, removed at exit.
+    pub spool_dir: Option<std::path::PathBuf>,
     /// What all reads of URLs together may hold in memory at once, in bytes.
     pub memory_budget: u64,
     /// Timeout of one model download.
@@ -154,12 +155,11 @@ fn build_context(
     let (children, writers) = Children::new();
     let fetcher = predictor::source::Fetcher::new(config.model_timeout)
         .map_err(|e| Error::Settings(e.to_string()))?;
-    let spool = Spool::new(&config.spool_dir, fetcher).map_err(|e| {
-        Error::Settings(format!(
-            "cannot use the spool directory {} (--spool-dir): {e}",
-            config.spool_dir.display()
-        ))
-    })?;
+    let spool = match &config.spool_dir {
+        Some(dir) => Spool::new(dir, fetcher),
+        None => Spool::scratch(fetcher),
+    }
+    .map_err(|e| Error::Settings(format!("cannot use the spool directory (--spool-dir): {e}")))?;
     if config.memory_budget < MIN_MEMORY_BUDGET {
         return Err(Error::Settings(format!(
             "--memory-budget-mib {} is less than the {} MiB one model check, one scrape and one \
@@ -169,7 +169,7 @@ fn build_context(
         )));
     }
     let budget = Arc::new(Budget::new(config.memory_budget));
-    tracing::info!(spool = %config.spool_dir.display(), memory_budget_mib = config.memory_budget >> 20, model_max_bytes = config.model_max_bytes, "downloads are spooled to disk, reads of URLs share the memory budget");
+    tracing::info!(spool = %spool.dir().display(), memory_budget_mib = config.memory_budget >> 20, model_max_bytes = config.model_max_bytes, "downloads are spooled to disk, reads of URLs share the memory budget");
     let checker = ModelChecker::new(
         !config.skip_model_check,
         config.model_max_bytes,

@@ -4,8 +4,9 @@
 //! both read that one copy. Memory holds a chunk at a time while downloading, whatever the URL
 //! serves; the disk holds at most [`KEPT`] finished files, the ones being downloaded
 //! ([`PARALLEL_DOWNLOADS`]) and the ones a quality-gate run is reading, each at most its limit.
-//! A file is deleted when the store lets go of it and nothing reads it; the directory is emptied
-//! at start, so a crash leaves nothing behind that grows.
+//! A file is deleted when the store lets go of it and nothing reads it; the spool's files left in
+//! the directory by an earlier process are deleted at start, so a crash leaves nothing behind that
+//! grows.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,9 @@ pub const KEPT: usize = 4;
 pub const DOWNLOAD_MEMORY: u64 = 1 << 20;
 /// The file writer's buffer.
 const WRITE_BUFFER: usize = 64 << 10;
+/// How the spool's file names start: at start only these are deleted, whatever else the
+/// directory holds (a `--spool-dir` given by mistake loses nothing else).
+const PREFIX: &str = "spooled-";
 
 /// A downloaded file in the spool, deleted when the last holder drops it.
 #[derive(Debug)]
@@ -71,15 +75,15 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// A store in `dir` (created; emptied of what an earlier process left), downloading with
-    /// `fetcher`.
+    /// A store in `dir` (created; rid of the files an earlier process spooled there), downloading
+    /// with `fetcher`. NB: one process per directory (the Deployment's is an `emptyDir` per pod).
     pub fn new(dir: &Path, fetcher: Fetcher) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
+            if entry.file_name().to_string_lossy().starts_with(PREFIX)
+                && entry.file_type()?.is_file()
+            {
                 std::fs::remove_file(entry.path())?;
             }
         }
@@ -183,7 +187,9 @@ impl Spool {
     ) -> Result<Spooled, Refused> {
         let spool_failed =
             |e: std::io::Error| Refused::Fetch(format!("cannot write to the spool directory: {e}"));
-        let (file, path) = tempfile::NamedTempFile::new_in(&self.dir)
+        let (file, path) = tempfile::Builder::new()
+            .prefix(PREFIX)
+            .tempfile_in(&self.dir)
             .map_err(spool_failed)?
             .into_parts();
         let mut file = tokio::fs::File::from_std(file);
@@ -212,11 +218,12 @@ mod tests {
     #[tokio::test]
     async fn a_file_is_downloaded_once_kept_few_and_deleted_when_let_go() {
         let dir = tempfile::tempdir().unwrap();
-        // What a crashed process left is removed at start.
-        std::fs::write(dir.path().join("leftover"), b"x").unwrap();
-        std::fs::create_dir(dir.path().join("old")).unwrap();
+        // What a crashed process spooled is removed at start; nothing else is.
+        std::fs::write(dir.path().join("spooled-left.over"), b"x").unwrap();
+        std::fs::write(dir.path().join("someone-elses"), b"x").unwrap();
         let spool = spool(dir.path());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(!dir.path().join("spooled-left.over").exists());
+        std::fs::remove_file(dir.path().join("someone-elses")).unwrap();
 
         let store = predictor::testing::FileServer::start();
         let budget = Budget::new(16 << 20);

@@ -94,10 +94,10 @@ async fn operator_memory_is_bounded_whatever_a_url_serves() {
         gibibyte.sent()
     );
 
-    // Endless bodies, eight at once, each read through to a 64 MiB limit: 512 MiB pass through
+    // Endless bodies, eight at once, each read through to a 32 MiB limit: 256 MiB pass through
     // the spool (on disk), refused with the same words; the memory does not follow.
     let endless = JunkServer::start(None);
-    let big = checker(64 << 20);
+    let big = checker(32 << 20);
     let checks = (0..8).map(|i| {
         let model = junk_model(format!("{}/endless-{i}.model", endless.url));
         let (big, access, metrics) = (&big, &access, &metrics);
@@ -107,11 +107,11 @@ async fn operator_memory_is_bounded_whatever_a_url_serves() {
         assert_eq!(reason, "FetchFailed");
         assert!(
             message
-                .ends_with("more than the 67108864-byte limit; the Deployment was left unchanged"),
+                .ends_with("more than the 33554432-byte limit; the Deployment was left unchanged"),
             "{message}"
         );
     }
-    assert!(endless.sent() >= 8 * (64 << 20), "{} bytes", endless.sent());
+    assert!(endless.sent() >= 8 * (32 << 20), "{} bytes", endless.sent());
     let growth = peak_rss().saturating_sub(before);
     println!(
         "peak RSS before {} MiB, growth {} KiB while refusing 1 GiB and 8 endless bodies ({} MiB read)",

@@ -41,10 +41,12 @@ struct RunArgs {
     /// --memory-budget-mib (8 MiB: a model of the default 3,000 features is ~100 KB).
     #[arg(long, env = "MODEL_MAX_BYTES", default_value_t = 8 << 20)]
     model_max_bytes: u64,
-    /// Directory downloads are spooled to (emptied at start): model files and validation data,
-    /// each at most its limit (config/manager mounts an emptyDir with a sizeLimit here).
-    #[arg(long, env = "SPOOL_DIR", default_value_os_t = std::env::temp_dir().join("predictor-operator-spool"))]
-    spool_dir: std::path::PathBuf,
+    /// Directory downloads are spooled to, one operator process per directory: model files and
+    /// validation data, each at most its limit; files an earlier process spooled there are deleted
+    /// at start (config/manager mounts an emptyDir with a sizeLimit here). Default: a new
+    /// temporary directory, removed at exit.
+    #[arg(long, env = "SPOOL_DIR")]
+    spool_dir: Option<std::path::PathBuf>,
     /// MiB that all reads of URLs together (downloads, model decodes, quality-gate scoring,
     /// /metrics scrapes) may hold in memory at once; more wait. Keep it below the pod's memory
     /// limit minus the operator's own ~64 MiB (config/manager/deployment.yaml).
