@@ -136,6 +136,16 @@ async fn elect(elector: &LeaderElector, config: &Config, shutdown: &Cancellation
     won
 }
 
+/// `--memory-budget-mib`'s default: what config/manager's memory limit is sized for (see
+/// [`BASELINE_MEMORY`] and the test that checks the Deployment against these).
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 160;
+/// `--model-max-bytes`'s default: scoring a model this large on the largest data set fits the
+/// default budget (a model of the default 3,000 features is ~100 KB).
+pub const DEFAULT_MODEL_MAX_BYTES: u64 = 8 << 20;
+/// What the operator holds outside the budget (watch caches, clients, status building): the scale
+/// bench's target at 1,000 Predictors (`cargo bench -p operator --bench scale`: 47.6 MiB peak RSS).
+pub const BASELINE_MEMORY: u64 = 64 << 20;
+
 /// The smallest in-flight memory budget the operator starts with: a download, a /metrics scrape,
 /// a registry answer and the decode of a 1 MiB model at once.
 pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
@@ -324,6 +334,96 @@ pub fn default_identity() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `1Gi`, `512Mi`, `64Ki` or plain bytes.
+    fn quantity(q: &str) -> u64 {
+        let (number, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+        let shift = match unit {
+            "" => 0,
+            "Ki" => 10,
+            "Mi" => 20,
+            "Gi" => 30,
+            other => panic!("unit {other:?}"),
+        };
+        number.parse::<u64>().unwrap() << shift
+    }
+
+    /// config/manager/deployment.yaml, the flags' defaults and the limits agree: the budget and
+    /// the baseline fit the memory limit with room to spare, the largest single reservation fits
+    /// the budget, and the spool's worst case fits the emptyDir's sizeLimit.
+    #[test]
+    fn the_operator_deployment_and_the_flag_defaults_agree() {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let yaml = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config/manager/deployment.yaml"),
+        )
+        .unwrap();
+        let deployment: Deployment = serde_saphyr::from_str(&yaml).unwrap();
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        let container = &pod.containers[0];
+        let env = |name: &str| {
+            container
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let budget_mib: u64 = env("MEMORY_BUDGET_MIB").parse().unwrap();
+        let model_max: u64 = env("MODEL_MAX_BYTES").parse().unwrap();
+        assert_eq!(budget_mib, DEFAULT_MEMORY_BUDGET_MIB);
+        assert_eq!(model_max, DEFAULT_MODEL_MAX_BYTES);
+        let limit = quantity(
+            &container
+                .resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()["memory"]
+                .0,
+        );
+        let budget = budget_mib << 20;
+        assert!(
+            budget + BASELINE_MEMORY + (32 << 20) <= limit,
+            "budget {budget} + baseline {BASELINE_MEMORY} + 32 MiB > limit {limit}"
+        );
+        let largest = crate::quality::scoring_memory(model_max, crate::quality::DATA_MAX_BYTES);
+        assert!(
+            largest <= budget,
+            "scoring needs {largest}, the budget is {budget}"
+        );
+
+        let spool = env("SPOOL_DIR");
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == spool)
+            .expect("the spool is mounted");
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .expect("the spool's volume");
+        let empty_dir = volume.empty_dir.as_ref().expect("an emptyDir");
+        assert_eq!(
+            empty_dir.medium, None,
+            "on disk: tmpfs would count as memory"
+        );
+        let size_limit = quantity(&empty_dir.size_limit.as_ref().unwrap().0);
+        let files = (crate::spool::KEPT
+            + crate::spool::PARALLEL_DOWNLOADS
+            + crate::quality::PARALLEL_RUNS * 3) as u64;
+        let largest_file = model_max.max(crate::quality::DATA_MAX_BYTES);
+        assert!(
+            files * largest_file <= size_limit,
+            "{files} files of {largest_file} bytes > sizeLimit {size_limit}"
+        );
+    }
 
     #[tokio::test]
     async fn the_metrics_server_stops_on_shutdown_and_a_taken_port_is_an_error() {

@@ -42,8 +42,9 @@ pub fn scoring_memory(model_len: u64, data_len: u64) -> u64 {
 const SCORING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Scores kept at most; past that the cache starts over (cheap: only costs a re-scoring).
 const CACHE_LIMIT: usize = 1024;
-/// Gate runs at once: each holds a data set and up to two models in memory and keeps a core busy.
-const PARALLEL_RUNS: usize = 2;
+/// Gate runs at once: each reads a data set and up to two models from the spool and keeps a core
+/// busy.
+pub const PARALLEL_RUNS: usize = 2;
 /// Accuracies closer than this are equal (a threshold met exactly passes).
 const EPSILON: f64 = 1e-9;
 

@@ -26,6 +26,9 @@ pub const KEPT: usize = 4;
 /// What one download holds in memory besides its file: hyper's read buffer (at most ~400 KiB), a
 /// chunk, the file writer's buffer ([`WRITE_BUFFER`]) and TLS records.
 pub const DOWNLOAD_MEMORY: u64 = 1 << 20;
+/// What an `hdfs://` download holds: hdfs-native reads up to 100 packets of 64 KiB ahead of the
+/// reader (`READ_PACKET_BUFFER_LEN` in its block reader), and the rest as above.
+pub const HDFS_DOWNLOAD_MEMORY: u64 = 8 << 20;
 /// The file writer's buffer.
 const WRITE_BUFFER: usize = 64 << 10;
 /// How the spool's file names start: at start only these are deleted, whatever else the
@@ -141,7 +144,8 @@ impl Spool {
     }
 
     /// The file at `url` whose sha256 is `sha256`: the kept copy, or downloaded now (at most
-    /// `max_bytes`, with `access`, reserving [`DOWNLOAD_MEMORY`] from `budget` meanwhile) and
+    /// `max_bytes`, with `access`, reserving [`DOWNLOAD_MEMORY`] (or [`HDFS_DOWNLOAD_MEMORY`]) from
+    /// `budget` meanwhile) and
     /// kept. Bytes with another digest are refused with it and deleted.
     pub async fn get(
         &self,
@@ -164,8 +168,12 @@ impl Spool {
         if let Some(file) = self.find(&key) {
             return Ok(file);
         }
+        let memory = match predictor::source::Location::parse(url) {
+            Ok(predictor::source::Location::Hdfs(_)) => HDFS_DOWNLOAD_MEMORY,
+            _ => DOWNLOAD_MEMORY,
+        };
         let _memory = budget
-            .reserve(DOWNLOAD_MEMORY, "a download")
+            .reserve(memory, "a download")
             .await
             .map_err(Refused::Fetch)?;
         self.started

@@ -39,7 +39,7 @@ struct RunArgs {
     /// Largest model file the pre-flight check downloads, in bytes. Verifying one takes up to
     /// ~7 times its size in memory and scoring it on validation data twice that, within
     /// --memory-budget-mib (8 MiB: a model of the default 3,000 features is ~100 KB).
-    #[arg(long, env = "MODEL_MAX_BYTES", default_value_t = 8 << 20)]
+    #[arg(long, env = "MODEL_MAX_BYTES", default_value_t = manager::DEFAULT_MODEL_MAX_BYTES)]
     model_max_bytes: u64,
     /// Directory downloads are spooled to, one operator process per directory: model files and
     /// validation data, each at most its limit; files an earlier process spooled there are deleted
@@ -50,7 +50,7 @@ struct RunArgs {
     /// MiB that all reads of URLs together (downloads, model decodes, quality-gate scoring,
     /// /metrics scrapes) may hold in memory at once; more wait. Keep it below the pod's memory
     /// limit minus the operator's own ~64 MiB (config/manager/deployment.yaml).
-    #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = 160)]
+    #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = manager::DEFAULT_MEMORY_BUDGET_MIB)]
     memory_budget_mib: u64,
     /// Timeout of one model download, in seconds.
     #[arg(long, env = "MODEL_TIMEOUT_SECONDS", default_value_t = 120)]
