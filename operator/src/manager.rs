@@ -360,7 +360,7 @@ mod tests {
         )
         .unwrap();
         let deployment: Deployment = serde_saphyr::from_str(&yaml).unwrap();
-        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        let pod = deployment.spec.template.spec.unwrap();
         let container = &pod.containers[0];
         let env = |name: &str| {
             container
