@@ -65,12 +65,15 @@ pub enum Refused {
     Digest(String),
 }
 
+/// A file's key: its URL and pinned sha256.
+type Key = (String, String);
+
 /// The spool directory, the downloads and the files kept.
 pub struct Spool {
     dir: PathBuf,
     fetcher: Fetcher,
     downloads: Semaphore,
-    kept: Mutex<Vec<((String, String), Arc<Spooled>)>>,
+    kept: Mutex<Vec<(Key, Arc<Spooled>)>>,
     /// Downloads started, for tests (a second reader of a kept file starts none).
     started: std::sync::atomic::AtomicU64,
     /// A temporary directory of its own ([`Spool::scratch`]), removed with the spool.
@@ -118,7 +121,7 @@ impl Spool {
         self.started.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn find(&self, key: &(String, String)) -> Option<Arc<Spooled>> {
+    fn find(&self, key: &Key) -> Option<Arc<Spooled>> {
         let mut kept = self.kept.lock().expect("spool lock");
         let at = kept.iter().position(|(k, _)| k == key)?;
         let entry = kept.remove(at);
@@ -127,7 +130,7 @@ impl Spool {
         Some(file)
     }
 
-    fn keep(&self, key: (String, String), file: Arc<Spooled>) {
+    fn keep(&self, key: Key, file: Arc<Spooled>) {
         let mut kept = self.kept.lock().expect("spool lock");
         kept.retain(|(k, _)| *k != key);
         kept.insert(0, (key, file));
