@@ -313,6 +313,68 @@ mod tests {
         );
     }
 
+    /// Checks beyond the memory budget wait for it instead of adding up past it: with room for one
+    /// model's decode at a time, four models checked at once are all verified (one after another)
+    /// and the budget is whole again after; a model whose decode needs more than the whole budget
+    /// is refused with both sizes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_beyond_the_budget_wait_for_it_and_a_model_larger_than_it_is_refused() {
+        let metrics = Metrics::default();
+        let store = predictor::testing::FileServer::start();
+        let models: Vec<ModelSpec> = (0..4)
+            .map(|i| {
+                let (bytes, sha256) = predictor::testing::trained_model(
+                    predictor::sample::SAMPLE_CSV.as_bytes(),
+                    &format!("2026-12-0{}T00:00:00Z", i + 1),
+                );
+                ModelSpec {
+                    url: store.put(&format!("/m{i}.model"), bytes),
+                    sha256,
+                    ..ModelSpec::default()
+                }
+            })
+            .collect();
+        let len = store.get("/m0.model").unwrap().len() as u64;
+        let one_at_a_time =
+            predictor::model::decode_memory_bound(len) + crate::spool::DOWNLOAD_MEMORY;
+        let checker_within = |budget: u64| {
+            ModelChecker::new(
+                true,
+                1 << 20,
+                Arc::new(
+                    Spool::scratch(
+                        predictor::source::Fetcher::new(Duration::from_secs(5)).unwrap(),
+                    )
+                    .unwrap(),
+                ),
+                Arc::new(Budget::new(budget)),
+            )
+        };
+        let checker = checker_within(one_at_a_time);
+        let access = StoreAccess::default();
+        let checks = models
+            .iter()
+            .map(|m| checker.check(m, false, &access, &metrics));
+        for check in futures::future::join_all(checks).await {
+            assert_eq!(check, ModelCheck::Verified);
+        }
+        assert_eq!(checker.budget().available(), checker.budget().total());
+
+        let small = checker_within(predictor::model::decode_memory_bound(len) - (64 << 10));
+        let ModelCheck::Rejected { reason, message } = small
+            .check(&models[0], false, &StoreAccess::default(), &metrics)
+            .await
+        else {
+            panic!("a decode larger than the budget is refused")
+        };
+        assert_eq!(reason, "FetchFailed");
+        assert!(
+            message.contains("verifying the model needs ")
+                && message.contains("more than the operator's whole in-flight budget of"),
+            "{message}"
+        );
+    }
+
     #[tokio::test]
     async fn a_download_is_verified_once_and_a_wrong_digest_or_size_is_refused() {
         let metrics = Metrics::default();
