@@ -123,6 +123,10 @@ pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin>(
     let mut written = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| describe_read(&e))?;
+        // Bytes actually read count too, not only the length the NameNode states.
+        if written + chunk.len() as u64 > max_bytes {
+            return Err(crate::source::too_large(None, max_bytes));
+        }
         out.write_all(&chunk)
             .await
             .map_err(|e| format!("cannot keep the downloaded bytes: {e}"))?;
