@@ -72,6 +72,32 @@ pub fn rejection(error: &Error) -> ModelCheck {
     }
 }
 
+/// The spooled file of `model` in `spool` (downloaded now, at most `max_bytes` within `budget`,
+/// unless the spool keeps it), its digest checked while it was written: what the model check and
+/// the quality gate both read.
+pub async fn spooled_model(
+    spool: &Spool,
+    budget: &Budget,
+    max_bytes: u64,
+    model: &ModelSpec,
+    access: &StoreAccess,
+) -> Result<Arc<Spooled>> {
+    spool
+        .get(&model.url, &model.sha256, max_bytes, access, budget)
+        .await
+        .map_err(|refused| match refused {
+            Refused::Fetch(reason) => Error::ModelFetch {
+                url: redact(&model.url),
+                reason,
+            },
+            Refused::Digest(actual) => Error::ModelDigest {
+                url: redact(&model.url),
+                expected: model.sha256.clone(),
+                actual,
+            },
+        })
+}
+
 /// Downloads and verifies models, remembering the ones that passed.
 pub struct ModelChecker {
     enabled: bool,
@@ -164,29 +190,9 @@ impl ModelChecker {
         }
     }
 
-    /// The spooled file of `model` (downloaded now unless the spool keeps it), its digest checked
-    /// while it was written.
+    /// The spooled file of `model` (see [`spooled_model`]).
     pub async fn spooled(&self, model: &ModelSpec, access: &StoreAccess) -> Result<Arc<Spooled>> {
-        self.spool
-            .get(
-                &model.url,
-                &model.sha256,
-                self.max_bytes,
-                access,
-                &self.budget,
-            )
-            .await
-            .map_err(|refused| match refused {
-                Refused::Fetch(reason) => Error::ModelFetch {
-                    url: redact(&model.url),
-                    reason,
-                },
-                Refused::Digest(actual) => Error::ModelDigest {
-                    url: redact(&model.url),
-                    expected: model.sha256.clone(),
-                    actual,
-                },
-            })
+        spooled_model(&self.spool, &self.budget, self.max_bytes, model, access).await
     }
 
     /// Downloads (once) and decodes `model`, the decode within what the budget lends it.

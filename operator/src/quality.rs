@@ -20,13 +20,12 @@ use predictor::source::{StoreAccess, redact};
 use tokio::sync::Semaphore;
 
 use crate::budget::Budget;
-use crate::spool::{Refused, Spool, Spooled};
-
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, QualityStatus, ValidationSpec};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model_check::{ModelChecker, refusal_reason};
+use crate::model_check::{ModelChecker, refusal_reason, spooled_model};
 use crate::resources::Served;
+use crate::spool::{Refused, Spool, Spooled};
 use crate::status::{ModelCheck, QualityCheck, reason, short};
 
 /// Largest data set the gate downloads: scoring it must stay a matter of seconds. It is read from
@@ -357,27 +356,14 @@ impl QualityGate {
         data_url: &str,
         access: &StoreAccess,
     ) -> Result<Score> {
-        let file = self
-            .spool
-            .get(
-                &model.url,
-                &model.sha256,
-                self.model_max_bytes,
-                access,
-                &self.budget,
-            )
-            .await
-            .map_err(|refused| match refused {
-                Refused::Fetch(reason) => Error::ModelFetch {
-                    url: redact(&model.url),
-                    reason,
-                },
-                Refused::Digest(actual) => Error::ModelDigest {
-                    url: redact(&model.url),
-                    expected: model.sha256.clone(),
-                    actual,
-                },
-            })?;
+        let file = spooled_model(
+            &self.spool,
+            &self.budget,
+            self.model_max_bytes,
+            model,
+            access,
+        )
+        .await?;
         let memory = self
             .budget
             .reserve(scoring_memory(file.len, data.len), "scoring the model")
