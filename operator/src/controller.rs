@@ -339,6 +339,8 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
                 &ctx.metrics,
             )
             .await;
+        // Checked and gated: the spooled copy is not needed any more.
+        ctx.checker.release(&predictor.spec.model);
         (model, quality)
     };
     let ((model, quality), image) = tokio::join!(
@@ -696,19 +698,25 @@ async fn measure(
     let read = |addresses: Vec<String>| async move {
         let texts: Vec<_> = futures::stream::iter(addresses)
             .map(|address| async move {
+                // The answer is held (and parsed) within the memory budget, then dropped: only
+                // its few counters are kept.
+                let _memory = ctx
+                    .checker
+                    .budget()
+                    .reserve(scrape::MAX_BYTES, "a /metrics scrape")
+                    .await?;
                 let text = ctx.pod_metrics.fetch(&address).await;
-                (address, text)
+                text.map(|text| scrape::parse(&text, candidate))
+                    .map_err(|reason| format!("{address}: {reason}"))
             })
             .buffer_unordered(8)
             .collect()
             .await;
         let mut sum = Samples::default();
-        for (address, text) in texts {
-            match text {
-                Ok(text) => sum.merge(&scrape::parse(&text, candidate)),
-                Err(reason) => {
-                    tracing::warn!(pod = %address, %reason, "cannot read pod metrics")
-                }
+        for samples in texts {
+            match samples {
+                Ok(samples) => sum.merge(&samples),
+                Err(reason) => tracing::warn!(%reason, "cannot read pod metrics"),
             }
         }
         sum
@@ -1344,8 +1352,8 @@ mod reconcile_tests {
                 controller: FIELD_MANAGER.into(),
                 instance: Some("test".into()),
             },
+            gate: QualityGate::new(&checker, 1 << 20),
             checker,
-            gate: QualityGate::new(1 << 20, 1 << 20, Duration::from_secs(5)).unwrap(),
             images: ImageChecker::new(true, Duration::from_secs(5)).unwrap(),
             metrics: Arc::default(),
             children: Children::new().0,
@@ -1378,7 +1386,7 @@ mod reconcile_tests {
     }
 
     fn checker() -> ModelChecker {
-        ModelChecker::new(true, 1 << 20, Duration::from_secs(5)).unwrap()
+        crate::fixtures::checker(true, 1 << 20, Duration::from_secs(5))
     }
 
     /// `p` with its image pinned by digest in the spec: the image check needs no registry.

@@ -111,6 +111,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The operator's own settings cannot work (flags, the spool directory).
+    #[error("operator settings: {0}")]
+    Settings(String),
+
     /// The `/metrics` and `/healthz` server failed.
     #[error("the metrics server failed: {0}")]
     Serve(#[source] std::io::Error),
@@ -158,6 +162,7 @@ impl Error {
             Self::ModelCredentials { .. } => "model_credentials",
             Self::Leader { .. } => "leader",
             Self::Listen { .. } => "listen",
+            Self::Settings(_) => "settings",
             Self::Serve(_) => "serve",
             Self::Scrape { .. } => "scrape",
             Self::Serialize { .. } => "serialize",

@@ -198,6 +198,22 @@ pub fn shuffled_labels(csv: &str, seed: u64) -> String {
     out
 }
 
+/// A model checker (enabled or not) of models up to `max_bytes`, downloading within `timeout` into
+/// a spool of its own (a temporary directory removed with it) and a 64 MiB memory budget.
+pub fn checker(
+    enabled: bool,
+    max_bytes: u64,
+    timeout: std::time::Duration,
+) -> crate::model_check::ModelChecker {
+    let fetcher = predictor::source::Fetcher::new(timeout).expect("an HTTP client");
+    crate::model_check::ModelChecker::new(
+        enabled,
+        max_bytes,
+        std::sync::Arc::new(crate::spool::Spool::scratch(fetcher).expect("a temporary spool")),
+        std::sync::Arc::new(crate::budget::Budget::new(64 << 20)),
+    )
+}
+
 /// A fake apiserver for reconcile tests: a kube [`Client`](kube::Client) whose requests a test
 /// answers one by one, in the order it expects them (kube-rs/controller-rs's pattern).
 #[cfg(test)]

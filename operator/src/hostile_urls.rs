@@ -190,11 +190,11 @@ fn gated(model: &ModelSpec, data: &DataSpec, max_drop: Option<f64>) -> Predictor
 }
 
 fn gate() -> QualityGate {
-    QualityGate::new(1 << 24, DATA_MAX_BYTES, Duration::from_secs(5)).unwrap()
+    QualityGate::new(&checker(), DATA_MAX_BYTES)
 }
 
 fn checker() -> ModelChecker {
-    ModelChecker::new(true, 1 << 24, Duration::from_secs(5)).unwrap()
+    crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5))
 }
 
 fn failed(check: QualityCheck) -> (String, String) {

@@ -3,7 +3,8 @@
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
 //! [`model_check`] (pre-flight download and verification), [`store_url`] (which URLs the operator
-//! reads), [`quality`] (the offline quality gate:
+//! reads), [`spool`] (the fetch-once store on disk the model check and the quality gate read) and
+//! [`budget`] (the memory every read of a URL reserves), [`quality`] (the offline quality gate:
 //! a new model scored on a labelled data set before it rolls out), [`canary`], [`scrape`] and
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
 //! registry API), [`controller`] (reconcile steps), [`ownership`] (which objects are a Predictor's own),
@@ -12,6 +13,7 @@
 //! works in, and their watches merged into one cache per kind).
 
 pub mod analysis;
+pub mod budget;
 pub mod canary;
 pub mod controller;
 pub mod crd;
@@ -27,6 +29,7 @@ pub mod quality;
 pub mod resources;
 pub mod scrape;
 pub mod server;
+pub mod spool;
 pub mod status;
 pub mod store_url;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
 use crate::controller::{self, Children, Context};
 use crate::error::{Error, Result};
 use crate::image::ImageChecker;
@@ -21,6 +22,7 @@ use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
+use crate::spool::Spool;
 use crate::watch::Scope;
 
 /// Everything `operator run` is told (flags and their environment variables).
@@ -36,6 +38,11 @@ pub struct Config {
     pub registry_timeout: Duration,
     /// Largest model file the pre-flight check downloads.
     pub model_max_bytes: u64,
+    /// Where downloads are spooled (the spool's files there are deleted at start); `None`: a new
+    /// temporary directory, removed at exit.
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// What all reads of URLs together may hold in memory at once, in bytes.
+    pub memory_budget: u64,
     /// Timeout of one model download.
     pub model_timeout: Duration,
     /// The namespaces watched and acted in (all, or a list).
@@ -130,6 +137,20 @@ async fn elect(elector: &LeaderElector, config: &Config, shutdown: &Cancellation
     won
 }
 
+/// `--memory-budget-mib`'s default: what config/manager's memory limit is sized for (see
+/// [`BASELINE_MEMORY`] and the test that checks the Deployment against these).
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 160;
+/// `--model-max-bytes`'s default: scoring a model this large on the largest data set fits the
+/// default budget (a model of the default 3,000 features is ~100 KB).
+pub const DEFAULT_MODEL_MAX_BYTES: u64 = 8 << 20;
+/// What the operator holds outside the budget (watch caches, clients, status building): the scale
+/// bench's target at 1,000 Predictors (`cargo bench -p operator --bench scale`: 47.6 MiB peak RSS).
+pub const BASELINE_MEMORY: u64 = 64 << 20;
+
+/// The smallest in-flight memory budget the operator starts with: a download, a /metrics scrape,
+/// a registry answer and the decode of a 1 MiB model at once.
+pub const MIN_MEMORY_BUDGET: u64 = 16 << 20;
+
 /// Step: what every reconcile shares (client, Event reporter, model checker, metrics, caches).
 fn build_context(
     config: &Config,
@@ -144,22 +165,39 @@ fn build_context(
         tracing::warn!("pre-flight image check disabled (--skip-image-check)");
     }
     let (children, writers) = Children::new();
+    let fetcher = predictor::source::Fetcher::new(config.model_timeout)
+        .map_err(|e| Error::Settings(e.to_string()))?;
+    let spool = match &config.spool_dir {
+        Some(dir) => Spool::new(dir, fetcher),
+        None => Spool::scratch(fetcher),
+    }
+    .map_err(|e| Error::Settings(format!("cannot use the spool directory (--spool-dir): {e}")))?;
+    if config.memory_budget < MIN_MEMORY_BUDGET {
+        return Err(Error::Settings(format!(
+            "--memory-budget-mib {} is less than the {} MiB one model check, one scrape and one \
+             registry answer need at once",
+            config.memory_budget >> 20,
+            MIN_MEMORY_BUDGET >> 20
+        )));
+    }
+    let budget = Arc::new(Budget::new(config.memory_budget));
+    tracing::info!(spool = %spool.dir().display(), memory_budget_mib = config.memory_budget >> 20, model_max_bytes = config.model_max_bytes, "downloads are spooled to disk, reads of URLs share the memory budget");
+    let checker = ModelChecker::new(
+        !config.skip_model_check,
+        config.model_max_bytes,
+        Arc::new(spool),
+        budget,
+    );
+    let images = ImageChecker::new(!config.skip_image_check, config.registry_timeout)?
+        .within(checker.budget().clone());
     let ctx = Context {
         reporter: Reporter {
             controller: "predictor-operator".into(),
             instance: Some(config.identity.clone()),
         },
-        checker: ModelChecker::new(
-            !config.skip_model_check,
-            config.model_max_bytes,
-            config.model_timeout,
-        )?,
-        gate: QualityGate::new(
-            config.model_max_bytes,
-            crate::quality::DATA_MAX_BYTES,
-            config.model_timeout,
-        )?,
-        images: ImageChecker::new(!config.skip_image_check, config.registry_timeout)?,
+        gate: QualityGate::new(&checker, crate::quality::DATA_MAX_BYTES),
+        checker,
+        images,
         // NB: a pod answers /metrics from memory: two seconds means it is in trouble, and a canary
         // analysis then just waits for the next poll.
         pod_metrics: Arc::new(crate::scrape::HttpPodMetrics::new(Duration::from_secs(2))?),
@@ -298,6 +336,96 @@ pub fn default_identity() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `1Gi`, `512Mi`, `64Ki` or plain bytes.
+    fn quantity(q: &str) -> u64 {
+        let (number, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+        let shift = match unit {
+            "" => 0,
+            "Ki" => 10,
+            "Mi" => 20,
+            "Gi" => 30,
+            other => panic!("unit {other:?}"),
+        };
+        number.parse::<u64>().unwrap() << shift
+    }
+
+    /// config/manager/deployment.yaml, the flags' defaults and the limits agree: the budget and
+    /// the baseline fit the memory limit with room to spare, the largest single reservation fits
+    /// the budget, and the spool's worst case fits the emptyDir's sizeLimit.
+    #[test]
+    fn the_operator_deployment_and_the_flag_defaults_agree() {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let yaml = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config/manager/deployment.yaml"),
+        )
+        .unwrap();
+        let deployment: Deployment = serde_saphyr::from_str(&yaml).unwrap();
+        let pod = deployment.spec.template.spec.unwrap();
+        let container = &pod.containers[0];
+        let env = |name: &str| {
+            container
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let budget_mib: u64 = env("MEMORY_BUDGET_MIB").parse().unwrap();
+        let model_max: u64 = env("MODEL_MAX_BYTES").parse().unwrap();
+        assert_eq!(budget_mib, DEFAULT_MEMORY_BUDGET_MIB);
+        assert_eq!(model_max, DEFAULT_MODEL_MAX_BYTES);
+        let limit = quantity(
+            &container
+                .resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()["memory"]
+                .0,
+        );
+        let budget = budget_mib << 20;
+        assert!(
+            budget + BASELINE_MEMORY + (32 << 20) <= limit,
+            "budget {budget} + baseline {BASELINE_MEMORY} + 32 MiB > limit {limit}"
+        );
+        let largest = crate::quality::scoring_memory(model_max, crate::quality::DATA_MAX_BYTES);
+        assert!(
+            largest <= budget,
+            "scoring needs {largest}, the budget is {budget}"
+        );
+
+        let spool = env("SPOOL_DIR");
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == spool)
+            .expect("the spool is mounted");
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .expect("the spool's volume");
+        let empty_dir = volume.empty_dir.as_ref().expect("an emptyDir");
+        assert_eq!(
+            empty_dir.medium, None,
+            "on disk: tmpfs would count as memory"
+        );
+        let size_limit = quantity(&empty_dir.size_limit.as_ref().unwrap().0);
+        let files = (crate::spool::KEPT
+            + crate::spool::PARALLEL_DOWNLOADS
+            + crate::quality::PARALLEL_RUNS * 3) as u64;
+        let largest_file = model_max.max(crate::quality::DATA_MAX_BYTES);
+        assert!(
+            files * largest_file <= size_limit,
+            "{files} files of {largest_file} bytes > sizeLimit {size_limit}"
+        );
+    }
 
     #[tokio::test]
     async fn the_metrics_server_stops_on_shutdown_and_a_taken_port_is_an_error() {

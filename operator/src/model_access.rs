@@ -397,7 +397,7 @@ mod tests {
         let (client, mut server) = crate::fixtures::apiserver::client();
         let secrets: Api<Secret> = Api::namespaced(client, "team-a");
         // Disabled: a usable Secret says Unchecked, without downloading anything.
-        let checker = ModelChecker::new(false, 1 << 20, std::time::Duration::from_secs(1)).unwrap();
+        let checker = crate::fixtures::checker(false, 1 << 20, std::time::Duration::from_secs(1));
         let metrics = Metrics::default();
         let model = model();
         let (check, ()) = tokio::join!(

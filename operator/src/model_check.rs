@@ -3,41 +3,45 @@
 //! old pods keep serving.
 //!
 //! [`verify_model`] is pure; [`ModelChecker`] adds the download and a cache of verified
-//! `(url, sha256)` pairs so a model is fetched once, not on every reconcile. The download itself is
-//! the predictor's own bounded [`Fetcher`] (size limit, timeouts, redacted errors; `http(s)://` and
-//! `hdfs://`), so the operator checks exactly what the pods will read.
+//! `(url, sha256)` pairs so a model is fetched once, not on every reconcile. The download is the
+//! operator's fetch-once [`Spool`]: the predictor's own bounded [`Fetcher`] (size limit, timeouts,
+//! redacted errors) streamed through sha256 to disk, so the operator checks exactly what the pods
+//! will read, holds a chunk at a time whatever the URL serves, and the quality gate reads the same
+//! copy. Decoding the file reserves what it may take from the operator's [`Budget`] first.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use predictor::source::{Fetcher, StoreAccess, redact};
-use tokio::sync::Semaphore;
+use predictor::source::{StoreAccess, redact};
 
+use crate::budget::Budget;
 use crate::crd::ModelSpec;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::spool::{Refused, Spool, Spooled};
 use crate::status::{ModelCheck, reason};
 use crate::store_url::MODEL_URL;
 
 /// Verified pairs kept at most; past that the cache starts over (cheap, and only costs a re-download).
 const CACHE_LIMIT: usize = 4096;
-/// Downloads running at once (many Predictors sharing one new model wait for the first download).
-const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Checks downloaded bytes against the pinned digest, then that they are a valid model file.
 pub fn verify_model(url: &str, expected_sha256: &str, bytes: &[u8]) -> Result<()> {
-    let url = redact(url);
     let actual = predictor::model::sha256_hex(bytes);
     if actual != expected_sha256 {
         return Err(Error::ModelDigest {
-            url,
+            url: redact(url),
             expected: expected_sha256.into(),
             actual,
         });
     }
+    verify_model_file(url, bytes)
+}
+
+/// Checks that bytes (of the pinned digest) are a valid model file.
+pub fn verify_model_file(url: &str, bytes: &[u8]) -> Result<()> {
     predictor::model::ModelFile::from_bytes(bytes).map_err(|e| Error::ModelInvalid {
-        url,
+        url: redact(url),
         reason: e.to_string(),
     })?;
     Ok(())
@@ -69,30 +73,75 @@ pub fn rejection(error: &Error) -> ModelCheck {
     }
 }
 
+/// The spooled file of `model` in `spool` (downloaded now, at most `max_bytes` within `budget`,
+/// unless the spool keeps it), its digest checked while it was written: what the model check and
+/// the quality gate both read.
+pub async fn spooled_model(
+    spool: &Spool,
+    budget: &Budget,
+    max_bytes: u64,
+    model: &ModelSpec,
+    access: &StoreAccess,
+) -> Result<Arc<Spooled>> {
+    // Any URL the rule refuses (file://, a bare path), also one read back from a Deployment, is
+    // refused before anything is read.
+    MODEL_URL
+        .check(&model.url)
+        .map_err(|reason| Error::ModelFetch {
+            url: redact(&model.url),
+            reason,
+        })?;
+    spool
+        .get(&model.url, &model.sha256, max_bytes, access, budget)
+        .await
+        .map_err(|refused| match refused {
+            Refused::Fetch(reason) => Error::ModelFetch {
+                url: redact(&model.url),
+                reason,
+            },
+            Refused::Digest(actual) => Error::ModelDigest {
+                url: redact(&model.url),
+                expected: model.sha256.clone(),
+                actual,
+            },
+        })
+}
+
 /// Downloads and verifies models, remembering the ones that passed.
 pub struct ModelChecker {
     enabled: bool,
-    fetcher: Fetcher,
     max_bytes: u64,
+    spool: Arc<Spool>,
+    budget: Arc<Budget>,
     verified: Mutex<HashSet<ModelSpec>>,
-    downloads: Semaphore,
 }
 
 impl ModelChecker {
-    /// A checker that downloads at most `max_bytes` per model within `timeout`; `enabled == false`
-    /// reports every model as unchecked.
-    pub fn new(enabled: bool, max_bytes: u64, timeout: Duration) -> Result<Self> {
-        let fetcher = Fetcher::new(timeout).map_err(|e| Error::ModelFetch {
-            url: "-".into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
+    /// A checker that downloads at most `max_bytes` per model into `spool`, decoding within
+    /// `budget`; `enabled == false` reports every model as unchecked.
+    pub fn new(enabled: bool, max_bytes: u64, spool: Arc<Spool>, budget: Arc<Budget>) -> Self {
+        Self {
             enabled,
-            fetcher,
             max_bytes,
+            spool,
+            budget,
             verified: Mutex::new(HashSet::new()),
-            downloads: Semaphore::new(PARALLEL_DOWNLOADS),
-        })
+        }
+    }
+
+    /// The largest model file it downloads.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The spool its downloads go to (the quality gate reads the same copies).
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.spool
+    }
+
+    /// The memory budget its downloads and decodes reserve from.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     fn is_cached(&self, model: &ModelSpec) -> bool {
@@ -106,6 +155,12 @@ impl ModelChecker {
             cache.clear();
         }
         cache.insert(model.clone());
+    }
+
+    /// Lets the spool delete `model`'s file once nothing reads it (the reconcile that checked and
+    /// gated it is done).
+    pub fn release(&self, model: &ModelSpec) {
+        self.spool.forget(&model.url, &model.sha256);
     }
 
     /// Checks `model`: `running` says the Deployment already runs it (it was checked before it
@@ -130,20 +185,7 @@ impl ModelChecker {
         if self.is_cached(model) {
             return ModelCheck::Verified;
         }
-        let _permit = self
-            .downloads
-            .acquire()
-            .await
-            .expect("semaphore never closed");
-        // Another reconcile may have verified the same model while this one waited.
-        if self.is_cached(model) {
-            return ModelCheck::Verified;
-        }
-        let result = match self.fetch(&model.url, access).await {
-            Ok(bytes) => verify_model(&model.url, &model.sha256, &bytes),
-            Err(e) => Err(e),
-        };
-        match result {
+        match self.verify(model, access).await {
             Ok(()) => {
                 metrics.model_check("verified");
                 self.remember(model);
@@ -157,20 +199,34 @@ impl ModelChecker {
         }
     }
 
-    /// Downloads `url` with the shared fetcher, refusing more than `--model-max-bytes` and any URL
-    /// [`MODEL_URL`] refuses (before reading anything).
-    async fn fetch(&self, url: &str, access: &StoreAccess) -> Result<Vec<u8>> {
-        MODEL_URL.check(url).map_err(|reason| Error::ModelFetch {
-            url: redact(url),
+    /// The spooled file of `model` (see [`spooled_model`]).
+    pub async fn spooled(&self, model: &ModelSpec, access: &StoreAccess) -> Result<Arc<Spooled>> {
+        spooled_model(&self.spool, &self.budget, self.max_bytes, model, access).await
+    }
+
+    /// Downloads (once) and decodes `model`, the decode within what the budget lends it.
+    async fn verify(&self, model: &ModelSpec, access: &StoreAccess) -> Result<()> {
+        let file = self.spooled(model, access).await?;
+        let fail = |reason: String| Error::ModelFetch {
+            url: redact(&model.url),
             reason,
-        })?;
-        self.fetcher
-            .fetch(url, self.max_bytes, access)
+        };
+        let _memory = self
+            .budget
+            .reserve(
+                predictor::model::decode_memory_bound(file.len),
+                "verifying the model",
+            )
             .await
-            .map_err(|e| Error::ModelFetch {
-                url: redact(url),
-                reason: fetch_reason(e),
-            })
+            .map_err(fail)?;
+        let bytes = file
+            .read()
+            .await
+            .map_err(|e| fail(format!("cannot read the spooled copy: {e}")))?;
+        let url = model.url.clone();
+        tokio::task::spawn_blocking(move || verify_model_file(&url, &bytes))
+            .await
+            .map_err(|e| fail(format!("the verifying thread failed: {e}")))?
     }
 }
 
@@ -178,6 +234,7 @@ impl ModelChecker {
 mod tests {
     use super::*;
     use crate::fixtures::SHA_A;
+    use std::time::Duration;
 
     fn anonymous() -> StoreAccess {
         StoreAccess::default()
@@ -238,13 +295,13 @@ mod tests {
             sha256: SHA_A.into(),
             ..ModelSpec::default()
         };
-        let off = ModelChecker::new(false, 1 << 20, Duration::from_secs(1)).unwrap();
+        let off = crate::fixtures::checker(false, 1 << 20, Duration::from_secs(1));
         assert!(matches!(
             off.check(&model, true, &anonymous(), &metrics).await,
             ModelCheck::Unchecked { .. }
         ));
 
-        let on = ModelChecker::new(true, 1 << 20, Duration::from_secs(1)).unwrap();
+        let on = crate::fixtures::checker(true, 1 << 20, Duration::from_secs(1));
         // hdfs:// is read too (with the same fetcher): a NameNode that is not there is a fetch
         // failure, within the 1 s timeout.
         let hdfs = ModelSpec {
@@ -271,13 +328,75 @@ mod tests {
         );
     }
 
+    /// Checks beyond the memory budget wait for it instead of adding up past it: with room for one
+    /// model's decode at a time, four models checked at once are all verified (one after another)
+    /// and the budget is whole again after; a model whose decode needs more than the whole budget
+    /// is refused with both sizes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_beyond_the_budget_wait_for_it_and_a_model_larger_than_it_is_refused() {
+        let metrics = Metrics::default();
+        let store = predictor::testing::FileServer::start();
+        let models: Vec<ModelSpec> = (0..4)
+            .map(|i| {
+                let (bytes, sha256) = predictor::testing::trained_model(
+                    predictor::sample::SAMPLE_CSV.as_bytes(),
+                    &format!("2026-12-0{}T00:00:00Z", i + 1),
+                );
+                ModelSpec {
+                    url: store.put(&format!("/m{i}.model"), bytes),
+                    sha256,
+                    ..ModelSpec::default()
+                }
+            })
+            .collect();
+        let len = store.get("/m0.model").unwrap().len() as u64;
+        let one_at_a_time =
+            predictor::model::decode_memory_bound(len) + crate::spool::DOWNLOAD_MEMORY;
+        let checker_within = |budget: u64| {
+            ModelChecker::new(
+                true,
+                1 << 20,
+                Arc::new(
+                    Spool::scratch(
+                        predictor::source::Fetcher::new(Duration::from_secs(5)).unwrap(),
+                    )
+                    .unwrap(),
+                ),
+                Arc::new(Budget::new(budget)),
+            )
+        };
+        let checker = checker_within(one_at_a_time);
+        let access = StoreAccess::default();
+        let checks = models
+            .iter()
+            .map(|m| checker.check(m, false, &access, &metrics));
+        for check in futures::future::join_all(checks).await {
+            assert_eq!(check, ModelCheck::Verified);
+        }
+        assert_eq!(checker.budget().available(), checker.budget().total());
+
+        let small = checker_within(predictor::model::decode_memory_bound(len) - (64 << 10));
+        let ModelCheck::Rejected { reason, message } = small
+            .check(&models[0], false, &StoreAccess::default(), &metrics)
+            .await
+        else {
+            panic!("a decode larger than the budget is refused")
+        };
+        assert_eq!(reason, "FetchFailed");
+        assert!(
+            message.contains("verifying the model needs ")
+                && message.contains("more than the operator's whole in-flight budget of"),
+            "{message}"
+        );
+    }
+
     #[tokio::test]
     async fn a_download_is_verified_once_and_a_wrong_digest_or_size_is_refused() {
         let metrics = Metrics::default();
         let bytes = model_bytes();
         let sha = predictor::model::sha256_hex(&bytes);
         let store = predictor::testing::FileServer::start();
-        let on = ModelChecker::new(true, 1 << 24, Duration::from_secs(5)).unwrap();
+        let on = crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5));
         let good = ModelSpec {
             url: store.put("/good.model", bytes.clone()),
             sha256: sha,
@@ -295,7 +414,7 @@ mod tests {
             on.check(&wrong, false, &anonymous(), &metrics).await,
             ModelCheck::Rejected { reason, .. } if reason == "DigestMismatch"
         ));
-        let small = ModelChecker::new(true, 100, Duration::from_secs(5)).unwrap();
+        let small = crate::fixtures::checker(true, 100, Duration::from_secs(5));
         let ModelCheck::Rejected { reason, message } =
             small.check(&good, false, &anonymous(), &metrics).await
         else {
@@ -316,6 +435,7 @@ mod redaction_tests {
     use super::*;
     use crate::fixtures::{SHA_A, deployment_of, predictor, time};
     use crate::status::{Observed, compute_status, status_events};
+    use std::time::Duration;
 
     const SECRET_URL: &str = "https://alice:hunter2@models.example.org/m.model?X-Amz-Signature=deadbeefcafe&X-Amz-Credential=AKIA1";
 
@@ -396,7 +516,7 @@ mod redaction_tests {
     #[tokio::test]
     async fn a_failed_download_hides_credentials_and_query() {
         let metrics = Metrics::default();
-        let checker = ModelChecker::new(true, 1 << 20, Duration::from_secs(2)).unwrap();
+        let checker = crate::fixtures::checker(true, 1 << 20, Duration::from_secs(2));
         // Port 9 (discard) on loopback refuses the connection.
         let model = ModelSpec {
             url: "http://alice:hunter2@127.0.0.1:9/m.model?X-Amz-Signature=deadbeefcafe".into(),

@@ -3,35 +3,48 @@
 //! falls below a threshold.
 //!
 //! [`judge`] is pure: scores in, verdict and message out. [`QualityGate`] adds the bounded
-//! downloads (the predictor's own [`Fetcher`], as for the model check), the scoring with the
-//! predictor's own evaluator ([`predictor::evaluate::evaluate_reader`]) on a blocking thread, and a
-//! cache of scores by (model digest, data digest), so the serving model is scored once, not on
-//! every reconcile. A data set that cannot be read refuses the model too: the gate fails closed.
+//! downloads (the model check's fetch-once [`Spool`]: the candidate the check downloaded is read
+//! from there, not downloaded again, and the data set is spooled the same way and streamed from
+//! disk while scored), the scoring with the predictor's own evaluator
+//! ([`predictor::evaluate::evaluate_reader`]) on a blocking thread within what the memory
+//! [`Budget`] lends it, and a cache of scores by (model digest, data digest), so the serving model
+//! is scored once, not on every reconcile. A data set that cannot be read refuses the model too:
+//! the gate fails closed.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use predictor::source::{Fetcher, StoreAccess, redact};
+use predictor::source::{StoreAccess, redact};
 use tokio::sync::Semaphore;
 
+use crate::budget::Budget;
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, QualityStatus, ValidationSpec};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model_check::{fetch_reason, refusal_reason, verify_model};
+use crate::model_check::{ModelChecker, refusal_reason, spooled_model};
 use crate::resources::Served;
+use crate::spool::{Refused, Spool, Spooled};
 use crate::status::{ModelCheck, QualityCheck, reason, short};
-use crate::store_url::{DATA_URL, MODEL_URL};
+use crate::store_url::DATA_URL;
 
-/// Largest data set the gate downloads: scoring it must stay a matter of seconds and of tens of
-/// MiB of memory in the operator's pod.
+/// Largest data set the gate downloads: scoring it must stay a matter of seconds. It is read from
+/// the spool, not held, but the CSV reader may hold a record as long as the file.
 pub const DATA_MAX_BYTES: u64 = 32 << 20;
+/// What scoring a model file of n bytes on a data set of d bytes may hold in memory: the decode
+/// twice over (the model is built from a copy of the decoded file), the CSV reader's buffers and
+/// its longest record (at most the file), and a MiB of slack.
+pub fn scoring_memory(model_len: u64, data_len: u64) -> u64 {
+    2 * predictor::model::decode_memory_bound(model_len) + data_len + (1 << 20)
+}
 /// Longest one model's scoring may take (32 MiB of tweets take a few seconds on one core).
 const SCORING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Scores kept at most; past that the cache starts over (cheap: only costs a re-scoring).
 const CACHE_LIMIT: usize = 1024;
-/// Gate runs at once: each holds a data set and up to two models in memory and keeps a core busy.
-const PARALLEL_RUNS: usize = 2;
+/// Gate runs at once: each reads a data set and up to two models from the spool and keeps a core
+/// busy.
+pub const PARALLEL_RUNS: usize = 2;
 /// Accuracies closer than this are equal (a threshold met exactly passes).
 const EPSILON: f64 = 1e-9;
 
@@ -139,22 +152,9 @@ pub fn failure(error: &Error, model: &ModelSpec) -> QualityCheck {
     }
 }
 
-/// Checks that downloaded data set bytes are the pinned file.
-pub fn verify_data(data: &DataSpec, bytes: &[u8]) -> Result<()> {
-    let actual = predictor::model::sha256_hex(bytes);
-    if actual != data.sha256 {
-        return Err(Error::DataDigest {
-            url: redact(&data.url),
-            expected: data.sha256.clone(),
-            actual,
-        });
-    }
-    Ok(())
-}
-
-/// Scores `model_bytes` (a verified model file) on `data` (verified CSV bytes) with the predictor's
-/// evaluator. CPU-bound: run it on a blocking thread.
-pub fn score(model_bytes: &[u8], data: &[u8], data_url: &str) -> Result<Score> {
+/// Scores `model_bytes` (a verified model file) on `data` (the verified CSV, read as it goes) with
+/// the predictor's evaluator. CPU-bound: run it on a blocking thread.
+pub fn score(model_bytes: &[u8], data: impl Read, data_url: &str) -> Result<Score> {
     let model =
         predictor::model::Model::from_bytes(model_bytes).map_err(|e| Error::Evaluation {
             model: "-".into(),
@@ -180,7 +180,8 @@ pub fn score(model_bytes: &[u8], data: &[u8], data_url: &str) -> Result<Score> {
 
 /// Scores models on data sets, remembering the scores.
 pub struct QualityGate {
-    fetcher: Fetcher,
+    spool: Arc<Spool>,
+    budget: Arc<Budget>,
     model_max_bytes: u64,
     data_max_bytes: u64,
     scores: Mutex<HashMap<(String, String), Score>>,
@@ -188,20 +189,17 @@ pub struct QualityGate {
 }
 
 impl QualityGate {
-    /// A gate that downloads at most `model_max_bytes` per model and `data_max_bytes` per data
-    /// set, each within `timeout`.
-    pub fn new(model_max_bytes: u64, data_max_bytes: u64, timeout: Duration) -> Result<Self> {
-        let fetcher = Fetcher::new(timeout).map_err(|e| Error::DataFetch {
-            url: "-".into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            fetcher,
-            model_max_bytes,
+    /// A gate that reads models through `checker`'s spool (the copies it downloaded; at most its
+    /// model size limit) and data sets of at most `data_max_bytes`, within its memory budget.
+    pub fn new(checker: &ModelChecker, data_max_bytes: u64) -> Self {
+        Self {
+            spool: checker.spool().clone(),
+            budget: checker.budget().clone(),
+            model_max_bytes: checker.max_bytes(),
             data_max_bytes,
             scores: Mutex::new(HashMap::new()),
             runs: Semaphore::new(PARALLEL_RUNS),
-        })
+        }
     }
 
     fn cached(&self, model_sha256: &str, data_sha256: &str) -> Option<Score> {
@@ -296,7 +294,7 @@ impl QualityGate {
             scores = lookup(self);
             fresh = scores[0].is_none();
             if scores.iter().any(Option::is_none) {
-                let bytes = Arc::new(self.fetch_data(data, access).await?);
+                let bytes = self.fetch_data(data, access).await?;
                 for (i, (model, score)) in wanted.iter().zip(scores.iter_mut()).enumerate() {
                     if score.is_none() {
                         let scored = self
@@ -326,54 +324,78 @@ impl QualityGate {
         Ok((candidate, scored.next(), fresh))
     }
 
-    /// Downloads the data set (at most `data_max_bytes`; a URL [`DATA_URL`] allows) and checks its
-    /// digest.
-    async fn fetch_data(&self, data: &DataSpec, access: &StoreAccess) -> Result<Vec<u8>> {
+    /// The spooled data set (downloaded once, at most `data_max_bytes`, its digest checked; a URL
+    /// [`DATA_URL`] allows).
+    async fn fetch_data(&self, data: &DataSpec, access: &StoreAccess) -> Result<Arc<Spooled>> {
         DATA_URL
             .check(&data.url)
             .map_err(|reason| Error::DataFetch {
                 url: redact(&data.url),
                 reason,
             })?;
-        let bytes = self
-            .fetcher
-            .fetch(&data.url, self.data_max_bytes, access)
+        self.spool
+            .get(
+                &data.url,
+                &data.sha256,
+                self.data_max_bytes,
+                access,
+                &self.budget,
+            )
             .await
-            .map_err(|e| Error::DataFetch {
-                url: redact(&data.url),
-                reason: fetch_reason(e),
-            })?;
-        verify_data(data, &bytes)?;
-        Ok(bytes)
+            .map_err(|refused| match refused {
+                Refused::Fetch(reason) => Error::DataFetch {
+                    url: redact(&data.url),
+                    reason,
+                },
+                Refused::Digest(actual) => Error::DataDigest {
+                    url: redact(&data.url),
+                    expected: data.sha256.clone(),
+                    actual,
+                },
+            })
     }
 
-    /// Downloads and verifies `model` (a URL [`MODEL_URL`] allows: the serving model's comes from
-    /// the Deployment, which may have been edited by hand), then scores it on a blocking thread
-    /// within the timeout.
+    /// The spooled `model` (the model check's copy, or downloaded now; a URL [`crate::store_url::MODEL_URL`] allows:
+    /// the serving model's comes from the Deployment, which may have been edited by hand), scored
+    /// on a blocking thread within the timeout and the memory the budget lends it.
     async fn score_model(
         &self,
         model: &ModelSpec,
-        data: &Arc<Vec<u8>>,
+        data: &Arc<Spooled>,
         data_url: &str,
         access: &StoreAccess,
     ) -> Result<Score> {
-        MODEL_URL
-            .check(&model.url)
-            .map_err(|reason| Error::ModelFetch {
-                url: redact(&model.url),
+        let file = spooled_model(
+            &self.spool,
+            &self.budget,
+            self.model_max_bytes,
+            model,
+            access,
+        )
+        .await?;
+        let memory = self
+            .budget
+            .reserve(scoring_memory(file.len, data.len), "scoring the model")
+            .await
+            .map_err(|reason| Error::Evaluation {
+                model: short(&model.sha256).into(),
                 reason,
             })?;
-        let bytes = self
-            .fetcher
-            .fetch(&model.url, self.model_max_bytes, access)
-            .await
-            .map_err(|e| Error::ModelFetch {
-                url: redact(&model.url),
-                reason: fetch_reason(e),
-            })?;
-        verify_model(&model.url, &model.sha256, &bytes)?;
-        let (data, data_url) = (Arc::clone(data), data_url.to_string());
-        let job = tokio::task::spawn_blocking(move || score(&bytes, &data, &data_url));
+        let (data, data_url, model_url) =
+            (Arc::clone(data), data_url.to_string(), model.url.clone());
+        // The reservation goes with the blocking thread: on a timeout below the thread finishes
+        // in the background, and its memory stays counted until it does.
+        let job = tokio::task::spawn_blocking(move || {
+            let _memory = memory;
+            let unreadable = |e: std::io::Error| Error::Evaluation {
+                model: "-".into(),
+                reason: format!("cannot read the spooled copy: {e}"),
+            };
+            let bytes = std::fs::read(file.path()).map_err(unreadable)?;
+            crate::model_check::verify_model_file(&model_url, &bytes)?;
+            let csv = std::fs::File::open(data.path()).map_err(unreadable)?;
+            score(&bytes, std::io::BufReader::new(csv), &data_url)
+        });
         let named = |reason: String| Error::Evaluation {
             model: short(&model.sha256).into(),
             reason,
@@ -641,7 +663,10 @@ mod tests {
     }
 
     fn gate() -> QualityGate {
-        QualityGate::new(1 << 24, DATA_MAX_BYTES, Duration::from_secs(5)).unwrap()
+        QualityGate::new(
+            &crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5)),
+            DATA_MAX_BYTES,
+        )
     }
 
     #[tokio::test]
@@ -714,6 +739,40 @@ mod tests {
         }
     }
 
+    /// The model check and the quality gate share one download: the gate scores the copy the check
+    /// spooled (one request for the model at the store, one for the data), and once the reconcile
+    /// releases it the spool is empty.
+    #[tokio::test]
+    async fn the_gate_reads_the_checked_models_spooled_copy_not_a_second_download() {
+        let s = store();
+        let metrics = Metrics::default();
+        let checker = crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5));
+        let gate = QualityGate::new(&checker, DATA_MAX_BYTES);
+        let spec = gated(&s.good, &s.data, Some(0.8), None);
+        let model = checker
+            .check(&spec.model, false, &StoreAccess::default(), &metrics)
+            .await;
+        assert_eq!(model, ModelCheck::Verified);
+        let verdict = gate
+            .check(&spec, &model, None, &StoreAccess::default(), &metrics)
+            .await;
+        assert!(
+            matches!(verdict, QualityCheck::Passed { .. }),
+            "{verdict:?}"
+        );
+        assert_eq!(s.files.requests("/good.model"), 1);
+        assert_eq!(s.files.requests("/eval.csv"), 1);
+        assert_eq!(checker.spool().downloads_started(), 2);
+        checker.release(&spec.model);
+        gate.spool.forget(&s.data.url, &s.data.sha256);
+        assert_eq!(
+            std::fs::read_dir(checker.spool().dir()).unwrap().count(),
+            0,
+            "released files are deleted"
+        );
+        assert_eq!(checker.budget().available(), checker.budget().total());
+    }
+
     #[tokio::test]
     async fn unreachable_wrong_oversized_or_unreadable_data_refuses_the_model() {
         let s = store();
@@ -757,7 +816,10 @@ mod tests {
             "{message}"
         );
 
-        let small = QualityGate::new(1 << 24, 100, Duration::from_secs(5)).unwrap();
+        let small = QualityGate::new(
+            &crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5)),
+            100,
+        );
         let spec = gated(&s.good, &s.data, Some(0.5), None);
         let (reason, message) = refused(
             small

@@ -19,7 +19,13 @@ pub trait PodMetrics: Send + Sync {
     fn fetch<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<String, String>>;
 }
 
-/// [`PodMetrics`] over HTTP: `GET http://<pod ip>:<port>/metrics`, bounded in time.
+/// Longest `/metrics` answer read from a pod: a predictor's is a few KiB, and a pod runs an image
+/// its team chose, so what it answers is bounded like any other body the operator reads (the
+/// reconcile reserves this much of the memory budget around each scrape).
+pub const MAX_BYTES: u64 = 4 << 20;
+
+/// [`PodMetrics`] over HTTP: `GET http://<pod ip>:<port>/metrics`, bounded in time (the client's
+/// timeout covers the whole answer, body included) and in size ([`MAX_BYTES`]).
 pub struct HttpPodMetrics {
     client: reqwest::Client,
 }
@@ -49,12 +55,35 @@ impl PodMetrics for HttpPodMetrics {
             if !response.status().is_success() {
                 return Err(format!("HTTP {}", response.status().as_u16()));
             }
-            response
-                .text()
-                .await
-                .map_err(|e| predictor::source::describe_reqwest(&e))
+            read_text(response, MAX_BYTES).await
         })
     }
+}
+
+/// The body of `response` as text, refused (with a size, never its content) past `max_bytes`:
+/// before reading when the answer states its length, else as soon as it passes the limit.
+async fn read_text(mut response: reqwest::Response, max_bytes: u64) -> Result<String, String> {
+    let too_large = |len| {
+        format!(
+            "the /metrics answer is too large: {}",
+            predictor::source::too_large(len, max_bytes)
+        )
+    };
+    if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
+        return Err(too_large(Some(len)));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| predictor::source::describe_reqwest(&e))?
+    {
+        if body.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(too_large(None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "the /metrics answer is not UTF-8 text".into())
 }
 
 /// The ready pods to measure, as `ip:port`: the stable ones, and the canary ones that run
@@ -367,6 +396,39 @@ mod tests {
         }
         // A pod that does not answer: an error, not a panic.
         assert!(metrics.fetch("127.0.0.1:9").await.is_err());
+    }
+
+    /// A pod answering `/metrics` with far more than [`MAX_BYTES`] (64 MiB, no length stated): the
+    /// scrape stops at the limit with a reason that names sizes, not content; one that states its
+    /// length is refused before reading.
+    #[tokio::test]
+    async fn an_oversized_metrics_answer_is_refused_as_too_large() {
+        let junk = predictor::testing::JunkServer::start(Some(64 << 20));
+        let address = junk.url.trim_start_matches("http://").to_string();
+        let metrics = HttpPodMetrics::new(Duration::from_secs(10)).unwrap();
+        let reason = metrics.fetch(&address).await.unwrap_err();
+        assert_eq!(
+            reason,
+            "the /metrics answer is too large: more than the 4194304-byte limit"
+        );
+        // It read no more than the limit and what the sockets buffer.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            junk.sent() < MAX_BYTES + (16 << 20),
+            "{} bytes sent",
+            junk.sent()
+        );
+
+        let store = predictor::testing::FileServer::start();
+        store.put("/metrics", vec![b'#'; (MAX_BYTES + 1) as usize]);
+        let reason = metrics
+            .fetch(&format!("127.0.0.1:{}", store.port))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            reason,
+            "the /metrics answer is too large: 4194305 bytes is more than the 4194304-byte limit"
+        );
     }
 
     #[test]

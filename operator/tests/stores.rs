@@ -24,7 +24,6 @@ use k8s_openapi::ByteString;
 use operator::crd::{ModelSpec, S3Spec};
 use operator::metrics::Metrics;
 use operator::model_access::access_from;
-use operator::model_check::ModelChecker;
 use operator::status::ModelCheck;
 use predictor::s3::{S3Settings, S3Url};
 use predictor::testing::poll;
@@ -167,8 +166,7 @@ impl Server {
 /// The operator's pre-flight check of `model` with `secret` as the credentials Secret's data.
 async fn preflight(model: &ModelSpec, secret: &BTreeMap<String, ByteString>) -> ModelCheck {
     let access = access_from(model, secret).expect("a usable Secret");
-    ModelChecker::new(true, 64 << 20, Duration::from_secs(20))
-        .unwrap()
+    operator::fixtures::checker(true, 64 << 20, Duration::from_secs(20))
         .check(model, false, &access, &Metrics::default())
         .await
 }

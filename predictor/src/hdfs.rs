@@ -98,20 +98,41 @@ pub fn open(url: &HdfsUrl) -> Result<(Box<dyn Read + Send>, u64), String> {
 
 /// Reads the whole file (async, for the server), refusing more than `max_bytes` before downloading.
 pub async fn fetch(url: &HdfsUrl, max_bytes: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    fetch_into(url, max_bytes, &mut bytes).await?;
+    Ok(bytes)
+}
+
+/// Streams the file at `url` into `out` (a packet at a time in memory) and returns its length;
+/// more than `max_bytes` is refused before reading.
+pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin>(
+    url: &HdfsUrl,
+    max_bytes: u64,
+    out: &mut W,
+) -> Result<u64, String> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
     // No runtime given: the client uses the caller's.
     let client = client_builder(url).build().map_err(|e| describe(&e, url))?;
     let file = open_file(&client, url).await?;
     let len = file.file_length();
     if len as u64 > max_bytes {
-        return Err(format!(
-            "{len} bytes is more than the {max_bytes}-byte limit"
-        ));
+        return Err(crate::source::too_large(Some(len as u64), max_bytes));
     }
-    let bytes = file
-        .read_range(0, len)
-        .await
-        .map_err(|e| describe_read(&e))?;
-    Ok(bytes.into())
+    let mut stream = std::pin::pin!(file.read_range_stream(0, len));
+    let mut written = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| describe_read(&e))?;
+        // Bytes actually read count too, not only the length the NameNode states.
+        if written + chunk.len() as u64 > max_bytes {
+            return Err(crate::source::too_large(None, max_bytes));
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| format!("cannot keep the downloaded bytes: {e}"))?;
+        written += chunk.len() as u64;
+    }
+    Ok(written)
 }
 
 /// A client for the URL's NameNode.

@@ -18,14 +18,125 @@ pub const MAGIC: &[u8; 8] = b"PRDCTNB\x01";
 pub const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = MAGIC.len() + 4;
 const TRAILER_LEN: usize = 32;
-/// Decoding refuses payloads that claim more than this (a guard against hostile length prefixes).
+/// bincode's own bound on what one decode claims. NB: bincode's limit is a constant, and its owned
+/// `String` allocates the length a prefix claims before reading a byte (a 20-byte file could ask for
+/// this much); what ties the decode to the file's size is below ([`text`], [`bounded_texts`]).
 const MAX_PAYLOAD: usize = 1 << 30;
+/// The vocabulary of a payload of n bytes may take at most this many times n bytes in memory. A real
+/// vocabulary entry comes with three `f64` (idf, one log-probability per class: 24 bytes of the
+/// file) besides its text, so it needs a fraction of this; a hostile file of short entries and
+/// nothing else is refused as soon as its vocabulary passes it.
+pub const VOCABULARY_FACTOR: usize = 4;
+/// What one vocabulary entry costs in memory besides its text: its `String` twice over (the
+/// vector grows by doubling) and the allocator's smallest block.
+const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<String>() + 16;
+/// At most what decoding a payload of n bytes holds in memory: the payload itself, the vocabulary
+/// (≤ [`VOCABULARY_FACTOR`] × n), the `f64` vectors (≤ 2 × their bytes: growth by doubling) and
+/// serde's first reservation per sequence (≤ 1 MiB each, four sequences). Measured against real and
+/// hostile files in `tests/decode_bound.rs`.
+pub fn decode_memory_bound(file_len: u64) -> u64 {
+    (1 + VOCABULARY_FACTOR as u64 + 2) * file_len + (4 << 20)
+}
+
+std::thread_local! {
+    /// Bytes the vocabulary being decoded on this thread may still take: set from the payload's
+    /// size by [`ModelFile::from_bytes`] for its decode, unbounded otherwise.
+    static ALLOWANCE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Sets [`ALLOWANCE`] for one decode and puts the previous value back when dropped.
+struct Allowance(usize);
+
+impl Allowance {
+    fn set(bytes: usize) -> Self {
+        Self(ALLOWANCE.replace(bytes))
+    }
+}
+
+impl Drop for Allowance {
+    fn drop(&mut self) {
+        ALLOWANCE.set(self.0);
+    }
+}
+
+/// A string field decoded from the text in the input: serde's `String` goes through bincode's owned
+/// path, which allocates the length the prefix claims before it reads (checks) the bytes; a
+/// borrowed `str` is checked against the input first and copied after.
+pub(crate) fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    deserializer.deserialize_str(TextVisitor)
+}
+
+struct TextVisitor;
+
+impl serde::de::Visitor<'_> for TextVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+        Ok(text.to_owned())
+    }
+}
+
+/// A newtype so a sequence's elements go through [`text`].
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        text(deserializer).map(Self)
+    }
+}
+
+/// A vocabulary: each entry through [`text`], and all of it within this thread's [`ALLOWANCE`]
+/// (each entry charged its text and [`ENTRY_OVERHEAD`]); past it, an error instead of the memory.
+pub(crate) fn bounded_texts<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a sequence of strings")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            // serde's own rule: trust a stated length for at most 1 MiB.
+            let first = seq
+                .size_hint()
+                .unwrap_or(0)
+                .min((1 << 20) / std::mem::size_of::<String>());
+            let mut entries = Vec::with_capacity(first);
+            let mut spent = 0usize;
+            let allowance = ALLOWANCE.get();
+            while let Some(Text(entry)) = seq.next_element()? {
+                spent = spent.saturating_add(entry.len() + ENTRY_OVERHEAD);
+                if spent > allowance {
+                    return Err(serde::de::Error::custom(format!(
+                        "the vocabulary takes more than {VOCABULARY_FACTOR} times the file's size \
+                         in memory ({} entries so far)",
+                        entries.len()
+                    )));
+                }
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_seq(Entries)
+}
 
 /// What the training data was. Where it was read from is deliberately not recorded: the same bytes give
 /// the same model file whether they came from a path, HTTP or HDFS.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {
     /// sha256 of the data bytes.
+    #[serde(deserialize_with = "text")]
     pub data_sha256: String,
     /// Rows used for training.
     pub rows: u64,
@@ -37,8 +148,10 @@ pub struct TrainingInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
     /// When the model was trained (RFC 3339, UTC).
+    #[serde(deserialize_with = "text")]
     pub model_date: String,
     /// The program that wrote it, e.g. `predictor 0.1.0`.
+    #[serde(deserialize_with = "text")]
     pub trained_by: String,
     pub training: TrainingInfo,
     pub vectorizer: VectorizerData,
@@ -101,9 +214,12 @@ impl ModelFile {
             )));
         }
         let config = bincode::config::standard().with_limit::<MAX_PAYLOAD>();
-        let (file, used): (ModelFile, usize) =
-            bincode::serde::decode_from_slice(payload, config)
-                .map_err(|e| Error::Corrupt(format!("cannot decode the payload: {e}")))?;
+        let decoded = {
+            let _allowance = Allowance::set(payload.len().saturating_mul(VOCABULARY_FACTOR));
+            bincode::serde::decode_from_slice::<ModelFile, _>(payload, config)
+        };
+        let (file, used) =
+            decoded.map_err(|e| Error::Corrupt(format!("cannot decode the payload: {e}")))?;
         if used != payload.len() {
             return Err(Error::Corrupt(format!(
                 "{} unexpected bytes after the payload",

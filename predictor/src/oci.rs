@@ -196,6 +196,22 @@ pub async fn fetch(
     timeout: Duration,
     max_bytes: u64,
 ) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    fetch_into(url, config, ca_pem, timeout, max_bytes, &mut bytes).await?;
+    Ok(bytes)
+}
+
+/// [`fetch`] streamed into `out` (a chunk at a time in memory, digested as it passes), returning
+/// the model file's length. On an error `out` may hold part of the layer: the caller throws it away.
+pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin + Send>(
+    url: &OciUrl,
+    config: Option<&DockerConfig>,
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+    max_bytes: u64,
+    out: &mut W,
+) -> Result<u64, String> {
+    use tokio::io::AsyncWriteExt;
     within(timeout, async {
         let client = Client::new(timeout, CONNECT_TIMEOUT, ca_pem)?;
         let mut session = session(&client, url, config, Access::Pull)?;
@@ -219,9 +235,7 @@ pub async fn fetch(
         let layer = model_layer(&manifest.body)?;
         let size = layer.size;
         if size > max_bytes {
-            return Err(format!(
-                "{size} bytes is more than the {max_bytes}-byte limit"
-            ));
+            return Err(crate::source::too_large(Some(size), max_bytes));
         }
         // Registries may redirect to their storage: reqwest follows, and drops the Authorization
         // header when the redirect leaves the registry's host, port or scheme.
@@ -234,24 +248,35 @@ pub async fn fetch(
                 .map_err(fail)?;
             return Err(fail(refusal(&answer, &session, &what)));
         }
-        let bytes = registry::read_at_most(&mut response, size)
+        let mut out = crate::source::DigestWriter::new(out);
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(fail)?
-            .ok_or_else(|| format!("the layer is more than the {size} bytes its manifest says"))?;
-        if bytes.len() as u64 != size {
+            .map_err(|e| fail(Failure::Unreachable(crate::source::describe_reqwest(&e))))?
+        {
+            if out.written() + chunk.len() as u64 > size {
+                return Err(format!(
+                    "the layer is more than the {size} bytes its manifest says"
+                ));
+            }
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| format!("cannot keep the downloaded bytes: {e}"))?;
+        }
+        let (got, written, _) = out.finish();
+        if written != size {
             return Err(format!(
-                "the layer is {} bytes, the manifest says {size}",
-                bytes.len()
+                "the layer is {written} bytes, the manifest says {size}"
             ));
         }
-        let got = digest_of(&bytes);
+        let got = format!("sha256:{got}");
         if got != layer.digest {
             return Err(format!(
                 "the layer's bytes do not match its digest: expected {}, got {got}",
                 layer.digest
             ));
         }
-        Ok(bytes)
+        Ok(written)
     })
     .await
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::hdfs::{self, HdfsUrl};
@@ -273,13 +274,41 @@ pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
         .await
 }
 
-/// Downloads whole model-sized objects from any [`Location`], bounded in size and time. One fetcher
-/// keeps one HTTP client, so a caller that fetches often (the operator's pre-flight check) reuses
-/// its connections.
+/// Downloads model-sized objects from any [`Location`], bounded in size and time: into memory
+/// ([`Fetcher::fetch`]) or streamed to a writer ([`Fetcher::fetch_into`], what the operator spools to
+/// disk with). One fetcher keeps one HTTP client, so a caller that fetches often (the operator's
+/// pre-flight check) reuses its connections.
 #[derive(Clone, Debug)]
 pub struct Fetcher {
     http: reqwest::Client,
     timeout: Duration,
+}
+
+/// The refusal of a body past its limit: the same words whether the source said its size first
+/// (`Some(len)`) or the body only ran past the limit while being read (`None`).
+pub fn too_large(len: Option<u64>, max_bytes: u64) -> String {
+    match len {
+        Some(len) => format!("{len} bytes is more than the {max_bytes}-byte limit"),
+        None => format!("more than the {max_bytes}-byte limit"),
+    }
+}
+
+/// Writes `chunk` to `out` and counts it in `written`, refusing (before writing) a chunk that takes
+/// the count past `max_bytes`: the one place every streamed source is bounded.
+async fn put<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    written: &mut u64,
+    chunk: &[u8],
+    max_bytes: u64,
+) -> Result<(), String> {
+    if *written + chunk.len() as u64 > max_bytes {
+        return Err(too_large(None, max_bytes));
+    }
+    out.write_all(chunk)
+        .await
+        .map_err(|e| format!("cannot keep the downloaded bytes: {e}"))?;
+    *written += chunk.len() as u64;
+    Ok(())
 }
 
 impl Fetcher {
@@ -294,83 +323,102 @@ impl Fetcher {
         Ok(Self { http, timeout })
     }
 
-    /// The whole object at `location`, read with `access`. More than `max_bytes` is refused before
-    /// reading when the source states its size, else as soon as the limit is passed. Errors name the
-    /// location only in its [`redact`]ed form.
+    /// The whole object at `location`, read with `access`, in memory. More than `max_bytes` is
+    /// refused before reading when the source states its size, else as soon as the limit is passed.
+    /// Errors name the location only in its [`redact`]ed form.
     pub async fn fetch(
         &self,
         location: &str,
         max_bytes: u64,
         access: &StoreAccess,
     ) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.fetch_into(location, max_bytes, access, &mut bytes)
+            .await?;
+        Ok(bytes)
+    }
+
+    /// Streams the object at `location` into `out` chunk by chunk (a chunk at a time in memory) and
+    /// returns its length; the same limits as [`Fetcher::fetch`], and the whole of it (connecting,
+    /// reading, writing) within the fetcher's timeout. On an error `out` may hold part of the
+    /// object: the caller throws it away.
+    pub async fn fetch_into<W: AsyncWrite + Unpin + Send>(
+        &self,
+        location: &str,
+        max_bytes: u64,
+        access: &StoreAccess,
+        out: &mut W,
+    ) -> Result<u64> {
         let fail = |reason: String| Error::Source {
             location: redact(location),
             reason,
         };
-        let too_big = |len: u64| {
-            fail(format!(
-                "{len} bytes is more than the {max_bytes}-byte limit"
-            ))
+        let parsed = Location::parse(location)?;
+        let streamed = async {
+            let mut written = 0;
+            match parsed {
+                Location::File(path) => {
+                    let file = tokio::fs::File::open(&path)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let meta = file.metadata().await.map_err(|e| e.to_string())?;
+                    if meta.len() > max_bytes {
+                        return Err(too_large(Some(meta.len()), max_bytes));
+                    }
+                    // Bytes actually read count, not the size the file system states.
+                    let mut file = file.take(max_bytes + 1);
+                    let mut buffer = vec![0; CHUNK_BYTES];
+                    loop {
+                        let n = file.read(&mut buffer).await.map_err(|e| e.to_string())?;
+                        if n == 0 {
+                            break;
+                        }
+                        put(out, &mut written, &buffer[..n], max_bytes).await?;
+                    }
+                }
+                Location::Http(url) => {
+                    let url = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
+                    written = self
+                        .get_into(url, None, None, max_bytes, out, |status, _| {
+                            format!("the server answered HTTP {status}")
+                        })
+                        .await?;
+                }
+                Location::Hdfs(url) => written = hdfs::fetch_into(&url, max_bytes, out).await?,
+                Location::S3(url) => {
+                    let signed = s3::signed_url(&url, &access.s3, s3::Action::Get)?;
+                    written = self
+                        .get_into(
+                            signed,
+                            access.ca_pem.as_deref(),
+                            Some(access.s3.shown_endpoint()),
+                            max_bytes,
+                            out,
+                            |status, body| s3::describe_status(status, body, &access.s3),
+                        )
+                        .await?;
+                }
+                Location::Oci(url) => {
+                    written = oci::fetch_into(
+                        &url,
+                        access.registry.as_ref(),
+                        access.ca_pem.as_deref(),
+                        self.timeout,
+                        max_bytes,
+                        out,
+                    )
+                    .await?;
+                }
+            }
+            out.flush()
+                .await
+                .map_err(|e| format!("cannot keep the downloaded bytes: {e}"))?;
+            Ok(written)
         };
-        match Location::parse(location)? {
-            // NB: a file's stated size proves nothing (`/dev/zero` and `/proc` files say 0, or
-            // lie): at most one byte past the limit is read, and what was read decides. A regular
-            // file over the limit is refused before reading.
-            Location::File(path) => {
-                use tokio::io::AsyncReadExt;
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                let meta = file.metadata().await.map_err(|e| fail(e.to_string()))?;
-                if meta.is_file() && meta.len() > max_bytes {
-                    return Err(too_big(meta.len()));
-                }
-                let mut bytes = Vec::new();
-                file.take(max_bytes.saturating_add(1))
-                    .read_to_end(&mut bytes)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                if bytes.len() as u64 > max_bytes {
-                    return Err(fail(format!("more than the {max_bytes}-byte limit")));
-                }
-                Ok(bytes)
-            }
-            Location::Http(url) => {
-                let url = reqwest::Url::parse(&url).map_err(|e| fail(e.to_string()))?;
-                self.get(url, None, None, max_bytes, |status, _| {
-                    format!("the server answered HTTP {status}")
-                })
-                .await
-                .map_err(fail)
-            }
-            // NB: the HTTP client's timeout does not cover HDFS: bound the whole read here.
-            Location::Hdfs(url) => {
-                match tokio::time::timeout(self.timeout, hdfs::fetch(&url, max_bytes)).await {
-                    Ok(fetched) => fetched.map_err(fail),
-                    Err(_) => Err(fail(format!("timed out after {:?}", self.timeout))),
-                }
-            }
-            Location::S3(url) => {
-                let signed = s3::signed_url(&url, &access.s3, s3::Action::Get).map_err(fail)?;
-                self.get(
-                    signed,
-                    access.ca_pem.as_deref(),
-                    Some(access.s3.shown_endpoint()),
-                    max_bytes,
-                    |status, body| s3::describe_status(status, body, &access.s3),
-                )
-                .await
-                .map_err(fail)
-            }
-            Location::Oci(url) => oci::fetch(
-                &url,
-                access.registry.as_ref(),
-                access.ca_pem.as_deref(),
-                self.timeout,
-                max_bytes,
-            )
-            .await
-            .map_err(fail),
+        // NB: the HTTP client's timeout does not cover HDFS, nor a slow writer: bound the whole.
+        match tokio::time::timeout(self.timeout, streamed).await {
+            Ok(fetched) => fetched.map_err(fail),
+            Err(_) => Err(fail(format!("timed out after {:?}", self.timeout))),
         }
     }
 
@@ -386,16 +434,18 @@ impl Fetcher {
         }
     }
 
-    /// GET `url` into memory, at most `max_bytes`; `describe` tells an error answer from its status
-    /// and the start of its body. Errors never show the URL (a signed one is a credential).
-    async fn get(
+    /// GET `url` into `out`, at most `max_bytes`, and its length; `describe` tells an error answer
+    /// from its status and the start of its body. Errors never show the URL (a signed one is a
+    /// credential).
+    async fn get_into<W: AsyncWrite + Unpin>(
         &self,
         url: reqwest::Url,
         ca_pem: Option<&[u8]>,
         origin: Option<&str>,
         max_bytes: u64,
+        out: &mut W,
         describe: impl Fn(reqwest::StatusCode, &[u8]) -> String,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<u64, String> {
         let mut response = self
             .client(ca_pem)?
             .get(url)
@@ -403,39 +453,38 @@ impl Fetcher {
             .await
             .map_err(|e| naming(describe_reqwest(&e), origin))?;
         let status = response.status();
-        let limit = if status.is_success() {
-            max_bytes
-        } else {
-            ERROR_BODY_BYTES as u64
-        };
-        if let Some(len) = response.content_length().filter(|&len| len > limit)
-            && status.is_success()
-        {
-            return Err(format!(
-                "{len} bytes is more than the {max_bytes}-byte limit"
-            ));
+        if !status.is_success() {
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| naming(describe_reqwest(&e), origin))?
+            {
+                let room = ERROR_BODY_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= ERROR_BODY_BYTES {
+                    break;
+                }
+            }
+            return Err(describe(status, &body));
         }
-        let mut bytes = Vec::new();
+        if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
+            return Err(too_large(Some(len), max_bytes));
+        }
+        let mut written = 0;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| naming(describe_reqwest(&e), origin))?
         {
-            if bytes.len() as u64 + chunk.len() as u64 > limit {
-                if status.is_success() {
-                    return Err(format!("more than the {max_bytes}-byte limit"));
-                }
-                break;
-            }
-            bytes.extend_from_slice(&chunk);
+            put(out, &mut written, &chunk, max_bytes).await?;
         }
-        if status.is_success() {
-            Ok(bytes)
-        } else {
-            Err(describe(status, &bytes))
-        }
+        Ok(written)
     }
 }
+
+/// Bytes read from a local file at a time.
+const CHUNK_BYTES: usize = 64 << 10;
 
 /// What went wrong, with the chain of causes (where reqwest keeps "connection refused"), never the URL
 /// (it may carry credentials).
@@ -525,6 +574,64 @@ impl<R: Read, F: FnMut(u64)> Read for DigestReader<R, F> {
         self.bytes += n as u64;
         (self.on_progress)(self.bytes);
         Ok(n)
+    }
+}
+
+/// A writer (async) that hashes (sha256) and counts what passes through it into `inner`: a download
+/// spooled to disk is digested as it is written, never read back whole.
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W> DigestWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.bytes
+    }
+
+    /// sha256 (hex) and byte count of everything written, and the writer.
+    pub fn finish(self) -> (String, u64, W) {
+        (hex::encode(self.hasher.finalize()), self.bytes, self.inner)
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for DigestWriter<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let written = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = written {
+            this.hasher.update(&buf[..n]);
+            this.bytes += n as u64;
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -18,6 +18,8 @@ use crate::train::{TrainSettings, train_from_bytes};
 
 /// Bodies served by a [`FileServer`]: URL path (query included) → bytes.
 type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+/// Requests a [`FileServer`] answered: URL path → count.
+type Hits = Arc<Mutex<HashMap<String, usize>>>;
 
 /// An HTTP/1.1 server on 127.0.0.1 that answers every request with the body stored for its path,
 /// else 404, one thread per connection. Entries can be replaced at any time.
@@ -25,6 +27,7 @@ pub struct FileServer {
     /// The port it listens on.
     pub port: u16,
     files: Files,
+    hits: Hits,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -50,20 +53,22 @@ impl FileServer {
         crate::tls::install_crypto_provider();
         let port = listener.local_addr().expect("listener address").port();
         let files = Files::default();
+        let hits = Hits::default();
         let stopping = Arc::new(AtomicBool::new(false));
-        let (shared, stop) = (files.clone(), stopping.clone());
+        let (shared, counted, stop) = (files.clone(), hits.clone(), stopping.clone());
         let acceptor = thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let files = shared.clone();
-                thread::spawn(move || answer(stream, &files, delay));
+                let (files, hits) = (shared.clone(), counted.clone());
+                thread::spawn(move || answer(stream, &files, &hits, delay));
             }
         });
         Self {
             port,
             files,
+            hits,
             stopping,
             acceptor: Some(acceptor),
         }
@@ -81,6 +86,16 @@ impl FileServer {
     /// What is served at `path`, if anything.
     pub fn get(&self, path: &str) -> Option<Vec<u8>> {
         self.files.lock().expect("file table").get(path).cloned()
+    }
+
+    /// How many requests for `path` it has answered (or is answering).
+    pub fn requests(&self, path: &str) -> usize {
+        self.hits
+            .lock()
+            .expect("hit table")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Stops serving `path` (404 from now on).
@@ -109,7 +124,12 @@ fn bind_loopback() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
 }
 
-fn answer(stream: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, delay: Duration) {
+fn answer(
+    stream: TcpStream,
+    files: &Mutex<HashMap<String, Vec<u8>>>,
+    hits: &Mutex<HashMap<String, usize>>,
+    delay: Duration,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let Ok(read_half) = stream.try_clone() else {
         return;
@@ -126,6 +146,11 @@ fn answer(stream: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, delay: Dur
         }
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    *hits
+        .lock()
+        .expect("hit table")
+        .entry(path.to_string())
+        .or_default() += 1;
     let body = files.lock().expect("file table").get(path).cloned();
     thread::sleep(delay);
     let mut stream = stream;
@@ -149,6 +174,60 @@ fn answer(stream: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, delay: Dur
     // NB: ...but closing with unread request bytes would reset the connection under the client's
     // feet: wait for the client to close first (bounded by the read timeout).
     let _ = reader.read(&mut [0; 1]);
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 whose every answer is `200` with a body of `len` bytes of junk
+/// (or an endless one: `None`), streamed a chunk at a time without a `Content-Length`, so a client
+/// learns its size only by reading it: what a hostile URL serves. Counts the bytes it got out.
+pub struct JunkServer {
+    /// `http://127.0.0.1:PORT`: any path.
+    pub url: String,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl JunkServer {
+    pub fn start(len: Option<u64>) -> Self {
+        let listener = bind_loopback();
+        let url = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("address").port()
+        );
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = sent.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counted = counted.clone();
+                thread::spawn(move || junk(stream, len, &counted));
+            }
+        });
+        Self { url, sent }
+    }
+
+    /// Bytes of body written to clients so far (the socket buffers hold some the client never read).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+fn junk(mut stream: TcpStream, len: Option<u64>, sent: &std::sync::atomic::AtomicU64) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.read(&mut [0; 4096]);
+    let chunk = [b'j'; 64 << 10];
+    if stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return;
+    }
+    let mut left = len.unwrap_or(u64::MAX);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if stream.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+        sent.fetch_add(n as u64, Ordering::SeqCst);
+        left -= n as u64;
+    }
 }
 
 /// GET `path` from `addr` (`127.0.0.1:PORT`) over HTTP/1.1: (status code, body), or None if the

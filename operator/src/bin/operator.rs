@@ -37,9 +37,22 @@ struct RunArgs {
     /// Timeout of one registry request of the image check, in seconds.
     #[arg(long, env = "REGISTRY_TIMEOUT_SECONDS", default_value_t = 10)]
     registry_timeout_seconds: u64,
-    /// Largest model file the pre-flight check downloads, in bytes.
-    #[arg(long, env = "MODEL_MAX_BYTES", default_value_t = 512 << 20)]
+    /// Largest model file the pre-flight check downloads, in bytes. Verifying one takes up to
+    /// ~7 times its size in memory and scoring it on validation data twice that, within
+    /// --memory-budget-mib (8 MiB: a model of the default 3,000 features is ~100 KB).
+    #[arg(long, env = "MODEL_MAX_BYTES", default_value_t = manager::DEFAULT_MODEL_MAX_BYTES)]
     model_max_bytes: u64,
+    /// Directory downloads are spooled to, one operator process per directory: model files and
+    /// validation data, each at most its limit; files an earlier process spooled there are deleted
+    /// at start (config/manager mounts an emptyDir with a sizeLimit here). Default: a new
+    /// temporary directory, removed at exit.
+    #[arg(long, env = "SPOOL_DIR")]
+    spool_dir: Option<std::path::PathBuf>,
+    /// MiB that all reads of URLs together (downloads, model decodes, quality-gate scoring,
+    /// /metrics scrapes) may hold in memory at once; more wait. Keep it below the pod's memory
+    /// limit minus the operator's own ~64 MiB (config/manager/deployment.yaml).
+    #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = manager::DEFAULT_MEMORY_BUDGET_MIB)]
+    memory_budget_mib: u64,
     /// Timeout of one model download, in seconds.
     #[arg(long, env = "MODEL_TIMEOUT_SECONDS", default_value_t = 120)]
     model_timeout_seconds: u64,
@@ -94,6 +107,8 @@ impl TryFrom<RunArgs> for Config {
             skip_image_check: args.skip_image_check,
             registry_timeout: Duration::from_secs(args.registry_timeout_seconds),
             model_max_bytes: args.model_max_bytes,
+            spool_dir: args.spool_dir,
+            memory_budget: args.memory_budget_mib << 20,
             model_timeout: Duration::from_secs(args.model_timeout_seconds),
             scope: scope(args.namespaces, std::env::var("WATCH_NAMESPACE").ok())?,
             concurrency: args.concurrency,

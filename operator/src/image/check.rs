@@ -28,7 +28,12 @@ const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
 /// Resolves image tags to digests, or (disabled) lets `spec.image` through as written.
 pub struct ImageChecker {
     resolver: Option<Resolver>,
+    budget: Option<std::sync::Arc<crate::budget::Budget>>,
 }
+
+/// What one resolve may hold in memory: a registry answer (token or manifest, one at a time, each
+/// at most [`crate::image::resolver::MAX_BODY_BYTES`]) and what is parsed from it.
+const RESOLVE_MEMORY: u64 = crate::image::resolver::MAX_BODY_BYTES as u64 + (1 << 20);
 
 impl ImageChecker {
     /// A checker whose registry requests each finish within `timeout`; `enabled == false`
@@ -36,7 +41,14 @@ impl ImageChecker {
     pub fn new(enabled: bool, timeout: Duration) -> Result<Self> {
         Ok(Self {
             resolver: enabled.then(|| Resolver::new(timeout)).transpose()?,
+            budget: None,
         })
+    }
+
+    /// The same checker, each resolve reserving what it may hold from `budget` first.
+    pub fn within(mut self, budget: std::sync::Arc<crate::budget::Budget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Which image `predictor`'s pods are to run, given the Deployment `served` now (if any).
@@ -71,6 +83,15 @@ impl ImageChecker {
                 pinned: pinned.to_string(),
             };
         }
+        // NB: a budget smaller than one answer cannot lend it; the operator refuses to start
+        // with one (manager::MIN_MEMORY_BUDGET), so that case resolves unreserved.
+        let _memory = match &self.budget {
+            Some(budget) => budget
+                .reserve(RESOLVE_MEMORY, "an image resolve")
+                .await
+                .ok(),
+            None => None,
+        };
         let resolved = async {
             let credentials = credentials(predictor, &image, secrets).await?;
             resolver.resolve(&image, credentials.as_ref()).await

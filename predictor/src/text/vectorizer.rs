@@ -388,7 +388,9 @@ fn chi2(df: [u32; 2], documents: [u64; 2]) -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VectorizerData {
     pub settings: TextSettings,
-    /// Column → n-gram text (tokens joined by one space).
+    /// Column → n-gram text (tokens joined by one space). Decoded within the model file's
+    /// allowance ([`crate::model::bounded_texts`]).
+    #[serde(deserialize_with = "crate::model::bounded_texts")]
     pub vocabulary: Vec<String>,
     /// Column → inverse document frequency.
     pub idf: Vec<f64>,
