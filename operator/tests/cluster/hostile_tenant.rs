@@ -245,3 +245,212 @@ async fn local_paths_are_refused_from_the_spec() {
         assert!(refused.contains("spec.model.url"), "{url}: {refused}");
     }
 }
+
+/// What one team may put in a Predictor to read or use what is not its own: a validation URL on
+/// an internal service answering secret-looking text, a Secret its owner never offered as model
+/// credentials, an S3 endpoint the Secret does not name, and a Deployment edited by hand to read
+/// a file of the operator's pod. Each is refused with its reason; nothing the internal service
+/// answered shows in the status, the Events or the operator's log; no request reaches either S3
+/// endpoint; no file is read.
+#[tokio::test]
+#[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
+async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
+    use operator::crd::{DataSpec, S3Spec, SecretName, ValidationSpec};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let s = shared();
+    let ns = "hostile-reads";
+    s.cluster.create_namespace(ns);
+    let client = admin().await;
+    let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
+    const LEAK: &str = "AKIAEXAMPLEINTERNAL,s3cr3t-internal-token\n";
+    let internal = s.files.put("/internal/keys", LEAK);
+    let gate = |url: &str, sha: &str| ValidationSpec {
+        data: DataSpec {
+            url: url.into(),
+            sha256: sha.into(),
+        },
+        min_accuracy: Some(0.5),
+        max_accuracy_drop: Some(0.5),
+    };
+    // Two S3 endpoints on loopback that count whoever connects.
+    let listeners: Vec<(String, Arc<AtomicUsize>)> = (0..2)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let hits = Arc::new(AtomicUsize::new(0));
+            let counted = hits.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    drop(stream);
+                }
+            });
+            (url, hits)
+        })
+        .collect();
+    let secret = |name: &str, labelled: bool, endpoint: &str| {
+        let labels = if labelled {
+            "  labels: {mlops.dev/model-credentials: \"true\"}\n"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n{labels}stringData:\n  \
+             AWS_ACCESS_KEY_ID: AKIDTEAM\n  AWS_SECRET_ACCESS_KEY: team-secret-key\n  \
+             AWS_ENDPOINT_URL: {endpoint}\n"
+        )
+    };
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &format!(
+            "{}---\n{}",
+            secret("payroll", false, &listeners[0].0),
+            secret("team-s3", true, &listeners[0].0)
+        ),
+    );
+
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
+    // 1. A validation data set on an "internal service", its digest pinned after a first look.
+    let mut peek = predictor("peek", IMAGE, &s.model_a, 1);
+    peek.spec.validation = Some(gate(
+        &internal,
+        &predictor::model::sha256_hex(LEAK.as_bytes()),
+    ));
+    // 2. A Secret its owner never labelled for model credentials.
+    let s3_model = |name: &str, secret: &str, endpoint: Option<&str>| {
+        let mut p = predictor(name, IMAGE, &s.model_a, 1);
+        p.spec.model.url = "s3://models/a.model".into();
+        p.spec.model.credentials = Some(SecretName {
+            name: secret.into(),
+        });
+        p.spec.model.s3 = Some(S3Spec {
+            endpoint: endpoint.map(str::to_string),
+            path_style: Some(true),
+            ..S3Spec::default()
+        });
+        p
+    };
+    let borrow = s3_model("borrow", "payroll", None);
+    // 3. The team's own labelled Secret, its keys pointed at another endpoint.
+    let redirect = s3_model("redirect", "team-s3", Some(&listeners[1].0));
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &manifest(&[peek, borrow, redirect]),
+    );
+    let refused = |name: &'static str, type_: &'static str| {
+        let predictors = predictors.clone();
+        let op = &op;
+        async move {
+            let p = wait_object(
+                &predictors,
+                name,
+                Duration::from_secs(60),
+                &format!("{type_} False"),
+                op,
+                |p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|st| condition(st, type_))
+                        .is_some_and(|(s, _, _)| s == "False")
+                },
+            )
+            .await;
+            let (_, reason, message) = condition(p.status.as_ref().unwrap(), type_).unwrap();
+            (reason, message)
+        }
+    };
+    let (reason, message) = refused("peek", "QualityGate").await;
+    assert_eq!(reason, "ValidationDataInvalid", "{message}");
+    let (reason, message) = refused("borrow", "ModelVerified").await;
+    assert_eq!(reason, "CredentialsUnusable");
+    assert!(message.contains("mlops.dev/model-credentials"), "{message}");
+    let (reason, message) = refused("redirect", "ModelVerified").await;
+    assert_eq!(reason, "CredentialsUnusable");
+    assert!(message.contains("spec.model.s3.endpoint"), "{message}");
+    for name in ["peek", "borrow", "redirect"] {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        assert!(deployments.get_opt(name).await.unwrap().is_none(), "{name}");
+    }
+
+    // 4. A Deployment edited by hand to serve a file of the operator's pod, under a digest never
+    // scored: the next model's gate would compare against it, and refuses to read it.
+    let mut edited = predictor("edited", IMAGE, &s.model_a, 1);
+    let data = s.files.put("/data/eval.csv", predictor::sample::SAMPLE_CSV);
+    edited.spec.validation = Some(gate(
+        &data,
+        &predictor::model::sha256_hex(predictor::sample::SAMPLE_CSV.as_bytes()),
+    ));
+    s.cluster
+        .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(&[edited]));
+    wait_object(
+        &predictors,
+        "edited",
+        Duration::from_secs(90),
+        "Ready",
+        &op,
+        is_ready,
+    )
+    .await;
+    let first_log = op.proc.tail(10_000);
+    drop(op);
+    s.cluster.kubectl_ok(&[
+        "set",
+        "env",
+        "deployment/edited",
+        "-n",
+        ns,
+        "MODEL_URL=file:///etc/hostname",
+        &format!("MODEL_SHA256={}", "f".repeat(64)),
+    ]);
+    crate::quality::set_model(ns, "edited", &s.model_b);
+    let op = start_scoped(&format!("operator-{ns}-2"), ns, ns);
+    let p = wait_object(
+        &predictors,
+        "edited",
+        Duration::from_secs(60),
+        "QualityGate False for generation 2",
+        &op,
+        |p| {
+            p.status.as_ref().is_some_and(|st| {
+                st.observed_generation == Some(2)
+                    && condition(st, "QualityGate").is_some_and(|(s, _, _)| s == "False")
+            })
+        },
+    )
+    .await;
+    let (_, reason, message) = condition(p.status.as_ref().unwrap(), "QualityGate").unwrap();
+    assert_eq!(reason, "EvaluationFailed", "{message}");
+    assert!(
+        message.contains("serving model") && message.contains("must start with http://"),
+        "{message}"
+    );
+
+    // Nothing the internal service answered, anywhere a team can look; no S3 request left.
+    let mut texts = vec![first_log, op.proc.tail(10_000)];
+    for name in ["peek", "borrow", "redirect", "edited"] {
+        let p = predictors.get(name).await.unwrap();
+        texts.push(serde_json::to_string(&p.status).unwrap());
+        texts.extend(
+            events_for(&client, ns, name)
+                .await
+                .into_iter()
+                .map(|(_, note)| note),
+        );
+    }
+    for text in &texts {
+        for leaked in [
+            "AKIAEXAMPLEINTERNAL",
+            "s3cr3t-internal-token",
+            "team-secret-key",
+        ] {
+            assert!(!text.contains(leaked), "{leaked} shown:\n{text}");
+        }
+    }
+    for (url, hits) in &listeners {
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "a request reached {url}");
+    }
+    drop(op);
+}
