@@ -1300,12 +1300,16 @@ fn process_facts(pid: u32) -> (String, String, bool) {
 
 /// Host pids of processes whose command line is `/predictor serve`.
 fn predictor_pids() -> Vec<u32> {
+    pids_running(b"/predictor\0serve")
+}
+
+/// Host pids of processes whose command line (NUL-separated) starts with `prefix`.
+fn pids_running(prefix: &[u8]) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.starts_with(b"/predictor\0serve"))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(prefix))
         })
         .collect()
 }
@@ -1659,14 +1663,7 @@ const STORE_IMAGE: &str = "10.77.0.1:5443/mlops/model-store:node";
 
 /// Host pids of the operator containers' processes (`/operator run`).
 fn operator_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.starts_with(b"/operator\0run"))
-        })
-        .collect()
+    pids_running(b"/operator\0run")
 }
 
 /// A `/proc/<pid>/status` field in kB, as bytes.
