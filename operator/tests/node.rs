@@ -1873,8 +1873,8 @@ fn hostile_tenants_under_load(
         "no scrape of the loud canary was refused"
     );
     assert!(
-        refused_scrapes.iter().all(|l| l.contains("limit")),
-        "{refused_scrapes:?}"
+        refused_scrapes.iter().any(|l| l.contains("limit")),
+        "no scrape refused for its size: {refused_scrapes:?}"
     );
     assert!(
         !logs.contains("predictor_predictions_total{model=\"x\""),
