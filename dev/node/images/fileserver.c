@@ -6,7 +6,7 @@
  * are made on the fly (nothing on disk): /hostile/junk-1g (1 GiB, then close), /hostile/endless (until
  * the client goes), and /metrics (64 MiB of exposition-looking lines, for a "canary" pod running this
  * image: the operator's scrape must not hold it).
- *   fileserver [PORT [ROOT]]     (defaults 8080 /models; env PORT and ROOT override the defaults) */
+ *   fileserver [PORT [ROOT]]     (defaults 8080 /models; env PORT overrides the argument, env ROOT the default) */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -98,10 +98,9 @@ static void serve(int c, const char *root) {
 static void on_stop(int sig) { (void)sig; _exit(0); }
 
 int main(int argc, char **argv) {
-  /* A first argument that is not a port (e.g. the "serve" a Predictor's pod passes when a hostile tenant
-   * names this image) leaves the port to PORT, as the predictor does. */
-  int numeric = argc > 1 && argv[1][0] >= '0' && argv[1][0] <= '9';
-  const char *port = numeric ? argv[1] : getenv("PORT") ? getenv("PORT") : "8080";
+  /* PORT, when set, wins over the arguments: a Predictor's pod (a hostile tenant naming this image) sets
+   * PORT to spec.port and appends "serve" to the image's own arguments; the model-store pod sets none. */
+  const char *port = getenv("PORT") ? getenv("PORT") : argc > 1 ? argv[1] : "8080";
   const char *root = argc > 2 ? argv[2] : getenv("ROOT") ? getenv("ROOT") : "/models";
   signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
   signal(SIGPIPE, SIG_IGN);
