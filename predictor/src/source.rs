@@ -513,14 +513,17 @@ pub fn describe_reqwest(error: &reqwest::Error) -> String {
     text
 }
 
-/// The rustls error `cause` is, or that the I/O error `cause` wraps (as hyper-rustls reports it).
+/// The rustls error `cause` is, or that the I/O errors `cause` is wrap, at any depth (hyper-rustls
+/// reports one inside an I/O error, which a connector may wrap in another).
 fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    cause.downcast_ref::<rustls::Error>().or_else(|| {
-        cause
-            .downcast_ref::<std::io::Error>()?
-            .get_ref()?
-            .downcast_ref::<rustls::Error>()
-    })
+    if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
+        return tls_error(inner);
+    }
+    None
 }
 
 /// A TLS failure in fixed words.
@@ -804,6 +807,18 @@ mod tests {
         assert_eq!(
             describe_tls(tls),
             "the server's TLS certificate is not valid for its name"
+        );
+        // A connector may wrap that I/O error in another (what reqwest's client reports).
+        let twice = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert_eq!(
+            tls_error(&twice).map(describe_tls),
+            Some(
+                "the server's TLS certificate is signed by an unknown CA (a private CA goes in \
+                 PREDICTOR_STORE_CA, or the credentials Secret's ca.crt)"
+            )
         );
         assert!(tls_error(&std::io::Error::other("plain")).is_none());
     }
