@@ -42,6 +42,16 @@ def fetch(url, body=None, timeout=2.0):
         return None, str(e)
 
 
+def fetch_ok(url, body=None):
+    """The text `url` answers 200 with (to `body`, if any), or exits saying what it answered instead."""
+    status, answer = fetch(url, body)
+    if status is None:
+        sys.exit(f"{url} did not answer: {answer}")
+    if status != 200:
+        sys.exit(f"{url} answered {status}, not 200: {answer.decode(errors='replace')}")
+    return answer.decode()
+
+
 def wait_until(check, limit=60.0, step=0.002):
     """Seconds until check() was true, or None after `limit` seconds."""
     start = time.perf_counter()
@@ -50,6 +60,42 @@ def wait_until(check, limit=60.0, step=0.002):
             return time.perf_counter() - start
         time.sleep(step)
     return None
+
+
+def wait_ready(proc, check, limit=60.0, step=0.002):
+    """Seconds until check() was true, or None after `limit` seconds or as soon as `proc` has exited (a server
+    that died is not waited for)."""
+    took = wait_until(lambda: proc.poll() is not None or check(), limit, step)
+    return None if proc.poll() is not None else took
+
+
+def not_ready(proc, name, limit):
+    """Why `proc` (the server `name`) is not ready after wait_ready(..., limit): what a bench exits with."""
+    status = proc.poll()
+    return f"{name} exited with status {status}" if status is not None else f"{name} not ready within {limit:g} s"
+
+
+def must_find(pattern, text, what):
+    """The match of `pattern` in `text` (re.M), or exits saying `what` is missing: a tool whose output changed
+    measures nothing."""
+    match = re.search(pattern, text, re.M)
+    if match is None:
+        sys.exit(f"nothing measured: no {what} in this output\n{text}")
+    return match
+
+
+def problems(measured=(), failures=()):
+    """What fails a run whatever its timings: each figure of `measured` (name -> value) that is not positive
+    (0 or NaN: nothing was measured) and each count of `failures` (name -> count) that is not 0."""
+    found = [f"{name} is {value} (nothing measured)" for name, value in dict(measured).items() if not value > 0]
+    return found + [f"{name}: {count}" for name, count in dict(failures).items() if count]
+
+
+def require(measured=(), failures=()):
+    """Exits 1 naming every one of `problems(measured, failures)`, if there is any."""
+    found = problems(measured, failures)
+    if found:
+        sys.exit("FAIL: " + "; ".join(found))
 
 
 def start(cmd, env=None, cwd=None, stderr=subprocess.DEVNULL):
@@ -61,6 +107,8 @@ def stop(proc):
     try:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass  # it exited, and nothing of its process group is left
     except Exception:
         os.killpg(proc.pid, 9)
 
@@ -72,17 +120,19 @@ def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess
     proc = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
                   "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra], env,
                  stderr=stderr)
-    if wait_until(lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
+    if wait_ready(proc, lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:
+        why = not_ready(proc, f"{binary} serve ({version})", 30)
         stop(proc)
-        sys.exit(f"the server ({version}) did not become ready")
+        sys.exit(why)
     return proc, port
 
 
 def train_model(out, binary=PREDICTOR):
     """Trains on train.csv into `out` (with the release binary unless told); returns the file's sha256."""
-    printed = subprocess.run([binary, "train", "--data", TRAIN, "--out", out],
-                             capture_output=True, text=True, check=True).stdout
-    return re.search(r"sha256 ([0-9a-f]{64})", printed).group(1)
+    trained = subprocess.run([binary, "train", "--data", TRAIN, "--out", out], capture_output=True, text=True)
+    if trained.returncode != 0:
+        sys.exit(f"{binary} train failed with status {trained.returncode}: {trained.stderr.strip()}")
+    return must_find(r"sha256 ([0-9a-f]{64})", trained.stdout, f"model sha256 from {binary} train").group(1)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -10,7 +10,8 @@ changed" figures come from.
 
 Usage: bench/serve_ab.py [--rounds 4] [--duration 5] NAME=BINARY[:VAR=VALUE[;VAR=VALUE]] ...
   e.g. bench/serve_ab.py before=/tmp/predictor-old after=target/release/predictor one=target/release/predictor:SERVE_THREADS=1
-Needs: wrk and nginx-light (Debian).
+Needs: wrk and nginx-light (Debian). Exits 1 when a server did not start or answered no request, or when
+any request failed (non-2xx, socket error).
 """
 import argparse
 import json
@@ -18,8 +19,9 @@ import os
 import statistics
 import tempfile
 
-from harness import fetch, model_store, serve_predictor, start, stop, train_model, wait_until
-from serve_bench import TWEET, nginx_limit, wrk, write_script
+from harness import (fetch, fetch_ok, model_store, not_ready, require, serve_predictor, start, stop, train_model,
+                     wait_ready)
+from serve_bench import TWEET, failed_requests, nginx_limit, wrk, write_script
 
 
 def variant(spec):
@@ -57,18 +59,20 @@ def main():
             for name, binary, env in args.variants:
                 procs[name], port = serve_predictor(binary, store_url, sha, name, env=env)
                 urls[name] = f"http://127.0.0.1:{port}/api/american"
-            answer = fetch(urls[args.variants[0][0]], body)[1].decode()
+            answer = fetch_ok(urls[args.variants[0][0]], body)
             command, urls["nginx"] = nginx_limit(tmp, answer)
             procs["nginx"] = start(command)
-            if wait_until(lambda: fetch(urls["nginx"], body)[0] == 200, limit=10) is None:
-                raise SystemExit("nginx did not answer")
+            if wait_ready(procs["nginx"], lambda: fetch(urls["nginx"], body)[0] == 200, limit=10) is None:
+                raise SystemExit(not_ready(procs["nginx"], "nginx", 10))
             script = write_script(os.path.join(tmp, "post.lua"), body)
             rps, cpu, p99 = ({name: [] for name in urls} for _ in range(3))
+            failed = {}
             for round_ in range(args.rounds):
                 for name, url in urls.items():
                     wrk(url, 1, 16, script)
                     before = cpu_seconds(procs[name].pid)
-                    r, _, tail, _, _ = wrk(url, args.duration, 16, script)
+                    r, _, tail, non2xx, socket_errors = wrk(url, args.duration, 16, script)
+                    failed[f"{name}, round {round_ + 1}: failed requests"] = failed_requests(non2xx, socket_errors)
                     cpu[name].append((cpu_seconds(procs[name].pid) - before) / (r * args.duration) * 1e6)
                     rps[name].append(r)
                     p99[name].append(tail)
@@ -82,6 +86,7 @@ def main():
     for name in urls:
         print(f"| {name} | {statistics.median(rps[name]):,.0f} | {statistics.median(rps[name]) / limit:.2f} | "
               f"{statistics.median(cpu[name]):.1f} | {' '.join(f'{t:.2f}' for t in sorted(p99[name]))} |")
+    require(measured={f"{name}: CPU µs per request": statistics.median(cpu[name]) for name in urls}, failures=failed)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ and KServe on batches of BATCH tweets of test.csv (`{"texts": [...]}` against `{
 Usage: bench/serve_bench.py [--duration 10] [--connections 16]
 Needs: a release build (cargo build --release -p predictor), wrk and nginx-light (Debian). The peers'
 requirements are installed by the bench into virtualenvs under $MLOPS_CACHE/bench-venvs (made once).
+Exits 1 when a server did not start or answered no request, or when any request failed (non-2xx, socket error).
 """
 import argparse
 import csv
@@ -28,8 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, fetch, free_port, model_store, peer_venv, start, stop,
-                     train_model, wait_until)
+from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, fetch, fetch_ok, free_port, model_store, must_find,
+                     not_ready, peer_venv, require, start, stop, train_model, wait_ready)
 
 TWEET = "#covid19 new york"
 BATCH = 100
@@ -56,18 +57,30 @@ http {{
 
 
 def wrk(url, duration, connections, script, threads=2):
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
-                         capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    """(req/s, p50 ms, p99 ms, non-2xx, socket errors) of one wrk run; exits when wrk failed or no request was
+    answered (nothing measured)."""
+    ran = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True)
+    out = ran.stdout
+    if ran.returncode != 0:
+        sys.exit(f"wrk against {url} failed with status {ran.returncode}: {ran.stderr.strip()}\n{out}")
+    rps = float(must_find(r"Requests/sec:\s+([0-9.]+)", out, "Requests/sec from wrk").group(1))
+    if rps == 0:
+        sys.exit(f"nothing measured: wrk against {url} got no answer\n{out}")
 
     def pct(p):
-        m = re.search(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.M)
+        m = must_find(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)\s*$", out, f"p{p} from wrk")
         value, unit = float(m.group(1)), m.group(2)
         return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(r"Socket errors: (.*)", out)
     return rps, pct(50), pct(99), int(errors.group(1)) if errors else 0, sockets.group(1) if sockets else "none"
+
+
+def failed_requests(non2xx, socket_errors):
+    """How many requests of a wrk run failed: non-2xx answers and socket errors (connect, read, write, timeout)."""
+    return non2xx + sum(int(n) for n in re.findall(r"\d+", socket_errors))
 
 
 class Server:
@@ -114,16 +127,17 @@ def servers(tmp, model_url, sha, pickle, batch):
     # The limit answers exactly what we answer.
     proc = start(ours.cmd)
     try:
-        if wait_until(ours.ready, limit=30) is None:
-            sys.exit("predictor serve did not become ready")
-        answer = fetch(ours.url, ours.body)[1].decode()
+        if wait_ready(proc, ours.ready, limit=30) is None:
+            sys.exit(not_ready(proc, f"{PREDICTOR} serve", 30))
+        answer = fetch_ok(ours.url, ours.body)
     finally:
         stop(proc)
     nginx_cmd, nginx_url = nginx_limit(tmp, answer)
     flask_bin = peer_venv("sklearn_flask")
     kserve_bin = peer_venv("kserve_sklearn")
     mlserver_bin = peer_venv("mlserver_sklearn")
-    # MLServer reads its ports from settings.json and the pickle from the model folder: a copy with free ports.
+    # MLServer reads its ports from settings.json and the pickle from the model folder: a copy with free ports,
+    # listening on loopback only (its default host is 0.0.0.0; KServe's REST server has 0.0.0.0 built in).
     ml_dir = os.path.join(tmp, "mlserver")
     shutil.copytree(os.path.join(BASELINES, "mlserver_sklearn"), ml_dir,
                     ignore=shutil.ignore_patterns("requirements.txt"))
@@ -131,7 +145,7 @@ def servers(tmp, model_url, sha, pickle, batch):
     ml_port = free_port()
     with open(os.path.join(ml_dir, "settings.json")) as f:
         settings = json.load(f)
-    settings.update(http_port=ml_port, grpc_port=free_port(), metrics_port=free_port())
+    settings.update(host="127.0.0.1", http_port=ml_port, grpc_port=free_port(), metrics_port=free_port())
     with open(os.path.join(ml_dir, "settings.json"), "w") as f:
         json.dump(settings, f)
     gunicorn_port, flask_port, kserve_port = free_port(), free_port(), free_port()
@@ -183,14 +197,16 @@ def main():
             cold = []
             for _ in range(3):
                 proc = start(server.cmd, server.env, server.cwd)
-                took = wait_until(server.ready, limit=120, step=0.005)
+                took = wait_ready(proc, server.ready, limit=120, step=0.005)
+                why = not_ready(proc, server.name, 120)
                 stop(proc)
                 if took is None:
-                    sys.exit(f"{server.name} did not become ready")
+                    sys.exit(why)
                 cold.append(took)
             proc = start(server.cmd, server.env, server.cwd)
             try:
-                wait_until(server.ready, limit=120)
+                if wait_ready(proc, server.ready, limit=120) is None:
+                    sys.exit(not_ready(proc, server.name, 120))
                 wrk(server.url, 2, args.connections, script)  # warm-up
                 rps, p50, p99, non2xx, socket_errors = wrk(server.url, args.duration, args.connections, script)
                 if server.single:
@@ -230,6 +246,11 @@ def main():
     if len(batches) == 2:
         print(f"\nours / {batches[1][0]}: {batches[0][1] / batches[1][1]:.1f}x tweets/s")
     print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")
+    failed = {}
+    for what, table in (("", rows), (", one connection", singles), (", batches", batches)):
+        for name, _, _, _, non2xx, socket_errors, *_ in table:
+            failed[f"{name}{what}: failed requests"] = failed_requests(non2xx, socket_errors)
+    require(failures=failed)
 
 
 if __name__ == "__main__":

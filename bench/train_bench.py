@@ -7,35 +7,35 @@ and peak RSS (from wait4). Then a synthetic scale case made by the bench itself:
 resampled, per class, from train.csv, and what training on it costs.
 
 Usage: bench/train_bench.py [--runs 5] [--rows 1000000] [--peer-at-scale]
-(needs a release build: cargo build --release -p predictor; the peer needs scikit-learn, see
-../shared/baselines/sklearn_flask/requirements.txt)
+(needs a release build: cargo build --release -p predictor; the peer runs in the virtualenv of
+../shared/baselines/sklearn_flask/requirements.txt, made under $MLOPS_CACHE/bench-venvs when missing).
+Exits 1 when a figure is missing or zero: a benchmark that measured nothing.
 """
 import argparse
 import csv
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from harness import PEER_DIR, PREDICTOR, TEST, TRAIN
+from harness import PEER_DIR, PREDICTOR, TEST, TRAIN, must_find, peer_venv, require
 
 PEER = os.path.join(PEER_DIR, "train.py")
 
 
 def run_measured(cmd):
-    """Runs cmd under wait4 so its own peak RSS is known."""
+    """Runs cmd under wait4 so its own peak RSS is known; exits with its stderr when it fails."""
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
-        devnull = os.open(os.devnull, os.O_WRONLY)
         out_fd = os.open(cmd_out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        err_fd = os.open(cmd_out_path + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(out_fd, 1)
-        os.dup2(devnull, 2)
+        os.dup2(err_fd, 2)
         try:
             os.execv(cmd[0], cmd)
         finally:
@@ -45,7 +45,8 @@ def run_measured(cmd):
     with open(cmd_out_path) as f:
         out = f.read()
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed with status {status}:\n{out}")
+        with open(cmd_out_path + ".err") as f:
+            sys.exit(f"{' '.join(cmd)} failed with status {os.waitstatus_to_exitcode(status)}:\n{out}{f.read()}")
     return out, wall, usage.ru_maxrss / 1024.0
 
 
@@ -53,7 +54,7 @@ def ours(data, model, runs):
     times, walls, rss = [], [], []
     for _ in range(runs):
         out, wall, peak = run_measured([PREDICTOR, "train", "--data", data, "--out", model])
-        times.append(float(re.search(r" in ([0-9.]+)s", out).group(1)))
+        times.append(float(must_find(r" in ([0-9.]+)s", out, "training seconds from predictor train").group(1)))
         walls.append(wall)
         rss.append(peak)
     return statistics.median(times), statistics.median(walls), max(rss)
@@ -61,14 +62,15 @@ def ours(data, model, runs):
 
 def peer(data, model, runs, test=None):
     times, walls, rss, accuracy = [], [], [], None
+    python = os.path.join(peer_venv("sklearn_flask"), "python")
     for _ in range(runs):
-        cmd = [sys.executable, PEER, data, model] + ([test] if test else [])
+        cmd = [python, PEER, data, model] + ([test] if test else [])
         out, wall, peak = run_measured(cmd)
-        times.append(float(re.search(r"train_seconds=([0-9.]+)", out).group(1)))
+        times.append(float(must_find(r"train_seconds=([0-9.]+)", out, "train_seconds from the peer").group(1)))
         walls.append(wall)
         rss.append(peak)
         if test:
-            accuracy = float(re.search(r"accuracy=([0-9.]+)", out).group(1))
+            accuracy = float(must_find(r"accuracy=([0-9.]+)", out, "accuracy from the peer").group(1))
     return statistics.median(times), statistics.median(walls), max(rss), accuracy
 
 
@@ -116,6 +118,8 @@ def main():
         print("|---|---|---|---|---|")
         print(f"| predictor (linfa-bayes MNB, default pipeline) | {ours_acc:.4f} | {ours_t:.4f} | {ours_wall:.3f} | {ours_rss:.1f} |")
         print(f"| scikit-learn peer (train.py) | {peer_acc:.4f} | {peer_t:.4f} | {peer_wall:.3f} | {peer_rss:.1f} |")
+        require({"our accuracy": ours_acc, "our train s": ours_t, "our peak RSS": ours_rss,
+                 "the peer's accuracy": peer_acc, "the peer's train s": peer_t, "the peer's peak RSS": peer_rss})
         print(f"\nratio ours/peer: train {ours_t / peer_t:.2f}x, wall {ours_wall / peer_wall:.2f}x, RSS {ours_rss / peer_rss:.2f}x\n")
 
         big = os.path.join(tmp, "synthetic.csv")
@@ -127,9 +131,12 @@ def main():
         print("|---|---|---|---|")
         t, wall, rss = ours(big, model, 1)
         print(f"| predictor | {t:.2f} | {wall:.2f} | {rss:.1f} |")
+        measured = {"our train s at scale": t, "our peak RSS at scale": rss}
         if args.peer_at_scale:
             t, wall, rss, _ = peer(big, pickle, 1)
             print(f"| scikit-learn peer | {t:.2f} | {wall:.2f} | {rss:.1f} |")
+            measured.update({"the peer's train s at scale": t, "the peer's peak RSS at scale": rss})
+    require(measured)
 
 
 if __name__ == "__main__":

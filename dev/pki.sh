@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The one throwaway test PKI (openssl, 1-day certificates): dev/cluster/smoke.sh, dev/node/up.sh and the
-# Rust test harness (operator/tests) all make theirs with it.
+# The one throwaway test PKI (openssl, 1-day certificates): dev/node/up.sh and the Rust test harness
+# (operator/tests) both make theirs with it.
 # Source it, set P to the PKI directory, then:
 #   pki_ca <common name> [<ca>]                   → $P/<ca>.{key,crt} (<ca> defaults to "ca")
 #   pki_sign <name> <subject> <extensions> [<ca>] → $P/<name>.{key,crt}, signed by $P/<ca> (default "ca";

@@ -12,20 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::analysis::Verdict;
-use crate::crd::{Candidate, ModelSpec, Predictor, RESOLVE_IMAGE_ANNOTATION, RolloutStatus};
+use crate::crd::{Candidate, ModelSpec, Predictor, RESOLVE_IMAGE_ANNOTATION, RolloutStatus, phase};
 use crate::resources::Served;
-
-/// `status.rollout.phase` values.
-pub mod phase {
-    /// The candidate runs in the canary Deployment and is measured.
-    pub const ANALYZING: &str = "Analyzing";
-    /// It passed; the stable Deployment rolls over to it.
-    pub const PROMOTING: &str = "Promoting";
-    /// It is the only version.
-    pub const PROMOTED: &str = "Promoted";
-    /// It failed; the canary was retired and the stable pods serve on.
-    pub const ROLLED_BACK: &str = "RolledBack";
-}
 
 /// `status.rollout.reason` values besides the verdicts' ([`crate::analysis::reason`]).
 pub mod reason {

@@ -691,6 +691,18 @@ fn unwrap_text(text: &str) -> String {
         .join("\n\n")
 }
 
+/// `status.rollout.phase` values.
+pub mod phase {
+    /// The candidate runs in the canary Deployment and is measured.
+    pub const ANALYZING: &str = "Analyzing";
+    /// It passed; the stable Deployment rolls over to it.
+    pub const PROMOTING: &str = "Promoting";
+    /// It is the only version.
+    pub const PROMOTED: &str = "Promoted";
+    /// It failed; the canary was retired and the stable pods serve on.
+    pub const ROLLED_BACK: &str = "RolledBack";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,13 +329,18 @@ pub mod apiserver {
 
         /// Answers 404 with a `Status` body, as the apiserver does for a missing object.
         pub fn not_found(self) {
+            self.refuse(StatusCode::NOT_FOUND, "NotFound", "not found");
+        }
+
+        /// Answers `code` with a `Status` body, as the apiserver refuses a request.
+        pub fn refuse(self, code: StatusCode, reason: &str, message: &str) {
             let status = serde_json::json!({
                 "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "not found", "reason": "NotFound", "code": 404
+                "message": message, "reason": reason, "code": code.as_u16()
             });
             self.respond.send_response(
                 Response::builder()
-                    .status(StatusCode::NOT_FOUND)
+                    .status(code)
                     .body(Body::from(serde_json::to_vec(&status).expect("json")))
                     .expect("response"),
             );

@@ -2,12 +2,12 @@
 //! `Predictor` object, checks a new model before it rolls out, and reports what is being served.
 //!
 //! Module map: [`crd`] (the API types), [`resources`] and [`status`] (pure builders),
-//! [`model_check`] (pre-flight download and verification), [`store_url`] (which URLs the operator
+//! [`model_check`] (pre-flight download and verification), [`store_env`] (the pods' environment for their model's store), [`store_url`] (which URLs the operator
 //! reads), [`spool`] (the fetch-once store on disk the model check and the quality gate read) and
 //! [`budget`] (the memory every read of a URL reserves), [`quality`] (the offline quality gate:
 //! a new model scored on a labelled data set before it rolls out), [`canary`], [`scrape`] and
 //! [`analysis`] (the online gate: a candidate measured on canary pods and shadow copies), [`image`] (image references and the
-//! registry API), [`controller`] (reconcile steps), [`ownership`] (which objects are a Predictor's own),
+//! registry API), [`reconcile`] (the reconcile, a file per job), [`ownership`] (which objects are a Predictor's own),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
 //! [`manager`] (the process: those parts started and stopped in order), [`watch`] (the namespaces it
 //! works in, and their watches merged into one cache per kind).
@@ -15,7 +15,6 @@
 pub mod analysis;
 pub mod budget;
 pub mod canary;
-pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod image;
@@ -26,11 +25,13 @@ pub mod model_access;
 pub mod model_check;
 pub mod ownership;
 pub mod quality;
+pub mod reconcile;
 pub mod resources;
 pub mod scrape;
 pub mod server;
 pub mod spool;
 pub mod status;
+pub mod store_env;
 pub mod store_url;
 pub mod telemetry;
 pub mod watch;

@@ -15,13 +15,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
-use crate::controller::{self, Children, Context};
 use crate::error::{Error, Result};
 use crate::image::ImageChecker;
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
+use crate::reconcile::{self, Children, Context};
 use crate::spool::Spool;
 use crate::watch::Scope;
 
@@ -156,7 +156,7 @@ fn build_context(
     config: &Config,
     client: Client,
     metrics: Arc<Metrics>,
-) -> Result<(Arc<Context>, controller::ChildWriters)> {
+) -> Result<(Arc<Context>, reconcile::ChildWriters)> {
     tracing::info!(scope = %config.scope, "watching and acting in");
     if config.skip_model_check {
         tracing::warn!("pre-flight model check disabled (--skip-model-check)");
@@ -204,6 +204,7 @@ fn build_context(
         metrics,
         client,
         children,
+        own_writes: Default::default(),
     };
     Ok((Arc::new(ctx), writers))
 }
@@ -218,7 +219,7 @@ struct Outcome {
 /// lost. In-flight reconciles get `shutdown_timeout` to finish.
 async fn run_controller(
     ctx: Arc<Context>,
-    writers: controller::ChildWriters,
+    writers: reconcile::ChildWriters,
     elector: Option<LeaderElector>,
     config: &Config,
     shutdown: &CancellationToken,
@@ -237,7 +238,7 @@ async fn run_controller(
             (elector, kept)
         })
     });
-    let controller = controller::run(
+    let controller = reconcile::run(
         ctx,
         writers,
         &config.scope,

@@ -1,8 +1,8 @@
 //! What a Predictor's model store needs, for the pods and for the operator's own download alike:
 //! `spec.model.s3` and the keys of the Secret `spec.model.credentials` names, under the environment
 //! variable names the predictor reads ([`predictor::source::StoreAccess::from_env`]). One table
-//! ([`SECRET_KEYS`]) makes both the pods' env ([`pod_env`]) and the pre-flight's access
-//! ([`access_from`]), so the operator reads the store exactly as the pods will.
+//! ([`SECRET_KEYS`]) makes both the pods' env ([`crate::store_env::pod_env`]) and the pre-flight's
+//! access ([`access_from`]), so the operator reads the store exactly as the pods will.
 //!
 //! The operator never uses its own environment or service account for a Predictor's store.
 //!
@@ -15,84 +15,22 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Secret, SecretKeySelector};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use predictor::registry_auth::DockerConfig;
 use predictor::s3::S3Settings;
-use predictor::source::{REGISTRY_AUTH_ENV, STORE_CA_ENV, StoreAccess};
+use predictor::source::StoreAccess;
 
 use crate::crd::ModelSpec;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::model_check::{ModelChecker, rejection};
 use crate::status::ModelCheck;
+use crate::store_env::s3_variables;
+pub use crate::store_env::{ENDPOINT_KEY, SECRET_KEYS};
 
 /// The label by which a Secret's owner lets Predictors use it as model credentials.
 pub const CONSENT_LABEL: &str = "mlops.dev/model-credentials";
-/// The Secret's key (and the pods' variable) naming the S3 endpoint its keys are for.
-pub const ENDPOINT_KEY: &str = "AWS_ENDPOINT_URL";
-
-/// The Secret's keys and the variables the pods get them as.
-pub const SECRET_KEYS: [(&str, &str); 5] = [
-    ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-    ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
-    ("AWS_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
-    (".dockerconfigjson", REGISTRY_AUTH_ENV),
-    ("ca.crt", STORE_CA_ENV),
-];
-
-/// `spec.model.s3` as the variables [`S3Settings::from_lookup`] reads (values, not secrets).
-fn s3_variables(model: &ModelSpec) -> Vec<(&'static str, String)> {
-    let Some(s3) = &model.s3 else {
-        return Vec::new();
-    };
-    let mut vars = Vec::new();
-    if let Some(endpoint) = &s3.endpoint {
-        vars.push(("AWS_ENDPOINT_URL", endpoint.clone()));
-    }
-    if let Some(region) = &s3.region {
-        vars.push(("AWS_REGION", region.clone()));
-    }
-    if s3.path_style == Some(false) {
-        vars.push(("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "true".into()));
-    }
-    vars
-}
-
-/// The pods' environment for the model's store: the S3 settings as values, each Secret key as an
-/// optional `secretKeyRef` (a Secret holds only the keys its store needs). Without
-/// `spec.model.s3.endpoint`, the endpoint is the Secret's own `AWS_ENDPOINT_URL` when it names one
-/// (with one, [`access_from`] refused any other before the pods were changed).
-pub fn pod_env(model: &ModelSpec) -> Vec<EnvVar> {
-    let mut vars: Vec<EnvVar> = s3_variables(model)
-        .into_iter()
-        .map(|(name, value)| EnvVar {
-            name: name.into(),
-            value: Some(value),
-            ..EnvVar::default()
-        })
-        .collect();
-    if let Some(secret) = &model.credentials {
-        let from_secret = |key: &str, name: &str| EnvVar {
-            name: name.into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.name.clone(),
-                    key: key.into(),
-                    optional: Some(true),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        };
-        if !vars.iter().any(|v| v.name == ENDPOINT_KEY) {
-            vars.push(from_secret(ENDPOINT_KEY, ENDPOINT_KEY));
-        }
-        vars.extend(SECRET_KEYS.iter().map(|(key, name)| from_secret(key, name)));
-    }
-    vars
-}
-
 /// The access the pods will have, from `spec.model` and the Secret's data (pure). The reason it is
 /// refused never quotes a value. NB: S3 keys are for the endpoint the Secret names (AWS S3 when it
 /// names none); a `spec.model.s3.endpoint` that is not that one is refused here, before any request
@@ -241,6 +179,7 @@ pub async fn named_secret(
 mod tests {
     use super::*;
     use crate::crd::S3Spec;
+    use crate::store_env::pod_env;
 
     fn model() -> ModelSpec {
         ModelSpec {

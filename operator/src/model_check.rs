@@ -57,14 +57,6 @@ pub fn refusal_reason(error: &Error) -> &'static str {
     }
 }
 
-/// The fetcher's reason, without its own (equally redacted) "cannot read <url>".
-pub fn fetch_reason(error: predictor::Error) -> String {
-    match error {
-        predictor::Error::Source { reason, .. } => reason,
-        other => other.to_string(),
-    }
-}
-
 /// How a failed check shows in the status.
 pub fn rejection(error: &Error) -> ModelCheck {
     ModelCheck::Rejected {

@@ -188,7 +188,7 @@ fn build_container(predictor: &Predictor, image: &str, track: Track) -> Containe
         env(ENV_SHUTDOWN_DELAY_MS, SHUTDOWN_DELAY_MS.to_string()),
         env(ENV_DRAIN_SOCKET, DRAIN_SOCKET),
     ];
-    vars.extend(crate::model_access::pod_env(&spec.model));
+    vars.extend(crate::store_env::pod_env(&spec.model));
     if let (Track::Stable, Some(rollout)) = (track, spec.canary()) {
         vars.push(env(ENV_SHADOW_URL, canary_service_url(predictor)));
         vars.push(env(ENV_SHADOW_PERCENT, rollout.shadow_percent.to_string()));

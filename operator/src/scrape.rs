@@ -51,7 +51,7 @@ impl PodMetrics for HttpPodMetrics {
                 .get(format!("http://{address}/metrics"))
                 .send()
                 .await
-                .map_err(|e| predictor::source::describe_reqwest(&e))?;
+                .map_err(|e| predictor::transport::describe_reqwest(&e))?;
             if !response.status().is_success() {
                 return Err(format!("HTTP {}", response.status().as_u16()));
             }
@@ -66,7 +66,7 @@ async fn read_text(mut response: reqwest::Response, max_bytes: u64) -> Result<St
     let too_large = |len| {
         format!(
             "the /metrics answer is too large: {}",
-            predictor::source::too_large(len, max_bytes)
+            predictor::transport::too_large(len, max_bytes)
         )
     };
     if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
@@ -76,7 +76,7 @@ async fn read_text(mut response: reqwest::Response, max_bytes: u64) -> Result<St
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| predictor::source::describe_reqwest(&e))?
+        .map_err(|e| predictor::transport::describe_reqwest(&e))?
     {
         if body.len() as u64 + chunk.len() as u64 > max_bytes {
             return Err(too_large(None));

@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use predictor::source::{DigestWriter, Fetcher, StoreAccess};
+use predictor::digest::DigestWriter;
+use predictor::source::{Fetcher, StoreAccess};
 use tokio::sync::Semaphore;
 
 use crate::budget::Budget;
-use crate::model_check::fetch_reason;
 
 /// Downloads running at once (more wait: many Predictors sharing one new model wait for the first
 /// download, then find it kept).
@@ -214,6 +214,14 @@ impl Spool {
         let (sha256, _, file) = out.finish();
         file.sync_all().await.map_err(spool_failed)?;
         Ok(Spooled { path, sha256, len })
+    }
+}
+
+/// The fetcher's reason, without its own (equally redacted) "cannot read <url>".
+fn fetch_reason(error: predictor::Error) -> String {
+    match error {
+        predictor::Error::Source { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 

@@ -17,7 +17,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use predictor::source::redact;
 
-use crate::canary::phase;
+use crate::crd::phase;
 use crate::crd::{
     AutoscalingSpec, AutoscalingStatus, ModelRef, Predictor, PredictorStatus, QualityStatus,
     RolloutStatus,
@@ -110,11 +110,10 @@ pub mod reason {
     /// The gate did not run because the model check refused the model (QualityGate).
     pub const MODEL_NOT_VERIFIED: &str = "ModelNotVerified";
     // Events only.
-    /// The Deployment and Service were created.
-    pub const CREATED: &str = "Created";
     /// The Deployment's pods are being replaced.
     pub const ROLLING_UPDATE: &str = "RollingUpdate";
-    /// The Predictor became ready.
+    /// The Predictor became ready again (after a rolling update, or after pods stopped being
+    /// ready).
     pub const READY: &str = "Ready";
     /// The Predictor stopped being ready (not for a requested rollout).
     pub const NOT_READY: &str = "NotReady";
@@ -1008,8 +1007,13 @@ pub struct StatusEvent {
     pub note: String,
 }
 
-/// Events for the meaningful changes between two statuses: a Predictor became ready or stopped
-/// being ready, became degraded (with the reason), recovered, or had its model refused.
+/// Events for the meaningful changes between two statuses: a Predictor became ready again or
+/// stopped being ready, became degraded (with the reason), recovered, or had its model refused.
+///
+/// A new Predictor's first readiness has no Event (nor has its creation): the status tells it,
+/// with the condition's transition time, and an Event per Predictor created would be a third of
+/// the operator's apiserver writes at scale (`benches/scale.rs`). Events are for what changed on
+/// something that already served, and for what went wrong.
 pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<StatusEvent> {
     let changed = |type_: &str| {
         let (o, n) = (find_condition(old, type_), find_condition(new, type_));
@@ -1021,13 +1025,16 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
     };
     let mut events = Vec::new();
     if let Some(c) = changed(READY) {
-        if c.status == TRUE {
+        // `modelSha256` is set by the first completed rollout: before it, nothing served.
+        let served_before = old.model_sha256.is_some();
+        if c.status == TRUE && served_before {
             events.push(StatusEvent {
                 warning: false,
                 reason: reason::READY.into(),
                 note: c.message.clone(),
             });
-        } else if find_condition(old, READY).is_some_and(|o| o.status == TRUE)
+        } else if c.status != TRUE
+            && find_condition(old, READY).is_some_and(|o| o.status == TRUE)
             && ![reason::ROLLING_OUT, reason::SCALED_TO_ZERO].contains(&c.reason.as_str())
         {
             // Not for a rollout the user asked for: only when pods stopped being ready.
@@ -1910,16 +1917,38 @@ mod tests {
     }
 
     #[test]
-    fn becoming_ready_and_recovering_emit_events() {
+    fn readiness_is_an_event_only_for_what_served_before() {
         let p = predictor("american", "team-a");
         let d = deployment_of(&p).rolled_out(2);
         let s = compute_status(&p, &observed(Some(&d)), &time(0));
-        let events = status_events(&PredictorStatus::default(), &s);
-        assert_eq!(
-            events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
-            ["Ready"]
-        );
+        // A new Predictor's first readiness: the status tells it, no Event.
+        assert_eq!(cond(&s, READY), ("True", reason::ROLLOUT_COMPLETE));
+        assert!(status_events(&PredictorStatus::default(), &s).is_empty());
+        let mut first_rollout = s.clone();
+        first_rollout.model_sha256 = None;
+        set_condition(&mut first_rollout, READY, FALSE, reason::ROLLING_OUT);
+        assert!(status_events(&first_rollout, &s).is_empty());
+        // Ready again after a rollout of something that served: an Event.
+        let mut rolling = s.clone();
+        set_condition(&mut rolling, READY, FALSE, reason::ROLLING_OUT);
+        let reasons =
+            |events: Vec<StatusEvent>| events.into_iter().map(|e| e.reason).collect::<Vec<_>>();
+        assert_eq!(reasons(status_events(&rolling, &s)), ["Ready"]);
+        // Pods that stopped being ready, and came back: both are Events.
+        let mut down = s.clone();
+        set_condition(&mut down, READY, FALSE, reason::PODS_NOT_READY);
+        assert_eq!(reasons(status_events(&s, &down)), ["NotReady"]);
+        assert_eq!(reasons(status_events(&down, &s)), ["Ready"]);
         assert!(status_events(&s, &s).is_empty());
+    }
+
+    fn set_condition(status: &mut PredictorStatus, type_: &str, to: &str, why: &str) {
+        let c = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == type_)
+            .unwrap();
+        (c.status, c.reason) = (to.into(), why.into());
     }
 
     /// An autoscaled Predictor serving model A on 2 pods (status written), its Deployment then

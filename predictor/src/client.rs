@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use crate::data::TweetReader;
 use crate::error::{Error, Result};
 use crate::evaluate::{Confusion, Summary};
-use crate::source::{self, describe_reqwest};
+use crate::source;
+use crate::transport::describe_reqwest;
 
 /// `http://host:port` (or the full endpoint URL) → the endpoint URL.
 pub fn endpoint(url: &str) -> String {

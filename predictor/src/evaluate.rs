@@ -5,9 +5,10 @@ use std::io::{BufReader, Read};
 use serde::Serialize;
 
 use crate::data::TweetReader;
+use crate::digest::DigestReader;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::source::{self, DigestReader};
+use crate::source;
 
 /// Counts of (prediction, truth) pairs; "positive" = US.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -81,7 +81,7 @@ pub fn open(url: &HdfsUrl) -> Result<(Box<dyn Read + Send>, u64), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the HDFS I/O thread: {e}"))?;
-    let client = client_builder(url)
+    let client = client_builder(url)?
         .with_io_runtime(runtime.handle().clone())
         .build()
         .map_err(|e| describe(&e, url))?;
@@ -113,11 +113,13 @@ pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin>(
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
     // No runtime given: the client uses the caller's.
-    let client = client_builder(url).build().map_err(|e| describe(&e, url))?;
+    let client = client_builder(url)?
+        .build()
+        .map_err(|e| describe(&e, url))?;
     let file = open_file(&client, url).await?;
     let len = file.file_length();
     if len as u64 > max_bytes {
-        return Err(crate::source::too_large(Some(len as u64), max_bytes));
+        return Err(crate::transport::too_large(Some(len as u64), max_bytes));
     }
     let mut stream = std::pin::pin!(file.read_range_stream(0, len));
     let mut written = 0;
@@ -125,7 +127,7 @@ pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin>(
         let chunk = chunk.map_err(|e| describe_read(&e))?;
         // Bytes actually read count too, not only the length the NameNode states.
         if written + chunk.len() as u64 > max_bytes {
-            return Err(crate::source::too_large(None, max_bytes));
+            return Err(crate::transport::too_large(None, max_bytes));
         }
         out.write_all(&chunk)
             .await
@@ -135,17 +137,25 @@ pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin>(
     Ok(written)
 }
 
-/// A client for the URL's NameNode.
-fn client_builder(url: &HdfsUrl) -> ClientBuilder {
+/// A client for the URL's NameNode (refused under a [`crate::egress`] limit it is outside of).
+fn client_builder(url: &HdfsUrl) -> Result<ClientBuilder, String> {
+    let authority = &url.namenode["hdfs://".len()..];
+    if let Some(policy) = crate::egress::Policy::from_env() {
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host,
+            _ => authority,
+        };
+        policy.check_host(host)?;
+    }
     let builder = ClientBuilder::new().with_url(&url.namenode);
-    if url.namenode["hdfs://".len()..].contains(':') {
+    Ok(if authority.contains(':') {
         // NB: hdfs-native treats a lone host:port as a name service of one and "fails over" to it up to
         // 15 times with growing pauses, so a wrong port took minutes to report. Two retries (about 3 s)
         // ride out a NameNode restart; callers retry on their own schedule (the server backs off).
         builder.with_config([(FAILOVER_MAX_ATTEMPTS, "2")])
     } else {
         builder
-    }
+    })
 }
 
 /// Asks the NameNode for the file's blocks (bounded by [`OPEN_TIMEOUT`]).

@@ -235,7 +235,7 @@ pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin + Send>(
         let layer = model_layer(&manifest.body)?;
         let size = layer.size;
         if size > max_bytes {
-            return Err(crate::source::too_large(Some(size), max_bytes));
+            return Err(crate::transport::too_large(Some(size), max_bytes));
         }
         // Registries may redirect to their storage: reqwest follows, and drops the Authorization
         // header when the redirect leaves the registry's host, port or scheme.
@@ -248,11 +248,11 @@ pub async fn fetch_into<W: tokio::io::AsyncWrite + Unpin + Send>(
                 .map_err(fail)?;
             return Err(fail(refusal(&answer, &session, &what)));
         }
-        let mut out = crate::source::DigestWriter::new(out);
+        let mut out = crate::digest::DigestWriter::new(out);
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| fail(Failure::Unreachable(crate::source::describe_reqwest(&e))))?
+            .map_err(|e| fail(Failure::Unreachable(crate::transport::describe_reqwest(&e))))?
         {
             if out.written() + chunk.len() as u64 > size {
                 return Err(format!(

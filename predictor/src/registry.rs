@@ -16,7 +16,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use crate::registry_auth::{Credentials, basic_token};
-use crate::source::{certificates, describe_reqwest};
+use crate::transport::{certificates, describe_reqwest};
 
 /// Largest manifest, token or error body read; real ones are a few KiB.
 pub const MAX_BODY_BYTES: usize = 4 << 20;

@@ -204,18 +204,18 @@ pub async fn put(
     let signed = signed_url(url, settings, Action::Put)?;
     let mut client = crate::tls::bounded_client(timeout, Duration::from_secs(10));
     if let Some(pem) = ca_pem {
-        client = client.tls_certs_merge(crate::source::certificates(pem)?);
+        client = client.tls_certs_merge(crate::transport::certificates(pem)?);
     }
     let client = client.build().map_err(|e| {
         format!(
             "cannot build an HTTP client: {}",
-            crate::source::describe_reqwest(&e)
+            crate::transport::describe_reqwest(&e)
         )
     })?;
     let response = client.put(signed).body(bytes).send().await.map_err(|e| {
         format!(
             "{} (the store at {})",
-            crate::source::describe_reqwest(&e),
+            crate::transport::describe_reqwest(&e),
             settings.shown_endpoint()
         )
     })?;

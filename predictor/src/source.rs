@@ -9,7 +9,6 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
@@ -17,6 +16,7 @@ use crate::hdfs::{self, HdfsUrl};
 use crate::oci::{self, OciUrl};
 use crate::registry_auth::DockerConfig;
 use crate::s3::{self, S3Settings, S3Url};
+use crate::transport::{certificates, describe_reqwest, too_large};
 
 /// A parsed location.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,6 +221,9 @@ fn open_http(
     let mut builder = reqwest::blocking::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(DOWNLOAD_TIMEOUT);
+    if let Some(policy) = crate::egress::Policy::from_env() {
+        builder = policy.apply_blocking(builder);
+    }
     if let Some(pem) = ca_pem {
         builder = builder.tls_certs_merge(certificates(pem)?);
     }
@@ -255,16 +258,6 @@ pub(crate) fn naming(reason: String, origin: Option<&str>) -> String {
     }
 }
 
-/// The PEM certificates of a CA bundle, refused with a reason when there are none.
-pub fn certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    reqwest::Certificate::from_pem_bundle(pem)
-        .ok()
-        .filter(|certificates| !certificates.is_empty())
-        .ok_or_else(|| {
-            "the store's CA bundle (PREDICTOR_STORE_CA, or ca.crt) holds no PEM certificate".into()
-        })
-}
-
 /// Fetches a whole model-sized object (async; for the server) with a one-off [`Fetcher`], the
 /// default timeouts and this process's own [`StoreAccess::from_env`]. Refuses more than `max_bytes`.
 pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
@@ -282,15 +275,6 @@ pub async fn fetch(location: &str, max_bytes: u64) -> Result<Vec<u8>> {
 pub struct Fetcher {
     http: reqwest::Client,
     timeout: Duration,
-}
-
-/// The refusal of a body past its limit: the same words whether the source said its size first
-/// (`Some(len)`) or the body only ran past the limit while being read (`None`).
-pub fn too_large(len: Option<u64>, max_bytes: u64) -> String {
-    match len {
-        Some(len) => format!("{len} bytes is more than the {max_bytes}-byte limit"),
-        None => format!("more than the {max_bytes}-byte limit"),
-    }
 }
 
 /// Writes `chunk` to `out` and counts it in `written`, refusing (before writing) a chunk that takes
@@ -486,172 +470,6 @@ impl Fetcher {
 /// Bytes read from a local file at a time.
 const CHUNK_BYTES: usize = 64 << 10;
 
-/// What went wrong, with the chain of causes (where reqwest keeps "connection refused"), never the URL
-/// (it may carry credentials).
-pub fn describe_reqwest(error: &reqwest::Error) -> String {
-    let mut text = String::from(if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else if error.is_body() || error.is_decode() {
-        "the response body broke off"
-    } else {
-        "the request failed"
-    });
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        // NB: a TLS error can quote the server's certificate (the names it is valid for): the
-        // server's own words, so only its kind is said, and nothing it wraps.
-        if let Some(tls) = tls_error(cause) {
-            text.push_str(describe_tls(tls));
-            break;
-        }
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The rustls error `cause` is, or that the I/O errors `cause` is wrap, at any depth (hyper-rustls
-/// reports one inside an I/O error, which a connector may wrap in another).
-fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-        let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
-        return tls_error(inner);
-    }
-    None
-}
-
-/// A TLS failure in fixed words.
-fn describe_tls(error: &rustls::Error) -> &'static str {
-    use rustls::CertificateError as Certificate;
-    match error {
-        rustls::Error::InvalidCertificate(
-            Certificate::NotValidForName | Certificate::NotValidForNameContext { .. },
-        ) => "the server's TLS certificate is not valid for its name",
-        rustls::Error::InvalidCertificate(Certificate::UnknownIssuer) => {
-            "the server's TLS certificate is signed by an unknown CA (a private CA goes in \
-             PREDICTOR_STORE_CA, or the credentials Secret's ca.crt)"
-        }
-        rustls::Error::InvalidCertificate(
-            Certificate::Expired | Certificate::ExpiredContext { .. },
-        ) => "the server's TLS certificate has expired",
-        rustls::Error::InvalidCertificate(_) => "the server's TLS certificate was refused",
-        _ => "the TLS handshake failed",
-    }
-}
-
-/// A reader that hashes (sha256) and counts what passes through it, and reports progress.
-pub struct DigestReader<R, F> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-    on_progress: F,
-}
-
-impl<R: Read, F: FnMut(u64)> DigestReader<R, F> {
-    /// Wraps `inner`; `on_progress` gets the running byte count after each read.
-    pub fn new(inner: R, on_progress: F) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-            on_progress,
-        }
-    }
-
-    /// sha256 (hex) and byte count of everything read.
-    pub fn finish(self) -> (String, u64) {
-        (hex::encode(self.hasher.finalize()), self.bytes)
-    }
-}
-
-impl<R: Read, F: FnMut(u64)> Read for DigestReader<R, F> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        (self.on_progress)(self.bytes);
-        Ok(n)
-    }
-}
-
-/// A writer (async) that hashes (sha256) and counts what passes through it into `inner`: a download
-/// spooled to disk is digested as it is written, never read back whole.
-pub struct DigestWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W> DigestWriter<W> {
-    pub fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.bytes
-    }
-
-    /// sha256 (hex) and byte count of everything written, and the writer.
-    pub fn finish(self) -> (String, u64, W) {
-        (hex::encode(self.hasher.finalize()), self.bytes, self.inner)
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for DigestWriter<W> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let written = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = written {
-            this.hasher.update(&buf[..n]);
-            this.bytes += n as u64;
-        }
-        written
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A reader that copies what it reads into a writer (used to spool a remote source for a second pass).
-pub struct TeeReader<R, W> {
-    pub inner: R,
-    pub copy: W,
-}
-
-impl<R: Read, W: std::io::Write> Read for TeeReader<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,51 +606,6 @@ mod tests {
             .to_string();
         assert!(err.contains("HTTP 404"), "{err}");
         assert!(err.contains("http://***@127.0.0.1:"), "{err}");
-    }
-
-    #[test]
-    fn a_tls_failure_is_told_by_its_kind_never_by_the_certificates_names() {
-        let presented =
-            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
-                expected: rustls::pki_types::ServerName::try_from("store.example")
-                    .unwrap()
-                    .to_owned(),
-                presented: vec!["AKIAEXAMPLEINTERNAL".into()],
-            });
-        // What rustls itself says quotes the server's certificate...
-        assert!(presented.to_string().contains("AKIA"), "{presented}");
-        // ...found where hyper-rustls puts it (inside an I/O error), it is said in fixed words.
-        let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, presented);
-        let tls = tls_error(&wrapped).expect("the rustls error inside the I/O error");
-        assert_eq!(
-            describe_tls(tls),
-            "the server's TLS certificate is not valid for its name"
-        );
-        // A connector may wrap that I/O error in another (what reqwest's client reports).
-        let twice = std::io::Error::other(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        ));
-        assert_eq!(
-            tls_error(&twice).map(describe_tls),
-            Some(
-                "the server's TLS certificate is signed by an unknown CA (a private CA goes in \
-                 PREDICTOR_STORE_CA, or the credentials Secret's ca.crt)"
-            )
-        );
-        assert!(tls_error(&std::io::Error::other("plain")).is_none());
-    }
-
-    #[test]
-    fn digest_reader_hashes_everything() {
-        let mut reader = DigestReader::new(&b"abc"[..], |_| {});
-        std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
-        let (sha, n) = reader.finish();
-        assert_eq!(n, 3);
-        assert_eq!(
-            sha,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 
     #[test]

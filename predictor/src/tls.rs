@@ -21,11 +21,16 @@ pub fn install_crypto_provider() {
 /// The start of every async HTTP client here (model and data downloads, the registry resolver, the
 /// client of a live predictor): the crypto provider installed, connecting within `connect` (at most
 /// `timeout`), every request done within `timeout`. Callers add what is theirs (redirects, pool).
+/// Under test, the limit of [`crate::egress`] is installed too.
 pub fn bounded_client(timeout: Duration, connect: Duration) -> reqwest::ClientBuilder {
     install_crypto_provider();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(connect.min(timeout))
-        .timeout(timeout)
+        .timeout(timeout);
+    match crate::egress::Policy::from_env() {
+        Some(policy) => policy.apply(builder),
+        None => builder,
+    }
 }
 
 #[cfg(test)]

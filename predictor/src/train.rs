@@ -17,9 +17,10 @@ use std::thread;
 
 use crate::classifier::{ClassSums, NbTrainer, ROWS_PER_FIT};
 use crate::data::TweetReader;
+use crate::digest::{DigestReader, TeeReader};
 use crate::error::{Error, Result};
 use crate::model::{ModelFile, TrainingInfo};
-use crate::source::{self, DigestReader, TeeReader};
+use crate::source;
 use crate::text::vectorizer::Scratch;
 use crate::text::{DfCounter, Features, TextSettings, Vectorizer};
 

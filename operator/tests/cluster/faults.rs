@@ -381,6 +381,9 @@ async fn two_replicas_one_leads_and_a_killed_leader_hands_over_in_time() {
     let (mut leader, follower) = if leads(&a) { (a, b) } else { (b, a) };
     scene.apply("p", 1);
     scene.serving("p", "0.2", &leader).await;
+    // A rolling update, which the leader announces with an Event (a creation has none).
+    scene.set_image("p", IMAGE_4);
+    scene.serving("p", "0.4", &leader).await;
 
     // Exactly one leads: the Lease names it, and only it reconciles and writes.
     let holder = |lease: Lease| lease.spec.and_then(|s| s.holder_identity);

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
@@ -16,7 +15,7 @@ use operator::crd::{Predictor, RESOLVE_IMAGE_ANNOTATION};
 use operator::resources::Served;
 
 use crate::support::manifests::predictor;
-use crate::support::registry::{PASSWORD, Registry};
+use crate::support::registry::{PASSWORD, Registry, pull_secret};
 use crate::support::wait::rolled_out;
 use crate::{admin, shared, start_scoped_with, wait_object};
 
@@ -35,23 +34,6 @@ fn condition(p: &Predictor, type_: &str) -> (String, String, String) {
 
 fn pod_image(d: &Deployment) -> String {
     Served::of(d).pod_image.unwrap_or_default()
-}
-
-/// A `kubernetes.io/dockerconfigjson` Secret holding `config`.
-fn pull_secret(config: &str) -> Secret {
-    let mut secret = Secret {
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(
-            [(
-                ".dockerconfigjson".to_string(),
-                ByteString(config.as_bytes().to_vec()),
-            )]
-            .into(),
-        ),
-        ..Secret::default()
-    };
-    secret.metadata.name = Some(SECRET.into());
-    secret
 }
 
 async fn set_image(api: &Api<Predictor>, name: &str, image: &str) {
@@ -81,7 +63,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     secrets
         .create(
             &PostParams::default(),
-            &pull_secret(&registry.docker_config(PASSWORD)),
+            &pull_secret(SECRET, &registry.docker_config(PASSWORD)),
         )
         .await
         .expect("create pull secret");
@@ -208,7 +190,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
 
     // 4. A wrong password in the pull Secret: RegistryUnauthorized; fixed, the rollout goes on
     //    by itself (the operator looks again within seconds).
-    let wrong = pull_secret(&registry.docker_config("not-the-password"));
+    let wrong = pull_secret(SECRET, &registry.docker_config("not-the-password"));
     secrets
         .patch(SECRET, &PatchParams::default(), &Patch::Merge(&wrong))
         .await
@@ -235,7 +217,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
         pod_image(&deployments.get("american").await.unwrap()),
         pinned("0.1", &digest_1b)
     );
-    let fixed = pull_secret(&registry.docker_config(PASSWORD));
+    let fixed = pull_secret(SECRET, &registry.docker_config(PASSWORD));
     secrets
         .patch(SECRET, &PatchParams::default(), &Patch::Merge(&fixed))
         .await

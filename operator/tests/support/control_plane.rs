@@ -247,6 +247,12 @@ impl TestCluster {
             "20",
             "--concurrent-replicaset-syncs",
             "20",
+            // kwok's nodes have no kubelet heartbeat but their Lease: after an apiserver restart the
+            // node lifecycle controller could see every node's heartbeat as stale, mark the pods
+            // Ready=False (ContainersReady stays True), and kwok never sets them Ready again. The
+            // faults tests restart the apiserver for seconds, not minutes.
+            "--node-monitor-grace-period",
+            "5m",
         ]);
         self.spawn("kube-controller-manager", &args);
         let sched_port = free_port().to_string();
@@ -458,6 +464,8 @@ impl TestCluster {
             .env("POD_NAME", name)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("RUST_LOG", "info,operator=debug,kube=warn")
+            // A model, data or image host outside loopback fails at once, saying so.
+            .env(predictor::egress::ENV, predictor::egress::LOOPBACK)
             .env_remove("SKIP_MODEL_CHECK")
             .env_remove("SKIP_IMAGE_CHECK");
         let log = self.dir.join(format!("{name}.log"));

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use predictor::model::sha256_hex;
 use predictor::testing::poll;
 
@@ -28,6 +30,24 @@ pub fn require(program: &str) {
         found,
         "{program} not found on PATH: install it with `{INSTALL}`"
     );
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret `name` holding `docker_config`
+/// ([`Registry::docker_config`]).
+pub fn pull_secret(name: &str, docker_config: &str) -> Secret {
+    let mut secret = Secret {
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(
+            [(
+                ".dockerconfigjson".to_string(),
+                ByteString(docker_config.as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    secret.metadata.name = Some(name.into());
+    secret
 }
 
 /// A running `docker-registry serve` with its storage and config in `dir`.

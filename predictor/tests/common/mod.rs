@@ -1,6 +1,5 @@
 //! Shared test helpers: paths to the shared data, the CLI, and (in `server`) the predictor server run
-//! in-process, and (in `seaweedfs`) a real S3 store on loopback. The loopback file server is
-//! `predictor::testing`'s, re-exported here.
+//! in-process. The loopback file server is `predictor::testing`'s, re-exported here.
 #![allow(dead_code)]
 
 pub mod server;
@@ -36,6 +35,8 @@ pub fn predictor(args: &[&str]) -> Output {
 pub fn predictor_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_predictor"))
         .args(args)
+        // A host outside loopback fails at once, saying so (predictor::egress).
+        .env(predictor::egress::ENV, predictor::egress::LOOPBACK)
         .envs(env.iter().copied())
         .output()
         .expect("run predictor")

@@ -1,0 +1,85 @@
+//! Step 5: applies what differs (the Service, the stable and canary Deployments, the
+//! autoscaler), retires a canary no longer wanted, deletes an autoscaler no longer asked for, and
+//! hands the replica count over to the autoscaler when there is one. Only the Predictor's own.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use kube::{Api, ResourceExt};
+
+use super::children::{Current, apply_if, delete_if, hand_over_replicas, is_applied};
+use super::context::Context;
+use super::rollout::{Step, retire_if};
+use crate::crd::Predictor;
+use crate::error::Result;
+use crate::ownership::owned_by;
+use crate::resources::{build_autoscaler, build_service, stable_replicas};
+
+/// What the apply left: the stable Deployment and the autoscaler as applied (`None`: as they were).
+pub(super) struct Applied {
+    pub(super) deployment: Option<Deployment>,
+    pub(super) autoscaler: Option<HorizontalPodAutoscaler>,
+}
+
+/// Applies `step` and the Service and autoscaler beside it, independent requests together.
+#[tracing::instrument(name = "apply", skip_all)]
+pub(super) async fn apply_children(
+    predictor: &Predictor,
+    ctx: &Context,
+    namespace: &str,
+    current: &Current,
+    step: &Step,
+) -> Result<Applied> {
+    let name = predictor.name_any();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    let service =
+        Some(build_service(predictor)?).filter(|s| !is_applied(s, current.service.as_ref()));
+    let deployment = step
+        .stable
+        .as_ref()
+        .filter(|d| !is_applied(*d, current.deployment.as_ref()));
+    let autoscaler = build_autoscaler(predictor)?;
+    let autoscaler_changed = autoscaler
+        .as_ref()
+        .filter(|a| !is_applied(*a, current.autoscaler.as_ref()));
+    // Autoscaled: before an apply without the replica count, the count is handed over (see
+    // `build_replicas_handover`; the operator may still own it from before autoscaling, until
+    // the autoscaler's first scale), and a Deployment created now gets `minReplicas` right after.
+    let handover = predictor
+        .spec
+        .autoscaling
+        .as_ref()
+        .filter(|_| deployment.is_some());
+    if let (Some(_), Some(existing)) = (handover, &current.deployment) {
+        let replicas = stable_replicas(predictor, Some(existing));
+        hand_over_replicas(&deployments, predictor, replicas, ctx).await?;
+    }
+    // Only the Predictor's own: a HorizontalPodAutoscaler of the same name that someone else
+    // made (read by name when not in the cache) is not the operator's to delete.
+    let stale_autoscaler = current
+        .autoscaler
+        .as_ref()
+        .filter(|a| autoscaler.is_none() && owned_by(*a, predictor))
+        .map(|_| name.as_str());
+    let (_service, applied, _canary, _canary_service, _retired, applied_autoscaler, _deleted) = futures::try_join!(
+        apply_if(&services, service.as_ref(), ctx, "service"),
+        apply_if(&deployments, deployment, ctx, "deployment"),
+        apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
+        apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
+        retire_if(&deployments, step.retire.as_deref(), ctx),
+        apply_if(&autoscalers, autoscaler_changed, ctx, "autoscaler"),
+        delete_if(&autoscalers, stale_autoscaler, ctx),
+    )?;
+    let deployment = match (handover, &current.deployment, applied) {
+        (Some(autoscaling), None, Some(_)) => {
+            Some(hand_over_replicas(&deployments, predictor, autoscaling.min_replicas, ctx).await?)
+        }
+        (_, _, applied) => applied,
+    };
+    Ok(Applied {
+        deployment,
+        autoscaler: applied_autoscaler,
+    })
+}
