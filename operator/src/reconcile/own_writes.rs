@@ -32,11 +32,17 @@ pub struct OwnWrites {
 }
 
 impl OwnWrites {
-    /// After a status write computed from `predictor`: that version is now out of date.
-    pub fn wrote(&self, predictor: &Predictor) {
+    /// After a status write computed from `predictor` that the apiserver answered with `written`:
+    /// the version read is now out of date. A write that changed nothing keeps its version and
+    /// brings no watch event, so it is not remembered (else the Predictor's status would stay
+    /// unwritten until [`FORGET_AFTER`], and then until the next resync).
+    pub fn wrote(&self, predictor: &Predictor, written: &Predictor) {
         let Some(version) = predictor.resource_version() else {
             return;
         };
+        if written.resource_version().as_ref() == Some(&version) {
+            return;
+        }
         let now = Instant::now();
         let mut replaced = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
         replaced.retain(|_, (_, at)| now.duration_since(*at) < FORGET_AFTER);
@@ -87,7 +93,7 @@ mod tests {
         let before = at_version("american", "7");
         assert!(!writes.is_replaced(&before), "nothing written yet");
 
-        writes.wrote(&before);
+        writes.wrote(&before, &at_version("american", "8"));
         assert!(
             writes.is_replaced(&before),
             "the cache has not seen the write"
@@ -108,8 +114,19 @@ mod tests {
     fn an_object_without_a_version_is_never_remembered() {
         let writes = OwnWrites::default();
         let p = predictor("american", "team-a");
-        writes.wrote(&p);
+        writes.wrote(&p, &at_version("american", "8"));
         assert!(!writes.is_replaced(&p));
+        assert_eq!(writes.len(), 0);
+    }
+
+    #[test]
+    fn a_write_that_changed_nothing_is_not_remembered() {
+        // The apiserver answers an apply that changes nothing with the same resourceVersion, and
+        // sends no watch event: the next reconcile must not wait for one.
+        let writes = OwnWrites::default();
+        let same = at_version("american", "7");
+        writes.wrote(&same, &same.clone());
+        assert!(!writes.is_replaced(&same));
         assert_eq!(writes.len(), 0);
     }
 }

@@ -196,7 +196,8 @@ async fn answer_status_and_events(
     assert!(check.is_none(), "no status apply");
 }
 
-/// Answers a status apply with the Predictor carrying the applied status.
+/// Answers a status apply with the Predictor carrying the applied status, at the next
+/// resourceVersion when the status changed (as the apiserver does).
 fn reply_status(call: Call, p: &Predictor) {
     call.assert_apply(FIELD_MANAGER);
     assert_eq!(call.body["apiVersion"], "mlops.dev/v1alpha1");
@@ -209,6 +210,10 @@ fn reply_status(call: Call, p: &Predictor) {
     );
     let mut stored = p.clone();
     stored.status = Some(serde_json::from_value(call.body["status"].clone()).unwrap());
+    if stored.status != p.status {
+        let version = p.resource_version().and_then(|v| v.parse::<u64>().ok());
+        stored.metadata.resource_version = version.map(|v| (v + 1).to_string());
+    }
     call.reply(&stored);
 }
 

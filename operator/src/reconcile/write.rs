@@ -119,9 +119,9 @@ pub(super) async fn patch_status(
         )
         .await
     {
-        Ok(_) => {
+        Ok(written) => {
             ctx.metrics.wrote("status");
-            ctx.own_writes.wrote(predictor);
+            ctx.own_writes.wrote(predictor, &written);
             Ok(true)
         }
         Err(kube::Error::Api(e)) if e.code == 409 => {
