@@ -5,7 +5,7 @@
 //! rolls out again (the operator does not revert the count), then autoscaling is removed (the
 //! autoscaler is deleted, `spec.replicas` owns the count again). This control plane has no metrics
 //! API, so the autoscaler cannot measure the pods, and the `Autoscaling` condition says so in its
-//! own words. (Scaling on real CPU figures: the node tier, `operator/tests/node.rs`.)
+//! own words. (Scaling on real CPU figures: the node tier, `operator/tests/node/`.)
 
 use std::time::Duration;
 
