@@ -379,6 +379,25 @@ pub(crate) fn predictor_object(image_tag: &str, url: &str, sha256: &str) -> Pred
     p
 }
 
+/// The Predictor applied on image `tag` with the model at `url`, once READY 2/2 on both: where a
+/// scenario that changes one thing starts. No change when it is there already.
+pub(crate) fn settle_on(node: &Node, tag: &str, url: &str, sha256: &str) -> Value {
+    node.apply(&predictor_yaml(tag, url, sha256));
+    wait_for(
+        Duration::from_secs(120),
+        &format!("{tag} Ready on {url}"),
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True")
+                && p["status"]["modelSha256"] == sha256
+                && p["status"]["version"] == tag
+                && p["status"]["ready"] == "2/2"
+                && p["status"]["replicas"] == 2)
+                .then_some(p)
+        },
+    )
+}
+
 /// The Predictor's Deployment as the API has it.
 pub(crate) fn deployment(node: &Node) -> Value {
     node.json(&["get", "deployment", NAME, "-n", NS])

@@ -13,20 +13,7 @@ use crate::probe::*;
 /// back the rollout completes.
 pub(crate) fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_t: &str) {
     // Back on the good model, image 0.2 by tag.
-    node.apply(&predictor_yaml("0.2", url_t, sha_t));
-    let settled = wait_for(
-        Duration::from_secs(120),
-        "0.2 Ready on the good model",
-        || {
-            let p = node.predictor();
-            (condition_is(&p, "Ready", "True")
-                && p["status"]["modelSha256"] == sha_t
-                && p["status"]["version"] == "0.2"
-                && p["status"]["ready"] == "2/2"
-                && p["status"]["replicas"] == 2)
-                .then_some(p)
-        },
-    );
+    let settled = settle_on(node, "0.2", url_t, sha_t);
     let pinned_02 = deployment_image(node);
     let digest_02 = pinned_02
         .strip_prefix(&format!("{IMAGE}:0.2@"))

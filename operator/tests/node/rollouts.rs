@@ -8,30 +8,11 @@ use crate::Setup;
 use crate::cluster::*;
 use crate::probe::*;
 
-/// The Predictor on `tag` with model T, READY 2/2: where a scenario that changes one thing starts.
-fn on_model_t(setup: &Setup, tag: &str) {
-    let (url_t, sha_t) = setup.model("MODEL_T");
-    setup.node.apply(&predictor_yaml(tag, &url_t, sha_t));
-    wait_for(
-        Duration::from_secs(120),
-        &format!("{tag} Ready on model T"),
-        || {
-            let p = setup.node.predictor();
-            (condition_is(&p, "Ready", "True")
-                && p["status"]["modelSha256"] == sha_t
-                && p["status"]["version"] == tag
-                && p["status"]["ready"] == "2/2"
-                && p["status"]["replicas"] == 2)
-                .then_some(())
-        },
-    );
-}
-
 /// Section 3a: Image tag 0.1 -> 0.2 under load, the pull from the registry in the path.
 pub(crate) fn image_rollout(setup: &Setup) {
     let (node, base) = (&setup.node, &setup.base);
     let (url_t, sha_t) = setup.model("MODEL_T");
-    on_model_t(setup, "0.1");
+    settle_on(node, "0.1", &url_t, sha_t);
     let r = measure_rollout(
         node,
         base,
@@ -59,8 +40,9 @@ pub(crate) fn image_rollout(setup: &Setup) {
 /// Section 3b: A model-only change under load.
 pub(crate) fn model_rollout(setup: &Setup) {
     let (node, base) = (&setup.node, &setup.base);
+    let (url_t, sha_t) = setup.model("MODEL_T");
     let (url_b, sha_b) = setup.model("MODEL_B");
-    on_model_t(setup, "0.2");
+    settle_on(node, "0.2", &url_t, sha_t);
     let r = measure_rollout(
         node,
         base,
@@ -120,8 +102,8 @@ pub(crate) fn wrong_digest(setup: &Setup) {
     let (node, base) = (&setup.node, &setup.base);
     let (url_a, _) = setup.model("MODEL_A");
     let (_, sha_b) = setup.model("MODEL_B");
-    let (_, sha_t) = setup.model("MODEL_T");
-    on_model_t(setup, "0.2");
+    let (url_t, sha_t) = setup.model("MODEL_T");
+    settle_on(node, "0.2", &url_t, sha_t);
     node.kubectl_ok(&[
         "set",
         "env",
