@@ -228,15 +228,6 @@ mod tests {
     }
 
     #[test]
-    fn every_old_spelling_names_a_duration_flag_of_run() {
-        use clap::CommandFactory;
-        assert_eq!(
-            durations::stale(&Cli::command(), OLD_SPELLINGS),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
     fn durations_default_as_before_and_take_any_unit() {
         let (config, deprecations) = parse_config(&[], &[]).unwrap();
         assert!(deprecations.is_empty());

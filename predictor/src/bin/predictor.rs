@@ -433,15 +433,6 @@ impl ProbeArgs {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_old_spelling_names_a_duration_flag_of_its_subcommand() {
-        use clap::CommandFactory;
-        assert_eq!(
-            durations::stale(&Cli::command(), OLD_SPELLINGS),
-            Vec::<String>::new()
-        );
-    }
-
     /// `serve`'s durations in milliseconds, as flags and as variables, still work for one release,
     /// each with a line saying what to write now.
     #[test]

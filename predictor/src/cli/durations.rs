@@ -111,10 +111,10 @@ impl OldSpelling {
 }
 
 /// The arguments in today's spelling, and a deprecation line for each old spelling read.
-#[derive(Debug, PartialEq)]
-pub struct Upgraded {
-    pub args: Vec<OsString>,
-    pub deprecations: Vec<String>,
+#[derive(Debug)]
+struct Upgraded {
+    args: Vec<OsString>,
+    deprecations: Vec<String>,
 }
 
 /// `120` or `1.5`: what the old spellings took.
@@ -130,7 +130,7 @@ fn is_bare_number(text: &str) -> bool {
 /// the subcommand; the command line wins over it, as over any variable, and its new variable wins
 /// too (silently when both say the same: how a caller serves binaries from before and after).
 /// Errs when an old name holds something other than a number.
-pub fn upgrade(
+fn upgrade(
     args: impl IntoIterator<Item = impl Into<OsString>>,
     old: &[OldSpelling],
     env: impl Fn(&str) -> Option<OsString>,
@@ -267,12 +267,15 @@ fn upgrade_env<'a>(
 }
 
 /// [`upgrade`], then clap: the parsed command line and the deprecation lines to print or log. An
-/// old spelling with a bad value is a clap error like any other.
+/// old spelling with a bad value is a clap error like any other. Debug builds also check that each
+/// of `old` names a duration flag of `C` (as clap checks its own definitions), so every test that
+/// parses does.
 pub fn parse<C: clap::Parser>(
     args: impl IntoIterator<Item = impl Into<OsString>>,
     old: &[OldSpelling],
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<(C, Vec<String>), clap::Error> {
+    debug_assert_eq!(stale(&C::command(), old), Vec::<String>::new());
     let upgraded = upgrade(args, old, env)
         .map_err(|message| C::command().error(clap::error::ErrorKind::ValueValidation, message))?;
     Ok((C::try_parse_from(upgraded.args)?, upgraded.deprecations))
@@ -286,8 +289,8 @@ pub fn parse_process<C: clap::Parser>(
 }
 
 /// The entries of `old` that name no flag (or not its variable) of their subcommand in `command`,
-/// or whose flag's default is not a humantime duration: each binary's test asks for none.
-pub fn stale(command: &clap::Command, old: &[OldSpelling]) -> Vec<String> {
+/// or whose flag's default is not a humantime duration.
+fn stale(command: &clap::Command, old: &[OldSpelling]) -> Vec<String> {
     old.iter()
         .filter(|o| {
             let found = command
