@@ -10,8 +10,8 @@
 //! with retry, renew, release and identity well, but (1) it has no renew deadline: while the
 //! apiserver cannot be reached its holder keeps believing it leads (`changed()` only errors and
 //! backs off), so after the Lease expires a standby could take over with the old leader still
-//! reconciling; here the leader stops after `--renew-deadline-seconds` (< the lease duration);
-//! (2) it renews once per `duration - grace` instead of every `--retry-period-seconds`, so one
+//! reconciling; here the leader stops after `--renew-deadline` (< the lease duration);
+//! (2) it renews once per `duration - grace` instead of every `--retry-period`, so one
 //! failed renewal eats most of the margin; (3) it writes with `patch` (strategic merge and apply,
 //! one field manager per identity), which widens the operator's RBAC beyond get/create/update
 //! and changes what the exact-RBAC test pins. The protocol here is ~150 lines with a pure,

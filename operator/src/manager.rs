@@ -137,6 +137,10 @@ async fn elect(elector: &LeaderElector, config: &Config, shutdown: &Cancellation
     won
 }
 
+/// `--shutdown-timeout`'s default: within config/manager's `terminationGracePeriodSeconds`, with
+/// room to release the Lease afterwards (see the test that checks the Deployment against it).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "20s";
+
 /// `--memory-budget-mib`'s default: what config/manager's memory limit is sized for (see
 /// [`BASELINE_MEMORY`] and the test that checks the Deployment against these).
 pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 160;
@@ -351,9 +355,10 @@ mod tests {
         number.parse::<u64>().unwrap() << shift
     }
 
-    /// config/manager/deployment.yaml, the flags' defaults and the limits agree: the budget and
-    /// the baseline fit the memory limit with room to spare, the largest single reservation fits
-    /// the budget, and the spool's worst case fits the emptyDir's sizeLimit.
+    /// config/manager/deployment.yaml, the flags' defaults and the limits agree: the shutdown
+    /// timeout fits the termination grace period, the budget and the baseline fit the memory
+    /// limit with room to spare, the largest single reservation fits the budget, and the spool's
+    /// worst case fits the emptyDir's sizeLimit.
     #[test]
     fn the_operator_deployment_and_the_flag_defaults_agree() {
         use k8s_openapi::api::apps::v1::Deployment;
@@ -374,6 +379,14 @@ mod tests {
                 .and_then(|e| e.value.clone())
                 .unwrap_or_else(|| panic!("no {name}"))
         };
+        // After SIGTERM: in-flight reconciles, then the Lease's release (one request) and the
+        // metrics server's close, before the kubelet kills the pod.
+        let grace = Duration::from_secs(pod.termination_grace_period_seconds.unwrap() as u64);
+        let shutdown = humantime::parse_duration(DEFAULT_SHUTDOWN_TIMEOUT).unwrap();
+        assert!(
+            shutdown + Duration::from_secs(5) <= grace,
+            "shutdown timeout {shutdown:?} + 5 s > terminationGracePeriodSeconds {grace:?}"
+        );
         let budget_mib: u64 = env("MEMORY_BUDGET_MIB").parse().unwrap();
         let model_max: u64 = env("MODEL_MAX_BYTES").parse().unwrap();
         assert_eq!(budget_mib, DEFAULT_MEMORY_BUDGET_MIB);

@@ -7,6 +7,7 @@
 //! server-side apply under [`FIELD_MANAGER`].
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -41,6 +42,10 @@ pub const ENV_MODEL_URL: &str = "MODEL_URL";
 pub const ENV_MODEL_SHA256: &str = "MODEL_SHA256";
 pub const ENV_VERSION: &str = "VERSION";
 pub const ENV_PORT: &str = "PORT";
+pub const ENV_SHUTDOWN_DELAY: &str = "SHUTDOWN_DELAY";
+/// [`ENV_SHUTDOWN_DELAY`] in milliseconds, as predictor images from before humantime durations read
+/// it. NB: set too for one release, so a Predictor still on such an image keeps its delay (a newer
+/// predictor takes `SHUTDOWN_DELAY`, silently when both agree); remove with the old spelling.
 pub const ENV_SHUTDOWN_DELAY_MS: &str = "SHUTDOWN_DELAY_MS";
 /// Where the server answers `POST /drain` and the preStop hook asks (the same variable for both).
 pub const ENV_DRAIN_SOCKET: &str = "DRAIN_SOCKET";
@@ -51,12 +56,12 @@ pub const ENV_SHADOW_PERCENT: &str = "SHADOW_PERCENT";
 pub const TRACK_LABEL: &str = "mlops.dev/track";
 /// [`TRACK_LABEL`]'s value on canary pods (stable pods do not carry the label).
 pub const TRACK_CANARY: &str = "canary";
-/// Milliseconds a predictor keeps answering after SIGTERM (the pre-stop pause is over), every answer
+/// How long a predictor keeps answering after SIGTERM (the pre-stop pause is over), every answer
 /// with `Connection: close`, before it closes its listener and its idle connections. A kept-alive
 /// client sends its next request within this time, reads the close and reconnects to a serving pod,
 /// instead of racing the server's close of an idle connection (1 failed request of 1,248 was seen in
 /// a node-tier rollout with no delay).
-pub const SHUTDOWN_DELAY_MS: u64 = 2000;
+pub const SHUTDOWN_DELAY: Duration = Duration::from_secs(2);
 /// Seconds a terminating pod keeps serving (draining: every answer closes its connection) after it
 /// was taken out of the endpoints: enough for kube-proxies to stop sending new connections to it.
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
@@ -185,7 +190,14 @@ fn build_container(predictor: &Predictor, image: &str, track: Track) -> Containe
         env(ENV_MODEL_SHA256, &spec.model.sha256),
         env(ENV_VERSION, spec.effective_version()),
         env(ENV_PORT, spec.port.to_string()),
-        env(ENV_SHUTDOWN_DELAY_MS, SHUTDOWN_DELAY_MS.to_string()),
+        env(
+            ENV_SHUTDOWN_DELAY,
+            humantime::format_duration(SHUTDOWN_DELAY).to_string(),
+        ),
+        env(
+            ENV_SHUTDOWN_DELAY_MS,
+            SHUTDOWN_DELAY.as_millis().to_string(),
+        ),
         env(ENV_DRAIN_SOCKET, DRAIN_SOCKET),
     ];
     vars.extend(crate::store_env::pod_env(&spec.model));
@@ -740,6 +752,7 @@ mod tests {
                                 {"name": "MODEL_SHA256", "value": SHA_A},
                                 {"name": "VERSION", "value": "0.2"},
                                 {"name": "PORT", "value": "5008"},
+                                {"name": "SHUTDOWN_DELAY", "value": "2s"},
                                 {"name": "SHUTDOWN_DELAY_MS", "value": "2000"},
                                 {"name": "DRAIN_SOCKET", "value": "/run/predictor/drain.sock"}
                             ],

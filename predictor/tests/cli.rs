@@ -352,3 +352,21 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+/// A bare number of seconds (`probe` and `drain` took one before humantime) still works for one
+/// release, with a line saying what to write now.
+#[test]
+fn a_duration_without_a_unit_still_counts_as_seconds_and_says_what_to_write_now() {
+    let started = std::time::Instant::now();
+    let out = predictor(&["drain", "--wait", "0.2"]);
+    assert_fails_with(
+        &out,
+        &[
+            "warning: --wait 0.2 is deprecated and will be removed in the next release: write \
+             --wait 0.2s\n",
+            "no drain socket",
+            "waiting 200 ms anyway",
+        ],
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}

@@ -7,6 +7,18 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use operator::manager::{self, Config};
 use operator::watch::{self, Scope};
+use predictor::cli::durations::{self, OldSpelling, Unit};
+
+/// `run`'s durations as they were written before humantime (whole seconds: `--model-timeout-seconds`,
+/// `MODEL_TIMEOUT_SECONDS`), read for one release with a deprecation line in the log.
+const OLD_SPELLINGS: &[OldSpelling] = &[
+    OldSpelling::suffixed("run", "registry-timeout", "REGISTRY_TIMEOUT", Unit::Seconds),
+    OldSpelling::suffixed("run", "model-timeout", "MODEL_TIMEOUT", Unit::Seconds),
+    OldSpelling::suffixed("run", "lease-duration", "LEASE_DURATION", Unit::Seconds),
+    OldSpelling::suffixed("run", "renew-deadline", "RENEW_DEADLINE", Unit::Seconds),
+    OldSpelling::suffixed("run", "retry-period", "RETRY_PERIOD", Unit::Seconds),
+    OldSpelling::suffixed("run", "shutdown-timeout", "SHUTDOWN_TIMEOUT", Unit::Seconds),
+];
 
 #[derive(Parser)]
 #[command(version, about = "Runs Predictor objects as Deployments and Services")]
@@ -34,9 +46,9 @@ struct RunArgs {
     /// cannot reach; the pods then pull `spec.image` by its tag).
     #[arg(long, env = "SKIP_IMAGE_CHECK")]
     skip_image_check: bool,
-    /// Timeout of one registry request of the image check, in seconds.
-    #[arg(long, env = "REGISTRY_TIMEOUT_SECONDS", default_value_t = 10)]
-    registry_timeout_seconds: u64,
+    /// Timeout of one registry request of the image check.
+    #[arg(long, env = "REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    registry_timeout: Duration,
     /// Largest model file the pre-flight check downloads, in bytes. Verifying one takes up to
     /// ~7 times its size in memory and scoring it on validation data twice that, within
     /// --memory-budget-mib (8 MiB: a model of the default 3,000 features is ~100 KB).
@@ -53,9 +65,9 @@ struct RunArgs {
     /// limit minus the operator's own ~64 MiB (config/manager/deployment.yaml).
     #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = manager::DEFAULT_MEMORY_BUDGET_MIB)]
     memory_budget_mib: u64,
-    /// Timeout of one model download, in seconds.
-    #[arg(long, env = "MODEL_TIMEOUT_SECONDS", default_value_t = 120)]
-    model_timeout_seconds: u64,
+    /// Timeout of one model download.
+    #[arg(long, env = "MODEL_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    model_timeout: Duration,
     /// Watch and act only in these namespaces, comma-separated (default: all namespaces). Each is
     /// watched on its own, so RoleBindings there suffice (config/components/namespaced).
     #[arg(
@@ -83,43 +95,50 @@ struct RunArgs {
     /// This replica's identity in the Lease and in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// Seconds a Lease stays valid without renewal.
-    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
-    lease_duration_seconds: u64,
-    /// Seconds the leader keeps trying to renew before it gives up and exits.
-    #[arg(long, env = "RENEW_DEADLINE_SECONDS", default_value_t = 10)]
-    renew_deadline_seconds: u64,
-    /// Seconds between election rounds.
-    #[arg(long, env = "RETRY_PERIOD_SECONDS", default_value_t = 2)]
-    retry_period_seconds: u64,
-    /// Seconds in-flight reconciles get to finish after SIGTERM.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20)]
-    shutdown_timeout_seconds: u64,
+    /// How long a Lease stays valid without renewal (whole seconds: the Lease holds seconds).
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it gives up and exits.
+    #[arg(long, env = "RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    renew_deadline: Duration,
+    /// Time between election rounds.
+    #[arg(long, env = "RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    retry_period: Duration,
+    /// How long in-flight reconciles get to finish after SIGTERM.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = manager::DEFAULT_SHUTDOWN_TIMEOUT, value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
 }
 
 impl TryFrom<RunArgs> for Config {
     type Error = String;
 
     fn try_from(args: RunArgs) -> Result<Self, String> {
+        let lease_duration = args.lease_duration;
+        if lease_duration.subsec_nanos() != 0 {
+            return Err(format!(
+                "--lease-duration {}: the Lease holds whole seconds; write e.g. 15s",
+                humantime::format_duration(lease_duration)
+            ));
+        }
         Ok(Self {
             metrics_addr: args.metrics_addr,
             skip_model_check: args.skip_model_check,
             skip_image_check: args.skip_image_check,
-            registry_timeout: Duration::from_secs(args.registry_timeout_seconds),
+            registry_timeout: args.registry_timeout,
             model_max_bytes: args.model_max_bytes,
             spool_dir: args.spool_dir,
             memory_budget: args.memory_budget_mib << 20,
-            model_timeout: Duration::from_secs(args.model_timeout_seconds),
+            model_timeout: args.model_timeout,
             scope: scope(args.namespaces, std::env::var("WATCH_NAMESPACE").ok())?,
             concurrency: args.concurrency,
             leader_elect: args.leader_elect,
             lease_name: args.lease_name,
             lease_namespace: args.lease_namespace,
             identity: args.identity.unwrap_or_else(manager::default_identity),
-            lease_duration: Duration::from_secs(args.lease_duration_seconds),
-            renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
-            retry_period: Duration::from_secs(args.retry_period_seconds),
-            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+            lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+            shutdown_timeout: args.shutdown_timeout,
         })
     }
 }
@@ -143,7 +162,12 @@ fn scope(namespaces: Vec<String>, legacy: Option<String>) -> Result<Scope, Strin
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     operator::telemetry::init();
-    let Command::Run(args) = Cli::parse().command;
+    let (cli, deprecations) =
+        durations::parse_process::<Cli>(OLD_SPELLINGS).unwrap_or_else(|error| error.exit());
+    for line in deprecations {
+        tracing::warn!("{line}");
+    }
+    let Command::Run(args) = cli.command;
     let config = Config::try_from(args).map_err(anyhow::Error::msg)?;
     manager::run(config).await?;
     Ok(())
@@ -189,6 +213,71 @@ mod tests {
         assert_eq!(
             scope(vec!["team-a".into()], Some("other".into())),
             Ok(Scope::Namespaces(vec!["team-a".into()]))
+        );
+    }
+
+    fn parse_config(args: &[&str], env: &[(&str, &str)]) -> Result<(Config, Vec<String>), String> {
+        let (cli, deprecations) = durations::parse::<Cli>(
+            ["operator", "run"].iter().chain(args),
+            OLD_SPELLINGS,
+            |name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into()),
+        )
+        .map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command;
+        Ok((Config::try_from(run)?, deprecations))
+    }
+
+    #[test]
+    fn durations_default_as_before_and_take_any_unit() {
+        let (config, deprecations) = parse_config(&[], &[]).unwrap();
+        assert!(deprecations.is_empty());
+        let seconds = |config: &Config| {
+            [
+                config.registry_timeout,
+                config.model_timeout,
+                config.lease_duration,
+                config.renew_deadline,
+                config.retry_period,
+                config.shutdown_timeout,
+            ]
+            .map(|d| d.as_secs_f64())
+        };
+        assert_eq!(seconds(&config), [10.0, 120.0, 15.0, 10.0, 2.0, 20.0]);
+        let (config, _) =
+            parse_config(&["--model-timeout", "2m 30s", "--retry-period=500ms"], &[]).unwrap();
+        assert_eq!(config.model_timeout, Duration::from_secs(150));
+        assert_eq!(config.retry_period, Duration::from_millis(500));
+        let err = parse_config(&["--lease-duration", "1500ms"], &[]).unwrap_err();
+        assert!(err.contains("the Lease holds whole seconds"), "{err}");
+        let err = parse_config(&["--model-timeout", "120"], &[]).unwrap_err();
+        assert!(err.contains("--model-timeout"), "{err}");
+    }
+
+    /// The flags and variables in whole seconds still work for one release, each with a line
+    /// (logged at start) saying what to write now.
+    #[test]
+    fn seconds_still_work_and_say_what_to_write_now() {
+        let (config, deprecations) = parse_config(
+            &["--model-timeout-seconds", "5", "--lease-duration-seconds=4"],
+            &[
+                ("RENEW_DEADLINE_SECONDS", "3"),
+                ("RETRY_PERIOD_SECONDS", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.model_timeout, Duration::from_secs(5));
+        assert_eq!(config.lease_duration, Duration::from_secs(4));
+        assert_eq!(config.renew_deadline, Duration::from_secs(3));
+        assert_eq!(config.retry_period, Duration::from_secs(1));
+        let later = "is deprecated and will be removed in the next release";
+        assert_eq!(
+            deprecations,
+            [
+                format!("--model-timeout-seconds 5 {later}: write --model-timeout 5s"),
+                format!("--lease-duration-seconds 4 {later}: write --lease-duration 4s"),
+                format!("RENEW_DEADLINE_SECONDS {later}: set RENEW_DEADLINE=3s"),
+                format!("RETRY_PERIOD_SECONDS {later}: set RETRY_PERIOD=1s"),
+            ]
         );
     }
 }

@@ -123,7 +123,7 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
     // (4 at a time) before it writes the children, so reconciling 60 takes seconds.
     let files = FileServer::start_slow(Duration::from_millis(250));
     let (bytes, sha) = model_file(MODEL_DATE);
-    // NB: a leader that cannot renew its Lease for --renew-deadline-seconds exits (in a cluster the
+    // NB: a leader that cannot renew its Lease for --renew-deadline exits (in a cluster the
     // kubelet restarts it). A long deadline keeps this process alive through the outage, so the
     // test shows the controller itself reconnecting.
     let mut op = cluster.start_operator(
@@ -131,10 +131,10 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
         &kubeconfig,
         &[
             "--skip-image-check",
-            "--lease-duration-seconds",
-            "120",
-            "--renew-deadline-seconds",
-            "90",
+            "--lease-duration",
+            "2m",
+            "--renew-deadline",
+            "90s",
         ],
     );
     let pid = op.proc.pid();

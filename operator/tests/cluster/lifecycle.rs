@@ -759,8 +759,8 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
         "leader-test",
         "--namespace",
         ns,
-        "--retry-period-seconds",
-        "1",
+        "--retry-period",
+        "1s",
     ];
     let mut first = s
         .cluster

@@ -95,12 +95,12 @@ pub fn start_scoped_with(name: &str, namespace: &str, lease: &str, extra: &[&str
         namespace,
         "--lease-name",
         lease,
-        "--lease-duration-seconds",
-        &LEASE_SECONDS.to_string(),
-        "--renew-deadline-seconds",
-        &RENEW_DEADLINE_SECONDS.to_string(),
-        "--retry-period-seconds",
-        &RETRY_SECONDS.to_string(),
+        "--lease-duration",
+        &format!("{LEASE_SECONDS}s"),
+        "--renew-deadline",
+        &format!("{RENEW_DEADLINE_SECONDS}s"),
+        "--retry-period",
+        &format!("{RETRY_SECONDS}s"),
     ]
     .map(String::from);
     let flags: Vec<&str> = flags

@@ -12,14 +12,34 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use predictor::cli::commands::{self, EvalOptions, ProbeOptions, ServeOptions, TrainOptions};
-use predictor::cli::values::{
-    CharRange, Limit, parse_duration, parse_limit, parse_range, parse_rate,
-};
+use predictor::cli::durations::{self, OldSpelling, Unit};
+use predictor::cli::values::{CharRange, Limit, parse_limit, parse_range, parse_rate};
 use predictor::probe::{Load, ProbeConfig, Until};
 use predictor::server::ServeConfig;
 use predictor::shadow::ShadowConfig;
 use predictor::text::TextSettings;
 use predictor::train::TrainSettings;
+
+/// Durations as they were written before humantime, read for one release with a deprecation line:
+/// `serve`'s in whole milliseconds (`--request-timeout-ms`, `REQUEST_TIMEOUT_MS`), `probe`'s and
+/// `drain`'s also as a bare number of seconds.
+const OLD_SPELLINGS: &[OldSpelling] = &[
+    OldSpelling::suffixed("serve", "shutdown-delay", "SHUTDOWN_DELAY", Unit::Millis),
+    OldSpelling::suffixed("serve", "drain-timeout", "DRAIN_TIMEOUT", Unit::Millis),
+    OldSpelling::suffixed("serve", "request-timeout", "REQUEST_TIMEOUT", Unit::Millis),
+    OldSpelling::suffixed(
+        "serve",
+        "max-connection-age",
+        "MAX_CONNECTION_AGE",
+        Unit::Millis,
+    ),
+    OldSpelling::bare_seconds("probe", "interval"),
+    OldSpelling::bare_seconds("probe", "ramp"),
+    OldSpelling::bare_seconds("probe", "settle"),
+    OldSpelling::bare_seconds("probe", "max-duration"),
+    OldSpelling::bare_seconds("probe", "timeout"),
+    OldSpelling::bare_seconds("drain", "wait"),
+];
 
 #[derive(Parser)]
 #[command(
@@ -78,7 +98,7 @@ struct DrainArgs {
     drain_socket: Option<PathBuf>,
     /// How long to keep answering afterwards before returning (what the preStop pause was): endpoints
     /// and kube-proxy rules catch up meanwhile.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     wait: Duration,
 }
 
@@ -146,7 +166,7 @@ struct ProbeArgs {
     #[arg(long)]
     url: String,
     /// Time between requests, e.g. 20ms or 1s (at least 1ms: above 1000 requests/s, use --rate).
-    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
     interval: Duration,
     /// Requests per second instead of --interval, e.g. 50 (= --interval 20ms) or 3000.
     #[arg(long, value_parser = parse_rate, conflicts_with = "interval")]
@@ -157,7 +177,7 @@ struct ProbeArgs {
     #[arg(long, value_parser = parse_rate, requires = "ramp")]
     ramp_to: Option<f64>,
     /// How long the rate takes to reach --ramp-to, e.g. 20s (0s: at once).
-    #[arg(long, value_parser = parse_duration, requires = "ramp_to")]
+    #[arg(long, value_parser = humantime::parse_duration, requires = "ramp_to")]
     ramp: Option<Duration>,
     /// Stop once this version answers and nothing else has for --settle.
     #[arg(long)]
@@ -167,13 +187,13 @@ struct ProbeArgs {
     #[arg(long)]
     until_model: Option<String>,
     /// Quiet period that ends the probe once the wanted release answers alone.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     settle: Duration,
     /// Stop after this long in any case.
-    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     max_duration: Duration,
     /// One request's time limit (a slower answer counts as failed).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// The tweet to send.
     #[arg(long, default_value = "#covid19 new york", conflicts_with = "texts")]
@@ -265,20 +285,21 @@ struct ServeArgs {
     /// Version reported in every answer (the image tag in Kubernetes).
     #[arg(long = "version-label", env = "VERSION", default_value = env!("CARGO_PKG_VERSION"))]
     version: String,
-    /// After SIGTERM, keep answering this long (ms) with readiness false, so load balancers stop sending first.
-    #[arg(long, env = "SHUTDOWN_DELAY_MS", default_value_t = 0)]
-    shutdown_delay_ms: u64,
-    /// Longest time (ms) in-flight requests get to finish at shutdown.
-    #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
-    drain_timeout_ms: u64,
-    /// Longest time (ms) one request may take.
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
-    request_timeout_ms: u64,
-    /// After this many ms, a connection's next answer closes it, so keep-alive clients reconnect and
+    /// After SIGTERM, keep answering this long (e.g. 2s) with readiness false, so load balancers stop
+    /// sending first.
+    #[arg(long, env = "SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    shutdown_delay: Duration,
+    /// Longest time in-flight requests get to finish at shutdown.
+    #[arg(long, env = "DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Longest time one request may take.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// After this long, a connection's next answer closes it, so keep-alive clients reconnect and
     /// are spread again over the Service's current pods (a canary or new replicas get their share).
-    /// 0: never.
-    #[arg(long, env = "MAX_CONNECTION_AGE_MS", default_value_t = 5_000)]
-    max_connection_age_ms: u64,
+    /// 0s: never.
+    #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "5s", value_parser = humantime::parse_duration)]
+    max_connection_age: Duration,
     /// Requests handled at once (shared evenly among the serving threads); more wait their turn.
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 1024)]
     max_concurrency: usize,
@@ -307,7 +328,12 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match run(Cli::parse()) {
+    let (cli, deprecations) =
+        durations::parse_process::<Cli>(OLD_SPELLINGS).unwrap_or_else(|error| error.exit());
+    for line in deprecations {
+        eprintln!("warning: {line}");
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // The person's own data: what it said helps them fix it (see `predictor::error::Quoted`).
@@ -347,10 +373,10 @@ fn run(cli: Cli) -> predictor::Result<()> {
 impl ServeArgs {
     fn options(self) -> ServeOptions {
         let mut config = ServeConfig::new(self.model_url, self.model_sha256, self.version);
-        config.drain_timeout = Duration::from_millis(self.drain_timeout_ms);
-        config.request_timeout = Duration::from_millis(self.request_timeout_ms);
-        config.max_connection_age = (self.max_connection_age_ms > 0)
-            .then(|| Duration::from_millis(self.max_connection_age_ms));
+        config.drain_timeout = self.drain_timeout;
+        config.request_timeout = self.request_timeout;
+        config.max_connection_age =
+            (!self.max_connection_age.is_zero()).then_some(self.max_connection_age);
         config.max_concurrency = self.max_concurrency.max(1);
         config.threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -365,7 +391,7 @@ impl ServeArgs {
         ServeOptions {
             config,
             address: std::net::SocketAddr::new(self.host, self.port),
-            shutdown_delay: Duration::from_millis(self.shutdown_delay_ms),
+            shutdown_delay: self.shutdown_delay,
         }
     }
 }
@@ -400,5 +426,54 @@ impl ProbeArgs {
             json: self.json,
             plot: self.plot,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve`'s durations in milliseconds, as flags and as variables, still work for one release,
+    /// each with a line saying what to write now.
+    #[test]
+    fn serve_still_reads_milliseconds_and_says_what_to_write_now() {
+        let env = [
+            ("SHUTDOWN_DELAY_MS", "2000"),
+            ("MAX_CONNECTION_AGE_MS", "0"),
+        ];
+        let (cli, deprecations) = durations::parse::<Cli>(
+            [
+                "predictor",
+                "serve",
+                "--model-url",
+                "model.bin",
+                "--model-sha256",
+                "ab",
+                "--request-timeout-ms",
+                "250",
+                "--drain-timeout-ms=1500",
+            ],
+            OLD_SPELLINGS,
+            |name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into()),
+        )
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let options = args.options();
+        assert_eq!(options.shutdown_delay, Duration::from_secs(2));
+        assert_eq!(options.config.request_timeout, Duration::from_millis(250));
+        assert_eq!(options.config.drain_timeout, Duration::from_millis(1500));
+        assert_eq!(options.config.max_connection_age, None);
+        let later = "is deprecated and will be removed in the next release";
+        assert_eq!(
+            deprecations,
+            [
+                format!("--request-timeout-ms 250 {later}: write --request-timeout 250ms"),
+                format!("--drain-timeout-ms 1500 {later}: write --drain-timeout 1500ms"),
+                format!("SHUTDOWN_DELAY_MS {later}: set SHUTDOWN_DELAY=2000ms"),
+                format!("MAX_CONNECTION_AGE_MS {later}: set MAX_CONNECTION_AGE=0ms"),
+            ]
+        );
     }
 }

@@ -1,27 +1,8 @@
-//! Command-line values that are more than a number: durations (`20ms`), request rates (`3000`), character
-//! n-gram ranges (`3-5`, `none`) and feature limits (`3000`, `all`). Each parser returns a message clap
-//! shows as is.
+//! Command-line values that are more than a number: request rates (`3000`), character n-gram ranges
+//! (`3-5`, `none`) and feature limits (`3000`, `all`). Each parser returns a message clap shows as is.
+//! Durations are humantime's ([`super::durations`]).
 
 use std::fmt;
-use std::time::Duration;
-
-/// `20ms`, `1.5s`, `2m` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 20ms, 2s or 1m"))?;
-    let seconds = match unit {
-        "ms" => value / 1e3,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: unit must be ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
 
 /// Requests per second: `50`, `2.5`, `3000` (above 0, at most [`crate::probe::MAX_RATE`]).
 pub fn parse_rate(text: &str) -> Result<f64, String> {
@@ -85,24 +66,6 @@ impl fmt::Display for Limit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_with_and_without_units() {
-        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(
-            parse_duration("3h")
-                .unwrap_err()
-                .contains("unit must be ms, s or m")
-        );
-        assert!(
-            parse_duration("soon")
-                .unwrap_err()
-                .contains("not a duration")
-        );
-    }
 
     #[test]
     fn rates_are_positive_numbers_up_to_the_probes_ceiling() {
