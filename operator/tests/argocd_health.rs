@@ -342,7 +342,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
 
 #[test]
 fn health_lua_reads_the_status_the_operator_really_computes() {
-    // Guards against the testdata drifting from operator/src/status.rs.
+    // Guards against the testdata drifting from operator/src/status/.
     let script = health_lua();
     let status_of = |obj: &serde_json::Value| run_health(&script, obj).expect("runs").status;
 
