@@ -96,9 +96,7 @@ pub fn time(secs: i64) -> Time {
 /// What the image pre-flight says of the fixture Predictor's image: its tag is [`IMAGE_DIGEST`].
 pub fn resolved(p: &Predictor) -> ImageCheck {
     let image = ImageReference::parse(&p.spec.image).expect("fixture image parses");
-    ImageCheck::Resolved {
-        pinned: image.pinned(IMAGE_DIGEST),
-    }
+    ImageCheck::Passed(image.pinned(IMAGE_DIGEST))
 }
 
 /// What the status of the fixture Predictor is computed from when every pre-flight check passed
@@ -106,7 +104,7 @@ pub fn resolved(p: &Predictor) -> ImageCheck {
 pub fn observed(d: Option<&Deployment>) -> Observed<'_> {
     Observed {
         deployment: d,
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
         image: resolved(&predictor("american", "team-a")),
         pull_failure: None,

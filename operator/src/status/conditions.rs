@@ -5,7 +5,7 @@
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use predictor::source::redact;
 
-use super::check::{ImageCheck, ModelCheck, QualityCheck};
+use super::check::{Check, ImageCheck, ModelCheck, QualityCheck};
 use super::observed::{Observed, Pods};
 use super::reason;
 use super::rollout::Rollout;
@@ -124,10 +124,20 @@ pub(super) fn degraded_condition(rollout: &Rollout, observed: &Observed) -> Verd
     }
 }
 
+/// The condition that tells a pre-flight check's outcome: True with what `passed` says of what the
+/// check found, Unknown when it was not made, False when it refused.
+fn check_verdict<T>(check: &Check<T>, passed: impl FnOnce(&T) -> Verdict) -> Verdict {
+    match check {
+        Check::Passed(found) => passed(found),
+        Check::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
+        Check::Rejected { reason, message } => verdict(FALSE, reason, message.clone()),
+    }
+}
+
 /// ModelVerified: the outcome of the pre-flight check of `spec.model` (its URL redacted).
 pub(super) fn model_verified_condition(predictor: &Predictor, model: &ModelCheck) -> Verdict {
-    match model {
-        ModelCheck::Verified => verdict(
+    check_verdict(model, |_| {
+        verdict(
             TRUE,
             reason::VERIFIED,
             format!(
@@ -135,10 +145,8 @@ pub(super) fn model_verified_condition(predictor: &Predictor, model: &ModelCheck
                 redact(&predictor.spec.model.url),
                 predictor.spec.model.sha256
             ),
-        ),
-        ModelCheck::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
-        ModelCheck::Rejected { reason, message } => verdict(FALSE, reason, message.clone()),
-    }
+        )
+    })
 }
 
 /// QualityGate: the offline quality gate's verdict; `quality` is what the status will show of
@@ -180,8 +188,8 @@ pub(super) fn quality_gate_condition(
 
 /// ImageResolved: the outcome of the image pre-flight of `spec.image`.
 pub(super) fn image_resolved_condition(predictor: &Predictor, image: &ImageCheck) -> Verdict {
-    match image {
-        ImageCheck::Resolved { pinned } => verdict(
+    check_verdict(image, |pinned| {
+        verdict(
             TRUE,
             reason::RESOLVED,
             format!(
@@ -189,10 +197,8 @@ pub(super) fn image_resolved_condition(predictor: &Predictor, image: &ImageCheck
                 predictor.spec.image,
                 pinned.split_once('@').map_or(pinned.as_str(), |(_, d)| d)
             ),
-        ),
-        ImageCheck::Unchecked { reason, message } => verdict(UNKNOWN, reason, message.clone()),
-        ImageCheck::Rejected { reason, message } => verdict(FALSE, reason, message.clone()),
-    }
+        )
+    })
 }
 
 /// Autoscaling: whether the autoscaler measures the pods and may scale them, in its own words
@@ -258,7 +264,6 @@ pub(super) fn autoscaling_condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::predictor;
 
     #[test]
     fn degraded_names_the_most_actionable_problem_first() {
@@ -268,14 +273,9 @@ mod tests {
             message: "expected a, got b".into(),
         };
         let observed = |model: ModelCheck, invalid: Option<&str>| Observed {
-            deployment: None,
             model,
-            quality: QualityCheck::Off,
-            image: crate::fixtures::resolved(&predictor("american", "team-a")),
-            pull_failure: None,
             invalid: invalid.map(Into::into),
-            conflict: None,
-            autoscaler: None,
+            ..crate::fixtures::observed(None)
         };
         let d = degraded_condition(&failed, &observed(rejected.clone(), Some("bad port")));
         assert_eq!(d, verdict(TRUE, reason::INVALID_SPEC, "bad port"));
@@ -284,15 +284,16 @@ mod tests {
             d,
             verdict(TRUE, reason::DIGEST_MISMATCH, "expected a, got b")
         );
-        let d = degraded_condition(&failed, &observed(ModelCheck::Verified, None));
+        let d = degraded_condition(&failed, &observed(ModelCheck::Passed(()), None));
         assert_eq!(
             d,
             verdict(TRUE, reason::PROGRESS_DEADLINE_EXCEEDED, "timed out")
         );
-        let d = degraded_condition(&Rollout::Complete, &observed(ModelCheck::Verified, None));
+        let d = degraded_condition(&Rollout::Complete, &observed(ModelCheck::Passed(()), None));
         assert_eq!(d.status, FALSE);
         assert_eq!(
-            progressing_condition(&Rollout::Missing, &observed(ModelCheck::Verified, None)).reason,
+            progressing_condition(&Rollout::Missing, &observed(ModelCheck::Passed(()), None))
+                .reason,
             reason::CREATING
         );
     }

@@ -4,11 +4,12 @@
 //! status change deserves. Nothing here touches the network.
 //!
 //! One job per file, in the order the status is made: `reason` (every reason's one spelling),
-//! `check` (the pre-flight checks' outcomes), `rollout` (where a Deployment's rollout stands),
-//! `observed` (what the status is computed from), `verdict` (what a condition says, and how it
-//! becomes one), `conditions` (each condition's verdict), `compute` (the whole status), `canary`
-//! (a Canary's rollout laid over it), `throttle` (when a write can wait), `events` (the Events of a
-//! change); `tests`: whole statuses.
+//! `check` (the pre-flight checks' outcomes, one [`Check`] each for the model and the image, and
+//! the reasons each gives), `rollout` (where a Deployment's rollout stands), `observed` (what the
+//! status is computed from), `verdict` (what a condition says, and how it becomes one),
+//! `conditions` (each condition's verdict), `compute` (the whole status), `canary` (a Canary's
+//! rollout laid over it), `throttle` (when a write can wait), `events` (the Events of a change);
+//! `tests`: whole statuses.
 
 use kube::ResourceExt;
 
@@ -28,11 +29,11 @@ mod throttle;
 mod verdict;
 
 pub use canary::{RolloutView, compute_status_with_rollout};
-pub use check::{ImageCheck, ModelCheck, QualityCheck};
+pub use check::{Check, ImageCheck, ModelCheck, QualityCheck};
 pub use compute::compute_status;
 pub use events::{StatusEvent, status_events};
 pub use observed::Observed;
-pub use rollout::{Rollout, pull_failure, rollout_of};
+pub use rollout::{Rollout, pull_failure, rollout_of, scaling};
 pub use throttle::{defer_analysis, defer_progress};
 pub use verdict::{
     AUTOSCALING, DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY,

@@ -35,18 +35,19 @@ impl Observed<'_> {
     /// The pre-flight refusal that blocks the rollout, model first, then its quality, then the
     /// image: `(reason, message, what)`.
     pub(super) fn refusal(&self) -> Option<(&str, &str, &'static str)> {
-        match (&self.model, self.quality.refusal(), &self.image) {
-            (ModelCheck::Rejected { reason, message }, _, _) => Some((reason, message, "model")),
-            (_, Some((reason, message)), _) => Some((reason, message, "model")),
-            (_, _, ImageCheck::Rejected { reason, message }) => Some((reason, message, "image")),
-            _ => None,
-        }
+        [
+            (self.model.refusal(), "model"),
+            (self.quality.refusal(), "model"),
+            (self.image.refusal(), "image"),
+        ]
+        .into_iter()
+        .find_map(|(refusal, what)| refusal.map(|(reason, message)| (reason, message, what)))
     }
 }
 
 /// The facts the Ready condition and the status fields are read from.
 #[derive(Clone, Debug)]
-pub struct Pods {
+pub(super) struct Pods {
     /// `spec.replicas`, or what the autoscaler set (see [`stable_replicas`]).
     pub desired: i32,
     /// Pods of the Deployment, old and new.

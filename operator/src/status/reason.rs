@@ -1,5 +1,16 @@
 //! Every CamelCase reason the operator writes, in conditions and in Events: one spelling each,
-//! shared by the controller, the pre-flight checks and the status computation.
+//! shared by the controller, the pre-flight checks and the status computation. The checks' own
+//! reasons stand beside their outcomes (in `check`) and are named here with the others.
+
+// The pre-flight checks (ModelVerified, QualityGate, ImageResolved, and Degraded and Events when
+// they refuse).
+pub use super::check::{
+    ALREADY_SERVING, CHECK_DISABLED, CREDENTIALS_UNUSABLE, DIGEST_MISMATCH, EVALUATION_FAILED,
+    FETCH_FAILED, IMAGE_NOT_FOUND, MODEL_BELOW_QUALITY_GATE, MODEL_NOT_VERIFIED, NOT_A_MODEL_FILE,
+    QUALITY_GATE_PASSED, REGISTRY_UNAUTHORIZED, REGISTRY_UNREACHABLE, RESOLVED,
+    VALIDATION_DATA_DIGEST_MISMATCH, VALIDATION_DATA_INVALID, VALIDATION_DATA_UNAVAILABLE,
+    VERIFIED,
+};
 
 // Conditions.
 /// Every pod runs the current spec (Ready, Progressing).
@@ -28,47 +39,8 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const CHILD_CONFLICT: &str = "ChildConflict";
 /// Nothing wrong (Degraded).
 pub const AS_EXPECTED: &str = "AsExpected";
-/// The model has the pinned digest and is a model file (ModelVerified).
-pub const VERIFIED: &str = "Verified";
-/// The model's sha256 is not `spec.model.sha256` (ModelVerified, Degraded).
-pub const DIGEST_MISMATCH: &str = "DigestMismatch";
-/// The model has the pinned digest but is not a predictor model file.
-pub const NOT_A_MODEL_FILE: &str = "NotAModelFile";
-/// The model could not be downloaded.
-pub const FETCH_FAILED: &str = "FetchFailed";
-/// The Secret `spec.model.credentials` names is missing or unusable (ModelVerified, Degraded).
-pub const CREDENTIALS_UNUSABLE: &str = "CredentialsUnusable";
-/// The operator runs with `--skip-model-check` (ModelVerified) or `--skip-image-check`
-/// (ImageResolved).
-pub const CHECK_DISABLED: &str = "CheckDisabled";
-/// `spec.image`'s tag resolved to a digest the pods pull by, or the spec names a digest
-/// (ImageResolved).
-pub const RESOLVED: &str = "Resolved";
-/// The registry has no such repository or tag (image pre-flight).
-pub const IMAGE_NOT_FOUND: &str = "ImageNotFound";
-/// The registry refused the pull credentials, or wants some (image pre-flight).
-pub const REGISTRY_UNAUTHORIZED: &str = "RegistryUnauthorized";
-/// The registry could not be reached or failed (image pre-flight).
-pub const REGISTRY_UNREACHABLE: &str = "RegistryUnreachable";
 /// The kubelet cannot pull the image of the rollout's new pods (Degraded).
 pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
-/// The new model met every threshold of `spec.validation` (QualityGate).
-pub const QUALITY_GATE_PASSED: &str = "QualityGatePassed";
-/// `spec.model` is what the Deployment runs: the gate judged it before it rolled out (or it
-/// predates the gate), so it is not judged again (QualityGate).
-pub const ALREADY_SERVING: &str = "AlreadyServing";
-/// The new model is below a threshold of `spec.validation` (QualityGate, Degraded, Event).
-pub const MODEL_BELOW_QUALITY_GATE: &str = "ModelBelowQualityGate";
-/// The gate's data set could not be downloaded (QualityGate, Degraded, Event).
-pub const VALIDATION_DATA_UNAVAILABLE: &str = "ValidationDataUnavailable";
-/// The gate's data set is not the pinned file (QualityGate, Degraded, Event).
-pub const VALIDATION_DATA_DIGEST_MISMATCH: &str = "ValidationDataDigestMismatch";
-/// The gate's data set cannot be scored (QualityGate, Degraded, Event).
-pub const VALIDATION_DATA_INVALID: &str = "ValidationDataInvalid";
-/// Scoring did not finish in time (QualityGate, Degraded, Event).
-pub const EVALUATION_FAILED: &str = "EvaluationFailed";
-/// The gate did not run because the model check refused the model (QualityGate).
-pub const MODEL_NOT_VERIFIED: &str = "ModelNotVerified";
 // Events only.
 /// The Deployment's pods are being replaced.
 pub const ROLLING_UPDATE: &str = "RollingUpdate";

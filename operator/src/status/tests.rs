@@ -294,17 +294,11 @@ fn rejected_model_degrades_but_old_pods_stay_ready() {
     p.status = Some(compute_status(&p, &observed(Some(&d)), &time(0)));
     p.spec.model.sha256 = SHA_B.into();
     let rejected = Observed {
-        deployment: Some(&d),
         model: ModelCheck::Rejected {
             reason: "DigestMismatch".into(),
             message: format!("expected {SHA_B}, got {SHA_A}"),
         },
-        quality: QualityCheck::Off,
-        image: crate::fixtures::resolved(&predictor("american", "team-a")),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed(Some(&d))
     };
     let s = compute_status(&p, &rejected, &time(5));
     assert_eq!(cond(&s, READY), ("True", "RolloutComplete"));
@@ -321,17 +315,11 @@ fn rejected_model_degrades_but_old_pods_stay_ready() {
 fn rejected_model_without_deployment_blocks_creation() {
     let p = predictor("american", "team-a");
     let rejected = Observed {
-        deployment: None,
         model: ModelCheck::Rejected {
             reason: "FetchFailed".into(),
             message: "connection refused".into(),
         },
-        quality: QualityCheck::Off,
-        image: crate::fixtures::resolved(&predictor("american", "team-a")),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed(None)
     };
     let s = compute_status(&p, &rejected, &time(0));
     assert_eq!(cond(&s, READY), ("False", "FetchFailed"));
@@ -343,17 +331,11 @@ fn rejected_model_without_deployment_blocks_creation() {
 fn disabled_check_reports_unknown() {
     let p = predictor("american", "team-a");
     let o = Observed {
-        deployment: None,
         model: ModelCheck::Unchecked {
             reason: "CheckDisabled".into(),
             message: "--skip-model-check".into(),
         },
-        quality: QualityCheck::Off,
-        image: crate::fixtures::resolved(&predictor("american", "team-a")),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed(None)
     };
     let s = compute_status(&p, &o, &time(0));
     assert_eq!(cond(&s, MODEL_VERIFIED), ("Unknown", "CheckDisabled"));
@@ -385,17 +367,11 @@ fn scaled_to_zero_is_not_ready() {
 fn a_refused_image_blocks_the_rollout_and_says_why_once() {
     let p = predictor("american", "team-a");
     let refused = |d| Observed {
-        deployment: d,
-        model: ModelCheck::Verified,
-        quality: QualityCheck::Off,
         image: ImageCheck::Rejected {
             reason: reason::IMAGE_NOT_FOUND.into(),
             message: "image r/a:9 was not found in its registry".into(),
         },
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed(d)
     };
     // No Deployment yet: nothing is created, and every condition says why.
     let s = compute_status(&p, &refused(None), &time(0));
@@ -489,17 +465,11 @@ fn an_unresolved_image_is_unknown_and_has_no_digest() {
     let mut d = deployment_of(&p).rolled_out(2);
     d.spec.template.spec.as_mut().unwrap().containers[0].image = Some(p.spec.image.clone());
     let unchecked = Observed {
-        deployment: Some(&d),
-        model: ModelCheck::Verified,
-        quality: QualityCheck::Off,
         image: ImageCheck::Unchecked {
             reason: reason::CHECK_DISABLED.into(),
             message: "off".into(),
         },
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed(Some(&d))
     };
     let s = compute_status(&p, &unchecked, &time(0));
     assert_eq!(

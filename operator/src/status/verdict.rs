@@ -26,7 +26,7 @@ pub(super) const UNKNOWN: &str = "Unknown";
 
 /// What a condition says, before its type, generation and transition time are added.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
+pub(super) struct Verdict {
     /// `True`, `False` or `Unknown`.
     pub status: &'static str,
     /// CamelCase, one of [`reason`](super::reason)'s constants.
