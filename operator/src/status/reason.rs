@@ -41,7 +41,7 @@ pub const CHILD_CONFLICT: &str = "ChildConflict";
 pub const AS_EXPECTED: &str = "AsExpected";
 /// The kubelet cannot pull the image of the rollout's new pods (Degraded).
 pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
-// Events only.
+// Events, and the canary analysis' conditions.
 /// The Deployment's pods are being replaced.
 pub const ROLLING_UPDATE: &str = "RollingUpdate";
 /// The Predictor became ready again (after a rolling update, or after pods stopped being
