@@ -1,6 +1,6 @@
 -- ArgoCD health check for mlops.dev/Predictor.
 --
--- Reads only what the operator writes (operator/src/status.rs): status.observedGeneration, the
+-- Reads only what the operator writes (operator/src/status/): status.observedGeneration, the
 -- conditions Ready, Progressing and Degraded, and for a Canary rollout status.rollout. The message
 -- always comes from what decided the status, so ArgoCD shows the operator's own words: during a
 -- canary analysis "waiting: N of M samples" (Progressing), after a rollback the measured values

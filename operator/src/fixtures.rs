@@ -6,12 +6,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::crd::{
-    AnalysisSpec, AutoscalingSpec, ModelSpec, Predictor, PredictorSpec, RolloutSpec,
-    RolloutStrategy,
+    AnalysisSpec, AutoscalingSpec, ModelSpec, Predictor, PredictorSpec, PredictorStatus,
+    RolloutSpec, RolloutStrategy,
 };
 use crate::image::ImageReference;
 use crate::resources::build_deployment;
-use crate::status::ImageCheck;
+use crate::status::{ImageCheck, ModelCheck, Observed, QualityCheck, find_condition};
 
 /// Two valid model digests.
 pub const SHA_A: &str = "9f2c1e0d4b3a29180716f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0";
@@ -96,9 +96,28 @@ pub fn time(secs: i64) -> Time {
 /// What the image pre-flight says of the fixture Predictor's image: its tag is [`IMAGE_DIGEST`].
 pub fn resolved(p: &Predictor) -> ImageCheck {
     let image = ImageReference::parse(&p.spec.image).expect("fixture image parses");
-    ImageCheck::Resolved {
-        pinned: image.pinned(IMAGE_DIGEST),
+    ImageCheck::Passed(image.pinned(IMAGE_DIGEST))
+}
+
+/// What the status of the fixture Predictor is computed from when every pre-flight check passed
+/// and `d` is its Deployment (if any): nothing invalid, in conflict or failing to pull.
+pub fn observed(d: Option<&Deployment>) -> Observed<'_> {
+    Observed {
+        deployment: d,
+        model: ModelCheck::Passed(()),
+        quality: QualityCheck::Off,
+        image: resolved(&predictor("american", "team-a")),
+        pull_failure: None,
+        invalid: None,
+        conflict: None,
+        autoscaler: None,
     }
+}
+
+/// `(status, reason)` of the condition `t` in `s`, which must have it.
+pub fn cond<'a>(s: &'a PredictorStatus, t: &str) -> (&'a str, &'a str) {
+    let c = find_condition(s, t).unwrap();
+    (c.status.as_str(), c.reason.as_str())
 }
 
 /// The Deployment the operator builds for `p` (image pinned as [`resolved`] says), with a status

@@ -217,7 +217,7 @@ fn assert_status_and_events_clean(model: ModelCheck, quality: QualityCheck) {
     let d = deployment_of(&p).rolled_out(2);
     let before = Observed {
         deployment: Some(&d),
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,
@@ -272,7 +272,7 @@ async fn nothing_read_from_a_url_is_echoed_by_the_quality_gate() {
         let check = gate()
             .check(
                 &gated(&good.model, &data, None),
-                &ModelCheck::Verified,
+                &ModelCheck::Passed(()),
                 None,
                 &StoreAccess::default(),
                 &metrics,
@@ -282,7 +282,7 @@ async fn nothing_read_from_a_url_is_echoed_by_the_quality_gate() {
         assert_eq!(reason, reason::VALIDATION_DATA_INVALID, "{message}");
         assert!(message.contains("no `"), "{message}");
         assert_no_echo(&message);
-        assert_status_and_events_clean(ModelCheck::Verified, check);
+        assert_status_and_events_clean(ModelCheck::Passed(()), check);
     }
 
     // An error answer: status, header and JSON body all say it.
@@ -293,7 +293,7 @@ async fn nothing_read_from_a_url_is_echoed_by_the_quality_gate() {
     let check = gate()
         .check(
             &gated(&good.model, &data, None),
-            &ModelCheck::Verified,
+            &ModelCheck::Passed(()),
             None,
             &StoreAccess::default(),
             &metrics,
@@ -303,7 +303,7 @@ async fn nothing_read_from_a_url_is_echoed_by_the_quality_gate() {
     assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
     assert!(message.contains("HTTP 403"), "{message}");
     assert_no_echo(&message);
-    assert_status_and_events_clean(ModelCheck::Verified, check);
+    assert_status_and_events_clean(ModelCheck::Passed(()), check);
     assert_no_echo(&metrics.render());
     assert!(internal.connections() >= 3, "the service was asked");
 }
@@ -442,7 +442,7 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
     let check = gate()
         .check(
             &spec,
-            &ModelCheck::Verified,
+            &ModelCheck::Passed(()),
             Some(&serving(&over_http)),
             &StoreAccess::default(),
             &metrics,
@@ -460,7 +460,7 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
         let check = gate()
             .check(
                 &spec,
-                &ModelCheck::Verified,
+                &ModelCheck::Passed(()),
                 Some(&serving(&url)),
                 &StoreAccess::default(),
                 &metrics,
@@ -495,7 +495,7 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
             gate()
                 .check(
                     &gated(&good.model, &data, None),
-                    &ModelCheck::Verified,
+                    &ModelCheck::Passed(()),
                     None,
                     &StoreAccess::default(),
                     &metrics,

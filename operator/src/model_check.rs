@@ -175,13 +175,13 @@ impl ModelChecker {
             self.remember(model);
         }
         if self.is_cached(model) {
-            return ModelCheck::Verified;
+            return ModelCheck::Passed(());
         }
         match self.verify(model, access).await {
             Ok(()) => {
                 metrics.model_check("verified");
                 self.remember(model);
-                ModelCheck::Verified
+                ModelCheck::Passed(())
             }
             Err(e) => {
                 metrics.model_check(e.metric_label());
@@ -312,11 +312,11 @@ mod tests {
         // ...unless the Deployment already runs it, which also makes it known to be good.
         assert_eq!(
             on.check(&model, true, &anonymous(), &metrics).await,
-            ModelCheck::Verified
+            ModelCheck::Passed(())
         );
         assert_eq!(
             on.check(&model, false, &anonymous(), &metrics).await,
-            ModelCheck::Verified
+            ModelCheck::Passed(())
         );
     }
 
@@ -363,7 +363,7 @@ mod tests {
             .iter()
             .map(|m| checker.check(m, false, &access, &metrics));
         for check in futures::future::join_all(checks).await {
-            assert_eq!(check, ModelCheck::Verified);
+            assert_eq!(check, ModelCheck::Passed(()));
         }
         assert_eq!(checker.budget().available(), checker.budget().total());
 
@@ -396,7 +396,7 @@ mod tests {
         };
         assert_eq!(
             on.check(&good, false, &anonymous(), &metrics).await,
-            ModelCheck::Verified
+            ModelCheck::Passed(())
         );
         let wrong = ModelSpec {
             sha256: SHA_A.into(),
@@ -459,7 +459,7 @@ mod redaction_tests {
             &p,
             &Observed {
                 deployment: Some(&d),
-                model: ModelCheck::Verified,
+                model: ModelCheck::Passed(()),
                 quality: crate::status::QualityCheck::Off,
                 image: crate::fixtures::resolved(&p),
                 pull_failure: None,
@@ -491,7 +491,7 @@ mod redaction_tests {
         // A verified model names its URL in ModelVerified: redacted too.
         let verified = Observed {
             deployment: Some(&d),
-            model: ModelCheck::Verified,
+            model: ModelCheck::Passed(()),
             quality: crate::status::QualityCheck::Off,
             image: crate::fixtures::resolved(&p),
             pull_failure: None,

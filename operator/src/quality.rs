@@ -673,7 +673,7 @@ mod tests {
     async fn shuffled_labels_are_refused_and_the_good_model_passes() {
         let s = store();
         let (gate, metrics) = (gate(), Metrics::default());
-        let verified = ModelCheck::Verified;
+        let verified = ModelCheck::Passed(());
 
         let good = gate
             .check(
@@ -752,7 +752,7 @@ mod tests {
         let model = checker
             .check(&spec.model, false, &StoreAccess::default(), &metrics)
             .await;
-        assert_eq!(model, ModelCheck::Verified);
+        assert_eq!(model, ModelCheck::Passed(()));
         let verdict = gate
             .check(&spec, &model, None, &StoreAccess::default(), &metrics)
             .await;
@@ -777,7 +777,7 @@ mod tests {
     async fn unreachable_wrong_oversized_or_unreadable_data_refuses_the_model() {
         let s = store();
         let metrics = Metrics::default();
-        let verified = ModelCheck::Verified;
+        let verified = ModelCheck::Passed(());
         let refused = |check: QualityCheck| match check {
             QualityCheck::Failed { reason, message } => (reason, message),
             other => panic!("not refused: {other:?}"),
@@ -900,7 +900,7 @@ mod tests {
         assert_eq!(
             gate.check(
                 &plain,
-                &ModelCheck::Verified,
+                &ModelCheck::Passed(()),
                 None,
                 &StoreAccess::default(),
                 &metrics
@@ -920,7 +920,7 @@ mod tests {
         assert_eq!(
             gate.check(
                 &spec,
-                &ModelCheck::Verified,
+                &ModelCheck::Passed(()),
                 Some(&serving(&nowhere)),
                 &StoreAccess::default(),
                 &metrics

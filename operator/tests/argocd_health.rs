@@ -342,7 +342,7 @@ fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> 
 
 #[test]
 fn health_lua_reads_the_status_the_operator_really_computes() {
-    // Guards against the testdata drifting from operator/src/status.rs.
+    // Guards against the testdata drifting from operator/src/status/.
     let script = health_lua();
     let status_of = |obj: &serde_json::Value| run_health(&script, obj).expect("runs").status;
 
@@ -350,14 +350,14 @@ fn health_lua_reads_the_status_the_operator_really_computes() {
     let done = with_operator_status(
         p.clone(),
         &deployment_of(&p).rolled_out(2),
-        ModelCheck::Verified,
+        ModelCheck::Passed(()),
     );
     assert_eq!(status_of(&done), "Healthy");
 
     let rolling = with_operator_status(
         p.clone(),
         &deployment_of(&p).rolling(2, 1),
-        ModelCheck::Verified,
+        ModelCheck::Passed(()),
     );
     assert_eq!(status_of(&rolling), "Progressing");
 
@@ -429,7 +429,7 @@ fn health_lua_keeps_an_autoscaled_predictor_healthy_while_it_scales() {
     let served = with_operator_status(
         p.clone(),
         &deployment_of(&p).rolled_out(2),
-        ModelCheck::Verified,
+        ModelCheck::Passed(()),
     );
     assert_eq!(status_of(&served).status, "Healthy");
     let mut p: Predictor = serde_json::from_value(served).unwrap();
@@ -437,7 +437,7 @@ fn health_lua_keeps_an_autoscaled_predictor_healthy_while_it_scales() {
     // Scaled up to 4 by the autoscaler: 2 pods still starting.
     let mut up = deployment_of(&p).with_counts(4, 2, 4, 2);
     up.spec.replicas = Some(4);
-    let scaling = with_operator_status(p.clone(), &up, ModelCheck::Verified);
+    let scaling = with_operator_status(p.clone(), &up, ModelCheck::Passed(()));
     assert_eq!(
         status_of(&scaling),
         HealthStatus {
@@ -450,7 +450,7 @@ fn health_lua_keeps_an_autoscaled_predictor_healthy_while_it_scales() {
     // And back down to 2 (the other pods are terminating, no longer counted).
     let mut down = deployment_of(&p).rolled_out(2);
     down.spec.replicas = Some(2);
-    let settled = with_operator_status(p.clone(), &down, ModelCheck::Verified);
+    let settled = with_operator_status(p.clone(), &down, ModelCheck::Passed(()));
     assert_eq!(status_of(&settled).status, "Healthy");
 
     // A new model while scaled: a rollout, whatever the pod count.
@@ -460,7 +460,7 @@ fn health_lua_keeps_an_autoscaled_predictor_healthy_while_it_scales() {
     rolling.spec.replicas = Some(4);
     rolling.metadata.generation = Some(2);
     rolling.status.as_mut().unwrap().observed_generation = Some(2);
-    let rolling = with_operator_status(p, &rolling, ModelCheck::Verified);
+    let rolling = with_operator_status(p, &rolling, ModelCheck::Passed(()));
     assert_eq!(status_of(&rolling).status, "Progressing");
 }
 
@@ -483,7 +483,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
     let health = |deployment: &Deployment, progress: Progress, stage: Stage| {
         let observed = Observed {
             deployment: Some(deployment),
-            model: ModelCheck::Verified,
+            model: ModelCheck::Passed(()),
             quality: operator::status::QualityCheck::Off,
             image: resolved(&p),
             pull_failure: None,
@@ -558,7 +558,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
     let done = deployment_of(&p).rolled_out(2);
     let observed = Observed {
         deployment: Some(&done),
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: operator::status::QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,

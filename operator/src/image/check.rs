@@ -74,14 +74,10 @@ impl ImageChecker {
         };
         if image.digest.is_some() {
             // Pinned by the spec itself: nothing a registry could change.
-            return ImageCheck::Resolved {
-                pinned: predictor.spec.image.clone(),
-            };
+            return ImageCheck::Passed(predictor.spec.image.clone());
         }
         if let Some(pinned) = served.and_then(|s| s.pinned_for(predictor)) {
-            return ImageCheck::Resolved {
-                pinned: pinned.to_string(),
-            };
+            return ImageCheck::Passed(pinned.to_string());
         }
         // NB: a budget smaller than one answer cannot lend it; the operator refuses to start
         // with one (manager::MIN_MEMORY_BUDGET), so that case resolves unreserved.
@@ -100,9 +96,7 @@ impl ImageChecker {
             Ok(digest) => {
                 metrics.image_check("resolved");
                 tracing::info!(image = %image, %digest, "resolved image tag");
-                ImageCheck::Resolved {
-                    pinned: image.pinned(&digest),
-                }
+                ImageCheck::Passed(image.pinned(&digest))
             }
             Err(e) => {
                 metrics.image_check(e.metric_label());
@@ -177,12 +171,7 @@ mod tests {
         // The spec names a digest: that is the pin.
         p.spec.image = format!("registry.local/american-predictor:0.3@{IMAGE_DIGEST}");
         let check = on().check(&p, Some(&served), &secrets, &metrics).await;
-        assert_eq!(
-            check,
-            ImageCheck::Resolved {
-                pinned: p.spec.image.clone()
-            }
-        );
+        assert_eq!(check, ImageCheck::Passed(p.spec.image.clone()));
         assert!(!metrics.render().contains("image_checks_total{"));
         server.expect_no_more().await;
     }

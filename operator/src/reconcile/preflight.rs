@@ -41,19 +41,18 @@ impl Preflight {
     /// The image the pods are to run; none when the model (bytes or quality) or the image was
     /// refused.
     pub(super) fn pod_image<'a>(&'a self, predictor: &'a Predictor) -> Option<&'a str> {
-        match (&self.model, self.image.pod_image(predictor)) {
-            (ModelCheck::Rejected { .. }, _) | (_, None) => None,
-            _ if self.quality.refuses() => None,
-            (_, Some(pod_image)) => Some(pod_image),
+        if self.refused_model() {
+            return None;
         }
+        self.image.pod_image(predictor)
     }
 
     pub(super) fn refused_model(&self) -> bool {
-        matches!(self.model, ModelCheck::Rejected { .. }) || self.quality.refuses()
+        self.model.refuses() || self.quality.refuses()
     }
 
     pub(super) fn refused_image(&self) -> bool {
-        matches!(self.image, ImageCheck::Rejected { .. })
+        self.image.refuses()
     }
 }
 

@@ -279,7 +279,7 @@ fn gated_change(store: &FileServer, candidate: &str) -> (Predictor, Deployment, 
     let service = build_service(&p).unwrap();
     let observed = Observed {
         deployment: Some(&deployment),
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,
@@ -747,7 +747,7 @@ fn canary_change() -> (
     let service = build_service(&p).unwrap();
     let observed = Observed {
         deployment: Some(&stable),
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,
@@ -1092,7 +1092,7 @@ async fn a_rolled_back_candidate_is_not_tried_again() {
     };
     let observed = Observed {
         deployment: Some(&stable),
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,
@@ -1360,7 +1360,7 @@ async fn an_up_to_date_predictor_causes_no_writes() {
     let service = build_service(&p).unwrap();
     let observed = Observed {
         deployment: Some(&deployment),
-        model: ModelCheck::Verified,
+        model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
         image: resolved(&p),
         pull_failure: None,
