@@ -1,5 +1,7 @@
 //! Logging set-up: `tracing` to stderr, `RUST_LOG` overrides the default filter.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Default filter: our own info logs, only warnings from the kube machinery. NB: none from the HDFS
@@ -14,6 +16,8 @@ pub fn init() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: a pod's log is read by kubectl, collectors and greps.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }
