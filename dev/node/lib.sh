@@ -155,34 +155,20 @@ stop_daemon() {
 }
 
 # --- the private registry ------------------------------------------------------------------------------
-# registry_start: docker-registry on $REGISTRY with TLS ($N/pki/registry.{crt,key}, made by up.sh) and
-# htpasswd; the user's password is made on the first start of a node and kept in $N/registry/password.
+# registry_start: docker-registry on $REGISTRY (dev/registry.sh) with TLS ($N/pki/registry.{crt,key}, made by
+# up.sh) and htpasswd; the user's password is made on the first start of a node and kept in $N/registry/password.
 registry_start() {
   local R=$N/registry
-  mkdir -p "$R/data"
+  mkdir -p "$R"
   chmod 0700 "$R"
   if [[ ! -s $R/password ]]; then
     (umask 077 && openssl rand -hex 16 >"$R/password")
-    (umask 077 && htpasswd -Bbn "$REGISTRY_USER" "$(cat "$R/password")" >"$R/htpasswd")
     # The same credentials as a docker config: buildah's --authfile, and the pull Secrets' content.
     (umask 077 && printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY" \
       "$(printf '%s:%s' "$REGISTRY_USER" "$(cat "$R/password")" | base64 -w0)" >"$R/auth.json")
   fi
-  (umask 077 && cat >"$R/config.yml" <<EOF
-version: 0.1
-log: {level: info, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $R/data}
-  delete: {enabled: true}
-http:
-  addr: $REGISTRY
-  secret: $(openssl rand -hex 16)
-  tls: {certificate: $N/pki/registry.crt, key: $N/pki/registry.key}
-auth:
-  htpasswd: {realm: mlops-node, path: $R/htpasswd}
-EOF
-  )
-  start_daemon docker-registry docker-registry serve "$R/config.yml"
+  start_daemon docker-registry bash "$REPO/dev/registry.sh" registry_serve "$R" "$REGISTRY" "$REGISTRY_USER" \
+    "$(cat "$R/password")" "$N/pki/registry.crt" "$N/pki/registry.key"
   wait_for 20 "docker-registry on $REGISTRY" curl -s --cacert "$N/pki/ca.crt" -o /dev/null \
     "https://$REGISTRY/v2/" || { tail -n 20 "$N/log/docker-registry.log" >&2; return 1; }
 }
