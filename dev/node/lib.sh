@@ -4,6 +4,10 @@
 
 NODE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$NODE_HERE/../.." && pwd)
+# The launchers of the services the tests start too: sourced here, and run as `bash <launcher> <function> …`
+# (start_daemon) for the functions that exec a service.
+# shellcheck source=dev/seaweedfs.sh
+source "$REPO/dev/seaweedfs.sh"
 
 # State: config, PKI, logs, pids, containerd root/state, kubelet root, buildah storage, image archives.
 N=${MLOPS_NODE_DIR:-/run/mlops-node}
@@ -176,13 +180,8 @@ registry_stop() { stop_daemon docker-registry; }
 
 # --- the S3 model store (started by s3-store.sh) -------------------------------------------------------------
 # s3_store_stop: SIGKILL after 3 s (a clean stop takes ~16 s, its filer retrying a log flush; a killed weed
-# restarts fine), then the gRPC unix sockets weed keeps in /tmp whatever its flags say.
-# $N/s3/ports: the loopback ports chosen on the first start, "master master.grpc volume volume.grpc filer
-# filer.grpc s3.grpc" (kept: the master's Raft state is per port).
+# restarts fine), then the gRPC unix sockets weed keeps in /tmp (dev/seaweedfs.sh).
 s3_store_stop() {
-  local _m mg _v vg _f fg sg
   stop_daemon weed 3
-  read -r _m mg _v vg _f fg sg 2>/dev/null <"$N/s3/ports" || return 0
-  rm -f "/tmp/seaweedfs-master-grpc-$mg.sock" "/tmp/seaweedfs-volume-grpc-$vg.sock" \
-    "/tmp/seaweedfs-filer-grpc-$fg.sock" "/tmp/seaweedfs-s3-grpc-$sg.sock"
+  seaweedfs_remove_sockets "$N/s3"
 }
