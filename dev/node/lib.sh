@@ -4,6 +4,10 @@
 
 NODE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$NODE_HERE/../.." && pwd)
+# The launchers of the services the tests start too: sourced here, and run as `bash <launcher> <function> …`
+# (start_daemon) for the functions that exec a service.
+# shellcheck source=dev/seaweedfs.sh
+source "$REPO/dev/seaweedfs.sh"
 
 # State: config, PKI, logs, pids, containerd root/state, kubelet root, buildah storage, image archives.
 N=${MLOPS_NODE_DIR:-/run/mlops-node}
@@ -155,34 +159,20 @@ stop_daemon() {
 }
 
 # --- the private registry ------------------------------------------------------------------------------
-# registry_start: docker-registry on $REGISTRY with TLS ($N/pki/registry.{crt,key}, made by up.sh) and
-# htpasswd; the user's password is made on the first start of a node and kept in $N/registry/password.
+# registry_start: docker-registry on $REGISTRY (dev/registry.sh) with TLS ($N/pki/registry.{crt,key}, made by
+# up.sh) and htpasswd; the user's password is made on the first start of a node and kept in $N/registry/password.
 registry_start() {
   local R=$N/registry
-  mkdir -p "$R/data"
+  mkdir -p "$R"
   chmod 0700 "$R"
   if [[ ! -s $R/password ]]; then
     (umask 077 && openssl rand -hex 16 >"$R/password")
-    (umask 077 && htpasswd -Bbn "$REGISTRY_USER" "$(cat "$R/password")" >"$R/htpasswd")
     # The same credentials as a docker config: buildah's --authfile, and the pull Secrets' content.
     (umask 077 && printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY" \
       "$(printf '%s:%s' "$REGISTRY_USER" "$(cat "$R/password")" | base64 -w0)" >"$R/auth.json")
   fi
-  (umask 077 && cat >"$R/config.yml" <<EOF
-version: 0.1
-log: {level: info, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $R/data}
-  delete: {enabled: true}
-http:
-  addr: $REGISTRY
-  secret: $(openssl rand -hex 16)
-  tls: {certificate: $N/pki/registry.crt, key: $N/pki/registry.key}
-auth:
-  htpasswd: {realm: mlops-node, path: $R/htpasswd}
-EOF
-  )
-  start_daemon docker-registry docker-registry serve "$R/config.yml"
+  start_daemon docker-registry bash "$REPO/dev/registry.sh" registry_serve "$R" "$REGISTRY" "$REGISTRY_USER" \
+    "$(cat "$R/password")" "$N/pki/registry.crt" "$N/pki/registry.key"
   wait_for 20 "docker-registry on $REGISTRY" curl -s --cacert "$N/pki/ca.crt" -o /dev/null \
     "https://$REGISTRY/v2/" || { tail -n 20 "$N/log/docker-registry.log" >&2; return 1; }
 }
@@ -190,13 +180,8 @@ registry_stop() { stop_daemon docker-registry; }
 
 # --- the S3 model store (started by s3-store.sh) -------------------------------------------------------------
 # s3_store_stop: SIGKILL after 3 s (a clean stop takes ~16 s, its filer retrying a log flush; a killed weed
-# restarts fine), then the gRPC unix sockets weed keeps in /tmp whatever its flags say.
-# $N/s3/ports: the loopback ports chosen on the first start, "master master.grpc volume volume.grpc filer
-# filer.grpc s3.grpc" (kept: the master's Raft state is per port).
+# restarts fine), then the gRPC unix sockets weed keeps in /tmp (dev/seaweedfs.sh).
 s3_store_stop() {
-  local _m mg _v vg _f fg sg
   stop_daemon weed 3
-  read -r _m mg _v vg _f fg sg 2>/dev/null <"$N/s3/ports" || return 0
-  rm -f "/tmp/seaweedfs-master-grpc-$mg.sock" "/tmp/seaweedfs-volume-grpc-$vg.sock" \
-    "/tmp/seaweedfs-filer-grpc-$fg.sock" "/tmp/seaweedfs-s3-grpc-$sg.sock"
+  seaweedfs_remove_sockets "$N/s3"
 }

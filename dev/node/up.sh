@@ -129,36 +129,27 @@ kubeconfig "$N/kubelet.kubeconfig" kubelet
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 etcd_port=$(freeport) peer_port=$(freeport)
 t_cp=$SECONDS
-start_daemon etcd "$B/etcd" --name node --data-dir "$N/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "node=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
-start_daemon kube-apiserver "$B/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address "$NODE_IP" --secure-port "$API_PORT" --advertise-address "$NODE_IP" --cert-dir "$N/apiserver-certs" \
-  --tls-cert-file "$P/apiserver.crt" --tls-private-key-file "$P/apiserver.key" --client-ca-file "$P/ca.crt" \
+# The control plane as the cluster tier starts it (dev/cluster/control-plane.sh), plus what a node needs: the
+# apiserver's client certificate for kubelets, the aggregation layer (metrics-server), HPA syncs every 5 s.
+control_plane=(bash "$REPO/dev/cluster/control-plane.sh")
+start_daemon etcd "${control_plane[@]}" control_plane_etcd "$B" "$N/etcd" "$etcd_port" "$peer_port"
+start_daemon kube-apiserver "${control_plane[@]}" control_plane_apiserver "$B" "$P" "$etcd_port" "$NODE_IP" \
+  "$API_PORT" "$SVC_CIDR" \
   --kubelet-client-certificate "$P/apiserver-kubelet-client.crt" \
   --kubelet-client-key "$P/apiserver-kubelet-client.key" --kubelet-certificate-authority "$P/ca.crt" \
   --kubelet-preferred-address-types InternalIP \
   --requestheader-client-ca-file "$P/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
-  --proxy-client-cert-file "$P/front-proxy-client.crt" --proxy-client-key-file "$P/front-proxy-client.key" \
-  --service-cluster-ip-range "$SVC_CIDR" --allow-privileged=false --authorization-mode Node,RBAC \
-  --service-account-issuer https://kubernetes.default.svc \
-  --service-account-key-file "$P/sa.pub" --service-account-signing-key-file "$P/sa.key" --event-ttl 30m
+  --proxy-client-cert-file "$P/front-proxy-client.crt" --proxy-client-key-file "$P/front-proxy-client.key"
 api_ready() { alive etcd kube-apiserver; [[ $(kc get --raw /readyz 2>/dev/null) == ok ]]; }
 wait_for 90 "kube-apiserver /readyz" api_ready || false
 wait_for 30 "default namespace" kc get namespace default || false
 log "etcd + kube-apiserver ready in $((SECONDS - t_cp))s"
 
-start_daemon kube-controller-manager "$B/kube-controller-manager" --kubeconfig "$KUBECONFIG_ADMIN" \
-  --leader-elect=false --bind-address "$NODE_IP" --secure-port 10257 \
-  --service-account-private-key-file "$P/sa.key" --root-ca-file "$P/ca.crt" \
-  --cluster-signing-cert-file "$P/ca.crt" --cluster-signing-key-file "$P/ca.key" \
-  --use-service-account-credentials=false --kube-api-qps 300 --kube-api-burst 600 \
-  --horizontal-pod-autoscaler-sync-period 5s
-start_daemon kube-scheduler "$B/kube-scheduler" --kubeconfig "$KUBECONFIG_ADMIN" --leader-elect=false \
-  --bind-address "$NODE_IP" --secure-port 10259
+start_daemon kube-controller-manager "${control_plane[@]}" control_plane_controller_manager "$B" "$P" \
+  "$KUBECONFIG_ADMIN" "$NODE_IP" 10257 --horizontal-pod-autoscaler-sync-period 5s
+start_daemon kube-scheduler "${control_plane[@]}" control_plane_scheduler "$B" "$KUBECONFIG_ADMIN" "$NODE_IP" 10259
 
 # --- containerd ------------------------------------------------------------------------------------------
 C=$N/containerd

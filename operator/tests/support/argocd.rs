@@ -1,12 +1,12 @@
 //! Real ArgoCD next to a [`TestCluster`]: the binaries `dev/argocd/build.sh` builds, its CRDs and
 //! config installed from the committed `argocd/` files, and its processes (redis, repo server,
-//! application controller and, when asked, argocd-server) on loopback ports.
+//! application controller and, when asked, argocd-server) on loopback ports, started by
+//! `dev/argocd/components.sh` (the launcher `dev/delivery-report` uses too).
 //!
 //! The in-cluster destination `https://kubernetes.default.svc` reaches the test apiserver through
 //! ArgoCD's own `ARGOCD_FAKE_IN_CLUSTER` switch (the destination is taken from `KUBECONFIG`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::control_plane::{DEFAULT_BIN_DIR, TestCluster, check_output, run_kubectl};
 use super::files::{free_port, relative_to, repo_root};
-use super::process::Proc;
+use super::process::{Proc, launcher};
 use super::wait::poll;
 
 /// ArgoCD's namespace, as in its own install manifests and our `argocd/` files.
@@ -104,64 +104,27 @@ impl ArgoCd {
     pub fn start<'a>(cluster: impl Into<Target<'a>>, bin: &Path, components: Components) -> ArgoCd {
         let cluster = cluster.into();
         let dir = cluster.dir.join("argocd");
-        for sub in ["tmp", "home", "static"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("create argocd dirs");
-        }
-        let (redis_port, repo_port) = (free_port(), free_port());
-        let redis_addr = format!("127.0.0.1:{redis_port}");
-        let repo_addr = format!("127.0.0.1:{repo_port}");
-        let mut redis = Command::new("redis-server");
-        redis.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &redis_port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ]);
-        redis.arg(&dir);
+        std::fs::create_dir_all(&dir).expect("create the argocd dir");
+        let (redis_port, repo_port) = (free_port().to_string(), free_port().to_string());
+        let mut redis = component("argocd_redis");
+        redis.arg(&dir).arg(&redis_port);
         let redis = Proc::spawn("redis-server", redis, &dir.join("redis.log"));
-        wait_tcp(&redis_addr, &redis);
+        wait_tcp(&redis_port, &redis);
 
-        let mut repo_server = argocd_command(&bin.join("argocd-repo-server"), &dir);
-        repo_server.args([
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &repo_port.to_string(),
-            "--metrics-address",
-            "127.0.0.1",
-            "--metrics-port",
-            &free_port().to_string(),
-            "--redis",
-            &redis_addr,
-            "--disable-tls",
-        ]);
+        let mut repo_server = component("argocd_repo_server");
+        repo_server
+            .arg(bin)
+            .arg(&dir)
+            .args([&redis_port, &repo_port, &free_port().to_string()]);
         let repo_server = Proc::spawn("argocd-repo-server", repo_server, &dir.join("repo.log"));
-        wait_tcp(&repo_addr, &repo_server);
+        wait_tcp(&repo_port, &repo_server);
 
-        let mut controller = argocd_command(&bin.join("argocd-application-controller"), &dir);
-        controller.args([
-            "--namespace",
-            ARGOCD_NS,
-            "--repo-server",
-            &repo_addr,
-            "--repo-server-plaintext",
-            "--redis",
-            &redis_addr,
-            "--metrics-port",
+        let mut controller = component("argocd_application_controller");
+        controller.arg(bin).arg(&dir).arg(cluster.kubeconfig).args([
+            &redis_port,
+            &repo_port,
             &free_port().to_string(),
-            // No periodic resync within a test: every sync must come from a refresh trigger.
-            "--app-resync",
-            "3600",
-            // Keep each resource's health in the Application's status (ArgoCD 3 keeps it only in
-            // redis by default), so the test can read what our health check said.
-            "--persist-resource-health",
         ]);
-        in_cluster(&mut controller, &cluster);
         let controller = Proc::spawn(
             "argocd-application-controller",
             controller,
@@ -172,50 +135,30 @@ impl ArgoCd {
             server: None,
         };
         if components == Components::WithServer {
-            argocd.start_server(&cluster, bin, &dir, &redis_addr, &repo_addr);
+            argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port);
         }
         argocd
     }
 
     /// argocd-server on loopback without TLS (`--insecure`: nothing but this machine reaches it).
-    /// No web UI is served (`--staticassets` is an empty directory): see dev/argocd/README.md.
+    /// No web UI is served: see dev/argocd/README.md.
     fn start_server(
         &mut self,
         cluster: &Target,
         bin: &Path,
         dir: &Path,
-        redis_addr: &str,
-        repo_addr: &str,
+        redis_port: &str,
+        repo_port: &str,
     ) {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let mut server = argocd_command(&bin.join("argocd-server"), dir);
-        server.args([
-            "--namespace",
-            ARGOCD_NS,
-            "--address",
-            "127.0.0.1",
-            "--port",
+        let mut server = component("argocd_server");
+        server.arg(bin).arg(dir).arg(cluster.kubeconfig).args([
+            redis_port,
+            repo_port,
             &port.to_string(),
-            "--metrics-address",
-            "127.0.0.1",
-            "--metrics-port",
             &free_port().to_string(),
-            "--insecure",
-            "--repo-server",
-            repo_addr,
-            "--repo-server-plaintext",
-            "--redis",
-            redis_addr,
-            // No SSO is configured; a loopback address keeps it from ever resolving the default
-            // in-cluster name.
-            "--dex-server",
-            "127.0.0.1:1",
-            "--dex-server-plaintext",
-            "--staticassets",
         ]);
-        server.arg(dir.join("static"));
-        in_cluster(&mut server, cluster);
         let server = Proc::spawn("argocd-server", server, &dir.join("server.log"));
         // /healthz answers once the server has initialised its settings (admin password included).
         poll(
@@ -254,29 +197,18 @@ impl Drop for ArgoCd {
     }
 }
 
-/// An argocd component with text logs and every path it writes under `dir`.
-fn argocd_command(binary: &Path, dir: &Path) -> Command {
-    let mut cmd = Command::new(binary);
-    cmd.args(["--loglevel", "info", "--logformat", "text"])
-        .env("HOME", dir.join("home"))
-        .env("TMPDIR", dir.join("tmp"))
-        .env("ARGOCD_ASK_PASS_SOCK", dir.join("askpass.sock"))
-        .env("ARGOCD_GPG_ENABLED", "false")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
-    cmd
+/// `function` of `dev/argocd/components.sh`, which execs that component.
+fn component(function: &str) -> std::process::Command {
+    launcher("dev/argocd/components.sh", function)
 }
 
-/// `https://kubernetes.default.svc` = the cluster in KUBECONFIG (the test apiserver).
-fn in_cluster(cmd: &mut Command, cluster: &Target) {
-    cmd.env("KUBECONFIG", cluster.kubeconfig)
-        .env("ARGOCD_FAKE_IN_CLUSTER", "true");
-}
-
-fn wait_tcp(addr: &str, proc: &Proc) {
+/// Waits for a listener on 127.0.0.1:`port`.
+fn wait_tcp(port: &str, proc: &Proc) {
+    let addr = format!("127.0.0.1:{port}");
     poll(
         Duration::from_secs(30),
         &format!("a listener on {addr}"),
-        || std::net::TcpStream::connect(addr).ok(),
+        || std::net::TcpStream::connect(&addr).ok(),
     )
     .unwrap_or_else(|e| panic!("{}: {e}:\n{}", proc.name, proc.tail(30)));
 }

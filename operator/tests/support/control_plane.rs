@@ -1,7 +1,8 @@
 //! A real, throwaway Kubernetes control plane for tests and benchmarks: etcd, kube-apiserver,
 //! kube-controller-manager, kube-scheduler and kwok (fake nodes whose pods turn Ready), started from
 //! the binaries `dev/cluster/build-binaries.sh` builds, on free 127.0.0.1 ports in a temp dir. No
-//! traffic leaves loopback.
+//! traffic leaves loopback. The first four start through `dev/cluster/control-plane.sh`, the launcher
+//! of the node tier's control plane too (`dev/node/up.sh`), with the tests' own flags added.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use predictor::testing::http_get;
 
 use super::files::{free_port, repo_root};
 use super::pki::make_pki;
-use super::process::{Cleanup, Proc, REGISTRY, register, wait_output, without_proxy};
+use super::process::{Cleanup, Proc, REGISTRY, launcher, register, wait_output, without_proxy};
 use super::wait::poll;
 
 /// Where the control-plane binaries are, unless `MLOPS_K8S_BIN` says otherwise.
@@ -61,7 +62,8 @@ pub struct TestCluster {
     pub api_port: u16,
     /// Stopped in reverse order on drop (kwok … etcd).
     procs: Vec<Proc>,
-    /// How kube-apiserver was started, to start it again the same way (same port, same etcd).
+    /// How kube-apiserver was started (the launcher's arguments), to start it again the same way
+    /// (same port, same etcd).
     apiserver_args: Vec<String>,
 }
 
@@ -104,75 +106,40 @@ impl TestCluster {
         self.dir.join("pki").join(file).display().to_string()
     }
 
-    fn spawn(&mut self, name: &str, args: &[String]) {
-        let mut cmd = Command::new(self.bin.join(name));
-        cmd.args(args);
+    /// Starts `name`, a component of `dev/cluster/control-plane.sh`: its `function` with the
+    /// binaries' directory and `args`.
+    fn spawn(&mut self, name: &str, function: &str, args: &[String]) {
+        let mut cmd = launcher("dev/cluster/control-plane.sh", function);
+        cmd.arg(&self.bin).args(args);
+        self.spawn_command(name, cmd);
+    }
+
+    fn spawn_command(&mut self, name: &str, cmd: Command) {
         let log = self.dir.join(format!("{name}.log"));
         self.procs.push(Proc::spawn(name, cmd, &log));
     }
 
     fn start_etcd_and_apiserver(&mut self) {
-        let (etcd_port, peer_port) = (free_port(), free_port());
-        let etcd = format!("http://127.0.0.1:{etcd_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
+        let etcd_port = free_port().to_string();
         let data = self.dir.join("etcd").display().to_string();
         self.spawn(
             "etcd",
-            &strings(&[
-                "--name",
-                "test",
-                "--data-dir",
-                &data,
-                "--listen-client-urls",
-                &etcd,
-                "--advertise-client-urls",
-                &etcd,
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-                "--initial-cluster",
-                &format!("test={peer}"),
-                "--unsafe-no-fsync",
-                "--log-level",
-                "warn",
-            ]),
+            "control_plane_etcd",
+            &strings(&[&data, &etcd_port, &free_port().to_string()]),
         );
-        let port = self.api_port.to_string();
-        let certs = self.dir.join("certs").display().to_string();
-        let args = strings(&[
-            "--etcd-servers",
-            &etcd,
-            "--bind-address",
+        let pki = self.dir.join("pki").display().to_string();
+        self.apiserver_args = strings(&[
+            &pki,
+            &etcd_port,
             "127.0.0.1",
-            "--secure-port",
-            &port,
-            "--advertise-address",
-            "127.0.0.1",
-            "--cert-dir",
-            &certs,
-            "--tls-cert-file",
-            &self.pki("apiserver.crt"),
-            "--tls-private-key-file",
-            &self.pki("apiserver.key"),
-            "--client-ca-file",
-            &self.pki("ca.crt"),
-            "--service-cluster-ip-range",
+            &self.api_port.to_string(),
             "10.0.0.0/16",
-            "--allow-privileged=false",
-            "--authorization-mode",
-            "RBAC",
-            "--service-account-issuer",
-            "https://kubernetes.default.svc",
-            "--service-account-key-file",
-            &self.pki("sa.pub"),
-            "--service-account-signing-key-file",
-            &self.pki("sa.key"),
-            "--event-ttl",
-            "30m",
         ]);
-        self.apiserver_args = args;
-        self.spawn("kube-apiserver", &self.apiserver_args.clone());
+        self.spawn(
+            "kube-apiserver",
+            "control_plane_apiserver",
+            &self.apiserver_args.clone(),
+        );
         write_kubeconfig(
             &self.kubeconfig,
             self.api_port,
@@ -215,34 +182,22 @@ impl TestCluster {
             self.procs.iter().all(|p| p.name != "kube-apiserver"),
             "kube-apiserver is already running"
         );
-        self.spawn("kube-apiserver", &self.apiserver_args.clone());
+        self.spawn(
+            "kube-apiserver",
+            "control_plane_apiserver",
+            &self.apiserver_args.clone(),
+        );
         self.wait_for_apiserver();
     }
 
     fn start_controllers(&mut self) {
         let kubeconfig = self.kubeconfig.display().to_string();
-        let kcm_port = free_port().to_string();
+        let pki = self.dir.join("pki").display().to_string();
         let args = strings(&[
-            "--kubeconfig",
+            &pki,
             &kubeconfig,
-            "--leader-elect=false",
-            "--bind-address",
             "127.0.0.1",
-            "--secure-port",
-            &kcm_port,
-            "--service-account-private-key-file",
-            &self.pki("sa.key"),
-            "--root-ca-file",
-            &self.pki("ca.crt"),
-            "--cluster-signing-cert-file",
-            &self.pki("ca.crt"),
-            "--cluster-signing-key-file",
-            &self.pki("ca.key"),
-            "--use-service-account-credentials=false",
-            "--kube-api-qps",
-            "300",
-            "--kube-api-burst",
-            "600",
+            &free_port().to_string(),
             "--concurrent-deployment-syncs",
             "20",
             "--concurrent-replicaset-syncs",
@@ -254,22 +209,13 @@ impl TestCluster {
             "--node-monitor-grace-period",
             "5m",
         ]);
-        self.spawn("kube-controller-manager", &args);
-        let sched_port = free_port().to_string();
-        let args = strings(&[
-            "--kubeconfig",
-            &kubeconfig,
-            "--leader-elect=false",
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            &sched_port,
-            "--kube-api-qps",
-            "300",
-            "--kube-api-burst",
-            "600",
-        ]);
-        self.spawn("kube-scheduler", &args);
+        self.spawn(
+            "kube-controller-manager",
+            "control_plane_controller_manager",
+            &args,
+        );
+        let args = strings(&[&kubeconfig, "127.0.0.1", &free_port().to_string()]);
+        self.spawn("kube-scheduler", "control_plane_scheduler", &args);
         let kwok_port = free_port().to_string();
         let stages = format!("--config={}", self.bin.join("kwok-stages.yaml").display());
         let args = strings(&[
@@ -287,7 +233,9 @@ impl TestCluster {
             "--server-address",
             &format!("127.0.0.1:{kwok_port}"),
         ]);
-        self.spawn("kwok", &args);
+        let mut kwok = Command::new(self.bin.join("kwok"));
+        kwok.args(args);
+        self.spawn_command("kwok", kwok);
     }
 
     fn create_nodes(&mut self, nodes: usize) {

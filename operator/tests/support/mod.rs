@@ -1,8 +1,8 @@
 //! What the operator's heavy test tiers (cluster, gitops, node) and the scale bench share, one job per
 //! module: [`process`] supervision, the [`pki`], the [`control_plane`], [`files`] and ports, the one
 //! Predictor builder ([`manifests`]), the operator's [`rbac`] rules, a real [`registry`], a real S3 store
-//! ([`seaweedfs`]), and [`wait`]s. The loopback model store and HTTP GET are
-//! `predictor::testing`'s.
+//! ([`seaweedfs`]), and [`wait`]s. The outside services start through the dev/ launchers the dev
+//! scripts run too ([`launcher`]). The loopback model store and HTTP GET are `predictor::testing`'s.
 // Each test binary (and the bench) uses a different part of it.
 #![allow(dead_code, unused_imports)]
 

@@ -1,6 +1,7 @@
 //! Process supervision for tests: every program a test starts runs in its own process group, dies
 //! with the thread that started it (`PR_SET_PDEATHSIG`), and is stopped (SIGTERM, then SIGKILL) when
 //! its [`Proc`] is dropped or, for what a whole binary shares, when the test process exits (`atexit`).
+//! Outside services start through their dev/ [`launcher`], the one the dev scripts use too.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -9,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
+use super::files::repo_root;
 use super::wait::poll;
 
 /// Process groups and directories to clean up at exit, whatever happens to the owners.
@@ -162,6 +164,16 @@ impl Drop for Proc {
         let _ = self.child.try_wait();
         unregister_group(pgid);
     }
+}
+
+/// `bash <library> <function>`: a function of a dev/ launcher library (e.g. `dev/registry.sh`), with
+/// the arguments the caller adds. A function that starts a service writes its config and `exec`s it,
+/// so the process spawned is the service itself and its [`Proc`] owns it as it would the binary. The
+/// dev scripts start their services with the same functions: one launcher per outside service.
+pub fn launcher(library: &str, function: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join(library)).arg(function);
+    cmd
 }
 
 /// Loopback only: never let a proxy setting route test traffic elsewhere.

@@ -1,10 +1,10 @@
 //! A real private registry for the tiers that test image resolution: Debian's `docker-registry`
-//! (the CNCF distribution registry) on a loopback port, behind htpasswd (bcrypt) Basic auth, and
-//! a pusher of tiny OCI images written with the plain registry API (two blob uploads, one
-//! manifest PUT), so no image tool is needed.
+//! (the CNCF distribution registry) on a loopback port, behind htpasswd (bcrypt) Basic auth, started
+//! by `dev/registry.sh` (the launcher of the node tier's registry too); and a pusher of tiny OCI
+//! images written with the plain registry API (two blob uploads, one manifest PUT), so no image tool
+//! is needed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use predictor::model::sha256_hex;
 use predictor::testing::poll;
 
-use super::{Proc, free_port};
+use super::{Proc, free_port, launcher};
 
 /// How to install what this module runs.
 pub const INSTALL: &str = "apt-get install -y docker-registry apache2-utils";
@@ -60,29 +60,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry with filesystem storage in `dir` and htpasswd auth for [`USER`].
+    /// Starts a registry with its config and filesystem storage in `dir` and htpasswd auth for [`USER`].
     pub fn start(dir: &Path) -> Registry {
         require("docker-registry");
         require("htpasswd");
-        let htpasswd = Command::new("htpasswd")
-            .args(["-Bbn", USER, PASSWORD])
-            .output()
-            .expect("run htpasswd");
-        assert!(
-            htpasswd.status.success(),
-            "htpasswd -Bbn failed: {htpasswd:?}"
-        );
-        std::fs::write(dir.join("htpasswd"), &htpasswd.stdout).expect("write htpasswd");
-        std::fs::create_dir_all(dir.join("data")).expect("create storage dir");
         let host = format!("127.0.0.1:{}", free_port());
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {data}\n\
-             http:\n  addr: {host}\n  secret: registry-test\n\
-             auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
-            data = dir.join("data").display(),
-            htpasswd = dir.join("htpasswd").display(),
-        );
-        std::fs::write(dir.join("config.yml"), config).expect("write registry config");
         predictor::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -111,10 +93,11 @@ impl Registry {
         }
     }
 
-    /// Starts the registry again on the same port and storage (after [`stop`](Self::stop)).
+    /// Starts the registry again on the same port and storage (after [`stop`](Self::stop)); the
+    /// launcher writes its config on every start.
     pub fn resume(&mut self) {
-        let mut cmd = Command::new("docker-registry");
-        cmd.arg("serve").arg(self.dir.join("config.yml"));
+        let mut cmd = launcher("dev/registry.sh", "registry_serve");
+        cmd.arg(&self.dir).args([&self.host, USER, PASSWORD]);
         let mut proc = Proc::spawn("docker-registry", cmd, &self.dir.join("registry.log"));
         poll(Duration::from_secs(20), "docker-registry to listen", || {
             assert!(proc.running(), "docker-registry exited:\n{}", proc.tail(20));

@@ -1,6 +1,7 @@
 //! A real S3-compatible store for tests: SeaweedFS (`weed server`: master, volume server, filer and S3
 //! gateway in one process) on 127.0.0.1 only, with one admin identity whose keys are made per run, and a
-//! bucket `models`. The binary is `$MLOPS_K8S_BIN/weed` (`dev/cluster/build-binaries.sh weed`).
+//! bucket `models`. The binary is `$MLOPS_K8S_BIN/weed` (`dev/cluster/build-binaries.sh weed`); its keys,
+//! ports and command line come from `dev/seaweedfs.sh`, the launcher of the node tier's store too.
 //!
 //! The S3 endpoint checks SigV4 signatures: unsigned requests get 403 `AccessDenied`, a wrong secret 403
 //! `SignatureDoesNotMatch`, an unknown access key 403 `InvalidAccessKeyId`; a missing key is 404
@@ -12,14 +13,15 @@
 //! after some use. Like `predictor::testing`, it speaks HTTP by hand on std sockets, so it works from
 //! sync tests and from inside an async runtime alike.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use predictor::testing::{http_get, poll};
+
+use super::process::{Proc, launcher, run_ok};
 
 /// The bucket `start` creates.
 pub const BUCKET: &str = "models";
@@ -30,37 +32,26 @@ const READY_FILE: &str = "/.ready/probe";
 /// Longest `weed server` may take to serve (it takes ~2.5 s on two busy cores).
 const START_WITHIN: Duration = Duration::from_secs(60);
 
-/// The loopback ports of one `weed server`: HTTP and gRPC for each of its four parts (the gRPC ports
-/// are given explicitly; SeaweedFS's default is HTTP + 10000, which might be taken).
+/// The loopback ports of one `weed server` that the tests talk to or read about, of the eight (HTTP
+/// and gRPC of each of its four parts) `seaweedfs_init` chose (`<dir>/ports`).
 #[derive(Clone, Copy, Debug)]
 struct Ports {
-    master: u16,
-    master_grpc: u16,
-    volume: u16,
-    volume_grpc: u16,
     filer: u16,
-    filer_grpc: u16,
     s3: u16,
     s3_grpc: u16,
 }
 
 impl Ports {
-    /// Eight distinct free loopback ports (all bound at once, then released).
-    fn free() -> Self {
-        let listeners: Vec<TcpListener> = (0..8)
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+    /// `master master.grpc volume volume.grpc filer filer.grpc s3 s3.grpc` from `<dir>/ports`.
+    fn read(dir: &Path) -> Self {
+        let text = fs::read_to_string(dir.join("ports")).expect("read the SeaweedFS ports");
+        let p: Vec<u16> = text
+            .split_whitespace()
+            .map(|port| port.parse().expect("a port number"))
             .collect();
-        let p: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().expect("listener address").port())
-            .collect();
+        assert_eq!(p.len(), 8, "SeaweedFS ports: {text:?}");
         Self {
-            master: p[0],
-            master_grpc: p[1],
-            volume: p[2],
-            volume_grpc: p[3],
             filer: p[4],
-            filer_grpc: p[5],
             s3: p[6],
             s3_grpc: p[7],
         }
@@ -80,7 +71,7 @@ pub struct SeaweedFs {
     dir: PathBuf,
     ports: Ports,
     binary: PathBuf,
-    child: Option<Child>,
+    proc: Option<Proc>,
     /// Where this run's output starts in the log.
     log_start: usize,
 }
@@ -95,34 +86,31 @@ impl SeaweedFs {
         let dir = fs::canonicalize(dir).expect("canonical SeaweedFS dir");
         // Unix sockets (the filer's and the S3 gateway's, put in `dir`) have a 108-byte path limit.
         assert!(
-            dir.join("filer-99999.sock").as_os_str().len() < 100,
+            dir.join("filer.sock").as_os_str().len() < 108,
             "SeaweedFS dir {} is too long a path for its unix sockets",
             dir.display()
         );
-        let (access_key, secret_key) = make_keys(&dir);
-        let identities = serde_json::json!({
-            "identities": [{
-                "name": "mlops-test",
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }]
-        });
-        fs::write(
-            dir.join("s3-identities.json"),
-            serde_json::to_vec_pretty(&identities).expect("identities JSON"),
-        )
-        .expect("write s3-identities.json");
-        let ports = Ports::free();
+        // Keys and free loopback ports (S3's too: 0).
+        run_ok(
+            launcher("dev/seaweedfs.sh", "seaweedfs_init")
+                .arg(&dir)
+                .arg("0"),
+        );
+        let key = |file: &str| {
+            let text = fs::read_to_string(dir.join(file)).expect("read a SeaweedFS key");
+            text.trim().to_string()
+        };
+        let ports = Ports::read(&dir);
         let mut store = Self {
             endpoint: format!("http://127.0.0.1:{}", ports.s3),
-            access_key,
-            secret_key,
+            access_key: key("access-key"),
+            secret_key: key("secret-key"),
             region: "us-east-1".into(),
             log: dir.join("weed.log"),
             dir,
             ports,
             binary,
-            child: None,
+            proc: None,
             log_start: 0,
         };
         store.run(true);
@@ -133,10 +121,13 @@ impl SeaweedFs {
     /// Kills the server and waits for it: from now on connections to every port are refused (the
     /// store is down). Data stays in `dir` for [`start_again`](Self::start_again).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            self.remove_grpc_sockets();
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
+            drop(proc);
+            // Best effort (this runs on drop too): the gRPC sockets weed leaves in /tmp when killed.
+            let _ = launcher("dev/seaweedfs.sh", "seaweedfs_remove_sockets")
+                .arg(&self.dir)
+                .status();
         }
     }
 
@@ -145,7 +136,7 @@ impl SeaweedFs {
     /// master assigns no volume space until it has heard from its volume servers for three 5 s pulses
     /// (a fixed warm-up); a PUT in that window is held, not refused.
     pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "SeaweedFS is still running");
+        assert!(self.proc.is_none(), "SeaweedFS is still running");
         self.run(false);
     }
 
@@ -198,7 +189,7 @@ impl SeaweedFs {
 
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.proc.as_ref().map(Proc::pid)
     }
 
     /// The last `lines` lines of the log.
@@ -211,79 +202,20 @@ impl SeaweedFs {
     /// Spawns `weed server` and waits until S3 answers and a file can be read through the filer (the
     /// volume server is known to the master); on the first start, `fresh`, the file is written first.
     fn run(&mut self, fresh: bool) {
-        let p = self.ports;
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open weed.log");
-        self.log_start = log.metadata().map_or(0, |m| m.len() as usize);
-        let dir = &self.dir;
-        let mut command = Command::new(&self.binary);
-        command
-            // Logs to stderr only (glog's default is files in /tmp); toml configs from `dir` first.
-            .args(["-logtostderr", "-config_dir"])
-            .arg(dir)
-            .args(["server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-            .arg(format!("-dir={}", dir.join("data").display()))
-            .arg(format!("-master.port={}", p.master))
-            .arg(format!("-master.port.grpc={}", p.master_grpc))
-            // No usage reports to telemetry.seaweedfs.com; small volumes; a 1 s Raft election
-            // timeout, so that after a restart the lone master leads again in ~2 s, not 20 s. (Not
-            // -master.resumeState=false: a master without its Raft state sees the volume server's
-            // topology id as foreign and freezes volume growth, i.e. no new buckets.)
-            .args([
-                "-master.telemetry=false",
-                "-master.volumeSizeLimitMB=64",
-                "-master.electionTimeout=1s",
-            ])
-            .arg(format!("-volume.port={}", p.volume))
-            .arg(format!("-volume.port.grpc={}", p.volume_grpc))
-            // Each bucket is a collection with volumes of its own (one each, see the env below).
-            .args(["-volume.max=32", "-volume.preStopSeconds=0"])
-            .arg("-filer")
-            .arg(format!("-filer.port={}", p.filer))
-            .arg(format!("-filer.port.grpc={}", p.filer_grpc))
-            .arg(format!(
-                "-filer.localSocket={}",
-                dir.join(format!("filer-{}.sock", p.filer)).display()
-            ))
-            .arg("-s3")
-            .arg(format!("-s3.port={}", p.s3))
-            .arg(format!("-s3.port.grpc={}", p.s3_grpc))
-            .arg(format!(
-                "-s3.localSocket={}",
-                dir.join(format!("s3-{}.sock", p.s3)).display()
-            ))
-            // The Iceberg and Lance catalogs would listen on fixed ports (8181, 9101).
-            .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-            .arg(format!(
-                "-s3.config={}",
-                dir.join("s3-identities.json").display()
-            ))
-            .arg("-s3.autoCreateBucket=false")
-            // One volume per new collection instead of 7 (what `weed mini` does too), and no ~5 s hold
-            // on the first volume of a fresh cluster (there are no other volume servers to wait for).
-            .env("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
-            .env("WEED_MASTER_VOLUME_GROWTH_ALLOCATION_DEFERRAL", "0s")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", self.binary.display()));
-        self.child = Some(child);
+        self.log_start = fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
+        let mut command = launcher("dev/seaweedfs.sh", "seaweedfs_serve");
+        command.arg(&self.binary).arg(&self.dir).arg("127.0.0.1");
+        self.proc = Some(Proc::spawn("weed", command, &self.log));
 
-        let s3 = format!("127.0.0.1:{}", p.s3);
+        let s3 = format!("127.0.0.1:{}", self.ports.s3);
         let ready = poll(
             START_WITHIN,
             "SeaweedFS to serve S3 and store files",
             || {
                 if let Some(status) = self
-                    .child
+                    .proc
                     .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
+                    .and_then(|p| p.child.try_wait().ok().flatten())
                 {
                     panic!(
                         "weed server exited ({status}) while starting; {}:\n{}",
@@ -332,20 +264,6 @@ impl SeaweedFs {
         let head = String::from_utf8_lossy(&response);
         head.split_whitespace().nth(1)?.parse().ok()
     }
-
-    /// SeaweedFS puts its gRPC unix sockets in /tmp whatever the flags say, and removes them only on a
-    /// clean shutdown.
-    fn remove_grpc_sockets(&self) {
-        let p = self.ports;
-        for (part, port) in [
-            ("master", p.master_grpc),
-            ("volume", p.volume_grpc),
-            ("filer", p.filer_grpc),
-            ("s3", p.s3_grpc),
-        ] {
-            let _ = fs::remove_file(format!("/tmp/seaweedfs-{part}-grpc-{port}.sock"));
-        }
-    }
 }
 
 impl Drop for SeaweedFs {
@@ -367,18 +285,4 @@ fn weed_binary() -> PathBuf {
         binary.display()
     );
     binary
-}
-
-/// An access key (20 characters, like AWS's) and a secret key (40) that differ per run: hashed from the
-/// pid, the time and the directory.
-fn make_keys(dir: &Path) -> (String, String) {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    let seed = format!("{}:{nanos}:{}", std::process::id(), dir.display());
-    let hash = |tag: &str| predictor::model::sha256_hex(format!("{tag}:{seed}").as_bytes());
-    let access = format!("AKMLOPS{}", &hash("access")[..13]).to_uppercase();
-    let secret = hash("secret")[..40].to_string();
-    (access, secret)
 }
