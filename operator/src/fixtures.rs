@@ -102,11 +102,16 @@ pub fn resolved(p: &Predictor) -> ImageCheck {
 /// What the status of the fixture Predictor is computed from when every pre-flight check passed
 /// and `d` is its Deployment (if any): nothing invalid, in conflict or failing to pull.
 pub fn observed(d: Option<&Deployment>) -> Observed<'_> {
+    observed_of(&predictor("american", "team-a"), d)
+}
+
+/// The same for `p`: its image [`resolved`], every other check passed.
+pub fn observed_of<'a>(p: &Predictor, d: Option<&'a Deployment>) -> Observed<'a> {
     Observed {
         deployment: d,
         model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
-        image: resolved(&predictor("american", "team-a")),
+        image: resolved(p),
         pull_failure: None,
         invalid: None,
         conflict: None,

@@ -457,28 +457,13 @@ mod redaction_tests {
         let d = deployment_of(&p).rolled_out(2);
         p.status = Some(compute_status(
             &p,
-            &Observed {
-                deployment: Some(&d),
-                model: ModelCheck::Passed(()),
-                quality: crate::status::QualityCheck::Off,
-                image: crate::fixtures::resolved(&p),
-                pull_failure: None,
-                invalid: None,
-                conflict: None,
-                autoscaler: None,
-            },
+            &crate::fixtures::observed_of(&p, Some(&d)),
             &time(0),
         ));
         p.spec.model.url = SECRET_URL.into();
         let rejected = Observed {
-            deployment: Some(&d),
             model: rejection(&err),
-            quality: crate::status::QualityCheck::Off,
-            image: crate::fixtures::resolved(&p),
-            pull_failure: None,
-            invalid: None,
-            conflict: None,
-            autoscaler: None,
+            ..crate::fixtures::observed_of(&p, Some(&d))
         };
         let status = compute_status(&p, &rejected, &time(5));
         assert_hidden(&serde_json::to_string(&status).unwrap());
@@ -489,16 +474,7 @@ mod redaction_tests {
         }
 
         // A verified model names its URL in ModelVerified: redacted too.
-        let verified = Observed {
-            deployment: Some(&d),
-            model: ModelCheck::Passed(()),
-            quality: crate::status::QualityCheck::Off,
-            image: crate::fixtures::resolved(&p),
-            pull_failure: None,
-            invalid: None,
-            conflict: None,
-            autoscaler: None,
-        };
+        let verified = crate::fixtures::observed_of(&p, Some(&d));
         let status = compute_status(&p, &verified, &time(5));
         let json = serde_json::to_string(&status).unwrap();
         assert_hidden(&json);

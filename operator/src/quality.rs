@@ -415,6 +415,21 @@ impl QualityGate {
 }
 
 #[cfg(test)]
+impl QualityGate {
+    /// [`check`](Self::check) of a verified model, with no store credentials.
+    pub(crate) async fn check_verified(
+        &self,
+        spec: &PredictorSpec,
+        serving: Option<&Served>,
+        metrics: &Metrics,
+    ) -> QualityCheck {
+        let verified = ModelCheck::Passed(());
+        self.check(spec, &verified, serving, &StoreAccess::default(), metrics)
+            .await
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::{SHA_A, SHA_B, shuffled_labels};
@@ -669,20 +684,33 @@ mod tests {
         )
     }
 
+    /// Why `gate` refuses the verified `model` validated on `data` with `minAccuracy` 0.5:
+    /// (reason, message).
+    async fn refusal(
+        gate: &QualityGate,
+        model: &ModelSpec,
+        data: &DataSpec,
+        metrics: &Metrics,
+    ) -> (String, String) {
+        let spec = gated(model, data, Some(0.5), None);
+        refused(gate.check_verified(&spec, None, metrics).await)
+    }
+
+    /// The reason and message of a refusal; panics on any other verdict.
+    fn refused(check: QualityCheck) -> (String, String) {
+        match check {
+            QualityCheck::Failed { reason, message } => (reason, message),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn shuffled_labels_are_refused_and_the_good_model_passes() {
         let s = store();
         let (gate, metrics) = (gate(), Metrics::default());
-        let verified = ModelCheck::Passed(());
 
         let good = gate
-            .check(
-                &gated(&s.good, &s.data, Some(0.8), None),
-                &verified,
-                None,
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&gated(&s.good, &s.data, Some(0.8), None), None, &metrics)
             .await;
         let QualityCheck::Passed { measured, .. } = &good else {
             panic!("the good model was refused: {good:?}")
@@ -694,13 +722,7 @@ mod tests {
         // The shuffled model, with the good one serving: both thresholds decide.
         let spec = gated(&s.bad, &s.data, Some(0.8), Some(0.05));
         let bad = gate
-            .check(
-                &spec,
-                &verified,
-                Some(&serving(&s.good)),
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&spec, Some(&serving(&s.good)), &metrics)
             .await;
         let QualityCheck::Below { measured, message } = &bad else {
             panic!("the shuffled model passed: {bad:?}")
@@ -720,13 +742,7 @@ mod tests {
             s.files.remove(path);
         }
         let again = gate
-            .check(
-                &spec,
-                &verified,
-                Some(&serving(&s.good)),
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&spec, Some(&serving(&s.good)), &metrics)
             .await;
         assert_eq!(again, bad);
         // ...and counted once each, when they were scored.
@@ -777,23 +793,13 @@ mod tests {
     async fn unreachable_wrong_oversized_or_unreadable_data_refuses_the_model() {
         let s = store();
         let metrics = Metrics::default();
-        let verified = ModelCheck::Passed(());
-        let refused = |check: QualityCheck| match check {
-            QualityCheck::Failed { reason, message } => (reason, message),
-            other => panic!("not refused: {other:?}"),
-        };
 
         // Port 9 (discard) on loopback refuses the connection.
         let unreachable = DataSpec {
             url: "http://127.0.0.1:9/eval.csv".into(),
             ..s.data.clone()
         };
-        let spec = gated(&s.good, &unreachable, Some(0.5), None);
-        let (reason, message) = refused(
-            gate()
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&gate(), &s.good, &unreachable, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
         assert!(
             message.contains("cannot fetch validation data http://127.0.0.1:9/eval.csv"),
@@ -804,12 +810,7 @@ mod tests {
             sha256: SHA_A.into(),
             ..s.data.clone()
         };
-        let spec = gated(&s.good, &wrong, Some(0.5), None);
-        let (reason, message) = refused(
-            gate()
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&gate(), &s.good, &wrong, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_DIGEST_MISMATCH);
         assert!(
             message.contains(SHA_A) && message.contains(&s.data.sha256),
@@ -820,12 +821,7 @@ mod tests {
             &crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5)),
             100,
         );
-        let spec = gated(&s.good, &s.data, Some(0.5), None);
-        let (reason, message) = refused(
-            small
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&small, &s.good, &s.data, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
         assert!(
             message.contains("more than the 100-byte limit"),
@@ -837,12 +833,7 @@ mod tests {
             sha256: predictor::model::sha256_hex(&csv),
             url: s.files.put("/not-labelled.csv", csv),
         };
-        let spec = gated(&s.good, &unreadable, Some(0.5), None);
-        let (reason, message) = refused(
-            gate()
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&gate(), &s.good, &unreadable, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_INVALID);
         assert!(message.contains("no `text` column"), "{message}");
 
@@ -855,13 +846,7 @@ mod tests {
         let spec = gated(&s.good, &s.data, None, Some(0.05));
         let (reason, message) = refused(
             gate()
-                .check(
-                    &spec,
-                    &verified,
-                    Some(&serving(&gone)),
-                    &StoreAccess::default(),
-                    &metrics,
-                )
+                .check_verified(&spec, Some(&serving(&gone)), &metrics)
                 .await,
         );
         assert_eq!(reason, reason::EVALUATION_FAILED);
@@ -898,14 +883,7 @@ mod tests {
         let mut plain = gated(&nowhere, &data, Some(0.9), None);
         plain.validation = None;
         assert_eq!(
-            gate.check(
-                &plain,
-                &ModelCheck::Passed(()),
-                None,
-                &StoreAccess::default(),
-                &metrics
-            )
-            .await,
+            gate.check_verified(&plain, None, &metrics).await,
             QualityCheck::Off
         );
         let spec = gated(&nowhere, &data, Some(0.9), None);
@@ -918,14 +896,8 @@ mod tests {
             QualityCheck::Unchecked { reason, .. } if reason == reason::MODEL_NOT_VERIFIED
         ));
         assert_eq!(
-            gate.check(
-                &spec,
-                &ModelCheck::Passed(()),
-                Some(&serving(&nowhere)),
-                &StoreAccess::default(),
-                &metrics
-            )
-            .await,
+            gate.check_verified(&spec, Some(&serving(&nowhere)), &metrics)
+                .await,
             QualityCheck::Serving
         );
         assert!(!metrics.render().contains("quality_checks_total"));
