@@ -84,6 +84,16 @@ pub fn autoscaled(mut p: Predictor) -> Predictor {
     p
 }
 
+/// A model (digest [`SHA_A`]) on a loopback port nothing listens on (9, discard): any download of
+/// it fails at once.
+pub fn unreachable_model() -> ModelSpec {
+    ModelSpec {
+        url: "http://127.0.0.1:9/unreachable".into(),
+        sha256: SHA_A.into(),
+        ..ModelSpec::default()
+    }
+}
+
 /// `2026-11-25T10:00:00Z` plus `secs` seconds.
 pub fn time(secs: i64) -> Time {
     let base: Timestamp = "2026-11-25T10:00:00Z".parse().expect("valid timestamp");

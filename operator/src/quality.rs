@@ -23,11 +23,10 @@ use crate::budget::Budget;
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, QualityStatus, ValidationSpec};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model_check::{ModelChecker, refusal_reason, spooled_model};
+use crate::model_check::{ModelChecker, Pinned, refusal_reason, spooled, spooled_model};
 use crate::resources::Served;
-use crate::spool::{Refused, Spool, Spooled};
+use crate::spool::{Spool, Spooled};
 use crate::status::{ModelCheck, QualityCheck, reason, short};
-use crate::store_url::DATA_URL;
 
 /// Largest data set the gate downloads: scoring it must stay a matter of seconds. It is read from
 /// the spool, not held, but the CSV reader may hold a record as long as the file.
@@ -325,34 +324,14 @@ impl QualityGate {
     }
 
     /// The spooled data set (downloaded once, at most `data_max_bytes`, its digest checked; a URL
-    /// [`DATA_URL`] allows).
-    async fn fetch_data(&self, data: &DataSpec, access: &StoreAccess) -> Result<Arc<Spooled>> {
-        DATA_URL
-            .check(&data.url)
-            .map_err(|reason| Error::DataFetch {
-                url: redact(&data.url),
-                reason,
-            })?;
-        self.spool
-            .get(
-                &data.url,
-                &data.sha256,
-                self.data_max_bytes,
-                access,
-                &self.budget,
-            )
-            .await
-            .map_err(|refused| match refused {
-                Refused::Fetch(reason) => Error::DataFetch {
-                    url: redact(&data.url),
-                    reason,
-                },
-                Refused::Digest(actual) => Error::DataDigest {
-                    url: redact(&data.url),
-                    expected: data.sha256.clone(),
-                    actual,
-                },
-            })
+    /// [`DATA_URL`](crate::store_url::DATA_URL) allows).
+    fn fetch_data<'a>(
+        &'a self,
+        data: &'a DataSpec,
+        access: &'a StoreAccess,
+    ) -> impl Future<Output = Result<Arc<Spooled>>> + 'a {
+        let file = (Pinned::Data, data.url.as_str(), data.sha256.as_str());
+        spooled(&self.spool, &self.budget, self.data_max_bytes, file, access)
     }
 
     /// The spooled `model` (the model check's copy, or downloaded now; a URL [`crate::store_url::MODEL_URL`] allows:
@@ -870,11 +849,7 @@ mod tests {
     async fn no_validation_a_refused_model_or_the_serving_one_is_not_scored() {
         let metrics = Metrics::default();
         // Nothing listens on port 9: any download would fail the check.
-        let nowhere = ModelSpec {
-            url: "http://127.0.0.1:9/m".into(),
-            sha256: SHA_A.into(),
-            ..ModelSpec::default()
-        };
+        let nowhere = crate::fixtures::unreachable_model();
         let data = DataSpec {
             url: "http://127.0.0.1:9/d".into(),
             sha256: SHA_B.into(),
