@@ -14,7 +14,7 @@ use operator::resources::FIELD_MANAGER;
 use operator::status::is_ready;
 use serde::de::DeserializeOwned;
 
-use crate::lifecycle::{condition, events_for};
+use crate::lifecycle::{condition, events_for, says_at};
 use crate::support::OperatorProc;
 use crate::support::manifests::{manifest, predictor};
 use crate::{admin, apply, shared, start_scoped, wait_object};
@@ -406,12 +406,7 @@ async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
         Duration::from_secs(60),
         "QualityGate False for generation 2",
         &op,
-        |p| {
-            p.status.as_ref().is_some_and(|st| {
-                st.observed_generation == Some(2)
-                    && condition(st, "QualityGate").is_some_and(|(s, _, _)| s == "False")
-            })
-        },
+        |p| says_at(p, 2, "QualityGate", "False"),
     )
     .await;
     let (_, reason, message) = condition(p.status.as_ref().unwrap(), "QualityGate").unwrap();

@@ -20,8 +20,8 @@ use crate::support::manifests::{manifest, predictor};
 use crate::support::wait::{gone, poll};
 use crate::support::{OperatorProc, ServedModel as Model, client_for, model_file};
 use crate::{
-    apply, assert_accepted, assert_refused, operated_namespace, patch_predictor, shared,
-    start_scoped, wait_object,
+    apply, assert_accepted, assert_forbidden, assert_refused, operated_namespace, patch_predictor,
+    shared, start_scoped, wait_object,
 };
 
 /// (status, reason, message) of a condition.
@@ -35,6 +35,13 @@ pub fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, Strin
 
 fn is(status: &PredictorStatus, type_: &str, value: &str) -> bool {
     condition(status, type_).is_some_and(|(s, _, _)| s == value)
+}
+
+/// Whether `p`'s status is of generation `generation` and says `type_` is `value`.
+pub fn says_at(p: &Predictor, generation: i64, type_: &str, value: &str) -> bool {
+    p.status
+        .as_ref()
+        .is_some_and(|st| st.observed_generation == Some(generation) && is(st, type_, value))
 }
 
 /// Waits until the Predictor's current generation is Ready.
@@ -337,11 +344,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
         Duration::from_secs(60),
         "Degraded=True",
         &op,
-        |p| {
-            p.status
-                .as_ref()
-                .is_some_and(|st| st.observed_generation == Some(2) && is(st, "Degraded", "True"))
-        },
+        |p| says_at(p, 2, "Degraded", "True"),
     )
     .await;
     let status = p.status.unwrap();
@@ -664,22 +667,14 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
 
     // And for real, with the token the operator itself runs with.
     let client = client_for(&s.operator_kubeconfig).await;
-    let err = Api::<Secret>::namespaced(client.clone(), "default")
-        .list(&ListParams::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(e) if e.code == 403),
-        "{err}"
-    );
-    let err = Api::<Deployment>::namespaced(client.clone(), "default")
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let listed = secrets.list(&ListParams::default()).await;
+    assert_forbidden(listed, "listing Secrets");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    let deleted = deployments
         .delete("anything", &DeleteParams::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(e) if e.code == 403),
-        "{err}"
-    );
+        .await;
+    assert_forbidden(deleted, "deleting a Deployment");
     Api::<Predictor>::all(client)
         .list(&ListParams::default())
         .await

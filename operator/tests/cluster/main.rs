@@ -188,6 +188,15 @@ pub fn assert_contains_all(text: &str, parts: &[&str]) {
     }
 }
 
+/// Asserts that the apiserver refused `what` (its `result`) with 403 Forbidden.
+pub fn assert_forbidden<T: std::fmt::Debug>(result: kube::Result<T>, what: &str) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403),
+        "{what}: {err}"
+    );
+}
+
 /// Waits (bounded by `within`) until `done` holds for object `name`; panics with what was seen and
 /// the log of operator `op` otherwise.
 pub async fn wait_object<K>(

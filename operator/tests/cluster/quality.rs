@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use operator::crd::{DataSpec, Predictor, ValidationSpec};
+use operator::crd::{DataSpec, Predictor, PredictorStatus, QualityStatus, ValidationSpec};
 use operator::fixtures::shuffled_labels;
 use operator::status::is_ready;
 use predictor::sample::SAMPLE_CSV;
 
-use crate::lifecycle::{assert_untouched, condition, events_for};
+use crate::lifecycle::{assert_untouched, condition, events_for, says_at};
 use crate::support::manifests::predictor;
 use crate::support::{OperatorProc, ServedModel};
 use crate::{
@@ -37,6 +37,14 @@ pub fn set_model(ns: &str, name: &str, model: &ServedModel) {
         model.url, model.sha
     );
     patch_predictor(&shared().cluster, ns, name, &patch);
+}
+
+/// The accuracy `status` shows for `model`, which must have scored at least 0.9.
+fn scored_well(status: &PredictorStatus, model: &ServedModel) -> QualityStatus {
+    let quality = status.quality.clone().expect("a measured accuracy");
+    assert_eq!(quality.model_sha256, model.sha);
+    assert!(quality.accuracy >= 0.9, "{quality:?}");
+    quality
 }
 
 #[tokio::test]
@@ -81,9 +89,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     )
     .await;
     let status = p.status.unwrap();
-    let good = status.quality.clone().expect("model A's measured accuracy");
-    assert_eq!(good.model_sha256, s.model_a.sha);
-    assert!(good.accuracy >= 0.9, "{good:?}");
+    let good = scored_well(&status, &s.model_a);
     assert_eq!(condition(&status, "QualityGate").unwrap().0, "True");
     let before = deployments.get("p").await.unwrap();
 
@@ -96,12 +102,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
         Duration::from_secs(30),
         "Degraded=True",
         &op,
-        |p| {
-            p.status.as_ref().is_some_and(|st| {
-                st.observed_generation == Some(2)
-                    && condition(st, "Degraded").is_some_and(|(s, _, _)| s == "True")
-            })
-        },
+        |p| says_at(p, 2, "Degraded", "True"),
     )
     .await;
     let took = asked.elapsed();
@@ -161,9 +162,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     )
     .await;
     let status = p.status.unwrap();
-    let passed = status.quality.clone().expect("model B's measured accuracy");
-    assert_eq!(passed.model_sha256, s.model_b.sha);
-    assert!(passed.accuracy >= 0.9, "{passed:?}");
+    let passed = scored_well(&status, &s.model_b);
     assert_eq!(condition(&status, "Degraded").unwrap().0, "False");
     assert_eq!(quality_checks(&op, "passed"), 2.0, "model A, then model B");
     // `kubectl get -o wide` shows the measured accuracy.
