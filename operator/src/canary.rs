@@ -229,6 +229,15 @@ mod tests {
     use crate::crd::PredictorStatus;
     use crate::fixtures::{SHA_A, SHA_B, canary, deployment_of, predictor, time};
 
+    /// What `rollout` says: (phase, reason, message).
+    fn said(rollout: &RolloutStatus) -> (&str, &str, &str) {
+        (
+            rollout.phase.as_str(),
+            rollout.reason.as_str(),
+            rollout.message.as_str(),
+        )
+    }
+
     /// A Canary Predictor serving SHA_A whose spec asks for SHA_B (generation 2).
     fn changed() -> (Predictor, Served, Candidate) {
         let p = canary(predictor("american", "team-a"));
@@ -290,12 +299,15 @@ mod tests {
     fn the_rollout_status_follows_the_analysis() {
         let (p, _, candidate) = changed();
         let spec = p.spec.canary().unwrap().analysis.clone().unwrap();
-        let starting = next_rollout(
+        // The next rollout status of `p` with the candidate at time(at).
+        let step = |p: &Predictor, stage: Stage, progress: Progress<'_>, at: i64| {
+            next_rollout(p, &stage, Some(&candidate), progress, &time(at))
+        };
+        let starting = step(
             &p,
-            &Stage::Analysing,
-            Some(&candidate),
+            Stage::Analysing,
             Progress::Starting("0 of 1 canary pods ready".into()),
-            &time(0),
+            0,
         )
         .unwrap();
         assert_eq!(
@@ -319,20 +331,9 @@ mod tests {
             &Samples::default(),
             Duration::ZERO,
         );
-        let next = next_rollout(
-            &p,
-            &Stage::Analysing,
-            Some(&candidate),
-            Progress::Judged(&waiting),
-            &time(30),
-        )
-        .unwrap();
+        let next = step(&p, Stage::Analysing, Progress::Judged(&waiting), 30).unwrap();
         assert_eq!(
-            (
-                next.phase.as_str(),
-                next.reason.as_str(),
-                next.message.as_str()
-            ),
+            said(&next),
             (
                 "Analyzing",
                 "WaitingForSamples",
@@ -351,43 +352,30 @@ mod tests {
             measured: Default::default(),
             message: "candidate passed the analysis on 150 samples: (figures)".into(),
         };
-        let promoting = next_rollout(
-            &p,
-            &Stage::Analysing,
-            Some(&candidate),
-            Progress::Judged(&pass),
-            &time(40),
-        )
-        .unwrap();
+        let promoting = step(&p, Stage::Analysing, Progress::Judged(&pass), 40).unwrap();
         assert_eq!(promoting.phase, "Promoting");
         let p = with_rollout(p, Some(promoting));
-        let rolling = next_rollout(
+        let rolling = step(
             &p,
-            &Stage::Direct,
-            Some(&candidate),
+            Stage::Direct,
             Progress::Settled {
                 stable_complete: false,
             },
-            &time(45),
+            45,
         )
         .unwrap();
         assert_eq!(rolling.phase, "Promoting");
-        let done = next_rollout(
+        let done = step(
             &p,
-            &Stage::Direct,
-            Some(&candidate),
+            Stage::Direct,
             Progress::Settled {
                 stable_complete: true,
             },
-            &time(50),
+            50,
         )
         .unwrap();
         assert_eq!(
-            (
-                done.phase.as_str(),
-                done.reason.as_str(),
-                done.message.as_str()
-            ),
+            said(&done),
             (
                 "Promoted",
                 "Promoted",
@@ -406,32 +394,20 @@ mod tests {
             measured: Default::default(),
             message: "candidate failed".into(),
         };
-        let rolled_back = next_rollout(
-            &p,
-            &Stage::Analysing,
-            Some(&candidate),
-            Progress::Judged(&fail),
-            &time(60),
-        )
-        .unwrap();
+        let rolled_back = step(&p, Stage::Analysing, Progress::Judged(&fail), 60).unwrap();
         assert_eq!(
             (rolled_back.phase.as_str(), rolled_back.reason.as_str()),
             ("RolledBack", "DisagreementTooHigh")
         );
-        let never = next_rollout(
+        let never = step(
             &p,
-            &Stage::Analysing,
-            Some(&candidate),
+            Stage::Analysing,
             Progress::NeverReady("timed out".into()),
-            &time(60),
+            60,
         )
         .unwrap();
         assert_eq!(
-            (
-                never.phase.as_str(),
-                never.reason.as_str(),
-                never.message.as_str()
-            ),
+            said(&never),
             (
                 "RolledBack",
                 "CanaryNotReady",
@@ -439,25 +415,23 @@ mod tests {
             )
         );
         let p = with_rollout(p, Some(rolled_back.clone()));
-        let kept = next_rollout(
+        let kept = step(
             &p,
-            &Stage::Rejected,
-            Some(&candidate),
+            Stage::Rejected,
             Progress::Settled {
                 stable_complete: true,
             },
-            &time(70),
+            70,
         );
         assert_eq!(kept, Some(rolled_back));
         // Git reverted to the release that serves: the rollback is history.
-        let reverted = next_rollout(
+        let reverted = step(
             &p,
-            &Stage::Direct,
-            Some(&candidate),
+            Stage::Direct,
             Progress::Settled {
                 stable_complete: true,
             },
-            &time(80),
+            80,
         );
         assert_eq!(reverted, None);
     }

@@ -711,20 +711,8 @@ mod tests {
     fn version_defaults_to_the_image_tag() {
         let spec = |image: &str, version: Option<&str>| PredictorSpec {
             image: image.into(),
-            model: ModelSpec {
-                url: "https://m/x".into(),
-                sha256: "0".repeat(64),
-                ..ModelSpec::default()
-            },
-            port: DEFAULT_PORT,
-            replicas: 1,
             version: version.map(Into::into),
-            progress_deadline_seconds: None,
-            resources: None,
-            image_pull_secrets: Vec::new(),
-            validation: None,
-            autoscaling: None,
-            rollout: None,
+            ..crate::fixtures::predictor("american", "team-a").spec
         };
         assert_eq!(
             spec("registry.local/american-predictor:0.2", None).effective_version(),

@@ -84,6 +84,16 @@ pub fn autoscaled(mut p: Predictor) -> Predictor {
     p
 }
 
+/// A model (digest [`SHA_A`]) on a loopback port nothing listens on (9, discard): any download of
+/// it fails at once.
+pub fn unreachable_model() -> ModelSpec {
+    ModelSpec {
+        url: "http://127.0.0.1:9/unreachable".into(),
+        sha256: SHA_A.into(),
+        ..ModelSpec::default()
+    }
+}
+
 /// `2026-11-25T10:00:00Z` plus `secs` seconds.
 pub fn time(secs: i64) -> Time {
     let base: Timestamp = "2026-11-25T10:00:00Z".parse().expect("valid timestamp");
@@ -102,11 +112,16 @@ pub fn resolved(p: &Predictor) -> ImageCheck {
 /// What the status of the fixture Predictor is computed from when every pre-flight check passed
 /// and `d` is its Deployment (if any): nothing invalid, in conflict or failing to pull.
 pub fn observed(d: Option<&Deployment>) -> Observed<'_> {
+    observed_of(&predictor("american", "team-a"), d)
+}
+
+/// The same for `p`: its image [`resolved`], every other check passed.
+pub fn observed_of<'a>(p: &Predictor, d: Option<&'a Deployment>) -> Observed<'a> {
     Observed {
         deployment: d,
         model: ModelCheck::Passed(()),
         quality: QualityCheck::Off,
-        image: resolved(&predictor("american", "team-a")),
+        image: resolved(p),
         pull_failure: None,
         invalid: None,
         conflict: None,

@@ -21,7 +21,7 @@ use predictor::testing::{FileServer, trained_model};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, S3Spec, ValidationSpec};
-use crate::fixtures::{SHA_A, deployment_of, predictor, resolved, time};
+use crate::fixtures::{SHA_A, deployment_of, observed_of, predictor, time};
 use crate::metrics::Metrics;
 use crate::model_access::{CONSENT_LABEL, ENDPOINT_KEY, check_model};
 use crate::model_check::ModelChecker;
@@ -215,26 +215,12 @@ fn rejected(check: ModelCheck) -> (String, String) {
 fn assert_status_and_events_clean(model: ModelCheck, quality: QualityCheck) {
     let mut p = predictor("american", "team-a");
     let d = deployment_of(&p).rolled_out(2);
-    let before = Observed {
-        deployment: Some(&d),
-        model: ModelCheck::Passed(()),
-        quality: QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
-    };
+    let before = observed_of(&p, Some(&d));
     p.status = Some(compute_status(&p, &before, &time(0)));
     let after = Observed {
-        deployment: Some(&d),
         model,
         quality,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed_of(&p, Some(&d))
     };
     let status = compute_status(&p, &after, &time(5));
     assert_no_echo(&serde_json::to_string(&status).unwrap());
@@ -260,50 +246,41 @@ async fn nothing_read_from_a_url_is_echoed_by_the_quality_gate() {
     .await;
     let metrics = Metrics::default();
 
-    // The answer as the CSV header, pinned (the digest is what the status showed first).
-    for (path, body) in [
-        ("/header.csv", header_line.clone()),
-        ("/one-column.csv", format!("text\n{SECRET}\n")),
+    // The answer as the CSV header, pinned (the digest is what the status showed first); then an
+    // error answer: status, header and JSON body all say it.
+    for (path, sha256, expected, says) in [
+        (
+            "/header.csv",
+            sha(header_line.as_bytes()),
+            reason::VALIDATION_DATA_INVALID,
+            "no `",
+        ),
+        (
+            "/one-column.csv",
+            sha(format!("text\n{SECRET}\n").as_bytes()),
+            reason::VALIDATION_DATA_INVALID,
+            "no `",
+        ),
+        (
+            "/denied.csv",
+            SHA_A.into(),
+            reason::VALIDATION_DATA_UNAVAILABLE,
+            "HTTP 403",
+        ),
     ] {
         let data = DataSpec {
             url: internal.url(path),
-            sha256: sha(body.as_bytes()),
+            sha256,
         };
         let check = gate()
-            .check(
-                &gated(&good.model, &data, None),
-                &ModelCheck::Passed(()),
-                None,
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&gated(&good.model, &data, None), None, &metrics)
             .await;
         let (reason, message) = failed(check.clone());
-        assert_eq!(reason, reason::VALIDATION_DATA_INVALID, "{message}");
-        assert!(message.contains("no `"), "{message}");
+        assert_eq!(reason, expected, "{message}");
+        assert!(message.contains(says), "{message}");
         assert_no_echo(&message);
         assert_status_and_events_clean(ModelCheck::Passed(()), check);
     }
-
-    // An error answer: status, header and JSON body all say it.
-    let data = DataSpec {
-        url: internal.url("/denied.csv"),
-        sha256: SHA_A.into(),
-    };
-    let check = gate()
-        .check(
-            &gated(&good.model, &data, None),
-            &ModelCheck::Passed(()),
-            None,
-            &StoreAccess::default(),
-            &metrics,
-        )
-        .await;
-    let (reason, message) = failed(check.clone());
-    assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
-    assert!(message.contains("HTTP 403"), "{message}");
-    assert_no_echo(&message);
-    assert_status_and_events_clean(ModelCheck::Passed(()), check);
     assert_no_echo(&metrics.render());
     assert!(internal.connections() >= 3, "the service was asked");
 }
@@ -440,13 +417,7 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
 
     // Served over HTTP, the same file is scored and the candidate judged against it.
     let check = gate()
-        .check(
-            &spec,
-            &ModelCheck::Passed(()),
-            Some(&serving(&over_http)),
-            &StoreAccess::default(),
-            &metrics,
-        )
+        .check_verified(&spec, Some(&serving(&over_http)), &metrics)
         .await;
     assert!(matches!(check, QualityCheck::Passed { .. }), "{check:?}");
 
@@ -458,13 +429,7 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
     ] {
         // From a Deployment edited by hand: maxAccuracyDrop would compare against it.
         let check = gate()
-            .check(
-                &spec,
-                &ModelCheck::Passed(()),
-                Some(&serving(&url)),
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&spec, Some(&serving(&url)), &metrics)
             .await;
         let (reason, message) = failed(check);
         assert_eq!(reason, reason::EVALUATION_FAILED, "{url}: {message}");
@@ -493,13 +458,7 @@ async fn file_urls_and_bare_paths_are_refused_from_the_spec_and_from_a_deploymen
         };
         let (reason, message) = failed(
             gate()
-                .check(
-                    &gated(&good.model, &data, None),
-                    &ModelCheck::Passed(()),
-                    None,
-                    &StoreAccess::default(),
-                    &metrics,
-                )
+                .check_verified(&gated(&good.model, &data, None), None, &metrics)
                 .await,
         );
         assert_eq!(

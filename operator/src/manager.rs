@@ -371,13 +371,7 @@ mod tests {
         let pod = deployment.spec.template.spec.unwrap();
         let container = &pod.containers[0];
         let env = |name: &str| {
-            container
-                .env
-                .iter()
-                .flatten()
-                .find(|e| e.name == name)
-                .and_then(|e| e.value.clone())
-                .unwrap_or_else(|| panic!("no {name}"))
+            crate::resources::env_value(container, name).unwrap_or_else(|| panic!("no {name}"))
         };
         // After SIGTERM: in-flight reconciles, then the Lease's release (one request) and the
         // metrics server's close, before the kubelet kills the pod.

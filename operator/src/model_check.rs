@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::spool::{Refused, Spool, Spooled};
 use crate::status::{ModelCheck, reason};
-use crate::store_url::MODEL_URL;
+use crate::store_url::{DATA_URL, MODEL_URL};
 
 /// Verified pairs kept at most; past that the cache starts over (cheap, and only costs a re-download).
 const CACHE_LIMIT: usize = 4096;
@@ -68,35 +68,81 @@ pub fn rejection(error: &Error) -> ModelCheck {
 /// The spooled file of `model` in `spool` (downloaded now, at most `max_bytes` within `budget`,
 /// unless the spool keeps it), its digest checked while it was written: what the model check and
 /// the quality gate both read.
-pub async fn spooled_model(
+///
+/// NB: a plain fn returning [`spooled`]'s future, not an `async fn` around it: one more layer of
+/// nesting takes the reconcile future past rustc's layout depth limit.
+pub fn spooled_model<'a>(
+    spool: &'a Spool,
+    budget: &'a Budget,
+    max_bytes: u64,
+    model: &'a ModelSpec,
+    access: &'a StoreAccess,
+) -> impl Future<Output = Result<Arc<Spooled>>> + 'a {
+    let file = (Pinned::Model, model.url.as_str(), model.sha256.as_str());
+    spooled(spool, budget, max_bytes, file, access)
+}
+
+/// Which pinned file a download is: the URL rule it must keep and the errors it fails with.
+#[derive(Clone, Copy, Debug)]
+pub enum Pinned {
+    /// `spec.model`.
+    Model,
+    /// `spec.validation.data`.
+    Data,
+}
+
+/// The spooled file `(kind, url, sha256)` in `spool` (downloaded now, at most `max_bytes` within
+/// `budget`, unless the spool keeps it), its digest checked while it was written. A URL `kind`'s
+/// rule refuses (file://, a bare path), also one read back from a Deployment, is refused before
+/// anything is read.
+pub async fn spooled(
     spool: &Spool,
     budget: &Budget,
     max_bytes: u64,
-    model: &ModelSpec,
+    (kind, url, sha256): (Pinned, &str, &str),
     access: &StoreAccess,
 ) -> Result<Arc<Spooled>> {
-    // Any URL the rule refuses (file://, a bare path), also one read back from a Deployment, is
-    // refused before anything is read.
-    MODEL_URL
-        .check(&model.url)
-        .map_err(|reason| Error::ModelFetch {
-            url: redact(&model.url),
-            reason,
-        })?;
+    let rule = match kind {
+        Pinned::Model => MODEL_URL,
+        Pinned::Data => DATA_URL,
+    };
+    rule.check(url)
+        .map_err(|reason| kind.fetch_failed(url, reason))?;
     spool
-        .get(&model.url, &model.sha256, max_bytes, access, budget)
+        .get(url, sha256, max_bytes, access, budget)
         .await
         .map_err(|refused| match refused {
-            Refused::Fetch(reason) => Error::ModelFetch {
-                url: redact(&model.url),
-                reason,
-            },
-            Refused::Digest(actual) => Error::ModelDigest {
-                url: redact(&model.url),
-                expected: model.sha256.clone(),
+            Refused::Fetch(reason) => kind.fetch_failed(url, reason),
+            Refused::Digest(actual) => kind.digest_mismatch(url, sha256, actual),
+        })
+}
+
+impl Pinned {
+    /// The file at `url` could not be read: `reason`.
+    fn fetch_failed(self, url: &str, reason: String) -> Error {
+        let url = redact(url);
+        match self {
+            Pinned::Model => Error::ModelFetch { url, reason },
+            Pinned::Data => Error::DataFetch { url, reason },
+        }
+    }
+
+    /// The file at `url` has sha256 `actual`, not the pinned `expected`.
+    fn digest_mismatch(self, url: &str, expected: &str, actual: String) -> Error {
+        let (url, expected) = (redact(url), expected.to_string());
+        match self {
+            Pinned::Model => Error::ModelDigest {
+                url,
+                expected,
                 actual,
             },
-        })
+            Pinned::Data => Error::DataDigest {
+                url,
+                expected,
+                actual,
+            },
+        }
+    }
 }
 
 /// Downloads and verifies models, remembering the ones that passed.
@@ -282,11 +328,7 @@ mod tests {
     #[tokio::test]
     async fn disabled_is_unchecked_unreachable_is_refused_and_cached_models_are_not_fetched() {
         let metrics = Metrics::default();
-        let model = ModelSpec {
-            url: "http://127.0.0.1:9/unreachable".into(),
-            sha256: SHA_A.into(),
-            ..ModelSpec::default()
-        };
+        let model = crate::fixtures::unreachable_model();
         let off = crate::fixtures::checker(false, 1 << 20, Duration::from_secs(1));
         assert!(matches!(
             off.check(&model, true, &anonymous(), &metrics).await,
@@ -457,28 +499,13 @@ mod redaction_tests {
         let d = deployment_of(&p).rolled_out(2);
         p.status = Some(compute_status(
             &p,
-            &Observed {
-                deployment: Some(&d),
-                model: ModelCheck::Passed(()),
-                quality: crate::status::QualityCheck::Off,
-                image: crate::fixtures::resolved(&p),
-                pull_failure: None,
-                invalid: None,
-                conflict: None,
-                autoscaler: None,
-            },
+            &crate::fixtures::observed_of(&p, Some(&d)),
             &time(0),
         ));
         p.spec.model.url = SECRET_URL.into();
         let rejected = Observed {
-            deployment: Some(&d),
             model: rejection(&err),
-            quality: crate::status::QualityCheck::Off,
-            image: crate::fixtures::resolved(&p),
-            pull_failure: None,
-            invalid: None,
-            conflict: None,
-            autoscaler: None,
+            ..crate::fixtures::observed_of(&p, Some(&d))
         };
         let status = compute_status(&p, &rejected, &time(5));
         assert_hidden(&serde_json::to_string(&status).unwrap());
@@ -489,16 +516,7 @@ mod redaction_tests {
         }
 
         // A verified model names its URL in ModelVerified: redacted too.
-        let verified = Observed {
-            deployment: Some(&d),
-            model: ModelCheck::Passed(()),
-            quality: crate::status::QualityCheck::Off,
-            image: crate::fixtures::resolved(&p),
-            pull_failure: None,
-            invalid: None,
-            conflict: None,
-            autoscaler: None,
-        };
+        let verified = crate::fixtures::observed_of(&p, Some(&d));
         let status = compute_status(&p, &verified, &time(5));
         let json = serde_json::to_string(&status).unwrap();
         assert_hidden(&json);

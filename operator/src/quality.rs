@@ -23,11 +23,10 @@ use crate::budget::Budget;
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, QualityStatus, ValidationSpec};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::model_check::{ModelChecker, refusal_reason, spooled_model};
+use crate::model_check::{ModelChecker, Pinned, refusal_reason, spooled, spooled_model};
 use crate::resources::Served;
-use crate::spool::{Refused, Spool, Spooled};
+use crate::spool::{Spool, Spooled};
 use crate::status::{ModelCheck, QualityCheck, reason, short};
-use crate::store_url::DATA_URL;
 
 /// Largest data set the gate downloads: scoring it must stay a matter of seconds. It is read from
 /// the spool, not held, but the CSV reader may hold a record as long as the file.
@@ -325,34 +324,14 @@ impl QualityGate {
     }
 
     /// The spooled data set (downloaded once, at most `data_max_bytes`, its digest checked; a URL
-    /// [`DATA_URL`] allows).
-    async fn fetch_data(&self, data: &DataSpec, access: &StoreAccess) -> Result<Arc<Spooled>> {
-        DATA_URL
-            .check(&data.url)
-            .map_err(|reason| Error::DataFetch {
-                url: redact(&data.url),
-                reason,
-            })?;
-        self.spool
-            .get(
-                &data.url,
-                &data.sha256,
-                self.data_max_bytes,
-                access,
-                &self.budget,
-            )
-            .await
-            .map_err(|refused| match refused {
-                Refused::Fetch(reason) => Error::DataFetch {
-                    url: redact(&data.url),
-                    reason,
-                },
-                Refused::Digest(actual) => Error::DataDigest {
-                    url: redact(&data.url),
-                    expected: data.sha256.clone(),
-                    actual,
-                },
-            })
+    /// [`DATA_URL`](crate::store_url::DATA_URL) allows).
+    fn fetch_data<'a>(
+        &'a self,
+        data: &'a DataSpec,
+        access: &'a StoreAccess,
+    ) -> impl Future<Output = Result<Arc<Spooled>>> + 'a {
+        let file = (Pinned::Data, data.url.as_str(), data.sha256.as_str());
+        spooled(&self.spool, &self.budget, self.data_max_bytes, file, access)
     }
 
     /// The spooled `model` (the model check's copy, or downloaded now; a URL [`crate::store_url::MODEL_URL`] allows:
@@ -411,6 +390,21 @@ impl QualityGate {
                 SCORING_TIMEOUT.as_secs()
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+impl QualityGate {
+    /// [`check`](Self::check) of a verified model, with no store credentials.
+    pub(crate) async fn check_verified(
+        &self,
+        spec: &PredictorSpec,
+        serving: Option<&Served>,
+        metrics: &Metrics,
+    ) -> QualityCheck {
+        let verified = ModelCheck::Passed(());
+        self.check(spec, &verified, serving, &StoreAccess::default(), metrics)
+            .await
     }
 }
 
@@ -669,20 +663,33 @@ mod tests {
         )
     }
 
+    /// Why `gate` refuses the verified `model` validated on `data` with `minAccuracy` 0.5:
+    /// (reason, message).
+    async fn refusal(
+        gate: &QualityGate,
+        model: &ModelSpec,
+        data: &DataSpec,
+        metrics: &Metrics,
+    ) -> (String, String) {
+        let spec = gated(model, data, Some(0.5), None);
+        refused(gate.check_verified(&spec, None, metrics).await)
+    }
+
+    /// The reason and message of a refusal; panics on any other verdict.
+    fn refused(check: QualityCheck) -> (String, String) {
+        match check {
+            QualityCheck::Failed { reason, message } => (reason, message),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn shuffled_labels_are_refused_and_the_good_model_passes() {
         let s = store();
         let (gate, metrics) = (gate(), Metrics::default());
-        let verified = ModelCheck::Passed(());
 
         let good = gate
-            .check(
-                &gated(&s.good, &s.data, Some(0.8), None),
-                &verified,
-                None,
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&gated(&s.good, &s.data, Some(0.8), None), None, &metrics)
             .await;
         let QualityCheck::Passed { measured, .. } = &good else {
             panic!("the good model was refused: {good:?}")
@@ -694,13 +701,7 @@ mod tests {
         // The shuffled model, with the good one serving: both thresholds decide.
         let spec = gated(&s.bad, &s.data, Some(0.8), Some(0.05));
         let bad = gate
-            .check(
-                &spec,
-                &verified,
-                Some(&serving(&s.good)),
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&spec, Some(&serving(&s.good)), &metrics)
             .await;
         let QualityCheck::Below { measured, message } = &bad else {
             panic!("the shuffled model passed: {bad:?}")
@@ -720,13 +721,7 @@ mod tests {
             s.files.remove(path);
         }
         let again = gate
-            .check(
-                &spec,
-                &verified,
-                Some(&serving(&s.good)),
-                &StoreAccess::default(),
-                &metrics,
-            )
+            .check_verified(&spec, Some(&serving(&s.good)), &metrics)
             .await;
         assert_eq!(again, bad);
         // ...and counted once each, when they were scored.
@@ -777,23 +772,13 @@ mod tests {
     async fn unreachable_wrong_oversized_or_unreadable_data_refuses_the_model() {
         let s = store();
         let metrics = Metrics::default();
-        let verified = ModelCheck::Passed(());
-        let refused = |check: QualityCheck| match check {
-            QualityCheck::Failed { reason, message } => (reason, message),
-            other => panic!("not refused: {other:?}"),
-        };
 
         // Port 9 (discard) on loopback refuses the connection.
         let unreachable = DataSpec {
             url: "http://127.0.0.1:9/eval.csv".into(),
             ..s.data.clone()
         };
-        let spec = gated(&s.good, &unreachable, Some(0.5), None);
-        let (reason, message) = refused(
-            gate()
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&gate(), &s.good, &unreachable, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
         assert!(
             message.contains("cannot fetch validation data http://127.0.0.1:9/eval.csv"),
@@ -804,12 +789,7 @@ mod tests {
             sha256: SHA_A.into(),
             ..s.data.clone()
         };
-        let spec = gated(&s.good, &wrong, Some(0.5), None);
-        let (reason, message) = refused(
-            gate()
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&gate(), &s.good, &wrong, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_DIGEST_MISMATCH);
         assert!(
             message.contains(SHA_A) && message.contains(&s.data.sha256),
@@ -820,12 +800,7 @@ mod tests {
             &crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5)),
             100,
         );
-        let spec = gated(&s.good, &s.data, Some(0.5), None);
-        let (reason, message) = refused(
-            small
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&small, &s.good, &s.data, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_UNAVAILABLE);
         assert!(
             message.contains("more than the 100-byte limit"),
@@ -837,12 +812,7 @@ mod tests {
             sha256: predictor::model::sha256_hex(&csv),
             url: s.files.put("/not-labelled.csv", csv),
         };
-        let spec = gated(&s.good, &unreadable, Some(0.5), None);
-        let (reason, message) = refused(
-            gate()
-                .check(&spec, &verified, None, &StoreAccess::default(), &metrics)
-                .await,
-        );
+        let (reason, message) = refusal(&gate(), &s.good, &unreadable, &metrics).await;
         assert_eq!(reason, reason::VALIDATION_DATA_INVALID);
         assert!(message.contains("no `text` column"), "{message}");
 
@@ -855,13 +825,7 @@ mod tests {
         let spec = gated(&s.good, &s.data, None, Some(0.05));
         let (reason, message) = refused(
             gate()
-                .check(
-                    &spec,
-                    &verified,
-                    Some(&serving(&gone)),
-                    &StoreAccess::default(),
-                    &metrics,
-                )
+                .check_verified(&spec, Some(&serving(&gone)), &metrics)
                 .await,
         );
         assert_eq!(reason, reason::EVALUATION_FAILED);
@@ -885,11 +849,7 @@ mod tests {
     async fn no_validation_a_refused_model_or_the_serving_one_is_not_scored() {
         let metrics = Metrics::default();
         // Nothing listens on port 9: any download would fail the check.
-        let nowhere = ModelSpec {
-            url: "http://127.0.0.1:9/m".into(),
-            sha256: SHA_A.into(),
-            ..ModelSpec::default()
-        };
+        let nowhere = crate::fixtures::unreachable_model();
         let data = DataSpec {
             url: "http://127.0.0.1:9/d".into(),
             sha256: SHA_B.into(),
@@ -898,14 +858,7 @@ mod tests {
         let mut plain = gated(&nowhere, &data, Some(0.9), None);
         plain.validation = None;
         assert_eq!(
-            gate.check(
-                &plain,
-                &ModelCheck::Passed(()),
-                None,
-                &StoreAccess::default(),
-                &metrics
-            )
-            .await,
+            gate.check_verified(&plain, None, &metrics).await,
             QualityCheck::Off
         );
         let spec = gated(&nowhere, &data, Some(0.9), None);
@@ -918,14 +871,8 @@ mod tests {
             QualityCheck::Unchecked { reason, .. } if reason == reason::MODEL_NOT_VERIFIED
         ));
         assert_eq!(
-            gate.check(
-                &spec,
-                &ModelCheck::Passed(()),
-                Some(&serving(&nowhere)),
-                &StoreAccess::default(),
-                &metrics
-            )
-            .await,
+            gate.check_verified(&spec, Some(&serving(&nowhere)), &metrics)
+                .await,
             QualityCheck::Serving
         );
         assert!(!metrics.render().contains("quality_checks_total"));

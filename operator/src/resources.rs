@@ -580,6 +580,16 @@ pub struct Served {
     pub version: Option<String>,
 }
 
+/// The literal value of `container`'s environment variable `name`, if it sets one.
+pub(crate) fn env_value(container: &Container, name: &str) -> Option<String> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
 impl Served {
     /// Reads what `deployment`'s pod template runs (the predictor container only).
     pub fn of(deployment: &Deployment) -> Self {
@@ -592,14 +602,7 @@ impl Served {
         let Some(container) = container else {
             return Self::default();
         };
-        let var = |name: &str| {
-            container
-                .env
-                .iter()
-                .flatten()
-                .find(|e| e.name == name)
-                .and_then(|e| e.value.clone())
-        };
+        let var = |name: &str| env_value(container, name);
         let annotation = |name: &str| deployment.annotations().get(name).cloned();
         Self {
             image: annotation(SPEC_IMAGE_ANNOTATION).or_else(|| container.image.clone()),
@@ -646,22 +649,32 @@ mod tests {
         json!({
             "name": "american",
             "namespace": "team-a",
-            "labels": {
-                "app.kubernetes.io/component": "server",
-                "app.kubernetes.io/instance": "american",
-                "app.kubernetes.io/managed-by": "predictor-operator",
-                "app.kubernetes.io/name": "predictor",
-                "app.kubernetes.io/part-of": "mlops",
-                "app.kubernetes.io/version": "0.2"
-            },
-            "ownerReferences": [{
-                "apiVersion": "mlops.dev/v1alpha1",
-                "kind": "Predictor",
-                "name": "american",
-                "uid": "00000000-0000-0000-0000-00000000a11c",
-                "controller": true
-            }]
+            "labels": labels(),
+            "ownerReferences": owner_references()
         })
+    }
+
+    /// The labels of every child of the fixture Predictor.
+    fn labels() -> serde_json::Value {
+        json!({
+            "app.kubernetes.io/component": "server",
+            "app.kubernetes.io/instance": "american",
+            "app.kubernetes.io/managed-by": "predictor-operator",
+            "app.kubernetes.io/name": "predictor",
+            "app.kubernetes.io/part-of": "mlops",
+            "app.kubernetes.io/version": "0.2"
+        })
+    }
+
+    /// The owner references of every child of the fixture Predictor: it, as controller.
+    fn owner_references() -> serde_json::Value {
+        json!([{
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "Predictor",
+            "name": "american",
+            "uid": "00000000-0000-0000-0000-00000000a11c",
+            "controller": true
+        }])
     }
 
     /// The fixture Predictor's image pinned to the digest its tag resolved to.
@@ -693,14 +706,7 @@ mod tests {
 
     /// What [`build_deployment`] makes of the fixture Predictor, as JSON.
     fn expected_deployment() -> serde_json::Value {
-        let labels = json!({
-            "app.kubernetes.io/component": "server",
-            "app.kubernetes.io/instance": "american",
-            "app.kubernetes.io/managed-by": "predictor-operator",
-            "app.kubernetes.io/name": "predictor",
-            "app.kubernetes.io/part-of": "mlops",
-            "app.kubernetes.io/version": "0.2"
-        });
+        let labels = labels();
         json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -709,13 +715,7 @@ mod tests {
                 "namespace": "team-a",
                 "labels": labels,
                 "annotations": {"mlops.dev/image": "registry.local/american-predictor:0.2"},
-                "ownerReferences": [{
-                    "apiVersion": "mlops.dev/v1alpha1",
-                    "kind": "Predictor",
-                    "name": "american",
-                    "uid": "00000000-0000-0000-0000-00000000a11c",
-                    "controller": true
-                }]
+                "ownerReferences": owner_references()
             },
             "spec": {
                 "replicas": 2,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use operator::crd::Predictor;
-use operator::fixtures::{SHA_B, autoscaled, canary, deployment_of, predictor, resolved, time};
+use operator::fixtures::{SHA_B, autoscaled, canary, deployment_of, observed_of, predictor, time};
 use operator::status::{ModelCheck, Observed, compute_status};
 use serde::Deserialize;
 
@@ -327,14 +327,8 @@ fn harness_behaves_like_argocd_on_bad_scripts() {
 /// The Predictor as ArgoCD would see it after the operator wrote the status it computes.
 fn with_operator_status(mut p: Predictor, d: &Deployment, model: ModelCheck) -> serde_json::Value {
     let observed = Observed {
-        deployment: Some(d),
         model,
-        quality: operator::status::QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
+        ..observed_of(&p, Some(d))
     };
     p.status = Some(compute_status(&p, &observed, &time(0)));
     serde_json::to_value(&p).expect("serializes")
@@ -385,17 +379,12 @@ fn health_lua_reads_the_status_the_operator_really_computes() {
     conflicted.status = Some(compute_status(
         &conflicted,
         &Observed {
-            deployment: None,
             model: ModelCheck::Unchecked {
                 reason: "ChildConflict".into(),
                 message: "not checked".into(),
             },
-            quality: operator::status::QualityCheck::Off,
-            image: resolved(&p),
-            pull_failure: None,
-            invalid: None,
             conflict: Some(conflict.into()),
-            autoscaler: None,
+            ..observed_of(&p, None)
         },
         &time(0),
     ));
@@ -481,16 +470,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
     let candidate = Candidate::of(&p, "registry.local/american-predictor:0.2");
     let spec = p.spec.canary().unwrap().analysis.clone().unwrap();
     let health = |deployment: &Deployment, progress: Progress, stage: Stage| {
-        let observed = Observed {
-            deployment: Some(deployment),
-            model: ModelCheck::Passed(()),
-            quality: operator::status::QualityCheck::Off,
-            image: resolved(&p),
-            pull_failure: None,
-            invalid: None,
-            conflict: None,
-            autoscaler: None,
-        };
+        let observed = observed_of(&p, Some(deployment));
         let view = RolloutView {
             rollout: next_rollout(&p, &stage, Some(&candidate), progress, &time(0)),
             last_good: None,
@@ -556,16 +536,7 @@ fn health_lua_follows_a_canary_rollout_the_operator_computes() {
     });
     let p = promoting;
     let done = deployment_of(&p).rolled_out(2);
-    let observed = Observed {
-        deployment: Some(&done),
-        model: ModelCheck::Passed(()),
-        quality: operator::status::QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
-    };
+    let observed = observed_of(&p, Some(&done));
     let view = RolloutView {
         rollout: next_rollout(
             &p,

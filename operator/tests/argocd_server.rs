@@ -114,6 +114,23 @@ impl Cli {
         format!("{stdout}{stderr}")
     }
 
+    /// Runs [`app_create`] with these arguments, which RBAC must deny this CLI's user.
+    fn assert_create_denied(
+        &self,
+        name: &str,
+        repo: &str,
+        path: &str,
+        project: &str,
+        namespace: &str,
+    ) {
+        let denied = self.refused(&app_create(name, repo, path, project, namespace));
+        assert!(
+            denied.contains("PermissionDenied")
+                && denied.contains(&format!("applications, create, {project}/{name}")),
+            "{denied}"
+        );
+    }
+
     /// `argocd login` as this CLI's user (plain gRPC on loopback).
     fn login(&self, server: &str, password: &str) -> String {
         self.ok(&login_args(server, &self.user, password))
@@ -388,34 +405,24 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
     );
 
     // Team B: RBAC keeps it out of team A's project, whatever it names.
-    let denied = team_b.refused(&app_create(
+    team_b.assert_create_denied(
         "stolen",
         &repo_a,
         "gitops/team-a",
         "team-a-project",
         "team-a",
-    ));
-    assert!(
-        denied.contains("PermissionDenied")
-            && denied.contains("applications, create, team-a-project/stolen"),
-        "{denied}"
     );
     for args in [vec!["app", "get", APP], vec!["app", "sync", APP]] {
         let denied = team_b.refused(&args);
         assert!(denied.contains("PermissionDenied"), "{args:?}: {denied}");
     }
     // … and team A out of team B's.
-    let denied = team_a.refused(&app_create(
+    team_a.assert_create_denied(
         "intruder",
         &repo_a,
         "gitops/team-a",
         "team-b-project",
         "team-b",
-    ));
-    assert!(
-        denied.contains("PermissionDenied")
-            && denied.contains("applications, create, team-b-project/intruder"),
-        "{denied}"
     );
     // Team B's own project may not aim at team A's namespace: the AppProject's destinations.
     let refused = team_b.refused(&app_create(

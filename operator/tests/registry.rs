@@ -71,20 +71,19 @@ async fn tags_resolve_to_manifest_digests_on_a_real_registry() {
         digest
     );
 
-    for missing in ["0.3", "0.2-rc1"] {
-        let image = ImageReference::parse(&format!("{host}/{REPOSITORY}:{missing}")).unwrap();
+    // Two tags the repository lacks, and a repository the registry lacks.
+    for missing in [
+        format!("{host}/{REPOSITORY}:0.3"),
+        format!("{host}/{REPOSITORY}:0.2-rc1"),
+        format!("{host}/team/nothing:0.2"),
+    ] {
+        let image = ImageReference::parse(&missing).unwrap();
         let err = resolver
             .resolve(&image, Some(credentials))
             .await
             .unwrap_err();
-        assert_eq!(err.metric_label(), "image_not_found", "{err}");
+        assert_eq!(err.metric_label(), "image_not_found", "{missing}: {err}");
     }
-    let other_repository = ImageReference::parse(&format!("{host}/team/nothing:0.2")).unwrap();
-    let err = resolver
-        .resolve(&other_repository, Some(credentials))
-        .await
-        .unwrap_err();
-    assert_eq!(err.metric_label(), "image_not_found", "{err}");
 
     let wrong = operator::image::Credentials {
         username: USER.into(),

@@ -6,7 +6,7 @@ use super::*;
 use crate::crd::{Candidate, DataSpec, ModelSpec, PredictorStatus, ValidationSpec};
 use crate::fixtures::apiserver::{self, ApiServer, Call};
 use crate::fixtures::{
-    IMAGE_DIGEST, SHA_A, deployment_of, predictor, resolved, shuffled_labels, time,
+    IMAGE_DIGEST, SHA_A, deployment_of, observed_of, predictor, shuffled_labels, time,
 };
 use crate::image::ImageChecker;
 use crate::model_check::ModelChecker;
@@ -18,7 +18,6 @@ use crate::status::{
     DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY, compute_status,
     find_condition, reason,
 };
-use crate::status::{ModelCheck, QualityCheck};
 use crate::status::{RolloutView, compute_status_with_rollout};
 use ::predictor::testing::FileServer;
 use http::Method;
@@ -90,6 +89,14 @@ fn start(p: &Predictor, ctx: &Arc<Context>) -> JoinHandle<Result<Action>> {
 fn start_verified(p: &Predictor) -> (Arc<Context>, ApiServer, JoinHandle<Result<Action>>) {
     let checker = checker();
     checker.remember(&p.spec.model);
+    start_with(p, checker)
+}
+
+/// A reconcile of `p` checking models with `checker`, against a fake apiserver.
+fn start_with(
+    p: &Predictor,
+    checker: ModelChecker,
+) -> (Arc<Context>, ApiServer, JoinHandle<Result<Action>>) {
     let (client, server) = apiserver::client();
     let ctx = context(client, checker);
     let reconcile = start(p, &ctx);
@@ -102,6 +109,35 @@ async fn finished(reconcile: JoinHandle<Result<Action>>, server: &mut ApiServer)
         done = reconcile => done.expect("reconcile panicked").expect("reconcile succeeded"),
         call = server.next() => panic!("unexpected request {}", call.line()),
     }
+}
+
+/// [`finished`], and then, with the context gone, no request at all.
+async fn ended(
+    reconcile: JoinHandle<Result<Action>>,
+    mut server: ApiServer,
+    ctx: Arc<Context>,
+) -> Action {
+    let action = finished(reconcile, &mut server).await;
+    drop(ctx);
+    server.expect_no_more().await;
+    action
+}
+
+/// The next request, which must be the status apply, and the status it applies.
+async fn next_status(server: &mut ApiServer) -> (Call, PredictorStatus) {
+    let call = server.next().await;
+    assert_eq!(call.path, STATUS, "{}", call.line());
+    let status = serde_json::from_value(call.body["status"].clone()).unwrap();
+    (call, status)
+}
+
+/// Answers the next request, which must be a Warning Event for `reason`.
+async fn answer_warning(server: &mut ApiServer, reason: &str) {
+    let call = server.next().await;
+    assert_eq!(call.path, EVENTS, "{}", call.line());
+    assert_eq!(call.body["reason"], reason);
+    assert_eq!(call.body["type"], "Warning");
+    call.echo();
 }
 
 /// Answers the GETs of both children (the operator sends them together, in either order).
@@ -223,9 +259,7 @@ async fn a_rejected_model_never_writes_the_deployment() {
     let mut p = pinned_by_spec(predictor("american", "team-a"));
     p.spec.model.url = store.put("/american.model", b"not the pinned model".to_vec());
     p.spec.model.sha256 = SHA_A.into();
-    let (client, mut server) = apiserver::client();
-    let ctx = context(client, checker());
-    let reconcile = start(&p, &ctx);
+    let (ctx, mut server, reconcile) = start_with(&p, checker());
 
     answer_child_reads(&mut server, None, None).await;
     let call = server.next().await;
@@ -237,9 +271,7 @@ async fn a_rejected_model_never_writes_the_deployment() {
     );
     call.assert_apply(FIELD_MANAGER);
     call.echo();
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     let verified = find_condition(&status, MODEL_VERIFIED).unwrap();
     assert_eq!(
         (verified.status.as_str(), verified.reason.as_str()),
@@ -254,10 +286,8 @@ async fn a_rejected_model_never_writes_the_deployment() {
     assert_eq!(call.body["reason"], reason::MODEL_REJECTED);
     call.echo();
 
-    let action = finished(reconcile, &mut server).await;
+    let action = ended(reconcile, server, ctx).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(60)));
-    drop(ctx);
-    server.expect_no_more().await;
 }
 
 /// A Predictor serving a good model (from `store`), asked for `candidate` under a gate of
@@ -277,16 +307,7 @@ fn gated_change(store: &FileServer, candidate: &str) -> (Predictor, Deployment, 
     p.spec.model = put("/good.model", sample, "2026-11-24T00:00:00Z");
     let deployment = deployment_of(&p).rolled_out(2);
     let service = build_service(&p).unwrap();
-    let observed = Observed {
-        deployment: Some(&deployment),
-        model: ModelCheck::Passed(()),
-        quality: QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
-    };
+    let observed = observed_of(&p, Some(&deployment));
     p.status = Some(compute_status(&p, &observed, &time(0)));
     // Generation 2: the candidate, and the gate.
     p.metadata.generation = Some(2);
@@ -315,15 +336,11 @@ fn gated_change(store: &FileServer, candidate: &str) -> (Predictor, Deployment, 
 async fn a_model_below_the_quality_gate_never_writes_the_deployment() {
     let store = FileServer::start();
     let (p, deployment, service) = gated_change(&store, "shuffled");
-    let (client, mut server) = apiserver::client();
-    let ctx = context(client, checker());
-    let reconcile = start(&p, &ctx);
+    let (ctx, mut server, reconcile) = start_with(&p, checker());
 
     answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
     // No apply: the next call is the status.
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     let quality = status.quality.clone().expect("the measured accuracies");
     assert_eq!(quality.model_sha256, p.spec.model.sha256);
     let serving = quality
@@ -354,16 +371,10 @@ async fn a_model_below_the_quality_gate_never_writes_the_deployment() {
         "the old model still serves"
     );
     reply_status(call, &p);
-    let call = server.next().await;
-    assert_eq!(call.path, EVENTS, "{}", call.line());
-    assert_eq!(call.body["reason"], reason::MODEL_BELOW_QUALITY_GATE);
-    assert_eq!(call.body["type"], "Warning");
-    call.echo();
+    answer_warning(&mut server, reason::MODEL_BELOW_QUALITY_GATE).await;
 
-    let action = finished(reconcile, &mut server).await;
+    let action = ended(reconcile, server, ctx).await;
     assert_eq!(action, Action::requeue(MODEL_RETRY));
-    drop(ctx);
-    server.expect_no_more().await;
 }
 
 /// A credentials Secret its owner did not label for Predictors (any Secret of the namespace a
@@ -375,9 +386,7 @@ async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
     let (mut p, deployment, service) = gated_change(&store, "retrained");
     p.spec.validation = None;
     p.spec.model.credentials = Some("team-db-password".into());
-    let (client, mut server) = apiserver::client();
-    let ctx = context(client, checker());
-    let reconcile = start(&p, &ctx);
+    let (ctx, mut server, reconcile) = start_with(&p, checker());
 
     answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
     let call = server.next().await;
@@ -391,9 +400,7 @@ async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
         "data": {"AWS_ACCESS_KEY_ID": "QUtJRA==", "AWS_SECRET_ACCESS_KEY": "czNjcjN0"}
     }));
     // No apply: the next call is the status.
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     let verified = find_condition(&status, MODEL_VERIFIED).unwrap();
     assert_eq!(verified.reason, reason::CREDENTIALS_UNUSABLE);
     assert!(
@@ -420,9 +427,7 @@ async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
     );
     call.echo();
 
-    finished(reconcile, &mut server).await;
-    drop(ctx);
-    server.expect_no_more().await;
+    ended(reconcile, server, ctx).await;
 }
 
 /// A retrained model as good as the serving one passes: the Deployment is applied and the
@@ -431,9 +436,7 @@ async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
 async fn a_model_that_passes_the_quality_gate_rolls_out() {
     let store = FileServer::start();
     let (p, deployment, service) = gated_change(&store, "retrained");
-    let (client, mut server) = apiserver::client();
-    let ctx = context(client, checker());
-    let reconcile = start(&p, &ctx);
+    let (ctx, mut server, reconcile) = start_with(&p, checker());
 
     answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
     let call = server.next().await;
@@ -457,10 +460,8 @@ async fn a_model_that_passes_the_quality_gate_rolls_out() {
         assert_eq!(quality.serving_accuracy, Some(quality.accuracy));
     })
     .await;
-    let action = finished(reconcile, &mut server).await;
+    let action = ended(reconcile, server, ctx).await;
     assert_eq!(action, Action::requeue(ROLLOUT_POLL));
-    drop(ctx);
-    server.expect_no_more().await;
 }
 
 /// An image whose pull Secret is missing: the Secret is read by name (the only Secret call),
@@ -483,9 +484,7 @@ async fn a_refused_image_never_writes_the_deployment() {
     let call = server.next().await;
     assert_eq!(call.path, SERVICE, "only the Service: {}", call.line());
     call.echo();
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     for type_ in [IMAGE_RESOLVED, DEGRADED] {
         let c = find_condition(&status, type_).unwrap();
         assert_eq!(c.reason, reason::REGISTRY_UNAUTHORIZED, "{type_}");
@@ -499,16 +498,10 @@ async fn a_refused_image_never_writes_the_deployment() {
     }
     assert_eq!(status.image_digest, None);
     reply_status(call, &p);
-    let call = server.next().await;
-    assert_eq!(call.path, EVENTS, "{}", call.line());
-    assert_eq!(call.body["reason"], reason::IMAGE_REJECTED);
-    assert_eq!(call.body["type"], "Warning");
-    call.echo();
+    answer_warning(&mut server, reason::IMAGE_REJECTED).await;
 
-    let action = finished(reconcile, &mut server).await;
+    let action = ended(reconcile, server, ctx).await;
     assert_eq!(action, Action::requeue(IMAGE_RETRY));
-    drop(ctx);
-    server.expect_no_more().await;
 }
 
 /// An object under a child's name that the Predictor does not control is never adopted:
@@ -544,10 +537,8 @@ async fn a_child_it_does_not_control_is_left_alone_and_named() {
         );
     })
     .await;
-    let action = finished(reconcile, &mut server).await;
+    let action = ended(reconcile, server, ctx).await;
     assert_eq!(action, Action::requeue(CONFLICT_RETRY));
-    drop(ctx);
-    server.expect_no_more().await;
 }
 
 /// A Canary Predictor whose `-canary` Deployment belongs to someone else (here: to another
@@ -621,9 +612,7 @@ async fn a_rollout_stuck_pulling_is_degraded_early() {
             }]}
         }]
     }));
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     let degraded = find_condition(&status, DEGRADED).unwrap();
     assert_eq!(degraded.reason, reason::IMAGE_PULL_BACK_OFF);
     assert!(
@@ -660,9 +649,7 @@ async fn children_are_applied_before_the_status() {
     // Then the status, and no Event: a creation has none.
     answer_status_and_events(&mut server, &p, &[], |_| {}).await;
 
-    finished(reconcile, &mut server).await;
-    drop(ctx);
-    server.expect_no_more().await;
+    ended(reconcile, server, ctx).await;
 }
 
 /// A status computed from a version since replaced (by the operator's own last status write
@@ -745,16 +732,7 @@ fn canary_change() -> (
     let mut p = pinned_by_spec(crate::fixtures::canary(predictor("american", "team-a")));
     let stable = deployment_of(&p).rolled_out(2);
     let service = build_service(&p).unwrap();
-    let observed = Observed {
-        deployment: Some(&stable),
-        model: ModelCheck::Passed(()),
-        quality: QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
-    };
+    let observed = observed_of(&p, Some(&stable));
     p.status = Some(compute_status(&p, &observed, &time(0)));
     p.metadata.generation = Some(2);
     p.spec.model.sha256 = crate::fixtures::SHA_B.into();
@@ -918,11 +896,7 @@ async fn a_candidate_that_disagrees_is_rolled_back() {
         Some(SHA_A)
     );
     reply_status(call, &p);
-    let call = server.next().await;
-    assert_eq!(call.path, EVENTS, "{}", call.line());
-    assert_eq!(call.body["reason"], reason::CANARY_ROLLED_BACK);
-    assert_eq!(call.body["type"], "Warning");
-    call.echo();
+    answer_warning(&mut server, reason::CANARY_ROLLED_BACK).await;
 
     let action = finished(reconcile, &mut server).await;
     assert_eq!(action, Action::requeue(RESYNC));
@@ -958,10 +932,8 @@ async fn without_traffic_the_analysis_waits_and_says_so() {
         assert_eq!(status.rollout.as_ref().unwrap().phase, "Analyzing");
     })
     .await;
-    let action = finished(reconcile, &mut server).await;
+    let action = ended(reconcile, server, ctx).await;
     assert_eq!(action, Action::requeue(ANALYSIS_POLL));
-    drop(ctx);
-    server.expect_no_more().await;
 }
 
 /// A candidate that agrees and is as fast: the stable Deployment rolls over to it (a normal
@@ -1024,9 +996,7 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back() {
     assert_eq!(call.line(), format!("PATCH {CANARY}"), "no pod list first");
     assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
     call.reply(&stuck);
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     let rollout = status.rollout.clone().unwrap();
     assert_eq!(
         (rollout.phase.as_str(), rollout.reason.as_str()),
@@ -1090,16 +1060,7 @@ async fn a_rolled_back_candidate_is_not_tried_again() {
         )),
         last_good: last_good(&served),
     };
-    let observed = Observed {
-        deployment: Some(&stable),
-        model: ModelCheck::Passed(()),
-        quality: QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
-    };
+    let observed = observed_of(&p, Some(&stable));
     p.status = Some(compute_status_with_rollout(&p, &observed, &view, &time(5)));
     assert_eq!(
         find_condition(p.status.as_ref().unwrap(), DEGRADED)
@@ -1115,10 +1076,7 @@ async fn a_rolled_back_candidate_is_not_tried_again() {
         (Some(&retired), Some(&canary_service)),
     )
     .await;
-    let action = finished(reconcile, &mut server).await;
-    assert_eq!(action, Action::requeue(RESYNC));
-    drop(ctx);
-    server.expect_no_more().await;
+    assert_eq!(ended(reconcile, server, ctx).await, Action::requeue(RESYNC));
 }
 
 /// A new Canary Predictor: its stable pods name the canary Service as their shadow target from
@@ -1138,9 +1096,7 @@ async fn a_new_canary_predictor_gets_its_canary_service_at_once() {
             .to_vec()
     );
     answer_status_and_events(&mut server, &p, &[], |_| {}).await;
-    finished(reconcile, &mut server).await;
-    drop(ctx);
-    server.expect_no_more().await;
+    ended(reconcile, server, ctx).await;
 }
 
 /// Promoted: once every stable pod runs the candidate, the canary is retired and the status
@@ -1165,9 +1121,7 @@ async fn a_promoted_candidate_retires_its_canary_once_the_stable_pods_run_it() {
     assert_eq!(call.line(), format!("PATCH {CANARY}"));
     assert_eq!(call.body, serde_json::json!({"spec": {"replicas": 0}}));
     call.reply(&canary);
-    let call = server.next().await;
-    assert_eq!(call.path, STATUS, "{}", call.line());
-    let status: PredictorStatus = serde_json::from_value(call.body["status"].clone()).unwrap();
+    let (call, status) = next_status(&mut server).await;
     let rollout = status.rollout.clone().unwrap();
     assert_eq!(
         (rollout.phase.as_str(), rollout.reason.as_str()),
@@ -1179,10 +1133,7 @@ async fn a_promoted_candidate_retires_its_canary_once_the_stable_pods_run_it() {
         Some(crate::fixtures::SHA_B)
     );
     reply_status(call, &p);
-    let action = finished(reconcile, &mut server).await;
-    assert_eq!(action, Action::requeue(RESYNC));
-    drop(ctx);
-    server.expect_no_more().await;
+    assert_eq!(ended(reconcile, server, ctx).await, Action::requeue(RESYNC));
 }
 
 const AUTOSCALER: &str = "/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/american";
@@ -1253,9 +1204,7 @@ async fn a_new_autoscaled_predictor_starts_at_min_replicas_and_gets_its_autoscal
         );
     })
     .await;
-    finished(reconcile, &mut server).await;
-    drop(ctx);
-    server.expect_no_more().await;
+    ended(reconcile, server, ctx).await;
 }
 
 /// A rollout of an autoscaled Predictor: the count the autoscaler set is handed over before
@@ -1290,9 +1239,7 @@ async fn a_rollout_of_an_autoscaled_predictor_keeps_the_autoscalers_replica_coun
     applied.sort();
     assert_eq!(applied, [DEPLOYMENT, AUTOSCALER].map(String::from).to_vec());
     answer_status_and_events(&mut server, &p, &[reason::ROLLING_UPDATE], |_| {}).await;
-    finished(reconcile, &mut server).await;
-    drop(ctx);
-    server.expect_no_more().await;
+    ended(reconcile, server, ctx).await;
 }
 
 /// Autoscaling turned off: the operator takes the replica count back (forced apply) and
@@ -1348,9 +1295,7 @@ async fn turning_autoscaling_off_deletes_the_autoscaler_and_takes_the_count_back
         assert!(find_condition(status, status::AUTOSCALING).is_none());
     })
     .await;
-    finished(reconcile, &mut server).await;
-    drop(ctx);
-    server.expect_no_more().await;
+    ended(reconcile, server, ctx).await;
 }
 
 #[tokio::test]
@@ -1358,24 +1303,10 @@ async fn an_up_to_date_predictor_causes_no_writes() {
     let mut p = predictor("american", "team-a");
     let deployment = deployment_of(&p).rolled_out(2);
     let service = build_service(&p).unwrap();
-    let observed = Observed {
-        deployment: Some(&deployment),
-        model: ModelCheck::Passed(()),
-        quality: QualityCheck::Off,
-        image: resolved(&p),
-        pull_failure: None,
-        invalid: None,
-        conflict: None,
-        autoscaler: None,
-    };
+    let observed = observed_of(&p, Some(&deployment));
     p.status = Some(compute_status(&p, &observed, &time(0)));
-    let (client, mut server) = apiserver::client();
-    let ctx = context(client, checker());
-    let reconcile = start(&p, &ctx);
+    let (ctx, mut server, reconcile) = start_with(&p, checker());
 
     answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
-    let action = finished(reconcile, &mut server).await;
-    assert_eq!(action, Action::requeue(RESYNC));
-    drop(ctx);
-    server.expect_no_more().await;
+    assert_eq!(ended(reconcile, server, ctx).await, Action::requeue(RESYNC));
 }

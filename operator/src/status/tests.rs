@@ -311,17 +311,25 @@ fn rejected_model_degrades_but_old_pods_stay_ready() {
     assert!(events[0].warning && events[0].note.contains(SHA_A) && events[0].note.contains(SHA_B));
 }
 
+/// The first status of the fixture Predictor, no Deployment yet, when the model check says `model`.
+fn first_status(model: ModelCheck) -> PredictorStatus {
+    let p = predictor("american", "team-a");
+    compute_status(
+        &p,
+        &Observed {
+            model,
+            ..observed(None)
+        },
+        &time(0),
+    )
+}
+
 #[test]
 fn rejected_model_without_deployment_blocks_creation() {
-    let p = predictor("american", "team-a");
-    let rejected = Observed {
-        model: ModelCheck::Rejected {
-            reason: "FetchFailed".into(),
-            message: "connection refused".into(),
-        },
-        ..observed(None)
-    };
-    let s = compute_status(&p, &rejected, &time(0));
+    let s = first_status(ModelCheck::Rejected {
+        reason: "FetchFailed".into(),
+        message: "connection refused".into(),
+    });
     assert_eq!(cond(&s, READY), ("False", "FetchFailed"));
     assert_eq!(cond(&s, PROGRESSING), ("False", "FetchFailed"));
     assert_eq!(s.ready.as_deref(), Some("0/2"));
@@ -329,15 +337,10 @@ fn rejected_model_without_deployment_blocks_creation() {
 
 #[test]
 fn disabled_check_reports_unknown() {
-    let p = predictor("american", "team-a");
-    let o = Observed {
-        model: ModelCheck::Unchecked {
-            reason: "CheckDisabled".into(),
-            message: "--skip-model-check".into(),
-        },
-        ..observed(None)
-    };
-    let s = compute_status(&p, &o, &time(0));
+    let s = first_status(ModelCheck::Unchecked {
+        reason: "CheckDisabled".into(),
+        message: "--skip-model-check".into(),
+    });
     assert_eq!(cond(&s, MODEL_VERIFIED), ("Unknown", "CheckDisabled"));
     assert_eq!(cond(&s, PROGRESSING), ("True", "Creating"));
 }

@@ -19,8 +19,8 @@ use operator::resources::{FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Served};
 use crate::lifecycle::condition;
 use crate::quality::set_model;
 use crate::support::ServedModel;
-use crate::support::manifests::{manifest, predictor};
-use crate::{admin, shared, start_scoped, wait_object};
+use crate::support::manifests::predictor;
+use crate::{apply, operated_namespace, patch_predictor, shared, wait_object};
 
 const IMAGE: &str = "registry.local/american-predictor:0.2";
 const WAIT: Duration = Duration::from_secs(90);
@@ -41,17 +41,7 @@ fn replica_owners(d: &Deployment) -> Vec<String> {
 }
 
 fn patch(ns: &str, json: &str) {
-    shared().cluster.kubectl_ok(&[
-        "patch",
-        "predictor",
-        "p",
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        json,
-    ]);
+    patch_predictor(&shared().cluster, ns, "p", json);
 }
 
 /// Waits until the Deployment's pods run `model` and every one of them is ready.
@@ -76,9 +66,7 @@ async fn rolled_out_on(
 async fn the_replica_count_changes_owner_without_falling_to_the_default() {
     let s = shared();
     let ns = "autoscaling";
-    s.cluster.create_namespace(ns);
-    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
-    let client = admin().await;
+    let (op, client) = operated_namespace(ns).await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
@@ -86,8 +74,7 @@ async fn the_replica_count_changes_owner_without_falling_to_the_default() {
 
     // Serving on 3 pods, no autoscaling: the operator owns the count.
     let p = predictor("p", IMAGE, &s.model_a, 3);
-    s.cluster
-        .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(&[p]));
+    apply(ns, &[p]);
     rolled_out_on(&deployments, &s.model_a, &op).await;
     let d = deployments.get_with("p", &full).await.unwrap();
     assert_eq!(replica_owners(&d), [FIELD_MANAGER]);

@@ -12,6 +12,7 @@ use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRul
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -26,7 +27,7 @@ use crate::support::wait::poll;
 use crate::support::{
     OPERATOR_NAMESPACE, OperatorProc, ServedModel, TestCluster, client_for, model_file,
 };
-use crate::{LEASE_SECONDS, RETRY_SECONDS, shared, start_scoped, wait_object};
+use crate::{LEASE_SECONDS, RETRY_SECONDS, patch_predictor, shared, start_scoped, wait_object};
 
 const IMAGE_2: &str = "registry.local/american-predictor:0.2";
 const IMAGE_3: &str = "registry.local/american-predictor:0.3";
@@ -80,6 +81,17 @@ impl Scene {
     }
 }
 
+/// The one managedFields entry of `object` that the operator's field manager wrote.
+fn only_operator_entry<K: ResourceExt>(object: &K) -> &ManagedFieldsEntry {
+    let ours: Vec<_> = object
+        .managed_fields()
+        .iter()
+        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+        .collect();
+    assert_eq!(ours.len(), 1, "{:#?}", object.managed_fields());
+    ours[0]
+}
+
 fn serves_version(p: &Predictor, version: &str) -> bool {
     is_ready(p) && p.status.as_ref().unwrap().version.as_deref() == Some(version)
 }
@@ -89,17 +101,8 @@ fn image_of(d: &Deployment) -> Option<String> {
 }
 
 fn set_image(cluster: &TestCluster, ns: &str, name: &str, image: &str) {
-    cluster.kubectl_ok(&[
-        "patch",
-        "predictor",
-        name,
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(r#"{{"spec":{{"image":"{image}"}}}}"#),
-    ]);
+    let patch = format!(r#"{{"spec":{{"image":"{image}"}}}}"#);
+    patch_predictor(cluster, ns, name, &patch);
 }
 
 /// Sum of the operator's `predictor_operator_writes_total` over all kinds.
@@ -513,14 +516,9 @@ async fn hand_edits_keep_their_own_fields_and_lose_the_operators() {
             .map(|m| serde_json::to_string(&m.fields_v1).unwrap())
             .collect()
     };
-    let ours: Vec<_> = d
-        .managed_fields()
-        .iter()
-        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
-        .collect();
-    assert_eq!(ours.len(), 1, "{:#?}", d.managed_fields());
-    assert_eq!(ours[0].operation.as_deref(), Some("Apply"));
-    assert_eq!(ours[0].subresource, None);
+    let ours = only_operator_entry(&d);
+    assert_eq!(ours.operation.as_deref(), Some("Apply"));
+    assert_eq!(ours.subresource, None);
     let ours = fields(FIELD_MANAGER).remove(0);
     assert!(ours.contains(r#""f:replicas""#) && ours.contains(r#""f:image""#));
     assert!(!ours.contains("minReadySeconds") && !ours.contains(r#""f:team""#));
@@ -563,13 +561,8 @@ async fn hand_edits_keep_their_own_fields_and_lose_the_operators() {
 
     // The Predictor's own status has one writer entry: the operator's, on the status subresource.
     let p = predictors.get("p").await.unwrap();
-    let status_writers: Vec<_> = p
-        .managed_fields()
-        .iter()
-        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
-        .collect();
-    assert_eq!(status_writers.len(), 1, "{:#?}", p.managed_fields());
-    assert_eq!(status_writers[0].subresource.as_deref(), Some("status"));
+    let status_writer = only_operator_entry(&p);
+    assert_eq!(status_writer.subresource.as_deref(), Some("status"));
 
     // Two edits in quick succession while the first still rolls out: the last one wins.
     scene.set_image("p", IMAGE_3);

@@ -14,10 +14,10 @@ use operator::resources::FIELD_MANAGER;
 use operator::status::is_ready;
 use serde::de::DeserializeOwned;
 
-use crate::lifecycle::{condition, events_for};
+use crate::lifecycle::{condition, events_for, says_at};
 use crate::support::OperatorProc;
 use crate::support::manifests::{manifest, predictor};
-use crate::{admin, shared, start_scoped, wait_object};
+use crate::{admin, apply, shared, start_scoped, wait_object};
 
 const IMAGE: &str = "registry.local/american-predictor:0.2";
 
@@ -130,10 +130,7 @@ async fn children_it_does_not_own_are_never_taken_over() {
     let web = predictor("web", IMAGE, &s.model_a, 2);
     let batch = operator::fixtures::autoscaled(predictor("batch", IMAGE, &s.model_a, 2));
     let shadowed = operator::fixtures::canary(predictor("shadowed", IMAGE, &s.model_a, 2));
-    s.cluster.kubectl_stdin(
-        &["apply", "-n", ns, "-f", "-"],
-        &manifest(&[web, batch, shadowed]),
-    );
+    apply(ns, &[web, batch, shadowed]);
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let messages = [
         ("web", "Service web exists, with no controller"),
@@ -336,10 +333,7 @@ async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
     let borrow = s3_model("borrow", "payroll", None);
     // 3. The team's own labelled Secret, its keys pointed at another endpoint.
     let redirect = s3_model("redirect", "team-s3", Some(&listeners[1].0));
-    s.cluster.kubectl_stdin(
-        &["apply", "-n", ns, "-f", "-"],
-        &manifest(&[peek, borrow, redirect]),
-    );
+    apply(ns, &[peek, borrow, redirect]);
     let refused = |name: &'static str, type_: &'static str| {
         let predictors = predictors.clone();
         let op = &op;
@@ -383,8 +377,7 @@ async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
         &data,
         &predictor::model::sha256_hex(predictor::sample::SAMPLE_CSV.as_bytes()),
     ));
-    s.cluster
-        .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(&[edited]));
+    apply(ns, &[edited]);
     wait_object(
         &predictors,
         "edited",
@@ -413,12 +406,7 @@ async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
         Duration::from_secs(60),
         "QualityGate False for generation 2",
         &op,
-        |p| {
-            p.status.as_ref().is_some_and(|st| {
-                st.observed_generation == Some(2)
-                    && condition(st, "QualityGate").is_some_and(|(s, _, _)| s == "False")
-            })
-        },
+        |p| says_at(p, 2, "QualityGate", "False"),
     )
     .await;
     let (_, reason, message) = condition(p.status.as_ref().unwrap(), "QualityGate").unwrap();

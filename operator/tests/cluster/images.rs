@@ -14,6 +14,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use operator::crd::{Predictor, RESOLVE_IMAGE_ANNOTATION};
 use operator::resources::Served;
 
+use crate::support::OperatorProc;
 use crate::support::manifests::predictor;
 use crate::support::registry::{PASSWORD, Registry, pull_secret};
 use crate::support::wait::rolled_out;
@@ -41,6 +42,28 @@ async fn set_image(api: &Api<Predictor>, name: &str, image: &str) {
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("patch spec.image");
+}
+
+/// Waits (bounded by `within`) until the operator, having looked at Predictor `american`'s current
+/// generation, says it is Degraded for `reason`.
+async fn degraded_for(
+    predictors: &Api<Predictor>,
+    reason: &str,
+    within: Duration,
+    op: &OperatorProc,
+) -> Predictor {
+    wait_object(
+        predictors,
+        "american",
+        within,
+        &format!("Degraded {reason}"),
+        op,
+        |p| {
+            condition(p, "Degraded").1 == reason
+                && p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -152,18 +175,7 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     let before = deployments.get("american").await.unwrap();
     let started = Instant::now();
     set_image(&predictors, "american", &image("0.9-missing")).await;
-    let refused = wait_object(
-        &predictors,
-        "american",
-        Duration::from_secs(30),
-        "Degraded ImageNotFound",
-        &op,
-        |p| {
-            condition(p, "Degraded").1 == "ImageNotFound"
-                && p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
-        },
-    )
-    .await;
+    let refused = degraded_for(&predictors, "ImageNotFound", Duration::from_secs(30), &op).await;
     let took = started.elapsed();
     eprintln!(
         "[images] missing tag refused after {:.1} s",
@@ -196,16 +208,11 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
         .await
         .unwrap();
     set_image(&predictors, "american", &image("0.2")).await;
-    let refused = wait_object(
+    let refused = degraded_for(
         &predictors,
-        "american",
-        Duration::from_secs(30),
         "RegistryUnauthorized",
+        Duration::from_secs(30),
         &op,
-        |p| {
-            condition(p, "Degraded").1 == "RegistryUnauthorized"
-                && p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
-        },
     )
     .await;
     let text = serde_json::to_string(&refused.status).unwrap();
@@ -235,16 +242,11 @@ async fn images_are_pinned_by_digest_and_refused_before_rollout() {
     // 5. The registry stopped: RegistryUnreachable, Deployment untouched; back, the rollout goes on.
     registry.stop();
     set_image(&predictors, "american", &image("0.3")).await;
-    wait_object(
+    degraded_for(
         &predictors,
-        "american",
-        Duration::from_secs(45),
         "RegistryUnreachable",
+        Duration::from_secs(45),
         &op,
-        |p| {
-            condition(p, "Degraded").1 == "RegistryUnreachable"
-                && p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
-        },
     )
     .await;
     assert_eq!(

@@ -19,7 +19,10 @@ use operator::resources::Served;
 use crate::support::manifests::{manifest, predictor};
 use crate::support::wait::{gone, poll};
 use crate::support::{OperatorProc, ServedModel as Model, client_for, model_file};
-use crate::{admin, shared, start_scoped, wait_object};
+use crate::{
+    apply, assert_accepted, assert_forbidden, assert_refused, operated_namespace, patch_predictor,
+    shared, start_scoped, wait_object,
+};
 
 /// (status, reason, message) of a condition.
 pub fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, String, String)> {
@@ -32,6 +35,13 @@ pub fn condition(status: &PredictorStatus, type_: &str) -> Option<(String, Strin
 
 fn is(status: &PredictorStatus, type_: &str, value: &str) -> bool {
     condition(status, type_).is_some_and(|(s, _, _)| s == value)
+}
+
+/// Whether `p`'s status is of generation `generation` and says `type_` is `value`.
+pub fn says_at(p: &Predictor, generation: i64, type_: &str, value: &str) -> bool {
+    p.status
+        .as_ref()
+        .is_some_and(|st| st.observed_generation == Some(generation) && is(st, type_, value))
 }
 
 /// Waits until the Predictor's current generation is Ready.
@@ -47,8 +57,7 @@ async fn wait_ready(api: &Api<Predictor>, name: &str, op: &OperatorProc) -> Pred
 async fn sample_becomes_ready_and_kubectl_shows_it() {
     let s = shared();
     let ns = "sample";
-    s.cluster.create_namespace(ns);
-    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
+    let (op, client) = operated_namespace(ns).await;
     // The committed sample, with the model URL and digest pointed at the loopback file server
     // (as a user's overlay would), applied with kustomize.
     let overlay = tempfile::tempdir().unwrap();
@@ -69,7 +78,6 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
     s.cluster
         .kubectl_ok(&["apply", "-k", &overlay.path().display().to_string()]);
 
-    let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let p = wait_ready(&predictors, "american", &op).await;
     let uid = p.uid().unwrap();
@@ -135,18 +143,16 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
 async fn image_and_model_changes_roll_out_and_status_follows() {
     let s = shared();
     let ns = "rollout";
-    s.cluster.create_namespace(ns);
-    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
-    s.cluster.kubectl_stdin(
-        &["apply", "-n", ns, "-f", "-"],
-        &manifest(&[predictor(
+    let (op, client) = operated_namespace(ns).await;
+    apply(
+        ns,
+        &[predictor(
             "p",
             "registry.local/american-predictor:0.2",
             &s.model_a,
             2,
-        )]),
+        )],
     );
-    let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     wait_ready(&predictors, "p", &op).await;
@@ -171,17 +177,12 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
     });
 
     // 1. New code: bump the image tag.
-    s.cluster.kubectl_ok(&[
-        "patch",
-        "predictor",
-        "p",
-        "-n",
+    patch_predictor(
+        &s.cluster,
         ns,
-        "--type",
-        "merge",
-        "-p",
+        "p",
         r#"{"spec":{"image":"registry.local/american-predictor:0.3"}}"#,
-    ]);
+    );
     let p = wait_object(
         &predictors,
         "p",
@@ -208,20 +209,7 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
     assert_eq!(replica_sets.items.len(), 2, "one ReplicaSet per template");
 
     // 2. New model: URL and digest together.
-    s.cluster.kubectl_ok(&[
-        "patch",
-        "predictor",
-        "p",
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(
-            r#"{{"spec":{{"model":{{"url":"{}","sha256":"{}"}}}}}}"#,
-            s.model_b.url, s.model_b.sha
-        ),
-    ]);
+    crate::quality::set_model(ns, "p", &s.model_b);
     let p = wait_object(
         &predictors,
         "p",
@@ -288,18 +276,16 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
 async fn deleting_a_predictor_collects_its_children() {
     let s = shared();
     let ns = "gc";
-    s.cluster.create_namespace(ns);
-    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
-    s.cluster.kubectl_stdin(
-        &["apply", "-n", ns, "-f", "-"],
-        &manifest(&[predictor(
+    let (op, client) = operated_namespace(ns).await;
+    apply(
+        ns,
+        &[predictor(
             "doomed",
             "registry.local/american-predictor:0.2",
             &s.model_a,
             1,
-        )]),
+        )],
     );
-    let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     wait_ready(&predictors, "doomed", &op).await;
     predictors
@@ -324,21 +310,19 @@ async fn deleting_a_predictor_collects_its_children() {
 async fn wrong_model_digest_never_reaches_the_deployment() {
     let s = shared();
     let ns = "wrong-digest";
-    s.cluster.create_namespace(ns);
-    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
-    let client = admin().await;
+    let (op, client) = operated_namespace(ns).await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
 
     // A running Predictor on model A...
-    s.cluster.kubectl_stdin(
-        &["apply", "-n", ns, "-f", "-"],
-        &manifest(&[predictor(
+    apply(
+        ns,
+        &[predictor(
             "p",
             "registry.local/american-predictor:0.2",
             &s.model_a,
             2,
-        )]),
+        )],
     );
     wait_ready(&predictors, "p", &op).await;
     let before = deployments.get("p").await.unwrap();
@@ -348,28 +332,19 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
         "/models/mislabelled.model",
         model_file("2026-11-25T00:00:00Z").0,
     );
-    s.cluster.kubectl_ok(&[
-        "patch",
-        "predictor",
-        "p",
-        "-n",
+    patch_predictor(
+        &s.cluster,
         ns,
-        "--type",
-        "merge",
-        "-p",
+        "p",
         &format!(r#"{{"spec":{{"model":{{"url":"{wrong_url}"}}}}}}"#),
-    ]);
+    );
     let p = wait_object(
         &predictors,
         "p",
         Duration::from_secs(60),
         "Degraded=True",
         &op,
-        |p| {
-            p.status
-                .as_ref()
-                .is_some_and(|st| st.observed_generation == Some(2) && is(st, "Degraded", "True"))
-        },
+        |p| says_at(p, 2, "Degraded", "True"),
     )
     .await;
     let status = p.status.unwrap();
@@ -390,10 +365,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
     assert_eq!(status.model_sha256.as_deref(), Some(s.model_a.sha.as_str()));
 
     // The Deployment was not touched.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = deployments.get("p").await.unwrap();
-    assert_eq!(after.metadata.generation, before.metadata.generation);
-    assert_eq!(Served::of(&after), Served::of(&before));
+    assert_untouched(&deployments, &before).await;
 
     // An Event names both digests.
     let events = events_for(&client, ns, "p").await;
@@ -405,9 +377,9 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
     );
 
     // A new Predictor with a refused model never gets a Deployment at all.
-    s.cluster.kubectl_stdin(
-        &["apply", "-n", ns, "-f", "-"],
-        &manifest(&[predictor(
+    apply(
+        ns,
+        &[predictor(
             "fresh",
             "registry.local/american-predictor:0.2",
             &Model {
@@ -415,7 +387,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
                 sha: s.model_a.sha.clone(),
             },
             1,
-        )]),
+        )],
     );
     wait_object(
         &predictors,
@@ -518,24 +490,14 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
             "metadata.name must be a DNS-1035 label",
         ),
     ];
-    for (name, yaml, expected) in cases {
-        let yaml = yaml.replace("NAME", name);
-        let stderr = s
-            .cluster
-            .kubectl_refused(&["apply", "-n", ns, "-f", "-"], name, &yaml);
-        assert!(
-            stderr.contains(expected),
-            "{name}: expected {expected:?} in:\n{stderr}"
-        );
+    for (name, stderr) in assert_refused(&["apply", "-n", ns, "-f", "-"], cases) {
         assert!(
             stderr.contains("is invalid"),
             "{name}: not a validation error:\n{stderr}"
         );
     }
     // The unchanged object is accepted (the cases fail for their one reason).
-    let ok = good.replace("NAME", "valid");
-    s.cluster
-        .kubectl_stdin(&["apply", "--dry-run=server", "-n", ns, "-f", "-"], &ok);
+    assert_accepted(ns, good);
 }
 
 #[tokio::test]
@@ -705,22 +667,14 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
 
     // And for real, with the token the operator itself runs with.
     let client = client_for(&s.operator_kubeconfig).await;
-    let err = Api::<Secret>::namespaced(client.clone(), "default")
-        .list(&ListParams::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(e) if e.code == 403),
-        "{err}"
-    );
-    let err = Api::<Deployment>::namespaced(client.clone(), "default")
+    let secrets = Api::<Secret>::namespaced(client.clone(), "default");
+    let listed = secrets.list(&ListParams::default()).await;
+    assert_forbidden(listed, "listing Secrets");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    let deleted = deployments
         .delete("anything", &DeleteParams::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(e) if e.code == 403),
-        "{err}"
-    );
+        .await;
+    assert_forbidden(deleted, "deleting a Deployment");
     Api::<Predictor>::all(client)
         .list(&ListParams::default())
         .await
@@ -803,6 +757,15 @@ async fn a_second_replica_waits_and_takes_over_on_sigterm() {
         "{}",
         first.proc.tail(10)
     );
+}
+
+/// Asserts that Deployment `before` is, two seconds on, the same generation running the same
+/// pods: the operator did not write it.
+pub async fn assert_untouched(deployments: &Api<Deployment>, before: &Deployment) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = deployments.get(&before.name_any()).await.unwrap();
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(Served::of(&after), Served::of(before));
 }
 
 /// (reason, note) of the events.k8s.io Events about Predictor `name` in `ns`.

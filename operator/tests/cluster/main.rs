@@ -36,7 +36,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use kube::Client;
+use operator::crd::Predictor;
 use predictor::testing::FileServer;
+use support::manifests::manifest;
 use support::{OperatorProc, ServedModel, TestCluster, client_for};
 
 /// What every test of this binary shares: the control plane, the operator's kubeconfig, and a model
@@ -110,6 +112,89 @@ pub fn start_scoped_with(name: &str, namespace: &str, lease: &str, extra: &[&str
         .collect();
     s.cluster
         .start_operator(name, &s.operator_kubeconfig, &flags)
+}
+
+/// Creates namespace `ns` on the shared control plane and starts operator `operator-{ns}` watching
+/// only it (Lease `ns`, as [`start_scoped`]): the operator and a cluster-admin client.
+pub async fn operated_namespace(ns: &str) -> (OperatorProc, Client) {
+    shared().cluster.create_namespace(ns);
+    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
+    (op, admin().await)
+}
+
+/// `kubectl apply`s `predictors` in `ns`, as a user would.
+pub fn apply(ns: &str, predictors: &[Predictor]) {
+    shared()
+        .cluster
+        .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(predictors));
+}
+
+/// Patches Predictor `name` in `ns` on `cluster` with the JSON merge patch `patch`, as a user's
+/// `kubectl patch` does.
+pub fn patch_predictor(cluster: &TestCluster, ns: &str, name: &str, patch: &str) {
+    cluster.kubectl_ok(&[
+        "patch",
+        "predictor",
+        name,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
+}
+
+/// Applies each case's YAML (its `NAME` replaced by the case's name) with `kubectl <apply>` and
+/// asserts that the apiserver refuses it saying `expected`: what it said, case by case.
+pub fn assert_refused<'a>(
+    apply: &[&str],
+    cases: impl IntoIterator<Item = (&'a str, String, &'a str)>,
+) -> Vec<(&'a str, String)> {
+    let refused = |(name, yaml, expected): (&'a str, String, &str)| {
+        let stderr = shared()
+            .cluster
+            .kubectl_refused(apply, name, &yaml.replace("NAME", name));
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+        (name, stderr)
+    };
+    cases.into_iter().map(refused).collect()
+}
+
+/// Asserts that the apiserver accepts `yaml` (its `NAME` replaced by `valid`) in `ns` in a
+/// server-side dry run: the object it would store, as YAML.
+pub fn assert_accepted(ns: &str, yaml: &str) -> String {
+    let apply = [
+        "apply",
+        "--dry-run=server",
+        "-n",
+        ns,
+        "-o",
+        "yaml",
+        "-f",
+        "-",
+    ];
+    shared()
+        .cluster
+        .kubectl_stdin(&apply, &yaml.replace("NAME", "valid"))
+}
+
+/// Asserts that `text` (what kubectl said) contains each of `parts`.
+pub fn assert_contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part} not in:\n{text}");
+    }
+}
+
+/// Asserts that the apiserver refused `what` (its `result`) with 403 Forbidden.
+pub fn assert_forbidden<T: std::fmt::Debug>(result: kube::Result<T>, what: &str) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403),
+        "{what}: {err}"
+    );
 }
 
 /// Waits (bounded by `within`) until `done` holds for object `name`; panics with what was seen and

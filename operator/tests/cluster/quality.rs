@@ -6,16 +6,18 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use operator::crd::{DataSpec, Predictor, ValidationSpec};
+use operator::crd::{DataSpec, Predictor, PredictorStatus, QualityStatus, ValidationSpec};
 use operator::fixtures::shuffled_labels;
-use operator::resources::Served;
 use operator::status::is_ready;
 use predictor::sample::SAMPLE_CSV;
 
-use crate::lifecycle::{condition, events_for};
-use crate::support::manifests::{manifest, predictor};
+use crate::lifecycle::{assert_untouched, condition, events_for, says_at};
+use crate::support::manifests::predictor;
 use crate::support::{OperatorProc, ServedModel};
-use crate::{admin, shared, start_scoped, wait_object};
+use crate::{
+    apply, assert_accepted, assert_contains_all, assert_refused, operated_namespace,
+    patch_predictor, shared, wait_object,
+};
 
 const IMAGE: &str = "registry.local/american-predictor:0.2";
 
@@ -30,20 +32,19 @@ fn quality_checks(op: &OperatorProc, result: &str) -> f64 {
 
 /// Points Predictor `name`'s `spec.model` at `model` (a merge patch, as a user's `kubectl patch`).
 pub fn set_model(ns: &str, name: &str, model: &ServedModel) {
-    shared().cluster.kubectl_ok(&[
-        "patch",
-        "predictor",
-        name,
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(
-            r#"{{"spec":{{"model":{{"url":"{}","sha256":"{}"}}}}}}"#,
-            model.url, model.sha
-        ),
-    ]);
+    let patch = format!(
+        r#"{{"spec":{{"model":{{"url":"{}","sha256":"{}"}}}}}}"#,
+        model.url, model.sha
+    );
+    patch_predictor(&shared().cluster, ns, name, &patch);
+}
+
+/// The accuracy `status` shows for `model`, which must have scored at least 0.9.
+fn scored_well(status: &PredictorStatus, model: &ServedModel) -> QualityStatus {
+    let quality = status.quality.clone().expect("a measured accuracy");
+    assert_eq!(quality.model_sha256, model.sha);
+    assert!(quality.accuracy >= 0.9, "{quality:?}");
+    quality
 }
 
 #[tokio::test]
@@ -51,9 +52,7 @@ pub fn set_model(ns: &str, name: &str, model: &ServedModel) {
 async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     let s = shared();
     let ns = "quality-gate";
-    s.cluster.create_namespace(ns);
-    let op = start_scoped(&format!("operator-{ns}"), ns, ns);
-    let client = admin().await;
+    let (op, client) = operated_namespace(ns).await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
 
@@ -79,8 +78,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
         min_accuracy: Some(0.8),
         max_accuracy_drop: Some(0.05),
     });
-    s.cluster
-        .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &manifest(&[p]));
+    apply(ns, &[p]);
     let p = wait_object(
         &predictors,
         "p",
@@ -91,9 +89,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     )
     .await;
     let status = p.status.unwrap();
-    let good = status.quality.clone().expect("model A's measured accuracy");
-    assert_eq!(good.model_sha256, s.model_a.sha);
-    assert!(good.accuracy >= 0.9, "{good:?}");
+    let good = scored_well(&status, &s.model_a);
     assert_eq!(condition(&status, "QualityGate").unwrap().0, "True");
     let before = deployments.get("p").await.unwrap();
 
@@ -106,12 +102,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
         Duration::from_secs(30),
         "Degraded=True",
         &op,
-        |p| {
-            p.status.as_ref().is_some_and(|st| {
-                st.observed_generation == Some(2)
-                    && condition(st, "Degraded").is_some_and(|(s, _, _)| s == "True")
-            })
-        },
+        |p| says_at(p, 2, "Degraded", "True"),
     )
     .await;
     let took = asked.elapsed();
@@ -145,10 +136,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     assert_eq!(condition(&status, "ModelVerified").unwrap().0, "True");
     assert_eq!(condition(&status, "Ready").unwrap().0, "True");
     assert_eq!(status.model_sha256.as_deref(), Some(s.model_a.sha.as_str()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = deployments.get("p").await.unwrap();
-    assert_eq!(after.metadata.generation, before.metadata.generation);
-    assert_eq!(Served::of(&after), Served::of(&before));
+    assert_untouched(&deployments, &before).await;
     let events = events_for(&client, ns, "p").await;
     assert!(
         events
@@ -174,9 +162,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     )
     .await;
     let status = p.status.unwrap();
-    let passed = status.quality.clone().expect("model B's measured accuracy");
-    assert_eq!(passed.model_sha256, s.model_b.sha);
-    assert!(passed.accuracy >= 0.9, "{passed:?}");
+    let passed = scored_well(&status, &s.model_b);
     assert_eq!(condition(&status, "Degraded").unwrap().0, "False");
     assert_eq!(quality_checks(&op, "passed"), 2.0, "model A, then model B");
     // `kubectl get -o wide` shows the measured accuracy.
@@ -230,36 +216,21 @@ async fn nonsense_quality_gates_are_rejected_at_apply_time() {
             "spec.validation.data.sha256: Required value",
         ),
     ];
-    for (name, yaml, expected) in cases {
-        let yaml = yaml.replace("NAME", name);
-        let stderr = s
-            .cluster
-            .kubectl_refused(&["apply", "-n", ns, "-f", "-"], name, &yaml);
-        assert!(
-            stderr.contains(expected),
-            "{name}: expected {expected:?} in:\n{stderr}"
-        );
-    }
+    assert_refused(&["apply", "-n", ns, "-f", "-"], cases);
     // The unchanged object, and one with a single threshold, are accepted.
-    for yaml in [
-        good.clone(),
-        good.replace("    maxAccuracyDrop: 0.02\n", ""),
-    ] {
-        s.cluster.kubectl_stdin(
-            &["apply", "--dry-run=server", "-n", ns, "-f", "-"],
-            &yaml.replace("NAME", "valid"),
-        );
-    }
+    assert_accepted(ns, &good);
+    assert_accepted(ns, &good.replace("    maxAccuracyDrop: 0.02\n", ""));
     // kubectl explain documents the new fields.
     let explain = s
         .cluster
         .kubectl_ok(&["explain", "predictor.spec.validation"]);
-    for field in [
-        "data",
-        "minAccuracy",
-        "maxAccuracyDrop",
-        "ModelBelowQualityGate",
-    ] {
-        assert!(explain.contains(field), "{field} not in:\n{explain}");
-    }
+    assert_contains_all(
+        &explain,
+        &[
+            "data",
+            "minAccuracy",
+            "maxAccuracyDrop",
+            "ModelBelowQualityGate",
+        ],
+    );
 }
