@@ -91,13 +91,7 @@ impl Look {
 pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMap<String, String>) {
     // The team's namespace, as the platform makes it: Pod Security "restricted" and the registry's
     // pull Secret (copied from the test namespace). The model comes from the shared model store.
-    node.apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {TEAM_NS}\n  labels:\n    \
-         pod-security.kubernetes.io/enforce: restricted\n"
-    ));
-    let mut secret = node.json(&["get", "secret", PULL_SECRET, "-n", NS]);
-    secret["metadata"] = serde_json::json!({"name": PULL_SECRET, "namespace": TEAM_NS});
-    node.apply(&secret.to_string());
+    team_namespace(node, TEAM_NS);
     let (model_t, sha_t) = (&models["MODEL_T"], &models["MODEL_T_SHA256"]);
     let bin = argocd::bin_dir(&["argocd-repo-server", "argocd-application-controller"]);
     let target = argocd::Target {

@@ -398,6 +398,18 @@ pub(crate) fn settle_on(node: &Node, tag: &str, url: &str, sha256: &str) -> Valu
     )
 }
 
+/// A team's namespace as the platform makes it: Pod Security "restricted" enforced, and the
+/// registry's pull Secret (copied from the test namespace).
+pub(crate) fn team_namespace(node: &Node, ns: &str) {
+    node.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    \
+         pod-security.kubernetes.io/enforce: restricted\n"
+    ));
+    let mut secret = node.json(&["get", "secret", PULL_SECRET, "-n", NS]);
+    secret["metadata"] = serde_json::json!({"name": PULL_SECRET, "namespace": ns});
+    node.apply(&secret.to_string());
+}
+
 /// The Predictor's Deployment as the API has it.
 pub(crate) fn deployment(node: &Node) -> Value {
     node.json(&["get", "deployment", NAME, "-n", NS])

@@ -89,13 +89,7 @@ pub(crate) fn hostile_tenants_under_load(
     store: &str,
     models: &HashMap<String, String>,
 ) {
-    node.apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {HOSTILE_NS}\n  labels:\n    \
-         pod-security.kubernetes.io/enforce: restricted\n"
-    ));
-    let mut secret = node.json(&["get", "secret", PULL_SECRET, "-n", NS]);
-    secret["metadata"] = serde_json::json!({"name": PULL_SECRET, "namespace": HOSTILE_NS});
-    node.apply(&secret.to_string());
+    team_namespace(node, HOSTILE_NS);
     let (url_t, sha_t) = (
         format!("{store}/{}", models["MODEL_T"]),
         &models["MODEL_T_SHA256"],
@@ -170,17 +164,7 @@ pub(crate) fn hostile_tenants_under_load(
     );
 
     // Another team's rollout under the probe meanwhile.
-    let r = measure_rollout(
-        node,
-        base,
-        &predictor_yaml("0.2", &url_t, sha_t),
-        &["--until-model", sha_t],
-        &|p| {
-            p["status"]["modelSha256"] == sha_t.as_str()
-                && p["status"]["ready"] == "2/2"
-                && p["status"]["replicas"] == 2
-        },
-    );
+    let r = measure_model_change(node, base, &predictor_yaml("0.2", &url_t, sha_t), sha_t);
     assert_clean_rollout("model change beside hostile tenants", &r);
 
     // The hostile Predictors, refused with their reasons; nothing they served is shown.

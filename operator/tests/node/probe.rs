@@ -143,6 +143,16 @@ pub(crate) fn measure_rollout(
     }
 }
 
+/// A rollout to `yaml` whose end is the model `sha256` READY on 2 of 2 pods, measured as
+/// [`measure_rollout`] does, until the probe's last answer comes from that model.
+pub(crate) fn measure_model_change(node: &Node, base: &str, yaml: &str, sha256: &str) -> Rollout {
+    measure_rollout(node, base, yaml, &["--until-model", sha256], &|p| {
+        p["status"]["modelSha256"] == sha256
+            && p["status"]["ready"] == "2/2"
+            && p["status"]["replicas"] == 2
+    })
+}
+
 pub(crate) fn assert_clean_rollout(what: &str, r: &Rollout) {
     let report = &r.report;
     let rate =

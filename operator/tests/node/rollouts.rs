@@ -43,17 +43,7 @@ pub(crate) fn model_rollout(setup: &Setup) {
     let (url_t, sha_t) = setup.model("MODEL_T");
     let (url_b, sha_b) = setup.model("MODEL_B");
     settle_on(node, "0.2", &url_t, sha_t);
-    let r = measure_rollout(
-        node,
-        base,
-        &predictor_yaml("0.2", &url_b, sha_b),
-        &["--until-model", sha_b],
-        &|p| {
-            p["status"]["modelSha256"] == sha_b
-                && p["status"]["ready"] == "2/2"
-                && p["status"]["replicas"] == 2
-        },
-    );
+    let r = measure_model_change(node, base, &predictor_yaml("0.2", &url_b, sha_b), sha_b);
     assert_clean_rollout("model-only change", &r);
 }
 

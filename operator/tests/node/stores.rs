@@ -5,7 +5,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use operator::crd::S3Spec;
-use serde_json::Value;
 
 use crate::cluster::*;
 use crate::probe::*;
@@ -129,14 +128,6 @@ pub(crate) fn model_stores_under_load(node: &Node, base: &str, models: &HashMap<
         }
         manifest(&[p])
     };
-    let on = |sha: &str| {
-        let sha = sha.to_string();
-        move |p: &Value| {
-            p["status"]["modelSha256"] == sha.as_str()
-                && p["status"]["ready"] == "2/2"
-                && p["status"]["replicas"] == 2
-        }
-    };
     for (what, url, sha) in [
         ("model-only change from http:// to s3://", s3_url, sha_t),
         (
@@ -145,13 +136,7 @@ pub(crate) fn model_stores_under_load(node: &Node, base: &str, models: &HashMap<
             sha_a,
         ),
     ] {
-        let r = measure_rollout(
-            node,
-            base,
-            &stored(url, sha),
-            &["--until-model", sha],
-            &on(sha),
-        );
+        let r = measure_model_change(node, base, &stored(url, sha), sha);
         assert_clean_rollout(what, &r);
         let p = node.predictor();
         assert!(condition_is(&p, "ModelVerified", "True"), "{what}: {p}");
