@@ -209,9 +209,10 @@ fn set_up() -> Setup {
     require_node_prerequisites();
     predictor::tls::install_crypto_provider();
     let node = Node::up();
-    match catch_unwind(AssertUnwindSafe(|| settle(&node))) {
+    let models = node.models();
+    match catch_unwind(AssertUnwindSafe(|| settle(&node, &models))) {
         Ok((store, leader, base)) => Setup {
-            models: node.models(),
+            models,
             node,
             store,
             base,
@@ -225,8 +226,7 @@ fn set_up() -> Setup {
 }
 
 /// On a node just up: (the store URL, the leading operator pod, the Service's base URL).
-fn settle(node: &Node) -> (String, String, String) {
-    let models = node.models();
+fn settle(node: &Node, models: &HashMap<String, String>) -> (String, String, String) {
     let (model_t, sha_t) = (&models["MODEL_T"], &models["MODEL_T_SHA256"]);
     // Namespace (Pod Security "restricted", the registry pull Secret) + the in-cluster model store,
     // named by its cluster DNS name.

@@ -86,6 +86,13 @@ pub(crate) fn leader_handover(setup: &Setup) {
     assert_ne!(holder, old_leader);
 }
 
+/// `kubectl set env` on the operator Deployment (`NAME=value`, or `NAME-` to remove it), as a user
+/// changes its settings.
+fn set_operator_env(node: &Node, change: &str) {
+    let deployment = "deployment/predictor-operator";
+    node.kubectl_ok(&["set", "env", "-n", OPERATOR_NS, deployment, change]);
+}
+
 /// Section 5: A wrong digest with the pre-flight check off: old pods keep serving. The check is
 /// turned off the way a user would: the operator Deployment's env, then restored.
 pub(crate) fn wrong_digest(setup: &Setup) {
@@ -94,14 +101,7 @@ pub(crate) fn wrong_digest(setup: &Setup) {
     let (_, sha_b) = setup.model("MODEL_B");
     let (url_t, sha_t) = setup.model("MODEL_T");
     settle_on(node, "0.2", &url_t, sha_t);
-    node.kubectl_ok(&[
-        "set",
-        "env",
-        "-n",
-        OPERATOR_NS,
-        "deployment/predictor-operator",
-        "SKIP_MODEL_CHECK=true",
-    ]);
+    set_operator_env(node, "SKIP_MODEL_CHECK=true");
     operator_settled(
         node,
         "the operator with SKIP_MODEL_CHECK=true leading",
@@ -143,14 +143,7 @@ pub(crate) fn wrong_digest(setup: &Setup) {
     assert!(logs.contains("sha256 mismatch"), "{logs}");
     // Only the old release and model answered.
     assert_watch_clean("during the bad rollout", watch, &["0.2"]);
-    node.kubectl_ok(&[
-        "set",
-        "env",
-        "-n",
-        OPERATOR_NS,
-        "deployment/predictor-operator",
-        "SKIP_MODEL_CHECK-",
-    ]);
+    set_operator_env(node, "SKIP_MODEL_CHECK-");
     operator_settled(node, "the operator with the model check back on", &|p| {
         pod_env(p, "SKIP_MODEL_CHECK").is_none()
     });
