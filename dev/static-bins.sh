@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one static release build of the binaries that go into images: the predictor without its
-# developer-only features (plotting: `--no-default-features`) and the operator, glibc linked statically
-# (the images are FROM scratch). Used by dev/test, dev/demo and dev/node/images.sh.
+# developer-only features (plotting: `--no-default-features --features serve`) and the operator, glibc
+# linked statically (the images are FROM scratch). Used by dev/test, dev/demo and dev/node/images.sh.
 #
 # Usage: dev/static-bins.sh      prints the directory holding `predictor` and `operator` (stdout's only line)
 # Env:   CARGO_TARGET_DIR        cargo target dir (default <repo>/target)
@@ -12,8 +12,8 @@ triple=x86_64-unknown-linux-gnu
 echo "[static-bins] cargo build --release (static, fat LTO: minutes on 2 cores) into $target" >&2
 build() { (cd "$repo" && CARGO_TARGET_DIR=$target RUSTFLAGS="-C target-feature=+crt-static" \
   nice -n 10 cargo build --release --locked --target "$triple" "$@" >&2); }
-# NB: two builds, not one: in one invocation the operator's dependency on the predictor library would
-# unify the predictor's default features back into the predictor binary.
-build -p predictor --bin predictor --no-default-features
+# NB: two builds, not one: in one invocation the features of the predictor library unify, and the
+# operator would link the predictor's server (`serve`, which the operator's dependency leaves out).
+build -p predictor --bin predictor --no-default-features --features serve
 build -p operator --bin operator
 echo "$target/$triple/release"

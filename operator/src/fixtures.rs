@@ -239,7 +239,7 @@ pub fn checker(
     max_bytes: u64,
     timeout: std::time::Duration,
 ) -> crate::model_check::ModelChecker {
-    let fetcher = predictor::source::Fetcher::new(timeout).expect("an HTTP client");
+    let fetcher = model_store::Fetcher::new(timeout).expect("an HTTP client");
     crate::model_check::ModelChecker::new(
         enabled,
         max_bytes,

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use predictor::s3::S3Settings;
-use predictor::source::StoreAccess;
-use predictor::testing::{FileServer, trained_model};
+use model_store::StoreAccess;
+use model_store::s3::S3Settings;
+use model_store::testing::FileServer;
+use predictor::testing::trained_model;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::crd::{DataSpec, ModelSpec, PredictorSpec, S3Spec, ValidationSpec};

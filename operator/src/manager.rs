@@ -78,7 +78,7 @@ pub async fn run(config: Config) -> Result<()> {
 /// [`run`] with the shutdown signal given by the caller.
 pub async fn run_until(config: Config, shutdown: CancellationToken) -> Result<()> {
     // One rustls provider (ring) for the Kubernetes client and the model checker alike.
-    predictor::tls::install_crypto_provider();
+    model_store::tls::install_crypto_provider();
     let client = Client::try_default().await.map_err(Error::Config)?;
     let metrics = Arc::new(Metrics::default());
     // /healthz and /metrics serve from the start, also on standby replicas.
@@ -169,7 +169,7 @@ fn build_context(
         tracing::warn!("pre-flight image check disabled (--skip-image-check)");
     }
     let (children, writers) = Children::new();
-    let fetcher = predictor::source::Fetcher::new(config.model_timeout)
+    let fetcher = model_store::Fetcher::new(config.model_timeout)
         .map_err(|e| Error::Settings(e.to_string()))?;
     let spool = match &config.spool_dir {
         Some(dir) => Spool::new(dir, fetcher),

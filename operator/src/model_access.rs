@@ -1,6 +1,6 @@
 //! What a Predictor's model store needs, for the pods and for the operator's own download alike:
 //! `spec.model.s3` and the keys of the Secret `spec.model.credentials` names, under the environment
-//! variable names the predictor reads ([`predictor::source::StoreAccess::from_env`]). One table
+//! variable names the predictor reads ([`model_store::StoreAccess::from_env`]). One table
 //! ([`SECRET_KEYS`]) makes both the pods' env ([`crate::store_env::pod_env`]) and the pre-flight's
 //! access ([`access_from`]), so the operator reads the store exactly as the pods will.
 //!
@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use predictor::registry_auth::DockerConfig;
-use predictor::s3::S3Settings;
-use predictor::source::StoreAccess;
+use model_store::StoreAccess;
+use model_store::registry::auth::DockerConfig;
+use model_store::s3::S3Settings;
 
 use crate::crd::ModelSpec;
 use crate::error::{Error, Result};

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use predictor::source::{StoreAccess, redact};
+use model_store::{StoreAccess, redact};
 
 use crate::budget::Budget;
 use crate::crd::ModelSpec;
@@ -369,7 +369,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn checks_beyond_the_budget_wait_for_it_and_a_model_larger_than_it_is_refused() {
         let metrics = Metrics::default();
-        let store = predictor::testing::FileServer::start();
+        let store = model_store::testing::FileServer::start();
         let models: Vec<ModelSpec> = (0..4)
             .map(|i| {
                 let (bytes, sha256) = predictor::testing::trained_model(
@@ -391,10 +391,8 @@ mod tests {
                 true,
                 1 << 20,
                 Arc::new(
-                    Spool::scratch(
-                        predictor::source::Fetcher::new(Duration::from_secs(5)).unwrap(),
-                    )
-                    .unwrap(),
+                    Spool::scratch(model_store::Fetcher::new(Duration::from_secs(5)).unwrap())
+                        .unwrap(),
                 ),
                 Arc::new(Budget::new(budget)),
             )
@@ -429,7 +427,7 @@ mod tests {
         let metrics = Metrics::default();
         let bytes = model_bytes();
         let sha = predictor::model::sha256_hex(&bytes);
-        let store = predictor::testing::FileServer::start();
+        let store = model_store::testing::FileServer::start();
         let on = crate::fixtures::checker(true, 1 << 24, Duration::from_secs(5));
         let good = ModelSpec {
             url: store.put("/good.model", bytes.clone()),

@@ -16,7 +16,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use predictor::source::{StoreAccess, redact};
+use model_store::{StoreAccess, redact};
 use tokio::sync::Semaphore;
 
 use crate::budget::Budget;
@@ -412,8 +412,9 @@ impl QualityGate {
 mod tests {
     use super::*;
     use crate::fixtures::{SHA_A, SHA_B, shuffled_labels};
+    use model_store::testing::FileServer;
     use predictor::sample::SAMPLE_CSV;
-    use predictor::testing::{FileServer, trained_model};
+    use predictor::testing::trained_model;
 
     const DATE: &str = "2026-11-24T00:00:00Z";
 

@@ -33,7 +33,7 @@ pub struct HttpPodMetrics {
 impl HttpPodMetrics {
     /// A client whose every request ends within `timeout`.
     pub fn new(timeout: Duration) -> Result<Self> {
-        let client = predictor::tls::bounded_client(timeout, timeout)
+        let client = model_store::tls::bounded_client(timeout, timeout)
             .build()
             .map_err(|e| Error::Scrape {
                 pod: "(client)".into(),
@@ -51,7 +51,7 @@ impl PodMetrics for HttpPodMetrics {
                 .get(format!("http://{address}/metrics"))
                 .send()
                 .await
-                .map_err(|e| predictor::transport::describe_reqwest(&e))?;
+                .map_err(|e| model_store::transport::describe_reqwest(&e))?;
             if !response.status().is_success() {
                 return Err(format!("HTTP {}", response.status().as_u16()));
             }
@@ -66,7 +66,7 @@ async fn read_text(mut response: reqwest::Response, max_bytes: u64) -> Result<St
     let too_large = |len| {
         format!(
             "the /metrics answer is too large: {}",
-            predictor::transport::too_large(len, max_bytes)
+            model_store::transport::too_large(len, max_bytes)
         )
     };
     if let Some(len) = response.content_length().filter(|&len| len > max_bytes) {
@@ -76,7 +76,7 @@ async fn read_text(mut response: reqwest::Response, max_bytes: u64) -> Result<St
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| predictor::transport::describe_reqwest(&e))?
+        .map_err(|e| model_store::transport::describe_reqwest(&e))?
     {
         if body.len() as u64 + chunk.len() as u64 > max_bytes {
             return Err(too_large(None));
@@ -291,7 +291,7 @@ mod tests {
     /// A predictor serving a model trained on `csv` at a loopback address, copying to `shadow`
     /// if given: (its `ip:port`, the model's sha256). Returns once it is ready.
     async fn serve(
-        store: &predictor::testing::FileServer,
+        store: &model_store::testing::FileServer,
         name: &str,
         csv: &str,
         version: &str,
@@ -331,7 +331,7 @@ mod tests {
     async fn real_predictors_feed_the_analysis() {
         use crate::analysis::{Verdict, judge};
         let sample = predictor::sample::SAMPLE_CSV;
-        let store = predictor::testing::FileServer::start();
+        let store = model_store::testing::FileServer::start();
         let metrics = HttpPodMetrics::new(Duration::from_secs(2)).unwrap();
         let texts: Vec<&str> = sample
             .lines()
@@ -403,7 +403,7 @@ mod tests {
     /// length is refused before reading.
     #[tokio::test]
     async fn an_oversized_metrics_answer_is_refused_as_too_large() {
-        let junk = predictor::testing::JunkServer::start(Some(64 << 20));
+        let junk = model_store::testing::JunkServer::start(Some(64 << 20));
         let address = junk.url.trim_start_matches("http://").to_string();
         let metrics = HttpPodMetrics::new(Duration::from_secs(10)).unwrap();
         let reason = metrics.fetch(&address).await.unwrap_err();
@@ -419,7 +419,7 @@ mod tests {
             junk.sent()
         );
 
-        let store = predictor::testing::FileServer::start();
+        let store = model_store::testing::FileServer::start();
         store.put("/metrics", vec![b'#'; (MAX_BYTES + 1) as usize]);
         let reason = metrics
             .fetch(&format!("127.0.0.1:{}", store.port))

@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use predictor::digest::DigestWriter;
-use predictor::source::{Fetcher, StoreAccess};
+use model_store::digest::DigestWriter;
+use model_store::{Fetcher, StoreAccess};
 use tokio::sync::Semaphore;
 
 use crate::budget::Budget;
@@ -171,8 +171,8 @@ impl Spool {
         if let Some(file) = self.find(&key) {
             return Ok(file);
         }
-        let memory = match predictor::source::Location::parse(url) {
-            Ok(predictor::source::Location::Hdfs(_)) => HDFS_DOWNLOAD_MEMORY,
+        let memory = match model_store::Location::parse(url) {
+            Ok(model_store::Location::Hdfs(_)) => HDFS_DOWNLOAD_MEMORY,
             _ => DOWNLOAD_MEMORY,
         };
         let _memory = budget
@@ -218,9 +218,11 @@ impl Spool {
 }
 
 /// The fetcher's reason, without its own (equally redacted) "cannot read <url>".
-fn fetch_reason(error: predictor::Error) -> String {
+fn fetch_reason(error: model_store::Error) -> String {
     match error {
-        predictor::Error::Source { reason, .. } => reason,
+        model_store::Error::Location { reason, .. } | model_store::Error::Read { reason, .. } => {
+            reason
+        }
         other => other.to_string(),
     }
 }
@@ -244,7 +246,7 @@ mod tests {
         assert!(!dir.path().join("spooled-left.over").exists());
         std::fs::remove_file(dir.path().join("someone-elses")).unwrap();
 
-        let store = predictor::testing::FileServer::start();
+        let store = model_store::testing::FileServer::start();
         let budget = Budget::new(16 << 20);
         let access = StoreAccess::default();
         let bytes = b"0123456789".to_vec();

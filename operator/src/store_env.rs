@@ -1,10 +1,10 @@
 //! The pods' environment for their model's store: `spec.model.s3` as values, and the keys of the
 //! Secret `spec.model.credentials` names by reference, under the variable names the predictor reads
-//! ([`predictor::source::StoreAccess::from_env`]). The same table makes the operator's own access
+//! ([`model_store::StoreAccess::from_env`]). The same table makes the operator's own access
 //! for its pre-flight download (`model_access`), so it reads the store exactly as the pods will.
 
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
-use predictor::source::{REGISTRY_AUTH_ENV, STORE_CA_ENV};
+use model_store::access::{REGISTRY_AUTH_ENV, STORE_CA_ENV};
 
 use crate::crd::ModelSpec;
 

@@ -7,7 +7,7 @@
 //! are all made here, so the apiserver, the reconcile and the fetchers cannot disagree.
 
 use kube::core::{Message, Rule};
-use predictor::source::redact;
+use model_store::redact;
 
 /// Which URLs may name what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use predictor::testing::FileServer;
+use model_store::testing::FileServer;
 use serde_json::Value;
 use support::argocd::{self, ARGOCD_NS, ArgoCd, Components, OverlayPatch};
 use support::git::GitRepo;

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use model_store::testing::JunkServer;
+use model_store::{Fetcher, StoreAccess};
 use operator::budget::Budget;
 use operator::crd::ModelSpec;
 use operator::metrics::Metrics;
 use operator::model_check::ModelChecker;
 use operator::spool::Spool;
 use operator::status::ModelCheck;
-use predictor::source::{Fetcher, StoreAccess};
-use predictor::testing::JunkServer;
 
 /// This process's peak resident memory so far (VmHWM), in bytes.
 fn peak_rss() -> u64 {

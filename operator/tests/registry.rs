@@ -1,4 +1,4 @@
-//! Registry tier: the registry client ([`predictor::registry`]) against a real registry, Debian's
+//! Registry tier: the registry client ([`model_store::registry`]) against a real registry, Debian's
 //! `docker-registry` (the CNCF distribution registry), behind htpasswd (bcrypt) Basic auth on a
 //! loopback port, as the image [`Resolver`] and as `oci://` models use it.
 //!
@@ -6,8 +6,8 @@
 //! one manifest PUT), then asks the resolver for its tag: the manifest's sha256, ImageNotFound for
 //! a missing tag or repository, RegistryUnauthorized for a wrong or missing password, and
 //! RegistryUnreachable once the registry is stopped (the registry is `support::registry`'s).
-//! Models: a real model file pushed with `predictor::oci::push` and fetched back with
-//! `predictor::oci::fetch`, by tag and by digest, and refused with the reason for a wrong password,
+//! Models: a real model file pushed with `model_store::oci::push` and fetched back with
+//! `model_store::oci::fetch`, by tag and by digest, and refused with the reason for a wrong password,
 //! a missing tag, an unknown pinned digest and a registry that is down. TLS: the store CA a
 //! Predictor gives (`ca.crt`) is trusted on top of the platform's roots, against `openssl
 //! s_server` with a certificate of a throwaway CA. Needs `docker-registry` and `htpasswd`
@@ -20,11 +20,11 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use model_store::oci::{self, OciUrl};
+use model_store::registry::{Access, Client, MAX_BODY_BYTES};
+use model_store::testing::poll;
 use operator::image::{DockerConfig, ImageReference, Resolver};
 use predictor::model::{ModelFile, sha256_hex};
-use predictor::oci::{self, OciUrl};
-use predictor::registry::{Access, Client, MAX_BODY_BYTES};
-use predictor::testing::poll;
 use support::pki::make_pki;
 use support::registry::{PASSWORD, Registry, USER, require};
 use support::{Proc, free_port};

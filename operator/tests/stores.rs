@@ -21,12 +21,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
+use model_store::s3::{S3Settings, S3Url};
+use model_store::testing::poll;
 use operator::crd::{ModelSpec, S3Spec};
 use operator::metrics::Metrics;
 use operator::model_access::access_from;
 use operator::status::ModelCheck;
-use predictor::s3::{S3Settings, S3Url};
-use predictor::testing::poll;
 use serde_json::Value;
 use support::registry::{self, PASSWORD, Registry, USER};
 use support::seaweedfs::SeaweedFs;
@@ -188,7 +188,7 @@ fn models_in_s3_and_oci_stores_are_pinned_checked_and_refused_with_reasons() {
         bin.display()
     );
     registry::require("docker-registry");
-    predictor::tls::install_crypto_provider();
+    model_store::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut s3 = SeaweedFs::start(&dir.path().join("s3"));
@@ -200,7 +200,7 @@ fn models_in_s3_and_oci_stores_are_pinned_checked_and_refused_with_reasons() {
     let secrets = [
         s3.secret_key.clone(),
         PASSWORD.to_string(),
-        predictor::registry_auth::basic_token(USER, PASSWORD),
+        model_store::registry::auth::basic_token(USER, PASSWORD),
     ];
     let mut seen: Vec<String> = Vec::new();
 
@@ -303,7 +303,7 @@ fn models_in_s3_and_oci_stores_are_pinned_checked_and_refused_with_reasons() {
         ..S3Settings::default()
     };
     runtime
-        .block_on(predictor::s3::put(
+        .block_on(model_store::s3::put(
             &data_url,
             &settings,
             None,

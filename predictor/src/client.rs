@@ -10,8 +10,7 @@ use tokio::sync::mpsc;
 use crate::data::TweetReader;
 use crate::error::{Error, Result};
 use crate::evaluate::{Confusion, Summary};
-use crate::source;
-use crate::transport::describe_reqwest;
+use model_store::transport::describe_reqwest;
 
 /// `http://host:port` (or the full endpoint URL) → the endpoint URL.
 pub fn endpoint(url: &str) -> String {
@@ -35,7 +34,7 @@ pub fn http_client_without_keep_alive(timeout: Duration) -> Result<reqwest::Clie
 }
 
 fn client_with_pool(timeout: Duration, idle_per_host: usize) -> Result<reqwest::Client> {
-    crate::tls::bounded_client(timeout, Duration::from_secs(5))
+    model_store::tls::bounded_client(timeout, Duration::from_secs(5))
         .pool_max_idle_per_host(idle_per_host)
         .build()
         .map_err(|e| Error::Source {
@@ -52,7 +51,7 @@ pub async fn predict_remote(
 ) -> Result<(u16, serde_json::Value)> {
     let endpoint = endpoint(url);
     let fail = |reason: String| Error::Source {
-        location: source::redact(&endpoint),
+        location: model_store::redact(&endpoint),
         reason,
     };
     let response = client
@@ -163,8 +162,8 @@ pub async fn evaluate_live(
     let (tx, mut rx) = mpsc::channel::<(String, bool)>(4 * concurrency);
     let data = data.to_string();
     let reader = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let shown = source::redact(&data);
-        let opened = source::open(&data)?;
+        let shown = model_store::redact(&data);
+        let opened = model_store::open(&data)?;
         let mut tweets = TweetReader::new(std::io::BufReader::new(opened.reader), &shown)?;
         while let Some(t) = tweets.next_tweet()? {
             if tx

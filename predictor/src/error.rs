@@ -9,9 +9,12 @@ pub enum Error {
     /// Training or evaluation data that cannot be used (names file, row and field where it can).
     #[error("{0}")]
     Data(String),
-    /// A data or model location that could not be read.
+    /// A data or model location that could not be read (a CSV stream that broke off, a live server).
     #[error("cannot read {location}: {reason}")]
     Source { location: String, reason: String },
+    /// A model store that could not be read or written, said as the store says it.
+    #[error(transparent)]
+    Store(#[from] model_store::Error),
     /// A file that is not a model file of this program; what it starts with is only [`Quoted`].
     #[error("not a predictor model file: {reason}")]
     Foreign {

@@ -5,10 +5,9 @@ use std::io::{BufReader, Read};
 use serde::Serialize;
 
 use crate::data::TweetReader;
-use crate::digest::DigestReader;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::source;
+use model_store::digest::DigestReader;
 
 /// Counts of (prediction, truth) pairs; "positive" = US.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -119,8 +118,8 @@ pub fn evaluate_from(
     location: &str,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Summary, u64)> {
-    let shown = source::redact(location);
-    let opened = source::open(location)?;
+    let shown = model_store::redact(location);
+    let opened = model_store::open(location)?;
     let reader = DigestReader::new(BufReader::with_capacity(1 << 16, opened.reader), |n| {
         progress(n)
     });

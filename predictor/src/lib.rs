@@ -2,39 +2,37 @@
 //!
 //! Pipeline: [`data`] reads labelled CSV → [`text`] tokenizes and builds TF-IDF rows → [`classifier`] fits
 //! linfa-bayes multinomial naive Bayes → [`model`] writes and loads the self-describing model file.
-//! [`train`] and [`evaluate`] drive those steps over a [`source`] (path, http(s), [`hdfs`], [`s3`] or
-//! [`oci`] URL; what their clients share: [`transport`] and [`digest`]);
-//! [`server`] serves a model over HTTP (copying a sample of requests to a candidate with [`shadow`]), [`client`] measures a live server and [`probe`] follows one through a
-//! rollout. [`cli`] is what the `predictor` command does with its arguments.
+//! [`train`] and [`evaluate`] drive those steps over a location of the `model_store` crate (a path,
+//! http(s), hdfs, s3 or oci URL).
+//!
+//! With the `serve` feature (default): [`server`] serves a model over HTTP (copying a sample of requests
+//! to a candidate with [`shadow`]), [`client`] measures a live server, [`probe`] follows one through a
+//! rollout and [`publish`] puts a model in a store. [`cli`] is what the `predictor` command does with
+//! its arguments. The operator builds without it: the model and its scoring, no server.
 
 pub mod classifier;
+#[cfg(feature = "serve")]
 pub mod cli;
+#[cfg(feature = "serve")]
 pub mod client;
 pub mod data;
-pub mod digest;
-pub mod egress;
 pub mod error;
 pub mod evaluate;
-pub mod hdfs;
 pub mod metrics;
 pub mod model;
-pub mod oci;
+#[cfg(feature = "serve")]
 pub mod probe;
+#[cfg(feature = "serve")]
 pub mod publish;
-pub mod registry;
-pub mod registry_auth;
-pub mod registry_name;
-pub mod s3;
 pub mod sample;
+#[cfg(feature = "serve")]
 pub mod server;
+#[cfg(feature = "serve")]
 pub mod shadow;
-pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
-pub mod tls;
 pub mod train;
-pub mod transport;
 
 pub use error::{Error, Result};
 pub use model::{Model, ModelFile, Prediction};

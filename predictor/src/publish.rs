@@ -7,15 +7,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+
+use model_store::{StoreAccess, redact};
 
 use crate::error::{Error, Result};
 use crate::model::{ModelFile, sha256_hex};
-use crate::source::{Location, StoreAccess, redact};
-use crate::{oci, s3};
-
-/// Longest an upload may take.
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where a published model is and which file it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,39 +32,7 @@ pub async fn publish(
 ) -> Result<Published> {
     ModelFile::from_bytes(&bytes)?;
     let sha256 = sha256_hex(&bytes);
-    let fail = |reason: String| Error::Source {
-        location: redact(to),
-        reason: format!("cannot upload: {reason}"),
-    };
-    let url = match Location::parse(to)? {
-        Location::S3(url) => {
-            s3::put(
-                &url,
-                &access.s3,
-                access.ca_pem.as_deref(),
-                UPLOAD_TIMEOUT,
-                bytes,
-            )
-            .await
-            .map_err(fail)?;
-            to.to_string()
-        }
-        Location::Oci(url) => oci::push(
-            &url,
-            access.registry.as_ref(),
-            access.ca_pem.as_deref(),
-            UPLOAD_TIMEOUT,
-            bytes,
-            title,
-        )
-        .await
-        .map_err(fail)?,
-        _ => {
-            return Err(fail(
-                "publish writes to s3://bucket/key or oci://registry/repository:tag".into(),
-            ));
-        }
-    };
+    let url = model_store::upload(bytes, to, title, access).await?;
     Ok(Published { url, sha256 })
 }
 

@@ -39,7 +39,6 @@ use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ModelInfo, Route};
 use crate::model::{Model, sha256_hex};
 use crate::shadow::{Shadow, ShadowConfig};
-use crate::source;
 
 /// Largest request body accepted (a tweet is at most a few KB; batches fit easily).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -109,7 +108,7 @@ impl ServeConfig {
                 "model sha256 must be 64 hex digits, got {sha:?}"
             )));
         }
-        source::Location::parse(&self.model_url)?;
+        model_store::Location::parse(&self.model_url)?;
         if self.threads == 0 {
             return Err(Error::Settings("serving threads must be at least 1".into()));
         }
@@ -799,11 +798,11 @@ async fn american(
 /// Fetches, verifies and loads the model, retrying with capped exponential backoff until it succeeds.
 /// Nothing unverified is ever installed: a wrong digest or a corrupt file only updates the not-ready reason.
 pub async fn load_model(state: Arc<AppState>, config: ServeConfig) {
-    let shown = source::redact(&config.model_url);
+    let shown = model_store::redact(&config.model_url);
     let expected = config.model_sha256.to_ascii_lowercase();
     let mut pause = config.retry_initial;
     for attempt in 1u64.. {
-        let outcome = match source::fetch(&config.model_url, MAX_MODEL_BYTES).await {
+        let outcome = match model_store::fetch(&config.model_url, MAX_MODEL_BYTES).await {
             Err(e) => Err(e.to_string()),
             Ok(bytes) => {
                 let actual = sha256_hex(&bytes);
@@ -860,7 +859,7 @@ pub async fn run(
     let state = AppState::new(config.version.clone());
     if let Some(shadow) = &config.shadow {
         state.set_shadow(shadow)?;
-        tracing::info!(url = %source::redact(&shadow.url), percent = shadow.percent, "copying live requests to a shadow candidate");
+        tracing::info!(url = %model_store::redact(&shadow.url), percent = shadow.percent, "copying live requests to a shadow candidate");
     }
     // Each thread its own service and share of the concurrency limit: no counters shared per request.
     let per_thread = ServeConfig {

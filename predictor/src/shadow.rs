@@ -51,7 +51,7 @@ impl ShadowConfig {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(Error::Settings(format!(
                 "shadow URL must be an http:// or https:// URL, got {:?}",
-                crate::source::redact(&self.url)
+                model_store::redact(&self.url)
             )));
         }
         if self.max_in_flight == 0 {

@@ -17,12 +17,11 @@ use std::thread;
 
 use crate::classifier::{ClassSums, NbTrainer, ROWS_PER_FIT};
 use crate::data::TweetReader;
-use crate::digest::{DigestReader, TeeReader};
 use crate::error::{Error, Result};
 use crate::model::{ModelFile, TrainingInfo};
-use crate::source;
 use crate::text::vectorizer::Scratch;
 use crate::text::{DfCounter, Features, TextSettings, Vectorizer};
+use model_store::digest::{DigestReader, TeeReader};
 
 /// Training choices; `Default` is the measured default pipeline (docs/pipeline.md).
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +58,7 @@ pub fn train_from(
     model_date: &str,
     progress: Progress,
 ) -> Result<ModelFile> {
-    let shown = source::redact(location);
+    let shown = model_store::redact(location);
     let mut spool: Option<File> = None;
     let mut open_pass = |pass: Pass| -> Result<Box<dyn Read>> {
         match (pass, spool.as_mut()) {
@@ -72,7 +71,7 @@ pub fn train_from(
                 ))
             }
             _ => {
-                let opened = source::open(location)?;
+                let opened = model_store::open(location)?;
                 if opened.rereadable {
                     return Ok(opened.reader);
                 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use common::server::TestServer;
 use common::{closed_port, predictor, stderr, stdout};
 use hdfs_native::WriteOptions;
+use model_store::testing::poll;
 use predictor::server::ServeConfig;
-use predictor::testing::poll;
 use serde_json::Value;
 
 const DATE: &str = "2026-11-25T09:00:00Z";
@@ -186,7 +186,7 @@ fn streams_a_multi_block_file_exactly(dfs: &MiniDfs) {
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     dfs.put("/blocks.bin", &bytes, 1 << 20);
-    let opened = predictor::source::open(&dfs.url("/blocks.bin")).unwrap();
+    let opened = model_store::open(&dfs.url("/blocks.bin")).unwrap();
     assert_eq!(opened.len, Some(bytes.len() as u64));
     assert!(!opened.rereadable, "training spools it once");
     let mut read = Vec::new();
@@ -211,11 +211,11 @@ fn streams_a_multi_block_file_exactly(dfs: &MiniDfs) {
         .build()
         .unwrap();
     let fetched = runtime
-        .block_on(predictor::source::fetch(&dfs.url("/blocks.bin"), 1 << 22))
+        .block_on(model_store::fetch(&dfs.url("/blocks.bin"), 1 << 22))
         .unwrap();
     assert!(fetched == bytes, "fetch returned other bytes");
     let err = runtime
-        .block_on(predictor::source::fetch(&dfs.url("/blocks.bin"), 1000))
+        .block_on(model_store::fetch(&dfs.url("/blocks.bin"), 1000))
         .unwrap_err()
         .to_string();
     assert!(err.contains("more than the 1000-byte limit"), "{err}");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::server::{MODEL_DATE, serving_model, trained_model};
 use common::{FileServer, closed_port};
-use predictor::testing::poll;
+use model_store::testing::poll;
 
 /// The request timeout the slow-client tests run with.
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -161,7 +161,7 @@ fn model_download_over_the_size_limit_is_refused() {
         .build()
         .unwrap();
     let error = runtime
-        .block_on(predictor::source::fetch(&store.url("/big.bin"), 1000))
+        .block_on(model_store::fetch(&store.url("/big.bin"), 1000))
         .unwrap_err()
         .to_string();
     assert!(
@@ -297,7 +297,7 @@ fn model_url_credentials_never_reach_logs_metrics_or_answers() {
 
 #[test]
 fn store_credentials_from_the_environment_never_reach_logs_metrics_or_answers() {
-    predictor::tls::install_crypto_provider();
+    model_store::tls::install_crypto_provider();
     let (bytes, sha) = trained_model(MODEL_DATE);
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.bin");

@@ -662,7 +662,7 @@ fn serve_binds_the_drain_socket_from_its_env_and_refuses_a_path_it_cannot_bind()
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     };
-    predictor::testing::poll(Duration::from_secs(20), "/readyz 200", || {
+    model_store::testing::poll(Duration::from_secs(20), "/readyz 200", || {
         (readyz() == 200).then_some(())
     })
     .unwrap();

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::FileServer;
 use common::server::TestServer;
+use model_store::testing::poll;
 use predictor::server::ServeConfig;
-use predictor::testing::poll;
 use serde_json::{Value, json};
 
 /// The W3C WebDriver key under which an element reference is returned.
@@ -24,7 +24,7 @@ struct Driver {
 
 impl Driver {
     fn start() -> Self {
-        predictor::tls::install_crypto_provider();
+        model_store::tls::install_crypto_provider();
         for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             assert!(
                 std::path::Path::new(binary).exists(),

@@ -1,7 +1,7 @@
 //! Registry credentials from a `kubernetes.io/dockerconfigjson` Secret: the predictor's own parser
 //! (also what `oci://` model sources use), with the Secret named in the operator's error.
 
-pub use predictor::registry_auth::{Credentials, DockerConfig};
+pub use model_store::registry::auth::{Credentials, DockerConfig};
 
 use crate::error::{Error, Result};
 

@@ -3,14 +3,14 @@
 
 use std::fmt;
 
-use predictor::registry_name::{
+use model_store::registry::name::{
     check_registry, check_repository, check_tag, is_registry_host, parse_digest, split_tag,
 };
 
 use crate::error::{Error, Result};
 
 /// The registry of references without a registry host (`nginx`, `team/app`).
-pub use predictor::registry_auth::DEFAULT_REGISTRY;
+pub use model_store::registry::auth::DEFAULT_REGISTRY;
 /// Docker Hub serves its registry API on another host than its name.
 const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 /// The tag of references without tag and digest.

@@ -6,12 +6,12 @@
 //! `WWW-Authenticate` challenge is answered with the credentials (Basic), or with a token fetched
 //! from the challenge's realm (Bearer). Bounded: timeouts, at most 4 MiB per body. Credentials are
 //! sent only as `Authorization` headers and never appear in errors or logs. The registry API itself
-//! is the predictor's client ([`predictor::registry`], also what `oci://` models are pulled with);
+//! is the model stores' client ([`model_store::registry`], also what `oci://` models are pulled with);
 //! this module asks it about manifests and turns its failures into the operator's errors.
 
 use std::time::Duration;
 
-use predictor::registry::{Access, Answer, Client, Failure, Session, classify};
+use model_store::registry::{Access, Answer, Client, Failure, Session, classify};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 
@@ -20,7 +20,7 @@ use crate::image::credentials::Credentials;
 use crate::image::reference::ImageReference;
 use crate::status::reason;
 
-pub use predictor::registry::MAX_BODY_BYTES;
+pub use model_store::registry::MAX_BODY_BYTES;
 
 /// Manifest media types asked for: multi-platform indexes and single manifests, OCI and Docker, so
 /// the digest is the one the runtime pulls by.
@@ -178,7 +178,7 @@ mod tests {
 
     fn basic(credentials: &Credentials) -> String {
         let token =
-            predictor::registry_auth::basic_token(&credentials.username, &credentials.password);
+            model_store::registry::auth::basic_token(&credentials.username, &credentials.password);
         format!("Basic {token}")
     }
 
@@ -194,7 +194,7 @@ mod tests {
     }
 
     fn errors(status: StatusCode, code: &str) -> Response {
-        (status, predictor::testing::registry_error(code)).into_response()
+        (status, model_store::testing::registry_error(code)).into_response()
     }
 
     /// `/v2/…` of a registry holding `team/app:0.2`, behind Basic or Bearer auth for alice.

@@ -19,7 +19,7 @@ use crate::status::{
     find_condition, reason,
 };
 use crate::status::{RolloutView, compute_status_with_rollout};
-use ::predictor::testing::FileServer;
+use ::model_store::testing::FileServer;
 use http::Method;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::Reporter;

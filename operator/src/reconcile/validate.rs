@@ -24,7 +24,7 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     crate::store_url::MODEL_URL.check(&spec.model.url)?;
     // What the CRD's rules say, also checked here (a stale CRD) and more: the URL as the pods parse it.
     if spec.model.url.starts_with("s3://") || spec.model.url.starts_with("oci://") {
-        predictor::source::Location::parse(&spec.model.url)
+        model_store::Location::parse(&spec.model.url)
             .map_err(|e| format!("spec.model.url: {e}"))?;
     }
     if spec.model.s3.is_some() && !spec.model.url.starts_with("s3://") {

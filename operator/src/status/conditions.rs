@@ -3,7 +3,7 @@
 //! Autoscaling from the HorizontalPodAutoscaler's own conditions.
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use predictor::source::redact;
+use model_store::redact;
 
 use super::check::{Check, ImageCheck, ModelCheck, QualityCheck};
 use super::observed::{Observed, Pods};

@@ -16,10 +16,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
+use model_store::testing::FileServer;
 use operator::crd::Predictor;
 use operator::resources::{FIELD_MANAGER, Served};
 use operator::status::is_ready;
-use predictor::testing::FileServer;
 
 use crate::support::manifests::{manifest, predictor};
 use crate::support::rbac::{LEADER_ELECTION_RULES, OPERATOR_RULES, grants};

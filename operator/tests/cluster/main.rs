@@ -37,7 +37,7 @@ use std::sync::OnceLock;
 
 use kube::Client;
 use operator::crd::Predictor;
-use predictor::testing::FileServer;
+use model_store::testing::FileServer;
 use support::manifests::manifest;
 use support::{OperatorProc, ServedModel, TestCluster, client_for};
 

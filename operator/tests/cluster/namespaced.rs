@@ -6,9 +6,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
+use model_store::testing::FileServer;
 use operator::crd::Predictor;
 use operator::status::is_ready;
-use predictor::testing::FileServer;
 
 use crate::faults::rules;
 use crate::support::manifests::{manifest, predictor};

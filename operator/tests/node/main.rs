@@ -207,7 +207,7 @@ fn panic_message(panic: Box<dyn Any + Send>) -> String {
 /// Predictor READY 2/2 on image 0.1 with model T.
 fn set_up() -> Setup {
     require_node_prerequisites();
-    predictor::tls::install_crypto_provider();
+    model_store::tls::install_crypto_provider();
     let node = Node::up();
     let models = node.models();
     match catch_unwind(AssertUnwindSafe(|| settle(&node, &models))) {

@@ -164,7 +164,7 @@ impl ArgoCd {
         poll(
             Duration::from_secs(60),
             &format!("argocd-server /healthz on {addr}"),
-            || predictor::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200),
+            || model_store::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200),
         )
         .unwrap_or_else(|e| panic!("{e}:\n{}", server.tail(40)));
         self.procs.push(server);

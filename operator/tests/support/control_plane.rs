@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use predictor::testing::http_get;
+use model_store::testing::http_get;
 
 use super::files::{free_port, repo_root};
 use super::pki::make_pki;
@@ -413,7 +413,7 @@ impl TestCluster {
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("RUST_LOG", "info,operator=debug,kube=warn")
             // A model, data or image host outside loopback fails at once, saying so.
-            .env(predictor::egress::ENV, predictor::egress::LOOPBACK)
+            .env(model_store::egress::ENV, model_store::egress::LOOPBACK)
             .env_remove("SKIP_MODEL_CHECK")
             .env_remove("SKIP_IMAGE_CHECK");
         let log = self.dir.join(format!("{name}.log"));

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use predictor::testing::FileServer;
+use model_store::testing::FileServer;
 
 /// The workspace root (operator/..).
 pub fn repo_root() -> PathBuf {

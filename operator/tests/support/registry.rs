@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use model_store::testing::poll;
 use predictor::model::sha256_hex;
-use predictor::testing::poll;
 
 use super::{Proc, free_port, launcher};
 
@@ -65,7 +65,7 @@ impl Registry {
         require("docker-registry");
         require("htpasswd");
         let host = format!("127.0.0.1:{}", free_port());
-        predictor::tls::install_crypto_provider();
+        model_store::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))

@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use predictor::testing::{http_get, poll};
+use model_store::testing::{http_get, poll};
 
 use super::process::{Proc, launcher, run_ok};
 

@@ -69,7 +69,7 @@ where
 }
 
 /// The bounded poll for what is not a kube object (a process, a port, an HTTP endpoint).
-pub use predictor::testing::poll;
+pub use model_store::testing::poll;
 
 /// Every replica of the Deployment's current template is updated and available: the operator's own
 /// reading of a rollout ([`operator::status::rollout_of`]), so tests and status agree on "done".

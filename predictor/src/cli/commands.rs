@@ -262,7 +262,7 @@ pub fn publish(model: &Path, to: &str, update: Option<&Path>) -> Result<()> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model.bin".into());
-    let access = crate::source::StoreAccess::from_env()?;
+    let access = model_store::StoreAccess::from_env()?;
     let published = runtime()?.block_on(crate::publish::publish(bytes, to, &title, &access))?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "published {} ({len} bytes)", model.display());
@@ -308,15 +308,15 @@ pub fn probe(options: ProbeOptions) -> Result<()> {
         probe::check_can_plot()?;
     }
     if let Some(location) = texts_from {
-        let opened = crate::source::open(&location)?;
-        config.texts = crate::data::read_all(opened.reader, &crate::source::redact(&location))?
+        let opened = model_store::open(&location)?;
+        config.texts = crate::data::read_all(opened.reader, &model_store::redact(&location))?
             .into_iter()
             .map(|(text, _)| text)
             .collect();
         if config.texts.is_empty() {
             return Err(Error::Data(format!(
                 "{}: no tweets to send",
-                crate::source::redact(&location)
+                model_store::redact(&location)
             )));
         }
     }

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-pub use predictor::testing::FileServer;
+pub use model_store::testing::FileServer;
 
 /// `../shared/data/tweets/NAME` from the workspace root.
 pub fn tweets(name: &str) -> PathBuf {
@@ -35,8 +35,8 @@ pub fn predictor(args: &[&str]) -> Output {
 pub fn predictor_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_predictor"))
         .args(args)
-        // A host outside loopback fails at once, saying so (predictor::egress).
-        .env(predictor::egress::ENV, predictor::egress::LOOPBACK)
+        // A host outside loopback fails at once, saying so (model_store::egress).
+        .env(model_store::egress::ENV, model_store::egress::LOOPBACK)
         .envs(env.iter().copied())
         .output()
         .expect("run predictor")

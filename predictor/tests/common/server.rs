@@ -4,8 +4,8 @@ use std::net::TcpListener as StdListener;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use model_store::testing::poll;
 use predictor::server::{self, ServeConfig};
-use predictor::testing::poll;
 use tokio::sync::oneshot;
 
 use super::FileServer;
@@ -45,8 +45,8 @@ pub struct TestServer {
 impl TestServer {
     /// Starts serving `config` on 127.0.0.1 (random port), fast retries for tests.
     pub fn start(mut config: ServeConfig) -> Self {
-        // The tests' own reqwest clients need the process's TLS provider too (see predictor::tls).
-        predictor::tls::install_crypto_provider();
+        // The tests' own reqwest clients need the process's TLS provider too (see model_store::tls).
+        model_store::tls::install_crypto_provider();
         config.retry_initial = Duration::from_millis(50);
         config.retry_max = Duration::from_millis(200);
         let listener = StdListener::bind("127.0.0.1:0").unwrap();

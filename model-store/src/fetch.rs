@@ -1,141 +1,21 @@
-//! Where data and models come from: a local path, `file://`, `http://`, `https://`, `hdfs://`, `s3://`
-//! or `oci://` (models only).
+//! Reading from any [`Location`]: [`open`] a blocking byte stream (training and evaluation data),
+//! or download a model-sized object, bounded in size and time, with a [`Fetcher`] (the server, the
+//! operator's pre-flight check).
 //!
-//! This module only opens byte streams; parsing lives in `data` and `model`. Who may read a store that
-//! is not anonymous is a [`StoreAccess`].
+//! This module only opens byte streams; parsing lives with their readers (the predictor's data and
+//! model files). Who may read a store that is not anonymous is a [`StoreAccess`].
 
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::access::StoreAccess;
 use crate::error::{Error, Result};
-use crate::hdfs::{self, HdfsUrl};
-use crate::oci::{self, OciUrl};
-use crate::registry_auth::DockerConfig;
-use crate::s3::{self, S3Settings, S3Url};
+use crate::location::{Location, redact};
 use crate::transport::{certificates, describe_reqwest, too_large};
-
-/// A parsed location.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Location {
-    File(PathBuf),
-    Http(String),
-    Hdfs(HdfsUrl),
-    S3(S3Url),
-    Oci(OciUrl),
-}
-
-/// The schemes [`Location::parse`] knows, for messages.
-pub const KNOWN_SCHEMES: &str =
-    "a local path, file://, http://, https://, hdfs://, s3:// or oci://";
-
-/// What a process needs to read (and write) stores that are not anonymous: S3 settings and keys, a
-/// docker config for registries, a CA bundle for stores behind a private CA. `Debug` shows no secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoreAccess {
-    pub s3: S3Settings,
-    pub registry: Option<DockerConfig>,
-    /// PEM certificates trusted for the stores' TLS on top of the usual roots.
-    pub ca_pem: Option<Vec<u8>>,
-}
-
-/// The docker config's content (a pod gets it from its credentials Secret's `.dockerconfigjson`).
-pub const REGISTRY_AUTH_ENV: &str = "PREDICTOR_REGISTRY_AUTH";
-/// PEM certificates to trust for model stores (a pod gets them from its credentials Secret's `ca.crt`).
-pub const STORE_CA_ENV: &str = "PREDICTOR_STORE_CA";
-
-impl StoreAccess {
-    /// This process's own access: [`S3Settings::from_env`]; the docker config from
-    /// `PREDICTOR_REGISTRY_AUTH` (its content), else the file `REGISTRY_AUTH_FILE`, else
-    /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` when present; a CA bundle from
-    /// `PREDICTOR_STORE_CA`.
-    pub fn from_env() -> Result<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let refuse = |what: String, reason: String| Error::Settings(format!("{what}: {reason}"));
-        let registry = match var(REGISTRY_AUTH_ENV) {
-            Some(json) => Some(
-                DockerConfig::parse(json.as_bytes())
-                    .map_err(|reason| refuse(REGISTRY_AUTH_ENV.into(), reason))?,
-            ),
-            None => {
-                let file = var("REGISTRY_AUTH_FILE").map(PathBuf::from).or_else(|| {
-                    let dir = var("DOCKER_CONFIG")
-                        .map(PathBuf::from)
-                        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".docker")))?;
-                    Some(dir.join("config.json")).filter(|file| file.is_file())
-                });
-                match file {
-                    Some(file) => {
-                        let json = std::fs::read(&file)
-                            .map_err(|e| refuse(file.display().to_string(), e.to_string()))?;
-                        Some(
-                            DockerConfig::parse(&json)
-                                .map_err(|reason| refuse(file.display().to_string(), reason))?,
-                        )
-                    }
-                    None => None,
-                }
-            }
-        };
-        Ok(Self {
-            s3: S3Settings::from_env(),
-            registry,
-            ca_pem: var(STORE_CA_ENV).map(String::into_bytes),
-        })
-    }
-}
-
-impl Location {
-    /// Parses a path or URL. Unknown schemes are refused with the list of known ones.
-    pub fn parse(location: &str) -> Result<Self> {
-        let lower = location.to_ascii_lowercase();
-        let named = |parsed: Result<Self, String>| {
-            parsed.map_err(|reason| Error::Source {
-                location: redact(location),
-                reason,
-            })
-        };
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            Ok(Self::Http(location.to_string()))
-        } else if lower.starts_with("hdfs://") {
-            named(HdfsUrl::parse(location).map(Self::Hdfs))
-        } else if lower.starts_with("s3://") {
-            named(S3Url::parse(location).map(Self::S3))
-        } else if lower.starts_with("oci://") {
-            named(OciUrl::parse(location).map(Self::Oci))
-        } else if let Some(path) = location.strip_prefix("file://") {
-            Ok(Self::File(PathBuf::from(path)))
-        } else if let Some((scheme, _)) = location.split_once("://") {
-            Err(Error::Source {
-                location: redact(location),
-                reason: format!("unsupported scheme {scheme:?}: use {KNOWN_SCHEMES}"),
-            })
-        } else {
-            Ok(Self::File(PathBuf::from(location)))
-        }
-    }
-}
-
-/// `location` for logs and messages: any `user:password@` and any query or fragment (where tokens such
-/// as presigned-URL signatures live) replaced by `***`. A local path is shown as it is.
-pub fn redact(location: &str) -> String {
-    let Some((scheme, rest)) = location.split_once("://") else {
-        return location.to_string();
-    };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    let host = match authority.rfind('@') {
-        Some(at) => format!("***@{}", &authority[at + 1..]),
-        None => authority.to_string(),
-    };
-    let path = match tail.find(['?', '#']) {
-        Some(query) => format!("{}?***", &tail[..query]),
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{host}{path}")
-}
+use crate::{hdfs, oci, s3};
 
 /// An open byte stream and what is known about it.
 pub struct Opened {
@@ -153,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens `location` for reading (blocking I/O; not for use inside an async runtime), with this
 /// process's own [`StoreAccess::from_env`].
 pub fn open(location: &str) -> Result<Opened> {
-    let fail = |reason: String| Error::Source {
+    let fail = |reason: String| Error::Read {
         location: redact(location),
         reason,
     };
@@ -300,10 +180,7 @@ impl Fetcher {
     pub fn new(timeout: Duration) -> Result<Self> {
         let http = crate::tls::bounded_client(timeout, CONNECT_TIMEOUT)
             .build()
-            .map_err(|e| Error::Source {
-                location: "(none yet)".into(),
-                reason: format!("cannot build an HTTP client: {}", describe_reqwest(&e)),
-            })?;
+            .map_err(|e| Error::Client(describe_reqwest(&e)))?;
         Ok(Self { http, timeout })
     }
 
@@ -333,7 +210,7 @@ impl Fetcher {
         access: &StoreAccess,
         out: &mut W,
     ) -> Result<u64> {
-        let fail = |reason: String| Error::Source {
+        let fail = |reason: String| Error::Read {
             location: redact(location),
             reason,
         };
@@ -473,60 +350,6 @@ const CHUNK_BYTES: usize = 64 << 10;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_schemes() {
-        assert_eq!(
-            Location::parse("data/train.csv").unwrap(),
-            Location::File("data/train.csv".into())
-        );
-        assert_eq!(
-            Location::parse("file:///tmp/x").unwrap(),
-            Location::File("/tmp/x".into())
-        );
-        assert!(matches!(
-            Location::parse("HTTPS://h/x").unwrap(),
-            Location::Http(_)
-        ));
-        assert_eq!(
-            Location::parse("hdfs://127.0.0.1:9000/datasets/training.csv").unwrap(),
-            Location::Hdfs(HdfsUrl {
-                namenode: "hdfs://127.0.0.1:9000".into(),
-                path: "/datasets/training.csv".into(),
-            })
-        );
-        let err = Location::parse("hdfs://nn:9000/").unwrap_err().to_string();
-        assert!(
-            err.starts_with("cannot read hdfs://nn:9000/: ") && err.contains("names no file"),
-            "{err}"
-        );
-        let err = Location::parse("ftp://user:pw@h/x")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unsupported scheme \"ftp\"") && !err.contains("pw"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn redacts_userinfo_and_query_only() {
-        assert_eq!(
-            redact("https://u:secret@host:1/p@x"),
-            "https://***@host:1/p@x"
-        );
-        assert_eq!(redact("http://host/p@x"), "http://host/p@x");
-        assert_eq!(
-            redact("http://u:pw@h/m.bin?token=t0k&x=1#frag"),
-            "http://***@h/m.bin?***"
-        );
-        assert_eq!(redact("https://h?sig=abc@def"), "https://h?***");
-        assert_eq!(
-            redact("hdfs://nn:9000/models/m.bin"),
-            "hdfs://nn:9000/models/m.bin"
-        );
-        assert_eq!(redact("local/path?x"), "local/path?x");
-    }
 
     /// A one-request HTTP server on loopback answering `response` verbatim; its URL.
     async fn serve_once(response: &'static [u8]) -> String {

@@ -11,7 +11,7 @@
 //! registry's credentials when that is another host.
 //!
 //! Registries on loopback are spoken to over plain HTTP (as Docker and containerd allow by default),
-//! all others over HTTPS. Credentials come from a docker config ([`crate::registry_auth`]); errors are
+//! all others over HTTPS. Credentials come from a docker config ([`crate::registry::auth`]); errors are
 //! plain reasons that never carry them.
 
 use std::collections::BTreeMap;
@@ -22,12 +22,12 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::registry::auth::DockerConfig;
 pub use crate::registry::is_loopback;
-use crate::registry::{self, Access, Answer, Client, Failure, MAX_BODY_BYTES, Session};
-use crate::registry_auth::DockerConfig;
-use crate::registry_name::{
+use crate::registry::name::{
     check_registry, check_repository, check_tag, is_registry_host, parse_digest, split_tag,
 };
+use crate::registry::{self, Access, Answer, Client, Failure, MAX_BODY_BYTES, Session};
 
 /// The manifest's `artifactType` for a predictor model.
 pub const ARTIFACT_TYPE: &str = "application/vnd.mlops-predictor.model.v1";
@@ -591,7 +591,7 @@ mod tests {
         use axum::response::{IntoResponse, Response};
 
         use super::super::digest_of;
-        use crate::registry_auth::basic_token;
+        use crate::registry::auth::basic_token;
 
         pub const PASSWORD: &str = "fake-s3cret";
 

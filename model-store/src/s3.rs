@@ -1,5 +1,5 @@
 //! Objects in S3-compatible storage, `s3://bucket/key`: requests signed (SigV4, presigned URLs) by
-//! `rusty-s3`, sent by this crate's own HTTP client ([`crate::source`]), so an `s3://` download gets
+//! `rusty-s3`, sent by this crate's own HTTP client ([`crate::fetch`]), so an `s3://` download gets
 //! the same size limit, timeouts and redaction as an `https://` one.
 //!
 //! Why rusty-s3 and not `object_store` or `aws-sdk-s3`: it only signs (sans-IO, hmac + sha2), which

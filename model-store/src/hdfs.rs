@@ -5,7 +5,7 @@
 //! client's own rule). Hadoop config files are optional: `HADOOP_CONF_DIR` is honoured when set (for
 //! example `dfs.client.use.datanode.hostname`), but the URL alone is enough.
 //!
-//! Errors are plain reasons; [`crate::source`] adds the (redacted) location.
+//! Errors are plain reasons; [`crate::fetch`] adds the (redacted) location.
 
 use std::io::{ErrorKind, Read};
 use std::time::Duration;

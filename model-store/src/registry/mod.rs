@@ -9,13 +9,19 @@
 //! port). Loopback registries are spoken to over plain HTTP, all others over HTTPS, and credentials
 //! never go over plain HTTP to a token realm that is not loopback. Bodies are read bounded. A
 //! [`Failure`] says what went wrong in words that never hold a credential or a token.
+//!
+//! Credentials come from a docker config ([`auth`]); the registry's names (hosts, repositories, tags,
+//! digests) are checked by [`name`].
+
+pub mod auth;
+pub mod name;
 
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
-use crate::registry_auth::{Credentials, basic_token};
+use self::auth::{Credentials, basic_token};
 use crate::transport::{certificates, describe_reqwest};
 
 /// Largest manifest, token or error body read; real ones are a few KiB.
@@ -42,14 +48,18 @@ pub const ERROR_CODES: [&str; 14] = [
 /// Redirects followed: registries send blobs to their storage with one.
 const MAX_REDIRECTS: usize = 3;
 
-/// Why a registry request did not give what was asked for. The reason never holds a credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a registry request did not give what was asked for, by cause (callers tell them apart: the
+/// operator's status reasons). The reason never holds a credential.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     /// The registry (or its token service) refused the credentials, or wants some and has none.
+    #[error("{0}")]
     Unauthorized(String),
     /// The registry has no such repository, manifest or blob.
+    #[error("{0}")]
     NotFound(String),
     /// The registry could not be reached, failed, or answered something unusable.
+    #[error("{0}")]
     Unreachable(String),
 }
 
