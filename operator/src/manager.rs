@@ -113,18 +113,15 @@ async fn serve_metrics(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-) -> Result<JoinHandle<std::io::Result<()>>> {
+) -> Result<JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "serving /metrics and /healthz");
-    let app = crate::server::app(metrics);
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    }))
+    Ok(tokio::spawn(crate::server::serve(
+        listener, metrics, shutdown,
+    )))
 }
 
 /// Step: wait for leadership; `false` if shutdown came first.
@@ -300,13 +297,12 @@ async fn step_down(outcome: Outcome, config: &Config) -> Result<()> {
 }
 
 /// Step: wait for the metrics server to close.
-async fn finish(server: JoinHandle<std::io::Result<()>>) -> Result<()> {
+async fn finish(server: JoinHandle<()>) -> Result<()> {
     match server.await {
-        Ok(Ok(())) => {
+        Ok(()) => {
             tracing::info!("stopped");
             Ok(())
         }
-        Ok(Err(source)) => Err(Error::Serve(source)),
         Err(e) => Err(Error::Serve(std::io::Error::other(e))),
     }
 }
