@@ -1,6 +1,6 @@
 //! Where a test or a benchmark lets this process connect: with [`ENV`] set (the test support sets
 //! it on every operator and predictor process it starts), every HTTP client built by
-//! [`crate::tls::bounded_client`] or [`open_http`](crate::source) and every HDFS client refuses,
+//! [`crate::tls::bounded_client`] or [`open`](crate::fetch::open) and every HDFS client refuses,
 //! at once and in words, a host outside the listed networks, instead of sending a DNS query or a
 //! SYN to it and timing out. Unset (production), nothing is limited here.
 //!
