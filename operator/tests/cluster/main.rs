@@ -36,8 +36,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use kube::Client;
-use operator::crd::Predictor;
 use model_store::testing::FileServer;
+use operator::crd::Predictor;
 use support::manifests::manifest;
 use support::{OperatorProc, ServedModel, TestCluster, client_for};
 
