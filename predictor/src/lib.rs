@@ -8,10 +8,11 @@
 //! With the `serve` feature (default): [`server`] serves a model over HTTP (copying a sample of requests
 //! to a candidate with [`shadow`]), [`client`] measures a live server, [`probe`] follows one through a
 //! rollout and [`publish`] puts a model in a store. [`cli`] is what the `predictor` command does with
-//! its arguments. The operator builds without it: the model and its scoring, no server.
+//! its arguments. The operator builds without it: the model and its scoring, no server (with feature
+//! `durations`: [`cli::durations`], the one way both binaries read a duration).
 
 pub mod classifier;
-#[cfg(feature = "serve")]
+#[cfg(feature = "durations")]
 pub mod cli;
 #[cfg(feature = "serve")]
 pub mod client;
