@@ -23,6 +23,14 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 PREDICTOR = os.environ.get("PREDICTOR_BIN") or os.path.join(TARGET, "release", "predictor")
 
 
+def table(header, rows):
+    """Prints a markdown table: the header, its rule, one line per row."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, fetch, fetch_ok, free_port, model_store, must_find,
-                     not_ready, peer_venv, require, start, stop, train_model, wait_ready)
+                     not_ready, peer_venv, require, start, stop, table, train_model, wait_ready)
 
 TWEET = "#covid19 new york"
 BATCH = 100
@@ -223,26 +223,22 @@ def main():
 
     print(f"## Serving: wrk -t2 -c{args.connections} -d{args.duration}s, one tweet per request, each server's own "
           "protocol, loopback, same machine\n")
-    print("| server | req/s | p50 ms | p99 ms | non-2xx | socket errors | cold start to ready ms (median of 3) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, rps, p50, p99, non2xx, socket_errors, cold in rows:
-        print(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx} | {socket_errors} | {cold * 1000:.0f} |")
+    table(["server", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket errors", "cold start to ready ms (median of 3)"],
+          [(name, f"{rps:,.0f}", f"{p50:.2f}", f"{p99:.2f}", non2xx, socket_errors, f"{cold * 1000:.0f}")
+           for name, rps, p50, p99, non2xx, socket_errors, cold in rows])
     limit, ours = rows[0], rows[1]
     print(f"\nours / the limit: {ours[1] / limit[1]:.2f}x req/s, p50 {ours[2]:.3f} vs {limit[2]:.3f} ms")
     for peer in rows[2:]:
         print(f"ours / {peer[0]}: {ours[1] / peer[1]:.1f}x req/s, p99 {ours[3]:.2f} vs {peer[3]:.2f} ms")
     print(f"\n### One connection (wrk -t1 -c1 -d{args.duration}s)\n")
-    print("| server | req/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|")
-    for name, rps, p50, p99, non2xx, _ in singles:
-        print(f"| {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {non2xx} |")
+    table(["server", "req/s", "p50 ms", "p99 ms", "non-2xx"],
+          [(name, f"{rps:,.0f}", f"{p50:.3f}", f"{p99:.3f}", non2xx) for name, rps, p50, p99, non2xx, _ in singles])
     if len(singles) == 2:
         print(f"\nours - the limit, p50: {(singles[1][2] - singles[0][2]) * 1000:.0f} µs")
     print(f"\n### Batches of {BATCH} tweets of test.csv (wrk -t2 -c{args.connections})\n")
-    print("| server | requests/s | tweets/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|---|")
-    for name, rps, p50, p99, non2xx, _ in batches:
-        print(f"| {name} | {rps:,.0f} | {rps * BATCH:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx} |")
+    table(["server", "requests/s", "tweets/s", "p50 ms", "p99 ms", "non-2xx"],
+          [(name, f"{rps:,.0f}", f"{rps * BATCH:,.0f}", f"{p50:.2f}", f"{p99:.2f}", non2xx)
+           for name, rps, p50, p99, non2xx, _ in batches])
     if len(batches) == 2:
         print(f"\nours / {batches[1][0]}: {batches[0][1] / batches[1][1]:.1f}x tweets/s")
     print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")

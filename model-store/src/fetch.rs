@@ -365,6 +365,13 @@ mod tests {
         format!("http://u:secret@{addr}/m.bin?sig=s3cr3t")
     }
 
+    /// Why `fetcher` refused `url` with a limit of `max_bytes`.
+    async fn refusal(fetcher: &Fetcher, url: &str, max_bytes: u64) -> String {
+        let access = StoreAccess::default();
+        let err = fetcher.fetch(url, max_bytes, &access).await.unwrap_err();
+        err.to_string()
+    }
+
     #[tokio::test]
     async fn fetcher_enforces_the_limit_on_every_scheme_and_hides_the_url() {
         let fetcher = Fetcher::new(Duration::from_secs(5)).unwrap();
@@ -377,32 +384,20 @@ mod tests {
             fetcher.fetch(&file, 10, &access).await.unwrap(),
             b"0123456789"
         );
-        let err = fetcher
-            .fetch(&file, 9, &access)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&fetcher, &file, 9).await;
         assert!(
             err.contains("10 bytes is more than the 9-byte limit"),
             "{err}"
         );
         // A file whose size says nothing: what is read counts, and reading stops past the limit.
         for endless in ["/dev/zero", "file:///dev/zero"] {
-            let err = fetcher
-                .fetch(endless, 4096, &access)
-                .await
-                .unwrap_err()
-                .to_string();
+            let err = refusal(&fetcher, endless, 4096).await;
             assert!(err.contains("more than the 4096-byte limit"), "{err}");
         }
 
         // Announced size over the limit: refused before reading.
         let url = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789").await;
-        let err = fetcher
-            .fetch(&url, 9, &access)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&fetcher, &url, 9).await;
         assert!(
             err.contains("10 bytes is more than the 9-byte limit"),
             "{err}"
@@ -410,11 +405,7 @@ mod tests {
         assert!(!err.contains("secret") && !err.contains("s3cr3t"), "{err}");
         // No size announced (read to close): refused while reading.
         let url = serve_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789").await;
-        let err = fetcher
-            .fetch(&url, 9, &access)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&fetcher, &url, 9).await;
         assert!(err.contains("more than the 9-byte limit"), "{err}");
         let url = serve_once(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789").await;
         assert_eq!(
@@ -422,11 +413,7 @@ mod tests {
             b"0123456789"
         );
         let url = serve_once(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
-        let err = fetcher
-            .fetch(&url, 10, &access)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&fetcher, &url, 10).await;
         assert!(err.contains("HTTP 404"), "{err}");
         assert!(err.contains("http://***@127.0.0.1:"), "{err}");
     }

@@ -24,13 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use model_store::testing::FileServer;
 use serde_json::Value;
 use support::argocd::{self, ARGOCD_NS, ArgoCd, Components, OverlayPatch};
 use support::git::GitRepo;
 use support::manifests::{manifest, predictor};
 use support::wait::poll;
-use support::{ServedModel, TestCluster, wait_output, without_proxy};
+use support::{TestCluster, wait_output, without_proxy};
 
 const APP: &str = "american-predictor";
 const IMAGE: &str = "registry.local/american-predictor:0.1";
@@ -239,14 +238,8 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
     for team in ["team-a", "team-b"] {
         cluster.create_namespace(team);
     }
-    let files = FileServer::start();
-    let model = ServedModel::put(&files, "/models/a.model", "2026-11-24T00:00:00Z");
-    let _operator = cluster.start_operator(
-        "operator-argocd-server",
-        &operator_kubeconfig,
-        // kwok runs no containers and no registry serves registry.local here.
-        &["--skip-image-check"],
-    );
+    let (_files, model, _operator) =
+        argocd::model_and_operator(&cluster, &operator_kubeconfig, "operator-argocd-server");
 
     // Each team's repository holds one Predictor.
     let team_a_repo = GitRepo::init(&cluster.dir.join("git/team-a"));

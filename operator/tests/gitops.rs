@@ -26,7 +26,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use model_store::testing::FileServer;
 use operator::crd::Predictor;
 use operator::resources::Served;
 use serde_json::{Value, json};
@@ -54,7 +53,7 @@ async fn wait_for<K>(
     done: impl Fn(&K) -> bool,
 ) -> K
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: support::wait::Watched,
 {
     let found = object(api, name, SYNC_TIMEOUT, what, done).await;
     argocd.check_running();
@@ -64,7 +63,7 @@ where
 /// Waits until the object `name` no longer exists.
 async fn wait_gone<K>(argocd: &mut ArgoCd, api: &Api<K>, name: &str)
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: support::wait::Watched,
 {
     let deleted = gone(api, name, SYNC_TIMEOUT).await;
     argocd.check_running();
@@ -134,14 +133,8 @@ async fn argocd_syncs_predictors_from_git_and_leaves_children_to_the_operator() 
 
     // The platform's part: team namespace, operator, model files.
     cluster.create_namespace(TEAM_NS);
-    let files = FileServer::start();
-    let model = ServedModel::put(&files, "/models/a.model", "2026-11-24T00:00:00Z");
-    let _operator = cluster.start_operator(
-        "operator-gitops",
-        &operator_kubeconfig,
-        // kwok runs no containers and no registry serves registry.local here.
-        &["--skip-image-check"],
-    );
+    let (_files, model, _operator) =
+        argocd::model_and_operator(&cluster, &operator_kubeconfig, "operator-gitops");
 
     // The team's repository: two Predictors.
     let repo = GitRepo::init(&cluster.dir.join("git/predictors"));

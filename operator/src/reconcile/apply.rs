@@ -63,14 +63,21 @@ pub(super) async fn apply_children(
         .as_ref()
         .filter(|a| autoscaler.is_none() && owned_by(*a, predictor))
         .map(|_| name.as_str());
-    let (_service, applied, _canary, _canary_service, _retired, applied_autoscaler, _deleted) = futures::try_join!(
-        apply_if(&services, service.as_ref(), ctx, "service"),
+    // The two applies the status reads back, and beside them the writes that only have to succeed.
+    let writes = async {
+        futures::try_join!(
+            apply_if(&services, service.as_ref(), ctx, "service"),
+            apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
+            apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
+            retire_if(&deployments, step.retire.as_deref(), ctx),
+            delete_if(&autoscalers, stale_autoscaler, ctx),
+        )
+        .map(|_| ())
+    };
+    let (applied, applied_autoscaler, ()) = futures::try_join!(
         apply_if(&deployments, deployment, ctx, "deployment"),
-        apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
-        apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
-        retire_if(&deployments, step.retire.as_deref(), ctx),
         apply_if(&autoscalers, autoscaler_changed, ctx, "autoscaler"),
-        delete_if(&autoscalers, stale_autoscaler, ctx),
+        writes,
     )?;
     let deployment = match (handover, &current.deployment, applied) {
         (Some(autoscaling), None, Some(_)) => {

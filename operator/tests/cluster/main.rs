@@ -208,7 +208,7 @@ pub async fn wait_object<K>(
     done: impl Fn(&K) -> bool,
 ) -> K
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: support::wait::Watched,
 {
     support::wait::object(api, name, within, what, done)
         .await

@@ -446,6 +446,17 @@ pub(crate) fn wait_degraded(node: &Node, reason: &str, within: Duration) -> (Val
     (p, t.elapsed())
 }
 
+/// Waits (30 s at most) until the Predictor's current generation says condition `type_` is
+/// `status`.
+pub(crate) fn wait_current(node: &Node, what: &str, type_: &str, status: &str) {
+    wait_for(Duration::from_secs(30), what, || {
+        let p = node.predictor();
+        (condition_is(&p, type_, status)
+            && p["status"]["observedGeneration"] == p["metadata"]["generation"])
+            .then_some(())
+    });
+}
+
 /// The Predictor once its current generation is Ready on `sha256` with 2/2 replicas.
 pub(crate) fn wait_serving(node: &Node, sha256: &str, what: &str) -> Value {
     wait_for(Duration::from_secs(90), what, || {

@@ -37,16 +37,7 @@ pub(crate) fn quality_gate_under_load(
     };
     // The gate on, the model unchanged: nothing to judge, nothing rolls.
     node.apply(&gated(model_t, sha_t));
-    wait_for(
-        Duration::from_secs(30),
-        "the gated Predictor settled",
-        || {
-            let p = node.predictor();
-            (condition_is(&p, "Ready", "True")
-                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
-                .then_some(())
-        },
-    );
+    wait_current(node, "the gated Predictor settled", "Ready", "True");
     let generation = deployment(node)["metadata"]["generation"].clone();
     let pods_before = live_pod_names(node);
 
@@ -80,16 +71,7 @@ pub(crate) fn quality_gate_under_load(
     assert_eq!(answers_from(&report, sha_s), 0, "{report}");
     // Back to the good model for what follows.
     node.apply(&gated(model_t, sha_t));
-    wait_for(
-        Duration::from_secs(30),
-        "the Predictor healthy again",
-        || {
-            let p = node.predictor();
-            (condition_is(&p, "Degraded", "False")
-                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
-                .then_some(())
-        },
-    );
+    wait_current(node, "the Predictor healthy again", "Degraded", "False");
 }
 
 /// The image tag the Predictor's spec names now.

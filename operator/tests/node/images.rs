@@ -56,15 +56,11 @@ pub(crate) fn image_faults_under_load(node: &Node, base: &str, url_t: &str, sha_
         "{repushed}"
     );
     node.apply(&predictor_yaml("0.2", url_t, sha_t));
-    wait_for(
-        Duration::from_secs(30),
+    wait_current(
+        node,
         "the Predictor back to 0.2 and settled",
-        || {
-            let p = node.predictor();
-            (condition_is(&p, "Degraded", "False")
-                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
-                .then_some(())
-        },
+        "Degraded",
+        "False",
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(

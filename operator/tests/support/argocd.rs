@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
+use model_store::testing::FileServer;
 use serde_json::Value;
 
-use super::control_plane::{DEFAULT_BIN_DIR, TestCluster, check_output, run_kubectl};
+use super::control_plane::{DEFAULT_BIN_DIR, OperatorProc, TestCluster, check_output, run_kubectl};
+use super::files::ServedModel;
 use super::files::{free_port, relative_to, repo_root};
 use super::process::{Proc, launcher};
 use super::wait::poll;
@@ -324,4 +326,18 @@ pub fn app_state(app: &DynamicObject) -> (String, String, String) {
         text(&s["sync"]["revision"]),
         text(&s["health"]["status"]),
     )
+}
+
+/// The platform's part of a GitOps test: a model on a loopback store, and the operator (`name`,
+/// with `kubeconfig`). kwok runs no containers and no registry serves registry.local here, so the
+/// operator skips the image check. Drop in reverse: the operator before the store.
+pub fn model_and_operator(
+    cluster: &TestCluster,
+    kubeconfig: &Path,
+    name: &str,
+) -> (FileServer, ServedModel, OperatorProc) {
+    let files = FileServer::start();
+    let model = ServedModel::put(&files, "/models/a.model", "2026-11-24T00:00:00Z");
+    let operator = cluster.start_operator(name, kubeconfig, &["--skip-image-check"]);
+    (files, model, operator)
 }

@@ -2,7 +2,7 @@
 //! module: [`process`] supervision, the [`pki`], the [`control_plane`], [`files`] and ports, the one
 //! Predictor builder ([`manifests`]), the operator's [`rbac`] rules, a real [`registry`], a real S3 store
 //! ([`seaweedfs`]), and [`wait`]s. The outside services start through the dev/ launchers the dev
-//! scripts run too ([`launcher`]). The loopback model store and HTTP GET are `predictor::testing`'s.
+//! scripts run too ([`launcher`]). The loopback model store and HTTP GET are `model_store::testing`'s.
 // Each test binary (and the bench) uses a different part of it.
 #![allow(dead_code, unused_imports)]
 

@@ -9,6 +9,10 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
+/// A kube object a test can watch: what `await_condition` needs of it.
+pub trait Watched: Resource + Clone + DeserializeOwned + Debug + Send + 'static {}
+impl<K: Resource + Clone + DeserializeOwned + Debug + Send + 'static> Watched for K {}
+
 /// Waits up to `within` until `cond` holds for object `name` (`None`: it does not exist). On timeout
 /// or a failed watch: `Err` naming `what` and the object as it is then.
 pub async fn until<K>(
@@ -19,7 +23,7 @@ pub async fn until<K>(
     cond: impl Fn(Option<&K>) -> bool,
 ) -> Result<Option<K>, String>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Watched,
 {
     let deadline = tokio::time::Instant::now() + within;
     let failure = loop {
@@ -49,7 +53,7 @@ pub async fn object<K>(
     done: impl Fn(&K) -> bool,
 ) -> Result<K, String>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Watched,
 {
     let found = until(api, name, within, what, |o: Option<&K>| {
         o.is_some_and(&done)
@@ -61,7 +65,7 @@ where
 /// [`until`] object `name` no longer exists.
 pub async fn gone<K>(api: &Api<K>, name: &str, within: Duration) -> Result<(), String>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Watched,
 {
     until(api, name, within, "deletion", |o: Option<&K>| o.is_none())
         .await
