@@ -158,17 +158,24 @@ pub struct ModelFile {
     pub classifier: NbParams,
 }
 
+/// The file around `payload`: header (magic, this format version) and checksum, whatever the payload
+/// says. [`ModelFile::to_bytes`] frames its bincode so; the decoder's tests and fuzzer frame their
+/// own payloads so that the decoder sees them.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes.extend_from_slice(&Sha256::digest(payload));
+    bytes
+}
+
 impl ModelFile {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let payload = bincode::serde::encode_to_vec(self, bincode::config::standard())
             .map_err(|e| Error::Corrupt(format!("cannot encode the model: {e}")))?;
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        bytes.extend_from_slice(&Sha256::digest(&payload));
-        Ok(bytes)
+        Ok(frame(&payload))
     }
 
     /// Parses and checks a model file: magic, version, checksum, then the payload's own consistency.

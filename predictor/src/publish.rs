@@ -226,31 +226,21 @@ spec:
         );
     }
 
+    /// Why [`publish`] refused `bytes` for `url`.
+    async fn refusal(bytes: Vec<u8>, url: &str) -> String {
+        let err = publish(bytes, url, "m.bin", &StoreAccess::default()).await;
+        err.unwrap_err().to_string()
+    }
+
     #[tokio::test]
     async fn refuses_what_is_not_a_model_file_and_other_schemes() {
-        let err = publish(
-            b"not a model".to_vec(),
-            "s3://models/m.bin",
-            "m.bin",
-            &StoreAccess::default(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let err = refusal(b"not a model".to_vec(), "s3://models/m.bin").await;
         assert!(err.contains("not a predictor model file"), "{err}");
         let (bytes, _) = crate::testing::trained_model(
             crate::sample::SAMPLE_CSV.as_bytes(),
             "2026-11-27T00:00:00Z",
         );
-        let err = publish(
-            bytes,
-            "https://models.example.com/m.bin",
-            "m.bin",
-            &StoreAccess::default(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let err = refusal(bytes, "https://models.example.com/m.bin").await;
         assert!(err.contains("publish writes to s3://"), "{err}");
     }
 }

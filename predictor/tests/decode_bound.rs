@@ -6,8 +6,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use predictor::model::{FORMAT_VERSION, MAGIC, Model, ModelFile, decode_memory_bound};
-use sha2::{Digest, Sha256};
+use predictor::model::{Model, ModelFile, decode_memory_bound, frame};
 
 struct Counting;
 
@@ -58,15 +57,6 @@ fn measured<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
     (result, peak, LARGEST.load(Ordering::SeqCst))
 }
 
-/// A model file around `payload` (header and checksum right, whatever the payload says).
-fn wrap(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(payload);
-    bytes.extend_from_slice(&Sha256::digest(payload));
-    bytes
-}
-
 #[test]
 fn decoding_allocates_in_proportion_to_the_file_not_to_what_it_claims() {
     let (real, _) = predictor::testing::trained_model(
@@ -101,7 +91,7 @@ fn decoding_allocates_in_proportion_to_the_file_not_to_what_it_claims() {
     // 22 bytes whose first string claims (almost) bincode's whole 1 GiB limit: refused without
     // allocating it (bincode's own String decode would allocate the claim first).
     let claim = ((1u32 << 30) - 64).to_le_bytes();
-    let hostile = wrap(&[252, claim[0], claim[1], claim[2], claim[3], b'x']);
+    let hostile = frame(&[252, claim[0], claim[1], claim[2], claim[3], b'x']);
     let (decoded, peak, largest) = measured(|| ModelFile::from_bytes(&hostile));
     let err = decoded.unwrap_err().to_string();
     assert!(err.contains("cannot decode the payload"), "{err}");

@@ -5,23 +5,16 @@
 //! serve HTTP; kwok's do not, and their addresses are not loopback, so they belong to the node
 //! tier. The controller's decisions are covered by the reconcile tests against a fake apiserver.
 
-use crate::{assert_accepted, assert_contains_all, assert_refused, shared};
-
-const IMAGE: &str = "registry.local/american-predictor:0.2";
+use crate::{assert_accepted, assert_contains_all, assert_refused, in_namespace, valid_yaml};
 
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn nonsense_canary_rollouts_are_rejected_at_apply_time() {
-    let s = shared();
-    let ns = "canary-invalid";
-    s.cluster.create_namespace(ns);
-    let good = format!(
-        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
-         image: {IMAGE}\n  model:\n    url: https://models.example.org/a.model\n    \
-         sha256: {sha}\n  rollout:\n    strategy: Canary\n    canaryPercent: 25\n    \
-         shadowPercent: 20\n    analysis:\n      minSamples: 100\n      maxDisagreement: 0.05\n      \
+    let (s, ns) = in_namespace("canary-invalid");
+    let good = valid_yaml(
+        "  rollout:\n    strategy: Canary\n    canaryPercent: 25\n    shadowPercent: 20\n    \
+         analysis:\n      minSamples: 100\n      maxDisagreement: 0.05\n      \
          maxErrorRate: 0.01\n      maxP99LatencyRatio: 1.5\n",
-        sha = "a".repeat(64)
     );
     let analysis = "    analysis:\n      minSamples: 100\n      maxDisagreement: 0.05\n      \
                     maxErrorRate: 0.01\n      maxP99LatencyRatio: 1.5\n";

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::lifecycle::{condition, events_for, says_at};
 use crate::support::OperatorProc;
 use crate::support::manifests::{manifest, predictor};
-use crate::{admin, apply, shared, start_scoped, wait_object};
+use crate::{admin, apply, in_namespace, start_scoped, wait_object};
 
 const IMAGE: &str = "registry.local/american-predictor:0.2";
 
@@ -108,9 +108,7 @@ async fn conflicted(predictors: &Api<Predictor>, name: &str, op: &OperatorProc) 
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn children_it_does_not_own_are_never_taken_over() {
-    let s = shared();
-    let ns = "hostile-adopt";
-    s.cluster.create_namespace(ns);
+    let (s, ns) = in_namespace("hostile-adopt");
     s.cluster
         .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], HAND_MADE);
     let client = admin().await;
@@ -230,9 +228,7 @@ async fn children_it_does_not_own_are_never_taken_over() {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn local_paths_are_refused_from_the_spec() {
-    let s = shared();
-    let ns = "hostile-paths";
-    s.cluster.create_namespace(ns);
+    let (s, ns) = in_namespace("hostile-paths");
     for url in ["file:///etc/hostname", "/dev/zero", "etc/passwd"] {
         let mut p = predictor("local", IMAGE, &s.model_a, 1);
         p.spec.model.url = url.into();
@@ -257,9 +253,7 @@ async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let s = shared();
-    let ns = "hostile-reads";
-    s.cluster.create_namespace(ns);
+    let (s, ns) = in_namespace("hostile-reads");
     let client = admin().await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     const LEAK: &str = "AKIAEXAMPLEINTERNAL,s3cr3t-internal-token\n";

@@ -20,8 +20,8 @@ use crate::support::manifests::{manifest, predictor};
 use crate::support::wait::{gone, poll};
 use crate::support::{OperatorProc, ServedModel as Model, client_for, model_file};
 use crate::{
-    apply, assert_accepted, assert_forbidden, assert_refused, operated_namespace, patch_predictor,
-    shared, start_scoped, wait_object,
+    apply, assert_accepted, assert_forbidden, assert_refused, in_namespace, operated_namespace,
+    patch_predictor, shared, start_scoped, wait_object,
 };
 
 /// (status, reason, message) of a condition.
@@ -408,9 +408,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn invalid_predictors_are_rejected_at_apply_time() {
-    let s = shared();
-    let ns = "invalid";
-    s.cluster.create_namespace(ns);
+    let (_, ns) = in_namespace("invalid");
     let good = "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
                 image: registry.local/american-predictor:0.2\n  model:\n    url: https://models.example.org/a.model\n    \
                 sha256: aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da\n  port: 5008\n  replicas: 1\n";

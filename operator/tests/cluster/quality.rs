@@ -15,8 +15,8 @@ use crate::lifecycle::{assert_untouched, condition, events_for, says_at};
 use crate::support::manifests::predictor;
 use crate::support::{OperatorProc, ServedModel};
 use crate::{
-    apply, assert_accepted, assert_contains_all, assert_refused, operated_namespace,
-    patch_predictor, shared, wait_object,
+    apply, assert_accepted, assert_contains_all, assert_refused, in_namespace, operated_namespace,
+    patch_predictor, shared, valid_yaml, wait_object,
 };
 
 const IMAGE: &str = "registry.local/american-predictor:0.2";
@@ -179,16 +179,12 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn nonsense_quality_gates_are_rejected_at_apply_time() {
-    let s = shared();
-    let ns = "quality-invalid";
-    s.cluster.create_namespace(ns);
-    let good = format!(
-        "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
-         image: {IMAGE}\n  model:\n    url: https://models.example.org/a.model\n    \
-         sha256: {sha}\n  validation:\n    data:\n      url: https://data.example.org/eval.csv\n      \
+    let (s, ns) = in_namespace("quality-invalid");
+    let good = valid_yaml(&format!(
+        "  validation:\n    data:\n      url: https://data.example.org/eval.csv\n      \
          sha256: {sha}\n    minAccuracy: 0.8\n    maxAccuracyDrop: 0.02\n",
         sha = "a".repeat(64)
-    );
+    ));
     let cases = [
         (
             "min-above-one",

@@ -1,11 +1,11 @@
 //! Sections 9 and 10: the offline quality gate and the online gate (Canary + shadow) under load.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use operator::crd::{AnalysisSpec, DataSpec, RolloutSpec, RolloutStrategy, ValidationSpec};
 use serde_json::Value;
 
+use crate::Setup;
 use crate::cluster::*;
 use crate::probe::*;
 use crate::support::manifests::manifest;
@@ -14,12 +14,8 @@ use crate::support::manifests::manifest;
 /// test.csv from the in-cluster store, `maxAccuracyDrop: 0.05`), a model trained on shuffled labels,
 /// whose digest is right, is refused at pre-flight in seconds: Degraded `ModelBelowQualityGate` with
 /// both accuracies in the message, the Deployment untouched, no answer from it, no failed request.
-pub(crate) fn quality_gate_under_load(
-    node: &Node,
-    base: &str,
-    store: &str,
-    models: &HashMap<String, String>,
-) {
+pub(crate) fn quality_gate_under_load(setup: &Setup) {
+    let (node, base, store, models) = (&setup.node, &setup.base, &setup.store, &setup.models);
     let tag = serving_tag(node);
     let (model_t, sha_t) = (&models["MODEL_T"], &models["MODEL_T_SHA256"]);
     let (model_s, sha_s) = (&models["MODEL_S"], &models["MODEL_S_SHA256"]);
@@ -118,12 +114,8 @@ pub(crate) fn answers_from(report: &Value, sha256: &str) -> u64 {
 ///  b. model-t (every row) is promoted with no failed request, the time from CR change reported;
 ///  c. with no traffic, model-h as the next candidate waits ("waiting: 0 of 300 samples") across
 ///     analysis rounds, and is promoted once the probe brings the samples.
-pub(crate) fn online_gate_under_load(
-    node: &Node,
-    base: &str,
-    store: &str,
-    models: &HashMap<String, String>,
-) {
+pub(crate) fn online_gate_under_load(setup: &Setup) {
+    let (node, base, store, models) = (&setup.node, &setup.base, &setup.store, &setup.models);
     let tag = serving_tag(node);
     let model = |key: &str| {
         (

@@ -1,10 +1,10 @@
 //! Section 13: hostile tenants beside another team's rollout (issue 26).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::Setup;
 use crate::cluster::*;
 use crate::probe::*;
 use crate::support::manifests::manifest;
@@ -83,12 +83,8 @@ pub(crate) fn quantity_bytes(q: &str) -> u64 {
 /// scrapes, all at once; meanwhile the test namespace's Predictor rolls out a new model under the
 /// probe. The operator pods (from config/default) never restart, their memory stays under their
 /// limit, the hostile Predictors are refused with their reasons, and the rollout fails no request.
-pub(crate) fn hostile_tenants_under_load(
-    node: &Node,
-    base: &str,
-    store: &str,
-    models: &HashMap<String, String>,
-) {
+pub(crate) fn hostile_tenants_under_load(setup: &Setup) {
+    let (node, base, store, models) = (&setup.node, &setup.base, &setup.store, &setup.models);
     team_namespace(node, HOSTILE_NS);
     let (url_t, sha_t) = (
         format!("{store}/{}", models["MODEL_T"]),

@@ -112,9 +112,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ),
     ("image_rollout_under_load", rollouts::image_rollout),
     ("model_rollout_under_load", rollouts::model_rollout),
-    ("hostile_tenants_beside_a_rollout", |s| {
-        hostile::hostile_tenants_under_load(&s.node, &s.base, &s.store, &s.models)
-    }),
+    (
+        "hostile_tenants_beside_a_rollout",
+        hostile::hostile_tenants_under_load,
+    ),
     ("model_stores_http_s3_oci", |s| {
         stores::model_stores_under_load(&s.node, &s.base, &s.models)
     }),
@@ -127,12 +128,8 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         let (url_t, sha_t) = s.model("MODEL_T");
         images::image_faults_under_load(&s.node, &s.base, &url_t, sha_t)
     }),
-    ("quality_gate_offline", |s| {
-        gates::quality_gate_under_load(&s.node, &s.base, &s.store, &s.models)
-    }),
-    ("canary_online_gate", |s| {
-        gates::online_gate_under_load(&s.node, &s.base, &s.store, &s.models)
-    }),
+    ("quality_gate_offline", gates::quality_gate_under_load),
+    ("canary_online_gate", gates::online_gate_under_load),
     ("autoscaling_under_argocd", |s| {
         autoscaling::autoscaling_under_argocd(&s.node, &s.store, &s.models)
     }),

@@ -6,16 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use predictor::model::{FORMAT_VERSION, MAGIC};
-use sha2::{Digest, Sha256};
-
-fn wrap(payload: &[u8]) -> Vec<u8> {
-    let mut file = MAGIC.to_vec();
-    file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    file.extend_from_slice(payload);
-    file.extend_from_slice(&Sha256::digest(payload));
-    file
-}
+use predictor::model::frame;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -24,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let file = if mode & 1 == 0 {
         rest.to_vec()
     } else {
-        wrap(rest)
+        frame(rest)
     };
     let Ok(model) = predictor::Model::from_bytes(&file) else {
         return;
