@@ -10,11 +10,11 @@
 //! With a [`ShadowConfig`], a sample of answered single-text predictions is copied to a candidate
 //! ([`crate::shadow`]) without delaying or changing the live answer.
 //!
-//! One job a module: [`state`] (what the handlers share), [`predict`] (`POST /api/american`),
-//! [`status`] (`/readyz`, `/metrics`), [`api_error`] (the 4xx answers), [`body`] (reading a body within
-//! its limits), [`track`] (counting answers, `Connection: close`), [`drain`] (the drain socket),
-//! [`loader`] (fetching the model at start) and [`connections`] (accepting, serving threads, the drain
-//! timeout). This file: the settings, [`app`] and [`run`].
+//! One job a module: `state` (what the handlers share), `predict` (`POST /api/american`), `status`
+//! (`/readyz`, `/metrics`), `api_error` (the 4xx answers), `body` (reading a body within its limits),
+//! `track` (counting answers, `Connection: close`), `drain` (the drain socket), `loader` (fetching the
+//! model at start) and `connections` (accepting, serving threads, the drain timeout). This file: the
+//! settings, [`app`] and [`run`].
 
 mod api_error;
 mod body;
