@@ -1,0 +1,117 @@
+//! Around the whole service: every answer counted and logged, `Connection: close` when draining or old.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+
+use super::Shared;
+use crate::metrics::Route;
+
+/// The connection a request came on: since when it is open.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    pub accepted: Instant,
+}
+
+/// Counts every request by route and status with its latency (and logs it at debug), and answers
+/// `Connection: close` when the server is draining or the request's connection is older than the maximum
+/// age. Outermost: whatever the layers inside answer is counted too.
+#[derive(Clone)]
+pub struct Track<S> {
+    pub(super) inner: S,
+    pub(super) state: Shared,
+    pub(super) max_connection_age: Option<Duration>,
+    /// Set per accepted connection by [`Connections::serve`](super::connections::Connections::serve);
+    /// `None` when the service is called directly.
+    pub(super) connection: Option<Connection>,
+}
+
+impl<S> Track<S> {
+    /// This service for the requests of one connection.
+    pub(super) fn on(&self, connection: Connection) -> Self
+    where
+        S: Clone,
+    {
+        Self {
+            connection: Some(connection),
+            ..self.clone()
+        }
+    }
+}
+
+impl<S, B> tower::Service<Request<B>> for Track<S>
+where
+    S: tower::Service<Request<B>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let route = Route::of(request.uri().path());
+        let started = Instant::now();
+        let mut too_old = false;
+        if let Some(connection) = self.connection {
+            // The request's start, read once, is also what the connection's age is measured at.
+            too_old = self
+                .max_connection_age
+                .is_some_and(|max| started.saturating_duration_since(connection.accepted) >= max);
+        }
+        Tracked {
+            inner: self.inner.call(request),
+            state: self.state.clone(),
+            route,
+            started,
+            too_old,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Track`]'s future: the inner answer, counted and marked.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        state: Shared,
+        route: Route,
+        started: Instant,
+        too_old: bool,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Tracked<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
+        let (status, latency) = (response.status().as_u16(), this.started.elapsed());
+        this.state.metrics.observe(*this.route, status, latency);
+        tracing::debug!(
+            route = this.route.label(),
+            status,
+            latency_us = latency.as_micros() as u64,
+            "answered"
+        );
+        if *this.too_old || this.state.draining.load(Ordering::SeqCst) {
+            // Shutting down: every answer closes its connection, so keep-alive clients reconnect (to a pod
+            // that stays) instead of racing the final close of an idle connection. An old connection: so
+            // the client reconnects and lands on any of the current endpoints.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
