@@ -20,9 +20,8 @@ use crate::lifecycle::condition;
 use crate::quality::set_model;
 use crate::support::ServedModel;
 use crate::support::manifests::predictor;
-use crate::{apply, operated_namespace, patch_predictor, shared, wait_object};
+use crate::{IMAGE, apply, operated, patch_predictor, shared, wait_object};
 
-const IMAGE: &str = "registry.local/american-predictor:0.2";
 const WAIT: Duration = Duration::from_secs(90);
 
 /// The field managers that own the Deployment's `spec.replicas`.
@@ -64,9 +63,7 @@ async fn rolled_out_on(
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn the_replica_count_changes_owner_without_falling_to_the_default() {
-    let s = shared();
-    let ns = "autoscaling";
-    let (op, client) = operated_namespace(ns).await;
+    let (s, ns, op, client) = operated("autoscaling").await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);

@@ -27,9 +27,10 @@ use crate::support::wait::poll;
 use crate::support::{
     OPERATOR_NAMESPACE, OperatorProc, ServedModel, TestCluster, client_for, model_file,
 };
-use crate::{LEASE_SECONDS, RETRY_SECONDS, patch_predictor, shared, start_scoped, wait_object};
+use crate::{
+    IMAGE, LEASE_SECONDS, RETRY_SECONDS, patch_predictor, shared, start_scoped, wait_object,
+};
 
-const IMAGE_2: &str = "registry.local/american-predictor:0.2";
 const IMAGE_3: &str = "registry.local/american-predictor:0.3";
 const IMAGE_4: &str = "registry.local/american-predictor:0.4";
 const MODEL_DATE: &str = "2026-11-24T00:00:00Z";
@@ -59,7 +60,7 @@ impl Scene {
     fn apply(&self, name: &str, replicas: i32) {
         shared().cluster.kubectl_stdin(
             &["apply", "-n", self.ns, "-f", "-"],
-            &manifest(&[predictor(name, IMAGE_2, &shared().model_a, replicas)]),
+            &manifest(&[predictor(name, IMAGE, &shared().model_a, replicas)]),
         );
     }
 
@@ -154,7 +155,7 @@ async fn apiserver_restart_while_reconciling_converges_without_duplicates() {
                 url: files.put(&format!("/models/{n}.model"), bytes.clone()),
                 sha: sha.clone(),
             };
-            predictor(n, IMAGE_2, &model, 1)
+            predictor(n, IMAGE, &model, 1)
         })
         .collect();
     let first_deployment = watcher(deployments.clone(), watcher::Config::default())
@@ -500,7 +501,7 @@ async fn hand_edits_keep_their_own_fields_and_lose_the_operators() {
         Duration::from_secs(60),
         "image and replicas restored",
         &op,
-        |d| image_of(d).as_deref() == Some(IMAGE_2) && d.spec.replicas == Some(2),
+        |d| image_of(d).as_deref() == Some(IMAGE) && d.spec.replicas == Some(2),
     )
     .await;
     assert_eq!(d.labels().get("team").map(String::as_str), Some("humans"));
@@ -816,7 +817,7 @@ async fn model_url_credentials_never_show_in_logs_events_status_or_metrics() {
         ("mismatch", &mismatch),
         ("unreachable", &unreachable),
     ]
-    .map(|(name, m)| predictor(name, IMAGE_2, m, 1));
+    .map(|(name, m)| predictor(name, IMAGE, m, 1));
     let yaml = manifest(&yaml);
     s.cluster
         .kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &yaml);

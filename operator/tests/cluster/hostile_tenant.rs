@@ -14,12 +14,10 @@ use operator::resources::FIELD_MANAGER;
 use operator::status::is_ready;
 use serde::de::DeserializeOwned;
 
-use crate::lifecycle::{condition, events_for, says_at};
+use crate::lifecycle::{condition, events_for, wait_says};
 use crate::support::OperatorProc;
 use crate::support::manifests::{manifest, predictor};
-use crate::{admin, apply, in_namespace, start_scoped, wait_object};
-
-const IMAGE: &str = "registry.local/american-predictor:0.2";
+use crate::{IMAGE, admin, apply, in_namespace, start_scoped, wait_object};
 
 /// Objects a team made by hand, under the names its Predictors' children would have.
 const HAND_MADE: &str = r#"
@@ -394,15 +392,7 @@ async fn urls_secrets_and_endpoints_it_may_not_use_are_refused_unread() {
     ]);
     crate::quality::set_model(ns, "edited", &s.model_b);
     let op = start_scoped(&format!("operator-{ns}-2"), ns, ns);
-    let p = wait_object(
-        &predictors,
-        "edited",
-        Duration::from_secs(60),
-        "QualityGate False for generation 2",
-        &op,
-        |p| says_at(p, 2, "QualityGate", "False"),
-    )
-    .await;
+    let p = wait_says(&predictors, "edited", 2, ("QualityGate", "False"), 60, &op).await;
     let (_, reason, message) = condition(p.status.as_ref().unwrap(), "QualityGate").unwrap();
     assert_eq!(reason, "EvaluationFailed", "{message}");
     assert!(

@@ -20,7 +20,7 @@ use crate::support::manifests::{manifest, predictor};
 use crate::support::wait::{gone, poll};
 use crate::support::{OperatorProc, ServedModel as Model, client_for, model_file};
 use crate::{
-    apply, assert_accepted, assert_forbidden, assert_refused, in_namespace, operated_namespace,
+    IMAGE, apply, assert_accepted, assert_forbidden, assert_refused, in_namespace, operated,
     patch_predictor, shared, start_scoped, wait_object,
 };
 
@@ -44,6 +44,24 @@ pub fn says_at(p: &Predictor, generation: i64, type_: &str, value: &str) -> bool
         .is_some_and(|st| st.observed_generation == Some(generation) && is(st, type_, value))
 }
 
+/// Waits (up to `within_secs`) until generation `generation` of Predictor `name` says condition
+/// `type_` is `value`.
+pub async fn wait_says(
+    api: &Api<Predictor>,
+    name: &str,
+    generation: i64,
+    (type_, value): (&str, &str),
+    within_secs: u64,
+    op: &OperatorProc,
+) -> Predictor {
+    let what = format!("{type_}={value} for generation {generation}");
+    let within = Duration::from_secs(within_secs);
+    wait_object(api, name, within, &what, op, |p| {
+        says_at(p, generation, type_, value)
+    })
+    .await
+}
+
 /// Waits until the Predictor's current generation is Ready.
 async fn wait_ready(api: &Api<Predictor>, name: &str, op: &OperatorProc) -> Predictor {
     wait_object(api, name, Duration::from_secs(90), "Ready=True", op, |p| {
@@ -55,9 +73,7 @@ async fn wait_ready(api: &Api<Predictor>, name: &str, op: &OperatorProc) -> Pred
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn sample_becomes_ready_and_kubectl_shows_it() {
-    let s = shared();
-    let ns = "sample";
-    let (op, client) = operated_namespace(ns).await;
+    let (s, ns, op, client) = operated("sample").await;
     // The committed sample, with the model URL and digest pointed at the loopback file server
     // (as a user's overlay would), applied with kustomize.
     let overlay = tempfile::tempdir().unwrap();
@@ -141,18 +157,8 @@ async fn sample_becomes_ready_and_kubectl_shows_it() {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn image_and_model_changes_roll_out_and_status_follows() {
-    let s = shared();
-    let ns = "rollout";
-    let (op, client) = operated_namespace(ns).await;
-    apply(
-        ns,
-        &[predictor(
-            "p",
-            "registry.local/american-predictor:0.2",
-            &s.model_a,
-            2,
-        )],
-    );
+    let (s, ns, op, client) = operated("rollout").await;
+    apply(ns, &[predictor("p", IMAGE, &s.model_a, 2)]);
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     wait_ready(&predictors, "p", &op).await;
@@ -274,18 +280,8 @@ async fn image_and_model_changes_roll_out_and_status_follows() {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn deleting_a_predictor_collects_its_children() {
-    let s = shared();
-    let ns = "gc";
-    let (op, client) = operated_namespace(ns).await;
-    apply(
-        ns,
-        &[predictor(
-            "doomed",
-            "registry.local/american-predictor:0.2",
-            &s.model_a,
-            1,
-        )],
-    );
+    let (s, ns, op, client) = operated("gc").await;
+    apply(ns, &[predictor("doomed", IMAGE, &s.model_a, 1)]);
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     wait_ready(&predictors, "doomed", &op).await;
     predictors
@@ -308,22 +304,12 @@ async fn deleting_a_predictor_collects_its_children() {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn wrong_model_digest_never_reaches_the_deployment() {
-    let s = shared();
-    let ns = "wrong-digest";
-    let (op, client) = operated_namespace(ns).await;
+    let (s, ns, op, client) = operated("wrong-digest").await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
 
     // A running Predictor on model A...
-    apply(
-        ns,
-        &[predictor(
-            "p",
-            "registry.local/american-predictor:0.2",
-            &s.model_a,
-            2,
-        )],
-    );
+    apply(ns, &[predictor("p", IMAGE, &s.model_a, 2)]);
     wait_ready(&predictors, "p", &op).await;
     let before = deployments.get("p").await.unwrap();
 
@@ -338,15 +324,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
         "p",
         &format!(r#"{{"spec":{{"model":{{"url":"{wrong_url}"}}}}}}"#),
     );
-    let p = wait_object(
-        &predictors,
-        "p",
-        Duration::from_secs(60),
-        "Degraded=True",
-        &op,
-        |p| says_at(p, 2, "Degraded", "True"),
-    )
-    .await;
+    let p = wait_says(&predictors, "p", 2, ("Degraded", "True"), 60, &op).await;
     let status = p.status.unwrap();
     let (_, reason, message) = condition(&status, "Degraded").unwrap();
     assert_eq!(reason, "DigestMismatch");
@@ -381,7 +359,7 @@ async fn wrong_model_digest_never_reaches_the_deployment() {
         ns,
         &[predictor(
             "fresh",
-            "registry.local/american-predictor:0.2",
+            IMAGE,
             &Model {
                 url: wrong_url.clone(),
                 sha: s.model_a.sha.clone(),

@@ -116,12 +116,15 @@ pub fn start_scoped_with(name: &str, namespace: &str, lease: &str, extra: &[&str
 
 /// Creates namespace `ns` on the shared control plane and starts operator `operator-{ns}` watching
 /// only it (Lease `ns`, as [`start_scoped`]): the operator and a cluster-admin client.
+/// The image every Predictor of this tier names (kwok runs no containers; nothing pulls it).
+pub const IMAGE: &str = "registry.local/american-predictor:0.2";
+
 /// A valid Predictor `NAME` as YAML, to break one field of: image 0.2, a model pinned by a digest of
 /// 64 `a`s, then `rest` (lines indented under `spec:`).
 pub fn valid_yaml(rest: &str) -> String {
     format!(
         "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
-         image: registry.local/american-predictor:0.2\n  model:\n    \
+         image: {IMAGE}\n  model:\n    \
          url: https://models.example.org/a.model\n    sha256: {sha}\n{rest}",
         sha = "a".repeat(64)
     )
@@ -134,10 +137,12 @@ pub fn in_namespace(ns: &'static str) -> (&'static Shared, &'static str) {
     (s, ns)
 }
 
-pub async fn operated_namespace(ns: &str) -> (OperatorProc, Client) {
-    shared().cluster.create_namespace(ns);
+/// The shared cluster, namespace `ns` made for one test with an operator watching it (its own,
+/// scoped to `ns`), and the admin's client.
+pub async fn operated(ns: &'static str) -> (&'static Shared, &'static str, OperatorProc, Client) {
+    let (s, ns) = in_namespace(ns);
     let op = start_scoped(&format!("operator-{ns}"), ns, ns);
-    (op, admin().await)
+    (s, ns, op, admin().await)
 }
 
 /// `kubectl apply`s `predictors` in `ns`, as a user would.

@@ -14,9 +14,7 @@ use crate::faults::rules;
 use crate::support::manifests::{manifest, predictor};
 use crate::support::rbac::{LEADER_ELECTION_RULES, OPERATOR_RULES, grants};
 use crate::support::{OPERATOR_NAMESPACE, OPERATOR_SA, ServedModel, TestCluster, client_for};
-use crate::{assert_forbidden, wait_object};
-
-const IMAGE: &str = "registry.local/american-predictor:0.2";
+use crate::{IMAGE, assert_forbidden, wait_object};
 
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]

@@ -11,15 +11,13 @@ use operator::fixtures::shuffled_labels;
 use operator::status::is_ready;
 use predictor::sample::SAMPLE_CSV;
 
-use crate::lifecycle::{assert_untouched, condition, events_for, says_at};
+use crate::lifecycle::{assert_untouched, condition, events_for, wait_says};
 use crate::support::manifests::predictor;
 use crate::support::{OperatorProc, ServedModel};
 use crate::{
-    apply, assert_accepted, assert_contains_all, assert_refused, in_namespace, operated_namespace,
+    IMAGE, apply, assert_accepted, assert_contains_all, assert_refused, in_namespace, operated,
     patch_predictor, shared, valid_yaml, wait_object,
 };
-
-const IMAGE: &str = "registry.local/american-predictor:0.2";
 
 /// `predictor_operator_quality_checks_total{result}` as the operator reports it.
 fn quality_checks(op: &OperatorProc, result: &str) -> f64 {
@@ -50,9 +48,7 @@ fn scored_well(status: &PredictorStatus, model: &ServedModel) -> QualityStatus {
 #[tokio::test]
 #[ignore = "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubectl: ./dev/test runs it"]
 async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
-    let s = shared();
-    let ns = "quality-gate";
-    let (op, client) = operated_namespace(ns).await;
+    let (s, ns, op, client) = operated("quality-gate").await;
     let predictors: Api<Predictor> = Api::namespaced(client.clone(), ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
 
@@ -96,15 +92,7 @@ async fn a_model_trained_on_shuffled_labels_is_refused_and_a_good_one_passes() {
     // The shuffled model is refused in seconds; the old pods keep serving model A.
     let asked = Instant::now();
     set_model(ns, "p", &shuffled);
-    let p = wait_object(
-        &predictors,
-        "p",
-        Duration::from_secs(30),
-        "Degraded=True",
-        &op,
-        |p| says_at(p, 2, "Degraded", "True"),
-    )
-    .await;
+    let p = wait_says(&predictors, "p", 2, ("Degraded", "True"), 30, &op).await;
     let took = asked.elapsed();
     eprintln!("[quality] shuffled-label model refused {took:.1?} after the change");
     assert!(
