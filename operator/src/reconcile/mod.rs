@@ -5,7 +5,8 @@
 //! `analysis` and `status`.
 //!
 //! One job per file, in the order of the steps: `validate`, `children` (reading them, and the
-//! requests that change one), `preflight`, `rollout` (the direct and canary steps, with measuring
+//! requests that change one), `stop` (an invalid spec or a child's name taken: the status says
+//! why, nothing is applied), `preflight`, `rollout` (the direct and canary steps, with measuring
 //! and retiring), `apply`, `write` (status and Events, with `own_writes`); `context` (what every
 //! reconcile shares); `tests`: whole reconciles against a fake apiserver.
 
@@ -36,6 +37,7 @@ mod context;
 mod own_writes;
 mod preflight;
 mod rollout;
+mod stop;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -47,7 +49,7 @@ use children::read_children;
 pub use context::{ChildWriters, Children, Context};
 pub use own_writes::OwnWrites;
 use preflight::{Preflight, preflight};
-use rollout::{ANALYSIS_POLL, canary_step, direct_step, previous_view, stalled_pull};
+use rollout::{ANALYSIS_POLL, canary_step, direct_step, stalled_pull};
 pub use validate::validate;
 pub use write::status_patch;
 use write::{announce_rollout, update_status};
@@ -86,43 +88,13 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let mut current = read_children(predictor, ctx, &namespace).await?;
 
-    // Step 1: validate. An invalid spec is not a rollout: nothing is deferred.
+    // Step 1: validate; and only the Predictor's own (a child's name taken by an object this
+    // Predictor does not control). Either stops the reconcile before any rollout.
     if let Err(reason) = validate(predictor) {
-        tracing::warn!(%reason, "invalid spec");
-        let checks = Preflight::skipped(status::reason::INVALID_SPEC, "the spec is invalid");
-        let observed = observe(
-            current.deployment.as_ref(),
-            checks,
-            None,
-            current.autoscaler.as_ref(),
-        );
-        let observed = Observed {
-            invalid: Some(reason.clone()),
-            ..observed
-        };
-        update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
-        return Err(Error::InvalidSpec { name, reason });
+        return stop::invalid_spec(predictor, &current, reason, ctx).await;
     }
-
-    // Step 1b: only the Predictor's own. A child's name taken by an object this Predictor does
-    // not control: the Predictor says so until it is gone (nothing watches an object without
-    // our labels, hence the poll).
     if let Some(conflict) = current.conflict(predictor) {
-        tracing::warn!(%conflict, "child conflict");
-        let why = "a child's name is taken, see Degraded";
-        let checks = Preflight::skipped(status::reason::CHILD_CONFLICT, why);
-        let own = current
-            .deployment
-            .as_ref()
-            .filter(|d| owned_by(*d, predictor));
-        let observed = Observed {
-            conflict: Some(conflict),
-            ..observe(own, checks, None, None)
-        };
-        let deferred = update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
-        return Ok(Action::requeue(
-            deferred.map_or(CONFLICT_RETRY, |d| d.min(CONFLICT_RETRY)),
-        ));
+        return stop::child_conflict(predictor, &current, conflict, ctx).await;
     }
     // A leftover canary that is not the Predictor's own is not retired either.
     current.canary = current.canary.take().filter(|d| owned_by(d, predictor));
