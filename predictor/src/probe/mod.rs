@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 pub mod plot;
 pub mod report;
 
-pub use plot::{check_can_plot, plot};
+pub use plot::{StageMarker, check_can_plot, plot, plot_with_stages};
 pub use report::{ProbeReport, RampReport, VersionSpan, render_markdown, summarize};
 
 /// The most requests per second a probe may be asked for: one process's loopback client manages a few

@@ -1,5 +1,6 @@
 //! The timeline of a probe (feature `plot`, plotters): each answer's latency over time, one colour per
-//! release, failures in red at the top.
+//! release, failures in red at the top, and optionally the stages of a delivery as labelled vertical lines
+//! ([`StageMarker`]).
 
 use super::{ProbeReport, Sample};
 use crate::error::{Error, Result};
@@ -19,9 +20,37 @@ pub fn check_can_plot() -> Result<()> {
     }
 }
 
+/// A moment to mark on the timeline: a vertical line at `at_s`, labelled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageMarker {
+    /// What happened then, e.g. `Synced`.
+    pub label: String,
+    /// When, in seconds since the probe started (the timeline's x axis).
+    pub at_s: f64,
+}
+
+impl StageMarker {
+    pub fn new(label: impl Into<String>, at_s: f64) -> Self {
+        Self {
+            label: label.into(),
+            at_s,
+        }
+    }
+}
+
+/// Draws the timeline without stage markers: see [`plot_with_stages`].
+pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()> {
+    plot_with_stages(samples, report, &[], path)
+}
+
 /// Without the `plot` feature: the error of [`check_can_plot`].
 #[cfg(not(feature = "plot"))]
-pub fn plot(_samples: &[Sample], _report: &ProbeReport, _path: &Path) -> Result<()> {
+pub fn plot_with_stages(
+    _samples: &[Sample],
+    _report: &ProbeReport,
+    _stages: &[StageMarker],
+    _path: &Path,
+) -> Result<()> {
     check_can_plot()
 }
 
@@ -33,9 +62,15 @@ const FONT_PATHS: [&str; 2] = [
 ];
 
 /// Draws the timeline (latency of each answer over time, one colour per version, failures in red at the
-/// top) to `path`: SVG if it ends in `.svg`, else PNG.
+/// top, a labelled vertical line per stage within the probe's time) to `path`: SVG if it ends in `.svg`,
+/// else PNG.
 #[cfg(feature = "plot")]
-pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()> {
+pub fn plot_with_stages(
+    samples: &[Sample],
+    report: &ProbeReport,
+    stages: &[StageMarker],
+    path: &Path,
+) -> Result<()> {
     use plotters::prelude::*;
     let font = FONT_PATHS
         .iter()
@@ -54,6 +89,7 @@ pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()>
             SVGBackend::new(path, (1000, 500)).into_drawing_area(),
             samples,
             report,
+            stages,
             path,
         )
     } else {
@@ -61,6 +97,7 @@ pub fn plot(samples: &[Sample], report: &ProbeReport, path: &Path) -> Result<()>
             BitMapBackend::new(path, (1000, 500)).into_drawing_area(),
             samples,
             report,
+            stages,
             path,
         )
     }
@@ -71,6 +108,7 @@ fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
     root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     samples: &[Sample],
     report: &ProbeReport,
+    stages: &[StageMarker],
     path: &Path,
 ) -> Result<()> {
     use plotters::prelude::*;
@@ -121,6 +159,29 @@ fn draw_timeline<DB: plotters::prelude::DrawingBackend>(
         .map_err(|e| fail(&e))?
         .label(format!("failed ({})", report.failed))
         .legend(|(x, y)| Cross::new((x, y), 4, RED.stroke_width(2)));
+    let stage_colour = RGBColor(200, 110, 0);
+    for (i, stage) in stages
+        .iter()
+        .filter(|s| (0.0..=x_max).contains(&s.at_s))
+        .enumerate()
+    {
+        chart
+            .draw_series(LineSeries::new(
+                [(stage.at_s, 0.0), (stage.at_s, y_max)],
+                stage_colour.stroke_width(1),
+            ))
+            .map_err(|e| fail(&e))?;
+        // NB: stages can be milliseconds apart (the first new and the last old answer): their labels go
+        // down a step each, so neighbours do not overwrite each other.
+        let label_y = y_max * (0.90 - 0.07 * (i % 8) as f64);
+        chart
+            .draw_series([Text::new(
+                format!(" {}", stage.label),
+                (stage.at_s, label_y),
+                ("sans-serif", 13).into_font().color(&stage_colour),
+            )])
+            .map_err(|e| fail(&e))?;
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

@@ -395,6 +395,31 @@ fn plots_svg_and_png() {
     assert!(svg.contains("version 0.2") && svg.contains("failed (1)"));
 }
 
+#[cfg(feature = "plot")]
+#[test]
+fn plots_the_stages_within_the_probe_as_labelled_lines() {
+    let samples = vec![ok(0.0, "0.1"), ok(1000.0, "0.1"), ok(2000.0, "0.2")];
+    let report = summarize(&samples, "t0", &Load::every(Duration::from_millis(20)));
+    let stages = [
+        StageMarker::new("commit pushed", 0.5),
+        StageMarker::new("Synced", 1.5),
+        // After the probe ended: not drawn.
+        StageMarker::new("too late", 60.0),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["t.svg", "t.png"] {
+        let path = dir.path().join(name);
+        plot_with_stages(&samples, &report, &stages, &path).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 1000, "{name}");
+    }
+    let svg = std::fs::read_to_string(dir.path().join("t.svg")).unwrap();
+    assert!(
+        svg.contains("commit pushed") && svg.contains("Synced"),
+        "{svg}"
+    );
+    assert!(!svg.contains("too late"));
+}
+
 #[cfg(not(feature = "plot"))]
 #[test]
 fn plotting_without_the_feature_names_it() {
