@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::client::{endpoint, http_client, http_client_without_keep_alive, predict_remote};
 use crate::error::{Error, Result};
 
+pub mod delivery;
 pub mod plot;
 pub mod report;
 
@@ -206,7 +207,7 @@ impl Until {
 }
 
 /// One request's outcome.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// When it was sent, ms after the probe started.
     pub sent_ms: f64,

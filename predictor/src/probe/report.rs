@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Load, Sample};
 use crate::client::Percentiles;
 
 /// When one release (version, and model when the answers name it) was seen.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VersionSpan {
     pub version: String,
     pub first_ms: f64,
@@ -20,7 +20,7 @@ pub struct VersionSpan {
 }
 
 /// What the probe found.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub started_at: String,
     pub requests: u64,
@@ -44,7 +44,7 @@ pub struct ProbeReport {
 }
 
 /// A ramp's configuration, as [`ProbeReport`] states it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RampReport {
     /// Requests/s at the end of the ramp and after it.
     pub peak_rate: f64,
