@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ProbeReport, StageMarker, VersionSpan};
+use super::{ProbeReport, Sample, StageMarker, VersionSpan};
 use crate::client::Percentiles;
 use crate::error::{Error, Result};
 
@@ -21,8 +21,15 @@ mod tests;
 
 pub use stages::Stages;
 
+/// What `predictor probe --json` writes: the report and every sample.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProbeFile {
+    pub report: ProbeReport,
+    pub samples: Vec<Sample>,
+}
+
 /// Which pipeline the runs measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// `dev/release --promote <tag>`: a GitOps commit.
