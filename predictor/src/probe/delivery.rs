@@ -461,12 +461,13 @@ impl DeliveryReport {
                 };
                 Some(end - r.stages.get(from)?)
             });
-            median(between).unwrap_or(f64::NAN)
+            // NB: a stage the release did not write leaves its step unknown (Python stopped there).
+            median(between).map_or("-".into(), |m| format!("{m:.2}"))
         };
         let _ = writeln!(
             out,
-            "\nThe build's share of commit-to-every-client: {:.0}%–{:.0}% (the rest: image {:.2} s, push \
-             {:.2} s, GitOps commit {:.2} s, GitOps commit to every client {:.2} s; medians).",
+            "\nThe build's share of commit-to-every-client: {:.0}%–{:.0}% (the rest: image {} s, push {} s, \
+             GitOps commit {} s, GitOps commit to every client {} s; medians).",
             low * 100.0,
             high * 100.0,
             step("build", "image"),
