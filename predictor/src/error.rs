@@ -52,6 +52,9 @@ pub enum Error {
         #[source]
         cause: Box<Error>,
     },
+    /// A delivery run's marks file or probe JSON (`predictor delivery-report`) that cannot be used.
+    #[error("cannot use {path} for the delivery report: {reason}")]
+    DeliveryInput { path: String, reason: String },
     /// A live check that ran but found failures (failed requests, a release that never answered).
     #[error("{0}")]
     Failed(String),

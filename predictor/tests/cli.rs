@@ -370,3 +370,72 @@ fn a_duration_without_a_unit_still_counts_as_seconds_and_says_what_to_write_now(
     );
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }
+
+/// `delivery-report` from a run's marks file and its probe's files: the timeline, the probe's report, the
+/// report and summary.json; a run that never saw the new version fails it, after the files are written.
+#[cfg(feature = "plot")]
+#[test]
+fn delivery_report_writes_the_report_and_fails_an_undelivered_run() {
+    use predictor::probe::{Load, Sample, render_markdown, summarize};
+    let dir = tempfile::tempdir().unwrap();
+    let answer = |sent_ms: f64, version: &str| Sample {
+        sent_ms,
+        latency_ms: 1.5,
+        version: Some(version.into()),
+        model: None,
+        failure: None,
+    };
+    let samples: Vec<Sample> = (0..400)
+        .map(|i| answer(i as f64 * 10.0, if i < 250 { "0.1" } else { "0.2" }))
+        .collect();
+    let report = summarize(&samples, "2026-11-26T13:44:13Z", &Load::steady(100.0));
+    let json = serde_json::json!({ "report": report, "samples": samples });
+    std::fs::write(dir.path().join("probe-1.json"), json.to_string()).unwrap();
+    let probe_md = render_markdown(&report, "http://american.team-a.svc:5008");
+    std::fs::write(dir.path().join("probe-1.md"), &probe_md).unwrap();
+    let marks = |new: &str| {
+        let work = dir.path().display();
+        format!(
+            "run 1\nold 0.1\nnew {new}\npage \nload 0.5\ngitops_commit abc\nprobe_started 100\n\
+             committed 100.5\nsynced 101.5\nrolled 102.4\nready 102.6\nhealthy 102.7\n\
+             probe_json {work}/probe-1.json\nprobe_report {work}/probe-1.md\nstage gitops 100.9\n"
+        )
+    };
+    let marks_path = dir.path().join("run-1.marks");
+    let out = dir.path().join("report");
+    let run = |marks_text: String| {
+        std::fs::write(&marks_path, marks_text).unwrap();
+        predictor(&[
+            "delivery-report",
+            "--mode",
+            "gitops",
+            "--url",
+            "http://american.team-a.svc:5008",
+            "--out",
+            out.to_str().unwrap(),
+            marks_path.to_str().unwrap(),
+        ])
+    };
+    let done = run(marks("0.2"));
+    assert!(done.status.success(), "{}", stderr(&done));
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let report_md = read("report.md");
+    assert!(
+        report_md.contains("every 10ms to http://american.team-a.svc:5008")
+            && report_md.contains("| first answer from the new version | 2.00 | 2.00 |")
+            && report_md.ends_with(&format!("{probe_md}\n")),
+        "{report_md}"
+    );
+    assert_eq!(read("probe-1.md"), probe_md);
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+    assert_eq!(summary["mode"], "gitops");
+    assert_eq!(summary["runs"][0]["stages"]["gitops"], 0.4);
+    assert!(std::fs::metadata(out.join("timeline-1.png")).unwrap().len() > 1000);
+    // 0.3 never answered.
+    let undelivered = run(marks("0.3"));
+    assert_fails_with(
+        &undelivered,
+        &["run(s) [1] failed requests or never served the new version"],
+    );
+    assert!(read("report.md").contains("| first answer from the new version | - | - |"));
+}

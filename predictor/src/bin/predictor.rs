@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use predictor::cli::commands::{self, EvalOptions, ProbeOptions, ServeOptions, TrainOptions};
+use predictor::cli::commands::{
+    self, DeliveryReportOptions, EvalOptions, ProbeOptions, ServeOptions, TrainOptions,
+};
 use predictor::cli::durations::{self, OldSpelling, Unit};
 use predictor::cli::values::{CharRange, Limit, parse_limit, parse_range, parse_rate};
+use predictor::probe::delivery::Mode;
 use predictor::probe::{Load, ProbeConfig, Until};
 use predictor::server::ServeConfig;
 use predictor::shadow::ShadowConfig;
@@ -66,6 +69,10 @@ enum Command {
     /// seen, switch-over and failures.
     /// Exits non-zero if a request failed or --until-version was not reached.
     Probe(ProbeArgs),
+    /// Write dev/delivery-report's report from its runs: per run a timeline with the delivery's stages
+    /// marked, then report.md and summary.json. Exits non-zero if a run failed requests or never served
+    /// the new version.
+    DeliveryReport(DeliveryReportArgs),
     /// Tell the server on its drain socket to drain now (readiness false, every answer closes its
     /// connection, still answering), then wait: a pod's preStop hook, so kept-alive clients move on at once.
     Drain(DrainArgs),
@@ -215,6 +222,27 @@ struct ProbeArgs {
     /// Draw the timeline here (.png, or .svg). Needs the `plot` cargo feature (on by default).
     #[arg(long)]
     plot: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DeliveryReportArgs {
+    /// The pipeline the runs measured: gitops (a GitOps commit) or code (a code commit and its release).
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// The URL the probes asked (the report names it).
+    #[arg(long)]
+    url: String,
+    /// The probes' --interval (the report names it).
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Where to write report.md, summary.json, and each run's timeline-N.png and probe-N.md.
+    #[arg(long)]
+    out: PathBuf,
+    /// Each run's marks file: `key value` lines (run, old, new, page, load, gitops_commit, probe_started,
+    /// committed, synced, rolled, ready, healthy: epoch seconds; probe_json, probe_report: the probe's
+    /// --json and --report files) and a `stage <name> <epoch seconds>` line per release stage.
+    #[arg(required = true)]
+    marks: Vec<PathBuf>,
 }
 
 /// What answers: a model file, or a running server.
@@ -367,6 +395,13 @@ fn run(cli: Cli) -> predictor::Result<()> {
         Command::Serve(args) => commands::serve(args.options()),
         Command::Publish(args) => commands::publish(&args.model, &args.to, args.update.as_deref()),
         Command::Probe(args) => commands::probe(args.options()),
+        Command::DeliveryReport(args) => commands::delivery_report(DeliveryReportOptions {
+            mode: args.mode,
+            url: args.url,
+            interval: args.interval,
+            out: args.out,
+            marks: args.marks,
+        }),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::client::{evaluate_live, http_client, predict_remote};
 use crate::error::{Error, Result};
 use crate::evaluate::{Confusion, evaluate_from};
 use crate::model::{Model, sha256_hex};
+use crate::probe::delivery::{self, DeliveryReport, DeliveryRun, Marks, Mode, ProbeFile};
 use crate::probe::{self, ProbeConfig};
 use crate::server::{self, ServeConfig};
 use crate::train::{Pass, TrainSettings, train_from, train_from_bytes};
@@ -67,6 +68,19 @@ pub struct ProbeOptions {
     pub plot: Option<PathBuf>,
 }
 
+/// `predictor delivery-report`.
+#[derive(Clone, Debug)]
+pub struct DeliveryReportOptions {
+    pub mode: Mode,
+    /// What the probes asked, and how often: named in the report.
+    pub url: String,
+    pub interval: Duration,
+    /// Where to write report.md, summary.json, and each run's timeline-N.png and probe-N.md.
+    pub out: PathBuf,
+    /// Each run's marks file ([`Marks`]).
+    pub marks: Vec<PathBuf>,
+}
+
 /// The async runtime of the subcommands that talk HTTP.
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -81,6 +95,10 @@ fn now_rfc3339() -> String {
 
 fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
     std::fs::write(path, contents).map_err(|e| Error::io(path.display().to_string(), e))
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))
 }
 
 fn load_model(path: &Path) -> Result<Model> {
@@ -361,6 +379,54 @@ pub fn probe(options: ProbeOptions) -> Result<()> {
         return Err(Error::Failed(format!(
             "{} of {} requests failed",
             report.failed, report.requests
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the delivery report of `dev/delivery-report`'s runs: per run its record, its timeline with the
+/// stages marked and its probe's report; then report.md and summary.json. Fails (after writing them) when a
+/// run failed requests or never served the new version.
+pub fn delivery_report(options: DeliveryReportOptions) -> Result<()> {
+    probe::check_can_plot()?;
+    let out = &options.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out.display().to_string(), e))?;
+    let mut runs: Vec<(DeliveryRun, String)> = Vec::new();
+    for path in &options.marks {
+        let marks = Marks::parse(&read_file(path)?, &path.display().to_string())?;
+        let probe: ProbeFile = serde_json::from_str(&read_file(Path::new(&marks.probe_json))?)
+            .map_err(|e| Error::DeliveryInput {
+                path: marks.probe_json.clone(),
+                reason: format!("not what `predictor probe --json` writes: {e}"),
+            })?;
+        let record = DeliveryRun::new(&marks, &probe.report);
+        let stages = delivery::stage_markers(&marks, &probe.report);
+        let timeline = out.join(format!("timeline-{}.png", record.run));
+        probe::plot_with_stages(&probe.samples, &probe.report, &stages, &timeline)?;
+        let markdown = read_file(Path::new(&marks.probe_report))?;
+        write_file(&out.join(format!("probe-{}.md", record.run)), &markdown)?;
+        let last_old = record
+            .last_old_answer
+            .map_or("-".into(), |s| format!("{s}"));
+        eprintln!(
+            "run {}: every client on {} {last_old} s after the commit; {} of {} failed",
+            record.run, record.new, record.failed, record.requests
+        );
+        runs.push((record, markdown));
+    }
+    runs.sort_by_key(|(record, _)| record.run);
+    let (records, probe_markdown): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    let report = DeliveryReport::new(options.mode, records);
+    write_file(&out.join("summary.json"), report.summary_json()?)?;
+    let interval = humantime::format_duration(options.interval).to_string();
+    write_file(
+        &out.join("report.md"),
+        report.to_markdown(&options.url, &interval, &probe_markdown),
+    )?;
+    let undelivered = report.undelivered();
+    if !undelivered.is_empty() {
+        return Err(Error::Failed(format!(
+            "run(s) {undelivered:?} failed requests or never served the new version (see report.md)"
         )));
     }
     Ok(())
