@@ -1,17 +1,22 @@
-//! `crdgen`: writes the Predictor CRD generated from the Rust types to `crds/` (or checks it).
+//! `crdgen`: writes the Predictor CRD generated from the Rust types to `crds/` and to the Helm chart's
+//! `charts/predictor-operator/crds/` (or checks them).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
-/// Writes crds/predictor.yaml and crds/kustomization.yaml from the operator's Rust types.
+/// Writes crds/predictor.yaml and crds/kustomization.yaml from the operator's Rust types, and the same
+/// predictor.yaml into the Helm chart's crds/ (Helm installs every file there, so nothing else goes in).
 #[derive(Parser)]
 #[command(version)]
 struct Args {
     /// Directory to write into.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"))]
     out_dir: PathBuf,
+    /// The Helm chart's CRD directory.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/predictor-operator/crds"))]
+    chart_crds_dir: PathBuf,
     /// Only print the CRD YAML to stdout.
     #[arg(long)]
     stdout: bool,
@@ -31,11 +36,12 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let files = [
-        ("predictor.yaml", crd.as_str()),
-        ("kustomization.yaml", KUSTOMIZATION),
+        (&args.out_dir, "predictor.yaml", crd.as_str()),
+        (&args.out_dir, "kustomization.yaml", KUSTOMIZATION),
+        (&args.chart_crds_dir, "predictor.yaml", crd.as_str()),
     ];
-    for (name, content) in files {
-        let path = args.out_dir.join(name);
+    for (dir, name, content) in files {
+        let path = dir.join(name);
         if args.check {
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
             if on_disk != content {
@@ -45,8 +51,7 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         } else {
-            std::fs::create_dir_all(&args.out_dir)
-                .with_context(|| format!("creating {}", args.out_dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(&path, content)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
