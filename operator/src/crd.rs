@@ -780,10 +780,10 @@ mod tests {
 
     #[test]
     fn committed_crd_matches_the_types() {
-        let committed = include_str!("../../crds/predictor.yaml");
-        assert!(
-            committed == crd_yaml(),
-            "crds/predictor.yaml is out of date: run `cargo run -p operator --bin crdgen` and commit the result"
+        crate::reference::assert_current(
+            "crds/predictor.yaml",
+            include_str!("../../crds/predictor.yaml"),
+            &crd_yaml(),
         );
     }
 }
