@@ -4,10 +4,12 @@
 # linked statically (the images are FROM scratch). Used by dev/test, dev/demo and dev/node/images.sh.
 #
 # Usage: dev/static-bins.sh      prints the directory holding `predictor` and `operator` (stdout's only line)
-# Env:   CARGO_TARGET_DIR        cargo target dir (default <repo>/target)
+# Env:   CARGO_TARGET_DIR        cargo target dir (default: the cache's, dev/cache.sh)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-target=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
+# shellcheck source=dev/cache.sh
+source "$repo/dev/cache.sh"
+target=$(realpath -m "$CARGO_TARGET_DIR")
 triple=x86_64-unknown-linux-gnu
 echo "[static-bins] cargo build --release (static, fat LTO: minutes on 2 cores) into $target" >&2
 build() { (cd "$repo" && CARGO_TARGET_DIR=$target RUSTFLAGS="-C target-feature=+crt-static" \

@@ -19,7 +19,7 @@
 #      METRICS_SERVER_BIN a static metrics-server binary (default: $MLOPS_K8S_BIN/metrics-server, else
 #                         build-binaries.sh)
 #      PREDICTOR_VERSIONS image tags to build (default "0.1 0.2": same binary, VERSION env differs)
-#      CARGO_TARGET_DIR   cargo target dir for the predictor build (default <repo>/target)
+#      CARGO_TARGET_DIR   cargo target dir for the predictor build (default: the cache's, dev/cache.sh)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root

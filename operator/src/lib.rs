@@ -10,7 +10,8 @@
 //! registry API), [`reconcile`] (the reconcile, a file per job), [`ownership`] (which objects are a Predictor's own),
 //! [`leader`] (Lease-based leader election), [`metrics`] and [`server`] (`/metrics`, `/healthz`),
 //! [`manager`] (the process: those parts started and stopped in order), [`watch`] (the namespaces it
-//! works in, and their watches merged into one cache per kind).
+//! works in, and their watches merged into one cache per kind), [`reference`] (`docs/reference.md`, the CRD
+//! as a Markdown reference).
 
 pub mod analysis;
 pub mod budget;
@@ -26,6 +27,7 @@ pub mod model_check;
 pub mod ownership;
 pub mod quality;
 pub mod reconcile;
+pub mod reference;
 pub mod resources;
 pub mod scrape;
 pub mod server;

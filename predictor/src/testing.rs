@@ -1,7 +1,9 @@
 //! Model files for the workspace's tests (feature `testing`); the loopback stores and servers they are
-//! served from are `model_store::testing`'s.
+//! served from are `model_store::testing`'s. [`settings`]: the check that the docs list every setting.
 
 use crate::train::{TrainSettings, train_from_bytes};
+
+pub mod settings;
 
 /// A model file trained with the default settings on `csv` (labelled CSV), dated `model_date`:
 /// (file bytes, sha256). Another date gives another file and another digest.

@@ -1,20 +1,32 @@
-//! `crdgen`: writes the Predictor CRD generated from the Rust types to `crds/` (or checks it).
+//! `crdgen`: writes the Predictor CRD generated from the Rust types to `crds/` and to the Helm chart's
+//! `charts/predictor-operator/crds/`, and its Markdown reference to `docs/reference.md` (or checks them).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
-/// Writes crds/predictor.yaml and crds/kustomization.yaml from the operator's Rust types.
+/// Writes crds/predictor.yaml and crds/kustomization.yaml from the operator's Rust types, the same
+/// predictor.yaml into the Helm chart's crds/ (Helm installs every file there, so nothing else goes in),
+/// and docs/reference.md.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Directory to write into.
+    /// Directory to write the CRD into.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"))]
     out_dir: PathBuf,
+    /// The Helm chart's CRD directory.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/predictor-operator/crds"))]
+    chart_crds_dir: PathBuf,
+    /// Directory to write the reference (reference.md) into.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs"))]
+    docs_dir: PathBuf,
     /// Only print the CRD YAML to stdout.
     #[arg(long)]
     stdout: bool,
+    /// Only print the reference (Markdown) to stdout.
+    #[arg(long, conflicts_with = "stdout")]
+    reference: bool,
     /// Write nothing; fail if the files on disk differ from the generated ones.
     #[arg(long)]
     check: bool,
@@ -26,27 +38,30 @@ apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let crd = operator::crd::crd_yaml();
-    if args.stdout {
-        print!("{crd}");
+    let reference = operator::reference::reference();
+    if args.stdout || args.reference {
+        print!("{}", if args.stdout { &crd } else { &reference });
         return Ok(());
     }
     let files = [
-        ("predictor.yaml", crd.as_str()),
-        ("kustomization.yaml", KUSTOMIZATION),
+        (args.out_dir.join("predictor.yaml"), crd.as_str()),
+        (args.out_dir.join("kustomization.yaml"), KUSTOMIZATION),
+        (args.chart_crds_dir.join("predictor.yaml"), crd.as_str()),
+        (args.docs_dir.join("reference.md"), reference.as_str()),
     ];
-    for (name, content) in files {
-        let path = args.out_dir.join(name);
+    for (path, content) in files {
         if args.check {
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
             if on_disk != content {
                 bail!(
-                    "{} is out of date: run `cargo run -p operator --bin crdgen`",
-                    path.display()
+                    "{} is out of date: run `{}`",
+                    path.display(),
+                    operator::reference::COMMAND
                 );
             }
         } else {
-            std::fs::create_dir_all(&args.out_dir)
-                .with_context(|| format!("creating {}", args.out_dir.display()))?;
+            let dir = path.parent().context("a file has a directory")?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(&path, content)
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());

@@ -280,4 +280,19 @@ mod tests {
             ]
         );
     }
+
+    /// docs/settings.md names every variable the operator reads: its flags', the old spellings, and
+    /// those its code (the predictor's and the stores' included) and libraries read by name.
+    #[test]
+    fn every_variable_it_reads_is_documented() {
+        use clap::CommandFactory;
+        use predictor::testing::settings;
+        let libraries = [settings::LIBRARY_VARIABLES, &["KUBECONFIG"]].concat();
+        settings::assert_documented(
+            &Cli::command(),
+            OLD_SPELLINGS,
+            &["operator/src", "predictor/src", "model-store/src"],
+            &libraries,
+        );
+    }
 }

@@ -511,4 +511,18 @@ mod tests {
             ]
         );
     }
+
+    /// docs/settings.md names every variable `predictor` reads: its flags', the old spellings, and
+    /// those its code (the stores' included) and libraries read by name.
+    #[test]
+    fn every_variable_it_reads_is_documented() {
+        use clap::CommandFactory;
+        use predictor::testing::settings;
+        settings::assert_documented(
+            &Cli::command(),
+            OLD_SPELLINGS,
+            &["predictor/src", "model-store/src"],
+            settings::LIBRARY_VARIABLES,
+        );
+    }
 }
