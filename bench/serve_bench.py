@@ -243,8 +243,8 @@ def main():
         print(f"\nours / {batches[1][0]}: {batches[0][1] / batches[1][1]:.1f}x tweets/s")
     print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")
     failed = {}
-    for what, table in (("", rows), (", one connection", singles), (", batches", batches)):
-        for name, _, _, _, non2xx, socket_errors, *_ in table:
+    for what, measured in (("", rows), (", one connection", singles), (", batches", batches)):
+        for name, _, _, _, non2xx, socket_errors, *_ in measured:
             failed[f"{name}{what}: failed requests"] = failed_requests(non2xx, socket_errors)
     require(failures=failed)
 
