@@ -205,7 +205,12 @@ pub(crate) fn operator_by_helm(setup: &Setup) {
     );
     // Helm 4 applies the chart's crds/ server-side on install: it shares the kubectl-applied CRD
     // (the same content) instead of skipping it.
-    let crd = node.json(&["get", "crd", "predictors.mlops.dev"]);
+    let crd = node.json(&[
+        "get",
+        "crd",
+        "predictors.mlops.dev",
+        "--show-managed-fields",
+    ]);
     let managers: Vec<&str> = crd["metadata"]["managedFields"]
         .as_array()
         .unwrap()
@@ -229,14 +234,25 @@ pub(crate) fn operator_by_helm(setup: &Setup) {
     // through the chart's CA bundle).
     let t_change = Instant::now();
     settle_on(node, "0.2", &url_t, sha_t);
+    let ready_s = t_change.elapsed().as_secs_f64();
+    // Ready counts the new pods; the old ones drain a little longer.
+    wait_for(Duration::from_secs(60), "the 0.1 pods gone", || {
+        (pods(node).len() == 2).then_some(())
+    });
     eprintln!(
-        "[node test] Predictor 0.1 -> 0.2 Ready under the helm-installed operator in {:.1} s",
+        "[node test] Predictor 0.1 -> 0.2 Ready under the helm-installed operator in {ready_s:.1} s, \
+         the old pods gone after {:.1} s",
         t_change.elapsed().as_secs_f64()
     );
 
     // 14b. `helm upgrade` to a new operator image tag under the probe: the operator pods roll one
     //      at a time, the Lease passes to a new pod, the Predictor is not touched.
     let digest = node.script("operator-tag.sh", &[UPGRADE_TAG], Duration::from_secs(180));
+    let digests = std::fs::read_to_string(node.state.join("images/digests.env")).unwrap();
+    assert!(
+        digests.contains(&format!("PREDICTOR_OPERATOR_0_1={}", digest.trim())),
+        "{UPGRADE_TAG} is 0.1's bytes: {digest} not in {digests}"
+    );
     let upgraded_image = format!(
         "{}:{UPGRADE_TAG}",
         OPERATOR_IMAGE.rsplit_once(':').unwrap().0
