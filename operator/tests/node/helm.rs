@@ -124,6 +124,14 @@ fn release_pod_on(pod: &Value, image: &str) -> bool {
         && pod["spec"]["containers"][0]["image"] == image
 }
 
+/// After [`settle_on`]: Ready counts the new pods, the old ones drain a little longer; a probe
+/// started now sees only the new ones.
+fn old_pods_gone(node: &Node) {
+    wait_for(Duration::from_secs(60), "the old pods gone", || {
+        (pods(node).len() == 2).then_some(())
+    });
+}
+
 fn deployment_generation(node: &Node) -> Value {
     deployment(node)["metadata"]["generation"].clone()
 }
@@ -168,6 +176,7 @@ pub(crate) fn operator_by_helm(setup: &Setup) {
     let (url_t, sha_t) = setup.model("MODEL_T");
     let (url_b, sha_b) = setup.model("MODEL_B");
     settle_on(node, "0.1", &url_t, sha_t);
+    old_pods_gone(node);
     let values = values_file(node);
     let untouched = Untouched::now(node);
 
@@ -235,10 +244,7 @@ pub(crate) fn operator_by_helm(setup: &Setup) {
     let t_change = Instant::now();
     settle_on(node, "0.2", &url_t, sha_t);
     let ready_s = t_change.elapsed().as_secs_f64();
-    // Ready counts the new pods; the old ones drain a little longer.
-    wait_for(Duration::from_secs(60), "the 0.1 pods gone", || {
-        (pods(node).len() == 2).then_some(())
-    });
+    old_pods_gone(node);
     eprintln!(
         "[node test] Predictor 0.1 -> 0.2 Ready under the helm-installed operator in {ready_s:.1} s, \
          the old pods gone after {:.1} s",
