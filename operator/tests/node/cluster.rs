@@ -209,6 +209,8 @@ pub(crate) fn require_node_prerequisites() {
     }
     // ArgoCD, for the autoscaled Predictor it syncs (section 11): fail now, not after minutes.
     argocd::bin_dir(&["argocd-repo-server", "argocd-application-controller"]);
+    // Helm, for the operator installed from charts/ (section 14).
+    crate::helm::helm_bin();
     let bin = crate::support::bin_dir();
     for program in ["kubelet", "kube-proxy", "coredns", "metrics-server"] {
         assert!(

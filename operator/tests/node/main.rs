@@ -36,6 +36,11 @@
 //!     length, one that never ends, and a canary answering a 64 MiB `/metrics`, all at once, while
 //!     another team's Predictor rolls out under the probe: the operator pods never restart and stay
 //!     under their memory limit, the hostile Predictors are refused, the rollout fails no request.
+//! 14. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
+//!     installation removed as docs/install.md says, `helm install` of charts/predictor-operator
+//!     with the node's values, `helm upgrade` to a new image tag, `helm uninstall` (the Predictor
+//!     keeps serving, unreconciled) and `helm install` again (the change made meanwhile rolls out),
+//!     all under `predictor probe` with 0 failed requests.
 //!
 //! A scenario that fails prints what the node looked like; the scenarios after it on the same node
 //! fail at once, naming it (they would only wait out their timeouts on a node in an unknown state).
@@ -54,6 +59,7 @@ mod support;
 mod autoscaling;
 mod cluster;
 mod gates;
+mod helm;
 mod hostile;
 mod images;
 mod install;
@@ -135,6 +141,11 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     }),
     ("image_sizes", install::image_sizes),
     ("no_operator_pod_restarted", install::no_operator_restarts),
+    // Replaces the operator pods: after the scenarios that count their restarts.
+    (
+        "operator_by_helm_install_upgrade_uninstall",
+        helm::operator_by_helm,
+    ),
 ];
 
 /// The node of this run: brought up by the first scenario selected, down when the run ends.
