@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::Setup;
 use crate::cluster::*;
 use crate::probe::*;
-use crate::support::{DEFAULT_BIN_DIR, repo_root, wait_output};
+use crate::support::{DEFAULT_BIN_DIR, checked, repo_root, wait_output};
 
 const RELEASE: &str = "predictor-operator";
 /// The operator image pushed once more under this tag (dev/node/operator-tag.sh) for the upgrade.
@@ -48,15 +48,7 @@ fn helm(node: &Node, args: &[&str]) -> String {
         .spawn()
         .expect("run helm");
     let out = wait_output(child, Duration::from_secs(120), "helm");
-    assert!(
-        out.status.success(),
-        "helm {} failed ({}):\n{}\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    checked("helm", &out, args)
 }
 
 /// The node's values for the chart, as a user's values file: the registry's image, its pull Secret,
@@ -353,12 +345,7 @@ pub(crate) fn operator_by_helm(setup: &Setup) {
         watch,
         &["0.2", "0.2"],
     );
-    let models: Vec<&str> = report["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v["version"].as_str()?.rsplit(' ').next())
-        .collect();
+    let models: Vec<&str> = spans(&report).into_iter().map(|(_, model)| model).collect();
     assert_eq!(models, [&sha_t[..12], &sha_b[..12]], "{report}");
     assert_ne!(
         deployment_generation(node),

@@ -184,13 +184,24 @@ pub(crate) fn assert_watch_clean(what: &str, watch: Watch, versions: &[&str]) ->
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["failed"], 0, "{what}: {report}");
-    let seen: Vec<&str> = report["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        // `0.2 · model 8159eb76294b`: the release, then its model.
-        .filter_map(|v| v["version"].as_str()?.split(" · ").next())
+    let seen: Vec<&str> = spans(report)
+        .into_iter()
+        .map(|(release, _)| release)
         .collect();
     assert_eq!(seen, versions, "{what}: {report}");
     watched["report"].take()
+}
+
+/// The answers' spans in a probe's report, in order, as (release, model): each span's version reads
+/// `0.2 · model 8159eb76294b`, the release, then its model.
+pub(crate) fn spans(report: &Value) -> Vec<(&str, &str)> {
+    report["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            let version = v["version"].as_str()?;
+            Some((version.split(" · ").next()?, version.rsplit(' ').next()?))
+        })
+        .collect()
 }

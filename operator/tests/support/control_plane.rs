@@ -514,9 +514,14 @@ pub fn run_kubectl(bin: &Path, kubeconfig: &Path, args: &[&str], stdin: Option<&
 
 /// Asserts kubectl succeeded; returns its stdout.
 pub fn check_output(out: &Output, args: &[&str]) -> String {
+    checked("kubectl", out, args)
+}
+
+/// Asserts `program` (run with `args`) succeeded; returns its stdout.
+pub fn checked(program: &str, out: &Output, args: &[&str]) -> String {
     assert!(
         out.status.success(),
-        "kubectl {} failed ({}):\n{}\n{}",
+        "{program} {} failed ({}):\n{}\n{}",
         args.join(" "),
         out.status,
         String::from_utf8_lossy(&out.stdout),
