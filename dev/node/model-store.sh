@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a node started by dev/node/up.sh: a namespace that enforces Pod Security "restricted", the registry's
 # pull Secret ($PULL_SECRET) in it, and the model store (a fileserver pod with the model files baked into
-# its image, pulled from the node's registry; Service model-store at a fixed ClusterIP, 10.97.0.50). Prints the store's
+# its image, pulled from the node's registry; Service model-store at a fixed ClusterIP, 10.97.0.11). Prints the store's
 # base URL by its cluster DNS name (http://model-store.<namespace>.svc:8080). Predictors are deployed by the operator from Predictor objects (the node
 # test, dev/demo, dev/delivery-report); this script writes no predictor Deployment of its own.
 #
@@ -11,8 +11,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 use_running_node
 NS=${1:-mlops-node-test}
-# Also a fixed ClusterIP, for host processes outside the cluster DNS (a developer's curl, an operator run on the host).
-STORE_IP=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[50])" "$SVC_CIDR")
+# Also a fixed ClusterIP, for host processes outside the cluster DNS (a developer's curl, an operator run on the host),
+# from the range's static band (its first 16 addresses in a /24: the apiserver gives them only to a Service that
+# asks for one, so no other Service can have taken it first; .1 is `kubernetes`, .10 CoreDNS).
+STORE_IP=$(python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[11])" "$SVC_CIDR")
 
 # What Pod Security "restricted" asks for.
 pod_sc='securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}'
