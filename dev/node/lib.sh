@@ -75,6 +75,20 @@ k8s_bin() { # directory with etcd, kube-*, kubectl (built by dev/cluster/build-b
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
+# One node per machine. claim_node takes the node lock (held until the calling script exits; the node tier's
+# tests take the same lock) and stops a node a finished script left running (./dev/demo keeps its cluster up):
+# with the lock held no one else is using it. down.sh is idempotent (under a second when nothing is up).
+NODE_LOCK=/tmp/mlops-node.lock
+claim_node() {
+  exec {NODE_LOCK_FD}>"$NODE_LOCK"
+  if ! flock -n "$NODE_LOCK_FD"; then
+    log "waiting for $NODE_LOCK (another run is using the node)"
+    flock "$NODE_LOCK_FD"
+  fi
+  if [[ -f $N/env ]]; then log "stopping the node a previous run left up (dev/node/down.sh)"; fi
+  "$REPO/dev/node/down.sh" || die "cannot stop the node left running (dev/node/down.sh failed, see above)"
+}
+
 # use_running_node: the settings up.sh wrote for a running node ($N/env), and B for kc; dies without a node.
 use_running_node() {
   [[ -f $N/env ]] || die "no node: run dev/node/up.sh first"

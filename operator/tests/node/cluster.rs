@@ -52,6 +52,9 @@ impl Node {
             state,
             _lock: lock,
         };
+        // A node a finished `./dev/demo` left running: with the lock held no one is using it (what
+        // dev/node/lib.sh's claim_node does for the scripts). down.sh is idempotent.
+        node.script("down.sh", &[], Duration::from_secs(300));
         let t0 = Instant::now();
         node.script("up.sh", &[], Duration::from_secs(900));
         eprintln!("[node test] node up in {:.1} s", t0.elapsed().as_secs_f64());
