@@ -56,6 +56,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod argocd_ui;
 mod autoscaling;
 mod cluster;
 mod gates;
@@ -139,6 +140,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("autoscaling_under_argocd", |s| {
         autoscaling::autoscaling_under_argocd(&s.node, &s.store, &s.models)
     }),
+    ("argocd_web_ui", argocd_ui::argocd_web_ui),
     ("image_sizes", install::image_sizes),
     ("no_operator_pod_restarted", install::no_operator_restarts),
     // Replaces the operator pods: after the scenarios that count their restarts.

@@ -86,17 +86,33 @@ impl Target<'_> {
 
 /// Which ArgoCD processes to run.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Components {
+pub enum Components<'a> {
     /// redis, repo server and application controller: what syncs Git to the cluster.
     Sync,
-    /// The same, plus argocd-server: the API the `argocd` CLI and the web UI talk to.
+    /// The same, plus argocd-server on loopback (plain HTTP/gRPC): the API the `argocd` CLI talks to.
     WithServer,
+    /// The same, with argocd-server on `address` over TLS (its own self-signed certificate) serving the
+    /// web UI's `assets` ([`ui_dir`]).
+    WithWebUi { address: &'a str, assets: &'a Path },
+}
+
+/// The web UI's assets `dev/argocd/build-ui.sh` built (`MLOPS_ARGOCD_UI`, set by `./dev/test`), or a panic
+/// that says how to build them.
+pub fn ui_dir() -> PathBuf {
+    let dir = std::env::var_os("MLOPS_ARGOCD_UI").map(PathBuf::from);
+    match dir {
+        Some(dir) if dir.join("index.html").is_file() => dir,
+        _ => panic!(
+            "ArgoCD's web UI is not built (MLOPS_ARGOCD_UI = {dir:?}): run `./dev/argocd/build-ui.sh` and set \
+             MLOPS_ARGOCD_UI to the directory it prints (./dev/test does)"
+        ),
+    }
 }
 
 /// The running ArgoCD processes; dropping it stops them.
 pub struct ArgoCd {
     procs: Vec<Proc>,
-    /// argocd-server's `127.0.0.1:<port>` (plain HTTP/gRPC), when it runs.
+    /// argocd-server's `<address>:<port>` (plain HTTP/gRPC on loopback, TLS with the web UI), when it runs.
     pub server: Option<String>,
 }
 
@@ -136,14 +152,25 @@ impl ArgoCd {
             procs: vec![redis, repo_server, controller],
             server: None,
         };
-        if components == Components::WithServer {
-            argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port);
+        match components {
+            Components::Sync => {}
+            Components::WithServer => {
+                argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port, None)
+            }
+            Components::WithWebUi { address, assets } => argocd.start_server(
+                &cluster,
+                bin,
+                &dir,
+                &redis_port,
+                &repo_port,
+                Some((address, assets)),
+            ),
         }
         argocd
     }
 
-    /// argocd-server on loopback without TLS (`--insecure`: nothing but this machine reaches it).
-    /// No web UI is served: see dev/argocd/README.md.
+    /// argocd-server on loopback without TLS (`--insecure`: nothing but this machine reaches it), or
+    /// with `web_ui` (address, assets) on that address over TLS, serving the web UI.
     fn start_server(
         &mut self,
         cluster: &Target,
@@ -151,9 +178,9 @@ impl ArgoCd {
         dir: &Path,
         redis_port: &str,
         repo_port: &str,
+        web_ui: Option<(&str, &Path)>,
     ) {
         let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
         let mut server = component("argocd_server");
         server.arg(bin).arg(dir).arg(cluster.kubeconfig).args([
             redis_port,
@@ -161,12 +188,27 @@ impl ArgoCd {
             &port.to_string(),
             &free_port().to_string(),
         ]);
+        let addr = match web_ui {
+            Some((address, assets)) => {
+                server.arg(address).arg(assets);
+                format!("{address}:{port}")
+            }
+            None => format!("127.0.0.1:{port}"),
+        };
         let server = Proc::spawn("argocd-server", server, &dir.join("server.log"));
         // /healthz answers once the server has initialised its settings (admin password included).
+        let healthy = || match web_ui {
+            Some(_) => {
+                https_get(&format!("https://{addr}/healthz")).filter(|(code, _)| *code == 200)
+            }
+            None => {
+                model_store::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200)
+            }
+        };
         poll(
             Duration::from_secs(60),
             &format!("argocd-server /healthz on {addr}"),
-            || model_store::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200),
+            healthy,
         )
         .unwrap_or_else(|e| panic!("{e}:\n{}", server.tail(40)));
         self.procs.push(server);
@@ -199,6 +241,21 @@ impl Drop for ArgoCd {
     }
 }
 
+/// GET `url` over TLS accepting argocd-server's self-signed certificate (what a browser told to trust it
+/// does): the status and body, or `None` if nothing answered.
+pub fn https_get(url: &str) -> Option<(u16, String)> {
+    model_store::tls::install_crypto_provider();
+    let client = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let response = client.get(url).send().ok()?;
+    let code = response.status().as_u16();
+    Some((code, response.text().ok()?))
+}
+
 /// `function` of `dev/argocd/components.sh`, which execs that component.
 fn component(function: &str) -> std::process::Command {
     launcher("dev/argocd/components.sh", function)
@@ -220,7 +277,13 @@ fn wait_tcp(port: &str, proc: &Proc) {
 /// leave it: argocd-server sets the admin password at its first start.
 pub fn install_config<'a>(cluster: impl Into<Target<'a>>, bin: &Path) {
     let cluster = cluster.into();
-    cluster.kubectl_ok(&["create", "namespace", ARGOCD_NS], None);
+    // Idempotent: the node tier's scenarios that run ArgoCD each install it.
+    cluster.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ARGOCD_NS}\n"
+        )),
+    );
     // Server-side: the Application CRD is too big for the last-applied annotation.
     cluster.kubectl_ok(
         &[
@@ -301,6 +364,37 @@ pub fn team_a_overlay(dir: &Path, repo_url: &str) -> PathBuf {
                 kind: "Application",
                 name: APP,
                 patch: replace("/spec/source/repoURL", repo_url),
+            },
+        ],
+    )
+}
+
+/// The committed `argocd/` files with each team's Git URL swapped for a local repository, and
+/// without the declarative Application: team A creates its app itself (with the CLI, or in the web UI).
+pub fn teams_overlay(dir: &Path, team_a_repo: &str, team_b_repo: &str) -> PathBuf {
+    overlay(
+        dir,
+        &[
+            OverlayPatch {
+                kind: "AppProject",
+                name: "team-a-project",
+                patch: replace("/spec/sourceRepos/0", team_a_repo),
+            },
+            OverlayPatch {
+                kind: "AppProject",
+                name: "team-b-project",
+                patch: replace("/spec/sourceRepos/0", team_b_repo),
+            },
+            OverlayPatch {
+                kind: "Application",
+                name: "team-a-predictors",
+                patch: serde_json::json!({
+                    "$patch": "delete",
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Application",
+                    "metadata": {"name": "team-a-predictors"},
+                })
+                .to_string(),
             },
         ],
     )
