@@ -41,6 +41,8 @@ pub struct Browser {
     runtime: tokio::runtime::Runtime,
     driver: Child,
     _profile: tempfile::TempDir,
+    /// chromedriver's log (its commands and the browser's console), named in failure messages.
+    log: std::path::PathBuf,
 }
 
 impl Browser {
@@ -53,8 +55,13 @@ impl Browser {
             );
         }
         let port = free_port();
+        let log = std::env::temp_dir().join(format!("chromedriver-{port}.log"));
         let driver = Command::new(CHROMEDRIVER)
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .args([
+                format!("--port={port}"),
+                "--allowed-ips=127.0.0.1".into(),
+                format!("--log-path={}", log.display()),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -75,6 +82,11 @@ impl Browser {
             "--disable-sync".into(),
             "--disable-quic".into(),
             "--disable-field-trial-config".into(),
+            // A headless window counts as hidden: without these, timers and rendering of a busy single-page
+            // app are throttled until WebDriver's calls time out ("Timed out receiving message from renderer").
+            "--disable-background-timer-throttling".into(),
+            "--disable-backgrounding-occluded-windows".into(),
+            "--disable-renderer-backgrounding".into(),
             "--no-first-run".into(),
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
@@ -84,6 +96,13 @@ impl Browser {
         capabilities.insert(
             "acceptInsecureCerts".into(),
             json!(settings.accept_insecure_certs),
+        );
+        // Single-page apps keep requests open (ArgoCD's event streams): a navigation returns once the
+        // document is parsed, and every wait is the test's own; no command may hang past a minute.
+        capabilities.insert("pageLoadStrategy".into(), json!("eager"));
+        capabilities.insert(
+            "timeouts".into(),
+            json!({"pageLoad": 60_000, "script": 30_000, "implicit": 0}),
         );
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -112,6 +131,7 @@ impl Browser {
             runtime,
             driver,
             _profile: profile,
+            log,
         }
     }
 
@@ -179,23 +199,71 @@ impl Browser {
                 return value;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "browser: no {what} within {timeout:?} (page {})",
-                    self.current_url()
-                );
+                panic!("browser: no {what} within {timeout:?}; {}", self.describe());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    pub fn click(&self, element: &Element) {
-        self.block("click", element.click());
+    /// What the page is now, for a failure message: its URL, the start of its text, and a screenshot
+    /// saved to the temp dir.
+    pub fn describe(&self) -> String {
+        let shot = std::env::temp_dir().join(format!(
+            "browser-failure-{}-{}.png",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        let saved = match self.runtime.block_on(self.client.screenshot()) {
+            Ok(png) => std::fs::write(&shot, png)
+                .map(|()| format!("screenshot {}", shot.display()))
+                .unwrap_or_else(|e| format!("no screenshot: {e}")),
+            Err(e) => format!("no screenshot: {e}"),
+        };
+        let text: String = self.page_text().chars().take(1500).collect();
+        format!(
+            "page {}, {saved}, chromedriver log {}, text:\n{text}",
+            self.current_url(),
+            self.log.display()
+        )
     }
 
-    /// Clears a text field and types `text` into it.
+    /// Clicks `element`, waiting up to 10 s while it is not interactable yet (a panel still sliding in,
+    /// an overlay fading out).
+    pub fn click(&self, element: &Element) {
+        self.when_interactable("click", || element.click());
+    }
+
+    /// Clears a text field and types `text` into it (waiting as [`Browser::click`] does).
     pub fn type_into(&self, element: &Element, text: &str) {
-        self.block("clear", element.clear());
+        self.when_interactable("clear", || element.clear());
         self.block("type", element.send_keys(text));
+    }
+
+    fn when_interactable<
+        F: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    >(
+        &self,
+        what: &str,
+        call: impl Fn() -> F,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.runtime.block_on(call()) {
+                Ok(()) => return,
+                Err(e)
+                    if Instant::now() < deadline && {
+                        let m = e.to_string();
+                        m.contains("not interactable") || m.contains("click intercepted")
+                    } =>
+                {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => panic!("browser: {what}: {e}; {}", self.describe()),
+            }
+        }
     }
 
     /// Sends `keys` to an element as typed, without clearing it first (WebDriver's special keys too:

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The one launcher of ArgoCD's components outside a pod: redis (its cache, Debian's redis-server), the repo
-# server, the application controller and argocd-server, the binaries dev/argocd/build.sh builds, on 127.0.0.1 (argocd-server with the web UI on the address named).
+# server, the application controller and argocd-server, the binaries dev/argocd/build.sh builds, on 127.0.0.1.
 # dev/delivery-report and the Rust test support (operator/tests/support/argocd.rs, for the gitops tiers and the
 # node tier) both start theirs with it. Every path a component writes is under <dir> (home/, tmp/, static/);
 # <kubeconfig> is the cluster it runs in, its in-cluster destination https://kubernetes.default.svc (ArgoCD's
@@ -10,7 +10,7 @@
 #   argocd_redis <dir> <port>
 #   argocd_repo_server <bin> <dir> <redis port> <port> <metrics port>
 #   argocd_application_controller <bin> <dir> <kubeconfig> <redis port> <repo-server port> <metrics port>
-#   argocd_server <bin> <dir> <kubeconfig> <redis port> <repo-server port> <port> <metrics port> [<address> <ui>]
+#   argocd_server <bin> <dir> <kubeconfig> <redis port> <repo-server port> <port> <metrics port> [tls]
 ARGOCD_NAMESPACE=argocd # as in ArgoCD's own install manifests and our argocd/ files
 
 argocd_redis() {
@@ -32,20 +32,18 @@ argocd_application_controller() {
     --persist-resource-health
 }
 
-# Without <address> <ui>: plain HTTP/gRPC on 127.0.0.1 (--insecure: nothing but this machine reaches it) and no
-# web UI (--staticassets is an empty directory). With them: on <address>, TLS as argocd-server does it by itself
-# (a self-signed certificate made at start, no argocd-secret TLS key), serving the web UI from <ui>, the assets
-# dev/argocd/build-ui.sh builds. No SSO is configured; a loopback Dex address keeps it from ever resolving the
-# default in-cluster name.
+# On 127.0.0.1 (its REST gateway dials its own gRPC at localhost:<port>, so it must listen there). Plain HTTP/gRPC
+# (--insecure: nothing but this machine reaches it), or with `tls` TLS as argocd-server does it by itself (a
+# self-signed certificate made at start, no argocd-secret TLS key), for the web UI embedded in the binary
+# (dev/argocd/build.sh). --staticassets is an empty directory (nothing beyond the embedded UI). No SSO is
+# configured; a loopback Dex address keeps it from ever resolving the default in-cluster name.
 argocd_server() {
-  local address=127.0.0.1 tls=(--insecure) ui="$2/static"
-  if [[ -n ${9:-} ]]; then
-    address=$8 tls=() ui=$9
-  fi
+  local tls=(--insecure)
+  [[ ${8:-} != tls ]] || tls=()
   argocd_exec "$1" "$2" "$3" argocd-server --redis "127.0.0.1:$4" --namespace "$ARGOCD_NAMESPACE" \
-    --repo-server "127.0.0.1:$5" --repo-server-plaintext --address "$address" --port "$6" \
+    --repo-server "127.0.0.1:$5" --repo-server-plaintext --address 127.0.0.1 --port "$6" \
     --metrics-address 127.0.0.1 --metrics-port "$7" "${tls[@]}" \
-    --dex-server 127.0.0.1:1 --dex-server-plaintext --staticassets "$ui"
+    --dex-server 127.0.0.1:1 --dex-server-plaintext --staticassets "$2/static"
 }
 
 # argocd_exec <bin> <dir> <kubeconfig or ''> <component> <flags…>: text logs, every path under <dir>, the

@@ -86,33 +86,20 @@ impl Target<'_> {
 
 /// Which ArgoCD processes to run.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Components<'a> {
+pub enum Components {
     /// redis, repo server and application controller: what syncs Git to the cluster.
     Sync,
     /// The same, plus argocd-server on loopback (plain HTTP/gRPC): the API the `argocd` CLI talks to.
     WithServer,
-    /// The same, with argocd-server on `address` over TLS (its own self-signed certificate) serving the
-    /// web UI's `assets` ([`ui_dir`]).
-    WithWebUi { address: &'a str, assets: &'a Path },
-}
-
-/// The web UI's assets `dev/argocd/build-ui.sh` built (`MLOPS_ARGOCD_UI`, set by `./dev/test`), or a panic
-/// that says how to build them.
-pub fn ui_dir() -> PathBuf {
-    let dir = std::env::var_os("MLOPS_ARGOCD_UI").map(PathBuf::from);
-    match dir {
-        Some(dir) if dir.join("index.html").is_file() => dir,
-        _ => panic!(
-            "ArgoCD's web UI is not built (MLOPS_ARGOCD_UI = {dir:?}): run `./dev/argocd/build-ui.sh` and set \
-             MLOPS_ARGOCD_UI to the directory it prints (./dev/test does)"
-        ),
-    }
+    /// The same, with argocd-server over TLS (its own self-signed certificate): the web UI (embedded in
+    /// the binary by dev/argocd/build.sh) and the API.
+    WithWebUi,
 }
 
 /// The running ArgoCD processes; dropping it stops them.
 pub struct ArgoCd {
     procs: Vec<Proc>,
-    /// argocd-server's `<address>:<port>` (plain HTTP/gRPC on loopback, TLS with the web UI), when it runs.
+    /// argocd-server's `127.0.0.1:<port>` (plain HTTP/gRPC, or TLS with the web UI), when it runs.
     pub server: Option<String>,
 }
 
@@ -155,22 +142,17 @@ impl ArgoCd {
         match components {
             Components::Sync => {}
             Components::WithServer => {
-                argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port, None)
+                argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port, false)
             }
-            Components::WithWebUi { address, assets } => argocd.start_server(
-                &cluster,
-                bin,
-                &dir,
-                &redis_port,
-                &repo_port,
-                Some((address, assets)),
-            ),
+            Components::WithWebUi => {
+                argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port, true)
+            }
         }
         argocd
     }
 
-    /// argocd-server on loopback without TLS (`--insecure`: nothing but this machine reaches it), or
-    /// with `web_ui` (address, assets) on that address over TLS, serving the web UI.
+    /// argocd-server on loopback, without TLS (`--insecure`: nothing but this machine reaches it) or, for
+    /// the web UI, with it (`tls`).
     fn start_server(
         &mut self,
         cluster: &Target,
@@ -178,7 +160,7 @@ impl ArgoCd {
         dir: &Path,
         redis_port: &str,
         repo_port: &str,
-        web_ui: Option<(&str, &Path)>,
+        tls: bool,
     ) {
         let port = free_port();
         let mut server = component("argocd_server");
@@ -188,22 +170,19 @@ impl ArgoCd {
             &port.to_string(),
             &free_port().to_string(),
         ]);
-        let addr = match web_ui {
-            Some((address, assets)) => {
-                server.arg(address).arg(assets);
-                format!("{address}:{port}")
-            }
-            None => format!("127.0.0.1:{port}"),
-        };
+        if tls {
+            server.arg("tls");
+        }
+        let addr = format!("127.0.0.1:{port}");
         let server = Proc::spawn("argocd-server", server, &dir.join("server.log"));
         // /healthz answers once the server has initialised its settings (admin password included).
-        let healthy = || match web_ui {
-            Some(_) => {
-                https_get(&format!("https://{addr}/healthz")).filter(|(code, _)| *code == 200)
-            }
-            None => {
-                model_store::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200)
-            }
+        let healthy = || {
+            let answer = if tls {
+                https_get(&format!("https://{addr}/healthz"))
+            } else {
+                model_store::testing::http_get(&addr, "/healthz")
+            };
+            answer.filter(|(code, _)| *code == 200)
         };
         poll(
             Duration::from_secs(60),
