@@ -272,12 +272,6 @@ impl Browser {
         self.block("send keys", element.send_keys(keys));
     }
 
-    /// An element's attribute (or property), empty if it has none.
-    pub fn attribute(&self, element: &Element, name: &str) -> String {
-        self.block("attribute", element.attr(name))
-            .unwrap_or_default()
-    }
-
     /// An element's rendered text.
     pub fn text(&self, element: &Element) -> String {
         self.block("text", element.text())
