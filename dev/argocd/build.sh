@@ -5,6 +5,7 @@
 #            one multi-call binary; it picks its component from argv[0], so
 #            argocd-application-controller, argocd-repo-server and argocd-server are
 #            symlinks to it (the same binary run as `argocd` is the CLI).
+#            Its web UI is embedded (dev/argocd/build-ui.sh builds it: npm and the vendored argo-ui).
 #   argocd-crds.yaml   the Application/AppProject/ApplicationSet CRDs from the same
 #            module's manifests/crds (read from the module cache, never committed).
 #   kustomize  sigs.k8s.io/kustomize/kustomize/v5 (dev/argocd/go/kustomizebin): the repo-server
@@ -37,8 +38,30 @@ argocd_ldflags() {
 }
 plain_ldflags() { echo "-s -w"; }
 
+# The web UI goes into the binary, as in ArgoCD's own image: argocd-server serves its pages' index.html only from
+# the embedded ui/dist/app (server.go getIndexData; --staticassets adds files, not the page), which the Go module
+# ships empty. So the build uses a copy of the module with the assets build-ui.sh made in ui/dist/app (a replace
+# in a generated copy of the wrapper module), keyed by the assets' inputs. Before the lock: build-ui.sh takes it.
+ui=$("$here/build-ui.sh")
+key=$(basename "$(dirname "$ui")")
 lock_bin_dir
-go_tool argocd "$wrapper" "$module" "$module/cmd" argocd_ldflags version --client --short
+src="$cache/argocd-src/$key"
+if [[ ! -f $src/.complete ]]; then
+  moddir=$(cd "$wrapper" && go list -m -f '{{.Dir}}' "$module") || die "cannot locate the $module module"
+  rm -rf "$cache/argocd-src"
+  mkdir -p "$src"
+  cp -r "$moddir/." "$src/"
+  chmod -R u+w "$src"
+  rm -rf "$src/ui/dist/app"
+  cp -r "$ui" "$src/ui/dist/app"
+  touch "$src/.complete"
+  log "argo-cd source with the web UI embedded: $src"
+fi
+build_wrapper="$cache/argocd-src/wrapper"
+mkdir -p "$build_wrapper"
+cp "$wrapper/go.mod" "$wrapper/go.sum" "$build_wrapper/"
+(cd "$build_wrapper" && go mod edit -replace "$module=$src") || die "go mod edit -replace failed"
+go_tool argocd "$build_wrapper" "$module" "$module/cmd" argocd_ldflags version --client --short
 for l in "${links[@]}"; do
   ln -sfn argocd "$bin_dir/$l"
 done

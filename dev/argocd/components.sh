@@ -10,7 +10,7 @@
 #   argocd_redis <dir> <port>
 #   argocd_repo_server <bin> <dir> <redis port> <port> <metrics port>
 #   argocd_application_controller <bin> <dir> <kubeconfig> <redis port> <repo-server port> <metrics port>
-#   argocd_server <bin> <dir> <kubeconfig> <redis port> <repo-server port> <port> <metrics port>
+#   argocd_server <bin> <dir> <kubeconfig> <redis port> <repo-server port> <port> <metrics port> [tls]
 ARGOCD_NAMESPACE=argocd # as in ArgoCD's own install manifests and our argocd/ files
 
 argocd_redis() {
@@ -32,13 +32,17 @@ argocd_application_controller() {
     --persist-resource-health
 }
 
-# Plain HTTP/gRPC (--insecure): nothing but this machine reaches it. No web UI (--staticassets is an empty
-# directory): see dev/argocd/README.md. No SSO is configured; a loopback Dex address keeps it from ever resolving
-# the default in-cluster name.
+# On 127.0.0.1 (its REST gateway dials its own gRPC at localhost:<port>, so it must listen there). Plain HTTP/gRPC
+# (--insecure: nothing but this machine reaches it), or with `tls` TLS as argocd-server does it by itself (a
+# self-signed certificate made at start, no argocd-secret TLS key), for the web UI embedded in the binary
+# (dev/argocd/build.sh). --staticassets is an empty directory (nothing beyond the embedded UI). No SSO is
+# configured; a loopback Dex address keeps it from ever resolving the default in-cluster name.
 argocd_server() {
+  local tls=(--insecure)
+  [[ ${8:-} != tls ]] || tls=()
   argocd_exec "$1" "$2" "$3" argocd-server --redis "127.0.0.1:$4" --namespace "$ARGOCD_NAMESPACE" \
     --repo-server "127.0.0.1:$5" --repo-server-plaintext --address 127.0.0.1 --port "$6" \
-    --metrics-address 127.0.0.1 --metrics-port "$7" --insecure \
+    --metrics-address 127.0.0.1 --metrics-port "$7" "${tls[@]}" \
     --dex-server 127.0.0.1:1 --dex-server-plaintext --staticassets "$2/static"
 }
 

@@ -20,146 +20,35 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::argocd::{self, ARGOCD_NS, ArgoCd, Components, OverlayPatch};
+use support::TestCluster;
+use support::argocd::{self, ARGOCD_NS, ArgoCd, Components};
+use support::argocd_cli::{Cli, Transport, field};
 use support::git::GitRepo;
 use support::manifests::{manifest, predictor};
 use support::wait::poll;
-use support::{TestCluster, wait_output, without_proxy};
 
 const APP: &str = "american-predictor";
 const IMAGE: &str = "registry.local/american-predictor:0.1";
 const IN_CLUSTER: &str = "https://kubernetes.default.svc";
-/// How long one CLI command may take.
-const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The `argocd` CLI as one person uses it: their own config file (login context) and HOME.
-struct Cli {
-    binary: PathBuf,
-    config: PathBuf,
-    home: PathBuf,
-    /// Only the platform admin has one (for `argocd admin …`); the teams reach only argocd-server.
-    kubeconfig: Option<PathBuf>,
-    user: String,
-}
-
-impl Cli {
-    fn new(bin: &Path, dir: &Path, user: &str, kubeconfig: Option<&Path>) -> Cli {
-        let home = dir.join("cli").join(user);
-        std::fs::create_dir_all(&home).expect("create CLI home");
-        Cli {
-            binary: bin.join("argocd"),
-            config: home.join("config"),
-            home,
-            kubeconfig: kubeconfig.map(Path::to_path_buf),
-            user: user.into(),
-        }
-    }
-
-    /// Runs `argocd <args> --config <own config>`, bounded by [`CLI_TIMEOUT`].
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(&self.binary);
-        cmd.args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env("HOME", &self.home)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(kubeconfig) = &self.kubeconfig {
-            cmd.env("KUBECONFIG", kubeconfig);
-        }
-        without_proxy(&mut cmd);
-        let child = cmd.spawn().expect("start the argocd CLI");
-        wait_output(child, CLI_TIMEOUT, &format!("argocd {args:?}"))
-    }
-
-    /// Runs a command that must succeed; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = texts(&out);
-        assert!(
-            out.status.success(),
-            "{} ran `argocd {}`: {}\n{stdout}\n{stderr}",
-            self.user,
-            args.join(" "),
-            out.status
-        );
-        stdout
-    }
-
-    /// Runs a command that must fail; returns what it said (stdout + stderr).
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = texts(&out);
-        assert!(
-            !out.status.success(),
-            "{} ran `argocd {}` and it succeeded:\n{stdout}",
-            self.user,
-            args.join(" ")
-        );
-        eprintln!(
-            "[argocd-server] {} refused `argocd {}`: {}",
-            self.user,
-            args[..3.min(args.len())].join(" "),
-            stderr.trim()
-        );
-        format!("{stdout}{stderr}")
-    }
-
-    /// Runs [`app_create`] with these arguments, which RBAC must deny this CLI's user.
-    fn assert_create_denied(
-        &self,
-        name: &str,
-        repo: &str,
-        path: &str,
-        project: &str,
-        namespace: &str,
-    ) {
-        let denied = self.refused(&app_create(name, repo, path, project, namespace));
-        assert!(
-            denied.contains("PermissionDenied")
-                && denied.contains(&format!("applications, create, {project}/{name}")),
-            "{denied}"
-        );
-    }
-
-    /// `argocd login` as this CLI's user (plain gRPC on loopback).
-    fn login(&self, server: &str, password: &str) -> String {
-        self.ok(&login_args(server, &self.user, password))
-    }
-}
-
-fn login_args<'a>(server: &'a str, user: &'a str, password: &'a str) -> Vec<&'a str> {
-    vec![
-        "login",
-        server,
-        "--username",
-        user,
-        "--password",
-        password,
-        "--plaintext",
-    ]
-}
-
-fn texts(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The value of a `Key:   value` line of `argocd app get`'s text output.
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(str::trim)
+/// Runs [`app_create`] with these arguments, which RBAC must deny `cli`'s user.
+fn assert_create_denied(
+    cli: &Cli,
+    name: &str,
+    repo: &str,
+    path: &str,
+    project: &str,
+    namespace: &str,
+) {
+    let denied = cli.refused(&app_create(name, repo, path, project, namespace));
+    assert!(
+        denied.contains("PermissionDenied")
+            && denied.contains(&format!("applications, create, {project}/{name}")),
+        "{denied}"
+    );
 }
 
 /// `argocd app create` of `name` with the assignment's flags.
@@ -185,37 +74,6 @@ fn app_create<'a>(
         "--dest-server",
         IN_CLUSTER,
     ]
-}
-
-/// The committed `argocd/` files with each team's Git URL swapped for a local repository, and
-/// without the declarative Application (team A creates its app with the CLI here).
-fn overlay(dir: &Path, team_a_repo: &str, team_b_repo: &str) -> PathBuf {
-    argocd::overlay(
-        dir,
-        &[
-            OverlayPatch {
-                kind: "AppProject",
-                name: "team-a-project",
-                patch: argocd::replace("/spec/sourceRepos/0", team_a_repo),
-            },
-            OverlayPatch {
-                kind: "AppProject",
-                name: "team-b-project",
-                patch: argocd::replace("/spec/sourceRepos/0", team_b_repo),
-            },
-            OverlayPatch {
-                kind: "Application",
-                name: "team-a-predictors",
-                patch: serde_json::json!({
-                    "$patch": "delete",
-                    "apiVersion": "argoproj.io/v1alpha1",
-                    "kind": "Application",
-                    "metadata": {"name": "team-a-predictors"},
-                })
-                .to_string(),
-            },
-        ],
-    )
 }
 
 /// The Application `name` as the cluster holds it.
@@ -262,7 +120,7 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
     let applied = cluster.kubectl_ok(&[
         "apply",
         "-k",
-        &overlay(&cluster.dir, &repo_a, &repo_b)
+        &argocd::teams_overlay(&cluster.dir, &repo_a, &repo_b)
             .display()
             .to_string(),
     ]);
@@ -273,25 +131,20 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
 
     let mut argocd = ArgoCd::start(&cluster, &bin, Components::WithServer);
     let server = argocd.server.clone().expect("argocd-server runs");
-    let admin = Cli::new(&bin, &cluster.dir, "admin", Some(&cluster.kubeconfig));
+    let admin = Cli::new(
+        &bin,
+        &cluster.dir,
+        "admin",
+        Some(&cluster.kubeconfig),
+        Transport::Plaintext,
+    );
     let (team_a, team_b) = (
-        Cli::new(&bin, &cluster.dir, "team-a", None),
-        Cli::new(&bin, &cluster.dir, "team-b", None),
+        Cli::new(&bin, &cluster.dir, "team-a", None, Transport::Plaintext),
+        Cli::new(&bin, &cluster.dir, "team-b", None, Transport::Plaintext),
     );
 
     // The admin: first login with the generated password, then a password of their own.
-    let initial = admin.ok(&["admin", "initial-password", "-n", ARGOCD_NS]);
-    let initial = initial.lines().next().unwrap_or("").trim().to_string();
-    assert_eq!(
-        initial.len(),
-        16,
-        "argocd-initial-admin-secret: {initial:?}"
-    );
-    let said = admin.login(&server, &initial);
-    assert!(
-        said.contains("'admin:login' logged in successfully"),
-        "{said}"
-    );
+    let initial = admin.login_with_initial_password(&server);
     let admin_password = "admin-password-1";
     admin.ok(&[
         "account",
@@ -301,7 +154,7 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
         "--new-password",
         admin_password,
     ]);
-    let old = admin.refused(&login_args(&server, "admin", &initial));
+    let old = admin.refused(&admin.login_args(&server, "admin", &initial));
     assert!(old.contains("Invalid username or password"), "{old}");
     admin.login(&server, admin_password);
     // The teams' accounts (argocd-cm) exist, may log in, and get their passwords from the admin.
@@ -313,16 +166,7 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
                 .any(|l| l.split_whitespace().collect::<Vec<_>>() == [team, "true", "login"]),
             "{accounts}"
         );
-        admin.ok(&[
-            "account",
-            "update-password",
-            "--account",
-            team,
-            "--current-password",
-            admin_password,
-            "--new-password",
-            &format!("{team}-password"),
-        ]);
+        admin.set_password(team, admin_password, &format!("{team}-password"));
     }
     team_a.login(&server, "team-a-password");
     team_b.login(&server, "team-b-password");
@@ -398,7 +242,8 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
     );
 
     // Team B: RBAC keeps it out of team A's project, whatever it names.
-    team_b.assert_create_denied(
+    assert_create_denied(
+        &team_b,
         "stolen",
         &repo_a,
         "gitops/team-a",
@@ -410,7 +255,8 @@ fn teams_use_argocd_server_through_the_cli_each_in_its_own_project() {
         assert!(denied.contains("PermissionDenied"), "{args:?}: {denied}");
     }
     // … and team A out of team B's.
-    team_a.assert_create_denied(
+    assert_create_denied(
+        &team_a,
         "intruder",
         &repo_a,
         "gitops/team-a",

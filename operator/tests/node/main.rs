@@ -36,7 +36,10 @@
 //!     length, one that never ends, and a canary answering a 64 MiB `/metrics`, all at once, while
 //!     another team's Predictor rolls out under the probe: the operator pods never restart and stay
 //!     under their memory limit, the hostile Predictors are refused, the rollout fails no request.
-//! 14. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
+//! 14. ArgoCD's web UI (issue 29) in Chromium, at NodePort 32535: a team logs in, changes its password
+//!     in User Info, creates its application in the New App form and sees it Synced + Healthy; another
+//!     team sees none of it. Screenshots of each step.
+//! 15. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
 //!     installation removed as docs/install.md says, `helm install` of charts/predictor-operator
 //!     with the node's values, `helm upgrade` to a new image tag, `helm uninstall` (the Predictor
 //!     keeps serving, unreconciled) and `helm install` again (the change made meanwhile rolls out),
@@ -56,6 +59,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod argocd_ui;
 mod autoscaling;
 mod cluster;
 mod gates;
@@ -139,6 +143,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("autoscaling_under_argocd", |s| {
         autoscaling::autoscaling_under_argocd(&s.node, &s.store, &s.models)
     }),
+    ("argocd_web_ui", argocd_ui::argocd_web_ui),
     ("image_sizes", install::image_sizes),
     ("no_operator_pod_restarted", install::no_operator_restarts),
     // Replaces the operator pods: after the scenarios that count their restarts.

@@ -89,14 +89,17 @@ impl Target<'_> {
 pub enum Components {
     /// redis, repo server and application controller: what syncs Git to the cluster.
     Sync,
-    /// The same, plus argocd-server: the API the `argocd` CLI and the web UI talk to.
+    /// The same, plus argocd-server on loopback (plain HTTP/gRPC): the API the `argocd` CLI talks to.
     WithServer,
+    /// The same, with argocd-server over TLS (its own self-signed certificate): the web UI (embedded in
+    /// the binary by dev/argocd/build.sh) and the API.
+    WithWebUi,
 }
 
 /// The running ArgoCD processes; dropping it stops them.
 pub struct ArgoCd {
     procs: Vec<Proc>,
-    /// argocd-server's `127.0.0.1:<port>` (plain HTTP/gRPC), when it runs.
+    /// argocd-server's `127.0.0.1:<port>` (plain HTTP/gRPC, or TLS with the web UI), when it runs.
     pub server: Option<String>,
 }
 
@@ -136,14 +139,20 @@ impl ArgoCd {
             procs: vec![redis, repo_server, controller],
             server: None,
         };
-        if components == Components::WithServer {
-            argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port);
+        match components {
+            Components::Sync => {}
+            Components::WithServer => {
+                argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port, false)
+            }
+            Components::WithWebUi => {
+                argocd.start_server(&cluster, bin, &dir, &redis_port, &repo_port, true)
+            }
         }
         argocd
     }
 
-    /// argocd-server on loopback without TLS (`--insecure`: nothing but this machine reaches it).
-    /// No web UI is served: see dev/argocd/README.md.
+    /// argocd-server on loopback, without TLS (`--insecure`: nothing but this machine reaches it) or, for
+    /// the web UI, with it (`tls`).
     fn start_server(
         &mut self,
         cluster: &Target,
@@ -151,9 +160,9 @@ impl ArgoCd {
         dir: &Path,
         redis_port: &str,
         repo_port: &str,
+        tls: bool,
     ) {
         let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
         let mut server = component("argocd_server");
         server.arg(bin).arg(dir).arg(cluster.kubeconfig).args([
             redis_port,
@@ -161,12 +170,24 @@ impl ArgoCd {
             &port.to_string(),
             &free_port().to_string(),
         ]);
+        if tls {
+            server.arg("tls");
+        }
+        let addr = format!("127.0.0.1:{port}");
         let server = Proc::spawn("argocd-server", server, &dir.join("server.log"));
         // /healthz answers once the server has initialised its settings (admin password included).
+        let healthy = || {
+            let answer = if tls {
+                https_get(&format!("https://{addr}/healthz"))
+            } else {
+                model_store::testing::http_get(&addr, "/healthz")
+            };
+            answer.filter(|(code, _)| *code == 200)
+        };
         poll(
             Duration::from_secs(60),
             &format!("argocd-server /healthz on {addr}"),
-            || model_store::testing::http_get(&addr, "/healthz").filter(|(code, _)| *code == 200),
+            healthy,
         )
         .unwrap_or_else(|e| panic!("{e}:\n{}", server.tail(40)));
         self.procs.push(server);
@@ -199,6 +220,21 @@ impl Drop for ArgoCd {
     }
 }
 
+/// GET `url` over TLS accepting argocd-server's self-signed certificate (what a browser told to trust it
+/// does): the status and body, or `None` if nothing answered.
+pub fn https_get(url: &str) -> Option<(u16, String)> {
+    model_store::tls::install_crypto_provider();
+    let client = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let response = client.get(url).send().ok()?;
+    let code = response.status().as_u16();
+    Some((code, response.text().ok()?))
+}
+
 /// `function` of `dev/argocd/components.sh`, which execs that component.
 fn component(function: &str) -> std::process::Command {
     launcher("dev/argocd/components.sh", function)
@@ -220,7 +256,13 @@ fn wait_tcp(port: &str, proc: &Proc) {
 /// leave it: argocd-server sets the admin password at its first start.
 pub fn install_config<'a>(cluster: impl Into<Target<'a>>, bin: &Path) {
     let cluster = cluster.into();
-    cluster.kubectl_ok(&["create", "namespace", ARGOCD_NS], None);
+    // Idempotent: the node tier's scenarios that run ArgoCD each install it.
+    cluster.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ARGOCD_NS}\n"
+        )),
+    );
     // Server-side: the Application CRD is too big for the last-applied annotation.
     cluster.kubectl_ok(
         &[
@@ -301,6 +343,37 @@ pub fn team_a_overlay(dir: &Path, repo_url: &str) -> PathBuf {
                 kind: "Application",
                 name: APP,
                 patch: replace("/spec/source/repoURL", repo_url),
+            },
+        ],
+    )
+}
+
+/// The committed `argocd/` files with each team's Git URL swapped for a local repository, and
+/// without the declarative Application: team A creates its app itself (with the CLI, or in the web UI).
+pub fn teams_overlay(dir: &Path, team_a_repo: &str, team_b_repo: &str) -> PathBuf {
+    overlay(
+        dir,
+        &[
+            OverlayPatch {
+                kind: "AppProject",
+                name: "team-a-project",
+                patch: replace("/spec/sourceRepos/0", team_a_repo),
+            },
+            OverlayPatch {
+                kind: "AppProject",
+                name: "team-b-project",
+                patch: replace("/spec/sourceRepos/0", team_b_repo),
+            },
+            OverlayPatch {
+                kind: "Application",
+                name: "team-a-predictors",
+                patch: serde_json::json!({
+                    "$patch": "delete",
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Application",
+                    "metadata": {"name": "team-a-predictors"},
+                })
+                .to_string(),
             },
         ],
     )

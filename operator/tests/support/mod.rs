@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod argocd;
+pub mod argocd_cli;
 pub mod control_plane;
 pub mod files;
 pub mod git;
