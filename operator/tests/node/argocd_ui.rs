@@ -12,11 +12,12 @@
 //! application. A screenshot of each step goes to `$CARGO_TARGET_TMPDIR/argocd-ui/` (the ones in
 //! docs/argocd-ui/ come from a run of this test).
 //!
-//! Not here yet: the application page's resource tree. In headless Chromium here an ArgoCD page left
-//! open for about a minute stopped answering WebDriver ("Timed out receiving message from renderer"),
-//! and so did every full navigation away from an application page; the tree itself showed the
-//! Predictor Healthy, Progressing under a canary's analysis and Degraded after its rollback in the runs
-//! that got that far (docs/argocd.md).
+//! Not here yet: the application page's resource tree. argocd-server makes browsers speak HTTP/1.1, so
+//! Chromium has 6 connections to it; the UI's event streams held them all after a few pages (the relay
+//! counted 6 open, then no new one, while the list never loaded) and WebDriver answered "Timed out
+//! receiving message from renderer". The tree itself showed the Predictor Healthy, Progressing under a
+//! canary's analysis and Degraded after its rollback in the runs that got that far. Next: an HTTP/2 TLS
+//! front (nginx) in place of the relay, as an ingress does in production (docs/argocd.md).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
