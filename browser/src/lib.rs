@@ -109,23 +109,24 @@ impl Browser {
             json!({"binary": CHROMIUM, "args": args}),
         );
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
         // chromedriver listens a moment after it starts: retry the session until then.
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            let attempt = runtime.block_on(
-                ClientBuilder::new(connector)
-                    .capabilities(capabilities.clone())
-                    .connect(&url),
-            );
-            match attempt {
-                Ok(client) => break client,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("no WebDriver session from chromedriver on {url} in 30 s: {e}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        };
+        let mut last_error = String::new();
+        let client = model_store::testing::poll(
+            Duration::from_secs(30),
+            &format!("a WebDriver session from chromedriver on {url}"),
+            || {
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                runtime
+                    .block_on(
+                        ClientBuilder::new(connector)
+                            .capabilities(capabilities.clone())
+                            .connect(&url),
+                    )
+                    .map_err(|e| last_error = e.to_string())
+                    .ok()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}: {last_error}"));
         Browser {
             client,
             runtime,
@@ -186,23 +187,16 @@ impl Browser {
         self.wait_until(timeout, &format!("an element {css}"), || self.find(css))
     }
 
-    /// Polls `check` every 200 ms until it gives a value; panics with `what` and the page's URL after `timeout`.
+    /// Polls `check` (the workspace's one bounded poll, `model_store::testing::poll`) until it gives a
+    /// value; panics with `what` and the page as it is after `timeout`.
     pub fn wait_until<T>(
         &self,
         timeout: Duration,
         what: &str,
-        mut check: impl FnMut() -> Option<T>,
+        check: impl FnMut() -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            if Instant::now() > deadline {
-                panic!("browser: no {what} within {timeout:?}; {}", self.describe());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        model_store::testing::poll(timeout, what, check)
+            .unwrap_or_else(|e| panic!("browser: {e}; {}", self.describe()))
     }
 
     /// What the page is now, for a failure message: its URL, the start of its text, and a screenshot
