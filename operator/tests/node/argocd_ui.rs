@@ -178,9 +178,8 @@ fn team_predictor(tag: &str, (url, sha): (&str, &str)) -> String {
 }
 
 /// Back to the applications list through the sidebar, as a person clicks it, then off ArgoCD's pages
-/// (`about:blank`) while the test waits on the cluster. In headless Chromium here an ArgoCD page left open
-/// for about a minute stopped answering WebDriver ("Timed out receiving message from renderer"), and so
-/// did a full navigation away from an application page: each look is a short visit between clicks.
+/// (`about:blank`): the list's event stream holds one of the 6 HTTP/1.1 connections Chromium has to
+/// argocd-server (see the module's doc), and a tab left on it stopped answering WebDriver here.
 fn park(browser: &Browser) {
     let link = browser.wait_until(UI_TIMEOUT, "the sidebar's Applications", || {
         browser.find_xpath(
@@ -199,9 +198,8 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         "argocd-application-controller",
         "argocd-server",
     ]);
-    let model = |key: &str| setup.model(key);
     let tag = crate::gates::serving_tag(node);
-    let (url_h, sha_h) = model("MODEL_H");
+    let (url_h, sha_h) = setup.model("MODEL_H");
 
     let target = argocd::Target {
         dir: &node.state,
