@@ -1,32 +1,34 @@
 //! ArgoCD as teams see it: the web UI in Chromium (issue 29). `dev/argocd/build.sh` embeds the UI
-//! `dev/argocd/build-ui.sh` built from the same argo-cd source; argocd-server serves it over TLS with
-//! its own self-signed certificate, reached like the assignment's at NodePort 32535 of the node: a
-//! Service whose endpoint is the node's address, where a relay hands the connections to argocd-server
-//! on loopback (its REST gateway dials its own gRPC at localhost, so it cannot listen elsewhere alone).
+//! `dev/argocd/build-ui.sh` built from the same argo-cd source; argocd-server serves it over TLS on
+//! loopback (its REST gateway dials its own gRPC at localhost), behind an HTTP/2 TLS front (nginx, as an
+//! ingress is in production: argocd-server itself makes browsers speak HTTP/1.1, where Chromium's 6
+//! connections per host were soon all held by the UI's event streams), reached like the assignment's
+//! at NodePort 32535 of the node (a Service whose endpoint is the front on the node's address).
 //!
 //! What a team does, in the browser only: team-a logs in with the first password the admin gave it
 //! (the admin uses the CLI), changes it in User Info (the old one is refused after), creates the
 //! `american-predictor` application in the New App form (repository, path, project
-//! `team-a-project`, cluster, namespace, automatic sync) and sees it Synced + Healthy in the list
-//! (ArgoCD's health for it is our `health.lua`'s for the Predictor). team-b, logged in, sees no
-//! application. A screenshot of each step goes to `$CARGO_TARGET_TMPDIR/argocd-ui/` (the ones in
-//! docs/argocd-ui/ come from a run of this test).
-//!
-//! Not here yet: the application page's resource tree. argocd-server makes browsers speak HTTP/1.1, so
-//! Chromium has 6 connections to it; the UI's event streams held them all after a few pages (the relay
-//! counted 6 open, then no new one, while the list never loaded) and WebDriver answered "Timed out
-//! receiving message from renderer". The tree itself showed the Predictor Healthy, Progressing under a
-//! canary's analysis and Degraded after its rollback in the runs that got that far. Next: an HTTP/2 TLS
-//! front (nginx) in place of the relay, as an ingress does in production (docs/argocd.md).
+//! `team-a-project`, cluster, namespace, automatic sync), sees it Synced + Healthy in the list, and
+//! opens its resource tree: the Predictor with the health our `health.lua` gives it and the
+//! operator's message (ArgoCD draws no children of kinds the AppProject does not permit, and ours
+//! permits Predictors only: docs/argocd.md). Then two commits to the team's repository, picked up
+//! with the app page's Refresh button: the switch to a Canary rollout, and a worse model under it,
+//! Progressing while the operator's online analysis measures it under a probe, Degraded once rolled
+//! back (the measured values in the message; 0 failed requests). team-b, logged in, sees no
+//! application, and team-a's application page is refused to it. A screenshot of each step goes to
+//! `$CARGO_TARGET_TMPDIR/argocd-ui/` (the ones in docs/argocd-ui/ come from a run of this test), the
+//! front's logs to `$CARGO_TARGET_TMPDIR/argocd-front/`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use browser::{Browser, Settings};
+use operator::crd::{AnalysisSpec, RolloutSpec, RolloutStrategy};
 use serde_json::Value;
 
 use crate::Setup;
 use crate::cluster::*;
+use crate::probe::*;
 use crate::support::argocd::{self, ARGOCD_NS, ArgoCd, Components, TEAM_NS, https_get};
 use crate::support::argocd_cli::{Cli, Transport};
 use crate::support::git::GitRepo;
@@ -42,56 +44,114 @@ const TEAM_B_NS: &str = "team-b";
 /// How long the UI may take to show what the cluster already has (its watch stream, a poll).
 const UI_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A TCP relay from `address:<port>` to argocd-server's loopback listener, a thread per connection and
-/// direction; it stops accepting when dropped (the test's end).
-struct Relay {
+/// The HTTP/2 TLS front of argocd-server, as an ingress is in production: nginx on `address:<port>` with a
+/// self-signed certificate, proxying to argocd-server on loopback. argocd-server itself makes browsers speak
+/// HTTP/1.1, where Chromium's 6 connections per host are soon all held by the UI's event streams.
+struct Front {
     port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _nginx: crate::support::Proc,
 }
 
-impl Relay {
-    fn start(address: &str, target: &str) -> Relay {
-        use std::net::{TcpListener, TcpStream};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = TcpListener::bind((address, 0)).expect("a port on the node's address");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
-        let port = listener.local_addr().expect("the relay's port").port();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (target, stopped) = (target.to_string(), stop.clone());
-        std::thread::spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let Ok(server) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                let _ = client.set_nonblocking(false);
-                for (mut from, mut to) in [
-                    (client.try_clone(), server.try_clone()),
-                    (server.try_clone(), client.try_clone()),
-                ]
-                .into_iter()
-                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
-                {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Write);
-                    });
-                }
-            }
+impl Front {
+    fn start(address: &str, target: &str) -> Front {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("argocd-front");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tmp")).expect("the front's dir");
+        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+            ])
+            .arg(format!("/CN={address}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("run openssl");
+        assert!(
+            made.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = crate::support::free_port();
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  log_format s '$server_protocol $request $status $upstream_status $request_time $upstream_response_time';\n  access_log {d}/access.log s;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
+                 fastcgi_temp_path {d}/tmp/fcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
+                 server {{\n    listen {address}:{port} ssl http2;\n    ssl_certificate {};\n    ssl_certificate_key {};\n\
+                 location / {{\n      proxy_pass https://{target};\n      proxy_ssl_verify off;\n      proxy_http_version 1.1;\n\
+                 proxy_set_header Host $host;\n      proxy_buffering off;\n      proxy_read_timeout 1h;\n    }}\n  }}\n}}\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .expect("write nginx.conf");
+        let mut cmd = std::process::Command::new("nginx");
+        cmd.arg("-c").arg(&conf).arg("-p").arg(&dir);
+        let nginx = crate::support::Proc::spawn("nginx", cmd, &dir.join("nginx.log"));
+        let addr = format!("{address}:{port}");
+        wait_for(Duration::from_secs(20), "nginx listening", || {
+            std::net::TcpStream::connect(&addr).ok()
         });
-        Relay { port, stop }
+        Front {
+            port,
+            _nginx: nginx,
+        }
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+/// One Predictor node of the resource tree as the page shows it.
+#[derive(Debug)]
+struct TreeNode {
+    kind: String,
+    name: String,
+    /// What the node's health icon says: `Healthy`, `Progressing` (the spinner), `Degraded`…; empty if
+    /// it has none.
+    health: String,
+    /// The icon's title: the status and the health check's message.
+    message: String,
+}
+
+/// The resource tree on the application page: every node's kind, name and health, read from the DOM
+/// (the node's title names kind and name; its health icon is an `<i>` titled "Status: message", or the
+/// spinner `<svg>` while Progressing).
+fn tree(browser: &Browser) -> Vec<TreeNode> {
+    let nodes = browser.execute(
+        r#"return Array.from(document.querySelectorAll('.application-resource-tree__node')).map(n => {
+             const t = n.getAttribute('title') || '';
+             const pick = re => ((t.match(re) || [])[1] || '').trim();
+             const h = n.querySelector('.application-resource-tree__node-status-icon [qe-id="utils-health-status-title"]');
+             let health = '', message = '';
+             if (h && h.tagName.toLowerCase() === 'svg') { health = 'Progressing'; }
+             else if (h) { message = h.getAttribute('title') || ''; health = message.split(':')[0]; }
+             return {kind: pick(/^Kind: (.*)$/m), name: pick(/^Name: (.*)$/m), health, message};
+           });"#,
+        vec![],
+    );
+    nodes
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| TreeNode {
+                    kind: text(&n["kind"]),
+                    name: text(&n["name"]),
+                    health: text(&n["health"]),
+                    message: text(&n["message"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
 }
 
 /// The health and sync titles on an application's tile in the list (`None` while it is not shown). Read in
@@ -104,8 +164,14 @@ fn tile_status(browser: &Browser, tile: &str) -> Option<(String, String)> {
            return [title('[qe-id="utils-health-status-title"]'), title('[qe-id="utils-sync-status-title"]')];"#,
         vec![Value::from(tile)],
     );
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Some((text(titles.get(0)?), text(titles.get(1)?)))
+}
+
+/// The Predictor's node of the tree, once it is there.
+fn predictor_node(browser: &Browser) -> Option<TreeNode> {
+    tree(browser)
+        .into_iter()
+        .find(|n| n.kind == "Predictor" && n.name == NAME)
 }
 
 /// Screenshots of this run, numbered in order.
@@ -170,25 +236,74 @@ fn fill(browser: &Browser, attribute: &str, id: &str, value: &str) {
     browser.send_keys(&input, "\u{e00c}");
 }
 
-/// team-a's Predictor as its repository holds it: on the serving image, model `(url, sha)`.
-fn team_predictor(tag: &str, (url, sha): (&str, &str)) -> String {
+/// team-a's Predictor as its repository holds it: on the serving image, model `(url, sha)`, with a
+/// Canary rollout when `canary` (the online analysis of the canary_online_gate scenario).
+fn team_predictor(tag: &str, (url, sha): (&str, &str), canary: bool) -> String {
     let mut p = predictor_object(tag, url, sha);
     p.metadata.namespace = Some(TEAM_NS.into());
+    if canary {
+        p.spec.rollout = Some(RolloutSpec {
+            strategy: RolloutStrategy::Canary,
+            canary_percent: 50,
+            shadow_percent: 50,
+            analysis: Some(AnalysisSpec {
+                min_samples: 300,
+                max_disagreement: Some(0.25),
+                max_error_rate: Some(0.01),
+                max_p99_latency_ratio: None,
+                deadline_seconds: 600,
+            }),
+        });
+    }
     manifest(&[p])
 }
 
-/// Back to the applications list through the sidebar, as a person clicks it, then off ArgoCD's pages
-/// (`about:blank`): the list's event stream holds one of the 6 HTTP/1.1 connections Chromium has to
-/// argocd-server (see the module's doc), and a tab left on it stopped answering WebDriver here.
-fn park(browser: &Browser) {
-    let link = browser.wait_until(UI_TIMEOUT, "the sidebar's Applications", || {
-        browser.find_xpath(
-            "//div[contains(@class, 'sidebar')]//*[normalize-space(text())='Applications']",
-        )
-    });
-    browser.click(&link);
-    browser.wait_for("button[qe-id=applications-list-button-new-app]", UI_TIMEOUT);
-    browser.open("about:blank");
+/// The application page's status panel (health, sync status, last sync): whether the last sync of the commit
+/// named `comment` finished and the app is Synced to it.
+fn synced_to(browser: &Browser, comment: &str) -> bool {
+    let panel = browser.execute(
+        r#"const p = document.querySelector('.application-status-panel');
+           return p ? p.innerText : '';"#,
+        vec![],
+    );
+    let panel = text(&panel);
+    panel.contains("Sync OK") && !panel.contains("OutOfSync") && panel.contains(comment)
+}
+
+/// Waits for the UI's error notifications to close (each closes by itself after 10 s). After Refresh,
+/// ArgoCD's UI (argo-ui's DataLoader) may show "Unable to load data: Request has been terminated" while it
+/// restarts its streams (the browser cancels them: status 499 in the front's log), and the page goes on
+/// updating; what they said is printed, and one that stays fails the test.
+fn toasts_closed(browser: &Browser) {
+    let seen: Vec<String> = browser
+        .find_all(".Toastify__toast")
+        .iter()
+        .map(|t| browser.text(t))
+        .collect();
+    if !seen.is_empty() {
+        eprintln!("[argocd ui] notifications on the page: {seen:?}");
+    }
+    browser.wait_until(
+        Duration::from_secs(30),
+        "the UI's notifications closed",
+        || {
+            browser
+                .find_all(".Toastify__toast")
+                .is_empty()
+                .then_some(())
+        },
+    );
+}
+
+/// Clicks the application page's Refresh: ArgoCD reads the repository now (the controller's periodic
+/// resync is off in these tiers; a webhook or this button starts every sync).
+fn refresh(browser: &Browser) {
+    let button = browser.wait_until(
+        UI_TIMEOUT,
+        "the Refresh button on the application page",
+        || browser.find_xpath("//button[contains(., 'Refresh')]"),
+    );
+    browser.click(&button);
 }
 
 pub(crate) fn argocd_web_ui(setup: &Setup) {
@@ -198,8 +313,9 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         "argocd-application-controller",
         "argocd-server",
     ]);
+    let model = |key: &str| setup.model(key);
     let tag = crate::gates::serving_tag(node);
-    let (url_h, sha_h) = setup.model("MODEL_H");
+    let ((url_h, sha_h), (url_s, sha_s)) = (model("MODEL_H"), model("MODEL_S"));
 
     let target = argocd::Target {
         dir: &node.state,
@@ -235,18 +351,18 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
     let path = format!("{}/american.yaml", argocd::GIT_PATH);
     repo_a.commit(
         "american",
-        &[(&path, Some(&team_predictor(&tag, (&url_h, sha_h))))],
+        &[(&path, Some(&team_predictor(&tag, (&url_h, sha_h), false)))],
     );
     let repo_b = GitRepo::init(&node.state.join("git/ui-team-b"));
     repo_b.commit("empty", &[("gitops/team-b/README", Some("team-b\n"))]);
     let overlay = argocd::teams_overlay(&node.state, &repo_a.url(), &repo_b.url());
     node.kubectl_ok(&["apply", "-k", &overlay.display().to_string()]);
 
-    let argo = ArgoCd::start(target, &bin, Components::WithWebUi);
+    let mut argo = ArgoCd::start(target, &bin, Components::WithWebUi);
     let server = argo.server.clone().expect("argocd-server runs");
-    // argocd-server listens on loopback (its REST gateway dials its own gRPC at localhost); the relay on the
+    // argocd-server listens on loopback (its REST gateway dials its own gRPC at localhost); its front on the
     // node's address stands for the interface an in-cluster server's pod would listen on.
-    let relay = Relay::start(NODE_IP, &server);
+    let front = Front::start(NODE_IP, &server);
     // The NodePort: a Service without a selector whose one endpoint is that address.
     node.apply(&format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: argocd-server, namespace: {ARGOCD_NS}}}\n\
@@ -255,7 +371,7 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
          metadata:\n  name: argocd-server-node\n  namespace: {ARGOCD_NS}\n  labels: {{kubernetes.io/service-name: argocd-server}}\n\
          addressType: IPv4\nendpoints: [{{addresses: [\"{NODE_IP}\"]}}]\n\
          ports: [{{name: https, port: {port}, protocol: TCP}}]\n",
-        port = relay.port
+        port = front.port
     ));
     let url = format!("https://{NODE_IP}:{NODE_PORT}");
     let index = wait_for(UI_TIMEOUT, "the web UI at the NodePort", || {
@@ -274,8 +390,7 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         argo.logs()
     );
 
-    // The admin gives each team its first password (the CLI, through the same NodePort).
-    let nodeport = format!("{NODE_IP}:{NODE_PORT}");
+    // The admin gives each team its first password (the CLI, to argocd-server itself).
     let admin = Cli::new(
         &bin,
         &node.state,
@@ -283,7 +398,7 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         Some(&node.kubeconfig),
         Transport::TlsUnverified,
     );
-    let initial = admin.login_with_initial_password(&nodeport);
+    let initial = admin.login_with_initial_password(&server);
     for team in ["team-a", "team-b"] {
         admin.set_password(team, &initial, &format!("{team}-first"));
     }
@@ -413,7 +528,92 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         "{app:#}"
     );
 
-    park(&browser);
+    // --- the resource tree: the Predictor, Healthy --------------------------------------------------------
+    browser.click(&browser.wait_for(&tile, UI_TIMEOUT));
+    let healthy = browser.wait_until(UI_TIMEOUT, "the tree's Predictor Healthy", || {
+        predictor_node(&browser).filter(|n| n.health == "Healthy")
+    });
+    eprintln!("[argocd ui] tree: {:?}", tree(&browser));
+    assert!(healthy.message.contains("2/2 pods ready"), "{healthy:?}");
+    shots.take(&browser, "resource-tree-healthy");
+
+    // --- a commit: the switch to Canary (the stable pods restart with the shadow target) -------------------
+    repo_a.commit(
+        "canary rollout",
+        &[(&path, Some(&team_predictor(&tag, (&url_h, sha_h), true)))],
+    );
+    refresh(&browser);
+    wait_for(UI_TIMEOUT, "the Canary Predictor Ready", || {
+        let p = node.json(&["get", "predictor", NAME, "-n", TEAM_NS]);
+        (p["spec"]["rollout"]["strategy"] == "Canary"
+            && p["status"]["observedGeneration"] == p["metadata"]["generation"]
+            && condition_is(&p, "Ready", "True")
+            && p["status"]["ready"] == "2/2")
+            .then_some(())
+    });
+    // The page, left open, follows: the Predictor Healthy again on its new rollout.
+    browser.wait_until(UI_TIMEOUT, "the tree's Predictor Healthy on Canary", || {
+        predictor_node(&browser).filter(|n| n.health == "Healthy")
+    });
+
+    // --- a worse model under the canary: Progressing while measured, Degraded once rolled back --------------
+    let base = service_base(node, TEAM_NS);
+    let watch = Watch::start(
+        node,
+        "argocd-ui-canary",
+        &base,
+        &["--max-duration", "60s", "--no-keep-alive"],
+    );
+    repo_a.commit(
+        "model-s under the canary",
+        &[(&path, Some(&team_predictor(&tag, (&url_s, sha_s), true)))],
+    );
+    refresh(&browser);
+    // Synced to that commit and still Progressing: the canary under the operator's analysis.
+    let progressing = browser.wait_until(
+        UI_TIMEOUT,
+        "the Predictor Progressing under analysis, synced to the commit",
+        || {
+            predictor_node(&browser).filter(|n| {
+                n.health == "Progressing" && synced_to(&browser, "model-s under the canary")
+            })
+        },
+    );
+    eprintln!("[argocd ui] canary under analysis: {progressing:?}");
+    shots.take(&browser, "resource-tree-progressing");
+    // The probe runs until the analysis has its samples (ArgoCD's sync and the canary pod's start come first).
+    let mut last = Value::Null;
+    let rolled_back = crate::support::wait::poll(UI_TIMEOUT, "the canary rolled back", || {
+        last = node.json(&["get", "predictor", NAME, "-n", TEAM_NS]);
+        (last["status"]["rollout"]["phase"] == "RolledBack").then_some(())
+    });
+    if let Err(e) = rolled_back {
+        panic!("{e}: {:#}", last["status"]);
+    }
+    let degraded = browser.wait_until(
+        UI_TIMEOUT,
+        "the Predictor Degraded after the rollback",
+        || predictor_node(&browser).filter(|n| n.health == "Degraded"),
+    );
+    eprintln!("[argocd ui] after the worse model: {degraded:?}");
+    assert!(
+        degraded.message.to_lowercase().contains("rolled back"),
+        "the tree shows the operator's reason: {degraded:?}"
+    );
+    toasts_closed(&browser);
+    shots.take(&browser, "resource-tree-degraded-rollback");
+    let p = node.json(&["get", "predictor", NAME, "-n", TEAM_NS]);
+    // The stable model and the canary's, both of the one release; none failed.
+    let release = p["status"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_watch_clean(
+        "canary rollback seen in the UI",
+        watch,
+        &[&release, &release],
+    );
+    argo.check_running();
 
     // --- team-b: logged in, it does not see team-a's application ----------------------------------------
     log_in(&browser, &url, "team-b", "team-b-first").expect("team-b logs in");
@@ -428,4 +628,21 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         "team-b sees team-a's application"
     );
     shots.take(&browser, "team-b-no-applications");
+    browser.open(&format!("{url}/applications/{ARGOCD_NS}/{UI_APP}"));
+    browser.wait_until(
+        UI_TIMEOUT,
+        "a refusal of team-a's app page to team-b",
+        || {
+            let text = browser.page_text();
+            (text.contains("permission denied")
+                || text.contains("PermissionDenied")
+                || text.contains("not found"))
+            .then_some(())
+        },
+    );
+    assert!(
+        predictor_node(&browser).is_none(),
+        "team-b sees team-a's resource tree"
+    );
+    shots.take(&browser, "team-b-app-page-refused");
 }

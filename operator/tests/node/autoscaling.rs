@@ -191,16 +191,7 @@ pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMa
         },
     );
 
-    let ip = node.kubectl_ok(&[
-        "get",
-        "service",
-        NAME,
-        "-n",
-        TEAM_NS,
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    let base = format!("http://{ip}:5008");
+    let base = service_base(node, TEAM_NS);
     // A steady probe through it all, and the ramp on top: ~0 to RAMP_TO requests/s in 20 s, held.
     // The steady probe at 20 requests/s: light enough that 2 pods sharing it use well under half
     // the target (else the autoscaler keeps them both: at 100/s it did in 1 run of 2, and at 50/s

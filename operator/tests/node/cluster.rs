@@ -415,6 +415,21 @@ pub(crate) fn team_namespace(node: &Node, ns: &str) {
     node.apply(&secret.to_string());
 }
 
+/// The base URL of the Predictor's Service in `ns` by its ClusterIP (the test process runs on the node, where
+/// kube-proxy's rules answer it).
+pub(crate) fn service_base(node: &Node, ns: &str) -> String {
+    let ip = node.kubectl_ok(&[
+        "get",
+        "service",
+        NAME,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    format!("http://{ip}:5008")
+}
+
 /// The Predictor's Deployment as the API has it.
 pub(crate) fn deployment(node: &Node) -> Value {
     node.json(&["get", "deployment", NAME, "-n", NS])

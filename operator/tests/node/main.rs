@@ -37,8 +37,9 @@
 //!     another team's Predictor rolls out under the probe: the operator pods never restart and stay
 //!     under their memory limit, the hostile Predictors are refused, the rollout fails no request.
 //! 14. ArgoCD's web UI (issue 29) in Chromium, at NodePort 32535: a team logs in, changes its password
-//!     in User Info, creates its application in the New App form and sees it Synced + Healthy; another
-//!     team sees none of it. Screenshots of each step.
+//!     in User Info, creates its application in the New App form and follows the Predictor's health in
+//!     the resource tree (Healthy; Progressing under a canary's analysis; Degraded once rolled back,
+//!     0 failed requests); another team sees none of it. Screenshots of each step.
 //! 15. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
 //!     installation removed as docs/install.md says, `helm install` of charts/predictor-operator
 //!     with the node's values, `helm upgrade` to a new image tag, `helm uninstall` (the Predictor
@@ -266,14 +267,5 @@ fn settle(node: &Node, models: &HashMap<String, String>) -> (String, String, Str
         "[node test] Predictor READY 2/2 {:.1} s after kubectl apply (image pulled from the registry)",
         t0.elapsed().as_secs_f64()
     );
-    let ip = node.kubectl_ok(&[
-        "get",
-        "service",
-        cluster::NAME,
-        "-n",
-        NS,
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    (store, leader, format!("http://{ip}:5008"))
+    (store, leader, cluster::service_base(node, NS))
 }
