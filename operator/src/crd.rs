@@ -7,6 +7,7 @@
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +157,41 @@ pub struct PredictorSpec {
     /// promoted or rolled back on what was measured). Unset: `RollingUpdate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+
+    /// How many pods a voluntary disruption (a node drain, an eviction) may take at once. A
+    /// Predictor with at least 2 pods (`replicas`, or `autoscaling.minReplicas`) gets a
+    /// PodDisruptionBudget (`policy/v1`, named like it) over all its pods, canary pods included,
+    /// with this budget; unset: `maxUnavailable: 1`. With fewer pods it gets none (one left from
+    /// before is deleted): a budget on a single pod would either protect nothing or block every
+    /// drain of its node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionSpec>,
+}
+
+/// The disruption budget of a Predictor's pods: exactly one of `maxUnavailable` and
+/// `minAvailable`, each a number of pods or a percentage of the desired pods (`"50%"`), as in a
+/// PodDisruptionBudget.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.maxUnavailable) != has(self.minAvailable)")
+        .message("spec.disruption sets exactly one of maxUnavailable and minAvailable"),
+    validation = Rule::new("!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable >= 1 : self.maxUnavailable.matches('^(100|[1-9][0-9]?)%$'))")
+        .message("spec.disruption.maxUnavailable must be at least 1, or a percentage from 1% to 100%: 0 would block every node drain"),
+    validation = Rule::new("!has(self.minAvailable) || (type(self.minAvailable) == int ? self.minAvailable >= 0 : self.minAvailable.matches('^(100|[1-9]?[0-9])%$'))")
+        .message("spec.disruption.minAvailable must be a number of pods (0 or more) or a percentage from 0% to 100%")
+)]
+pub struct DisruptionSpec {
+    /// Most pods that may be unavailable after an eviction: a number (at least 1) or a
+    /// percentage of the desired pods (`"25%"`, rounded up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+
+    /// Fewest pods that must stay available after an eviction: a number or a percentage of the
+    /// desired pods (`"50%"`, rounded up). As many as there are pods (or `"100%"`) blocks every
+    /// drain of their nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
 }
 
 /// Bounds and target of the autoscaler.

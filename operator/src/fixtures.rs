@@ -40,6 +40,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             validation: None,
             autoscaling: None,
             rollout: None,
+            disruption: None,
         },
     );
     p.metadata.namespace = Some(namespace.into());

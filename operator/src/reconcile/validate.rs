@@ -36,6 +36,9 @@ pub fn validate(predictor: &Predictor) -> Result<(), String> {
     if let Some(autoscaling) = &spec.autoscaling {
         validate_autoscaling(autoscaling, spec.resources.as_ref())?;
     }
+    if let Some(disruption) = &spec.disruption {
+        validate_disruption(disruption)?;
+    }
     if let Some(rollout) = spec.canary() {
         // NB: the CRD says the same, but only if it is up to date.
         if rollout.analysis.is_none() {
@@ -94,6 +97,42 @@ fn validate_autoscaling(
         );
     }
     Ok(())
+}
+
+/// The disruption budget's part of step 1 (the CRD says the same, but only if it is up to date):
+/// exactly one of `maxUnavailable` and `minAvailable`, a count or a percentage, and never a
+/// `maxUnavailable` of 0 (no pod could ever be evicted, so no node drained).
+fn validate_disruption(disruption: &crate::crd::DisruptionSpec) -> Result<(), String> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let (field, value, least) = match (&disruption.max_unavailable, &disruption.min_available) {
+        (Some(max), None) => ("maxUnavailable", max, 1),
+        (None, Some(min)) => ("minAvailable", min, 0),
+        _ => {
+            return Err(
+                "spec.disruption sets exactly one of maxUnavailable and minAvailable".into(),
+            );
+        }
+    };
+    let valid = match value {
+        IntOrString::Int(n) => *n >= least,
+        IntOrString::String(s) => s.strip_suffix('%').is_some_and(|digits| {
+            digits
+                .parse::<i32>()
+                .is_ok_and(|p| p.to_string() == digits && (least..=100).contains(&p))
+        }),
+    };
+    if valid {
+        Ok(())
+    } else {
+        let shown = match value {
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::String(s) => format!("{s:?}"),
+        };
+        Err(format!(
+            "spec.disruption.{field} {shown} is neither a count of at least {least} nor a \
+             percentage from {least}% to 100%"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +250,45 @@ mod tests {
         let limits = p.spec.resources.as_mut().unwrap().limits.as_mut().unwrap();
         limits.insert("cpu".into(), Quantity("1".into()));
         assert_eq!(validate(&p), Ok(()), "the request defaults to the limit");
+    }
+
+    #[test]
+    fn a_disruption_budget_is_one_count_or_percentage() {
+        use crate::crd::DisruptionSpec;
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::{Int, String as Percent};
+        let budget = |max: Option<IntOrString>, min: Option<IntOrString>| {
+            let mut p = predictor("american", "team-a");
+            p.spec.disruption = Some(DisruptionSpec {
+                max_unavailable: max,
+                min_available: min,
+            });
+            validate(&p)
+        };
+        for ok in [
+            budget(Some(Int(1)), None),
+            budget(Some(Percent("100%".into())), None),
+            budget(None, Some(Int(0))),
+            budget(None, Some(Percent("0%".into()))),
+            budget(None, Some(Percent("50%".into()))),
+        ] {
+            assert_eq!(ok, Ok(()));
+        }
+        let one = "spec.disruption sets exactly one of maxUnavailable and minAvailable";
+        assert_eq!(budget(None, None), Err(one.into()));
+        assert_eq!(budget(Some(Int(1)), Some(Int(1))), Err(one.into()));
+        assert_eq!(
+            budget(Some(Int(0)), None),
+            Err(
+                "spec.disruption.maxUnavailable 0 is neither a count of at least 1 nor a \
+                 percentage from 1% to 100%"
+                    .into()
+            )
+        );
+        for bad in ["0%", "101%", "50", "05%", "-1%", "half"] {
+            let reason = budget(Some(Percent(bad.into())), None).unwrap_err();
+            assert!(reason.contains(&format!("{bad:?}")), "{bad}: {reason}");
+        }
+        assert!(budget(None, Some(Int(-1))).is_err());
     }
 }
