@@ -1,6 +1,7 @@
 //! Pure builders of the child objects of a Predictor: its Deployment and its Service, for a
-//! Canary rollout the `<name>-canary` Deployment and Service of the candidate, and with
-//! `spec.autoscaling` its HorizontalPodAutoscaler.
+//! Canary rollout the `<name>-canary` Deployment and Service of the candidate, with
+//! `spec.autoscaling` its HorizontalPodAutoscaler, and with 2 pods or more its
+//! PodDisruptionBudget.
 //!
 //! No client, no I/O: a Predictor goes in, plain k8s-openapi structs come out, so every field can
 //! be checked by comparing whole objects in unit tests. The controller applies them with
@@ -20,8 +21,9 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
     HTTPGetAction, Lifecycle, LifecycleHandler, LocalObjectReference, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -80,6 +82,15 @@ pub const TERMINATION_GRACE_SECONDS: i64 = 30;
 pub const SPEC_IMAGE_ANNOTATION: &str = "mlops.dev/image";
 /// The non-root user of the predictor image (distroless `nonroot`).
 pub const RUN_AS_USER: i64 = 65532;
+/// The node and zone labels the pods are spread over.
+pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
+pub const ZONE_TOPOLOGY: &str = "topology.kubernetes.io/zone";
+/// The label the Deployment controller gives each ReplicaSet's pods.
+const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// Fewest pods that get a PodDisruptionBudget (see [`build_disruption_budget`]).
+pub const MIN_PODS_FOR_BUDGET: i32 = 2;
+/// `maxUnavailable` of the PodDisruptionBudget when `spec.disruption` is not set.
+pub const DEFAULT_MAX_UNAVAILABLE: i32 = 1;
 
 /// Labels that select the pods of one Predictor (stable: a Deployment's selector is immutable).
 pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
@@ -356,6 +367,7 @@ fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deplo
                 spec: Some(PodSpec {
                     containers: vec![build_container(predictor, image, track)],
                     image_pull_secrets: image_pull_secrets(predictor),
+                    topology_spread_constraints: Some(spread_constraints(&predictor.name_any())),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
@@ -393,6 +405,27 @@ fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deplo
         },
         status: None,
     })
+}
+
+/// The pods of Predictor `name` spread over nodes, then zones, one pod of skew at most, as a
+/// preference (`ScheduleAnyway`): a single-node cluster, or a node pool in one zone, still
+/// schedules every pod. Only the pods of the same ReplicaSet count (`matchLabelKeys`
+/// [`POD_TEMPLATE_HASH`]), so the old pods of a rollout do not push the new ones aside, and the
+/// stable and canary pods each spread on their own.
+fn spread_constraints(name: &str) -> Vec<TopologySpreadConstraint> {
+    [HOSTNAME_TOPOLOGY, ZONE_TOPOLOGY]
+        .map(|key| TopologySpreadConstraint {
+            topology_key: key.into(),
+            max_skew: 1,
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(name)),
+                ..LabelSelector::default()
+            }),
+            match_label_keys: Some(vec![POD_TEMPLATE_HASH.into()]),
+            ..TopologySpreadConstraint::default()
+        })
+        .into()
 }
 
 /// Name of the canary Deployment and Service of Predictor `name`.
@@ -505,6 +538,53 @@ pub fn build_autoscaler(predictor: &Predictor) -> Result<Option<HorizontalPodAut
             }]),
             behavior: autoscaling.behavior.clone(),
         },
+        status: None,
+    }))
+}
+
+/// Whether `predictor` gets a PodDisruptionBudget: it has at least [`MIN_PODS_FOR_BUDGET`]
+/// pods (`spec.replicas`, or `spec.autoscaling.minReplicas`, the fewest the autoscaler keeps).
+pub fn wants_disruption_budget(predictor: &Predictor) -> bool {
+    let fewest = match &predictor.spec.autoscaling {
+        Some(autoscaling) => autoscaling.min_replicas,
+        None => predictor.spec.replicas,
+    };
+    fewest >= MIN_PODS_FOR_BUDGET
+}
+
+/// The PodDisruptionBudget of a Predictor with 2 pods or more (`None` with fewer: see
+/// [`wants_disruption_budget`]): named like it, owned by it, over every pod of the Predictor,
+/// which is the Service's selector, so the canary's pods too. One budget, not one per
+/// Deployment: the eviction API refuses to evict a pod that two budgets select. Its budget is
+/// `spec.disruption`'s, else `maxUnavailable: 1`.
+pub fn build_disruption_budget(predictor: &Predictor) -> Result<Option<PodDisruptionBudget>> {
+    if !wants_disruption_budget(predictor) {
+        return Ok(None);
+    }
+    let budget = predictor.spec.disruption.as_ref();
+    let min_available = budget.and_then(|d| d.min_available.clone());
+    let max_unavailable = match &min_available {
+        Some(_) => None,
+        None => Some(
+            budget
+                .and_then(|d| d.max_unavailable.clone())
+                .unwrap_or(IntOrString::Int(DEFAULT_MAX_UNAVAILABLE)),
+        ),
+    };
+    Ok(Some(PodDisruptionBudget {
+        metadata: child_meta(predictor)?,
+        spec: Some(PodDisruptionBudgetSpec {
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(&predictor.name_any())),
+                ..LabelSelector::default()
+            }),
+            max_unavailable,
+            min_available,
+            // A pod that is not ready serves nothing, so evicting it costs no capacity; with the
+            // default (IfHealthyBudget), pods that never become ready (a model they cannot load)
+            // would hold up the drain of their node.
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
+        }),
         status: None,
     }))
 }

@@ -98,6 +98,7 @@ fn expected_deployment() -> serde_json::Value {
                         "fsGroup": 65532,
                         "seccompProfile": {"type": "RuntimeDefault"}
                     },
+                    "topologySpreadConstraints": spread_constraints(),
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                         {"name": "drain-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
@@ -151,6 +152,27 @@ fn expected_deployment() -> serde_json::Value {
     })
 }
 
+/// The fixture Predictor's pods spread over nodes, then zones, as a preference, each
+/// ReplicaSet's pods counted on their own.
+fn spread_constraints() -> serde_json::Value {
+    let constraint = |key: &str| {
+        json!({
+            "topologyKey": key,
+            "maxSkew": 1,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {
+                "app.kubernetes.io/instance": "american",
+                "app.kubernetes.io/name": "predictor"
+            }},
+            "matchLabelKeys": ["pod-template-hash"]
+        })
+    };
+    json!([
+        constraint("kubernetes.io/hostname"),
+        constraint("topology.kubernetes.io/zone")
+    ])
+}
+
 /// A Canary Predictor's stable Deployment: the same, plus where and how much to copy.
 #[test]
 fn canary_stable_pods_carry_the_shadow_target() {
@@ -166,7 +188,8 @@ fn canary_stable_pods_carry_the_shadow_target() {
 }
 
 /// The canary Deployment, whole: the candidate's template, its share of the pods, selected by
-/// the track label, no shadow env.
+/// the track label, no shadow env. Its pods spread with the stable pods' constraints (their
+/// own ReplicaSet's `pod-template-hash` keeps the two apart).
 #[test]
 fn canary_deployment_is_built_completely() {
     let p = canary(predictor("american", "team-a"));
@@ -262,6 +285,103 @@ fn the_replicas_handover_names_only_the_replica_count() {
             "spec": {"replicas": 3}
         })
     );
+}
+
+/// The PodDisruptionBudget of a Predictor with 2 pods, whole: every pod of the Predictor (the
+/// Service's selector: canary pods too), one at a time, unready pods always evictable.
+#[test]
+fn disruption_budget_is_built_completely() {
+    let budget = build_disruption_budget(&predictor("american", "team-a"))
+        .unwrap()
+        .expect("2 replicas get a budget");
+    assert_eq!(
+        serde_json::to_value(&budget).unwrap(),
+        expected_disruption_budget(json!({"maxUnavailable": 1}))
+    );
+}
+
+/// What [`build_disruption_budget`] makes of the fixture Predictor with `budget` (the field
+/// `maxUnavailable` or `minAvailable`), as JSON.
+fn expected_disruption_budget(budget: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({
+        "selector": {"matchLabels": {
+            "app.kubernetes.io/instance": "american",
+            "app.kubernetes.io/name": "predictor"
+        }},
+        "unhealthyPodEvictionPolicy": "AlwaysAllow"
+    });
+    for (field, value) in budget.as_object().unwrap() {
+        spec[field] = value.clone();
+    }
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": child_metadata(),
+        "spec": spec
+    })
+}
+
+/// `spec.disruption` replaces the default: `minAvailable` alone (a budget with both is refused
+/// by the apiserver), or a percentage.
+#[test]
+fn spec_disruption_sets_the_budget() {
+    use crate::crd::DisruptionSpec;
+    let with = |max_unavailable, min_available| {
+        let mut p = predictor("american", "team-a");
+        p.spec.replicas = 4;
+        p.spec.disruption = Some(DisruptionSpec {
+            max_unavailable,
+            min_available,
+        });
+        let budget = build_disruption_budget(&p).unwrap().unwrap();
+        serde_json::to_value(&budget).unwrap()
+    };
+    assert_eq!(
+        with(None, Some(IntOrString::Int(3))),
+        expected_disruption_budget(json!({"minAvailable": 3}))
+    );
+    assert_eq!(
+        with(None, Some(IntOrString::String("50%".into()))),
+        expected_disruption_budget(json!({"minAvailable": "50%"}))
+    );
+    assert_eq!(
+        with(Some(IntOrString::String("25%".into())), None),
+        expected_disruption_budget(json!({"maxUnavailable": "25%"}))
+    );
+    assert_eq!(
+        with(Some(IntOrString::Int(2)), None),
+        expected_disruption_budget(json!({"maxUnavailable": 2}))
+    );
+}
+
+/// A budget only for 2 pods or more: `spec.replicas`, or the autoscaler's `minReplicas` (the
+/// fewest it keeps, whatever `replicas` says).
+#[test]
+fn a_disruption_budget_needs_two_pods() {
+    use crate::crd::DisruptionSpec;
+    let budget = |p: &Predictor| build_disruption_budget(p).unwrap();
+    let mut p = predictor("american", "team-a");
+    p.spec.replicas = 1;
+    assert_eq!(budget(&p), None, "one pod");
+    p.spec.disruption = Some(DisruptionSpec {
+        max_unavailable: None,
+        min_available: Some(IntOrString::Int(1)),
+    });
+    assert_eq!(budget(&p), None, "one pod, even with spec.disruption");
+    p.spec.replicas = 0;
+    assert_eq!(budget(&p), None, "scaled to zero");
+
+    // Autoscaled between 2 and 6 (replicas 1 is ignored): a budget, as for 2 replicas.
+    let mut p = autoscaled(predictor("american", "team-a"));
+    p.spec.replicas = 1;
+    assert_eq!(
+        serde_json::to_value(budget(&p).expect("minReplicas 2")).unwrap(),
+        expected_disruption_budget(json!({"maxUnavailable": 1}))
+    );
+    // Autoscaled from 1: the autoscaler may leave a single pod, so no budget.
+    p.spec.replicas = 2;
+    p.spec.autoscaling.as_mut().unwrap().min_replicas = 1;
+    assert_eq!(budget(&p), None, "minReplicas 1");
 }
 
 #[test]
