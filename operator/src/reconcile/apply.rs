@@ -1,10 +1,12 @@
 //! Step 5: applies what differs (the Service, the stable and canary Deployments, the
-//! autoscaler), retires a canary no longer wanted, deletes an autoscaler no longer asked for, and
-//! hands the replica count over to the autoscaler when there is one. Only the Predictor's own.
+//! autoscaler, the disruption budget), retires a canary no longer wanted, deletes an autoscaler or
+//! a disruption budget no longer asked for, and hands the replica count over to the autoscaler
+//! when there is one. Only the Predictor's own.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Api, ResourceExt};
 
 use super::children::{Current, apply_if, delete_if, hand_over_replicas, is_applied};
@@ -13,7 +15,7 @@ use super::rollout::{Step, retire_if};
 use crate::crd::Predictor;
 use crate::error::Result;
 use crate::ownership::owned_by;
-use crate::resources::{build_autoscaler, build_service, stable_replicas};
+use crate::resources::{build_autoscaler, build_disruption_budget, build_service, stable_replicas};
 
 /// What the apply left: the stable Deployment and the autoscaler as applied (`None`: as they were).
 pub(super) struct Applied {
@@ -21,7 +23,8 @@ pub(super) struct Applied {
     pub(super) autoscaler: Option<HorizontalPodAutoscaler>,
 }
 
-/// Applies `step` and the Service and autoscaler beside it, independent requests together.
+/// Applies `step` and the Service, autoscaler and disruption budget beside it, independent
+/// requests together.
 #[tracing::instrument(name = "apply", skip_all)]
 pub(super) async fn apply_children(
     predictor: &Predictor,
@@ -34,6 +37,7 @@ pub(super) async fn apply_children(
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), namespace);
     let service =
         Some(build_service(predictor)?).filter(|s| !is_applied(s, current.service.as_ref()));
     let deployment = step
@@ -63,6 +67,17 @@ pub(super) async fn apply_children(
         .as_ref()
         .filter(|a| autoscaler.is_none() && owned_by(*a, predictor))
         .map(|_| name.as_str());
+    // The same for the disruption budget: applied while the Predictor has 2 pods or more, its own
+    // deleted when it has fewer.
+    let budget = build_disruption_budget(predictor)?;
+    let budget_changed = budget
+        .as_ref()
+        .filter(|b| !is_applied(*b, current.disruption_budget.as_ref()));
+    let stale_budget = current
+        .disruption_budget
+        .as_ref()
+        .filter(|b| budget.is_none() && owned_by(*b, predictor))
+        .map(|_| name.as_str());
     // The two applies the status reads back, and beside them the writes that only have to succeed.
     let writes = async {
         futures::try_join!(
@@ -70,7 +85,9 @@ pub(super) async fn apply_children(
             apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
             apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
             retire_if(&deployments, step.retire.as_deref(), ctx),
-            delete_if(&autoscalers, stale_autoscaler, ctx),
+            delete_if(&autoscalers, stale_autoscaler, ctx, "autoscaler"),
+            apply_if(&budgets, budget_changed, ctx, "disruption_budget"),
+            delete_if(&budgets, stale_budget, ctx, "disruption_budget"),
         )
         .map(|_| ())
     };

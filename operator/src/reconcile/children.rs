@@ -1,9 +1,11 @@
 //! The children of a Predictor: read (from the caches, else the apiserver's watch cache), applied
-//! when they differ, the replica count handed over to an autoscaler, deleted when no longer wanted.
+//! when they differ, the replica count handed over to an autoscaler, deleted when no longer wanted
+//! (an autoscaler, a disruption budget).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, GetParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::ownership::{self, Conflict};
 use crate::resources::{
     FIELD_MANAGER, HANDOVER_FIELD_MANAGER, build_replicas_handover, canary_name,
+    wants_disruption_budget,
 };
 /// The children one reconcile reads, as they are (the Predictor's own or not: see
 /// [`ownership`]).
@@ -28,6 +31,9 @@ pub(super) struct Current {
     pub(super) canary: Option<Deployment>,
     /// The canary Service, when the Predictor is a Canary one.
     pub(super) canary_service: Option<Service>,
+    /// The PodDisruptionBudget: asked for when the Predictor has 2 pods or more, else only a
+    /// leftover in the cache (to delete).
+    pub(super) disruption_budget: Option<PodDisruptionBudget>,
 }
 
 impl Current {
@@ -52,6 +58,10 @@ impl Current {
             self.canary_service
                 .as_ref()
                 .and_then(|s| Conflict::of(s, predictor)),
+            self.disruption_budget
+                .as_ref()
+                .filter(|_| wants_disruption_budget(predictor))
+                .and_then(|b| Conflict::of(b, predictor)),
         ];
         let conflicts: Vec<Conflict> = conflicts.into_iter().flatten().collect();
         ownership::describe(&conflicts)
@@ -71,6 +81,7 @@ pub(super) async fn read_children(
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), namespace);
     let wants_canary = predictor.spec.canary().is_some();
     // An autoscaler is looked for in the apiserver only when the Predictor wants one; one left
     // from when it did (to be deleted) is in the cache, which sees every autoscaler it made.
@@ -78,6 +89,14 @@ pub(super) async fn read_children(
         match predictor.spec.autoscaling {
             Some(_) => child(&ctx.children.autoscalers, &autoscalers, &name, namespace).await,
             None => Ok(cached(&ctx.children.autoscalers, &name, namespace)),
+        }
+    };
+    // The same for the disruption budget.
+    let disruption_budget = async {
+        let store = &ctx.children.disruption_budgets;
+        match wants_disruption_budget(predictor) {
+            true => child(store, &budgets, &name, namespace).await,
+            false => Ok(cached(store, &name, namespace)),
         }
     };
     let canary_deployment = async {
@@ -92,12 +111,13 @@ pub(super) async fn read_children(
             false => Ok(None),
         }
     };
-    let (deployment, service, autoscaler, canary, canary_service) = futures::try_join!(
+    let (deployment, service, autoscaler, canary, canary_service, disruption_budget) = futures::try_join!(
         child(&ctx.children.deployments, &deployments, &name, namespace),
         child(&ctx.children.services, &services, &name, namespace),
         autoscaler,
         canary_deployment,
         canary_service,
+        disruption_budget,
     )?;
     Ok(Current {
         deployment,
@@ -105,6 +125,7 @@ pub(super) async fn read_children(
         autoscaler,
         canary,
         canary_service,
+        disruption_budget,
     })
 }
 
@@ -221,23 +242,29 @@ pub(super) async fn hand_over_replicas(
     Ok(applied)
 }
 
-/// Deletes the autoscaler `name` when there is one to delete: autoscaling was turned off, and a
-/// HorizontalPodAutoscaler left running would keep overriding `spec.replicas`. (The one child
-/// the operator deletes: nothing can switch an autoscaler off.)
-pub(super) async fn delete_if(
-    api: &Api<HorizontalPodAutoscaler>,
+/// Deletes the child `name` (counted as `what`) when there is one to delete. The two children the
+/// operator deletes are those nothing can switch off: an autoscaler when autoscaling was turned
+/// off (left running, it would keep overriding `spec.replicas`), and a disruption budget when the
+/// Predictor has fewer than 2 pods (on one pod a budget protects nothing, or with `minAvailable`
+/// blocks every drain of its node).
+pub(super) async fn delete_if<K>(
+    api: &Api<K>,
     name: Option<&str>,
     ctx: &Context,
-) -> Result<()> {
+    what: &'static str,
+) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let Some(name) = name else {
         return Ok(());
     };
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(e) => return Err(Error::kube("delete autoscaler")(e)),
+        Err(e) => return Err(Error::kube("delete child")(e)),
     }
-    ctx.metrics.wrote("autoscaler");
+    ctx.metrics.wrote(what);
     Ok(())
 }
 

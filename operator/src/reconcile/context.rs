@@ -5,6 +5,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
@@ -26,8 +27,8 @@ pub struct Context {
     pub gate: QualityGate,
     pub images: ImageChecker,
     pub metrics: Arc<Metrics>,
-    /// The operator's Deployments, Services and HorizontalPodAutoscalers as its watches last saw
-    /// them.
+    /// The operator's Deployments, Services, HorizontalPodAutoscalers and PodDisruptionBudgets as
+    /// its watches last saw them.
     pub children: Children,
     /// Where a canary analysis reads the pods' counters from.
     pub pod_metrics: Arc<dyn PodMetrics>,
@@ -42,6 +43,7 @@ pub struct Children {
     pub(super) deployments: Store<Deployment>,
     pub(super) services: Store<Service>,
     pub(super) autoscalers: Store<HorizontalPodAutoscaler>,
+    pub(super) disruption_budgets: Store<PodDisruptionBudget>,
 }
 
 /// The write side of [`Children`], handed to [`super::run`].
@@ -49,6 +51,7 @@ pub struct ChildWriters {
     pub(super) deployments: reflector::store::Writer<Deployment>,
     pub(super) services: reflector::store::Writer<Service>,
     pub(super) autoscalers: reflector::store::Writer<HorizontalPodAutoscaler>,
+    pub(super) disruption_budgets: reflector::store::Writer<PodDisruptionBudget>,
 }
 
 impl Children {
@@ -57,16 +60,19 @@ impl Children {
         let (deployments, deployment_writer) = reflector::store();
         let (services, service_writer) = reflector::store();
         let (autoscalers, autoscaler_writer) = reflector::store();
+        let (disruption_budgets, disruption_budget_writer) = reflector::store();
         (
             Self {
                 deployments,
                 services,
                 autoscalers,
+                disruption_budgets,
             },
             ChildWriters {
                 deployments: deployment_writer,
                 services: service_writer,
                 autoscalers: autoscaler_writer,
+                disruption_budgets: disruption_budget_writer,
             },
         )
     }

@@ -218,6 +218,7 @@ pub async fn run(
     .owns_stream(cached_children(&client, scope, writers.deployments))
     .owns_stream(cached_children(&client, scope, writers.services))
     .owns_stream(cached_children(&client, scope, writers.autoscalers))
+    .owns_stream(cached_children(&client, scope, writers.disruption_budgets))
     // NB: the debounce folds the burst of status updates a rollout produces into one reconcile.
     .with_config(
         ControllerConfig::default()

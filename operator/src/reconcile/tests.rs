@@ -12,7 +12,7 @@ use crate::image::ImageChecker;
 use crate::model_check::ModelChecker;
 use crate::quality::QualityGate;
 use crate::resources::FIELD_MANAGER;
-use crate::resources::build_service;
+use crate::resources::{build_disruption_budget, build_service};
 use crate::scrape::PodMetrics;
 use crate::status::{
     DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY, compute_status,
@@ -22,6 +22,7 @@ use crate::status::{RolloutView, compute_status_with_rollout};
 use ::model_store::testing::FileServer;
 use http::Method;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::events::Reporter;
 use tokio::task::JoinHandle;
 
@@ -29,6 +30,7 @@ const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/team-a/deployments/american";
 const SERVICE: &str = "/api/v1/namespaces/team-a/services/american";
 const STATUS: &str = "/apis/mlops.dev/v1alpha1/namespaces/team-a/predictors/american/status";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+const BUDGET: &str = "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/american";
 
 fn context(client: Client, checker: ModelChecker) -> Arc<Context> {
     Arc::new(Context {
@@ -140,24 +142,38 @@ async fn answer_warning(server: &mut ApiServer, reason: &str) {
     call.echo();
 }
 
-/// Answers the GETs of both children (the operator sends them together, in either order).
+/// The PodDisruptionBudget the operator builds for `p`, which has 2 pods or more.
+fn budget_of(p: &Predictor) -> PodDisruptionBudget {
+    build_disruption_budget(p)
+        .unwrap()
+        .expect("2 pods or more get a budget")
+}
+
+/// Answers the GETs of the children of a Predictor with 2 pods or more: its Deployment, Service
+/// and PodDisruptionBudget (the operator sends them together, in any order).
 async fn answer_child_reads(
     server: &mut ApiServer,
     deployment: Option<&Deployment>,
     service: Option<&Service>,
+    budget: Option<&PodDisruptionBudget>,
 ) {
-    answer_reads(server, deployment, service, &[]).await;
+    answer_reads(server, deployment, service, budget, &[]).await;
 }
 
-/// Answers the GETs of the Deployment, the Service and the objects at `missing` (404), sent
-/// together in any order.
+/// Answers the GETs of the Deployment, the Service, the PodDisruptionBudget and the objects at
+/// `missing` (404), sent together in any order.
 async fn answer_reads(
     server: &mut ApiServer,
     deployment: Option<&Deployment>,
     service: Option<&Service>,
+    budget: Option<&PodDisruptionBudget>,
     missing: &[&str],
 ) {
-    let mut answers = vec![(DEPLOYMENT, json(deployment)), (SERVICE, json(service))];
+    let mut answers = vec![
+        (DEPLOYMENT, json(deployment)),
+        (SERVICE, json(service)),
+        (BUDGET, json(budget)),
+    ];
     answers.extend(missing.iter().map(|path| (*path, None)));
     answer_gets(server, &answers).await;
 }
@@ -261,16 +277,12 @@ async fn a_rejected_model_never_writes_the_deployment() {
     p.spec.model.sha256 = SHA_A.into();
     let (ctx, mut server, reconcile) = start_with(&p, checker());
 
-    answer_child_reads(&mut server, None, None).await;
-    let call = server.next().await;
+    answer_child_reads(&mut server, None, None, None).await;
     assert_eq!(
-        call.path,
-        SERVICE,
-        "only the Service is applied: {}",
-        call.line()
+        answer_applies(&mut server, 2).await,
+        [SERVICE, BUDGET].map(String::from).to_vec(),
+        "the Service and the budget, never the Deployment"
     );
-    call.assert_apply(FIELD_MANAGER);
-    call.echo();
     let (call, status) = next_status(&mut server).await;
     let verified = find_condition(&status, MODEL_VERIFIED).unwrap();
     assert_eq!(
@@ -338,7 +350,13 @@ async fn a_model_below_the_quality_gate_never_writes_the_deployment() {
     let (p, deployment, service) = gated_change(&store, "shuffled");
     let (ctx, mut server, reconcile) = start_with(&p, checker());
 
-    answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+    answer_child_reads(
+        &mut server,
+        Some(&deployment),
+        Some(&service),
+        Some(&budget_of(&p)),
+    )
+    .await;
     // No apply: the next call is the status.
     let (call, status) = next_status(&mut server).await;
     let quality = status.quality.clone().expect("the measured accuracies");
@@ -388,7 +406,13 @@ async fn an_unlabelled_credentials_secret_never_reaches_the_pods() {
     p.spec.model.credentials = Some("team-db-password".into());
     let (ctx, mut server, reconcile) = start_with(&p, checker());
 
-    answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+    answer_child_reads(
+        &mut server,
+        Some(&deployment),
+        Some(&service),
+        Some(&budget_of(&p)),
+    )
+    .await;
     let call = server.next().await;
     assert_eq!(
         call.line(),
@@ -438,7 +462,13 @@ async fn a_model_that_passes_the_quality_gate_rolls_out() {
     let (p, deployment, service) = gated_change(&store, "retrained");
     let (ctx, mut server, reconcile) = start_with(&p, checker());
 
-    answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+    answer_child_reads(
+        &mut server,
+        Some(&deployment),
+        Some(&service),
+        Some(&budget_of(&p)),
+    )
+    .await;
     let call = server.next().await;
     assert_eq!(call.path, DEPLOYMENT, "{}", call.line());
     call.assert_apply(FIELD_MANAGER);
@@ -474,16 +504,18 @@ async fn a_refused_image_never_writes_the_deployment() {
     p.spec.image_pull_secrets = vec!["pull-team-a".into()];
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_child_reads(&mut server, None, None).await;
+    answer_child_reads(&mut server, None, None, None).await;
     let call = server.next().await;
     assert_eq!(
         (call.method.clone(), call.path.as_str()),
         (Method::GET, "/api/v1/namespaces/team-a/secrets/pull-team-a")
     );
     call.not_found();
-    let call = server.next().await;
-    assert_eq!(call.path, SERVICE, "only the Service: {}", call.line());
-    call.echo();
+    assert_eq!(
+        answer_applies(&mut server, 2).await,
+        [SERVICE, BUDGET].map(String::from).to_vec(),
+        "the Service and the budget, never the Deployment"
+    );
     let (call, status) = next_status(&mut server).await;
     for type_ in [IMAGE_RESOLVED, DEGRADED] {
         let c = find_condition(&status, type_).unwrap();
@@ -516,7 +548,7 @@ async fn a_child_it_does_not_control_is_left_alone_and_named() {
     victim.metadata.owner_references = None;
     victim.metadata.labels = None;
     let (ctx, mut server, reconcile) = start_verified(&p);
-    answer_child_reads(&mut server, None, Some(&victim)).await;
+    answer_child_reads(&mut server, None, Some(&victim), None).await;
     answer_status_and_events(&mut server, &p, &[reason::CHILD_CONFLICT], |status| {
         for type_ in [DEGRADED, READY, PROGRESSING] {
             let c = find_condition(status, type_).unwrap();
@@ -558,6 +590,7 @@ async fn a_canary_deployment_of_another_owner_is_neither_applied_nor_retired() {
         &mut server,
         (Some(&stable), Some(&service)),
         (Some(&foreign), Some(&canary_service)),
+        Some(&budget_of(&p)),
     )
     .await;
     answer_status_and_events(&mut server, &p, &[reason::CHILD_CONFLICT], |status| {
@@ -590,7 +623,13 @@ async fn a_rollout_stuck_pulling_is_degraded_early() {
     let image = Served::of(&deployment).pod_image.unwrap();
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+    answer_child_reads(
+        &mut server,
+        Some(&deployment),
+        Some(&service),
+        Some(&budget_of(&p)),
+    )
+    .await;
     let call = server.next().await;
     assert_eq!(call.line(), "GET /api/v1/namespaces/team-a/pods");
     assert!(
@@ -641,10 +680,10 @@ async fn children_are_applied_before_the_status() {
     let p = pinned_by_spec(predictor("american", "team-a"));
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_child_reads(&mut server, None, None).await;
+    answer_child_reads(&mut server, None, None, None).await;
     assert_eq!(
-        answer_applies(&mut server, 2).await,
-        [SERVICE, DEPLOYMENT].map(String::from).to_vec()
+        answer_applies(&mut server, 3).await,
+        [SERVICE, DEPLOYMENT, BUDGET].map(String::from).to_vec()
     );
     // Then the status, and no Event: a creation has none.
     answer_status_and_events(&mut server, &p, &[], |_| {}).await;
@@ -661,8 +700,8 @@ async fn a_status_computed_from_an_older_version_is_not_written() {
     p.metadata.resource_version = Some("7".into());
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_child_reads(&mut server, None, None).await;
-    answer_applies(&mut server, 2).await;
+    answer_child_reads(&mut server, None, None, None).await;
+    answer_applies(&mut server, 3).await;
     let call = server.next().await;
     assert_eq!(call.path, STATUS);
     call.assert_apply(FIELD_MANAGER);
@@ -692,22 +731,22 @@ async fn a_reconcile_of_the_version_its_own_write_replaced_writes_no_status() {
     let mut p = pinned_by_spec(predictor("american", "team-a"));
     p.metadata.resource_version = Some("7".into());
     let (ctx, mut server, reconcile) = start_verified(&p);
-    answer_child_reads(&mut server, None, None).await;
-    answer_applies(&mut server, 2).await;
+    answer_child_reads(&mut server, None, None, None).await;
+    answer_applies(&mut server, 3).await;
     answer_status_and_events(&mut server, &p, &[], |_| {}).await;
     finished(reconcile, &mut server).await;
 
     // A child's watch event starts another reconcile while the cache still has version 7.
     let again = start(&p, &ctx);
-    answer_child_reads(&mut server, None, None).await;
-    answer_applies(&mut server, 2).await;
+    answer_child_reads(&mut server, None, None, None).await;
+    answer_applies(&mut server, 3).await;
     finished(again, &mut server).await;
 
     // Version 8 (the write's own watch event): computed and written again.
     p.metadata.resource_version = Some("8".into());
     let current = start(&p, &ctx);
-    answer_child_reads(&mut server, None, None).await;
-    answer_applies(&mut server, 2).await;
+    answer_child_reads(&mut server, None, None, None).await;
+    answer_applies(&mut server, 3).await;
     answer_status_and_events(&mut server, &p, &[], |_| {}).await;
     finished(current, &mut server).await;
     drop(ctx);
@@ -819,6 +858,7 @@ async fn analysing(
         &mut server,
         (Some(&stable), Some(&service)),
         (Some(&canary), Some(&canary_service)),
+        Some(&budget_of(&p)),
     )
     .await;
     let call = server.next().await;
@@ -827,18 +867,20 @@ async fn analysing(
     (p, canary, ctx, reconcile, server)
 }
 
-/// Answers the GETs of the canary Deployment and Service (sent together).
-/// Answers a Canary Predictor's reads of its four children, sent together in any order.
+/// Answers a Canary Predictor's reads of its five children (with 2 pods or more), sent together
+/// in any order.
 async fn answer_canary_reads(
     server: &mut ApiServer,
     (stable, service): (Option<&Deployment>, Option<&Service>),
     (canary, canary_service): (Option<&Deployment>, Option<&Service>),
+    budget: Option<&PodDisruptionBudget>,
 ) {
     let answers = [
         (DEPLOYMENT, json(stable)),
         (SERVICE, json(service)),
         (CANARY, json(canary)),
         (CANARY_SERVICE, json(canary_service)),
+        (BUDGET, json(budget)),
     ];
     answer_gets(server, &answers).await;
 }
@@ -990,6 +1032,7 @@ async fn a_canary_that_never_becomes_ready_is_rolled_back() {
         &mut server,
         (Some(&stable), Some(&service)),
         (Some(&stuck), Some(&canary_service)),
+        Some(&budget_of(&p)),
     )
     .await;
     let call = server.next().await;
@@ -1074,6 +1117,7 @@ async fn a_rolled_back_candidate_is_not_tried_again() {
         &mut server,
         (Some(&stable), Some(&service)),
         (Some(&retired), Some(&canary_service)),
+        Some(&budget_of(&p)),
     )
     .await;
     assert_eq!(ended(reconcile, server, ctx).await, Action::requeue(RESYNC));
@@ -1088,10 +1132,10 @@ async fn a_new_canary_predictor_gets_its_canary_service_at_once() {
     let p = pinned_by_spec(crate::fixtures::canary(predictor("american", "team-a")));
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_canary_reads(&mut server, (None, None), (None, None)).await;
+    answer_canary_reads(&mut server, (None, None), (None, None), None).await;
     assert_eq!(
-        answer_applies(&mut server, 3).await,
-        [SERVICE, CANARY_SERVICE, DEPLOYMENT]
+        answer_applies(&mut server, 4).await,
+        [SERVICE, CANARY_SERVICE, DEPLOYMENT, BUDGET]
             .map(String::from)
             .to_vec()
     );
@@ -1115,6 +1159,7 @@ async fn a_promoted_candidate_retires_its_canary_once_the_stable_pods_run_it() {
         &mut server,
         (Some(&stable), Some(&service)),
         (Some(&canary), Some(&canary_service)),
+        Some(&budget_of(&p)),
     )
     .await;
     let call = server.next().await;
@@ -1163,10 +1208,10 @@ async fn a_new_autoscaled_predictor_starts_at_min_replicas_and_gets_its_autoscal
     let p = pinned_by_spec(crate::fixtures::autoscaled(predictor("american", "team-a")));
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_reads(&mut server, None, None, &[AUTOSCALER]).await;
+    answer_reads(&mut server, None, None, None, &[AUTOSCALER]).await;
     let mut created = None;
     let mut applied = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let call = server.next().await;
         call.assert_apply(FIELD_MANAGER);
         applied.push(call.path.clone());
@@ -1183,7 +1228,9 @@ async fn a_new_autoscaled_predictor_starts_at_min_replicas_and_gets_its_autoscal
     applied.sort();
     assert_eq!(
         applied,
-        [SERVICE, DEPLOYMENT, AUTOSCALER].map(String::from).to_vec()
+        [SERVICE, DEPLOYMENT, AUTOSCALER, BUDGET]
+            .map(String::from)
+            .to_vec()
     );
     answer_handover(&mut server, 2, created.unwrap()).await;
     answer_status_and_events(&mut server, &p, &[], |status| {
@@ -1220,7 +1267,15 @@ async fn a_rollout_of_an_autoscaled_predictor_keeps_the_autoscalers_replica_coun
     p.metadata.generation = Some(2);
     let (ctx, mut server, reconcile) = start_verified(&p);
 
-    answer_reads(&mut server, Some(&live), Some(&service), &[AUTOSCALER]).await;
+    let budget = budget_of(&p);
+    answer_reads(
+        &mut server,
+        Some(&live),
+        Some(&service),
+        Some(&budget),
+        &[AUTOSCALER],
+    )
+    .await;
     answer_handover(&mut server, 5, live.clone()).await;
     let mut applied = Vec::new();
     for _ in 0..2 {
@@ -1266,7 +1321,13 @@ async fn turning_autoscaling_off_deletes_the_autoscaler_and_takes_the_count_back
     let ctx = Arc::new(ctx);
     let reconcile = start(&p, &ctx);
 
-    answer_child_reads(&mut server, Some(&live), Some(&service)).await;
+    answer_child_reads(
+        &mut server,
+        Some(&live),
+        Some(&service),
+        Some(&budget_of(&p)),
+    )
+    .await;
     let mut calls = Vec::new();
     for _ in 0..2 {
         let call = server.next().await;
@@ -1307,6 +1368,128 @@ async fn an_up_to_date_predictor_causes_no_writes() {
     p.status = Some(compute_status(&p, &observed, &time(0)));
     let (ctx, mut server, reconcile) = start_with(&p, checker());
 
-    answer_child_reads(&mut server, Some(&deployment), Some(&service)).await;
+    answer_child_reads(
+        &mut server,
+        Some(&deployment),
+        Some(&service),
+        Some(&budget_of(&p)),
+    )
+    .await;
     assert_eq!(ended(reconcile, server, ctx).await, Action::requeue(RESYNC));
+}
+
+/// A new Predictor with 2 pods: its PodDisruptionBudget is applied with the Deployment and the
+/// Service, over all its pods, one at a time.
+#[tokio::test]
+async fn a_predictor_with_two_pods_gets_a_disruption_budget() {
+    let p = pinned_by_spec(predictor("american", "team-a"));
+    let (ctx, mut server, reconcile) = start_verified(&p);
+
+    answer_child_reads(&mut server, None, None, None).await;
+    let mut applied = Vec::new();
+    for _ in 0..3 {
+        let call = server.next().await;
+        call.assert_apply(FIELD_MANAGER);
+        if call.path == BUDGET {
+            assert_eq!(call.body, json(Some(&budget_of(&p))).unwrap());
+            assert_eq!(call.body["spec"]["maxUnavailable"], 1);
+        }
+        applied.push(call.path.clone());
+        call.echo();
+    }
+    applied.sort();
+    assert_eq!(
+        applied,
+        [SERVICE, DEPLOYMENT, BUDGET].map(String::from).to_vec()
+    );
+    answer_status_and_events(&mut server, &p, &[], |_| {}).await;
+    ended(reconcile, server, ctx).await;
+}
+
+/// Scaled down to one pod: the operator deletes its budget, which it knows from its cache (it
+/// does not ask the apiserver for a budget it does not want), and applies the new count.
+#[tokio::test]
+async fn scaling_to_one_pod_deletes_the_disruption_budget() {
+    let two = pinned_by_spec(predictor("american", "team-a"));
+    let live = deployment_of(&two).rolled_out(2);
+    let service = build_service(&two).unwrap();
+    let mut p = two.clone();
+    p.spec.replicas = 1;
+    p.metadata.generation = Some(2);
+    let checker = checker();
+    checker.remember(&p.spec.model);
+    let (client, mut server) = apiserver::client();
+    let mut ctx = Arc::into_inner(context(client, checker)).expect("one owner");
+    let (children, mut writers) = Children::new();
+    writers
+        .disruption_budgets
+        .apply_watcher_event(&watcher::Event::Apply(budget_of(&two)));
+    ctx.children = children;
+    let ctx = Arc::new(ctx);
+    let reconcile = start(&p, &ctx);
+
+    answer_gets(
+        &mut server,
+        &[
+            (DEPLOYMENT, json(Some(&live))),
+            (SERVICE, json(Some(&service))),
+        ],
+    )
+    .await;
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let call = server.next().await;
+        calls.push(call.line());
+        if call.method == Method::DELETE {
+            call.reply(
+                &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            );
+        } else {
+            call.assert_apply(FIELD_MANAGER);
+            assert_eq!(call.body["spec"]["replicas"], 1);
+            call.echo();
+        }
+    }
+    calls.sort();
+    assert_eq!(
+        calls,
+        [format!("DELETE {BUDGET}"), format!("PATCH {DEPLOYMENT}")]
+    );
+    answer_status_and_events(&mut server, &p, &[], |_| {}).await;
+    finished(reconcile, &mut server).await;
+    assert!(
+        ctx.metrics
+            .render()
+            .contains("predictor_operator_writes_total{kind=\"disruption_budget\"} 1"),
+        "{}",
+        ctx.metrics.render()
+    );
+    drop(ctx);
+    server.expect_no_more().await;
+}
+
+/// A PodDisruptionBudget under the Predictor's name that someone else made is never adopted
+/// (the Predictor says ChildConflict naming it) and never deleted.
+#[tokio::test]
+async fn a_disruption_budget_it_does_not_control_is_left_alone_and_named() {
+    let p = pinned_by_spec(predictor("american", "team-a"));
+    let mut foreign = budget_of(&p);
+    foreign.metadata.owner_references = None;
+    foreign.metadata.labels = None;
+    let (ctx, mut server, reconcile) = start_verified(&p);
+    answer_child_reads(&mut server, None, None, Some(&foreign)).await;
+    answer_status_and_events(&mut server, &p, &[reason::CHILD_CONFLICT], |status| {
+        let degraded = find_condition(status, DEGRADED).unwrap();
+        assert_eq!(degraded.reason, reason::CHILD_CONFLICT);
+        assert!(
+            degraded
+                .message
+                .starts_with("PodDisruptionBudget american exists, with no controller:"),
+            "{}",
+            degraded.message
+        );
+    })
+    .await;
+    let action = ended(reconcile, server, ctx).await;
+    assert_eq!(action, Action::requeue(CONFLICT_RETRY));
 }
