@@ -2,7 +2,7 @@
 //! `kustomize build` of config/ must render the same objects (no cluster).
 //!
 //! - default values against config/default: the CRD, ServiceAccount, ClusterRole, ClusterRoleBinding,
-//!   leader-election Role and RoleBinding, and the Deployment;
+//!   leader-election Role and RoleBinding, the Deployment and its PodDisruptionBudget;
 //! - `namespaced.enabled` with config/namespaced's namespaces (read from its WATCH_NAMESPACES) against
 //!   config/namespaced: a RoleBinding per namespace instead of the ClusterRoleBinding, and the same
 //!   WATCH_NAMESPACES.
@@ -12,8 +12,9 @@
 //!   --create-namespace` or `kubectl create namespace`; docs/install.md#helm labels it for Pod Security
 //!   "restricted" as config/manager does);
 //! - the labels Helm adds and config/ has not ([`HELM_LABELS`]: the release, chart and version), on every
-//!   object, in the pod template and in the Deployment's selector (which selects by release too, so two
-//!   releases in one namespace keep their pods apart);
+//!   object, in the pod template, and in the selectors of the Deployment, its PodDisruptionBudget and its
+//!   pods' spread constraints (which select by release too, so two releases in one namespace keep their
+//!   pods apart);
 //! - how a number is spelled: kustomize rewrites the CRD's `minimum: 1.0` as `1`, so numbers compare by value.
 //!
 //! The chart's values that config/ has no counterpart for (image digest, pull Secrets, CA bundle, the
@@ -130,15 +131,26 @@ fn by_key(objects: Vec<Value>) -> BTreeMap<(String, String, String), Value> {
     map
 }
 
-/// Removes [`HELM_LABELS`] wherever labels are: every object's, a pod template's, a selector's.
+/// Removes [`HELM_LABELS`] wherever labels are: every object's, a pod template's, a selector's (a
+/// Deployment's or PodDisruptionBudget's, and each spread constraint's of a pod template).
 fn without_helm_labels(object: &mut Value) {
+    let constraints = object
+        .pointer("/spec/template/spec/topologySpreadConstraints")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let spread = (0..constraints).map(|i| {
+        format!("/spec/template/spec/topologySpreadConstraints/{i}/labelSelector/matchLabels")
+    });
     let labels = [
         "/metadata/labels",
         "/spec/selector/matchLabels",
         "/spec/template/metadata/labels",
-    ];
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(spread);
     for pointer in labels {
-        if let Some(Value::Object(labels)) = object.pointer_mut(pointer) {
+        if let Some(Value::Object(labels)) = object.pointer_mut(&pointer) {
             HELM_LABELS.iter().for_each(|l| {
                 labels.remove(*l);
             });

@@ -79,6 +79,7 @@ fn chart() -> String {
 fn operator_objects(node: &Node) -> Vec<String> {
     let namespaced = [
         "deployment/predictor-operator",
+        "poddisruptionbudget/predictor-operator",
         "serviceaccount/predictor-operator",
         "role/predictor-operator-leader-election",
         "rolebinding/predictor-operator-leader-election",
@@ -172,14 +173,14 @@ pub(crate) fn operator_by_helm(setup: &Setup) {
     let values = values_file(node);
     let untouched = Untouched::now(node);
 
-    // 14a. The kubectl-applied operator removed as docs/install.md says (its Deployment, then
-    //      config/rbac; the namespace, the CRD, the pull Secret and the CA ConfigMap stay), then
-    //      `helm install` with the node's values.
+    // 14a. The kubectl-applied operator removed as docs/install.md says (its Deployment and its
+    //      PodDisruptionBudget, then config/rbac; the namespace, the CRD, the pull Secret and the CA
+    //      ConfigMap stay), then `helm install` with the node's values.
     let watch = Watch::start(node, "helm-install", base, &["--max-duration", "40s"]);
     let t_swap = Instant::now();
     node.kubectl_ok(&[
         "delete",
-        "deployment",
+        "deployment,poddisruptionbudget",
         "predictor-operator",
         "-n",
         OPERATOR_NS,
