@@ -390,7 +390,7 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
     let good = "apiVersion: mlops.dev/v1alpha1\nkind: Predictor\nmetadata:\n  name: NAME\nspec:\n  \
                 image: registry.local/american-predictor:0.2\n  model:\n    url: https://models.example.org/a.model\n    \
                 sha256: aa3013a51db4a94e5fc94343685087fcb16f3cbe6f28f37d3f707e18d7a2d9da\n  port: 5008\n  replicas: 1\n";
-    let cases: [(&str, String, &str); 11] = [
+    let cases: [(&str, String, &str); 15] = [
         (
             "bad-sha",
             good.replace(
@@ -465,6 +465,38 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
             good.to_string(),
             "metadata.name must be a DNS-1035 label",
         ),
+        (
+            "budget-both",
+            good.replace(
+                "  replicas: 1\n",
+                "  replicas: 2\n  disruption: {maxUnavailable: 1, minAvailable: 1}\n",
+            ),
+            "spec.disruption sets exactly one of maxUnavailable and minAvailable",
+        ),
+        (
+            "budget-zero",
+            good.replace(
+                "  replicas: 1\n",
+                "  replicas: 2\n  disruption: {maxUnavailable: 0}\n",
+            ),
+            "spec.disruption.maxUnavailable must be at least 1",
+        ),
+        (
+            "budget-zero-percent",
+            good.replace(
+                "  replicas: 1\n",
+                "  replicas: 2\n  disruption: {maxUnavailable: \"0%\"}\n",
+            ),
+            "spec.disruption.maxUnavailable must be at least 1",
+        ),
+        (
+            "budget-over-100",
+            good.replace(
+                "  replicas: 1\n",
+                "  replicas: 2\n  disruption: {minAvailable: \"150%\"}\n",
+            ),
+            "spec.disruption.minAvailable must be a number of pods",
+        ),
     ];
     for (name, stderr) in assert_refused(&["apply", "-n", ns, "-f", "-"], cases) {
         assert!(
@@ -472,8 +504,23 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
             "{name}: not a validation error:\n{stderr}"
         );
     }
-    // The unchanged object is accepted (the cases fail for their one reason).
+    // The unchanged object is accepted (the cases fail for their one reason), and so are the
+    // budgets a team may write: a count, a percentage, either field.
     assert_accepted(ns, good);
+    for budget in [
+        "{maxUnavailable: 1}",
+        "{maxUnavailable: \"50%\"}",
+        "{minAvailable: 1}",
+        "{minAvailable: \"0%\"}",
+    ] {
+        assert_accepted(
+            ns,
+            &good.replace(
+                "  replicas: 1\n",
+                &format!("  replicas: 2\n  disruption: {budget}\n"),
+            ),
+        );
+    }
 }
 
 #[tokio::test]
