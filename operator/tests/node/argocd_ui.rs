@@ -196,36 +196,62 @@ impl Shots {
     }
 }
 
+/// How long one Sign In may go unanswered before the user clicks it again.
+const SIGN_IN_PATIENCE: Duration = Duration::from_secs(20);
+/// Sign In clicks before a login counts as broken.
+const SIGN_IN_ATTEMPTS: u32 = 3;
+
 /// Logs `user` in on the login page; `Ok` once the applications list shows, `Err(what the page
-/// said)` if the login was refused.
+/// said)` if the login was refused. A Sign In that gets no answer at all (the list does not come,
+/// no error shows) is clicked again, as a person would, after [`SIGN_IN_PATIENCE`], at most
+/// [`SIGN_IN_ATTEMPTS`] times, each said on stderr: seen once in ~10 runs (2026-12-07), Chromium
+/// cancelled the session POST 0.27 s after sending it (499 in the front's log) and closed its
+/// connection, and the page showed nothing.
 fn log_in(browser: &Browser, url: &str, user: &str, password: &str) -> Result<(), String> {
-    browser.delete_cookies();
-    browser.open(&format!("{url}/login"));
-    let name = browser.wait_for("input[name=username]", UI_TIMEOUT);
-    browser.type_into(&name, user);
-    browser.type_into(
-        &browser
-            .find("input[name=password]")
-            .expect("the password field"),
-        password,
-    );
-    browser.click(
-        &browser
-            .find_xpath("//button[@type='submit' and contains(., 'Sign In')]")
-            .expect("the Sign In button"),
-    );
-    browser.wait_until(UI_TIMEOUT, "the applications list or a login error", || {
-        if browser
-            .find("button[qe-id=applications-list-button-new-app]")
-            .is_some()
-        {
-            return Some(Ok(()));
+    for attempt in 1..=SIGN_IN_ATTEMPTS {
+        // Signed out for each attempt: an unanswered one may still have set the session cookie.
+        browser.delete_cookies();
+        browser.open(&format!("{url}/login"));
+        let name = browser.wait_for("input[name=username]", UI_TIMEOUT);
+        browser.type_into(&name, user);
+        browser.type_into(
+            &browser
+                .find("input[name=password]")
+                .expect("the password field"),
+            password,
+        );
+        browser.click(
+            &browser
+                .find_xpath("//button[@type='submit' and contains(., 'Sign In')]")
+                .expect("the Sign In button"),
+        );
+        let answer = crate::support::wait::poll(
+            SIGN_IN_PATIENCE,
+            "the applications list or a login error",
+            || {
+                if browser
+                    .find("button[qe-id=applications-list-button-new-app]")
+                    .is_some()
+                {
+                    return Some(Ok(()));
+                }
+                browser
+                    .find(".login .argo-form-row__error-msg")
+                    .map(|e| Err(browser.text(&e)))
+                    .filter(|e| e.as_ref().is_err_and(|m| !m.is_empty()))
+            },
+        );
+        match answer {
+            Ok(answer) => return answer,
+            Err(e) => eprintln!(
+                "[argocd ui] {user}'s Sign In {attempt} of {SIGN_IN_ATTEMPTS} unanswered: {e}"
+            ),
         }
-        browser
-            .find(".login .argo-form-row__error-msg")
-            .map(|e| Err(browser.text(&e)))
-            .filter(|e| e.as_ref().is_err_and(|m| !m.is_empty()))
-    })
+    }
+    panic!(
+        "{user}'s Sign In unanswered {SIGN_IN_ATTEMPTS} times; {}",
+        browser.describe()
+    );
 }
 
 /// Types into the input the create form marks with `attribute=id` (`qeid` on text fields, `qe-id` on
