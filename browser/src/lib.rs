@@ -5,7 +5,6 @@
 //! Chromium runs with a fresh profile and without its background traffic (component updates, sync, field
 //! trials…), so the only requests it makes are the pages a test opens.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,7 +53,7 @@ impl Browser {
                 "{binary} is missing: apt-get install chromium chromium-driver (.ci/run does)"
             );
         }
-        let port = free_port();
+        let port = model_store::testing::free_port();
         let log = std::env::temp_dir().join(format!("chromedriver-{port}.log"));
         let driver = Command::new(CHROMEDRIVER)
             .args([
@@ -303,12 +302,4 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-/// A loopback port that was free a moment ago (chromedriver takes a port number, not a socket).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }

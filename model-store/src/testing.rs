@@ -1,6 +1,6 @@
 //! Loopback HTTP for the workspace's tests (feature `testing`): a file server that plays a model or
 //! data store, a server of endless junk (a hostile URL), a plain HTTP GET, a registry's error body,
-//! and the bounded poll for what a test must wait on. One implementation of each, for this crate's
+//! a free loopback port, and the bounded poll for what a test must wait on. One implementation of each, for this crate's
 //! tests, the predictor's and the operator's.
 //!
 //! Both speak just enough HTTP/1.1 by hand, on std threads, so they work from sync tests and from
@@ -249,6 +249,16 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 /// A registry API error body (`{"errors":[{"code":…}]}`), for fake registries.
 pub fn registry_error(code: &str) -> String {
     format!(r#"{{"errors":[{{"code":"{code}","message":"x"}}]}}"#)
+}
+
+/// A loopback port with nothing listening on it (bound to 127.0.0.1:0, then released): for a program that
+/// takes a port number rather than a socket, or a URL that must refuse connections. Another process may take
+/// it in between; tests accept that race.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// Calls `probe` until it returns `Some`, for at most `within`; `Err` naming `what` otherwise. For

@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{FileServer, closed_port, predictor, stderr, stdout};
+use common::{FileServer, predictor, stderr, stdout};
+use model_store::testing::free_port as closed_port;
 
 /// Asserts a clean failure: non-zero exit, the message on stderr, no panic.
 fn assert_fails_with(out: &Output, needles: &[&str]) {

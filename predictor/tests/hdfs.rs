@@ -16,8 +16,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::server::TestServer;
-use common::{closed_port, predictor, stderr, stdout};
+use common::{predictor, stderr, stdout};
 use hdfs_native::WriteOptions;
+use model_store::testing::free_port as closed_port;
 use model_store::testing::poll;
 use predictor::server::ServeConfig;
 use serde_json::Value;

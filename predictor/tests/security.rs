@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::FileServer;
 use common::server::{MODEL_DATE, serving_model, trained_model};
-use common::{FileServer, closed_port};
+use model_store::testing::free_port as closed_port;
 use model_store::testing::poll;
 
 /// The request timeout the slow-client tests run with.

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::FileServer;
 use common::server::{TestServer, trained_model};
-use common::{FileServer, closed_port};
+use model_store::testing::free_port as closed_port;
 use predictor::server::ServeConfig;
 use serde_json::{Value, json};
 

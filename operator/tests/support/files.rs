@@ -14,13 +14,7 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A free TCP port on 127.0.0.1 (the listener is closed again; the race is acceptable in tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
+pub use model_store::testing::free_port;
 
 /// `target` as a path relative to the directory `from` (kustomize refuses absolute resource paths).
 pub fn relative_to(from: &Path, target: &Path) -> PathBuf {

@@ -4,7 +4,6 @@
 
 pub mod server;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -15,15 +14,6 @@ pub fn tweets(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/tweets")
         .join(name)
-}
-
-/// A loopback port with nothing listening (bound, then released).
-pub fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs the real `predictor` binary with `args`.
