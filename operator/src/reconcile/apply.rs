@@ -7,7 +7,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
 
 use super::children::{Current, apply_if, delete_if, hand_over_replicas, is_applied};
 use super::context::Context;
@@ -45,9 +46,8 @@ pub(super) async fn apply_children(
         .as_ref()
         .filter(|d| !is_applied(*d, current.deployment.as_ref()));
     let autoscaler = build_autoscaler(predictor)?;
-    let autoscaler_changed = autoscaler
-        .as_ref()
-        .filter(|a| !is_applied(*a, current.autoscaler.as_ref()));
+    let (autoscaler_changed, stale_autoscaler) =
+        optional_child(autoscaler.as_ref(), current.autoscaler.as_ref(), predictor);
     // Autoscaled: before an apply without the replica count, the count is handed over (see
     // `build_replicas_handover`; the operator may still own it from before autoscaling, until
     // the autoscaler's first scale), and a Deployment created now gets `minReplicas` right after.
@@ -60,24 +60,14 @@ pub(super) async fn apply_children(
         let replicas = stable_replicas(predictor, Some(existing));
         hand_over_replicas(&deployments, predictor, replicas, ctx).await?;
     }
-    // Only the Predictor's own: a HorizontalPodAutoscaler of the same name that someone else
-    // made (read by name when not in the cache) is not the operator's to delete.
-    let stale_autoscaler = current
-        .autoscaler
-        .as_ref()
-        .filter(|a| autoscaler.is_none() && owned_by(*a, predictor))
-        .map(|_| name.as_str());
-    // The same for the disruption budget: applied while the Predictor has 2 pods or more, its own
-    // deleted when it has fewer.
+    // The disruption budget, like the autoscaler: applied while the Predictor has 2 pods or more,
+    // its own deleted when it has fewer.
     let budget = build_disruption_budget(predictor)?;
-    let budget_changed = budget
-        .as_ref()
-        .filter(|b| !is_applied(*b, current.disruption_budget.as_ref()));
-    let stale_budget = current
-        .disruption_budget
-        .as_ref()
-        .filter(|b| budget.is_none() && owned_by(*b, predictor))
-        .map(|_| name.as_str());
+    let (budget_changed, stale_budget) = optional_child(
+        budget.as_ref(),
+        current.disruption_budget.as_ref(),
+        predictor,
+    );
     // The two applies the status reads back, and beside them the writes that only have to succeed.
     let writes = async {
         futures::try_join!(
@@ -85,9 +75,19 @@ pub(super) async fn apply_children(
             apply_if(&deployments, step.canary.as_ref(), ctx, "deployment"),
             apply_if(&services, step.canary_service.as_ref(), ctx, "service"),
             retire_if(&deployments, step.retire.as_deref(), ctx),
-            delete_if(&autoscalers, stale_autoscaler, ctx, "autoscaler"),
+            delete_if(
+                &autoscalers,
+                stale_autoscaler.then_some(&name),
+                ctx,
+                "autoscaler"
+            ),
             apply_if(&budgets, budget_changed, ctx, "disruption_budget"),
-            delete_if(&budgets, stale_budget, ctx, "disruption_budget"),
+            delete_if(
+                &budgets,
+                stale_budget.then_some(&name),
+                ctx,
+                "disruption_budget"
+            ),
         )
         .map(|_| ())
     };
@@ -106,4 +106,18 @@ pub(super) async fn apply_children(
         deployment,
         autoscaler: applied_autoscaler,
     })
+}
+
+/// A child the Predictor may or may not want (its autoscaler, its disruption budget): the desired
+/// object when it differs from `current` (to apply), and whether `current` is to be deleted: not
+/// wanted any more, and the Predictor's own (one of the same name that someone else made, read by
+/// name when not in the cache, is not the operator's to delete).
+fn optional_child<'a, K: Resource + Serialize>(
+    desired: Option<&'a K>,
+    current: Option<&K>,
+    predictor: &Predictor,
+) -> (Option<&'a K>, bool) {
+    let changed = desired.filter(|d| !is_applied(*d, current));
+    let stale = desired.is_none() && current.is_some_and(|c| owned_by(c, predictor));
+    (changed, stale)
 }

@@ -83,28 +83,30 @@ pub(super) async fn read_children(
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), namespace);
     let wants_canary = predictor.spec.canary().is_some();
-    // An autoscaler is looked for in the apiserver only when the Predictor wants one; one left
-    // from when it did (to be deleted) is in the cache, which sees every autoscaler it made.
-    let autoscaler = async {
-        match predictor.spec.autoscaling {
-            Some(_) => child(&ctx.children.autoscalers, &autoscalers, &name, namespace).await,
-            None => Ok(cached(&ctx.children.autoscalers, &name, namespace)),
-        }
-    };
-    // The same for the disruption budget.
-    let disruption_budget = async {
-        let store = &ctx.children.disruption_budgets;
-        match wants_disruption_budget(predictor) {
-            true => child(store, &budgets, &name, namespace).await,
-            false => Ok(cached(store, &name, namespace)),
-        }
-    };
-    let canary_deployment = async {
-        match wants_canary {
-            true => child(&ctx.children.deployments, &deployments, &canary, namespace).await,
-            false => Ok(cached(&ctx.children.deployments, &canary, namespace)),
-        }
-    };
+    // An autoscaler, a disruption budget and a canary Deployment are looked for in the apiserver
+    // only when the Predictor wants them; one left from when it did (to be deleted or retired) is
+    // in the cache, which sees every child the operator made.
+    let autoscaler = wanted_child(
+        predictor.spec.autoscaling.is_some(),
+        &ctx.children.autoscalers,
+        &autoscalers,
+        &name,
+        namespace,
+    );
+    let disruption_budget = wanted_child(
+        wants_disruption_budget(predictor),
+        &ctx.children.disruption_budgets,
+        &budgets,
+        &name,
+        namespace,
+    );
+    let canary_deployment = wanted_child(
+        wants_canary,
+        &ctx.children.deployments,
+        &deployments,
+        &canary,
+        namespace,
+    );
     let canary_service = async {
         match wants_canary {
             true => child(&ctx.children.services, &services, &canary, namespace).await,
@@ -148,6 +150,23 @@ where
         Ok(object) => Ok(Some(object)),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
         Err(e) => Err(Error::kube("get child")(e)),
+    }
+}
+
+/// [`child`] when the Predictor wants it, else only what the cache holds (a leftover to remove).
+async fn wanted_child<K>(
+    wanted: bool,
+    store: &Store<K>,
+    api: &Api<K>,
+    name: &str,
+    namespace: &str,
+) -> Result<Option<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match wanted {
+        true => child(store, api, name, namespace).await,
+        false => Ok(cached(store, name, namespace)),
     }
 }
 
