@@ -23,6 +23,13 @@ pub struct Settings {
     pub window: (u32, u32),
     /// Accept a server's self-signed certificate (argocd-server makes one at start).
     pub accept_insecure_certs: bool,
+    /// Run chromedriver and Chromium in this network namespace (`ip netns exec`), as a user's browser runs
+    /// on a machine of its own; chromedriver is then reached at the netns's address, from this machine's
+    /// address on that route only. On the machine of a Kubernetes node it must: Chromium takes every address the kernel adds (the IPv6 link-local address of each pod's
+    /// veth, as a pod starts) for a network change and closes all its connections (`ERR_NETWORK_CHANGED`),
+    /// cutting the script a page is loading, a login POST, a UI's event streams. Seen 2026-12-07: a 30 MB
+    /// script cut at 13 MB when one veth pair came up; ArgoCD's login page left blank in CI.
+    pub netns: Option<String>,
 }
 
 impl Default for Settings {
@@ -30,6 +37,7 @@ impl Default for Settings {
         Settings {
             window: (1280, 900),
             accept_insecure_certs: false,
+            netns: None,
         }
     }
 }
@@ -55,10 +63,24 @@ impl Browser {
         }
         let port = model_store::testing::free_port();
         let log = std::env::temp_dir().join(format!("chromedriver-{port}.log"));
-        let driver = Command::new(CHROMEDRIVER)
+        // chromedriver on loopback, or on the netns's address answering this machine's address on that route.
+        let (mut command, host, allowed) = match &settings.netns {
+            None => (
+                Command::new(CHROMEDRIVER),
+                "127.0.0.1".to_string(),
+                "127.0.0.1".to_string(),
+            ),
+            Some(netns) => {
+                let (address, source) = netns_route(netns);
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, CHROMEDRIVER]);
+                (command, address, source)
+            }
+        };
+        let driver = command
             .args([
                 format!("--port={port}"),
-                "--allowed-ips=127.0.0.1".into(),
+                format!("--allowed-ips={allowed}"),
                 format!("--log-path={}", log.display()),
             ])
             .stdout(Stdio::null())
@@ -107,7 +129,7 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({"binary": CHROMIUM, "args": args}),
         );
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://{host}:{port}");
         // chromedriver listens a moment after it starts: retry the session until then.
         let mut last_error = String::new();
         let client = model_store::testing::poll(
@@ -294,6 +316,46 @@ impl Browser {
     pub fn delete_cookies(&self) {
         self.block("delete cookies", self.client.delete_all_cookies());
     }
+}
+
+/// Where `netns` is reached from here: its first global IPv4 address, and this machine's source address on
+/// the route to it (`ip -n <netns> addr`, `ip route get`); panics saying what is missing.
+fn netns_route(netns: &str) -> (String, String) {
+    assert!(
+        !netns.is_empty()
+            && netns
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+        "a netns name, not {netns:?}"
+    );
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run ip {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // `ip -o` prints one line per address: "2: eth0    inet 10.88.255.2/16 brd … scope global eth0".
+    let addresses = ip(&["-n", netns, "-o", "-4", "addr", "show", "scope", "global"]);
+    let address = word_after(&addresses, "inet")
+        .and_then(|a| a.split('/').next().map(str::to_string))
+        .unwrap_or_else(|| panic!("netns {netns} has no IPv4 address: {addresses}"));
+    let route = ip(&["-o", "route", "get", &address]);
+    let source = word_after(&route, "src")
+        .unwrap_or_else(|| panic!("no source address on the route to {address}: {route}"));
+    (address, source)
+}
+
+/// The word after the first `key` in `text`.
+fn word_after(text: &str, key: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next().map(str::to_string)
 }
 
 impl Drop for Browser {

@@ -2,9 +2,9 @@
 # Tear down what dev/node/up.sh started, and only that: workloads (so kubelet/CNI release pod networks),
 # kube-proxy (+ `kube-proxy --cleanup`), kubelet, control plane, the registry, the S3 store (s3-store.sh),
 # containerd and its shims, leftover pod processes (by our cgroup root only), mounts under $N, pod netns, the
-# client netns mlops-node-client (+ /etc/netns/mlops-node-client), the mlcni0 bridge, the mlnode0 veth and
-# the mlops-node-ext netns, KUBE-* iptables chains, cgroups under /mlops-node, and the sysctls kubelet/CNI
-# changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit code 1 if something
+# workers (worker.sh down), the client netns mlops-node-client (+ /etc/netns/mlops-node-client), the mlcni0
+# bridge, the mlnode0 veth and the mlops-node-ext netns, KUBE-* iptables chains, cgroups under /mlops-node,
+# and the sysctls kubelet/CNI changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit code 1 if something
 # could not be removed (it says what).
 #
 # Usage (root): dev/node/down.sh [--keep-state]   (--keep-state: leave $N for post-mortem reading)
@@ -14,8 +14,7 @@ need_root
 keep=${1:-}
 problems=0
 warn() { log "WARN: $*"; problems=1; }
-B=${MLOPS_K8S_BIN:-$(sed -n 's/^export MLOPS_K8S_BIN=//p' "$N/env" 2>/dev/null)}
-B=${B:-/var/cache/mlops-predictor/bin}
+B=$(known_k8s_bin)
 t0=$SECONDS
 
 # --- 1. workloads: let kubelet stop sandboxes normally (CNI DEL frees IPs and veths) ---------------------
@@ -40,6 +39,11 @@ if daemon_alive containerd; then
   wait_for 30 "containerd tasks gone" bash -c '[[ -z $(ctr --address "$0" -n k8s.io tasks ls -q 2>/dev/null) ]]' \
     "$CONTAINERD_SOCK" || log "containerd still has tasks; forcing"
 fi
+
+# --- 1b. the workers (worker.sh): each with its daemons, pods, netns, routes and state -------------------------
+for w in $(workers_up); do
+  "$NODE_HERE/worker.sh" down "$w" || warn "worker $w: worker.sh down failed"
+done
 
 log "stopping kube-proxy ($((SECONDS - t0))s)"
 # --- 2. kube-proxy and its iptables rules -----------------------------------------------------------------
@@ -76,20 +80,8 @@ s3_store_stop # the S3 model store, if s3-store.sh started one
 log "stopping containerd ($((SECONDS - t0))s)"
 # --- 4. containerd and its shims ---------------------------------------------------------------------------
 stop_daemon containerd 15
-# Shims outlive containerd; ours name our socket on their command line.
-# (comm is cut to 15 characters, "containerd-shim": match the full command line instead.)
-for p in $(pgrep -f 'containerd-shim-runc-v2 .*-address ' 2>/dev/null); do
-  if { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK\( \|$\)"; then
-    kill -KILL "$p" 2>/dev/null || true
-  fi
-done
-# Pod processes left behind: everything in our cgroup root, and nothing else.
-for cg in /sys/fs/cgroup/*/"$NODE_NAME"; do
-  [[ -d $cg ]] || continue
-  find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | while read -r p; do
-    kill -KILL "$p" 2>/dev/null || true
-  done
-done
+# Shims outlive containerd, and pod processes may be left behind (lib.sh kill_node_processes).
+kill_node_processes "$CONTAINERD_SOCK" "$NODE_NAME"
 sleep 0.5
 
 log "cleaning mounts, network, iptables, cgroups ($((SECONDS - t0))s)"

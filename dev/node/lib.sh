@@ -19,7 +19,8 @@ NODE_VETH_PEER=mlnode0p
 NODE_IP=10.77.0.1                  # node IP = apiserver advertise/bind address
 NODE_PEER_IP=10.77.0.2
 NODE_NET_PREFIX=24
-POD_CIDR=10.88.0.0/16
+NODE_NET=10.77.0.0/$NODE_NET_PREFIX   # node IPs: the first node's and the workers' (worker.sh)
+POD_CIDR=10.88.0.0/16              # the cluster's pods: a /24 per node (the first node's 10.88.0.0/24)
 CNI_BRIDGE=mlcni0
 CNI_NET_NAME=mlops-node
 SVC_CIDR=10.97.0.0/24
@@ -27,14 +28,15 @@ API_PORT=6443
 CONTAINERD_SOCK=$N/containerd/containerd.sock
 KUBECONFIG_ADMIN=$N/admin.kubeconfig
 
-# Host-local hands out pod IPs from POD_RANGE_START..POD_RANGE_END only: the last /24 of the pod CIDR is
-# left for the client netns (a test client on the pod network, see up.sh).
+# The first node's pods: host-local hands out POD_RANGE_START..POD_RANGE_END of POD_SUBNET only; the top of
+# the /24 is left for the client netns (a test client on the pod network, see up.sh).
+POD_SUBNET=10.88.0.0/24
 POD_GATEWAY=10.88.0.1
 POD_RANGE_START=10.88.0.2
-POD_RANGE_END=10.88.254.254
+POD_RANGE_END=10.88.0.250
 CLIENT_NETNS=mlops-node-client     # netns on the pod network: curl/eval by cluster DNS name from here
 CLIENT_VETH=mlclient0              # host end, a port of the CNI bridge
-CLIENT_IP=10.88.255.2
+CLIENT_IP=10.88.0.254
 
 # The private registry (Debian docker-registry = CNCF distribution 2.8): TLS from the node PKI, htpasswd
 # (bcrypt) with a user and password made per run ($N/registry/password, 0600).
@@ -89,12 +91,177 @@ claim_node() {
   "$REPO/dev/node/down.sh" || die "cannot stop the node left running (dev/node/down.sh failed, see above)"
 }
 
+# known_k8s_bin: the binaries dir a node was started with ($N/env), else the cache's (for teardown).
+known_k8s_bin() {
+  local b=${MLOPS_K8S_BIN:-$(sed -n 's/^export MLOPS_K8S_BIN=//p' "$N/env" 2>/dev/null)}
+  echo "${b:-/var/cache/mlops-predictor/bin}"
+}
+
 # use_running_node: the settings up.sh wrote for a running node ($N/env), and B for kc; dies without a node.
 use_running_node() {
   [[ -f $N/env ]] || die "no node: run dev/node/up.sh first"
   # shellcheck source=/dev/null
   source "$N/env"
   B=$MLOPS_K8S_BIN  # kc runs $B/kubectl
+}
+
+# --- what every node runs: up.sh's first node (in the host's netns) and worker.sh's --------------------
+# Workers: node I (2..9) named $NODE_NAME-I runs in netns $NODE_NAME-I, its node IP 10.77.0.1I on a veth
+# pair (host end mlnodeI), its pods in 10.88.I.0/24 on a bridge of its own; state in $N/node-I.
+# worker_vars <I>: the W_* names of worker I.
+worker_vars() {
+  local i=$1
+  [[ $i =~ ^[2-9]$ ]] || die "a worker is numbered 2..9, not '$i'"
+  W_NAME=$NODE_NAME-$i W_NETNS=$NODE_NAME-$i W_VETH=mlnode$i W_IP=10.77.0.1$i W_DIR=$N/node-$i
+  W_POD_SUBNET=10.88.$i.0/24 W_POD_GATEWAY=10.88.$i.1 W_POD_START=10.88.$i.2 W_POD_END=10.88.$i.250
+  W_SOCK=$W_DIR/containerd/containerd.sock
+}
+# workers_up: the numbers of the workers with state in $N (started by worker.sh, not yet removed).
+workers_up() { local d; for d in "$N"/node-[2-9]; do [[ -d $d ]] && echo "${d##*-}"; done; }
+
+# node_cgroups <cgroup root>: kubelet wants its cgroupRoot in every v1 hierarchy; a new cpuset cgroup starts
+# with empty cpus/mems, so copy the root's. down.sh and worker.sh remove the tree.
+node_cgroups() {
+  local h
+  for h in /sys/fs/cgroup/*; do
+    [[ -f $h/cgroup.procs && ! -f $h/cgroup.controllers ]] || continue # v1 hierarchies only
+    mkdir -p "$h/$1"
+    if [[ -f $h/cpuset.cpus ]]; then
+      cat "$h/cpuset.cpus" >"$h/$1/cpuset.cpus"
+      cat "$h/cpuset.mems" >"$h/$1/cpuset.mems"
+    fi
+  done
+}
+
+# node_configs <dir> <node name> <node IP> <pod subnet> <range start> <range end> <pod gateway> <serving cert>:
+# in <dir>, one node's containerd config.toml (root/state/socket under <dir>/containerd), CNI conflist
+# (<dir>/cni), kubelet.yaml (cgroupRoot /<node name>) and kube-proxy.yaml, all binding the node IP.
+node_configs() {
+  local d=$1 name=$2 ip=$3 subnet=$4 start=$5 end=$6 gateway=$7 serving=$8
+  local C=$d/containerd P=$N/pki
+  mkdir -p "$C" "$d/cni/net.d" "$d/cni/ipam" "$d/kubelet" "$d/pod-logs"
+  cat >"$C/config.toml" <<EOF
+version = 2
+root = "$C/root"
+state = "$C/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$C/containerd.sock"
+[ttrpc]
+  address = "$C/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$C/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "$ip"
+  stream_server_port = "0"
+  enable_selinux = false
+  # root here has no CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj: kubelet asks -998 for every
+  # sandbox and runc then fails with "can't get final child's PID from pipe: EOF". Clamp to >= ours.
+  restrict_oom_score_adj = true
+  max_container_log_line_size = 16384
+  # Registry hosts (CA, endpoints) from $N/certs.d/<host:port>/hosts.toml; credentials come from kubelet
+  # (the pods' imagePullSecrets), never from this file.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$N/certs.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    discard_unpacked_layers = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "$(command -v runc)"
+        Root = "$C/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$d/cni/net.d"
+    max_conf_num = 1
+EOF
+  # Pods get routes to the other nodes' pods (through their node), the service range and the node IPs only
+  # (no default route): nothing a pod sends can leave through the machine's real interface. No ipMasq, no
+  # portmap.
+  cat >"$d/cni/net.d/10-$CNI_NET_NAME.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$CNI_NET_NAME",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$CNI_BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$subnet", "rangeStart": "$start", "rangeEnd": "$end", "gateway": "$gateway"}]],
+        "routes": [{"dst": "$POD_CIDR"}, {"dst": "$SVC_CIDR"}, {"dst": "$NODE_NET"}],
+        "dataDir": "$d/cni/ipam"
+      }
+    }
+  ]
+}
+EOF
+  cat >"$d/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $ip
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: $ip
+healthzPort: 10248
+tlsCertFile: $P/$serving.crt
+tlsPrivateKeyFile: $P/$serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $P/ca.crt}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+cgroupRoot: /$name
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$C/containerd.sock
+imageServiceEndpoint: unix://$C/containerd.sock
+clusterDomain: $CLUSTER_DOMAIN
+clusterDNS: [$DNS_IP]
+resolvConf: ""
+podLogsDir: $d/pod-logs
+volumePluginDir: $d/kubelet/volume-plugins
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+serializeImagePulls: false
+maxPods: 50
+EOF
+  cat >"$d/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $KUBECONFIG_ADMIN}
+hostnameOverride: $name
+bindAddress: $ip
+healthzBindAddress: $ip:10256
+metricsBindAddress: $ip:10249
+mode: iptables
+clusterCIDR: $POD_CIDR
+nodePortAddresses: ["$ip/32"]
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+iptables: {localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 0s}
+EOF
+}
+
+# node_kubeconfig <file> <cert name>: a kubeconfig for the apiserver with the node PKI's <cert name>.
+node_kubeconfig() {
+  local k=$1 P=$N/pki
+  "$B/kubectl" config set-cluster node --server "https://$NODE_IP:$API_PORT" --certificate-authority "$P/ca.crt" \
+    --embed-certs --kubeconfig "$k" >/dev/null
+  "$B/kubectl" config set-credentials u --client-certificate "$P/$2.crt" --client-key "$P/$2.key" --embed-certs \
+    --kubeconfig "$k" >/dev/null
+  "$B/kubectl" config set-context node --cluster node --user u --kubeconfig "$k" >/dev/null
+  "$B/kubectl" config use-context node --kubeconfig "$k" >/dev/null
+  chmod 0600 "$k"
 }
 
 # --- buildah (images.sh builds, push.sh and publish.sh push) ------------------------------------------
@@ -156,13 +323,42 @@ start_daemon() { # start_daemon <name> <cmd...>
 # running <pid>: exists and is not a zombie (our daemons' parent, PID 1 here, may reap them late).
 running() { local st; st=$({ cut -d' ' -f3 "/proc/$1/stat"; } 2>/dev/null) && [[ $st != Z ]]; }
 daemon_alive() { local p; p=$(cat "$N/pid/$1" 2>/dev/null) && running "$p"; }
-# stop_daemon <name> [grace seconds]: SIGTERM, bounded wait, then SIGKILL; only the recorded pid, and only
-# if its command line still names the expected binary (no pid reuse accidents).
-stop_daemon() {
-  local name=$1 grace=${2:-10} p exe
-  p=$(cat "$N/pid/$name" 2>/dev/null) || return 0
+# daemon_pid <name>: the recorded pid, if its command line still names the expected binary (no pid reuse
+# accidents).
+daemon_pid() {
+  local p exe
+  p=$(cat "$N/pid/$1" 2>/dev/null) || return 1
   exe=$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null || true)
-  if [[ -n $exe && $exe == *"$name"* ]]; then
+  [[ -n $exe && $exe == *"$1"* ]] && echo "$p"
+}
+# kill_daemon <name>: SIGKILL, no warning (a machine lost); only the recorded pid, as stop_daemon.
+kill_daemon() {
+  local p
+  if p=$(daemon_pid "$1"); then kill -KILL "$p" 2>/dev/null || true; fi
+  rm -f "$N/pid/$1"
+}
+# kill_node_processes <containerd socket> <cgroup root>: SIGKILL the shims of that containerd (they name its
+# socket on their command line; comm is cut to 15 characters, "containerd-shim", so match the full command line)
+# and every process in the node's cgroups, and nothing else.
+kill_node_processes() {
+  local p cg
+  for p in $(pgrep -f 'containerd-shim-runc-v2 .*-address ' 2>/dev/null); do
+    if { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q -- "-address $1\( \|$\)"; then
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+  for cg in /sys/fs/cgroup/*/"$2"; do
+    [[ -d $cg ]] || continue
+    find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | while read -r p; do
+      kill -KILL "$p" 2>/dev/null || true
+    done
+  done
+}
+# stop_daemon <name> [grace seconds]: SIGTERM, bounded wait, then SIGKILL; only the recorded pid, and only
+# if its command line still names the expected binary (daemon_pid).
+stop_daemon() {
+  local name=$1 grace=${2:-10} p
+  if p=$(daemon_pid "$name"); then
     kill -TERM "$p" 2>/dev/null || true
     local t0=$SECONDS
     while running "$p" && ((SECONDS - t0 < grace)); do sleep 0.2; done

@@ -6,13 +6,14 @@
 #   etcd (127.0.0.1, free ports) + kube-apiserver (10.77.0.1:6443, Node,RBAC) + controller-manager + scheduler
 #   containerd 1.6 (Debian; own root/state/socket under $N, cgroupfs, sandbox = our pause image (the one image
 #     imported with ctr), pulls from the registry trusting the node CA ($N/certs.d),
-#     CNI bridge mlcni0 + host-local 10.88.0.0/16)
+#     CNI bridge mlcni0 + host-local 10.88.0.0/24)
 #   kubelet 1.35 (cgroup v1: failCgroupV1=false, cgroupfs, cgroupRoot /mlops-node, clusterDNS 10.97.0.10)
 #     + kube-proxy (iptables)
 #   cluster DNS: CoreDNS pods + the kube-dns Service (cluster-dns.yaml)
 #   resource metrics: metrics-server + the v1beta1.metrics.k8s.io APIService (metrics-server.yaml), the
 #     apiserver's aggregation layer (front-proxy CA + client certificate), HPA sync every 5s
-#   netns mlops-node-client on the pod network (10.88.255.2), resolving through the cluster DNS
+#   netns mlops-node-client on the pod network (10.88.0.254), resolving through the cluster DNS
+# More nodes join with dev/node/worker.sh (each in a netns of its own).
 # and wait (bounded) until the node is Ready, the cluster DNS answers and metrics.k8s.io serves the CoreDNS
 # pods' CPU. Stop everything with dev/node/down.sh.
 #
@@ -35,7 +36,7 @@ B=$(k8s_bin)
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
   [[ -x $B/$b ]] || die "missing $B/$b (dev/cluster/build-binaries.sh builds it)"
 done
-mkdir -p "$N"/{log,pid,pki,cni/net.d,cni/ipam,containerd,kubelet,pod-logs}
+mkdir -p "$N"/{log,pid,pki}
 chmod 0700 "$N"
 
 # A failure after this point leaves a half-started node: show the logs, then tear it down
@@ -112,18 +113,8 @@ registry_start
 "$NODE_HERE/push.sh"
 log "registry up, images pushed in $((SECONDS - t_reg))s"
 
-kubeconfig() { # kubeconfig <file> <cert name>
-  local k=$1
-  "$B/kubectl" config set-cluster node --server "https://$NODE_IP:$API_PORT" --certificate-authority "$P/ca.crt" \
-    --embed-certs --kubeconfig "$k" >/dev/null
-  "$B/kubectl" config set-credentials u --client-certificate "$P/$2.crt" --client-key "$P/$2.key" --embed-certs \
-    --kubeconfig "$k" >/dev/null
-  "$B/kubectl" config set-context node --cluster node --user u --kubeconfig "$k" >/dev/null
-  "$B/kubectl" config use-context node --kubeconfig "$k" >/dev/null
-  chmod 0600 "$k"
-}
-kubeconfig "$KUBECONFIG_ADMIN" admin
-kubeconfig "$N/kubelet.kubeconfig" kubelet
+node_kubeconfig "$KUBECONFIG_ADMIN" admin
+node_kubeconfig "$N/kubelet.kubeconfig" kubelet
 
 # --- etcd + kube-apiserver ------------------------------------------------------------------------------
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -152,47 +143,9 @@ start_daemon kube-controller-manager "${control_plane[@]}" control_plane_control
 start_daemon kube-scheduler "${control_plane[@]}" control_plane_scheduler "$B" "$KUBECONFIG_ADMIN" "$NODE_IP" 10259
 
 # --- containerd ------------------------------------------------------------------------------------------
-C=$N/containerd
-cat >"$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$CONTAINERD_SOCK"
-[ttrpc]
-  address = "$CONTAINERD_SOCK.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
-  stream_server_address = "$NODE_IP"
-  stream_server_port = "0"
-  enable_selinux = false
-  # root here has no CAP_SYS_RESOURCE, so runc cannot lower oom_score_adj: kubelet asks -998 for every
-  # sandbox and runc then fails with "can't get final child's PID from pipe: EOF". Clamp to >= ours.
-  restrict_oom_score_adj = true
-  max_container_log_line_size = 16384
-  # Registry hosts (CA, endpoints) from $N/certs.d/<host:port>/hosts.toml; credentials come from kubelet
-  # (the pods' imagePullSecrets), never from this file.
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$N/certs.d"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    discard_unpacked_layers = false
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        BinaryName = "$(command -v runc)"
-        Root = "$C/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$N/cni/net.d"
-    max_conf_num = 1
-EOF
+# This node's containerd, CNI, kubelet and kube-proxy configs (lib.sh node_configs, the workers' too).
+node_configs "$N" "$NODE_NAME" "$NODE_IP" "$POD_SUBNET" "$POD_RANGE_START" "$POD_RANGE_END" "$POD_GATEWAY" \
+  kubelet-serving
 mkdir -p "$N/certs.d/$REGISTRY"
 cat >"$N/certs.d/$REGISTRY/hosts.toml" <<EOF
 server = "https://$REGISTRY"
@@ -200,32 +153,8 @@ server = "https://$REGISTRY"
   capabilities = ["pull", "resolve"]
   ca = "$P/ca.crt"
 EOF
-# Pods get routes to the pod network, the service range and the node IP only (no default route):
-# nothing a pod sends can leave through the machine's real interface. No ipMasq, no portmap.
-cat >"$N/cni/net.d/10-$CNI_NET_NAME.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$CNI_NET_NAME",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$CNI_BRIDGE",
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "$POD_RANGE_START", "rangeEnd": "$POD_RANGE_END",
-                     "gateway": "$POD_GATEWAY"}]],
-        "routes": [{"dst": "$SVC_CIDR"}, {"dst": "$NODE_IP/32"}],
-        "dataDir": "$N/cni/ipam"
-      }
-    }
-  ]
-}
-EOF
 t_ctrd=$SECONDS
-start_daemon containerd containerd --config "$C/config.toml"
+start_daemon containerd containerd --config "$N/containerd/config.toml"
 ctrd_ready() { alive containerd; ctr_ version; }
 wait_for 30 "containerd socket" ctrd_ready || false
 # The sandbox image only (every other image is pulled from the registry). `ctr images import` also unpacks
@@ -234,67 +163,13 @@ ctr_ images import "$N/images/$(echo "${PAUSE_IMAGE##*/}" | tr ':' '_').tar" >/d
 log "containerd up, pause image imported in $((SECONDS - t_ctrd))s"
 
 # --- kubelet ---------------------------------------------------------------------------------------------
-# kubelet wants its cgroupRoot to exist in every v1 hierarchy; a new cpuset cgroup starts with empty
-# cpus/mems, so copy the root's. All pod cgroups live below /$NODE_NAME (down.sh removes that tree).
-for h in /sys/fs/cgroup/*; do
-  [[ -f $h/cgroup.procs && ! -f $h/cgroup.controllers ]] || continue   # v1 hierarchies only
-  mkdir -p "$h/$NODE_NAME"
-  if [[ -f $h/cpuset.cpus ]]; then
-    cat "$h/cpuset.cpus" >"$h/$NODE_NAME/cpuset.cpus"
-    cat "$h/cpuset.mems" >"$h/$NODE_NAME/cpuset.mems"
-  fi
-done
-cat >"$N/kubelet.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $NODE_IP
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: $NODE_IP
-healthzPort: 10248
-tlsCertFile: $P/kubelet-serving.crt
-tlsPrivateKeyFile: $P/kubelet-serving.key
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: $P/ca.crt}
-authorization: {mode: Webhook}
-cgroupDriver: cgroupfs
-cgroupRoot: /$NODE_NAME
-failCgroupV1: false
-failSwapOn: false
-containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
-imageServiceEndpoint: unix://$CONTAINERD_SOCK
-clusterDomain: $CLUSTER_DOMAIN
-clusterDNS: [$DNS_IP]
-resolvConf: ""
-podLogsDir: $N/pod-logs
-volumePluginDir: $N/kubelet/volume-plugins
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
-serializeImagePulls: false
-maxPods: 50
-EOF
+# All pod cgroups live below /$NODE_NAME (down.sh removes that tree).
+node_cgroups "$NODE_NAME"
 t_kubelet=$SECONDS
 start_daemon kubelet "$B/kubelet" --config "$N/kubelet.yaml" --kubeconfig "$N/kubelet.kubeconfig" \
   --root-dir "$N/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1
 
 # --- kube-proxy ------------------------------------------------------------------------------------------
-cat >"$N/kube-proxy.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection: {kubeconfig: $KUBECONFIG_ADMIN}
-hostnameOverride: $NODE_NAME
-bindAddress: $NODE_IP
-healthzBindAddress: $NODE_IP:10256
-metricsBindAddress: $NODE_IP:10249
-mode: iptables
-clusterCIDR: $POD_CIDR
-nodePortAddresses: ["$NODE_IP/32"]
-conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
-iptables: {localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 0s}
-EOF
 start_daemon kube-proxy "$B/kube-proxy" --config "$N/kube-proxy.yaml" --v 1
 
 node_ready() { alive kubelet kube-proxy kube-apiserver containerd; [[ $(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
@@ -328,11 +203,12 @@ wait_for 120 "CoreDNS available" kc -n kube-system wait deploy/coredns --for con
 ip netns add "$CLIENT_NETNS"
 ip link add "$CLIENT_VETH" type veth peer name eth0 netns "$CLIENT_NETNS"
 ip link set "$CLIENT_VETH" master "$CNI_BRIDGE" up
-ip -n "$CLIENT_NETNS" addr add "$CLIENT_IP/${POD_CIDR#*/}" dev eth0
+ip -n "$CLIENT_NETNS" addr add "$CLIENT_IP/${POD_SUBNET#*/}" dev eth0
 ip -n "$CLIENT_NETNS" link set eth0 up
 ip -n "$CLIENT_NETNS" link set lo up
 ip -n "$CLIENT_NETNS" route add "$SVC_CIDR" via "$POD_GATEWAY"
-ip -n "$CLIENT_NETNS" route add "$NODE_IP/32" via "$POD_GATEWAY"
+ip -n "$CLIENT_NETNS" route add "$NODE_NET" via "$POD_GATEWAY"
+ip -n "$CLIENT_NETNS" route add "$POD_CIDR" via "$POD_GATEWAY"
 mkdir -p "/etc/netns/$CLIENT_NETNS"
 printf 'nameserver %s\nsearch svc.%s %s\noptions ndots:5\n' "$DNS_IP" "$CLUSTER_DOMAIN" "$CLUSTER_DOMAIN" \
   >"/etc/netns/$CLIENT_NETNS/resolv.conf"
