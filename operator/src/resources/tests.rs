@@ -99,6 +99,12 @@ fn expected_deployment() -> serde_json::Value {
                         "seccompProfile": {"type": "RuntimeDefault"}
                     },
                     "topologySpreadConstraints": spread_constraints(),
+                    "tolerations": [
+                        {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 30},
+                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 30}
+                    ],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                         {"name": "drain-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
