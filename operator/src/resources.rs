@@ -27,6 +27,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::Selector;
 use kube::{Resource, ResourceExt};
 
 use crate::crd::{Predictor, RESOLVE_IMAGE_ANNOTATION};
@@ -129,6 +130,21 @@ pub fn labels(predictor: &Predictor) -> BTreeMap<String, String> {
         labels.insert("app.kubernetes.io/version".into(), version);
     }
     labels
+}
+
+/// What every child object the operator makes carries (see [`labels`]), whatever its Predictor:
+/// what the watches of its children select.
+pub fn managed_children() -> Selector {
+    Selector::from_iter([("app.kubernetes.io/managed-by", FIELD_MANAGER)])
+}
+
+/// What every pod the operator's Deployments make carries (their template's [`labels`]), stable
+/// or canary, whatever its Predictor: what the pod watch selects.
+pub fn managed_pods() -> Selector {
+    Selector::from_iter([
+        ("app.kubernetes.io/name", "predictor"),
+        ("app.kubernetes.io/managed-by", FIELD_MANAGER),
+    ])
 }
 
 /// Whether `s` is a valid label value (at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends).

@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::crd::Predictor;
 use crate::error::{Error, Result};
 use crate::ownership::owned_by;
-use crate::resources::Served;
+use crate::resources::{Served, managed_children};
 use crate::status::{self, Observed, Rollout};
 use crate::watch::{self, Scope};
 
@@ -247,18 +247,38 @@ where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
     K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    let config = watcher::Config::default().labels_from(&managed_children());
+    cached(client, scope, writer, config, strip_managed_fields)
+}
+
+/// Watches the objects of kind `K` that `config` selects in `scope` (one watch per namespace of
+/// the scope), keeps them in `writer`'s cache as `trim` leaves them, and yields each change.
+fn cached<K>(
+    client: &Client,
+    scope: &Scope,
+    writer: reflector::store::Writer<K>,
+    config: watcher::Config,
+    trim: impl Fn(&mut K) + Clone + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
     let watches = scope
         .apis::<K>(client)
         .into_iter()
         .map(|(ns, api)| {
-            let config = watcher::Config::default()
-                .labels("app.kubernetes.io/managed-by=predictor-operator");
-            let events = watcher(api, config)
+            let events = watcher(api, config.clone())
                 .default_backoff()
-                // Nobody reads who manages which field from the cache; it is a third of each object.
-                .modify(|object| object.meta_mut().managed_fields = None);
+                .modify(trim.clone());
             (ns, events)
         })
         .collect();
     watch::reflect(writer, watches).touched_objects()
+}
+
+/// `object` without its `managedFields`: nobody reads who manages which field from the cache, and
+/// it is a third of each object.
+fn strip_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
