@@ -45,6 +45,13 @@ pub const RESOLVE_IMAGE_ANNOTATION: &str = "mlops.dev/resolve-image";
         description = "Ready pods / desired pods"
     ),
     printcolumn(
+        name = "Nodes",
+        type_ = "integer",
+        json_path = ".status.nodes",
+        priority = 1,
+        description = "Distinct nodes the ready pods run on (kubectl get -o wide)"
+    ),
+    printcolumn(
         name = "Version",
         type_ = "string",
         json_path = ".status.version",
@@ -458,6 +465,12 @@ pub struct PredictorStatus {
     /// Ready pods over desired pods, e.g. `2/2` (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
+
+    /// Distinct nodes the ready pods run on (of the Deployment, old and new; not the canary's):
+    /// with fewer nodes than ready pods, losing one node takes more than one pod. Unset while the
+    /// operator cannot tell (its pod cache does not agree with the Deployment's ready count yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<i32>,
 
     /// Version the ready pods serve (set once a rollout has completed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,10 @@
 //! `deployment_of(&p).rolling(2, 1)`.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
+};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::crd::{
@@ -111,7 +114,8 @@ pub fn resolved(p: &Predictor) -> ImageCheck {
 }
 
 /// What the status of the fixture Predictor is computed from when every pre-flight check passed
-/// and `d` is its Deployment (if any): nothing invalid, in conflict or failing to pull.
+/// and `d` is its Deployment (if any): nothing invalid, in conflict or failing to pull, and its
+/// pods not listed yet (so no node count: see [`crate::status::Placement`]).
 pub fn observed(d: Option<&Deployment>) -> Observed<'_> {
     observed_of(&predictor("american", "team-a"), d)
 }
@@ -127,6 +131,7 @@ pub fn observed_of<'a>(p: &Predictor, d: Option<&'a Deployment>) -> Observed<'a>
         invalid: None,
         conflict: None,
         autoscaler: None,
+        placement: None,
     }
 }
 
@@ -154,6 +159,56 @@ pub fn canary_deployment_of(p: &Predictor) -> DeploymentFixture {
         .expect("fixture predictor builds");
     d.metadata.generation = Some(1);
     DeploymentFixture(d)
+}
+
+/// A pod of `d` (its template's labels, in its namespace) named `name`, bound to `node` and ready,
+/// as the apiserver has it (status, conditions, owner, managed fields).
+pub fn ready_pod(d: &Deployment, name: &str, node: &str) -> Pod {
+    let template = d.spec.template.clone();
+    let condition = |type_: &str| PodCondition {
+        type_: type_.into(),
+        status: "True".into(),
+        last_transition_time: Some(time(0)),
+        ..PodCondition::default()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: d.metadata.namespace.clone(),
+            labels: template.metadata.and_then(|m| m.labels),
+            resource_version: Some("7".into()),
+            uid: Some(format!("uid-{name}")),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "ReplicaSet".into(),
+                name: format!("{}-5d9", d.metadata.name.as_deref().unwrap_or_default()),
+                uid: "uid-rs".into(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("kubelet".into()),
+                operation: Some("Update".into()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec.map(|spec| PodSpec {
+            node_name: Some(node.into()),
+            ..spec
+        }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            pod_ip: Some("10.0.0.7".into()),
+            conditions: Some(vec![
+                condition("PodScheduled"),
+                condition("Initialized"),
+                condition("ContainersReady"),
+                condition("Ready"),
+            ]),
+            ..PodStatus::default()
+        }),
+    }
 }
 
 pub struct DeploymentFixture(Deployment);

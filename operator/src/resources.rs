@@ -21,12 +21,13 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
     HTTPGetAction, Lifecycle, LifecycleHandler, LocalObjectReference, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+    ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::Selector;
 use kube::{Resource, ResourceExt};
 
 use crate::crd::{Predictor, RESOLVE_IMAGE_ANNOTATION};
@@ -85,6 +86,21 @@ pub const RUN_AS_USER: i64 = 65532;
 /// The node and zone labels the pods are spread over.
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 pub const ZONE_TOPOLOGY: &str = "topology.kubernetes.io/zone";
+/// The taints the node controller puts on a node it has stopped hearing from (`unreachable`) or
+/// whose kubelet reports it not ready (`not-ready`), after `--node-monitor-grace-period`.
+pub const NODE_LOSS_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
+/// How long a predictor pod stays bound to a lost node (one with a [`NODE_LOSS_TAINTS`] taint)
+/// before it is evicted and replaced on another node. Without a toleration of its own, a pod gets
+/// 300 s from the apiserver's DefaultTolerationSeconds admission: five minutes with one replica
+/// fewer, when a replacement costs only a model fetch (a predictor is a stateless server that
+/// fetches and verifies its model at start). Shorter would evict on a kubelet that is briefly
+/// gone (a restart, a short partition) and pay that fetch for nothing; the taint itself only
+/// comes after the grace period (40-50 s by default), so a lost node's pods are replaced about
+/// 30 s after they left the Service.
+pub const NODE_LOSS_TOLERATION_SECONDS: i64 = 30;
 /// The label the Deployment controller gives each ReplicaSet's pods.
 const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 /// Fewest pods that get a PodDisruptionBudget (see [`build_disruption_budget`]).
@@ -114,6 +130,21 @@ pub fn labels(predictor: &Predictor) -> BTreeMap<String, String> {
         labels.insert("app.kubernetes.io/version".into(), version);
     }
     labels
+}
+
+/// What every child object the operator makes carries (see [`labels`]), whatever its Predictor:
+/// what the watches of its children select.
+pub fn managed_children() -> Selector {
+    Selector::from_iter([("app.kubernetes.io/managed-by", FIELD_MANAGER)])
+}
+
+/// What every pod the operator's Deployments make carries (their template's [`labels`]), stable
+/// or canary, whatever its Predictor: what the pod watch selects.
+pub fn managed_pods() -> Selector {
+    Selector::from_iter([
+        ("app.kubernetes.io/name", "predictor"),
+        ("app.kubernetes.io/managed-by", FIELD_MANAGER),
+    ])
 }
 
 /// Whether `s` is a valid label value (at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends).
@@ -368,6 +399,7 @@ fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deplo
                     containers: vec![build_container(predictor, image, track)],
                     image_pull_secrets: image_pull_secrets(predictor),
                     topology_spread_constraints: Some(spread_constraints(&predictor.name_any())),
+                    tolerations: Some(node_loss_tolerations()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
@@ -424,6 +456,21 @@ fn spread_constraints(name: &str) -> Vec<TopologySpreadConstraint> {
             }),
             match_label_keys: Some(vec![POD_TEMPLATE_HASH.into()]),
             ..TopologySpreadConstraint::default()
+        })
+        .into()
+}
+
+/// The pods' tolerations of a lost node: [`NODE_LOSS_TOLERATION_SECONDS`] for each of the
+/// [`NODE_LOSS_TAINTS`] (with them, the apiserver adds no 300 s defaults). `NoExecute` only: a
+/// node with such a taint gets no new pods either way (its `NoSchedule` twin is not tolerated).
+fn node_loss_tolerations() -> Vec<Toleration> {
+    NODE_LOSS_TAINTS
+        .map(|key| Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            toleration_seconds: Some(NODE_LOSS_TOLERATION_SECONDS),
+            ..Toleration::default()
         })
         .into()
 }

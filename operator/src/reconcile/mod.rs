@@ -27,8 +27,8 @@ use tracing::Instrument;
 use crate::crd::Predictor;
 use crate::error::{Error, Result};
 use crate::ownership::owned_by;
-use crate::resources::Served;
-use crate::status::{self, Observed, Rollout};
+use crate::resources::{Served, managed_children, managed_pods};
+use crate::status::{self, Observed, Placement, Rollout};
 use crate::watch::{self, Scope};
 
 mod apply;
@@ -129,14 +129,17 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
 
     // Step 7: compute the status (pure) and write it if it changed; announce a rollout.
     let deployment = applied.deployment.as_ref().or(current.deployment.as_ref());
-    let rolling = matches!(status::rollout_of(deployment), Rollout::InProgress(_));
+    let placement = ctx.children.placement(predictor);
+    // A pod cache that does not agree with the Deployment yet is looked at again like a rollout.
+    let rolling = matches!(status::rollout_of(deployment), Rollout::InProgress(_))
+        || placement.is_some_and(|p| !p.agrees_with(deployment));
     let next = next_look(&checks, step.analysing, rolling);
     let autoscaler = applied
         .autoscaler
         .as_ref()
         .or(current.autoscaler.as_ref())
         .filter(|_| predictor.spec.autoscaling.is_some());
-    let observed = observe(deployment, checks, pull_failure, autoscaler);
+    let observed = observe(deployment, checks, pull_failure, autoscaler, placement);
     let announce = async {
         if let Some(applied) = &applied.deployment {
             announce_rollout(predictor, current.deployment.as_ref(), applied, ctx).await;
@@ -155,6 +158,7 @@ fn observe<'a>(
     checks: Preflight,
     pull_failure: Option<String>,
     autoscaler: Option<&'a HorizontalPodAutoscaler>,
+    placement: Option<Placement>,
 ) -> Observed<'a> {
     Observed {
         deployment,
@@ -165,12 +169,14 @@ fn observe<'a>(
         invalid: None,
         conflict: None,
         autoscaler,
+        placement,
     }
 }
 
 /// When to look again though nothing watched changed: the model store, the registry or a Secret
 /// may be fixed without the Predictor changing; a canary is measured again; and a rollout is
-/// looked at while it runs (pods stuck pulling change nothing that is watched).
+/// looked at while it runs (pods stuck pulling change nothing that is watched), as are pods the
+/// pod cache has not caught up with (their changes trigger nothing).
 fn next_look(checks: &Preflight, analysing: bool, rolling: bool) -> Duration {
     if checks.refused_image() {
         IMAGE_RETRY
@@ -211,7 +217,21 @@ pub async fn run(
             (ns, watcher(api, config).default_backoff())
         })
         .collect();
-    Controller::for_stream(
+    // NB: the pods' watch fills their cache and triggers no reconcile. What the status says of
+    // pods (ready, on how many nodes) changes only when a pod turns ready or not, comes or goes,
+    // and each of those changes the Deployment's status a moment later (its ReplicaSet counts the
+    // pod: two controller writes after the pod's own event), so the Deployment's watch triggers
+    // the reconcile, which finds the pod's change in the cache. A pod trigger would only add
+    // reconciles, and status writes half-way between the two events. Should the cache lag all the
+    // same, the status does not trust it and looks again ([`Placement::agrees_with`]).
+    let pods = cached(
+        &client,
+        scope,
+        writers.pods,
+        watcher::Config::default().labels_from(&managed_pods()),
+        status::keep_placement,
+    );
+    let controller = Controller::for_stream(
         watch::reflect(writer, watches).applied_objects(),
         predictors,
     )
@@ -232,8 +252,16 @@ pub async fn run(
             Ok((object, _)) => tracing::debug!(predictor = %object, "reconciled"),
             Err(e) => tracing::debug!(error = %e, "controller event"),
         }
-    })
-    .await;
+    });
+    // The pod cache is filled while the controller runs, and stops with it (the watch itself
+    // never ends: were it to, the controller would go on without it).
+    let pods = pods
+        .chain(futures::stream::pending())
+        .for_each(|_| std::future::ready(()));
+    tokio::select! {
+        () = controller => {}
+        () = pods => {}
+    }
 }
 
 /// Watches the children this operator manages in `scope` (by label: less to watch, and nothing else
@@ -247,18 +275,38 @@ where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
     K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    let config = watcher::Config::default().labels_from(&managed_children());
+    cached(client, scope, writer, config, strip_managed_fields)
+}
+
+/// Watches the objects of kind `K` that `config` selects in `scope` (one watch per namespace of
+/// the scope), keeps them in `writer`'s cache as `trim` leaves them, and yields each change.
+fn cached<K>(
+    client: &Client,
+    scope: &Scope,
+    writer: reflector::store::Writer<K>,
+    config: watcher::Config,
+    trim: impl Fn(&mut K) + Clone + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
     let watches = scope
         .apis::<K>(client)
         .into_iter()
         .map(|(ns, api)| {
-            let config = watcher::Config::default()
-                .labels("app.kubernetes.io/managed-by=predictor-operator");
-            let events = watcher(api, config)
+            let events = watcher(api, config.clone())
                 .default_backoff()
-                // Nobody reads who manages which field from the cache; it is a third of each object.
-                .modify(|object| object.meta_mut().managed_fields = None);
+                .modify(trim.clone());
             (ns, events)
         })
         .collect();
     watch::reflect(writer, watches).touched_objects()
+}
+
+/// `object` without its `managedFields`: nobody reads who manages which field from the cache, and
+/// it is a third of each object.
+fn strip_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }

@@ -29,6 +29,7 @@ pub(super) async fn invalid_spec(
         checks,
         None,
         current.autoscaler.as_ref(),
+        ctx.children.placement(predictor),
     );
     let observed = Observed {
         invalid: Some(reason.clone()),
@@ -58,7 +59,7 @@ pub(super) async fn child_conflict(
         .filter(|d| owned_by(*d, predictor));
     let observed = Observed {
         conflict: Some(conflict),
-        ..observe(own, checks, None, None)
+        ..observe(own, checks, None, None, ctx.children.placement(predictor))
     };
     let deferred = update_status(predictor, &observed, &previous_view(predictor), ctx).await?;
     Ok(Action::requeue(

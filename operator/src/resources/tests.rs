@@ -99,6 +99,12 @@ fn expected_deployment() -> serde_json::Value {
                         "seccompProfile": {"type": "RuntimeDefault"}
                     },
                     "topologySpreadConstraints": spread_constraints(),
+                    "tolerations": [
+                        {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 30},
+                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 30}
+                    ],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
                         {"name": "drain-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
@@ -406,6 +412,42 @@ fn canary_service_selects_only_canary_pods() {
         }
     });
     assert_eq!(serde_json::to_value(&service).unwrap(), expected);
+}
+
+/// What the watches select is what the builders label: every child, and every pod of the stable
+/// and canary Deployments, of any Predictor (a version that is no label value included).
+#[test]
+fn the_watches_select_every_child_and_pod_the_builders_make() {
+    use kube::core::SelectorExt;
+    let mut odd = autoscaled(canary(predictor("other", "team-b")));
+    odd.spec.version = Some("not a label value".into());
+    for p in [autoscaled(canary(predictor("american", "team-a"))), odd] {
+        let stable = build_deployment(&p, &pinned()).unwrap();
+        let canary = build_canary_deployment(&p, &pinned(), 2).unwrap();
+        let children = [
+            stable.metadata.labels.clone(),
+            canary.metadata.labels.clone(),
+            build_service(&p).unwrap().metadata.labels,
+            build_canary_service(&p).unwrap().metadata.labels,
+            build_autoscaler(&p).unwrap().unwrap().metadata.labels,
+            build_disruption_budget(&p)
+                .unwrap()
+                .unwrap()
+                .metadata
+                .labels,
+        ];
+        for labels in children {
+            assert!(managed_children().matches(&labels.unwrap()));
+        }
+        for deployment in [stable, canary] {
+            let template = deployment.spec.template.metadata.unwrap();
+            assert!(managed_pods().matches(&template.labels.unwrap()));
+        }
+    }
+    assert_eq!(
+        managed_pods().to_string(),
+        "app.kubernetes.io/managed-by=predictor-operator,app.kubernetes.io/name=predictor"
+    );
 }
 
 #[test]

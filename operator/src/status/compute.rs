@@ -27,7 +27,13 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         observed.deployment,
         &previous,
     );
-    let pods = Pods::observe(predictor, observed.deployment, &rollout, &previous);
+    let pods = Pods::observe(
+        predictor,
+        observed.deployment,
+        observed.placement.as_ref(),
+        &rollout,
+        &previous,
+    );
     let quality = predictor
         .spec
         .validation
@@ -68,6 +74,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         desired,
         total,
         ready,
+        nodes,
         version,
         model_sha256,
         image_digest,
@@ -77,6 +84,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         replicas: Some(total),
         ready_replicas: Some(ready),
         ready: Some(format!("{ready}/{desired}")),
+        nodes,
         model_short: model_sha256.as_deref().map(|s| short(s).to_string()),
         version,
         model_sha256,

@@ -36,18 +36,14 @@ pub(super) fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observe
         Rollout::Complete if ready >= desired => {
             verdict(TRUE, reason::ROLLOUT_COMPLETE, pods.serving())
         }
-        Rollout::Complete => verdict(
-            FALSE,
-            reason::PODS_NOT_READY,
-            format!("{ready}/{desired} pods ready"),
-        ),
+        Rollout::Complete => verdict(FALSE, reason::PODS_NOT_READY, pods.ready_on_nodes()),
         Rollout::Scaling(msg) if ready > 0 => {
             verdict(TRUE, reason::SCALING, format!("{}; {msg}", pods.serving()))
         }
         Rollout::Scaling(msg) => verdict(
             FALSE,
             reason::PODS_NOT_READY,
-            format!("{ready}/{desired} pods ready; {msg}"),
+            format!("{}; {msg}", pods.ready_on_nodes()),
         ),
         Rollout::Missing => match observed.refusal() {
             Some((reason, _, what)) => verdict(
@@ -60,7 +56,7 @@ pub(super) fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observe
         Rollout::InProgress(msg) => verdict(
             FALSE,
             reason::ROLLING_OUT,
-            format!("{ready}/{desired} pods ready; {msg}"),
+            format!("{}; {msg}", pods.ready_on_nodes()),
         ),
         Rollout::Failed(msg) => verdict(FALSE, reason::PROGRESS_DEADLINE_EXCEEDED, msg.clone()),
     }

@@ -5,11 +5,11 @@
 //!
 //! One job per file, in the order the status is made: `reason` (every reason's one spelling),
 //! `check` (the pre-flight checks' outcomes, one [`Check`] each for the model and the image, and
-//! the reasons each gives), `rollout` (where a Deployment's rollout stands), `observed` (what the
-//! status is computed from), `verdict` (what a condition says, and how it becomes one),
-//! `conditions` (each condition's verdict), `compute` (the whole status), `canary` (a Canary's
-//! rollout laid over it), `throttle` (when a write can wait), `events` (the Events of a change);
-//! `tests`: whole statuses.
+//! the reasons each gives), `rollout` (where a Deployment's rollout stands), `nodes` (on how many
+//! nodes the ready pods run), `observed` (what the status is computed from), `verdict` (what a
+//! condition says, and how it becomes one), `conditions` (each condition's verdict), `compute`
+//! (the whole status), `canary` (a Canary's rollout laid over it), `throttle` (when a write can
+//! wait), `events` (the Events of a change); `tests`: whole statuses.
 
 use kube::ResourceExt;
 
@@ -20,6 +20,7 @@ mod check;
 mod compute;
 mod conditions;
 mod events;
+mod nodes;
 mod observed;
 pub mod reason;
 mod rollout;
@@ -32,6 +33,7 @@ pub use canary::{RolloutView, compute_status_with_rollout};
 pub use check::{Check, ImageCheck, ModelCheck, QualityCheck};
 pub use compute::compute_status;
 pub use events::{StatusEvent, status_events};
+pub use nodes::{Placement, keep_placement};
 pub use observed::Observed;
 pub use rollout::{Rollout, pull_failure, rollout_of, scaling};
 pub use throttle::{defer_analysis, defer_progress};

@@ -5,6 +5,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 
 use super::check::{ImageCheck, ModelCheck, QualityCheck};
+use super::nodes::{Placement, nodes};
 use super::rollout::Rollout;
 use super::verdict::short;
 use crate::crd::{Predictor, PredictorStatus};
@@ -29,6 +30,9 @@ pub struct Observed<'a> {
     pub conflict: Option<String>,
     /// The Predictor's HorizontalPodAutoscaler, when it is autoscaled and the autoscaler exists.
     pub autoscaler: Option<&'a HorizontalPodAutoscaler>,
+    /// Where the ready pods of the Deployment run, as the operator's pod cache has them (`None`
+    /// before the cache has listed the pods).
+    pub placement: Option<Placement>,
 }
 
 impl Observed<'_> {
@@ -54,6 +58,8 @@ pub(super) struct Pods {
     pub total: i32,
     /// Pods that passed their readiness probe.
     pub ready: i32,
+    /// Distinct nodes the ready pods run on, when known (see [`nodes`]).
+    pub nodes: Option<i32>,
     /// Version, model sha256 and image digest the ready pods serve (as of the last completed
     /// rollout).
     pub version: Option<String>,
@@ -62,11 +68,12 @@ pub(super) struct Pods {
 }
 
 impl Pods {
-    /// Counts from the Deployment; what is served only moves when a rollout has completed, until
-    /// then the old pods (if any) still serve what `previous` said.
+    /// Counts from the Deployment, nodes from `placement`; what is served only moves when a
+    /// rollout has completed, until then the old pods (if any) still serve what `previous` said.
     pub(super) fn observe(
         predictor: &Predictor,
         deployment: Option<&Deployment>,
+        placement: Option<&Placement>,
         rollout: &Rollout,
         previous: &PredictorStatus,
     ) -> Self {
@@ -87,18 +94,30 @@ impl Pods {
             desired: stable_replicas(predictor, deployment),
             total: status.and_then(|s| s.replicas).unwrap_or(0),
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            nodes: nodes(placement, deployment, previous),
             version,
             model_sha256,
             image_digest,
         }
     }
 
-    /// "2/2 pods ready, serving version 0.2 with model 9f2c1e0d4b3a": what a Ready Predictor says.
+    /// "2/2 pods ready on 2 nodes" ("2/2 pods ready" while the nodes are not known, "0/2 pods
+    /// ready" without a ready pod).
+    pub(super) fn ready_on_nodes(&self) -> String {
+        let (ready, desired) = (self.ready, self.desired);
+        match self.nodes.filter(|_| ready > 0) {
+            Some(1) => format!("{ready}/{desired} pods ready on 1 node"),
+            Some(nodes) => format!("{ready}/{desired} pods ready on {nodes} nodes"),
+            None => format!("{ready}/{desired} pods ready"),
+        }
+    }
+
+    /// "2/2 pods ready on 2 nodes, serving version 0.2 with model 9f2c1e0d4b3a": what a Ready
+    /// Predictor says.
     pub(super) fn serving(&self) -> String {
         format!(
-            "{}/{} pods ready, serving version {} with model {}",
-            self.ready,
-            self.desired,
+            "{}, serving version {} with model {}",
+            self.ready_on_nodes(),
             self.version.as_deref().unwrap_or("?"),
             short(self.model_sha256.as_deref().unwrap_or("?"))
         )

@@ -29,16 +29,31 @@ fn fresh_deployment_is_progressing_and_serves_nothing_yet() {
     );
 }
 
+/// What the pod cache holds of the fixture Predictor's `d`: a ready pod on each of `nodes`.
+fn pods_on(d: &Deployment, nodes: &[&str]) -> Option<Placement> {
+    let pods: Vec<Pod> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| crate::fixtures::ready_pod(d, &format!("american-{i}"), node))
+        .collect();
+    Some(Placement::of(&pods, "team-a", "american"))
+}
+
 #[test]
 fn complete_rollout_is_ready_and_reports_what_is_served() {
     let p = predictor("american", "team-a");
     let d = deployment_of(&p).rolled_out(2);
-    let s = compute_status(&p, &observed(Some(&d)), &time(0));
+    let observed = Observed {
+        placement: pods_on(&d, &["node-a", "node-b"]),
+        ..observed(Some(&d))
+    };
+    let s = compute_status(&p, &observed, &time(0));
     let expected = serde_json::json!({
         "observedGeneration": 1,
         "replicas": 2,
         "readyReplicas": 2,
         "ready": "2/2",
+        "nodes": 2,
         "version": "0.2",
         "modelSha256": SHA_A,
         "modelShort": &SHA_A[..12],
@@ -47,7 +62,7 @@ fn complete_rollout_is_ready_and_reports_what_is_served() {
         "conditions": [
             {"type": "Ready", "status": "True", "reason": "RolloutComplete", "observedGeneration": 1,
              "lastTransitionTime": "2026-11-25T10:00:00Z",
-             "message": format!("2/2 pods ready, serving version 0.2 with model {}", &SHA_A[..12])},
+             "message": format!("2/2 pods ready on 2 nodes, serving version 0.2 with model {}", &SHA_A[..12])},
             {"type": "Progressing", "status": "False", "reason": "RolloutComplete", "observedGeneration": 1,
              "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "all pods run the current spec"},
             {"type": "Degraded", "status": "False", "reason": "AsExpected", "observedGeneration": 1,
@@ -61,6 +76,87 @@ fn complete_rollout_is_ready_and_reports_what_is_served() {
         ]
     });
     assert_eq!(serde_json::to_value(&s).unwrap(), expected);
+}
+
+/// The Ready message says on how many nodes the ready pods run, once the pod cache agrees with
+/// the Deployment; until then it says what it said.
+#[test]
+fn the_ready_message_counts_the_nodes_of_the_ready_pods() {
+    let mut p = predictor("american", "team-a");
+    let message = |p: &Predictor, d: &Deployment, placement: Option<Placement>| {
+        let s = compute_status(
+            p,
+            &Observed {
+                placement,
+                ..observed(Some(d))
+            },
+            &time(0),
+        );
+        let ready = find_condition(&s, READY).unwrap();
+        (s.nodes, ready.message.clone())
+    };
+    let serving = format!("serving version 0.2 with model {}", &SHA_A[..12]);
+    let together = deployment_of(&p).rolled_out(2);
+    assert_eq!(
+        message(&p, &together, pods_on(&together, &["node-a", "node-a"])),
+        (Some(1), format!("2/2 pods ready on 1 node, {serving}"))
+    );
+    // A rollout: three ready pods (one surge pod of the old template) on three nodes.
+    let rolling = deployment_of(&p).with_counts(3, 3, 1, 3);
+    assert_eq!(
+        message(
+            &p,
+            &rolling,
+            pods_on(&rolling, &["node-a", "node-b", "node-c"])
+        ),
+        (
+            Some(3),
+            "3/2 pods ready on 3 nodes; 1 of 2 pods updated".into()
+        )
+    );
+    // None ready: no nodes said.
+    let starting = deployment_of(&p).with_counts(2, 0, 2, 0);
+    assert_eq!(
+        message(&p, &starting, Some(Placement::default())),
+        (
+            Some(0),
+            "0/2 pods ready; 0 of 2 updated pods available".into()
+        )
+    );
+
+    // The operator restarted and has not listed the pods yet, or listed none of them yet: the
+    // status stands.
+    p.status = Some(compute_status(
+        &p,
+        &Observed {
+            placement: pods_on(&together, &["node-a", "node-b"]),
+            ..observed(Some(&together))
+        },
+        &time(0),
+    ));
+    for not_yet in [None, Some(Placement::default())] {
+        assert_eq!(
+            message(&p, &together, not_yet),
+            (Some(2), format!("2/2 pods ready on 2 nodes, {serving}"))
+        );
+    }
+    // A pod went, and its event is not in the cache yet: no count rather than a wrong one.
+    let fewer = deployment_of(&p).with_counts(2, 1, 2, 1);
+    assert_eq!(
+        message(&p, &fewer, pods_on(&fewer, &["node-a", "node-b"])),
+        (
+            None,
+            format!("1/2 pods ready, {serving}; scaling to 2 pods")
+        )
+    );
+    // Once it is: the one node left.
+    assert_eq!(
+        message(&p, &fewer, pods_on(&fewer, &["node-b"])),
+        (
+            Some(1),
+            format!("1/2 pods ready on 1 node, {serving}; scaling to 2 pods")
+        )
+    );
 }
 
 /// The gate of the tests below: the sample as validation data, `minAccuracy` 0.8.

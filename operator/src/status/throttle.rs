@@ -9,9 +9,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::verdict::{PROGRESSING, TRUE, find_condition};
 use crate::crd::{PredictorStatus, phase};
 
-/// When `new` differs from `old` only in a rollout's progress details (pod counts and condition
-/// messages; not a condition's status or reason, the generation, or what is served) and that
-/// rollout began less than `quiet` before `now`: how long until its progress is worth a write.
+/// When `new` differs from `old` only in a rollout's progress details (pod and node counts,
+/// condition messages; not a condition's status or reason, the generation, or what is served) and
+/// that rollout began less than `quiet` before `now`: how long until its progress is worth a write.
 pub fn defer_progress(
     old: &PredictorStatus,
     new: &PredictorStatus,
@@ -72,6 +72,7 @@ fn without_progress(status: &PredictorStatus) -> PredictorStatus {
     s.replicas = None;
     s.ready_replicas = None;
     s.ready = None;
+    s.nodes = None;
     for c in &mut s.conditions {
         c.message.clear();
     }

@@ -658,6 +658,7 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
         ("create", "events.events.k8s.io"),
         ("get", "secrets"),
         ("list", "pods"),
+        ("watch", "pods"),
     ] {
         assert!(
             can(verb, resource, Some("default")),
@@ -676,7 +677,6 @@ async fn operator_rbac_refuses_verbs_it_does_not_need() {
         ("watch", "secrets", Some("default")),
         ("create", "pods", Some("default")),
         ("get", "pods", Some("default")),
-        ("watch", "pods", Some("default")),
         ("update", "predictors.mlops.dev", Some("default")),
         ("delete", "predictors.mlops.dev", Some("default")),
         ("update", "leases.coordination.k8s.io", Some("default")),

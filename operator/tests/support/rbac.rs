@@ -40,6 +40,7 @@ pub const OPERATOR_RULES: &[(&str, &str, &str)] = &[
     ("events.k8s.io", "events", "create"),
     ("", "secrets", "get"),
     ("", "pods", "list"),
+    ("", "pods", "watch"),
 ];
 
 /// Leader election (config/rbac/leader_election_role.yaml): one Lease, in the operator's namespace.
