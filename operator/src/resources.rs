@@ -83,9 +83,8 @@ pub const TERMINATION_GRACE_SECONDS: i64 = 30;
 pub const SPEC_IMAGE_ANNOTATION: &str = "mlops.dev/image";
 /// The non-root user of the predictor image (distroless `nonroot`).
 pub const RUN_AS_USER: i64 = 65532;
-/// The node and zone labels the pods are spread over.
+/// The node label the pods are spread over.
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
-pub const ZONE_TOPOLOGY: &str = "topology.kubernetes.io/zone";
 /// The taints the node controller puts on a node it has stopped hearing from (`unreachable`) or
 /// whose kubelet reports it not ready (`not-ready`), after `--node-monitor-grace-period`.
 pub const NODE_LOSS_TAINTS: [&str; 2] = [
@@ -439,25 +438,30 @@ fn build_track(predictor: &Predictor, image: &str, track: Track) -> Result<Deplo
     })
 }
 
-/// The pods of Predictor `name` spread over nodes, then zones, one pod of skew at most, as a
-/// preference (`ScheduleAnyway`): a single-node cluster, or a node pool in one zone, still
-/// schedules every pod. Only the pods of the same ReplicaSet count (`matchLabelKeys`
-/// [`POD_TEMPLATE_HASH`]), so the old pods of a rollout do not push the new ones aside, and the
-/// stable and canary pods each spread on their own.
+/// The pods of Predictor `name` spread over nodes, one pod of skew at most, as a preference
+/// (`ScheduleAnyway`): a single-node cluster still schedules every pod. Only the pods of the same
+/// ReplicaSet count (`matchLabelKeys` [`POD_TEMPLATE_HASH`]), so the old pods of a rollout do not
+/// push the new ones aside, and the stable and canary pods each spread on their own.
+///
+/// Nodes only, not zones too: when scoring, kube-scheduler ignores every node that lacks the key
+/// of any of a pod's constraints (podtopologyspread `PreScore`, `IgnoredNodes`), so a second
+/// constraint on `topology.kubernetes.io/zone` turns the node spreading off on every cluster whose
+/// nodes carry no zone label: on the node tier's 3 nodes, without zones, 3 replicas landed 2 + 1 with
+/// it, 1 + 1 + 1 without. (Without any constraint of its own a pod gets the scheduler's defaults,
+/// zones included; with this one, a platform that wants zones too sets its own in the scheduler's
+/// profile or admission.)
 fn spread_constraints(name: &str) -> Vec<TopologySpreadConstraint> {
-    [HOSTNAME_TOPOLOGY, ZONE_TOPOLOGY]
-        .map(|key| TopologySpreadConstraint {
-            topology_key: key.into(),
-            max_skew: 1,
-            when_unsatisfiable: "ScheduleAnyway".into(),
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(name)),
-                ..LabelSelector::default()
-            }),
-            match_label_keys: Some(vec![POD_TEMPLATE_HASH.into()]),
-            ..TopologySpreadConstraint::default()
-        })
-        .into()
+    vec![TopologySpreadConstraint {
+        topology_key: HOSTNAME_TOPOLOGY.into(),
+        max_skew: 1,
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(name)),
+            ..LabelSelector::default()
+        }),
+        match_label_keys: Some(vec![POD_TEMPLATE_HASH.into()]),
+        ..TopologySpreadConstraint::default()
+    }]
 }
 
 /// The pods' tolerations of a lost node: [`NODE_LOSS_TOLERATION_SECONDS`] for each of the

@@ -158,25 +158,19 @@ fn expected_deployment() -> serde_json::Value {
     })
 }
 
-/// The fixture Predictor's pods spread over nodes, then zones, as a preference, each
-/// ReplicaSet's pods counted on their own.
+/// The fixture Predictor's pods spread over nodes, as a preference, each ReplicaSet's pods counted
+/// on their own.
 fn spread_constraints() -> serde_json::Value {
-    let constraint = |key: &str| {
-        json!({
-            "topologyKey": key,
-            "maxSkew": 1,
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": {
-                "app.kubernetes.io/instance": "american",
-                "app.kubernetes.io/name": "predictor"
-            }},
-            "matchLabelKeys": ["pod-template-hash"]
-        })
-    };
-    json!([
-        constraint("kubernetes.io/hostname"),
-        constraint("topology.kubernetes.io/zone")
-    ])
+    json!([{
+        "topologyKey": "kubernetes.io/hostname",
+        "maxSkew": 1,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {
+            "app.kubernetes.io/instance": "american",
+            "app.kubernetes.io/name": "predictor"
+        }},
+        "matchLabelKeys": ["pod-template-hash"]
+    }])
 }
 
 /// A Canary Predictor's stable Deployment: the same, plus where and how much to copy.
