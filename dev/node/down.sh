@@ -111,6 +111,8 @@ ip link show "$CLIENT_VETH" >/dev/null 2>&1 && { ip link delete "$CLIENT_VETH" 2
   ! ip link show "$CLIENT_VETH" >/dev/null 2>&1 || warn "cannot delete $CLIENT_VETH"; }
 rm -rf "/etc/netns/$CLIENT_NETNS"
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && { ip link delete "$CNI_BRIDGE" || warn "cannot delete $CNI_BRIDGE"; }
+ip route show type blackhole "$POD_CIDR" 2>/dev/null | grep -q . &&
+  { ip route del blackhole "$POD_CIDR" || warn "cannot delete the blackhole route of $POD_CIDR"; }
 ip link show "$NODE_VETH" >/dev/null 2>&1 && { ip link delete "$NODE_VETH" || warn "cannot delete $NODE_VETH"; }
 ip netns list 2>/dev/null | grep -qw "$NODE_NETNS" && { ip netns delete "$NODE_NETNS" || warn "cannot delete netns $NODE_NETNS"; }
 

@@ -84,6 +84,9 @@ ip -n "$NODE_NETNS" link set "$NODE_VETH_PEER" up
 ip -n "$NODE_NETNS" link set lo up
 # Service IPs never leave through the machine's real interface, even before kube-proxy wrote its rules.
 ip route add "$SVC_CIDR" dev "$NODE_VETH" src "$NODE_IP"
+# Nor do pod IPs: each node's /24 is routed to it (the first node's bridge, worker.sh's veths); every other
+# address of the pod CIDR (a node not there, a worker whose routes went with its link) is dropped here.
+ip route add blackhole "$POD_CIDR"
 
 # --- PKI (openssl, 1 day) ------------------------------------------------------------------------------
 P=$N/pki

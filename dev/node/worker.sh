@@ -13,7 +13,7 @@
 #
 # Usage (root, up.sh's node running):
 #   dev/node/worker.sh up I      join worker I (network, certificates, daemons) and wait until it is Ready
-#   dev/node/worker.sh lose I    the node lost at once: its link down (packets to its node and pods vanish)
+#   dev/node/worker.sh lose I    the node lost at once: its side of the link down (packets to it vanish)
 #                                and SIGKILL to its kubelet, kube-proxy, containerd, shims and pod processes
 #   dev/node/worker.sh start I   a lost node back: link up, containerd, kubelet and kube-proxy started again
 #   dev/node/worker.sh down I    remove it: the Node object, its daemons, pods, netns, routes and state
@@ -36,14 +36,19 @@ join_network() {
   ip link set "$W_VETH" up
   ip -n "$W_NETNS" link set lo up
   ip -n "$W_NETNS" addr add "$W_IP/32" dev eth0
-  ip -n "$W_NETNS" link set eth0 up
-  # The host answers for the first node's IP on this link (ARP for any local address): the way to everything.
-  ip -n "$W_NETNS" route add "$NODE_IP/32" dev eth0
-  for dst in "$NODE_NET" "$POD_CIDR" "$SVC_CIDR"; do
-    ip -n "$W_NETNS" route add "$dst" via "$NODE_IP" dev eth0
-  done
+  worker_link_up
   ip route add "$W_IP/32" dev "$W_VETH" src "$NODE_IP"
   ip route add "$W_POD_SUBNET" via "$W_IP" dev "$W_VETH"
+}
+
+# worker_link_up: the worker's side of the pair up, with its routes (a link set down loses the routes through it).
+worker_link_up() {
+  ip -n "$W_NETNS" link set eth0 up
+  # The host answers for the first node's IP on this link (ARP for any local address): the way to everything.
+  ip -n "$W_NETNS" route replace "$NODE_IP/32" dev eth0
+  for dst in "$NODE_NET" "$POD_CIDR" "$SVC_CIDR"; do
+    ip -n "$W_NETNS" route replace "$dst" via "$NODE_IP" dev eth0
+  done
 }
 
 certificates() {
@@ -103,15 +108,14 @@ up)
   wait_ready
   ;;
 lose)
-  ip link set "$W_VETH" down
+  # The machine's side of the link goes dark: the host keeps its routes to the node and its pods (marked
+  # linkdown), so what is sent there vanishes and times out, as with a machine that lost power.
+  ip -n "$W_NETNS" link set eth0 down
   kill_everything
-  log "node $W_NAME lost: link down, kubelet, kube-proxy, containerd, shims and pod processes killed"
+  log "node $W_NAME lost: its link dark, kubelet, kube-proxy, containerd, shims and pod processes killed"
   ;;
 start)
-  ip link set "$W_VETH" up
-  # A link set down loses the routes through it.
-  ip route replace "$W_IP/32" dev "$W_VETH" src "$NODE_IP"
-  ip route replace "$W_POD_SUBNET" via "$W_IP" dev "$W_VETH"
+  worker_link_up
   start_daemons
   wait_ready
   ;;

@@ -64,6 +64,15 @@ impl Watch {
         }
     }
 
+    /// `at` in the samples' clock: ms after the probe started (within the few ms its process takes to
+    /// start).
+    pub(crate) fn ms_at(&self, at: SystemTime) -> f64 {
+        at.duration_since(self.started)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0
+    }
+
     /// Waits for the watch to end; returns (its output, the JSON it wrote).
     pub(crate) fn finish(self) -> (Output, Value) {
         let out = wait_output(self.child, Duration::from_secs(150), "predictor probe");

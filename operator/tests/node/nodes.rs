@@ -1,0 +1,502 @@
+//! More than one node (issue 30): workers `mlops-node-2` and `mlops-node-3` join the node
+//! (`dev/node/worker.sh`, each a kubelet + containerd + kube-proxy in a netns of its own), and the
+//! Predictor meets what nodes do to a served model, under `predictor probe`:
+//!
+//! - its pods spread: 2 replicas on 2 nodes, 3 on 3 (the operator's topologySpreadConstraints);
+//! - two nodes drained at once (a node pool upgraded two at a time): the PodDisruptionBudget the
+//!   operator writes makes the second eviction wait until the first pod's replacement is Ready;
+//!   0 failed requests, the pods back on the node left, the Predictor Ready throughout;
+//! - a node lost (its link down, kubelet, containerd and pod processes killed at once): the window of
+//!   failed requests, bounded by the control plane's `--node-monitor-grace-period` (Kubernetes'
+//!   default, 50 s); the Predictor's READY says so meanwhile; the pod replaced on the other nodes after
+//!   the operator's `tolerationSeconds`; the node back, nothing flaps;
+//! - the operator leader's node lost: another operator pod leads within the Lease's duration, and a
+//!   change made meanwhile rolls out.
+//!
+//! The workers leave when it ends (drained, then `worker.sh down`): the scenarios after it run on the
+//! one node, as before.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::Setup;
+use crate::cluster::*;
+use crate::probe::*;
+
+/// The first node, up.sh's, and the workers this scenario adds (dev/node/lib.sh worker_vars).
+const FIRST: &str = "mlops-node";
+const WORKERS: [(&str, &str); 2] = [("2", "mlops-node-2"), ("3", "mlops-node-3")];
+/// kube-controller-manager's `--node-monitor-grace-period` (not set by dev/node/up.sh: Kubernetes'
+/// default): how long a node may be silent before it is NotReady and its pods leave the Services.
+const NODE_MONITOR_GRACE: Duration = Duration::from_secs(50);
+/// The operator's Lease (`--lease-duration`, its default).
+const LEASE: Duration = Duration::from_secs(15);
+
+/// The image tag the Predictor serves now (each step keeps it and changes the model or the replicas).
+fn serving_tag(node: &Node) -> String {
+    node.predictor()["status"]["version"]
+        .as_str()
+        .expect("the Predictor's status.version")
+        .to_string()
+}
+
+fn worker(setup: &Setup, action: &str, id: &str) {
+    setup
+        .node
+        .script("worker.sh", &[action, id], Duration::from_secs(240));
+}
+
+/// The nodes of the Predictor's stable pods that are Ready and not being deleted: pod name → node.
+fn ready_pods(node: &Node) -> Vec<(String, String)> {
+    pods(node)
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| p["metadata"]["labels"]["mlops.dev/track"].is_null())
+        .filter(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn nodes_of(pods: &[(String, String)]) -> BTreeSet<String> {
+    pods.iter().map(|(_, n)| n.clone()).collect()
+}
+
+/// Applies the Predictor with `replicas` on `tag` and model `key`; waits until it is Ready with that many
+/// pods, all ready; returns where they run.
+fn settle_spread(
+    setup: &Setup,
+    tag: &str,
+    key: &str,
+    replicas: i32,
+    what: &str,
+) -> Vec<(String, String)> {
+    let node = &setup.node;
+    let (url, sha) = setup.model(key);
+    let mut p = predictor_object(tag, &url, sha);
+    p.spec.replicas = replicas;
+    node.apply(&crate::support::manifests::manifest(&[p]));
+    let want = format!("{replicas}/{replicas}");
+    let t0 = Instant::now();
+    let pods = wait_for(Duration::from_secs(180), what, || {
+        let p = node.predictor();
+        let pods = ready_pods(node);
+        (condition_is(&p, "Ready", "True")
+            && p["status"]["modelSha256"] == sha
+            && p["status"]["ready"] == want.as_str()
+            && p["status"]["observedGeneration"] == p["metadata"]["generation"]
+            && pods.len() == replicas as usize
+            && live_pod_names(node).len() == replicas as usize
+            // The status says on how many nodes they run (status.nodes, and the Ready message).
+            && p["status"]["nodes"] == nodes_of(&pods).len())
+        .then_some(pods)
+    });
+    eprintln!(
+        "[node test] {what}: Ready {want} in {:.1} s on {:?}; status: {}",
+        t0.elapsed().as_secs_f64(),
+        pods,
+        condition(&node.predictor(), "Ready").map_or(Value::Null, |c| c["message"].clone())
+    );
+    pods
+}
+
+/// `kubectl drain <node>` as an administrator runs it (every pod evicted through the Eviction API,
+/// which honours PodDisruptionBudgets); returns its output, stderr included.
+fn drain(setup: &Setup, name: &str) -> String {
+    let out = setup.node.kubectl(&[
+        "drain",
+        name,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=240s",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kubectl drain {name}: {text}");
+    text
+}
+
+/// One look at the Predictor's status, as `kubectl get predictors` and its conditions show it.
+#[derive(Debug, PartialEq)]
+struct Look {
+    /// Seconds after the watch began.
+    t: f64,
+    /// READY (`status.ready`) and the nodes its ready pods run on (`status.nodes`).
+    ready: String,
+    nodes: Option<u64>,
+    /// The Ready condition: status, reason, message.
+    condition: (String, String, String),
+}
+
+impl Look {
+    fn ready_pods(&self) -> u32 {
+        self.ready
+            .split_once('/')
+            .and_then(|(r, _)| r.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.condition.0 == "True"
+    }
+}
+
+/// The Predictor's status every second while `busy` runs, each change kept: what a user saw.
+fn watch_status<T: Send>(node: &Node, busy: impl FnOnce() -> T + Send) -> (T, Vec<Look>) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let t0 = Instant::now();
+    thread::scope(|s| {
+        let looks = s.spawn(|| {
+            let mut looks: Vec<Look> = Vec::new();
+            // Bounded by `busy`, which is bounded itself; 600 looks at most.
+            for _ in 0..600 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let p = node.predictor();
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                let c = condition(&p, "Ready").cloned().unwrap_or_default();
+                let look = Look {
+                    t: t0.elapsed().as_secs_f64(),
+                    ready: text(&p["status"]["ready"]),
+                    nodes: p["status"]["nodes"].as_u64(),
+                    condition: (text(&c["status"]), text(&c["reason"]), text(&c["message"])),
+                };
+                let changed = looks.last().is_none_or(|l| {
+                    (&l.ready, l.nodes, &l.condition) != (&look.ready, look.nodes, &look.condition)
+                });
+                if changed {
+                    looks.push(look);
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+            looks
+        });
+        let result = busy();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (result, looks.join().expect("the status watch"))
+    })
+}
+
+fn print_looks(what: &str, looks: &[Look]) {
+    for l in looks {
+        let (status, reason, message) = &l.condition;
+        eprintln!(
+            "[node test] {what} t={:5.1}s READY {:5} on {:?} nodes, Ready {status} {reason}: {message}",
+            l.t, l.ready, l.nodes
+        );
+    }
+}
+
+/// Issue 30, acceptance 1 and 2: spread on 2 and 3 nodes, two nodes drained at once under the probe.
+pub(crate) fn spread_and_drain(setup: &Setup) {
+    let node = &setup.node;
+    let tag = serving_tag(node);
+    for (id, _) in WORKERS {
+        worker(setup, "up", id);
+    }
+    let nodes = node.json(&["get", "nodes"]);
+    let names: BTreeSet<&str> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([FIRST, WORKERS[0].1, WORKERS[1].1]),
+        "three nodes"
+    );
+
+    // A new model: every pod new, placed by the scheduler with the operator's spread constraints (pods
+    // placed before the workers joined would stay where they are).
+    let two = settle_spread(setup, &tag, "MODEL_A", 2, "2 replicas on 3 nodes");
+    assert_eq!(nodes_of(&two).len(), 2, "2 replicas on 2 nodes: {two:?}");
+    let three = settle_spread(setup, &tag, "MODEL_A", 3, "3 replicas on 3 nodes");
+    assert_eq!(
+        nodes_of(&three).len(),
+        3,
+        "3 replicas on 3 nodes: {three:?}"
+    );
+    let pdb = node.json(&["get", "poddisruptionbudget", NAME, "-n", NS]);
+    eprintln!(
+        "[node test] PodDisruptionBudget {NAME}: spec {} status {}",
+        pdb["spec"], pdb["status"]
+    );
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{pdb}");
+    assert_eq!(pdb["status"]["expectedPods"], 3, "{pdb}");
+    assert_eq!(pdb["metadata"]["ownerReferences"][0]["kind"], "Predictor");
+
+    // Both workers drained at once under the probe: their pods may only go to the first node, and only
+    // one at a time.
+    let watch = Watch::start(
+        node,
+        "drain-two-nodes",
+        &setup.base,
+        &["--max-duration", "60s"],
+    );
+    let t0 = Instant::now();
+    let (outputs, looks) = watch_status(node, || {
+        thread::scope(|s| {
+            let drains: Vec<_> = WORKERS
+                .iter()
+                .map(|(_, name)| s.spawn(move || (*name, drain(setup, name))))
+                .collect();
+            drains
+                .into_iter()
+                .map(|d| d.join().expect("a drain"))
+                .collect::<Vec<_>>()
+        })
+    });
+    let drained_s = t0.elapsed().as_secs_f64();
+    print_looks("drain", &looks);
+    for (name, out) in &outputs {
+        eprintln!("[node test] kubectl drain {name}:\n{}", out.trim_end());
+    }
+    let refused = outputs
+        .iter()
+        .filter(|(_, out)| out.contains("disruption budget"))
+        .count();
+    assert!(
+        refused >= 1,
+        "an eviction waited for the PodDisruptionBudget: {outputs:?}"
+    );
+    // Never fewer than 2 ready of 3 (the budget allows 1 unavailable), and Ready throughout: a pod
+    // replaced by the same release is Scaling, not a rollout (what ArgoCD's health check reads as
+    // Healthy: argocd/health.lua).
+    assert!(
+        looks.iter().all(|l| l.ready_pods() >= 2 && l.is_ready()),
+        "READY never below 2/3, Ready throughout: {looks:?}"
+    );
+    let after = settle_spread(setup, &tag, "MODEL_A", 3, "3 replicas after the drains");
+    assert_eq!(
+        nodes_of(&after),
+        BTreeSet::from([FIRST.to_string()]),
+        "the pods moved to the node left: {after:?}"
+    );
+    eprintln!("[node test] two nodes drained at once in {drained_s:.1} s");
+    assert_watch_clean("two nodes drained at once", watch, &[&tag]);
+    for (_, name) in WORKERS {
+        node.kubectl_ok(&["uncordon", name]);
+    }
+}
+
+/// Issue 30, acceptance 3: a node lost under the probe, then back.
+pub(crate) fn node_lost(setup: &Setup) {
+    let node = &setup.node;
+    let tag = serving_tag(node);
+    let spread = settle_spread(setup, &tag, "MODEL_T", 3, "3 replicas on 3 nodes again");
+    assert_eq!(nodes_of(&spread).len(), 3, "{spread:?}");
+    let (id, lost) = WORKERS[0];
+    let victim = spread
+        .iter()
+        .find(|(_, n)| n == lost)
+        .map(|(p, _)| p.clone())
+        .expect("a pod on the worker");
+
+    // The probe keeps its connections alive (as most clients do; its pool races a connect that hangs
+    // against a connection coming free): what such a client sees of a lost node.
+    let watch = Watch::start(node, "node-lost", &setup.base, &["--max-duration", "90s"]);
+    let t_lost = Instant::now();
+    let lost_at = std::time::SystemTime::now();
+    worker(setup, "lose", id);
+    let (replaced_s, looks) = watch_status(node, || {
+        wait_for(
+            Duration::from_secs(240),
+            "the lost node's pod replaced on the other nodes",
+            || {
+                let pods = ready_pods(node);
+                (pods.len() == 3 && pods.iter().all(|(_, n)| n != lost))
+                    .then(|| t_lost.elapsed().as_secs_f64())
+            },
+        )
+    });
+    print_looks("node lost", &looks);
+    eprintln!(
+        "[node test] node {lost} lost (pod {victim}): its pod replaced and Ready after {replaced_s:.1} s"
+    );
+    {
+        let lost_at_ms = watch.ms_at(lost_at);
+        let (_, watched) = watch.finish();
+        let report = &watched["report"];
+        let failures: Vec<f64> = watched["samples"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter(|s| !s["failure"].is_null())
+                    .filter_map(|s| s["sent_ms"].as_f64())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let window = match (failures.first(), failures.last()) {
+            (Some(first), Some(last)) => format!(
+                "failed from {:.1} s to {:.1} s after the loss",
+                (first - lost_at_ms) / 1000.0,
+                (last - lost_at_ms) / 1000.0
+            ),
+            _ => "none failed".into(),
+        };
+        eprintln!(
+            "[node test] node {lost} lost, under the probe: {} requests, {} failed ({}), {window}",
+            report["requests"], report["failed"], report["failures"]
+        );
+        // Requests to the lost pod fail until the control plane marks the node NotReady and its pods leave
+        // the Service: the grace period, its 5 s monitor period, a request's 2 s timeout at most.
+        if let Some(last) = failures.last() {
+            assert!(
+                last - lost_at_ms <= (NODE_MONITOR_GRACE.as_secs_f64() + 10.0) * 1000.0,
+                "failures end within the node monitor's grace period: {report}"
+            );
+        }
+        assert!(
+            report["failed"].as_f64().unwrap_or(0.0)
+                < 0.5 * report["requests"].as_f64().unwrap_or(1.0),
+            "{report}"
+        );
+    }
+    assert!(
+        looks.iter().any(|l| l.ready == "2/3"),
+        "READY said 2/3 while the node was lost: {looks:?}"
+    );
+
+    // The node back: it joins again and nothing the Predictor runs moves or restarts.
+    let before = ready_pods(node);
+    let watch = Watch::start(node, "node-back", &setup.base, &["--max-duration", "30s"]);
+    let ((), looks) = watch_status(node, || {
+        worker(setup, "start", id);
+        thread::sleep(Duration::from_secs(20));
+    });
+    print_looks("node back", &looks);
+    assert!(
+        looks.iter().all(|l| l.ready == "3/3" && l.is_ready()),
+        "READY stays 3/3 as the node comes back: {looks:?}"
+    );
+    assert_eq!(
+        ready_pods(node),
+        before,
+        "no pod moved as the node came back"
+    );
+    assert_watch_clean("the lost node back", watch, &[&tag]);
+}
+
+/// Issue 30, acceptance 4: the operator leader's node lost; another pod leads within the Lease, and a
+/// change made meanwhile rolls out. Then the workers leave.
+pub(crate) fn leader_node_lost(setup: &Setup) {
+    let node = &setup.node;
+    let tag = serving_tag(node);
+    // The operator's pods onto the workers: the first node cordoned, the Deployment restarted.
+    node.kubectl_ok(&["cordon", FIRST]);
+    node.kubectl_ok(&[
+        "rollout",
+        "restart",
+        "deployment/predictor-operator",
+        "-n",
+        OPERATOR_NS,
+    ]);
+    let worker_names: Vec<&str> = WORKERS.iter().map(|(_, n)| *n).collect();
+    let leader = operator_settled(node, "operator pods on the workers, one leading", &|p| {
+        p["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| worker_names.contains(&n))
+    });
+    let pods = operator_pods(node);
+    let on: BTreeSet<&str> = pods
+        .iter()
+        .filter_map(|p| p["spec"]["nodeName"].as_str())
+        .collect();
+    eprintln!("[node test] operator pods on {on:?}, {leader} leading");
+    assert_eq!(on.len(), 2, "the operator's pods on 2 nodes: {on:?}");
+    let leader_node = pods
+        .iter()
+        .find(|p| p["metadata"]["name"] == leader.as_str())
+        .and_then(|p| p["spec"]["nodeName"].as_str())
+        .unwrap()
+        .to_string();
+    let (id, _) = WORKERS
+        .iter()
+        .find(|(_, n)| *n == leader_node)
+        .expect("the leader on a worker");
+
+    let t_lost = Instant::now();
+    worker(setup, "lose", id);
+    // A change while no one may lead yet.
+    let (url_a, sha_a) = setup.model("MODEL_A");
+    let mut p = predictor_object(&tag, &url_a, sha_a);
+    p.spec.replicas = 2;
+    node.apply(&crate::support::manifests::manifest(&[p]));
+    let new_leader = wait_for(
+        Duration::from_secs(90),
+        "another operator pod leading",
+        || lease_holder(node).filter(|h| *h != leader),
+    );
+    let lead_s = t_lost.elapsed().as_secs_f64();
+    let reconciled = wait_for(
+        Duration::from_secs(60),
+        "the change reconciled by the new leader",
+        || {
+            let p = node.predictor();
+            (p["status"]["observedGeneration"] == p["metadata"]["generation"])
+                .then(|| t_lost.elapsed().as_secs_f64())
+        },
+    );
+    let applied = wait_for(
+        Duration::from_secs(240),
+        "the change made meanwhile rolled out",
+        || {
+            let p = node.predictor();
+            (condition_is(&p, "Ready", "True")
+                && p["status"]["modelSha256"] == sha_a
+                && p["status"]["ready"] == "2/2"
+                && p["status"]["observedGeneration"] == p["metadata"]["generation"])
+                .then(|| t_lost.elapsed().as_secs_f64())
+        },
+    );
+    eprintln!(
+        "[node test] leader {leader}'s node {leader_node} lost: {new_leader} leads after {lead_s:.1} s (Lease {} s), \
+         reconciles the change made meanwhile after {reconciled:.1} s; Ready on it after {applied:.1} s on {:?}",
+        LEASE.as_secs(),
+        ready_pods(node)
+    );
+    assert!(
+        lead_s <= LEASE.as_secs_f64() + 10.0,
+        "another pod leads within the Lease's duration (+ its retry period): {lead_s:.1} s"
+    );
+
+    // The node back, then the workers leave: everything drained to the first node, workers removed.
+    worker(setup, "start", id);
+    node.kubectl_ok(&["uncordon", FIRST]);
+    for (_, name) in WORKERS {
+        drain(setup, name);
+    }
+    for (id, _) in WORKERS {
+        worker(setup, "down", id);
+    }
+    let (url_t, sha_t) = setup.model("MODEL_T");
+    settle_on(node, &tag, &url_t, sha_t);
+    operator_settled(
+        node,
+        "2 operator pods on the first node, one leading",
+        &|p| p["spec"]["nodeName"] == FIRST,
+    );
+}
