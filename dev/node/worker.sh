@@ -37,6 +37,11 @@ join_network() {
   ip -n "$W_NETNS" link set lo up
   ip -n "$W_NETNS" addr add "$W_IP/32" dev eth0
   worker_link_up
+  # The host's end carries the first node's IP too: traffic the host masquerades towards this node (kube-proxy
+  # does, for a Service reached from the host) leaves with it. Without an address of its own the kernel picked
+  # another interface's (the machine's real one), which the pods cannot answer: a connection per request from
+  # the host to a Service failed 2 times in 3 (the pods on the workers).
+  ip addr add "$NODE_IP/32" dev "$W_VETH"
   ip route add "$W_IP/32" dev "$W_VETH" src "$NODE_IP"
   ip route add "$W_POD_SUBNET" via "$W_IP" dev "$W_VETH"
 }

@@ -21,6 +21,33 @@ pub(crate) const RAMP_TO: &str = "1500";
 
 pub(crate) const LOAD_SECONDS: &str = "45s";
 
+/// `p` autoscaled between `min` and [`MAX_REPLICAS`] pods on CPU: a small CPU request, so a load this
+/// machine can make is many times it; the target is half of it; scale-down after 10 s of low use (the
+/// default waits 5 minutes).
+pub(crate) fn autoscale(p: &mut operator::crd::Predictor, min: i32) {
+    p.spec.resources = Some(
+        serde_json::from_value(serde_json::json!({
+            "requests": {"cpu": "25m", "memory": "64Mi"},
+            "limits": {"memory": "256Mi"}
+        }))
+        .unwrap(),
+    );
+    p.spec.autoscaling = Some(
+        serde_json::from_value(serde_json::json!({
+            "minReplicas": min,
+            "maxReplicas": MAX_REPLICAS,
+            "targetCPUUtilizationPercentage": 50,
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": 10,
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 5}]
+                }
+            }
+        }))
+        .unwrap(),
+    );
+}
+
 /// What one look at the autoscaled Predictor and its Application saw, `t` seconds into the load.
 pub(crate) struct Look {
     t: f64,
@@ -108,29 +135,7 @@ pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMa
     };
     let mut p = predictor(NAME, &format!("{IMAGE}:0.2"), &model, 1);
     p.spec.image_pull_secrets = vec![PULL_SECRET.into()];
-    // A small CPU request, so a load this machine can make is many times it; the target is
-    // half of it. Scale-down after 10 s of low use (the default waits 5 minutes).
-    p.spec.resources = Some(
-        serde_json::from_value(serde_json::json!({
-            "requests": {"cpu": "25m", "memory": "64Mi"},
-            "limits": {"memory": "256Mi"}
-        }))
-        .unwrap(),
-    );
-    p.spec.autoscaling = Some(
-        serde_json::from_value(serde_json::json!({
-            "minReplicas": MIN_REPLICAS,
-            "maxReplicas": MAX_REPLICAS,
-            "targetCPUUtilizationPercentage": 50,
-            "behavior": {
-                "scaleDown": {
-                    "stabilizationWindowSeconds": 10,
-                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 5}]
-                }
-            }
-        }))
-        .unwrap(),
-    );
+    autoscale(&mut p, MIN_REPLICAS);
     let mut file = serde_json::to_value(&p).unwrap();
     file["spec"].as_object_mut().unwrap().remove("replicas");
     let repo = GitRepo::init(&node.state.join("git/predictors"));

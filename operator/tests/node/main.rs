@@ -43,8 +43,9 @@
 //! 15. More than one node (issue 30): two workers join (dev/node/worker.sh); 2 replicas on 2 nodes and
 //!     3 on 3; both workers drained at once under the probe (the PodDisruptionBudget makes the second
 //!     eviction wait; 0 failed requests); a node lost under the probe (the window of failed requests
-//!     measured, READY saying so, the pod replaced, the node back without a flap); the operator
-//!     leader's node lost (another pod leads within the Lease). The workers leave after it.
+//!     measured, READY saying so, the pod replaced, the node back without a flap); autoscaled, the
+//!     budget following minReplicas and the new pods spread; the operator leader's node lost (another
+//!     pod leads within the Lease). The workers leave after it.
 //! 16. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
 //!     installation removed as docs/install.md says, `helm install` of charts/predictor-operator
 //!     with the node's values, `helm upgrade` to a new image tag, `helm uninstall` (the Predictor
@@ -153,6 +154,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("argocd_web_ui", argocd_ui::argocd_web_ui),
     ("nodes_spread_and_two_drained", nodes::spread_and_drain),
     ("nodes_one_lost_under_load", nodes::node_lost),
+    ("nodes_autoscaled_spread", nodes::autoscaled_spread),
     ("nodes_operator_leader_lost", nodes::leader_node_lost),
     ("image_sizes", install::image_sizes),
     ("no_operator_pod_restarted", install::no_operator_restarts),

@@ -10,6 +10,8 @@
 //!   failed requests, bounded by the control plane's `--node-monitor-grace-period` (Kubernetes'
 //!   default, 50 s); the Predictor's READY says so meanwhile; the pod replaced on the other nodes after
 //!   the operator's `tolerationSeconds`; the node back, nothing flaps;
+//! - autoscaled (`minReplicas` 2): a budget over its 2 pods, and under a load ramp the autoscaler's
+//!   new pods spread over the 3 nodes; with `minReplicas` 1 the budget goes;
 //! - the operator leader's node lost: another operator pod leads within the Lease's duration, and a
 //!   change made meanwhile rolls out.
 //!
@@ -41,6 +43,25 @@ fn serving_tag(node: &Node) -> String {
         .as_str()
         .expect("the Predictor's status.version")
         .to_string()
+}
+
+/// A model other than the one the Predictor serves (`MODEL_T` or `MODEL_A`): a change to it makes every
+/// pod new.
+fn other_model(setup: &Setup) -> &'static str {
+    if setup.node.predictor()["status"]["modelSha256"] == setup.model("MODEL_T").1 {
+        "MODEL_A"
+    } else {
+        "MODEL_T"
+    }
+}
+
+/// The workers joined, unless an earlier scenario joined them (each scenario can run alone).
+fn workers_joined(setup: &Setup) {
+    for (id, name) in WORKERS {
+        if !setup.node.kubectl(&["get", "node", name]).status.success() {
+            worker(setup, "up", id);
+        }
+    }
 }
 
 fn worker(setup: &Setup, action: &str, id: &str) {
@@ -137,6 +158,34 @@ fn drain(setup: &Setup, name: &str) -> String {
     text
 }
 
+/// The probe's two kinds of client, started together on the Service for `seconds`: one keeping its
+/// connections alive (as most clients do; its pool races a connect that hangs against a connection
+/// coming free), and many independent ones (`--no-keep-alive`, a connection per request: each new
+/// connection goes to any pod of the Service).
+fn two_clients(setup: &Setup, name: &str, seconds: u32) -> [(&'static str, Watch); 2] {
+    let duration = format!("{seconds}s");
+    [
+        (
+            "kept-alive client",
+            Watch::start(
+                &setup.node,
+                name,
+                &setup.base,
+                &["--max-duration", &duration],
+            ),
+        ),
+        (
+            "a connection per request",
+            Watch::start(
+                &setup.node,
+                &format!("{name}-no-keep-alive"),
+                &setup.base,
+                &["--max-duration", &duration, "--no-keep-alive"],
+            ),
+        ),
+    ]
+}
+
 /// One look at the Predictor's status, as `kubectl get predictors` and its conditions show it.
 #[derive(Debug, PartialEq)]
 struct Look {
@@ -213,9 +262,7 @@ fn print_looks(what: &str, looks: &[Look]) {
 pub(crate) fn spread_and_drain(setup: &Setup) {
     let node = &setup.node;
     let tag = serving_tag(node);
-    for (id, _) in WORKERS {
-        worker(setup, "up", id);
-    }
+    workers_joined(setup);
     let nodes = node.json(&["get", "nodes"]);
     let names: BTreeSet<&str> = nodes["items"]
         .as_array()
@@ -250,12 +297,7 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
 
     // Both workers drained at once under the probe: their pods may only go to the first node, and only
     // one at a time.
-    let watch = Watch::start(
-        node,
-        "drain-two-nodes",
-        &setup.base,
-        &["--max-duration", "60s"],
-    );
+    let clients = two_clients(setup, "drain-two-nodes", 60);
     let t0 = Instant::now();
     let (outputs, looks) = watch_status(node, || {
         thread::scope(|s| {
@@ -296,7 +338,13 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
         "the pods moved to the node left: {after:?}"
     );
     eprintln!("[node test] two nodes drained at once in {drained_s:.1} s");
-    assert_watch_clean("two nodes drained at once", watch, &[&tag]);
+    for (client, watch) in clients {
+        assert_watch_clean(
+            &format!("two nodes drained at once, {client}"),
+            watch,
+            &[&tag],
+        );
+    }
     for (_, name) in WORKERS {
         node.kubectl_ok(&["uncordon", name]);
     }
@@ -305,8 +353,11 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
 /// Issue 30, acceptance 3: a node lost under the probe, then back.
 pub(crate) fn node_lost(setup: &Setup) {
     let node = &setup.node;
+    workers_joined(setup);
     let tag = serving_tag(node);
-    let spread = settle_spread(setup, &tag, "MODEL_T", 3, "3 replicas on 3 nodes again");
+    // A model other than the one served: every pod new, placed over the three nodes.
+    let key = other_model(setup);
+    let spread = settle_spread(setup, &tag, key, 3, "3 replicas on 3 nodes again");
     assert_eq!(nodes_of(&spread).len(), 3, "{spread:?}");
     let (id, lost) = WORKERS[0];
     let victim = spread
@@ -315,9 +366,7 @@ pub(crate) fn node_lost(setup: &Setup) {
         .map(|(p, _)| p.clone())
         .expect("a pod on the worker");
 
-    // The probe keeps its connections alive (as most clients do; its pool races a connect that hangs
-    // against a connection coming free): what such a client sees of a lost node.
-    let watch = Watch::start(node, "node-lost", &setup.base, &["--max-duration", "90s"]);
+    let clients = two_clients(setup, "node-lost", 90);
     let t_lost = Instant::now();
     let lost_at = std::time::SystemTime::now();
     worker(setup, "lose", id);
@@ -336,7 +385,7 @@ pub(crate) fn node_lost(setup: &Setup) {
     eprintln!(
         "[node test] node {lost} lost (pod {victim}): its pod replaced and Ready after {replaced_s:.1} s"
     );
-    {
+    for (client, watch) in clients {
         let lost_at_ms = watch.ms_at(lost_at);
         let (_, watched) = watch.finish();
         let report = &watched["report"];
@@ -349,6 +398,16 @@ pub(crate) fn node_lost(setup: &Setup) {
                     .collect()
             })
             .unwrap_or_default();
+        // When they failed: per 10 s after the loss.
+        let mut per_10s = std::collections::BTreeMap::<i64, u32>::new();
+        for f in &failures {
+            *per_10s
+                .entry(((f - lost_at_ms) / 10_000.0).floor() as i64 * 10)
+                .or_default() += 1;
+        }
+        eprintln!(
+            "[node test] node {lost} lost, {client}: failures per 10 s after the loss {per_10s:?}"
+        );
         let window = match (failures.first(), failures.last()) {
             (Some(first), Some(last)) => format!(
                 "failed from {:.1} s to {:.1} s after the loss",
@@ -358,21 +417,35 @@ pub(crate) fn node_lost(setup: &Setup) {
             _ => "none failed".into(),
         };
         eprintln!(
-            "[node test] node {lost} lost, under the probe: {} requests, {} failed ({}), {window}",
+            "[node test] node {lost} lost, {client}: {} requests, {} failed ({}), {window}",
             report["requests"], report["failed"], report["failures"]
         );
         // Requests to the lost pod fail until the control plane marks the node NotReady and its pods leave
         // the Service: the grace period, its 5 s monitor period, a request's 2 s timeout at most.
-        if let Some(last) = failures.last() {
+        if let Some(first) = failures.first() {
+            assert!(
+                *first >= lost_at_ms - 100.0,
+                "{client}: nothing fails before the node is lost: {report}"
+            );
+        }
+        // NB: not asserted for the client with a connection per request: after its pod left the Service
+        // its failures went on (2026-12-07, per 10 s from the loss: ~300-400 until 50 s, then 38, 166, 224,
+        // 179). The node's conntrack table says why (`conntrack -L` at +55, +65 and +75 s): 1,449 entries
+        // in SYN_SENT, from this host's source ports to the ClusterIP, mapped to the lost pod, kept for their
+        // 120 s timeout; a failed connect frees its port at once, and a new connection from one of those
+        // ports follows the stale mapping to the lost pod. kube-proxy clears such entries for UDP only. It
+        // takes one client opening ~100 connections a second from one address: a kept-alive client (above)
+        // saw none of it.
+        if let (Some(last), "kept-alive client") = (failures.last(), client) {
             assert!(
                 last - lost_at_ms <= (NODE_MONITOR_GRACE.as_secs_f64() + 10.0) * 1000.0,
-                "failures end within the node monitor's grace period: {report}"
+                "{client}: failures end within the node monitor's grace period: {report}"
             );
         }
         assert!(
             report["failed"].as_f64().unwrap_or(0.0)
                 < 0.5 * report["requests"].as_f64().unwrap_or(1.0),
-            "{report}"
+            "{client}: {report}"
         );
     }
     assert!(
@@ -400,10 +473,146 @@ pub(crate) fn node_lost(setup: &Setup) {
     assert_watch_clean("the lost node back", watch, &[&tag]);
 }
 
+/// The Predictor on `model`, autoscaled as the autoscaling scenario's (`autoscale`) from `min` pods, no
+/// replica count anywhere.
+fn apply_autoscaled(setup: &Setup, tag: &str, model: &str, min: i32) {
+    let (url, sha) = setup.model(model);
+    let mut p = predictor_object(tag, &url, sha);
+    crate::autoscaling::autoscale(&mut p, min);
+    let mut object = serde_json::to_value(&p).unwrap();
+    object["spec"].as_object_mut().unwrap().remove("replicas");
+    setup.node.apply(&object.to_string());
+}
+
+/// The Predictor's PodDisruptionBudget, if it has one.
+fn budget(node: &Node) -> Option<Value> {
+    let out = node.kubectl(&["get", "poddisruptionbudget", NAME, "-n", NS, "-o", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+/// Issue 30, acceptance 5: autoscaled on the three nodes, the Predictor's budget follows `minReplicas`
+/// and the autoscaler's new pods spread over the nodes.
+pub(crate) fn autoscaled_spread(setup: &Setup) {
+    let node = &setup.node;
+    workers_joined(setup);
+    let tag = serving_tag(node);
+    // A model other than the one served: every pod new, placed by the scheduler as the autoscaler adds them.
+    let key = other_model(setup);
+    let (_, sha) = setup.model(key);
+    apply_autoscaled(setup, &tag, key, 2);
+    let pdb = wait_for(
+        Duration::from_secs(120),
+        "autoscaled from 2: Ready on the new model, a budget over its pods",
+        || {
+            let p = node.predictor();
+            let pods = ready_pods(node);
+            let ready = format!("{0}/{0}", pods.len());
+            (condition_is(&p, "Autoscaling", "True")
+                && p["status"]["modelSha256"] == sha
+                && p["status"]["ready"] == ready.as_str()
+                && pods.len() >= 2)
+                .then(|| budget(node))
+                .flatten()
+                .filter(|b| b["status"]["expectedPods"] == pods.len())
+        },
+    );
+    eprintln!(
+        "[node test] autoscaled, minReplicas 2: {:?}; budget maxUnavailable {} over {} pods",
+        ready_pods(node),
+        pdb["spec"]["maxUnavailable"],
+        pdb["status"]["expectedPods"]
+    );
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{pdb}");
+
+    // The load ramp of the autoscaling scenario, until the autoscaler has added pods and they are ready.
+    let load_json = node.state.join("reports/nodes-load-ramp.json");
+    std::fs::create_dir_all(node.state.join("reports")).expect("the reports dir");
+    let load = spawn_predictor(&[
+        "probe",
+        "--url",
+        &setup.base,
+        "--interval",
+        "10ms",
+        "--ramp-to",
+        crate::autoscaling::RAMP_TO,
+        "--ramp",
+        "20s",
+        "--max-duration",
+        crate::autoscaling::LOAD_SECONDS,
+        "--json",
+        &load_json.display().to_string(),
+    ]);
+    let t0 = Instant::now();
+    let mut peak: Vec<(String, String)> = Vec::new();
+    // Bounded by the load's 45 s and 15 s more.
+    while t0.elapsed() < Duration::from_secs(60) {
+        let pods = ready_pods(node);
+        if pods.len() > peak.len() {
+            eprintln!(
+                "[node test] t={:.1}s autoscaled to {} ready pods on {:?}",
+                t0.elapsed().as_secs_f64(),
+                pods.len(),
+                nodes_of(&pods)
+            );
+            peak = pods;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    let out = crate::support::wait_output(load, Duration::from_secs(30), "load probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ramp: Value = serde_json::from_slice(&std::fs::read(&load_json).unwrap()).unwrap();
+    eprintln!(
+        "[node test] load ramp: {} requests, {} failed; peak {} ready pods on {} nodes",
+        ramp["report"]["requests"],
+        ramp["report"]["failed"],
+        peak.len(),
+        nodes_of(&peak).len()
+    );
+    assert_eq!(ramp["report"]["failed"], 0, "{}", ramp["report"]);
+    assert!(peak.len() >= 3, "the autoscaler added pods: {peak:?}");
+    assert_eq!(
+        nodes_of(&peak).len(),
+        3,
+        "the autoscaler's pods spread over the 3 nodes: {peak:?}"
+    );
+
+    // minReplicas 1: one pod may be all there is, and a budget would block its node's drain: none.
+    apply_autoscaled(setup, &tag, key, 1);
+    wait_for(
+        Duration::from_secs(60),
+        "the budget deleted with minReplicas 1",
+        || budget(node).is_none().then_some(()),
+    );
+    eprintln!("[node test] minReplicas 1: the budget deleted");
+    // Back to 3 replicas, no autoscaler.
+    settle_spread(
+        setup,
+        &tag,
+        "MODEL_T",
+        3,
+        "3 replicas again, not autoscaled",
+    );
+    assert!(
+        !node
+            .kubectl(&["get", "hpa", NAME, "-n", NS])
+            .status
+            .success(),
+        "the autoscaler deleted"
+    );
+}
+
 /// Issue 30, acceptance 4: the operator leader's node lost; another pod leads within the Lease, and a
 /// change made meanwhile rolls out. Then the workers leave.
 pub(crate) fn leader_node_lost(setup: &Setup) {
     let node = &setup.node;
+    workers_joined(setup);
     let tag = serving_tag(node);
     // The operator's pods onto the workers: the first node cordoned, the Deployment restarted.
     node.kubectl_ok(&["cordon", FIRST]);
