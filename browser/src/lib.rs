@@ -25,10 +25,11 @@ pub struct Settings {
     pub accept_insecure_certs: bool,
     /// Run chromedriver and Chromium in this network namespace (`ip netns exec`), as a user's browser runs
     /// on a machine of its own; chromedriver is then reached at the netns's address, from this machine's
-    /// address on that route only. On the machine of a Kubernetes node it must: Chromium takes every address the kernel adds (the IPv6 link-local address of each pod's
-    /// veth, as a pod starts) for a network change and closes all its connections (`ERR_NETWORK_CHANGED`),
-    /// cutting the script a page is loading, a login POST, a UI's event streams. Seen 2026-12-07: a 30 MB
-    /// script cut at 13 MB when one veth pair came up; ArgoCD's login page left blank in CI.
+    /// address on that route only. On the machine of a Kubernetes node it must: Chromium takes every
+    /// address the kernel adds (the IPv6 link-local address of each pod's veth, as a pod starts) for a
+    /// network change and closes all its connections (`ERR_NETWORK_CHANGED`), cutting the script a page
+    /// is loading, a login POST, a UI's event streams. Seen 2026-12-07: a 30 MB script cut at 13 MB when
+    /// one veth pair came up; ArgoCD's login page left blank in CI.
     pub netns: Option<String>,
 }
 

@@ -4,8 +4,8 @@
 # containerd and its shims, leftover pod processes (by our cgroup root only), mounts under $N, pod netns, the
 # workers (worker.sh down), the client netns mlops-node-client (+ /etc/netns/mlops-node-client), the mlcni0
 # bridge, the mlnode0 veth and the mlops-node-ext netns, KUBE-* iptables chains, cgroups under /mlops-node,
-# and the sysctls kubelet/CNI changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit code 1 if something
-# could not be removed (it says what).
+# and the sysctls kubelet/CNI changed (restored from $N/sysctl.orig). Idempotent; every wait is bounded. Exit
+# code 1 if something could not be removed (it says what).
 #
 # Usage (root): dev/node/down.sh [--keep-state]   (--keep-state: leave $N for post-mortem reading)
 set -uo pipefail
@@ -86,21 +86,14 @@ sleep 0.5
 
 log "cleaning mounts, network, iptables, cgroups ($((SECONDS - t0))s)"
 # --- 5. mounts under $N, pod netns ----------------------------------------------------------------------------
-umount_under() { # lazily unmount every mount point at or below $1, deepest first
-  local m
-  while read -r m; do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "cannot unmount $m"
-  done < <(awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r)
-}
-umount_under "$N"
+umount_under "$N" || warn "mounts remain under $N"
 for p in "${netns_paths[@]}"; do
   [[ -e $p ]] || continue
   ip netns delete "$(basename "$p")" 2>/dev/null || { umount "$p" 2>/dev/null; rm -f "$p"; }
 done
-left=$(ip netns list 2>/dev/null | awk '/^cni-/{print $1}' | while read -r ns; do
-  [[ -z $(ip netns pids "$ns" 2>/dev/null) ]] && ip -n "$ns" -br addr 2>/dev/null | grep -q "${POD_CIDR%.*.*}." &&
-    echo "$ns"; done)
-for ns in $left; do ip netns delete "$ns" 2>/dev/null || warn "cannot delete netns $ns"; done
+for ns in $(idle_pod_netns "${POD_CIDR%.*.*}."); do
+  ip netns delete "$ns" 2>/dev/null || warn "cannot delete netns $ns"
+done
 
 # --- 6. network objects ----------------------------------------------------------------------------------------
 # The client netns (its veth pair goes with it), and its resolv.conf for `ip netns exec`.
@@ -137,19 +130,13 @@ clean_chains iptables
 clean_chains ip6tables
 
 # --- 8. cgroups, sysctls, kubelet's /var/log/containers links -----------------------------------------------
-for cg in /sys/fs/cgroup/*/"$NODE_NAME"; do
-  [[ -d $cg ]] || continue
-  find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
-  [[ -d $cg ]] && warn "cgroup $cg still exists"
-done
+remove_cgroups "$NODE_NAME" || warn "cgroups of $NODE_NAME remain"
 if [[ -f $N/sysctl.orig ]]; then
   while IFS='=' read -r k v; do
     [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" || warn "cannot restore $k=$v"
   done <"$N/sysctl.orig"
 fi
-if [[ -d /var/log/containers ]]; then
-  find /var/log/containers -maxdepth 1 -type l -lname "$N/*" -delete 2>/dev/null
-fi
+remove_log_links "$N"
 
 # Host paths that did not exist before up.sh: remove sockets, our CNI result files and empty dirs only.
 if [[ -f $N/created-paths ]]; then

@@ -354,6 +354,42 @@ kill_node_processes() {
     done
   done
 }
+# --- teardown pieces (down.sh for the first node, worker.sh down for a worker) ---------------------------
+# umount_under <dir>: lazily unmount every mount point at or below <dir>, deepest first; 1 if one stays.
+umount_under() {
+  local m rc=0
+  while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || { log "cannot unmount $m"; rc=1; }
+  done < <(awk -v d="$1" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r)
+  return "$rc"
+}
+# idle_pod_netns <address prefix>: containerd's pod netns (cni-*) with no process left whose addresses
+# start with <prefix> (e.g. "10.88." for every pod of the tier, "10.88.2." for worker 2's).
+idle_pod_netns() {
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
+    [[ -z $(ip netns pids "$ns" 2>/dev/null) ]] && ip -n "$ns" -br addr 2>/dev/null | grep -qF " $1" &&
+      echo "$ns"
+  done
+  return 0
+}
+# remove_cgroups <cgroup root>: the node's cgroup tree in every hierarchy, deepest first; 1 if one stays.
+remove_cgroups() {
+  local cg rc=0
+  for cg in /sys/fs/cgroup/*/"$1"; do
+    [[ -d $cg ]] || continue
+    find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [[ -d $cg ]] && { log "cgroup $cg still exists"; rc=1; }
+  done
+  return "$rc"
+}
+# remove_log_links <state dir>: kubelet's /var/log/containers links into that node's state.
+remove_log_links() {
+  if [[ -d /var/log/containers ]]; then
+    find /var/log/containers -maxdepth 1 -type l -lname "$1/*" -delete 2>/dev/null
+  fi
+  return 0
+}
 # stop_daemon <name> [grace seconds]: SIGTERM, bounded wait, then SIGKILL; only the recorded pid, and only
 # if its command line still names the expected binary (daemon_pid).
 stop_daemon() {

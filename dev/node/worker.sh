@@ -130,25 +130,15 @@ down)
   fi
   kill_everything
   sleep 0.5
-  # Its pods' netns (containerd's cni-*): the ones whose addresses are in this node's pod subnet.
-  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
-    if [[ -z $(ip netns pids "$ns" 2>/dev/null) ]] &&
-      ip -n "$ns" -br addr 2>/dev/null | grep -q " ${W_POD_SUBNET%.*}\."; then
-      ip netns delete "$ns" 2>/dev/null || true
-    fi
-  done
-  # Mounts under its dir (containerd's overlay snapshots and shm, kubelet's volumes), deepest first.
-  awk -v d="$W_DIR" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  # Its pods' netns (containerd's cni-*, addresses in this node's pod subnet), the mounts under its dir
+  # (containerd's snapshots and shm, kubelet's volumes).
+  for ns in $(idle_pod_netns "${W_POD_SUBNET%.*}."); do ip netns delete "$ns" 2>/dev/null || true; done
+  umount_under "$W_DIR" || true
   # The netns takes its end of the veth pair, its bridge and its iptables rules with it.
   ip netns list 2>/dev/null | grep -qw "$W_NETNS" && ip netns delete "$W_NETNS"
   ip link show "$W_VETH" >/dev/null 2>&1 && { ip link delete "$W_VETH" 2>/dev/null || true; }
-  for cg in /sys/fs/cgroup/*/"$W_NAME"; do
-    [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
-  done
-  if [[ -d /var/log/containers ]]; then
-    find /var/log/containers -maxdepth 1 -type l -lname "$W_DIR/*" -delete 2>/dev/null
-  fi
+  remove_cgroups "$W_NAME" || true
+  remove_log_links "$W_DIR"
   rm -rf "$W_DIR"
   log "node $W_NAME removed"
   ;;
