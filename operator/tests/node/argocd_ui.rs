@@ -311,28 +311,9 @@ pub(crate) fn argocd_web_ui(setup: &Setup) {
         bin: &node.bin,
     };
     argocd::install_config(target, &bin);
-    // What autoscaling_under_argocd left in team-a (its declarative Application and Predictor): team-a
-    // starts from an empty namespace here.
-    node.kubectl_ok(&[
-        "delete",
-        "application",
-        argocd::APP,
-        "-n",
-        ARGOCD_NS,
-        "--ignore-not-found",
-        "--timeout=60s",
-    ]);
-    for ns in [TEAM_NS, TEAM_B_NS] {
-        team_namespace(node, ns);
-    }
-    node.kubectl_ok(&[
-        "delete",
-        "predictors",
-        "--all",
-        "-n",
-        TEAM_NS,
-        "--timeout=60s",
-    ]);
+    // team-a starts from an empty namespace here (autoscaling_under_argocd left its Application and Predictor).
+    team_a_emptied(node);
+    team_namespace(node, TEAM_B_NS);
 
     // Each team's repository; team-a's holds its Predictor (the older model, a plain rolling update).
     let repo_a = GitRepo::init(&node.state.join("git/ui-team-a"));

@@ -10,6 +10,7 @@ use crate::probe::*;
 use crate::support::argocd::{self, APP, ArgoCd, Components, TEAM_NS};
 use crate::support::git::GitRepo;
 use crate::support::manifests::predictor;
+use crate::support::wait::poll;
 use crate::support::{ServedModel, wait_output};
 
 /// The autoscaled Predictor's bounds, and the load ramp that scales it (issue 17).
@@ -109,17 +110,17 @@ impl Look {
     }
 }
 
-/// Issue 17: a Predictor with `spec.autoscaling`, delivered by ArgoCD from Git (the committed
-/// `argocd/` files, only the Git URL swapped: auto-sync, self-heal, server-side apply), under a
-/// load ramp from `predictor probe`. The operator's HorizontalPodAutoscaler, fed by metrics-server
-/// through `metrics.k8s.io`, scales it up and, once the load stops, back down to `minReplicas`;
-/// a steady probe runs throughout. 0 failed requests, READY follows the scale, and the
-/// Application stays Synced + Healthy at every look.
-pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMap<String, String>) {
-    // The team's namespace, as the platform makes it: Pod Security "restricted" and the registry's
-    // pull Secret (copied from the test namespace). The model comes from the shared model store.
-    team_namespace(node, TEAM_NS);
-    let (model_t, sha_t) = (&models["MODEL_T"], &models["MODEL_T_SHA256"]);
+/// Team A's Predictor delivered by ArgoCD from Git, as a team delivers it: the committed `argocd/` files
+/// (only the Git URL swapped: auto-sync, self-heal, server-side apply) and `predictor` committed to a
+/// new repository `git/<repo>` (in the team's namespace, which the platform makes: Pod Security
+/// "restricted", the registry's pull Secret). Waits until the Application is Synced to that commit and
+/// Healthy; returns the running ArgoCD (its repo server and application controller) and the commit.
+pub(crate) fn deliver_by_argocd(
+    node: &Node,
+    repo: &str,
+    message: &str,
+    predictor: &Value,
+) -> (ArgoCd, String) {
     let bin = argocd::bin_dir(&["argocd-repo-server", "argocd-application-controller"]);
     let target = argocd::Target {
         dir: &node.state,
@@ -127,8 +128,54 @@ pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMa
         bin: &node.bin,
     };
     argocd::install_config(target, &bin);
+    team_a_emptied(node);
+    let mut file = predictor.clone();
+    file["metadata"]["namespace"] = TEAM_NS.into();
+    let repo = GitRepo::init(&node.state.join("git").join(repo));
+    let path = format!("{}/american.yaml", argocd::GIT_PATH);
+    let commit = repo.commit(message, &[(&path, Some(&file.to_string()))]);
 
+    let mut argo = ArgoCd::start(target, &bin, Components::Sync);
+    let overlay = argocd::team_a_overlay(&node.state, &repo.url());
+    node.kubectl_ok(&["apply", "-k", &overlay.display().to_string()]);
+    let t_sync = Instant::now();
+    let app = || node.json(&["get", "application", APP, "-n", argocd::ARGOCD_NS]);
+    let synced = poll(
+        Duration::from_secs(180),
+        "Application Synced + Healthy on the commit",
+        || {
+            let app = app();
+            let (sync, health) = (&app["status"]["sync"], &app["status"]["health"]);
+            (sync["status"] == "Synced"
+                && sync["revision"] == commit.as_str()
+                && health["status"] == "Healthy")
+                .then_some(())
+        },
+    );
+    if let Err(e) = synced {
+        panic!(
+            "{e}: the Application's status {}\n{}",
+            app()["status"],
+            argo.logs()
+        );
+    }
+    argo.check_running();
+    eprintln!(
+        "[node test] {message}: synced by ArgoCD and Healthy in {:.1} s",
+        t_sync.elapsed().as_secs_f64()
+    );
+    (argo, commit)
+}
+
+/// Issue 17: a Predictor with `spec.autoscaling`, delivered by ArgoCD from Git (the committed
+/// `argocd/` files, only the Git URL swapped: auto-sync, self-heal, server-side apply), under a
+/// load ramp from `predictor probe`. The operator's HorizontalPodAutoscaler, fed by metrics-server
+/// through `metrics.k8s.io`, scales it up and, once the load stops, back down to `minReplicas`;
+/// a steady probe runs throughout. 0 failed requests, READY follows the scale, and the
+/// Application stays Synced + Healthy at every look.
+pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMap<String, String>) {
     // The team's repository: one Predictor, autoscaled, with no replica count anywhere.
+    let (model_t, sha_t) = (&models["MODEL_T"], &models["MODEL_T_SHA256"]);
     let model = ServedModel {
         url: format!("{store}/{model_t}"),
         sha: sha_t.clone(),
@@ -138,31 +185,14 @@ pub(crate) fn autoscaling_under_argocd(node: &Node, store: &str, models: &HashMa
     autoscale(&mut p, MIN_REPLICAS);
     let mut file = serde_json::to_value(&p).unwrap();
     file["spec"].as_object_mut().unwrap().remove("replicas");
-    let repo = GitRepo::init(&node.state.join("git/predictors"));
-    let path = format!("{}/american.yaml", argocd::GIT_PATH);
-    let commit = repo.commit("autoscaled american", &[(&path, Some(&file.to_string()))]);
-
-    let mut argo = ArgoCd::start(target, &bin, Components::Sync);
-    let overlay = argocd::team_a_overlay(&node.state, &repo.url());
-    node.kubectl_ok(&["apply", "-k", &overlay.display().to_string()]);
-    let t_sync = Instant::now();
+    let (mut argo, commit) = deliver_by_argocd(node, "predictors", "autoscaled american", &file);
     wait_for(
-        Duration::from_secs(180),
-        "Application Synced + Healthy, Predictor Ready",
+        Duration::from_secs(60),
+        &format!("the autoscaled Predictor Ready {MIN_REPLICAS}/{MIN_REPLICAS}"),
         || {
             let look = Look::try_take(node, 0.0)?;
-            let app = node.json(&["get", "application", APP, "-n", argocd::ARGOCD_NS]);
-            (look.sync == "Synced"
-                && look.health == "Healthy"
-                && app["status"]["sync"]["revision"] == commit.as_str()
-                && look.ready == format!("{MIN_REPLICAS}/{MIN_REPLICAS}"))
-            .then_some(())
+            (look.ready == format!("{MIN_REPLICAS}/{MIN_REPLICAS}")).then_some(())
         },
-    );
-    argo.check_running();
-    eprintln!(
-        "[node test] autoscaled Predictor synced by ArgoCD and Ready {MIN_REPLICAS}/{MIN_REPLICAS} in {:.1} s",
-        t_sync.elapsed().as_secs_f64()
     );
     let hpa = node.json(&["get", "hpa", NAME, "-n", TEAM_NS]);
     assert_eq!(hpa["spec"]["maxReplicas"], MAX_REPLICAS);

@@ -415,6 +415,29 @@ pub(crate) fn team_namespace(node: &Node, ns: &str) {
     node.apply(&secret.to_string());
 }
 
+/// Team A's namespace (`argocd/`'s destination) made, and emptied of what an earlier scenario left:
+/// no Application in ArgoCD's namespace (none the tests make has a deletion finalizer, so none waits
+/// for ArgoCD to run) and no Predictor.
+pub(crate) fn team_a_emptied(node: &Node) {
+    team_namespace(node, argocd::TEAM_NS);
+    node.kubectl_ok(&[
+        "delete",
+        "applications",
+        "--all",
+        "-n",
+        argocd::ARGOCD_NS,
+        "--timeout=60s",
+    ]);
+    node.kubectl_ok(&[
+        "delete",
+        "predictors",
+        "--all",
+        "-n",
+        argocd::TEAM_NS,
+        "--timeout=60s",
+    ]);
+}
+
 /// The base URL of the Predictor's Service in `ns` by its ClusterIP (the test process runs on the node, where
 /// kube-proxy's rules answer it).
 pub(crate) fn service_base(node: &Node, ns: &str) -> String {
@@ -498,11 +521,16 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 
 /// Pods of the Predictor, as the API has them.
 pub(crate) fn pods(node: &Node) -> Vec<Value> {
+    pods_in(node, NS)
+}
+
+/// The pods of the Predictor `american` in `ns`.
+pub(crate) fn pods_in(node: &Node, ns: &str) -> Vec<Value> {
     node.json(&[
         "get",
         "pods",
         "-n",
-        NS,
+        ns,
         "-l",
         &format!("app.kubernetes.io/instance={NAME}"),
     ])["items"]

@@ -3,9 +3,10 @@
 //! Predictor meets what nodes do to a served model, under `predictor probe`:
 //!
 //! - its pods spread: 2 replicas on 2 nodes, 3 on 3 (the operator's topologySpreadConstraints);
-//! - two nodes drained at once (a node pool upgraded two at a time): the PodDisruptionBudget the
-//!   operator writes makes the second eviction wait until the first pod's replacement is Ready;
-//!   0 failed requests, the pods back on the node left, the Predictor Ready throughout;
+//! - two nodes drained at once (a node pool upgraded two at a time) under two Predictors, one of them
+//!   team-a's delivered by ArgoCD: the PodDisruptionBudget the operator writes makes the second
+//!   eviction wait until the first pod's replacement is Ready; 0 failed requests, the pods back on the
+//!   node left, the Predictors Ready and the Application Synced + Healthy throughout;
 //! - a node lost (its link down, kubelet, containerd and pod processes killed at once): the window of
 //!   failed requests, bounded by the control plane's `--node-monitor-grace-period` (Kubernetes'
 //!   default, 50 s); the Predictor's READY says so meanwhile; the pod replaced on the other nodes after
@@ -27,6 +28,7 @@ use serde_json::Value;
 use crate::Setup;
 use crate::cluster::*;
 use crate::probe::*;
+use crate::support::argocd::{APP, ARGOCD_NS, TEAM_NS};
 
 /// The first node, up.sh's, and the workers this scenario adds (dev/node/lib.sh worker_vars).
 const FIRST: &str = "mlops-node";
@@ -70,9 +72,10 @@ fn worker(setup: &Setup, action: &str, id: &str) {
         .script("worker.sh", &[action, id], Duration::from_secs(240));
 }
 
-/// The nodes of the Predictor's stable pods that are Ready and not being deleted: pod name → node.
-fn ready_pods(node: &Node) -> Vec<(String, String)> {
-    pods(node)
+/// The nodes of the stable pods of the Predictor in `ns` that are Ready and not being deleted: pod
+/// name → node.
+fn ready_pods(node: &Node, ns: &str) -> Vec<(String, String)> {
+    pods_in(node, ns)
         .iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .filter(|p| p["metadata"]["labels"]["mlops.dev/track"].is_null())
@@ -119,7 +122,7 @@ fn settle_spread(
     let t0 = Instant::now();
     let pods = wait_for(Duration::from_secs(180), what, || {
         let p = node.predictor();
-        let pods = ready_pods(node);
+        let pods = ready_pods(node, NS);
         (condition_is(&p, "Ready", "True")
             && p["status"]["modelSha256"] == sha
             && p["status"]["ready"] == want.as_str()
@@ -162,24 +165,19 @@ fn drain(setup: &Setup, name: &str) -> String {
 /// connections alive (as most clients do; its pool races a connect that hangs against a connection
 /// coming free), and many independent ones (`--no-keep-alive`, a connection per request: each new
 /// connection goes to any pod of the Service).
-fn two_clients(setup: &Setup, name: &str, seconds: u32) -> [(&'static str, Watch); 2] {
+fn two_clients(node: &Node, base: &str, name: &str, seconds: u32) -> [(&'static str, Watch); 2] {
     let duration = format!("{seconds}s");
     [
         (
             "kept-alive client",
-            Watch::start(
-                &setup.node,
-                name,
-                &setup.base,
-                &["--max-duration", &duration],
-            ),
+            Watch::start(node, name, base, &["--max-duration", &duration]),
         ),
         (
             "a connection per request",
             Watch::start(
-                &setup.node,
+                node,
                 &format!("{name}-no-keep-alive"),
-                &setup.base,
+                base,
                 &["--max-duration", &duration, "--no-keep-alive"],
             ),
         ),
@@ -196,6 +194,8 @@ struct Look {
     nodes: Option<u64>,
     /// The Ready condition: status, reason, message.
     condition: (String, String, String),
+    /// Its ArgoCD Application's sync and health status, when it is delivered by ArgoCD.
+    app: Option<(String, String)>,
 }
 
 impl Look {
@@ -209,10 +209,22 @@ impl Look {
     fn is_ready(&self) -> bool {
         self.condition.0 == "True"
     }
+
+    fn synced_and_healthy(&self) -> bool {
+        self.app
+            .as_ref()
+            .is_some_and(|(sync, health)| sync == "Synced" && health == "Healthy")
+    }
 }
 
-/// The Predictor's status every second while `busy` runs, each change kept: what a user saw.
-fn watch_status<T: Send>(node: &Node, busy: impl FnOnce() -> T + Send) -> (T, Vec<Look>) {
+/// The status of the Predictor in `ns` (and, with `app`, its ArgoCD Application's) every second while
+/// `busy` runs, each change kept: what a user saw.
+fn watch_status<T: Send>(
+    node: &Node,
+    ns: &str,
+    app: Option<&str>,
+    busy: impl FnOnce() -> T + Send,
+) -> (T, Vec<Look>) {
     let done = std::sync::atomic::AtomicBool::new(false);
     let t0 = Instant::now();
     thread::scope(|s| {
@@ -223,17 +235,26 @@ fn watch_status<T: Send>(node: &Node, busy: impl FnOnce() -> T + Send) -> (T, Ve
                 if done.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
-                let p = node.predictor();
+                let p = node.json(&["get", "predictor", NAME, "-n", ns]);
                 let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
                 let c = condition(&p, "Ready").cloned().unwrap_or_default();
+                let app = app.map(|app| {
+                    let a = node.json(&["get", "application", app, "-n", ARGOCD_NS]);
+                    (
+                        text(&a["status"]["sync"]["status"]),
+                        text(&a["status"]["health"]["status"]),
+                    )
+                });
                 let look = Look {
                     t: t0.elapsed().as_secs_f64(),
                     ready: text(&p["status"]["ready"]),
                     nodes: p["status"]["nodes"].as_u64(),
                     condition: (text(&c["status"]), text(&c["reason"]), text(&c["message"])),
+                    app,
                 };
                 let changed = looks.last().is_none_or(|l| {
-                    (&l.ready, l.nodes, &l.condition) != (&look.ready, look.nodes, &look.condition)
+                    (&l.ready, l.nodes, &l.condition, &l.app)
+                        != (&look.ready, look.nodes, &look.condition, &look.app)
                 });
                 if changed {
                     looks.push(look);
@@ -251,8 +272,11 @@ fn watch_status<T: Send>(node: &Node, busy: impl FnOnce() -> T + Send) -> (T, Ve
 fn print_looks(what: &str, looks: &[Look]) {
     for l in looks {
         let (status, reason, message) = &l.condition;
+        let app = l.app.as_ref().map_or(String::new(), |(sync, health)| {
+            format!(", app {sync} + {health}")
+        });
         eprintln!(
-            "[node test] {what} t={:5.1}s READY {:5} on {:?} nodes, Ready {status} {reason}: {message}",
+            "[node test] {what} t={:5.1}s READY {:5} on {:?} nodes, Ready {status} {reason}: {message}{app}",
             l.t, l.ready, l.nodes
         );
     }
@@ -295,24 +319,45 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
     assert_eq!(pdb["status"]["expectedPods"], 3, "{pdb}");
     assert_eq!(pdb["metadata"]["ownerReferences"][0]["kind"], "Predictor");
 
-    // Both workers drained at once under the probe: their pods may only go to the first node, and only
-    // one at a time.
-    let clients = two_clients(setup, "drain-two-nodes", 60);
+    // Team A's Predictor beside it, delivered by ArgoCD from Git: 3 replicas of the same release, spread
+    // over the 3 nodes like the first.
+    let (url, sha) = setup.model("MODEL_A");
+    let mut team = predictor_object(&tag, &url, sha);
+    team.spec.replicas = 3;
+    let team = serde_json::to_value(&team).unwrap();
+    let (mut argo, _) = crate::autoscaling::deliver_by_argocd(node, "drain", "3 replicas", &team);
+    let spread = wait_for(
+        Duration::from_secs(120),
+        "team-a's Predictor 3/3 on 3 nodes",
+        || {
+            let pods = ready_pods(node, TEAM_NS);
+            (nodes_of(&pods).len() == 3).then_some(pods)
+        },
+    );
+    eprintln!("[node test] team-a's Predictor (ArgoCD): {spread:?}");
+
+    // Both workers drained at once, team-a's Service under the probe: the pods of both Predictors may only
+    // go to the first node, and each Predictor's only one at a time.
+    let team_base = service_base(node, TEAM_NS);
+    let clients = two_clients(node, &team_base, "drain-two-nodes", 75);
     let t0 = Instant::now();
-    let (outputs, looks) = watch_status(node, || {
-        thread::scope(|s| {
-            let drains: Vec<_> = WORKERS
-                .iter()
-                .map(|(_, name)| s.spawn(move || (*name, drain(setup, name))))
-                .collect();
-            drains
-                .into_iter()
-                .map(|d| d.join().expect("a drain"))
-                .collect::<Vec<_>>()
+    let ((outputs, looks), team_looks) = watch_status(node, TEAM_NS, Some(APP), || {
+        watch_status(node, NS, None, || {
+            thread::scope(|s| {
+                let drains: Vec<_> = WORKERS
+                    .iter()
+                    .map(|(_, name)| s.spawn(move || (*name, drain(setup, name))))
+                    .collect();
+                drains
+                    .into_iter()
+                    .map(|d| d.join().expect("a drain"))
+                    .collect::<Vec<_>>()
+            })
         })
     });
     let drained_s = t0.elapsed().as_secs_f64();
     print_looks("drain", &looks);
+    print_looks("drain, team-a", &team_looks);
     for (name, out) in &outputs {
         eprintln!("[node test] kubectl drain {name}:\n{}", out.trim_end());
     }
@@ -325,22 +370,43 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
         "an eviction waited for the PodDisruptionBudget: {outputs:?}"
     );
     // Never fewer than 2 ready of 3 (the budget allows 1 unavailable), and Ready throughout: a pod
-    // replaced by the same release is Scaling, not a rollout (what ArgoCD's health check reads as
-    // Healthy: argocd/health.lua).
+    // replaced by the same release is Scaling, not a rollout, which ArgoCD's health check (argocd/health.lua)
+    // reads as Healthy: the Application stays Synced + Healthy at every look.
+    for (what, looks) in [("mlops-node-test", &looks), ("team-a", &team_looks)] {
+        assert!(
+            looks.iter().all(|l| l.ready_pods() >= 2 && l.is_ready()),
+            "{what}: READY never below 2/3, Ready throughout: {looks:?}"
+        );
+    }
     assert!(
-        looks.iter().all(|l| l.ready_pods() >= 2 && l.is_ready()),
-        "READY never below 2/3, Ready throughout: {looks:?}"
+        team_looks.iter().all(Look::synced_and_healthy),
+        "team-a's Application Synced + Healthy throughout: {team_looks:?}\n{}",
+        argo.logs()
     );
+    argo.check_running();
     let after = settle_spread(setup, &tag, "MODEL_A", 3, "3 replicas after the drains");
     assert_eq!(
         nodes_of(&after),
         BTreeSet::from([FIRST.to_string()]),
         "the pods moved to the node left: {after:?}"
     );
+    let team_after = wait_for(
+        Duration::from_secs(60),
+        "team-a's Predictor 3/3 on the node left",
+        || {
+            let pods = ready_pods(node, TEAM_NS);
+            (pods.len() == 3).then_some(pods)
+        },
+    );
+    assert_eq!(
+        nodes_of(&team_after),
+        BTreeSet::from([FIRST.to_string()]),
+        "team-a's pods moved to the node left: {team_after:?}"
+    );
     eprintln!("[node test] two nodes drained at once in {drained_s:.1} s");
     for (client, watch) in clients {
         assert_watch_clean(
-            &format!("two nodes drained at once, {client}"),
+            &format!("two nodes drained at once, team-a's Service, {client}"),
             watch,
             &[&tag],
         );
@@ -348,6 +414,9 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
     for (_, name) in WORKERS {
         node.kubectl_ok(&["uncordon", name]);
     }
+    // Team A leaves: the scenarios after this one see the Predictor of the test namespace only.
+    drop(argo);
+    team_a_emptied(node);
 }
 
 /// Issue 30, acceptance 3: a node lost under the probe, then back.
@@ -366,16 +435,16 @@ pub(crate) fn node_lost(setup: &Setup) {
         .map(|(p, _)| p.clone())
         .expect("a pod on the worker");
 
-    let clients = two_clients(setup, "node-lost", 90);
+    let clients = two_clients(node, &setup.base, "node-lost", 90);
     let t_lost = Instant::now();
     let lost_at = std::time::SystemTime::now();
     worker(setup, "lose", id);
-    let (replaced_s, looks) = watch_status(node, || {
+    let (replaced_s, looks) = watch_status(node, NS, None, || {
         wait_for(
             Duration::from_secs(240),
             "the lost node's pod replaced on the other nodes",
             || {
-                let pods = ready_pods(node);
+                let pods = ready_pods(node, NS);
                 (pods.len() == 3 && pods.iter().all(|(_, n)| n != lost))
                     .then(|| t_lost.elapsed().as_secs_f64())
             },
@@ -454,9 +523,9 @@ pub(crate) fn node_lost(setup: &Setup) {
     );
 
     // The node back: it joins again and nothing the Predictor runs moves or restarts.
-    let before = ready_pods(node);
+    let before = ready_pods(node, NS);
     let watch = Watch::start(node, "node-back", &setup.base, &["--max-duration", "30s"]);
-    let ((), looks) = watch_status(node, || {
+    let ((), looks) = watch_status(node, NS, None, || {
         worker(setup, "start", id);
         thread::sleep(Duration::from_secs(20));
     });
@@ -466,7 +535,7 @@ pub(crate) fn node_lost(setup: &Setup) {
         "READY stays 3/3 as the node comes back: {looks:?}"
     );
     assert_eq!(
-        ready_pods(node),
+        ready_pods(node, NS),
         before,
         "no pod moved as the node came back"
     );
@@ -508,7 +577,7 @@ pub(crate) fn autoscaled_spread(setup: &Setup) {
         "autoscaled from 2: Ready on the new model, a budget over its pods",
         || {
             let p = node.predictor();
-            let pods = ready_pods(node);
+            let pods = ready_pods(node, NS);
             let ready = format!("{0}/{0}", pods.len());
             (condition_is(&p, "Autoscaling", "True")
                 && p["status"]["modelSha256"] == sha
@@ -521,7 +590,7 @@ pub(crate) fn autoscaled_spread(setup: &Setup) {
     );
     eprintln!(
         "[node test] autoscaled, minReplicas 2: {:?}; budget maxUnavailable {} over {} pods",
-        ready_pods(node),
+        ready_pods(node, NS),
         pdb["spec"]["maxUnavailable"],
         pdb["status"]["expectedPods"]
     );
@@ -549,7 +618,7 @@ pub(crate) fn autoscaled_spread(setup: &Setup) {
     let mut peak: Vec<(String, String)> = Vec::new();
     // Bounded by the load's 45 s and 15 s more.
     while t0.elapsed() < Duration::from_secs(60) {
-        let pods = ready_pods(node);
+        let pods = ready_pods(node, NS);
         if pods.len() > peak.len() {
             eprintln!(
                 "[node test] t={:.1}s autoscaled to {} ready pods on {:?}",
@@ -685,7 +754,7 @@ pub(crate) fn leader_node_lost(setup: &Setup) {
         "[node test] leader {leader}'s node {leader_node} lost: {new_leader} leads after {lead_s:.1} s (Lease {} s), \
          reconciles the change made meanwhile after {reconciled:.1} s; Ready on it after {applied:.1} s on {:?}",
         LEASE.as_secs(),
-        ready_pods(node)
+        ready_pods(node, NS)
     );
     assert!(
         lead_s <= LEASE.as_secs_f64() + 10.0,
