@@ -17,6 +17,7 @@ pub mod cli;
 #[cfg(feature = "serve")]
 pub mod client;
 pub mod data;
+pub mod drift;
 pub mod error;
 pub mod evaluate;
 pub mod metrics;
