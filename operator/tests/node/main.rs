@@ -74,6 +74,7 @@ mod helm;
 mod hostile;
 mod images;
 mod install;
+mod looks;
 mod nodes;
 mod probe;
 mod rollouts;

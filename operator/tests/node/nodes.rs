@@ -27,8 +27,9 @@ use serde_json::Value;
 
 use crate::Setup;
 use crate::cluster::*;
+use crate::looks::*;
 use crate::probe::*;
-use crate::support::argocd::{APP, ARGOCD_NS, TEAM_NS};
+use crate::support::argocd::{APP, TEAM_NS};
 
 /// The first node, up.sh's, and the workers this scenario adds (dev/node/lib.sh worker_vars).
 const FIRST: &str = "mlops-node";
@@ -182,104 +183,6 @@ fn two_clients(node: &Node, base: &str, name: &str, seconds: u32) -> [(&'static 
             ),
         ),
     ]
-}
-
-/// One look at the Predictor's status, as `kubectl get predictors` and its conditions show it.
-#[derive(Debug, PartialEq)]
-struct Look {
-    /// Seconds after the watch began.
-    t: f64,
-    /// READY (`status.ready`) and the nodes its ready pods run on (`status.nodes`).
-    ready: String,
-    nodes: Option<u64>,
-    /// The Ready condition: status, reason, message.
-    condition: (String, String, String),
-    /// Its ArgoCD Application's sync and health status, when it is delivered by ArgoCD.
-    app: Option<(String, String)>,
-}
-
-impl Look {
-    fn ready_pods(&self) -> u32 {
-        self.ready
-            .split_once('/')
-            .and_then(|(r, _)| r.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn is_ready(&self) -> bool {
-        self.condition.0 == "True"
-    }
-
-    fn synced_and_healthy(&self) -> bool {
-        self.app
-            .as_ref()
-            .is_some_and(|(sync, health)| sync == "Synced" && health == "Healthy")
-    }
-}
-
-/// The status of the Predictor in `ns` (and, with `app`, its ArgoCD Application's) every second while
-/// `busy` runs, each change kept: what a user saw.
-fn watch_status<T: Send>(
-    node: &Node,
-    ns: &str,
-    app: Option<&str>,
-    busy: impl FnOnce() -> T + Send,
-) -> (T, Vec<Look>) {
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let t0 = Instant::now();
-    thread::scope(|s| {
-        let looks = s.spawn(|| {
-            let mut looks: Vec<Look> = Vec::new();
-            // Bounded by `busy`, which is bounded itself; 600 looks at most.
-            for _ in 0..600 {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                let p = node.json(&["get", "predictor", NAME, "-n", ns]);
-                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-                let c = condition(&p, "Ready").cloned().unwrap_or_default();
-                let app = app.map(|app| {
-                    let a = node.json(&["get", "application", app, "-n", ARGOCD_NS]);
-                    (
-                        text(&a["status"]["sync"]["status"]),
-                        text(&a["status"]["health"]["status"]),
-                    )
-                });
-                let look = Look {
-                    t: t0.elapsed().as_secs_f64(),
-                    ready: text(&p["status"]["ready"]),
-                    nodes: p["status"]["nodes"].as_u64(),
-                    condition: (text(&c["status"]), text(&c["reason"]), text(&c["message"])),
-                    app,
-                };
-                let changed = looks.last().is_none_or(|l| {
-                    (&l.ready, l.nodes, &l.condition, &l.app)
-                        != (&look.ready, look.nodes, &look.condition, &look.app)
-                });
-                if changed {
-                    looks.push(look);
-                }
-                thread::sleep(Duration::from_secs(1));
-            }
-            looks
-        });
-        let result = busy();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        (result, looks.join().expect("the status watch"))
-    })
-}
-
-fn print_looks(what: &str, looks: &[Look]) {
-    for l in looks {
-        let (status, reason, message) = &l.condition;
-        let app = l.app.as_ref().map_or(String::new(), |(sync, health)| {
-            format!(", app {sync} + {health}")
-        });
-        eprintln!(
-            "[node test] {what} t={:5.1}s READY {:5} on {:?} nodes, Ready {status} {reason}: {message}{app}",
-            l.t, l.ready, l.nodes
-        );
-    }
 }
 
 /// Issue 30, acceptance 1 and 2: spread on 2 and 3 nodes, two nodes drained at once under the probe.
