@@ -83,6 +83,9 @@ PY
     --model-date 2026-02-15T00:00:00Z >/dev/null
   install -m 0644 "$tweets/test.csv" "$models/test.csv"
 fi
+# model-v1: a format-1 model file (predictor 0.2.0's, no drift reference), the one the predictor's own tests
+# load: a server still serves it, and the operator's Drift condition says why it is Unknown.
+install -m 0644 "$REPO/predictor/tests/data/model-v1.bin" "$models/model-v1.bin"
 chmod 0644 "$models"/*.bin
 for f in "$models"/*.bin; do
   name=$(basename "$f" .bin) && key=MODEL_$(echo "${name#model-}" | tr '[:lower:]' '[:upper:]')

@@ -69,6 +69,7 @@ mod support;
 mod argocd_ui;
 mod autoscaling;
 mod cluster;
+mod drift;
 mod gates;
 mod helm;
 mod hostile;
@@ -153,6 +154,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         autoscaling::autoscaling_under_argocd(&s.node, &s.store, &s.models)
     }),
     ("argocd_web_ui", argocd_ui::argocd_web_ui),
+    ("drift_under_argocd", drift::drift_under_load),
     ("nodes_spread_and_two_drained", nodes::spread_and_drain),
     ("nodes_one_lost_under_load", nodes::node_lost),
     ("nodes_autoscaled_spread", nodes::autoscaled_spread),

@@ -32,16 +32,26 @@ impl Watch {
         interval: &str,
         extra: &[&str],
     ) -> Watch {
+        // Real tweets in turn, not one text: a canary analysis compares predictions on them.
+        let texts = repo_root().join("../shared/data/tweets/test.csv");
+        Self::start_with_texts(node, name, base, interval, &texts, extra)
+    }
+
+    /// [`Watch::start_every`] sending the tweets of the CSV `texts`.
+    pub(crate) fn start_with_texts(
+        node: &Node,
+        name: &str,
+        base: &str,
+        interval: &str,
+        texts: &std::path::Path,
+        extra: &[&str],
+    ) -> Watch {
         let dir = node.state.join("reports");
         std::fs::create_dir_all(&dir).unwrap();
         let json = dir.join(format!("watch-{name}.json"));
         let started = SystemTime::now();
         let json_arg = json.display().to_string();
-        // Real tweets in turn, not one text: a canary analysis compares predictions on them.
-        let texts = repo_root()
-            .join("../shared/data/tweets/test.csv")
-            .display()
-            .to_string();
+        let texts = texts.display().to_string();
         let mut args = vec![
             "probe",
             "--url",
