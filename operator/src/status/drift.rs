@@ -197,3 +197,328 @@ fn without_figures(status: &PredictorStatus) -> PredictorStatus {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::crd::{DriftThresholds, MonitoringSpec, Predictor};
+    use crate::fixtures::{deployment_of, observed, predictor, time};
+    use crate::status::{READY, StatusEvent, compute_status, status_events};
+
+    fn drifting(spec: DriftSpec) -> Predictor {
+        let mut p = predictor("american", "team-a");
+        p.spec.monitoring = Some(MonitoringSpec { drift: Some(spec) });
+        p
+    }
+
+    fn reading(samples: u64, found: Found) -> DriftReading {
+        DriftReading {
+            samples,
+            found,
+            partial: false,
+            at: time(30),
+        }
+    }
+
+    fn measured(values: [f64; 4]) -> Found {
+        Found::Measured(
+            Signal::ALL
+                .into_iter()
+                .zip(values)
+                .map(|(s, v)| (s, Some(v)))
+                .collect(),
+        )
+    }
+
+    /// The Drift condition and `status.drift` of `p` after `reading`, as JSON.
+    fn drift_of_status(p: &Predictor, reading: Option<DriftReading>) -> serde_json::Value {
+        let d = deployment_of(p).rolled_out(2);
+        let o = crate::status::Observed {
+            drift: reading,
+            ..observed(Some(&d))
+        };
+        let s = compute_status(p, &o, &time(40));
+        json!({
+            "condition": find_condition(&s, DRIFT),
+            "drift": s.drift,
+        })
+    }
+
+    fn expected(
+        status: &str,
+        reason: &str,
+        message: &str,
+        drift: serde_json::Value,
+    ) -> serde_json::Value {
+        json!({
+            "condition": {
+                "type": "Drift",
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-25T10:00:40Z",
+            },
+            "drift": drift,
+        })
+    }
+
+    #[test]
+    fn every_reason_of_the_drift_condition() {
+        let p = drifting(DriftSpec::default());
+        let figures = |samples: i64, psi: serde_json::Value| {
+            let mut d = json!({"samples": samples, "windowSeconds": 600,
+                "measuredAt": "2026-11-25T10:00:30Z"});
+            if !psi.is_null() {
+                d["psi"] = psi;
+            }
+            d
+        };
+        let cases = [
+            (
+                reading(812, measured([0.031, 0.4149, 0.02, 0.3])),
+                expected(
+                    "True",
+                    "Drifted",
+                    "known PSI 0.41 > 0.25, positive PSI 0.30 > 0.25 (812 samples in the last 10m)",
+                    figures(
+                        812,
+                        json!({"probability": 0.031, "known": 0.415, "length": 0.02, "positive": 0.3}),
+                    ),
+                ),
+            ),
+            (
+                reading(812, measured([0.031, 0.1, 0.02, 0.25])),
+                expected(
+                    "False",
+                    "WithinThresholds",
+                    "probability PSI 0.03, known PSI 0.10, length PSI 0.02, positive PSI 0.25 (812 samples in the last 10m)",
+                    figures(
+                        812,
+                        json!({"probability": 0.031, "known": 0.1, "length": 0.02, "positive": 0.25}),
+                    ),
+                ),
+            ),
+            (
+                reading(120, measured([3.0, 3.0, 3.0, 3.0])),
+                expected(
+                    "Unknown",
+                    "NotEnoughSamples",
+                    "120 of 500 samples in the last 10m",
+                    figures(120, json!(null)),
+                ),
+            ),
+            (
+                reading(0, Found::NoPods),
+                expected(
+                    "Unknown",
+                    "NotEnoughSamples",
+                    "0 of 500 samples in the last 10m",
+                    figures(0, json!(null)),
+                ),
+            ),
+            (
+                reading(900, Found::NoReference),
+                expected(
+                    "Unknown",
+                    "NoReference",
+                    "the model file has no reference: retrain with predictor ≥ 0.3",
+                    figures(900, json!(null)),
+                ),
+            ),
+            (
+                reading(0, Found::NoSignals),
+                expected(
+                    "Unknown",
+                    "NoSignals",
+                    "the pods export no drift signals",
+                    figures(0, json!(null)),
+                ),
+            ),
+            (
+                reading(0, Found::Unreadable(2)),
+                expected(
+                    "Unknown",
+                    "SignalsUnreadable",
+                    "the drift signals of 2 pods could not be read",
+                    figures(0, json!(null)),
+                ),
+            ),
+        ];
+        for (r, want) in cases {
+            assert_eq!(drift_of_status(&p, Some(r.clone())), want, "{r:?}");
+        }
+        // Its own thresholds and window.
+        let strict = drifting(DriftSpec {
+            thresholds: DriftThresholds {
+                length: 0.01,
+                ..DriftThresholds::default()
+            },
+            window_seconds: 5400,
+            min_samples: 20,
+        });
+        let got = drift_of_status(&strict, Some(reading(30, measured([0.0, 0.0, 0.02, 0.0]))));
+        assert_eq!(
+            got["condition"]["message"],
+            "length PSI 0.02 > 0.01 (30 samples in the last 1h 30m)"
+        );
+    }
+
+    #[test]
+    fn without_spec_monitoring_drift_there_is_no_drift_at_all() {
+        let p = predictor("american", "team-a");
+        let got = drift_of_status(&p, Some(reading(812, measured([9.0; 4]))));
+        assert_eq!(got, json!({"condition": null, "drift": null}));
+        // `{}` turns it on, with every default.
+        let on: DriftSpec = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(on, DriftSpec::default());
+        assert_eq!(
+            (on.window_seconds, on.min_samples, on.thresholds.known),
+            (600, 500, 0.25)
+        );
+        // And drift never bears on Ready.
+        let d = deployment_of(&p).rolled_out(2);
+        let quiet = compute_status(&p, &observed(Some(&d)), &time(40));
+        let drifted = drifting(DriftSpec::default());
+        let o = crate::status::Observed {
+            drift: Some(reading(812, measured([9.0; 4]))),
+            ..observed(Some(&d))
+        };
+        let loud = compute_status(&drifted, &o, &time(40));
+        let others = |s: &PredictorStatus| {
+            s.conditions
+                .iter()
+                .filter(|c| c.type_ != DRIFT)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(others(&quiet), others(&loud));
+    }
+
+    #[test]
+    fn a_verdict_stands_until_a_whole_window_says_otherwise() {
+        let mut p = drifting(DriftSpec::default());
+        let d = deployment_of(&p).rolled_out(2);
+        let status_after = |p: &Predictor, r: Option<DriftReading>| {
+            let o = crate::status::Observed {
+                drift: r,
+                ..observed(Some(&d))
+            };
+            compute_status(p, &o, &time(40))
+        };
+        let drifted = status_after(&p, Some(reading(812, measured([0.0, 0.5, 0.0, 0.0]))));
+        p.status = Some(drifted.clone());
+        // The operator restarted: a short history of few answers, or no reading yet.
+        let restarted = DriftReading {
+            partial: true,
+            ..reading(40, measured([0.0; 4]))
+        };
+        assert_eq!(status_after(&p, Some(restarted)), drifted);
+        assert_eq!(status_after(&p, None), drifted);
+        // A whole window of few answers (traffic stopped) does say so.
+        let quiet = status_after(&p, Some(reading(40, measured([0.0; 4]))));
+        assert_eq!(
+            find_condition(&quiet, DRIFT).map(|c| c.reason.as_str()),
+            Some("NotEnoughSamples")
+        );
+    }
+
+    #[test]
+    fn an_event_on_each_change_of_the_verdict_only() {
+        let mut p = drifting(DriftSpec::default());
+        let d = deployment_of(&p).rolled_out(2);
+        let mut status_after = |r: DriftReading| {
+            let o = crate::status::Observed {
+                drift: Some(r),
+                ..observed(Some(&d))
+            };
+            let s = compute_status(&p, &o, &time(40));
+            let old = p.status.replace(s.clone()).unwrap_or_default();
+            status_events(&old, &s)
+        };
+        let event = |warning: bool, reason: &str, note: &str| StatusEvent {
+            warning,
+            reason: reason.into(),
+            note: note.into(),
+        };
+        // The first verdict, not drift: the status tells it (no Event per Predictor created).
+        assert_eq!(status_after(reading(10, measured([0.0; 4]))), []);
+        assert_eq!(
+            status_after(reading(600, measured([0.0; 4]))),
+            [event(
+                false,
+                "WithinThresholds",
+                "drift: probability PSI 0.00, known PSI 0.00, length PSI 0.00, positive PSI 0.00 (600 samples in the last 10m)"
+            )]
+        );
+        // New figures, same verdict: no Event.
+        assert_eq!(status_after(reading(700, measured([0.01; 4]))), []);
+        assert_eq!(
+            status_after(reading(700, measured([0.0, 0.41, 0.0, 0.0]))),
+            [event(
+                true,
+                "Drifted",
+                "drift: known PSI 0.41 > 0.25 (700 samples in the last 10m)"
+            )]
+        );
+        assert_eq!(
+            status_after(reading(800, measured([0.0, 0.5, 0.0, 0.0]))),
+            []
+        );
+        assert_eq!(
+            status_after(reading(0, Found::NoSignals)),
+            [event(
+                false,
+                "NoSignals",
+                "drift: the pods export no drift signals"
+            )]
+        );
+        // A Predictor whose first verdict is drift: a Warning.
+        let mut fresh = drifting(DriftSpec::default());
+        fresh.status = None;
+        let o = crate::status::Observed {
+            drift: Some(reading(700, measured([0.0, 0.41, 0.0, 0.0]))),
+            ..observed(Some(&d))
+        };
+        let s = compute_status(&fresh, &o, &time(40));
+        let events = status_events(&PredictorStatus::default(), &s);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].warning);
+        assert!(find_condition(&s, READY).is_some());
+    }
+
+    #[test]
+    fn new_figures_alone_wait_for_the_next_window_a_new_verdict_does_not() {
+        let mut p = drifting(DriftSpec::default());
+        let d = deployment_of(&p).rolled_out(2);
+        let at = |p: &Predictor, r: DriftReading, now: i64| {
+            let o = crate::status::Observed {
+                drift: Some(r),
+                ..observed(Some(&d))
+            };
+            compute_status(p, &o, &time(now))
+        };
+        let every = Duration::from_secs(600);
+        let old = at(&p, reading(600, measured([0.01; 4])), 40);
+        p.status = Some(old.clone());
+        let mut later = reading(900, measured([0.02; 4]));
+        later.at = time(90);
+        let newer = at(&p, later, 90);
+        assert_ne!(old, newer);
+        // Measured at 30 s: the figures of 90 s wait until 630 s.
+        assert_eq!(
+            defer_drift(&old, &newer, time(90).0, every),
+            Some(Duration::from_secs(540))
+        );
+        assert_eq!(defer_drift(&old, &newer, time(630).0, every), None);
+        // Drifted: at once.
+        let mut drifted = reading(900, measured([0.0, 0.9, 0.0, 0.0]));
+        drifted.at = time(90);
+        assert_eq!(
+            defer_drift(&old, &at(&p, drifted, 90), time(90).0, every),
+            None
+        );
+    }
+}
