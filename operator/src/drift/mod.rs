@@ -52,7 +52,8 @@ pub struct DriftReading {
 /// What one read of one pod gave: its signals, or why not (fixed wording: never its text).
 #[derive(Clone, Debug, PartialEq)]
 pub enum PodRead {
-    Signals(PodSignals),
+    /// Boxed: a read profile is a few hundred bytes, a failure none.
+    Signals(Box<PodSignals>),
     Failed,
 }
 
@@ -91,10 +92,8 @@ pub fn judge(
         let unreadable = reads
             .iter()
             .filter(|(_, r)| {
-                matches!(
-                    r,
-                    PodRead::Failed | PodRead::Signals(PodSignals::Unreadable(_))
-                )
+                matches!(r, PodRead::Failed)
+                    || matches!(r, PodRead::Signals(s) if matches!(**s, PodSignals::Unreadable(_)))
             })
             .count();
         let found = if reads.is_empty() {
@@ -187,7 +186,9 @@ impl DriftTracker {
             .history
             .keep_only(reads.iter().map(|(pod, _)| pod.as_str()));
         for (pod, read) in &reads {
-            if let PodRead::Signals(PodSignals::Read { live, reference }) = read {
+            if let PodRead::Signals(signals) = read
+                && let PodSignals::Read { live, reference } = signals.as_ref()
+            {
                 entry
                     .history
                     .record(pod, now, live.clone(), reference.clone(), window);
@@ -250,7 +251,7 @@ mod tests {
     const WINDOW: Duration = Duration::from_secs(600);
 
     fn read(live: Profile, reference: Option<Profile>) -> PodRead {
-        PodRead::Signals(PodSignals::Read { live, reference })
+        PodRead::Signals(Box::new(PodSignals::Read { live, reference }))
     }
 
     fn even(rows: u64) -> Profile {
@@ -326,7 +327,9 @@ mod tests {
         let judge_reads = |reads: Vec<(String, PodRead)>| {
             let mut h = History::default();
             for (pod, r) in &reads {
-                if let PodRead::Signals(PodSignals::Read { live, reference }) = r {
+                if let PodRead::Signals(signals) = r
+                    && let PodSignals::Read { live, reference } = signals.as_ref()
+                {
                     h.record(pod, Instant::now(), live.clone(), reference.clone(), WINDOW);
                 }
             }
@@ -334,14 +337,20 @@ mod tests {
         };
         assert_eq!(judge_reads(vec![]), Found::NoPods);
         assert_eq!(
-            judge_reads(vec![("a".into(), PodRead::Signals(PodSignals::None))]),
+            judge_reads(vec![(
+                "a".into(),
+                PodRead::Signals(Box::new(PodSignals::None))
+            )]),
             Found::NoSignals
         );
         assert_eq!(
             judge_reads(vec![
-                ("a".into(), PodRead::Signals(PodSignals::None)),
+                ("a".into(), PodRead::Signals(Box::new(PodSignals::None))),
                 ("b".into(), PodRead::Failed),
-                ("c".into(), PodRead::Signals(PodSignals::Unreadable("x"))),
+                (
+                    "c".into(),
+                    PodRead::Signals(Box::new(PodSignals::Unreadable("x")))
+                ),
             ]),
             Found::Unreadable(2)
         );

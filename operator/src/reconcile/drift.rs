@@ -60,14 +60,16 @@ pub(super) async fn read_drift(
                 return (pod, PodRead::Failed);
             };
             let read = match ctx.pod_metrics.fetch(&address).await {
-                Ok(text) => PodRead::Signals(exposition::parse(&text)),
+                Ok(text) => PodRead::Signals(Box::new(exposition::parse(&text))),
                 Err(reason) => {
                     // The reason is the scrape's own fixed wording (sizes, status codes).
                     tracing::debug!(%pod, %reason, "cannot read pod metrics for drift");
                     PodRead::Failed
                 }
             };
-            if let PodRead::Signals(exposition::PodSignals::Unreadable(why)) = &read {
+            if let PodRead::Signals(signals) = &read
+                && let exposition::PodSignals::Unreadable(why) = signals.as_ref()
+            {
                 tracing::debug!(%pod, why, "unreadable drift signals");
             }
             (pod, read)
