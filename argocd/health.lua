@@ -1,7 +1,8 @@
 -- ArgoCD health check for mlops.dev/Predictor.
 --
 -- Reads only what the operator writes (operator/src/status/): status.observedGeneration, the
--- conditions Ready, Progressing and Degraded, and for a Canary rollout status.rollout. The message
+-- conditions Ready, Progressing and Degraded, for a Canary rollout status.rollout, and the Drift
+-- condition (spec.monitoring.drift), which only adds to a Healthy message. The message
 -- always comes from what decided the status, so ArgoCD shows the operator's own words: during a
 -- canary analysis "waiting: N of M samples" (Progressing), after a rollback the measured values
 -- and thresholds (Degraded, reason CanaryRolledBack), once promoted the ready pods (Healthy).
@@ -39,6 +40,18 @@ local function says(c)
     return c.reason
   end
   return ""
+end
+
+-- A Healthy message, with the drift when the live answers drifted (Drift True): drift is a fact
+-- about the traffic, not about the rollout, so it never changes the health itself.
+local function healthy(status, message)
+  hs.status = "Healthy"
+  hs.message = message
+  local drift = condition(status, "Drift")
+  if drift ~= nil and drift.status == "True" then
+    hs.message = message .. "; drift: " .. says(drift)
+  end
+  return hs
 end
 
 local function evaluate(obj)
@@ -79,9 +92,7 @@ local function evaluate(obj)
 
   local rolling = progressing ~= nil and progressing.status == "True"
   if ready ~= nil and ready.status == "True" and not rolling then
-    hs.status = "Healthy"
-    hs.message = says(ready)
-    return hs
+    return healthy(status, says(ready))
   end
 
   if rolling then

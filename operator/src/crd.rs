@@ -89,6 +89,13 @@ pub const RESOLVE_IMAGE_ANNOTATION: &str = "mlops.dev/resolve-image";
         json_path = ".status.rollout.phase",
         description = "Phase of the canary rollout (Analyzing, Promoting, Promoted, RolledBack); empty for rolling updates"
     ),
+    printcolumn(
+        name = "Drift",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Drift\")].status",
+        priority = 1,
+        description = "Whether the live answers drifted from the model's training set (True, False, Unknown; empty without spec.monitoring.drift) (kubectl get -o wide)"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters) because it names the Service"),
@@ -173,6 +180,112 @@ pub struct PredictorSpec {
     /// drain of its node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption: Option<DisruptionSpec>,
+
+    /// What the operator watches in the serving pods beside their readiness. Unset: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+}
+
+/// What the operator watches in the serving pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Drift: the operator reads the live answers' profile from the stable pods' `/metrics` and
+    /// compares it (PSI per signal) with the reference the model file holds of its training set.
+    /// Set (even `{}`, every field defaulted) to turn it on: the status then has a `Drift`
+    /// condition and `status.drift`. Drift never changes Ready, Progressing or Degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSpec>,
+}
+
+/// When the live answers have drifted from the model's training set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSpec {
+    /// Largest PSI (Population Stability Index) of each signal before the Predictor reports
+    /// `Drift` True. Each defaults to 0.25 (the usual reading: below 0.1 no shift, 0.1 to 0.25 a
+    /// moderate one, above 0.25 a large one).
+    #[serde(default)]
+    pub thresholds: DriftThresholds,
+
+    /// Seconds of live answers compared with the reference: the last `windowSeconds` of every
+    /// stable pod. 30 to 86400, default 600.
+    #[serde(default = "default_drift_window")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub window_seconds: i32,
+
+    /// Answers the window must hold before any verdict (fewer: `Drift` is Unknown with reason
+    /// `NotEnoughSamples`): PSI swings on small samples. At least 20, default 500.
+    #[serde(default = "default_drift_min_samples")]
+    #[schemars(range(min = 20))]
+    pub min_samples: i64,
+}
+
+impl Default for DriftSpec {
+    fn default() -> Self {
+        Self {
+            thresholds: DriftThresholds::default(),
+            window_seconds: default_drift_window(),
+            min_samples: default_drift_min_samples(),
+        }
+    }
+}
+
+/// Largest PSI of each drift signal, each greater than 0 and at most 10.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftThresholds {
+    /// The predicted probability of the US class. Default 0.25.
+    #[serde(default = "default_psi_threshold")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 10.0").message("spec.monitoring.drift.thresholds.probability must be greater than 0 and at most 10"))]
+    pub probability: f64,
+
+    /// The share of a text's n-grams the model's vocabulary knows. Default 0.25.
+    #[serde(default = "default_psi_threshold")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 10.0").message("spec.monitoring.drift.thresholds.known must be greater than 0 and at most 10"))]
+    pub known: f64,
+
+    /// The text's length in characters. Default 0.25.
+    #[serde(default = "default_psi_threshold")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 10.0").message("spec.monitoring.drift.thresholds.length must be greater than 0 and at most 10"))]
+    pub length: f64,
+
+    /// The predicted class (the share of US answers). Default 0.25.
+    #[serde(default = "default_psi_threshold")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 10.0").message("spec.monitoring.drift.thresholds.positive must be greater than 0 and at most 10"))]
+    pub positive: f64,
+}
+
+impl Default for DriftThresholds {
+    fn default() -> Self {
+        let t = default_psi_threshold();
+        Self {
+            probability: t,
+            known: t,
+            length: t,
+            positive: t,
+        }
+    }
+}
+
+impl DriftThresholds {
+    /// The threshold of `signal`.
+    pub fn of(&self, signal: predictor::drift::Signal) -> f64 {
+        use predictor::drift::Signal;
+        match signal {
+            Signal::Probability => self.probability,
+            Signal::Known => self.known,
+            Signal::Length => self.length,
+            Signal::Positive => self.positive,
+        }
+    }
+}
+
+impl DriftSpec {
+    /// `windowSeconds` as a duration (30 s at least, whatever the object says).
+    pub fn window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::try_from(self.window_seconds.max(30)).unwrap_or(30))
+    }
 }
 
 /// The disruption budget of a Predictor's pods: exactly one of `maxUnavailable` and
@@ -515,11 +628,43 @@ pub struct PredictorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_good_image: Option<String>,
 
+    /// What the last drift reading measured (set while `spec.monitoring.drift` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftStatus>,
+
     /// Ready, Progressing, Degraded, ModelVerified, ImageResolved, (with `spec.validation`)
-    /// QualityGate and (with `spec.autoscaling`) Autoscaling, following the Kubernetes API
-    /// conventions.
+    /// QualityGate, (with `spec.autoscaling`) Autoscaling and (with `spec.monitoring.drift`) Drift,
+    /// following the Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// The figures of the last drift reading: the live answers of the window against the model
+/// file's reference.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftStatus {
+    /// Answers of the stable pods in the window (those served under the reference judged).
+    pub samples: i64,
+    /// `spec.monitoring.drift.windowSeconds` when measured.
+    pub window_seconds: i32,
+    /// PSI of each signal against the reference (3 decimals); unset while there is no verdict
+    /// (fewer than `minSamples` answers, or no reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psi: Option<DriftPsi>,
+    /// When the pods were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// PSI of each drift signal.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftPsi {
+    pub probability: f64,
+    pub known: f64,
+    pub length: f64,
+    pub positive: f64,
 }
 
 /// The autoscaler's view of the Predictor's pods.
@@ -659,6 +804,18 @@ fn default_canary_percent() -> i32 {
 
 fn default_analysis_deadline() -> i32 {
     600
+}
+
+fn default_drift_window() -> i32 {
+    600
+}
+
+fn default_drift_min_samples() -> i64 {
+    500
+}
+
+fn default_psi_threshold() -> f64 {
+    0.25
 }
 
 fn default_port() -> i32 {

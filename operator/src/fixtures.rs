@@ -44,6 +44,7 @@ pub fn predictor(name: &str, namespace: &str) -> Predictor {
             autoscaling: None,
             rollout: None,
             disruption: None,
+            monitoring: None,
         },
     );
     p.metadata.namespace = Some(namespace.into());
@@ -132,6 +133,7 @@ pub fn observed_of<'a>(p: &Predictor, d: Option<&'a Deployment>) -> Observed<'a>
         conflict: None,
         autoscaler: None,
         placement: None,
+        drift: None,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod budget;
 pub mod canary;
 pub mod crd;
+pub mod drift;
 pub mod error;
 pub mod image;
 pub mod leader;

@@ -206,6 +206,7 @@ fn build_context(
         client,
         children,
         own_writes: Default::default(),
+        drift: Default::default(),
     };
     Ok((Arc::new(ctx), writers))
 }

@@ -2,6 +2,7 @@
 //! format (which escapes label values, so no label can break the exposition).
 
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,6 +33,13 @@ struct KindLabel {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriftLabels {
+    namespace: String,
+    name: String,
+    signal: String,
+}
+
 /// Counters and gauges of one operator process.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +50,7 @@ pub struct Metrics {
     quality_checks: Family<ResultLabel, Counter>,
     writes: Family<KindLabel, Counter>,
     canary_verdicts: Family<ResultLabel, Counter>,
+    drift_psi: Family<DriftLabels, Gauge<f64, AtomicU64>>,
     leader: Gauge,
 }
 
@@ -54,6 +63,7 @@ impl Default for Metrics {
         let quality_checks = Family::<ResultLabel, Counter>::default();
         let writes = Family::<KindLabel, Counter>::default();
         let canary_verdicts = Family::<ResultLabel, Counter>::default();
+        let drift_psi = Family::<DriftLabels, Gauge<f64, AtomicU64>>::default();
         let leader = Gauge::default();
         let mut registry = Registry::default();
         // NB: counters are registered without `_total`: the OpenMetrics encoder appends it.
@@ -93,6 +103,11 @@ impl Default for Metrics {
             canary_verdicts.clone(),
         );
         registry.register(
+            "predictor_operator_drift_psi",
+            "PSI of a drift signal of a Predictor's live answers against its model file's reference, over its window (while spec.monitoring.drift is set and there is a verdict)",
+            drift_psi.clone(),
+        );
+        registry.register(
             "predictor_operator_leader",
             "1 when this replica holds the leader Lease",
             leader.clone(),
@@ -106,6 +121,7 @@ impl Default for Metrics {
             quality_checks,
             writes,
             canary_verdicts,
+            drift_psi,
             leader,
         }
     }
@@ -177,6 +193,30 @@ impl Metrics {
             .inc();
     }
 
+    /// Predictor `namespace/name`'s PSI per signal name; the signals without one lose their series.
+    pub fn drift(&self, namespace: &str, name: &str, psi: &std::collections::BTreeMap<&str, f64>) {
+        for signal in predictor::drift::Signal::ALL {
+            let labels = DriftLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                signal: signal.name().into(),
+            };
+            match psi.get(signal.name()) {
+                Some(value) => {
+                    self.drift_psi.get_or_create(&labels).set(*value);
+                }
+                None => {
+                    self.drift_psi.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// Removes Predictor `namespace/name`'s drift series (drift turned off, or it was deleted).
+    pub fn forget_drift(&self, namespace: &str, name: &str) {
+        self.drift(namespace, name, &Default::default());
+    }
+
     /// This replica became (or stopped being) the leader.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
@@ -212,6 +252,10 @@ mod tests {
         m.wrote("odd \"kind\" \\ with\nnewline");
         m.wrote("status");
         m.set_leader(true);
+        let psi = [("known", 0.41), ("length", 0.02)].into_iter().collect();
+        m.drift("team-a", "american", &psi);
+        m.drift("team-b", "gone", &psi);
+        m.forget_drift("team-b", "gone");
         let text = m.render();
         let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text)
             .unwrap_or_else(|e| panic!("unparsable exposition ({e:?}):\n{text}"));
@@ -255,6 +299,22 @@ mod tests {
         assert!(
             matches!(value, OpenMetricsValue::Gauge(n) if n.as_f64() == 1.0),
             "{value:?}"
+        );
+
+        let drift = family("predictor_operator_drift_psi");
+        assert_eq!(drift.family_type, OpenMetricsType::Gauge);
+        let mut series: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("predictor_operator_drift_psi{"))
+            .map(String::from)
+            .collect();
+        series.sort();
+        assert_eq!(
+            series,
+            [
+                "predictor_operator_drift_psi{namespace=\"team-a\",name=\"american\",signal=\"known\"} 0.41",
+                "predictor_operator_drift_psi{namespace=\"team-a\",name=\"american\",signal=\"length\"} 0.02",
+            ]
         );
 
         let duration = family("predictor_operator_reconcile_duration_seconds");

@@ -105,6 +105,28 @@ pub fn targets(pods: &[Pod], port: i32, candidate: &Candidate) -> (Vec<String>, 
     (stable, canary)
 }
 
+/// The pods whose drift signals are read, as `(pod name, ip:port)`: Predictor `name`'s ready
+/// stable pods in `namespace` (by the labels the operator sets on them; never a pod of another
+/// namespace), at most [`crate::drift::MAX_PODS`], first by name.
+pub fn drift_targets<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    namespace: &str,
+    name: &str,
+    port: i32,
+) -> Vec<(String, String)> {
+    let mut targets: Vec<(String, String)> = pods
+        .into_iter()
+        .filter(|pod| crate::status::is_ready_stable_pod(pod, namespace, name))
+        .filter_map(|pod| {
+            let ip = pod.status.as_ref()?.pod_ip.as_deref()?;
+            Some((pod.name_any(), format!("{ip}:{port}")))
+        })
+        .collect();
+    targets.sort();
+    targets.truncate(crate::drift::MAX_PODS);
+    targets
+}
+
 fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
@@ -193,7 +215,7 @@ type Labels = Vec<(String, String)>;
 
 /// One sample line of the text format: `name{key="value",…} value`; `None` for comments, blank
 /// lines and anything malformed.
-fn parse_line(line: &str) -> Option<(String, Labels, f64)> {
+pub(crate) fn parse_line(line: &str) -> Option<(String, Labels, f64)> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -468,6 +490,57 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn drift_reads_only_the_predictors_ready_stable_pods_in_its_namespace() {
+        let p = crate::fixtures::predictor("american", "team-a");
+        let d = crate::fixtures::deployment_of(&p).rolled_out(2);
+        let pod = |name: &str, ip: &str| {
+            let mut pod = crate::fixtures::ready_pod(&d, name, "node-a");
+            pod.status.as_mut().unwrap().pod_ip = Some(ip.into());
+            pod
+        };
+        let mut canary = pod("american-canary-1", "10.0.0.3");
+        canary
+            .labels_mut()
+            .insert(TRACK_LABEL.into(), TRACK_CANARY.into());
+        let mut elsewhere = pod("american-x", "10.0.9.9");
+        elsewhere.metadata.namespace = Some("team-b".into());
+        let mut not_ready = pod("american-y", "10.0.0.5");
+        not_ready.status.as_mut().unwrap().conditions = None;
+        let mut other = pod("other-1", "10.0.0.6");
+        other
+            .labels_mut()
+            .insert("app.kubernetes.io/instance".into(), "other".into());
+        let no_ip = {
+            let mut p = pod("american-z", "");
+            p.status.as_mut().unwrap().pod_ip = None;
+            p
+        };
+        let pods = [
+            pod("american-b", "10.0.0.2"),
+            pod("american-a", "10.0.0.1"),
+            canary,
+            elsewhere,
+            not_ready,
+            other,
+            no_ip,
+        ];
+        assert_eq!(
+            drift_targets(&pods, "team-a", "american", 5008),
+            [
+                ("american-a".to_string(), "10.0.0.1:5008".to_string()),
+                ("american-b".to_string(), "10.0.0.2:5008".to_string())
+            ]
+        );
+        // A Predictor of many pods: a bounded sample.
+        let many: Vec<Pod> = (0..100)
+            .map(|i| pod(&format!("american-{i:03}"), &format!("10.1.0.{i}")))
+            .collect();
+        let targets = drift_targets(&many, "team-a", "american", 5008);
+        assert_eq!(targets.len(), crate::drift::MAX_PODS);
+        assert_eq!(targets[0].0, "american-000");
     }
 
     #[test]

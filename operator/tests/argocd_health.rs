@@ -202,6 +202,8 @@ fn every_case_in_health_test_yaml_passes() {
         "testdata/progressing-canary-analysis.yaml",
         "testdata/degraded-canary-rolled-back.yaml",
         "testdata/healthy-canary-promoted.yaml",
+        "testdata/healthy-drifted.yaml",
+        "testdata/healthy-drift-unknown.yaml",
     ] {
         assert!(inputs.contains(&required), "no case for {required}");
     }
@@ -451,6 +453,67 @@ fn health_lua_keeps_an_autoscaled_predictor_healthy_while_it_scales() {
     rolling.status.as_mut().unwrap().observed_generation = Some(2);
     let rolling = with_operator_status(p, &rolling, ModelCheck::Passed(()));
     assert_eq!(status_of(&rolling).status, "Progressing");
+}
+
+/// Drift as the operator computes it: a drifted Predictor stays Healthy and says which signal; an
+/// Unknown drift adds nothing; drift never makes a rolling-out Predictor Healthy.
+#[test]
+fn health_lua_tells_drift_without_changing_the_health() {
+    use operator::crd::{DriftSpec, MonitoringSpec};
+    use operator::drift::{DriftReading, Found};
+    use predictor::drift::Signal;
+    let script = health_lua();
+    let mut p = predictor("american", "team-a");
+    p.spec.monitoring = Some(MonitoringSpec {
+        drift: Some(DriftSpec::default()),
+    });
+    let with_drift = |d: &Deployment, found: Found, samples: u64| {
+        let mut p = p.clone();
+        let observed = Observed {
+            drift: Some(DriftReading {
+                samples,
+                found,
+                partial: false,
+                at: time(0),
+            }),
+            ..observed_of(&p, Some(d))
+        };
+        p.status = Some(compute_status(&p, &observed, &time(0)));
+        run_health(&script, &serde_json::to_value(&p).unwrap()).expect("runs")
+    };
+    let psi = |known: f64| {
+        Found::Measured(
+            Signal::ALL
+                .into_iter()
+                .map(|s| (s, Some(if s == Signal::Known { known } else { 0.01 })))
+                .collect(),
+        )
+    };
+    let served = deployment_of(&p).rolled_out(2);
+    let ready = "2/2 pods ready, serving version 0.2 with model 9f2c1e0d4b3a";
+    assert_eq!(
+        with_drift(&served, psi(0.41), 812),
+        HealthStatus {
+            status: "Healthy".into(),
+            message: format!("{ready}; drift: known PSI 0.41 > 0.25 (812 samples in the last 10m)")
+        }
+    );
+    assert_eq!(
+        with_drift(&served, psi(0.02), 812),
+        HealthStatus {
+            status: "Healthy".into(),
+            message: ready.into()
+        }
+    );
+    assert_eq!(
+        with_drift(&served, Found::NoReference, 812),
+        HealthStatus {
+            status: "Healthy".into(),
+            message: ready.into()
+        }
+    );
+    let rolling = deployment_of(&p).rolling(2, 1);
+    assert_eq!(with_drift(&rolling, psi(0.41), 812).status, "Progressing");
 }
 
 /// A Canary rollout as the operator computes its status: analysing, rolled back, promoted.

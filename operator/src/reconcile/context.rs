@@ -13,6 +13,7 @@ use kube::{Client, ResourceExt};
 
 use super::own_writes::OwnWrites;
 use crate::crd::Predictor;
+use crate::drift::DriftTracker;
 use crate::image::ImageChecker;
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
@@ -37,6 +38,8 @@ pub struct Context {
     pub pod_metrics: Arc<dyn PodMetrics>,
     /// The versions the operator's own status writes replaced (see [`OwnWrites`]).
     pub own_writes: OwnWrites,
+    /// Per Predictor with `spec.monitoring.drift`: its pods' drift history and last reading.
+    pub drift: DriftTracker,
 }
 
 /// Caches of the children, filled by the watches that also trigger reconciles: reading a child
@@ -96,5 +99,20 @@ impl Children {
             &predictor.namespace().unwrap_or_default(),
             &predictor.name_any(),
         ))
+    }
+
+    /// The pods whose drift signals `predictor`'s drift reading reads (see
+    /// [`crate::scrape::drift_targets`]), from the pod cache (none before it has listed).
+    pub(super) fn drift_targets(&self, predictor: &Predictor) -> Vec<(String, String)> {
+        if !matches!(self.pods.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            return Vec::new();
+        }
+        let pods = self.pods.state();
+        crate::scrape::drift_targets(
+            pods.iter().map(|pod| pod.as_ref()),
+            &predictor.namespace().unwrap_or_default(),
+            &predictor.name_any(),
+            predictor.spec.port,
+        )
     }
 }

@@ -7,7 +7,7 @@
 //! One job per file, in the order of the steps: `validate`, `children` (reading them, and the
 //! requests that change one), `stop` (an invalid spec or a child's name taken: the status says
 //! why, nothing is applied), `preflight`, `rollout` (the direct and canary steps, with measuring
-//! and retiring), `apply`, `write` (status and Events, with `own_writes`); `context` (what every
+//! and retiring), `apply`, `drift` (reading the pods' drift signals), `write` (status and Events, with `own_writes`); `context` (what every
 //! reconcile shares); `tests`: whole reconciles against a fake apiserver.
 
 use std::future::Future;
@@ -34,6 +34,7 @@ use crate::watch::{self, Scope};
 mod apply;
 mod children;
 mod context;
+mod drift;
 mod own_writes;
 mod preflight;
 mod rollout;
@@ -47,6 +48,7 @@ use apply::apply_children;
 pub use children::is_applied;
 use children::read_children;
 pub use context::{ChildWriters, Children, Context};
+use drift::read_drift;
 pub use own_writes::OwnWrites;
 use preflight::{Preflight, preflight};
 use rollout::{ANALYSIS_POLL, canary_step, direct_step, stalled_pull};
@@ -134,12 +136,18 @@ async fn reconcile_steps(predictor: &Predictor, ctx: &Context) -> Result<Action>
     let rolling = matches!(status::rollout_of(deployment), Rollout::InProgress(_))
         || placement.is_some_and(|p| !p.agrees_with(deployment));
     let next = next_look(&checks, step.analysing, rolling);
+    // Step 7a: drift (while asked for): the last reading, the pods read again when it is due.
+    let (drift, drift_due) = read_drift(predictor, ctx, &namespace).await;
+    let next = drift_due.map_or(next, |due| due.min(next));
     let autoscaler = applied
         .autoscaler
         .as_ref()
         .or(current.autoscaler.as_ref())
         .filter(|_| predictor.spec.autoscaling.is_some());
-    let observed = observe(deployment, checks, pull_failure, autoscaler, placement);
+    let observed = Observed {
+        drift,
+        ..observe(deployment, checks, pull_failure, autoscaler, placement)
+    };
     let announce = async {
         if let Some(applied) = &applied.deployment {
             announce_rollout(predictor, current.deployment.as_ref(), applied, ctx).await;
@@ -170,6 +178,7 @@ fn observe<'a>(
         conflict: None,
         autoscaler,
         placement,
+        drift: None,
     }
 }
 
@@ -231,6 +240,7 @@ pub async fn run(
         watcher::Config::default().labels_from(&managed_pods()),
         status::keep_placement,
     );
+    let drift = forget_deleted(predictors.clone(), ctx.clone());
     let controller = Controller::for_stream(
         watch::reflect(writer, watches).applied_objects(),
         predictors,
@@ -261,6 +271,30 @@ pub async fn run(
     tokio::select! {
         () = controller => {}
         () = pods => {}
+        () = drift => {}
+    }
+}
+
+/// How often the drift memory of deleted Predictors is dropped.
+const DRIFT_FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// Drops, every [`DRIFT_FORGET_EVERY`], the drift history and metric series of the Predictors no
+/// longer in `predictors` (a deletion brings no reconcile, and a relist may hide it). Never ends.
+async fn forget_deleted(predictors: reflector::Store<Predictor>, ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(DRIFT_FORGET_EVERY);
+    loop {
+        tick.tick().await;
+        // Before the first list the store is empty, not the Predictors.
+        if !matches!(
+            futures::FutureExt::now_or_never(predictors.wait_until_ready()),
+            Some(Ok(()))
+        ) {
+            continue;
+        }
+        let uids = predictors.state().iter().filter_map(|p| p.uid()).collect();
+        for (namespace, name) in ctx.drift.keep_only(&uids) {
+            ctx.metrics.forget_drift(&namespace, &name);
+        }
     }
 }
 

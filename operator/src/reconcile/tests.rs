@@ -46,6 +46,7 @@ fn context(client: Client, checker: ModelChecker) -> Arc<Context> {
         children: Children::new().0,
         pod_metrics: Arc::new(FakePodMetrics::default()),
         own_writes: OwnWrites::default(),
+        drift: Default::default(),
     })
 }
 

@@ -89,6 +89,9 @@ pub(super) async fn update_status(
     if let Some(wait) = status::defer_analysis(&old, &new, now, ANALYSIS_POLL) {
         return Ok(Some(wait));
     }
+    if let Some(wait) = status::defer_drift(&old, &new, now, drift_figures_every(predictor)) {
+        return Ok(Some(wait));
+    }
     if !patch_status(predictor, &new, ctx).await? {
         return Ok(None);
     }
@@ -96,6 +99,19 @@ pub(super) async fn update_status(
         publish(predictor, ctx, event.warning, &event.reason, event.note).await;
     }
     Ok(None)
+}
+
+/// How often new drift figures alone (samples, PSI) are written: once per window, at least a
+/// minute and at most ten apart. A change of the Drift condition's status or reason is written at
+/// once.
+fn drift_figures_every(predictor: &Predictor) -> Duration {
+    let window = predictor
+        .spec
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.drift.as_ref())
+        .map_or(Duration::ZERO, |d| d.window());
+    window.clamp(Duration::from_secs(60), Duration::from_secs(600))
 }
 
 /// Server-side apply of the status under the operator's field manager (like the children): the

@@ -9,10 +9,11 @@ use super::conditions::{
     autoscaling_condition, degraded_condition, image_resolved_condition, model_verified_condition,
     progressing_condition, quality_gate_condition, ready_condition,
 };
+use super::drift::drift_of;
 use super::observed::{Observed, Pods};
 use super::rollout::{rollout_of, scaling};
 use super::verdict::{
-    AUTOSCALING, DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY,
+    AUTOSCALING, DEGRADED, DRIFT, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY,
     condition, short,
 };
 use crate::crd::{AutoscalingStatus, Predictor, PredictorStatus, QualityStatus};
@@ -52,6 +53,17 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
             autoscaling_condition(spec, observed.autoscaler),
         )
     });
+    // Drift exists only while the Predictor asks for it, and never bears on the others.
+    let (drift, drift_status) = predictor
+        .spec
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.drift.as_ref())
+        .map(|spec| {
+            let (v, status) = drift_of(spec, observed.drift.as_ref(), &previous);
+            ((DRIFT, v), status)
+        })
+        .unzip();
     let conditions = [
         (READY, ready_condition(&rollout, &pods, observed)),
         (PROGRESSING, progressing_condition(&rollout, observed)),
@@ -68,6 +80,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
     .into_iter()
     .chain(gate)
     .chain(autoscaling)
+    .chain(drift)
     .map(|(type_, v)| condition(&previous.conditions, type_, v, generation, now))
     .collect();
     let Pods {
@@ -95,6 +108,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         rollout: None,
         last_good_model: None,
         last_good_image: None,
+        drift: drift_status.flatten(),
         conditions,
     }
 }

@@ -3,8 +3,8 @@
 
 use super::reason;
 use super::verdict::{
-    DEGRADED, FALSE, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, READY, TRUE, find_condition,
-    short,
+    DEGRADED, DRIFT, FALSE, IMAGE_RESOLVED, MODEL_VERIFIED, QUALITY_GATE, READY, TRUE,
+    find_condition, short,
 };
 use crate::crd::{PredictorStatus, RolloutStatus, phase};
 
@@ -78,6 +78,17 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
             warning: true,
             reason: c.reason.clone(),
             note: c.message.clone(),
+        });
+    }
+    // Drift: every change of the verdict (status or reason), a Warning when it drifted; the first
+    // verdict of a Predictor only when it is drift (like readiness, the status tells the rest).
+    if let Some(c) = changed(DRIFT)
+        && (c.status == TRUE || find_condition(old, DRIFT).is_some())
+    {
+        events.push(StatusEvent {
+            warning: c.status == TRUE,
+            reason: c.reason.clone(),
+            note: format!("drift: {}", c.message),
         });
     }
     if let Some(event) = rollout_event(old.rollout.as_ref(), new.rollout.as_ref()) {

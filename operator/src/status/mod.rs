@@ -8,7 +8,7 @@
 //! the reasons each gives), `rollout` (where a Deployment's rollout stands), `nodes` (on how many
 //! nodes the ready pods run), `observed` (what the status is computed from), `verdict` (what a
 //! condition says, and how it becomes one), `conditions` (each condition's verdict), `compute`
-//! (the whole status), `canary` (a Canary's rollout laid over it), `throttle` (when a write can
+//! (the whole status), `canary` (a Canary's rollout laid over it), `drift` (the Drift condition and `status.drift`), `throttle` (when a write can
 //! wait), `events` (the Events of a change); `tests`: whole statuses.
 
 use kube::ResourceExt;
@@ -19,6 +19,7 @@ mod canary;
 mod check;
 mod compute;
 mod conditions;
+mod drift;
 mod events;
 mod nodes;
 mod observed;
@@ -32,13 +33,14 @@ mod verdict;
 pub use canary::{RolloutView, compute_status_with_rollout};
 pub use check::{Check, ImageCheck, ModelCheck, QualityCheck};
 pub use compute::compute_status;
+pub use drift::defer_drift;
 pub use events::{StatusEvent, status_events};
-pub use nodes::{Placement, keep_placement};
+pub use nodes::{Placement, is_ready_stable_pod, keep_placement};
 pub use observed::Observed;
 pub use rollout::{Rollout, pull_failure, rollout_of, scaling};
 pub use throttle::{defer_analysis, defer_progress};
 pub use verdict::{
-    AUTOSCALING, DEGRADED, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY,
+    AUTOSCALING, DEGRADED, DRIFT, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY,
     find_condition, is_ready, short,
 };
 

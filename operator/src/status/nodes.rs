@@ -32,16 +32,9 @@ impl Placement {
     /// these changes only what its own Predictor says (and [`nodes`] then no longer believes the
     /// count); a pod of another namespace never counts.
     pub fn of<'a>(pods: impl IntoIterator<Item = &'a Pod>, namespace: &str, name: &str) -> Self {
-        let selector = selector_labels(name);
         let nodes: Vec<&str> = pods
             .into_iter()
-            .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|pod| {
-                let labels = pod.labels();
-                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                    && !labels.contains_key(TRACK_LABEL)
-            })
-            .filter(|pod| pod.metadata.deletion_timestamp.is_none() && is_ready(pod))
+            .filter(|pod| is_ready_stable_pod(pod, namespace, name))
             .filter_map(|pod| pod.spec.as_ref()?.node_name.as_deref())
             .collect();
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
@@ -96,14 +89,15 @@ fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == POD_READY && c.status == TRUE))
 }
 
-/// Cuts `pod` down to what [`Placement::of`] reads (name, namespace, labels, deletion time, node
-/// and Ready condition), for the pod cache: about 4 KB a pod (most of it the empty `Pod` struct)
+/// Cuts `pod` down to what [`Placement::of`] and drift read (name, namespace, labels, deletion
+/// time, node, Ready condition and IP), for the pod cache: about 4 KB a pod (most of it the empty `Pod` struct)
 /// instead of several times that, and at 1,000 Predictors the cache holds thousands.
 pub fn keep_placement(pod: &mut Pod) {
     let metadata = std::mem::take(&mut pod.metadata);
-    let ready = pod
-        .status
-        .take()
+    let status = pod.status.take();
+    // The address drift reads the pod's `/metrics` at (see `crate::scrape::drift_targets`).
+    let pod_ip = status.as_ref().and_then(|s| s.pod_ip.clone());
+    let ready = status
         .and_then(|s| s.conditions)
         .into_iter()
         .flatten()
@@ -120,15 +114,31 @@ pub fn keep_placement(pod: &mut Pod) {
             node_name: pod.spec.take().and_then(|s| s.node_name),
             ..PodSpec::default()
         }),
-        status: ready.map(|c| PodStatus {
-            conditions: Some(vec![PodCondition {
-                type_: c.type_,
-                status: c.status,
-                ..PodCondition::default()
-            }]),
+        status: (ready.is_some() || pod_ip.is_some()).then(|| PodStatus {
+            conditions: ready.map(|c| {
+                vec![PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    ..PodCondition::default()
+                }]
+            }),
+            pod_ip,
             ..PodStatus::default()
         }),
     };
+}
+
+/// Whether `pod` is one of Predictor `name`'s stable pods in `namespace`, by the labels the
+/// operator sets on them (the canary's carry [`TRACK_LABEL`] too), ready and not terminating.
+pub fn is_ready_stable_pod(pod: &Pod, namespace: &str, name: &str) -> bool {
+    let labels = pod.labels();
+    pod.metadata.namespace.as_deref() == Some(namespace)
+        && selector_labels(name)
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        && !labels.contains_key(TRACK_LABEL)
+        && pod.metadata.deletion_timestamp.is_none()
+        && is_ready(pod)
 }
 
 #[cfg(test)]
@@ -224,7 +234,7 @@ mod tests {
                 "deletionTimestamp": "2026-11-25T10:00:05Z"
             },
             "spec": {"containers": [], "nodeName": "node-a"},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "podIP": "10.0.0.7"}
         });
         assert_eq!(serde_json::to_value(&kept).unwrap(), expected);
 
@@ -235,7 +245,10 @@ mod tests {
         let whole = [pod, ready.clone(), not_ready.clone()];
         keep_placement(&mut ready);
         keep_placement(&mut not_ready);
-        assert_eq!(not_ready.status, None);
+        assert_eq!(
+            serde_json::to_value(&not_ready.status).unwrap(),
+            serde_json::json!({"podIP": "10.0.0.7"})
+        );
         assert_eq!(
             placement(&[kept, ready, not_ready]),
             placement(&whole),

@@ -9,6 +9,7 @@ use super::nodes::{Placement, nodes};
 use super::rollout::Rollout;
 use super::verdict::short;
 use crate::crd::{Predictor, PredictorStatus};
+use crate::drift::DriftReading;
 use crate::resources::{Served, stable_replicas};
 
 /// Everything the status is computed from besides the Predictor itself.
@@ -33,6 +34,9 @@ pub struct Observed<'a> {
     /// Where the ready pods of the Deployment run, as the operator's pod cache has them (`None`
     /// before the cache has listed the pods).
     pub placement: Option<Placement>,
+    /// The last drift reading of the stable pods, when `spec.monitoring.drift` is set and one was
+    /// made (`None`: the status keeps what it said of drift).
+    pub drift: Option<DriftReading>,
 }
 
 impl Observed<'_> {

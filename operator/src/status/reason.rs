@@ -63,3 +63,16 @@ pub const CANARY_ROLLED_BACK: &str = "CanaryRolledBack";
 pub const CANARY_STARTED: &str = "CanaryStarted";
 /// A candidate passed its analysis and is being promoted (Event).
 pub const CANARY_PROMOTED: &str = "CanaryPromoted";
+// Drift (only with `spec.monitoring.drift`; never Ready, Progressing or Degraded).
+/// The window holds fewer answers than `minSamples` (Drift Unknown).
+pub const NOT_ENOUGH_SAMPLES: &str = "NotEnoughSamples";
+/// The served model file has no reference to compare with (Drift Unknown).
+pub const NO_REFERENCE: &str = "NoReference";
+/// The pods export no drift signals (Drift Unknown).
+pub const NO_SIGNALS: &str = "NoSignals";
+/// The pods' drift signals could not be read (Drift Unknown).
+pub const SIGNALS_UNREADABLE: &str = "SignalsUnreadable";
+/// Every signal's PSI is at or below its threshold (Drift False).
+pub const WITHIN_THRESHOLDS: &str = "WithinThresholds";
+/// A signal's PSI is over its threshold (Drift True, Event).
+pub const DRIFTED: &str = "Drifted";

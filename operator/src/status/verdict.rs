@@ -20,6 +20,9 @@ pub const IMAGE_RESOLVED: &str = "ImageResolved";
 pub const QUALITY_GATE: &str = "QualityGate";
 /// Present only with `spec.autoscaling`: whether the autoscaler can scale the pods.
 pub const AUTOSCALING: &str = "Autoscaling";
+/// Present only with `spec.monitoring.drift`: whether the live answers drifted from the model
+/// file's reference. Never part of Ready, Progressing or Degraded.
+pub const DRIFT: &str = "Drift";
 pub(super) const TRUE: &str = "True";
 pub(super) const FALSE: &str = "False";
 pub(super) const UNKNOWN: &str = "Unknown";
