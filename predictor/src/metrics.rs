@@ -547,6 +547,117 @@ mod tests {
         assert!(matches!(value, OpenMetricsValue::Gauge(n) if number(n) == 1.0));
     }
 
+    /// The lines of `text` about drift.
+    fn drift_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.contains("predictor_drift"))
+            .collect()
+    }
+
+    #[test]
+    fn drift_signals_are_histograms_of_the_answers_beside_the_reference_gauges() {
+        let m = Metrics::new(true);
+        assert!(m.drift_signals());
+        let answer = |probability, known, ngrams, length, is_american| Observation {
+            probability,
+            known,
+            ngrams,
+            length,
+            is_american,
+        };
+        m.observe_answer(&answer(0.95, 3, 4, 30, true));
+        m.observe_answer(&answer(0.05, 0, 0, 300, false));
+        let mut reference = Profile::empty();
+        reference.observe(&answer(0.35, 1, 2, 15, false));
+        m.set_reference(Some(&reference));
+        let text = m.render(true);
+        openmetrics_parser::openmetrics::parse_openmetrics(&text)
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let bucket = |name: &str, le: &str, n: u64| format!("{name}_bucket{{le=\"{le}\"}} {n}");
+        let mut expected = Vec::new();
+        // Per signal: its help, its buckets (the bins, `+Inf` last: cumulative), sum and count.
+        for (signal, help, sum, counts) in [
+            (
+                "probability",
+                "Predicted probability of the US class, per answer",
+                "1.0",
+                [1, 1, 1, 1, 1, 1, 1, 1, 1, 2].as_slice(),
+            ),
+            (
+                "known",
+                "Share of the text's n-grams the vocabulary knows, per answer",
+                "0.75",
+                &[1, 1, 1, 1, 1, 1, 1, 2, 2, 2],
+            ),
+            (
+                "length",
+                "Length of the text in characters, per answer",
+                "330.0",
+                &[0, 0, 1, 1, 1, 1, 1, 1, 1, 2],
+            ),
+            (
+                "positive",
+                "Predicted class (1: US), per answer",
+                "1.0",
+                &[1, 2],
+            ),
+        ] {
+            let name = format!("predictor_drift_{signal}");
+            expected.push(format!("# HELP {name} {help}."));
+            expected.push(format!("# TYPE {name} histogram"));
+            expected.push(format!("{name}_sum {sum}"));
+            expected.push(format!("{name}_count 2"));
+            let signal = Signal::from_name(signal).unwrap();
+            for (bound, n) in signal.bounds().iter().zip(counts) {
+                let le = if bound.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    format!("{bound:?}")
+                };
+                expected.push(bucket(&name, &le, *n));
+            }
+        }
+        expected.push(
+            "# HELP predictor_drift_reference The model file's drift reference (its training rows): \
+             rows at or below each bound, by signal."
+                .into(),
+        );
+        expected.push("# TYPE predictor_drift_reference gauge".into());
+        // 0.35 (bin 0.4), 1 of 2 known (0.5), 15 characters (20.0), not US (0.0).
+        for (signal, first) in [
+            ("probability", 3),
+            ("known", 4),
+            ("length", 1),
+            ("positive", 0),
+        ] {
+            let signal = Signal::from_name(signal).unwrap();
+            for (i, bound) in signal.bounds().iter().enumerate() {
+                let le = if bound.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    format!("{bound:?}")
+                };
+                expected.push(format!(
+                    "predictor_drift_reference{{signal=\"{}\",le=\"{le}\"}} {}",
+                    signal.name(),
+                    u8::from(i >= first)
+                ));
+            }
+        }
+        assert_eq!(drift_lines(&text), expected, "{text}");
+
+        // A model without a reference: no reference family at all; off: no drift family at all.
+        m.set_reference(None);
+        let text = m.render(true);
+        assert!(!text.contains("predictor_drift_reference"), "{text}");
+        assert_eq!(drift_lines(&text).len(), 4 * 4 + 10 * 3 + 2, "{text}");
+        let off = Metrics::new(false);
+        off.observe_answer(&answer(0.5, 1, 1, 1, true));
+        off.set_reference(Some(&reference));
+        assert!(!off.drift_signals());
+        assert_eq!(drift_lines(&off.render(true)), Vec::<&str>::new());
+    }
+
     #[test]
     fn readiness_follows_the_render_argument_and_one_model_is_named() {
         let m = Metrics::default();
