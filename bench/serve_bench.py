@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Serving benchmark: `predictor serve` against the runtimes teams deploy and the limit, one run, same machine.
 
-Five servers, each in its own protocol, get the same load from wrk (CONNECTIONS connections, 2 threads, one
-tweet per request, DURATION seconds, after a short warm-up) on loopback:
+Five servers (ours twice), each in its own protocol, get the same load from wrk (CONNECTIONS connections,
+2 threads, one tweet per request, DURATION seconds, after a short warm-up) on loopback:
 - the limit: nginx (Debian `nginx-light`, 2 workers) answering our exact JSON with `return 200`, no work;
-- `predictor serve` (POST /api/american);
+- `predictor serve` (POST /api/american), as it runs (drift signals on: every answer counted into the
+  `predictor_drift_<signal>` histograms), and again with DRIFT_SIGNALS=off: what the drift signals cost;
 - the assignment's Flask app under gunicorn -w 2, and under `flask run` (../shared/baselines/sklearn_flask);
 - KServe 0.21's Python model server, 2 workers, V1 protocol (../shared/baselines/kserve_sklearn);
 - Seldon's MLServer 1.7.1, 2 parallel workers, V2 protocol (../shared/baselines/mlserver_sklearn).
 Prints req/s, p50 and p99, cold start (process start -> ready: ours `/readyz` 200 with the model fetched over
 loopback HTTP and its sha256 verified; the others: the first successful prediction), and the ratios. Then
 the limit and ours on one connection (wrk -t1 -c1: the latency of one request with nothing queued), and ours
-and KServe on batches of BATCH tweets of test.csv (`{"texts": [...]}` against `{"instances": [...]}`): tweets/s.
+and KServe on batches of BATCH tweets of test.csv (`{"texts": [...]}` against `{"instances": [...]}`): tweets/s;
+ours with drift signals off in each of them too, and what turning them off changes.
 
 Usage: bench/serve_bench.py [--duration 10] [--connections 16]
 Needs: a release build (cargo build --release -p predictor), wrk and nginx-light (Debian). The peers'
@@ -86,8 +88,11 @@ def failed_requests(non2xx, socket_errors):
 class Server:
     """One server of the run: how to start it, where to ask, what to send."""
 
-    def __init__(self, name, cmd, url, body, env=None, cwd=None, ready_url=None, batch=None, single=False):
+    def __init__(self, name, cmd, url, body, env=None, cwd=None, ready_url=None, batch=None, single=False,
+                 role="peer"):
         self.name, self.cmd, self.url, self.body = name, cmd, url, body
+        # "limit", "ours", "ours, drift off" or "peer": what the ratios compare.
+        self.role = role
         self.env, self.cwd, self.ready_url = env, cwd, ready_url
         # A body of BATCH tweets in this server's protocol, to measure tweets/s; also one connection alone.
         self.batch, self.single = batch, single
@@ -96,6 +101,18 @@ class Server:
         if self.ready_url:
             return fetch(self.ready_url)[0] == 200
         return fetch(self.url, self.body)[0] == 200
+
+
+def check_drift_series(server):
+    """Exits unless `server` (ours) has its drift series on /metrics as its role says (on: the histograms
+    and the model's reference; off: none), so the two rows measure what they are named for."""
+    base = server.ready_url.rsplit("/", 1)[0]
+    status, body = fetch(f"{base}/metrics")
+    text = body.decode() if isinstance(body, bytes) else body
+    on = "predictor_drift_probability_bucket" in text and "predictor_drift_reference{" in text
+    if status != 200 or on != (server.role == "ours") or (server.role != "ours" and "predictor_drift" in text):
+        sys.exit(f"{server.name}: /metrics (status {status}) does not have the drift series its role "
+                 f"({server.role}) says")
 
 
 def write_script(path, body):
@@ -115,15 +132,22 @@ def nginx_limit(tmp, answer):
     return ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], f"http://127.0.0.1:{port}/api/american"
 
 
-def servers(tmp, model_url, sha, pickle, batch):
-    """The five servers, the limit first and ours second."""
-    ours_port = free_port()
-    ours = Server("predictor serve (Rust, axum)",
-                  [PREDICTOR, "serve", "--model-url", model_url, "--model-sha256", sha, "--port", str(ours_port),
+def predictor_server(name, model_url, sha, batch, role, env=None):
+    """`predictor serve` on a free loopback port."""
+    port = free_port()
+    return Server(name,
+                  [PREDICTOR, "serve", "--model-url", model_url, "--model-sha256", sha, "--port", str(port),
                    "--host", "127.0.0.1"],
-                  f"http://127.0.0.1:{ours_port}/api/american", json.dumps({"text": TWEET}),
-                  ready_url=f"http://127.0.0.1:{ours_port}/readyz",
-                  batch=json.dumps({"texts": batch}, ensure_ascii=False), single=True)
+                  f"http://127.0.0.1:{port}/api/american", json.dumps({"text": TWEET}), env,
+                  ready_url=f"http://127.0.0.1:{port}/readyz",
+                  batch=json.dumps({"texts": batch}, ensure_ascii=False), single=True, role=role)
+
+
+def servers(tmp, model_url, sha, pickle, batch):
+    """The servers: the limit first, ours second, ours with drift signals off third, then the peers."""
+    ours = predictor_server("predictor serve (Rust, axum)", model_url, sha, batch, "ours")
+    drift_off = predictor_server("predictor serve, DRIFT_SIGNALS=off", model_url, sha, batch, "ours, drift off",
+                                 {"DRIFT_SIGNALS": "off"})
     # The limit answers exactly what we answer.
     proc = start(ours.cmd)
     try:
@@ -151,8 +175,10 @@ def servers(tmp, model_url, sha, pickle, batch):
     gunicorn_port, flask_port, kserve_port = free_port(), free_port(), free_port()
     flask_body = json.dumps({"text": TWEET})
     return [
-        Server("the limit: nginx, fixed answer, 2 workers", nginx_cmd, nginx_url, flask_body, single=True),
+        Server("the limit: nginx, fixed answer, 2 workers", nginx_cmd, nginx_url, flask_body, single=True,
+               role="limit"),
         ours,
+        drift_off,
         Server("gunicorn -w 2 (Flask + scikit-learn)",
                [os.path.join(flask_bin, "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{gunicorn_port}", "app:app"],
                f"http://127.0.0.1:{gunicorn_port}/api/american", flask_body, {"MODEL": pickle}, PEER_DIR),
@@ -191,7 +217,7 @@ def main():
         store, store_url = model_store(tmp)
         with open(TEST, encoding="utf-8", newline="") as f:
             batch = [row["text"] for row in csv.DictReader(f)][:BATCH]
-        rows, singles, batches = [], [], []
+        rows, singles, batches, roles = [], [], [], {}
         for server in servers(tmp, f"{store_url}/model.bin", sha, pickle, batch):
             script = write_script(os.path.join(tmp, "post.lua"), server.body)
             cold = []
@@ -207,6 +233,8 @@ def main():
             try:
                 if wait_ready(proc, server.ready, limit=120) is None:
                     sys.exit(not_ready(proc, server.name, 120))
+                if server.role.startswith("ours"):
+                    check_drift_series(server)
                 wrk(server.url, 2, args.connections, script)  # warm-up
                 rps, p50, p99, non2xx, socket_errors = wrk(server.url, args.duration, args.connections, script)
                 if server.single:
@@ -218,6 +246,7 @@ def main():
             finally:
                 stop(proc)
             rows.append((server.name, rps, p50, p99, non2xx, socket_errors, statistics.median(cold)))
+            roles[server.name] = server.role
         store.shutdown()
     load_after = open("/proc/loadavg").read().split()[:3]
 
@@ -226,21 +255,29 @@ def main():
     table(["server", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket errors", "cold start to ready ms (median of 3)"],
           [(name, f"{rps:,.0f}", f"{p50:.2f}", f"{p99:.2f}", non2xx, socket_errors, f"{cold * 1000:.0f}")
            for name, rps, p50, p99, non2xx, socket_errors, cold in rows])
-    limit, ours = rows[0], rows[1]
+
+    def by_role(measured, role):
+        return next(m for m in measured if roles[m[0]] == role)
+
+    limit, ours, off = (by_role(rows, role) for role in ("limit", "ours", "ours, drift off"))
     print(f"\nours / the limit: {ours[1] / limit[1]:.2f}x req/s, p50 {ours[2]:.3f} vs {limit[2]:.3f} ms")
-    for peer in rows[2:]:
+    print(f"drift signals on / off: {ours[1] / off[1]:.2f}x req/s, p50 {ours[2]:.3f} vs {off[2]:.3f} ms")
+    for peer in (r for r in rows if roles[r[0]] == "peer"):
         print(f"ours / {peer[0]}: {ours[1] / peer[1]:.1f}x req/s, p99 {ours[3]:.2f} vs {peer[3]:.2f} ms")
     print(f"\n### One connection (wrk -t1 -c1 -d{args.duration}s)\n")
     table(["server", "req/s", "p50 ms", "p99 ms", "non-2xx"],
           [(name, f"{rps:,.0f}", f"{p50:.3f}", f"{p99:.3f}", non2xx) for name, rps, p50, p99, non2xx, _ in singles])
-    if len(singles) == 2:
-        print(f"\nours - the limit, p50: {(singles[1][2] - singles[0][2]) * 1000:.0f} µs")
+    limit, ours, off = (by_role(singles, role) for role in ("limit", "ours", "ours, drift off"))
+    print(f"\nours - the limit, p50: {(ours[2] - limit[2]) * 1000:.0f} µs; "
+          f"drift signals on - off, p50: {(ours[2] - off[2]) * 1000:.0f} µs")
     print(f"\n### Batches of {BATCH} tweets of test.csv (wrk -t2 -c{args.connections})\n")
     table(["server", "requests/s", "tweets/s", "p50 ms", "p99 ms", "non-2xx"],
           [(name, f"{rps:,.0f}", f"{rps * BATCH:,.0f}", f"{p50:.2f}", f"{p99:.2f}", non2xx)
            for name, rps, p50, p99, non2xx, _ in batches])
-    if len(batches) == 2:
-        print(f"\nours / {batches[1][0]}: {batches[0][1] / batches[1][1]:.1f}x tweets/s")
+    ours, off = (by_role(batches, role) for role in ("ours", "ours, drift off"))
+    print(f"\ndrift signals on / off: {ours[1] / off[1]:.2f}x tweets/s")
+    for peer in (b for b in batches if roles[b[0]] == "peer"):
+        print(f"ours / {peer[0]}: {ours[1] / peer[1]:.1f}x tweets/s")
     print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")
     failed = {}
     for what, measured in (("", rows), (", one connection", singles), (", batches", batches)):

@@ -1,10 +1,12 @@
-//! Scoring a model against labelled data: the confusion matrix and the figures derived from it.
+//! Scoring a model against labelled data: the confusion matrix and the figures derived from it, and
+//! the data's drift profile beside the model's reference ([`DriftReport`]).
 
 use std::io::{BufReader, Read};
 
 use serde::Serialize;
 
 use crate::data::TweetReader;
+use crate::drift::{Profile, Signal, psi};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use model_store::digest::DigestReader;
@@ -112,35 +114,149 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// What an evaluation found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub summary: Summary,
+    /// Rows skipped (missing text or country).
+    pub skipped: u64,
+    /// The evaluated rows as drift sees them, predicted by the model.
+    pub profile: Profile,
+}
+
 /// Evaluates `model` on the CSV at `location`; `progress` gets the bytes read so far.
 pub fn evaluate_from(
     model: &Model,
     location: &str,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Summary, u64)> {
+) -> Result<Evaluation> {
     let shown = model_store::redact(location);
     let opened = model_store::open(location)?;
     let reader = DigestReader::new(BufReader::with_capacity(1 << 16, opened.reader), |n| {
         progress(n)
     });
-    evaluate_reader(model, reader, &shown)
+    evaluate(model, reader, &shown)
 }
 
 /// Evaluates `model` on labelled CSV read from `reader` (e.g. bytes already downloaded and
-/// verified); `shown` names the data in messages. The figures and the rows skipped.
-pub fn evaluate_reader(model: &Model, reader: impl Read, shown: &str) -> Result<(Summary, u64)> {
+/// verified); `shown` names the data in messages.
+pub fn evaluate(model: &Model, reader: impl Read, shown: &str) -> Result<Evaluation> {
     let mut tweets = TweetReader::new(reader, shown)?;
     let mut confusion = Confusion::default();
+    let mut profile = Profile::empty();
     while let Some(tweet) = tweets.next_tweet()? {
-        let prediction = model.predict(tweet.text);
+        let (prediction, observation) = model.predict_observed(tweet.text);
         confusion.add(prediction.is_american == 1, tweet.is_american);
+        profile.observe(&observation);
     }
     if confusion.total() == 0 {
         return Err(Error::Data(format!(
             "{shown}: no usable rows to evaluate on"
         )));
     }
-    Ok((confusion.summary(), tweets.skipped()))
+    Ok(Evaluation {
+        summary: confusion.summary(),
+        skipped: tweets.skipped(),
+        profile,
+    })
+}
+
+/// [`evaluate`]'s figures and rows skipped (what the operator's quality gate compares).
+pub fn evaluate_reader(model: &Model, reader: impl Read, shown: &str) -> Result<(Summary, u64)> {
+    evaluate(model, reader, shown).map(|e| (e.summary, e.skipped))
+}
+
+/// An evaluated data set's profile beside the model's reference, signal by signal: what
+/// `predictor eval` prints after the figures (and under `drift` in its JSON).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DriftReport {
+    /// Rows of the data.
+    pub rows: u64,
+    /// Rows of the reference; `None` when the model file has none (format 1).
+    pub reference_rows: Option<u64>,
+    pub signals: Vec<SignalDrift>,
+}
+
+/// One signal of a [`DriftReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SignalDrift {
+    pub signal: &'static str,
+    /// Each bin's upper bound as `/metrics` writes its `le` (`0.1`, `10.0`, `+Inf`).
+    pub le: Vec<String>,
+    /// Rows per bin: the data's, and the reference's.
+    pub data: Vec<u64>,
+    pub reference: Option<Vec<u64>>,
+    /// PSI of the data against the reference ([`psi`]); `None` without a reference.
+    pub psi: Option<f64>,
+}
+
+/// `data`'s profile beside `reference` (the model file's, if it has one). Pure.
+pub fn drift_report(data: &Profile, reference: Option<&Profile>) -> DriftReport {
+    let signals = Signal::ALL
+        .into_iter()
+        .map(|s| SignalDrift {
+            signal: s.name(),
+            le: s.bounds().iter().map(|&b| le(b)).collect(),
+            data: data.counts(s).to_vec(),
+            reference: reference.map(|r| r.counts(s).to_vec()),
+            psi: reference.and_then(|r| psi(r.counts(s), data.counts(s))),
+        })
+        .collect();
+    DriftReport {
+        rows: data.rows,
+        reference_rows: reference.map(|r| r.rows),
+        signals,
+    }
+}
+
+/// A bin's upper bound as an OpenMetrics `le`: the shortest text that reads back as the same number,
+/// with a `.0` on whole numbers, or `+Inf`.
+fn le(bound: f64) -> String {
+    if bound == f64::INFINITY {
+        "+Inf".into()
+    } else {
+        format!("{bound:?}")
+    }
+}
+
+/// Shares in percent, one column per bin.
+fn shares_row(label: &str, counts: &[u64]) -> String {
+    let total = counts.iter().sum::<u64>().max(1) as f64;
+    let cells: String = counts
+        .iter()
+        .map(|&c| format!("{:>7.1}", 100.0 * c as f64 / total))
+        .collect();
+    format!("    {label:<13}{cells}")
+}
+
+impl std::fmt::Display for DriftReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reference_rows {
+            Some(rows) => write!(
+                f,
+                "drift              against the model's reference ({rows} training rows): % of rows per \
+                 bin; PSI below 0.1 no shift, 0.1-0.25 moderate, above 0.25 large"
+            )?,
+            None => write!(
+                f,
+                "drift              the model file has no reference (format 1): this data's % of rows \
+                 per bin only"
+            )?,
+        }
+        for s in &self.signals {
+            match s.psi {
+                Some(psi) => write!(f, "\n  {:<17}PSI {psi:.4}", s.signal)?,
+                None => write!(f, "\n  {}", s.signal)?,
+            }
+            let bounds: String = s.le.iter().map(|le| format!("{le:>7}")).collect();
+            write!(f, "\n    {:<13}{bounds}", "le")?;
+            write!(f, "\n{}", shares_row("this data", &s.data))?;
+            if let Some(reference) = &s.reference {
+                write!(f, "\n{}", shares_row("reference", reference))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -182,11 +298,114 @@ mod tests {
         let path = dir.path().join("eval.csv");
         std::fs::write(&path, &eval).unwrap();
         let from_file = evaluate_from(&model, path.to_str().unwrap(), &mut |_| {}).unwrap();
-        let in_memory = evaluate_reader(&model, eval.as_bytes(), "eval").unwrap();
+        let in_memory = evaluate(&model, eval.as_bytes(), "eval").unwrap();
         assert_eq!(from_file, in_memory);
-        assert_eq!(in_memory.0.rows, (eval.lines().count() - 1) as u64);
+        assert_eq!(in_memory.summary.rows, (eval.lines().count() - 1) as u64);
+        assert_eq!(in_memory.profile.rows, in_memory.summary.rows);
+        assert_eq!(
+            evaluate_reader(&model, eval.as_bytes(), "eval").unwrap(),
+            (in_memory.summary, in_memory.skipped)
+        );
         let err = evaluate_reader(&model, &b"text,country_code\n"[..], "empty").unwrap_err();
         assert!(err.to_string().contains("empty: no usable rows"), "{err}");
+    }
+
+    /// Two rows of data against a reference of four, every value chosen so the bins are known.
+    fn profiles() -> (Profile, Profile) {
+        use crate::drift::Observation;
+        let o = |probability, known, length, is_american| Observation {
+            probability,
+            known,
+            ngrams: 4,
+            length,
+            is_american,
+        };
+        let mut reference = Profile::empty();
+        for row in [
+            o(0.05, 4, 30, false),
+            o(0.15, 4, 50, false),
+            o(0.85, 3, 70, true),
+            o(0.95, 4, 90, true),
+        ] {
+            reference.observe(&row);
+        }
+        let mut data = Profile::empty();
+        data.observe(&o(0.95, 0, 5, true));
+        data.observe(&o(0.95, 1, 300, true));
+        (data, reference)
+    }
+
+    #[test]
+    fn drift_report_lays_the_data_beside_the_reference_signal_by_signal() {
+        let (data, reference) = profiles();
+        let report = drift_report(&data, Some(&reference));
+        let json = serde_json::to_value(&report).unwrap();
+        let positive_psi = psi(&[2, 2], &[0, 2]).unwrap();
+        assert_eq!(
+            json["signals"][3],
+            serde_json::json!({
+                "signal": "positive",
+                "le": ["0.0", "+Inf"],
+                "data": [0, 2],
+                "reference": [2, 2],
+                "psi": positive_psi,
+            })
+        );
+        assert_eq!(json["rows"], 2);
+        assert_eq!(json["reference_rows"], 4);
+        assert_eq!(
+            json["signals"][2]["le"],
+            serde_json::json!([
+                "10.0", "20.0", "40.0", "60.0", "80.0", "100.0", "140.0", "200.0", "280.0", "+Inf"
+            ])
+        );
+        assert_eq!(
+            json["signals"][1]["data"],
+            serde_json::json!([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+        );
+        let names: Vec<&str> = report.signals.iter().map(|s| s.signal).collect();
+        assert_eq!(names, ["probability", "known", "length", "positive"]);
+
+        let text = report.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..5],
+            [
+                "drift              against the model's reference (4 training rows): % of rows per bin; \
+                 PSI below 0.1 no shift, 0.1-0.25 moderate, above 0.25 large",
+                &format!(
+                    "  probability      PSI {:.4}",
+                    psi(&reference.probability, &data.probability).unwrap()
+                ),
+                "    le               0.1    0.2    0.3    0.4    0.5    0.6    0.7    0.8    0.9   +Inf",
+                "    this data        0.0    0.0    0.0    0.0    0.0    0.0    0.0    0.0    0.0  100.0",
+                "    reference       25.0   25.0    0.0    0.0    0.0    0.0    0.0    0.0   25.0   25.0",
+            ]
+        );
+        assert_eq!(lines.len(), 1 + 4 * 4, "{text}");
+    }
+
+    #[test]
+    fn without_a_reference_the_report_says_so_and_shows_the_data_alone() {
+        let (data, _) = profiles();
+        let report = drift_report(&data, None);
+        assert_eq!(report.reference_rows, None);
+        assert!(
+            report
+                .signals
+                .iter()
+                .all(|s| s.psi.is_none() && s.reference.is_none())
+        );
+        let text = report.to_string();
+        assert!(
+            text.starts_with("drift              the model file has no reference (format 1)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("PSI") && !text.contains("reference   "),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1 + 4 * 3, "{text}");
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! Prometheus metrics of the server: prometheus-client counters, a latency histogram and gauges, encoded in
-//! the OpenMetrics text format on `/metrics`.
+//! the OpenMetrics text format on `/metrics`; with drift signals on, a histogram per drift signal over
+//! the answers and the model file's reference beside them ([`crate::drift`]).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use crate::drift::{self, Observation, Profile, Signal};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 /// The `Content-Type` of what [`encode`] (and so [`Metrics::render`]) returns; the operator's
@@ -137,6 +142,105 @@ impl ShadowMetrics {
     }
 }
 
+/// A bin's upper bound as a label value, written as a histogram writes its `le`: prometheus-client's
+/// own number label, or `+Inf`.
+#[derive(Clone, Copy, Debug)]
+struct Le(f64);
+
+impl EncodeLabelValue for Le {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        if self.0 == f64::INFINITY {
+            "+Inf".encode(encoder)
+        } else {
+            self.0.encode(encoder)
+        }
+    }
+}
+
+/// Labels of [`drift::REFERENCE_METRIC`].
+#[derive(Clone, Debug, EncodeLabelSet)]
+struct ReferenceLabels {
+    signal: &'static str,
+    le: Le,
+}
+
+/// The model's reference as gauges, in the order of [`Signal::ALL`] and of each signal's bins (`+Inf`
+/// last), as a histogram lists its buckets: a `Family` would list them in hash order. Empty (not even
+/// the family's `# TYPE` line) until a model with a reference is set.
+#[derive(Clone, Debug, Default)]
+struct ReferenceGauges(Arc<RwLock<Vec<(ReferenceLabels, i64)>>>);
+
+impl ReferenceGauges {
+    /// Replaces the gauges with `reference`'s cumulative counts (none: no series).
+    fn set(&self, reference: Option<&Profile>) {
+        let mut series = Vec::new();
+        for (signal, counts) in reference
+            .iter()
+            .flat_map(|r| Signal::ALL.map(|s| (s, r.counts(s))))
+        {
+            let mut cumulative = 0u64;
+            for (&bound, &count) in signal.bounds().iter().zip(counts) {
+                cumulative = cumulative.saturating_add(count);
+                let labels = ReferenceLabels {
+                    signal: signal.name(),
+                    le: Le(bound),
+                };
+                series.push((labels, i64::try_from(cumulative).unwrap_or(i64::MAX)));
+            }
+        }
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = series;
+    }
+}
+
+impl EncodeMetric for ReferenceGauges {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, value) in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            encoder.encode_family(labels)?.encode_gauge(value)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+}
+
+/// The drift signals: a histogram per signal over the answers, and the model's reference.
+struct DriftMetrics {
+    /// In [`Signal::ALL`]'s order.
+    live: [Histogram; 4],
+    reference: ReferenceGauges,
+}
+
+impl DriftMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let live = Signal::ALL.map(|signal| {
+            // NB: prometheus-client adds the `+Inf` bucket itself (and drops a given one).
+            let bounds = signal.bounds();
+            let histogram = Histogram::new(bounds[..bounds.len() - 1].iter().copied());
+            let help = match signal {
+                Signal::Probability => "Predicted probability of the US class, per answer",
+                Signal::Known => "Share of the text's n-grams the vocabulary knows, per answer",
+                Signal::Length => "Length of the text in characters, per answer",
+                Signal::Positive => "Predicted class (1: US), per answer",
+            };
+            registry.register(drift::live_metric(signal), help, histogram.clone());
+            histogram
+        });
+        let reference = ReferenceGauges::default();
+        registry.register(
+            drift::REFERENCE_METRIC,
+            "The model file's drift reference (its training rows): rows at or below each bound, by signal",
+            reference.clone(),
+        );
+        Self { live, reference }
+    }
+}
+
 /// Labels of the `predictor_model_info` gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelInfo {
@@ -157,10 +261,21 @@ pub struct Metrics {
     ready: Gauge,
     model_info: Family<ModelInfo, Gauge>,
     shadow: ShadowMetrics,
+    /// `None` with drift signals off.
+    drift: Option<DriftMetrics>,
 }
 
 impl Default for Metrics {
+    /// Every metric, drift signals on.
     fn default() -> Self {
+        Self::new(true)
+    }
+}
+
+impl Metrics {
+    /// Every metric; the drift signals only if `drift_signals` (off: no `predictor_drift_*` family, and
+    /// nothing per answer).
+    pub fn new(drift_signals: bool) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations: Family<RouteLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(BUCKETS));
@@ -209,6 +324,7 @@ impl Default for Metrics {
             "Time the candidate took to answer a copy, as this server saw it",
             shadow.duration.clone(),
         );
+        let drift = drift_signals.then(|| DriftMetrics::register(&mut registry));
         Self {
             registry,
             ok: Default::default(),
@@ -218,11 +334,31 @@ impl Default for Metrics {
             ready,
             model_info,
             shadow,
+            drift,
         }
     }
-}
 
-impl Metrics {
+    /// Whether answers are to be observed ([`Metrics::observe_answer`] does nothing otherwise).
+    pub fn drift_signals(&self) -> bool {
+        self.drift.is_some()
+    }
+
+    /// Counts one answer into the drift histograms (with drift signals on). Allocates nothing.
+    pub fn observe_answer(&self, observation: &Observation) {
+        if let Some(drift) = &self.drift {
+            for (signal, histogram) in Signal::ALL.into_iter().zip(&drift.live) {
+                histogram.observe(observation.value(signal));
+            }
+        }
+    }
+
+    /// Exports the served model's reference (none: a format-1 file), replacing any earlier one.
+    pub fn set_reference(&self, reference: Option<&Profile>) {
+        if let Some(drift) = &self.drift {
+            drift.reference.set(reference);
+        }
+    }
+
     /// Records one finished request.
     pub fn observe(&self, route: Route, status: u16, elapsed: Duration) {
         let resolve = || {
@@ -409,6 +545,117 @@ mod tests {
             ],
         );
         assert!(matches!(value, OpenMetricsValue::Gauge(n) if number(n) == 1.0));
+    }
+
+    /// The lines of `text` about drift.
+    fn drift_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.contains("predictor_drift"))
+            .collect()
+    }
+
+    #[test]
+    fn drift_signals_are_histograms_of_the_answers_beside_the_reference_gauges() {
+        let m = Metrics::new(true);
+        assert!(m.drift_signals());
+        let answer = |probability, known, ngrams, length, is_american| Observation {
+            probability,
+            known,
+            ngrams,
+            length,
+            is_american,
+        };
+        m.observe_answer(&answer(0.95, 3, 4, 30, true));
+        m.observe_answer(&answer(0.05, 0, 0, 300, false));
+        let mut reference = Profile::empty();
+        reference.observe(&answer(0.35, 1, 2, 15, false));
+        m.set_reference(Some(&reference));
+        let text = m.render(true);
+        openmetrics_parser::openmetrics::parse_openmetrics(&text)
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let bucket = |name: &str, le: &str, n: u64| format!("{name}_bucket{{le=\"{le}\"}} {n}");
+        let mut expected = Vec::new();
+        // Per signal: its help, its buckets (the bins, `+Inf` last: cumulative), sum and count.
+        for (signal, help, sum, counts) in [
+            (
+                "probability",
+                "Predicted probability of the US class, per answer",
+                "1.0",
+                [1, 1, 1, 1, 1, 1, 1, 1, 1, 2].as_slice(),
+            ),
+            (
+                "known",
+                "Share of the text's n-grams the vocabulary knows, per answer",
+                "0.75",
+                &[1, 1, 1, 1, 1, 1, 1, 2, 2, 2],
+            ),
+            (
+                "length",
+                "Length of the text in characters, per answer",
+                "330.0",
+                &[0, 0, 1, 1, 1, 1, 1, 1, 1, 2],
+            ),
+            (
+                "positive",
+                "Predicted class (1: US), per answer",
+                "1.0",
+                &[1, 2],
+            ),
+        ] {
+            let name = format!("predictor_drift_{signal}");
+            expected.push(format!("# HELP {name} {help}."));
+            expected.push(format!("# TYPE {name} histogram"));
+            expected.push(format!("{name}_sum {sum}"));
+            expected.push(format!("{name}_count 2"));
+            let signal = Signal::from_name(signal).unwrap();
+            for (bound, n) in signal.bounds().iter().zip(counts) {
+                let le = if bound.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    format!("{bound:?}")
+                };
+                expected.push(bucket(&name, &le, *n));
+            }
+        }
+        expected.push(
+            "# HELP predictor_drift_reference The model file's drift reference (its training rows): \
+             rows at or below each bound, by signal."
+                .into(),
+        );
+        expected.push("# TYPE predictor_drift_reference gauge".into());
+        // 0.35 (bin 0.4), 1 of 2 known (0.5), 15 characters (20.0), not US (0.0).
+        for (signal, first) in [
+            ("probability", 3),
+            ("known", 4),
+            ("length", 1),
+            ("positive", 0),
+        ] {
+            let signal = Signal::from_name(signal).unwrap();
+            for (i, bound) in signal.bounds().iter().enumerate() {
+                let le = if bound.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    format!("{bound:?}")
+                };
+                expected.push(format!(
+                    "predictor_drift_reference{{signal=\"{}\",le=\"{le}\"}} {}",
+                    signal.name(),
+                    u8::from(i >= first)
+                ));
+            }
+        }
+        assert_eq!(drift_lines(&text), expected, "{text}");
+
+        // A model without a reference: no reference family at all; off: no drift family at all.
+        m.set_reference(None);
+        let text = m.render(true);
+        assert!(!text.contains("predictor_drift_reference"), "{text}");
+        assert_eq!(drift_lines(&text).len(), 4 * 4 + 10 * 3 + 2, "{text}");
+        let off = Metrics::new(false);
+        off.observe_answer(&answer(0.5, 1, 1, 1, true));
+        off.set_reference(Some(&reference));
+        assert!(!off.drift_signals());
+        assert_eq!(drift_lines(&off.render(true)), Vec::<&str>::new());
     }
 
     #[test]

@@ -3,19 +3,24 @@
 //! Layout: `MAGIC` (8 bytes) · format version (u32 LE) · payload (bincode 2 of [`ModelFile`]) ·
 //! sha256 of the payload (32 bytes). The fixed header is read before any decoding, so a foreign or newer
 //! file is named as such; the trailer catches truncation and corruption before bincode sees the bytes.
+//!
+//! Format versions: 1, the model alone; 2 (written since issue 31) adds the training rows' drift
+//! profile ([`ModelFile::reference`]). bincode is not self-describing, so each version's payload is
+//! decoded with its own struct: a format-1 file still loads, with no reference.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::classifier::{NbParams, Scorer};
+use crate::drift::{Observation, Profile, Signal};
 use crate::error::{Error, Quoted, Result};
-use crate::text::vectorizer::Scratch;
+use crate::text::vectorizer::{NgramCounts, Scratch};
 use crate::text::{Features, Vectorizer, VectorizerData};
 
 /// First bytes of every model file.
 pub const MAGIC: &[u8; 8] = b"PRDCTNB\x01";
-/// Format version this program writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version this program writes, and the newest it reads (it reads every one from 1 up).
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = MAGIC.len() + 4;
 const TRAILER_LEN: usize = 32;
 /// bincode's own bound on what one decode claims. NB: bincode's limit is a constant, and its owned
@@ -32,8 +37,9 @@ pub const VOCABULARY_FACTOR: usize = 4;
 const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<String>() + 16;
 /// At most what decoding a payload of n bytes holds in memory: the payload itself, the vocabulary
 /// (≤ [`VOCABULARY_FACTOR`] × n), the `f64` vectors (≤ 2 × their bytes: growth by doubling) and
-/// serde's first reservation per sequence (≤ 1 MiB each, four sequences). Measured against real and
-/// hostile files in `tests/decode_bound.rs`.
+/// serde's first reservation per sequence (≤ 1 MiB each, four sequences). The reference's four
+/// sequences are refused past [`MAX_BINS`] entries, so they add at most 2 KiB. Measured against real
+/// and hostile files in `tests/decode_bound.rs`.
 pub fn decode_memory_bound(file_len: u64) -> u64 {
     (1 + VOCABULARY_FACTOR as u64 + 2) * file_len + (4 << 20)
 }
@@ -131,6 +137,83 @@ pub(crate) fn bounded_texts<'de, D: serde::Deserializer<'de>>(
     deserializer.deserialize_seq(Entries)
 }
 
+/// Most bins one signal of a decoded reference may have: the reference's sequences are read up to
+/// this many entries and refused past it, so a hostile file cannot make them claim memory.
+pub const MAX_BINS: usize = 64;
+
+/// The counts of one signal of a reference, at most [`MAX_BINS`] of them.
+fn bounded_bins<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+    struct Bins;
+    impl<'de> serde::de::Visitor<'de> for Bins {
+        type Value = Vec<u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "at most {MAX_BINS} counts")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u64>, A::Error> {
+            let mut bins = Vec::new();
+            while let Some(count) = seq.next_element()? {
+                if bins.len() == MAX_BINS {
+                    return Err(serde::de::Error::custom(format!(
+                        "a signal of the reference has more than {MAX_BINS} bins"
+                    )));
+                }
+                bins.push(count);
+            }
+            Ok(bins)
+        }
+    }
+    deserializer.deserialize_seq(Bins)
+}
+
+/// The file's reference: [`Profile`]'s fields in its order (the same bytes), each signal's counts
+/// through [`bounded_bins`].
+fn bounded_reference<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Profile>, D::Error> {
+    #[derive(Deserialize)]
+    struct Bounded {
+        rows: u64,
+        #[serde(deserialize_with = "bounded_bins")]
+        probability: Vec<u64>,
+        #[serde(deserialize_with = "bounded_bins")]
+        known: Vec<u64>,
+        #[serde(deserialize_with = "bounded_bins")]
+        length: Vec<u64>,
+        #[serde(deserialize_with = "bounded_bins")]
+        positive: Vec<u64>,
+    }
+    let bounded = Option::<Bounded>::deserialize(deserializer)?;
+    Ok(bounded.map(|b| Profile {
+        rows: b.rows,
+        probability: b.probability,
+        known: b.known,
+        length: b.length,
+        positive: b.positive,
+    }))
+}
+
+/// Why `reference` cannot be this program's reference, if it cannot: every signal must have its bins
+/// ([`Signal::bounds`]) and count every row once.
+fn reference_problem(reference: &Profile) -> Option<String> {
+    if !reference.is_well_formed() {
+        return Some(
+            "the drift reference does not have this program's bins for every signal".to_string(),
+        );
+    }
+    Signal::ALL.into_iter().find_map(|s| {
+        let counted: u128 = reference.counts(s).iter().map(|&c| u128::from(c)).sum();
+        (counted != u128::from(reference.rows)).then(|| {
+            format!(
+                "the drift reference's {} bins count {counted} rows, not its {}",
+                s.name(),
+                reference.rows
+            )
+        })
+    })
+}
+
 /// What the training data was. Where it was read from is deliberately not recorded: the same bytes give
 /// the same model file whether they came from a path, HTTP or HDFS.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,15 +239,51 @@ pub struct ModelFile {
     pub training: TrainingInfo,
     pub vectorizer: VectorizerData,
     pub classifier: NbParams,
+    /// The training rows as drift sees them, predicted by this model: what the server's live answers
+    /// are compared with (`predictor eval` and `/metrics` show it). Every file `predictor train`
+    /// writes has one; a format-1 file has none.
+    #[serde(deserialize_with = "bounded_reference")]
+    pub reference: Option<Profile>,
+}
+
+/// Format 1's payload: [`ModelFile`] without the reference. Frozen: format-1 files are decoded with it.
+#[derive(Deserialize)]
+struct ModelFileV1 {
+    #[serde(deserialize_with = "text")]
+    model_date: String,
+    #[serde(deserialize_with = "text")]
+    trained_by: String,
+    training: TrainingInfo,
+    vectorizer: VectorizerData,
+    classifier: NbParams,
+}
+
+impl From<ModelFileV1> for ModelFile {
+    fn from(v1: ModelFileV1) -> Self {
+        Self {
+            model_date: v1.model_date,
+            trained_by: v1.trained_by,
+            training: v1.training,
+            vectorizer: v1.vectorizer,
+            classifier: v1.classifier,
+            reference: None,
+        }
+    }
 }
 
 /// The file around `payload`: header (magic, this format version) and checksum, whatever the payload
 /// says. [`ModelFile::to_bytes`] frames its bincode so; the decoder's tests and fuzzer frame their
 /// own payloads so that the decoder sees them.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
+    frame_as(FORMAT_VERSION, payload)
+}
+
+/// Like [`frame`], with another version in the header: how tests write a file of an older (or a
+/// newer) format.
+pub fn frame_as(version: u32, payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&version.to_le_bytes());
     bytes.extend_from_slice(payload);
     bytes.extend_from_slice(&Sha256::digest(payload));
     bytes
@@ -220,21 +339,33 @@ impl ModelFile {
                 payload.len()
             )));
         }
-        let config = bincode::config::standard().with_limit::<MAX_PAYLOAD>();
-        let decoded = {
-            let _allowance = Allowance::set(payload.len().saturating_mul(VOCABULARY_FACTOR));
-            bincode::serde::decode_from_slice::<ModelFile, _>(payload, config)
+        let file = match version {
+            1 => decode::<ModelFileV1>(payload)?.into(),
+            _ => decode::<ModelFile>(payload)?,
         };
-        let (file, used) =
-            decoded.map_err(|e| Error::Corrupt(format!("cannot decode the payload: {e}")))?;
-        if used != payload.len() {
-            return Err(Error::Corrupt(format!(
-                "{} unexpected bytes after the payload",
-                payload.len() - used
-            )));
+        if let Some(problem) = file.reference.as_ref().and_then(reference_problem) {
+            return Err(Error::Corrupt(problem));
         }
         Ok(file)
     }
+}
+
+/// Decodes a whole payload as `T`, within this thread's [`ALLOWANCE`] for its size.
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    let config = bincode::config::standard().with_limit::<MAX_PAYLOAD>();
+    let decoded = {
+        let _allowance = Allowance::set(payload.len().saturating_mul(VOCABULARY_FACTOR));
+        bincode::serde::decode_from_slice::<T, _>(payload, config)
+    };
+    let (file, used) =
+        decoded.map_err(|e| Error::Corrupt(format!("cannot decode the payload: {e}")))?;
+    if used != payload.len() {
+        return Err(Error::Corrupt(format!(
+            "{} unexpected bytes after the payload",
+            payload.len() - used
+        )));
+    }
+    Ok(file)
 }
 
 fn describe_prefix(bytes: &[u8]) -> String {
@@ -295,6 +426,16 @@ impl Model {
         &self.file
     }
 
+    /// The model file back (training adds the reference it computed with the model).
+    pub fn into_file(self) -> ModelFile {
+        self.file
+    }
+
+    /// The training rows' profile, when the file has one (not a format-1 file).
+    pub fn reference(&self) -> Option<&Profile> {
+        self.file.reference.as_ref()
+    }
+
     pub fn model_date(&self) -> &str {
         &self.file.model_date
     }
@@ -305,17 +446,37 @@ impl Model {
 
     /// Predicts one text, with this thread's reused buffers (batch loops allocate nothing per text).
     pub fn predict(&self, text: &str) -> Prediction {
+        self.score(text).0
+    }
+
+    /// Predicts one text and says how drift sees the answer ([`crate::drift`]): the prediction, the
+    /// text's n-grams and how many the vocabulary knows, its length in characters. Allocates nothing
+    /// either; it costs [`predict`](Self::predict) and a count of the text's characters.
+    pub fn predict_observed(&self, text: &str) -> (Prediction, Observation) {
+        let (prediction, ngrams) = self.score(text);
+        let observation = Observation {
+            probability: prediction.probability,
+            known: ngrams.known,
+            ngrams: ngrams.total,
+            length: text.chars().count(),
+            is_american: prediction.is_american == 1,
+        };
+        (prediction, observation)
+    }
+
+    fn score(&self, text: &str) -> (Prediction, NgramCounts) {
         thread_local! {
             /// This thread's buffers for `predict`: once grown, a prediction allocates nothing (a serving
             /// thread answers each request with them).
             static BUFFERS: std::cell::RefCell<(Scratch, Features)> = Default::default();
         }
         BUFFERS.with_borrow_mut(|(scratch, row)| {
-            self.vectorizer.transform(text, scratch, row);
-            Prediction {
+            let ngrams = self.vectorizer.transform(text, scratch, row);
+            let prediction = Prediction {
                 is_american: self.scorer.predict(row),
                 probability: self.scorer.probability(row),
-            }
+            };
+            (prediction, ngrams)
         })
     }
 }

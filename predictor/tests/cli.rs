@@ -108,9 +108,25 @@ fn train_eval_predict_end_to_end() {
     ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
+    // The data's drift beside the model's reference: here the very rows it was trained on.
+    let drift = &json["drift"];
+    assert_eq!(
+        (&drift["rows"], &drift["reference_rows"]),
+        (&58.into(), &58.into())
+    );
+    let signals = drift["signals"].as_array().unwrap();
+    assert_eq!(signals.len(), 4, "{drift}");
+    for signal in signals {
+        assert_eq!(signal["data"], signal["reference"], "{signal}");
+        assert_eq!(signal["psi"], 0.0, "{signal}");
+    }
     let human = stdout(&predictor(&["eval", "--model", model, "--data", &data]));
     assert!(
         human.contains("confusion matrix") && human.contains("majority baseline"),
+        "{human}"
+    );
+    assert!(
+        human.contains("\ndrift              against the model's reference (58 training rows)"),
         "{human}"
     );
 
@@ -439,4 +455,25 @@ fn delivery_report_writes_the_report_and_fails_an_undelivered_run() {
         &["run(s) [1] failed requests or never served the new version"],
     );
     assert!(read("report.md").contains("| first answer from the new version | - | - |"));
+}
+
+/// A format-1 model file (no drift reference) evaluates as before, and says it has no reference.
+#[test]
+fn eval_of_a_format_1_model_says_it_has_no_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_sample(dir.path());
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/model-v1.bin");
+    let out = predictor(&["eval", "--model", model, "--data", &data]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let human = stdout(&out);
+    assert!(
+        human.contains("drift              the model file has no reference (format 1)"),
+        "{human}"
+    );
+    assert!(!human.contains("PSI"), "{human}");
+    let out = predictor(&["eval", "--model", model, "--data", &data, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["drift"]["reference_rows"], serde_json::Value::Null);
+    assert_eq!(json["drift"]["rows"], json["rows"]);
+    assert_eq!(json["drift"]["signals"][0]["psi"], serde_json::Value::Null);
 }

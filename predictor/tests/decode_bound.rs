@@ -1,6 +1,7 @@
 //! What decoding a model file may allocate is tied to the file's size: measured with a counting
 //! allocator (this test binary's global allocator) on a real model scaled up, and on hostile files
-//! (a length prefix claiming a GiB; a vocabulary of short entries and nothing else). One test
+//! (a length prefix claiming a GiB; a reference claiming a GiB of counts; a vocabulary of short
+//! entries and nothing else). One test
 //! function, so no other test of this binary allocates beside it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -97,6 +98,29 @@ fn decoding_allocates_in_proportion_to_the_file_not_to_what_it_claims() {
     assert!(err.contains("cannot decode the payload"), "{err}");
     assert!(
         largest < 1 << 16 && peak < 1 << 16,
+        "{largest} / {peak} bytes"
+    );
+
+    // A reference whose first signal claims a GiB of counts, 65 of them there: refused at the 65th
+    // (the model file's bound on bins) without reserving what the length prefix claims.
+    let mut bare = file.clone();
+    bare.reference = None;
+    let bytes = bare.to_bytes().unwrap();
+    let mut payload = bytes[12..bytes.len() - 32].to_vec();
+    assert_eq!(
+        payload.pop(),
+        Some(0),
+        "the payload ends with its reference's None"
+    );
+    payload.extend([1, 0, 252]); // Some, rows 0, a u32 length follows
+    payload.extend((1u32 << 30).to_le_bytes());
+    payload.extend([0; 65]);
+    let hostile = frame(&payload);
+    let (decoded, peak, largest) = measured(|| ModelFile::from_bytes(&hostile));
+    let err = decoded.unwrap_err().to_string();
+    assert!(err.contains("more than 64 bins"), "{err}");
+    assert!(
+        (peak as u64) < decode_memory_bound(hostile.len() as u64) && largest < 1 << 16,
         "{largest} / {peak} bytes"
     );
 

@@ -15,7 +15,9 @@ use predictor::cli::commands::{
     self, DeliveryReportOptions, EvalOptions, ProbeOptions, ServeOptions, TrainOptions,
 };
 use predictor::cli::durations::{self, OldSpelling, Unit};
-use predictor::cli::values::{CharRange, Limit, parse_limit, parse_range, parse_rate};
+use predictor::cli::values::{
+    CharRange, Limit, parse_limit, parse_range, parse_rate, parse_switch,
+};
 use predictor::probe::delivery::Mode;
 use predictor::probe::{Load, ProbeConfig, Until};
 use predictor::server::ServeConfig;
@@ -347,6 +349,11 @@ struct ServeArgs {
     /// path (mode 0600; a stale socket there is replaced). Never over TCP. Empty: no drain endpoint.
     #[arg(long, env = "DRAIN_SOCKET")]
     drain_socket: Option<PathBuf>,
+    /// Count every answer into the drift histograms (`predictor_drift_<signal>`) and export the model
+    /// file's reference beside them on /metrics: `on` or `off` (off: no drift series; to measure
+    /// what they cost).
+    #[arg(long, env = "DRIFT_SIGNALS", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    drift_signals: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -423,6 +430,7 @@ impl ServeArgs {
         config.drain_socket = self
             .drain_socket
             .filter(|path| !path.as_os_str().is_empty());
+        config.drift_signals = self.drift_signals;
         ServeOptions {
             config,
             address: std::net::SocketAddr::new(self.host, self.port),

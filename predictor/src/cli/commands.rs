@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{output, progress};
 use crate::client::{evaluate_live, http_client, predict_remote};
 use crate::error::{Error, Result};
-use crate::evaluate::{Confusion, evaluate_from};
+use crate::evaluate::{Confusion, drift_report, evaluate_from};
 use crate::model::{Model, sha256_hex};
 use crate::probe::delivery::{self, DeliveryReport, DeliveryRun, Marks, Mode, ProbeFile};
 use crate::probe::{self, ProbeConfig};
@@ -133,6 +133,7 @@ pub fn train(options: TrainOptions) -> Result<()> {
             bar.set_message(match pass {
                 Pass::CountNgrams => "counting n-grams",
                 Pass::Fit => "training",
+                Pass::Reference => "profiling the rows (drift reference)",
             });
             bar.set_position(bytes);
         },
@@ -160,10 +161,18 @@ pub fn eval(options: EvalOptions) -> Result<()> {
         Target::Model(path) => {
             let model = load_model(path)?;
             let bar = progress::bytes(&options.data);
-            let (summary, skipped) =
-                evaluate_from(&model, &options.data, &mut |n| bar.set_position(n))?;
+            let evaluation = evaluate_from(&model, &options.data, &mut |n| bar.set_position(n))?;
             bar.finish_and_clear();
-            println!("{}", output::summary(&summary, skipped, options.json)?);
+            let drift = drift_report(&evaluation.profile, model.reference());
+            println!(
+                "{}",
+                output::summary(
+                    &evaluation.summary,
+                    evaluation.skipped,
+                    &drift,
+                    options.json
+                )?
+            );
             Ok(())
         }
         Target::Url(url) => {

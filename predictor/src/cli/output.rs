@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::Prediction;
 use crate::client::LiveReport;
 use crate::error::{Error, Result};
-use crate::evaluate::Summary;
+use crate::evaluate::{DriftReport, Summary};
 use crate::model::ModelFile;
 
 /// Pretty JSON of a report.
@@ -29,12 +29,20 @@ pub fn trained(file: &ModelFile, out: &str, bytes: usize, sha256: &str, took: Du
     )
 }
 
-/// An offline evaluation: the summary, and the rows skipped for missing fields.
-pub fn summary(summary: &Summary, skipped: u64, as_json: bool) -> Result<String> {
+/// An offline evaluation: the summary, the rows skipped for missing fields, then the data's drift
+/// against the model's reference (JSON: the summary's fields, `skipped_rows` and `drift`).
+pub fn summary(
+    summary: &Summary,
+    skipped: u64,
+    drift: &DriftReport,
+    as_json: bool,
+) -> Result<String> {
     if as_json {
         let mut value = serde_json::to_value(summary)
             .map_err(|e| Error::Data(format!("cannot write JSON: {e}")))?;
         value["skipped_rows"] = skipped.into();
+        value["drift"] = serde_json::to_value(drift)
+            .map_err(|e| Error::Data(format!("cannot write JSON: {e}")))?;
         return json(&value);
     }
     let mut out = summary.to_string();
@@ -43,6 +51,7 @@ pub fn summary(summary: &Summary, skipped: u64, as_json: bool) -> Result<String>
             "\nskipped rows       {skipped} (missing text or country)"
         ));
     }
+    out.push_str(&format!("\n{drift}"));
     Ok(out)
 }
 

@@ -1,5 +1,5 @@
 //! Command-line values that are more than a number: request rates (`3000`), character n-gram ranges
-//! (`3-5`, `none`) and feature limits (`3000`, `all`). Each parser returns a message clap shows as is.
+//! (`3-5`, `none`), feature limits (`3000`, `all`) and switches (`on`, `off`). Each parser returns a message clap shows as is.
 //! Durations are humantime's ([`super::durations`]).
 
 use std::fmt;
@@ -63,6 +63,15 @@ impl fmt::Display for Limit {
     }
 }
 
+/// A switch: `on` or `off` (also `true`/`false`, as a variable may be written).
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("{text:?} is neither `on` nor `off`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +102,17 @@ mod tests {
             assert_eq!(parse_limit(text).unwrap().to_string(), text);
         }
         assert!(parse_limit("many").is_err());
+    }
+
+    #[test]
+    fn switches_are_on_or_off() {
+        assert_eq!(parse_switch("on"), Ok(true));
+        assert_eq!(parse_switch("true"), Ok(true));
+        assert_eq!(parse_switch("off"), Ok(false));
+        assert_eq!(parse_switch("false"), Ok(false));
+        assert_eq!(
+            parse_switch("0"),
+            Err("\"0\" is neither `on` nor `off`".into())
+        );
     }
 }

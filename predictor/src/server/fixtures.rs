@@ -10,6 +10,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::{App, AppState, ServeConfig, ServedModel, app};
+use crate::metrics::Metrics;
 use crate::model::{Model, sha256_hex};
 use crate::train::{TrainSettings, train_from_bytes};
 
@@ -23,10 +24,11 @@ pub(super) fn not_ready() -> App {
     app(AppState::new("0.2"), &config())
 }
 
-/// State serving a model trained on the built-in sample (trained once per test binary).
-pub(super) fn ready_state() -> Arc<AppState> {
+/// A model file trained on the built-in sample (trained once per test binary): the current format,
+/// with a reference.
+pub(super) fn sample_model() -> &'static [u8] {
     static MODEL: OnceLock<Vec<u8>> = OnceLock::new();
-    let bytes = MODEL.get_or_init(|| {
+    MODEL.get_or_init(|| {
         let (train, _) = crate::sample::split();
         train_from_bytes(
             train.as_bytes(),
@@ -36,13 +38,25 @@ pub(super) fn ready_state() -> Arc<AppState> {
         )
         .and_then(|file| file.to_bytes())
         .unwrap()
-    });
-    let state = AppState::new("0.2");
+    })
+}
+
+/// A format-1 model file (no reference): the one committed for the model file's tests.
+pub(super) const MODEL_V1: &[u8] = include_bytes!("../../tests/data/model-v1.bin");
+
+/// State serving the model file `bytes`, counting into `metrics`.
+pub(super) fn serving(bytes: &[u8], metrics: Metrics) -> Arc<AppState> {
+    let state = AppState::with_metrics("0.2", metrics);
     state.set_model(ServedModel {
         model: Model::from_bytes(bytes).unwrap(),
         sha256: sha256_hex(bytes),
     });
     state
+}
+
+/// State serving the sample model, every metric on.
+pub(super) fn ready_state() -> Arc<AppState> {
+    serving(sample_model(), Metrics::default())
 }
 
 /// A router serving the sample model.
@@ -75,6 +89,17 @@ pub(super) async fn send(
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
     (status, connection, json)
+}
+
+/// GETs `uri`: the status and the body as text.
+pub(super) async fn get_text(router: App, uri: &str) -> (StatusCode, String) {
+    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 pub(super) async fn post(router: App, body: impl Into<Body>) -> (StatusCode, Value) {

@@ -54,6 +54,7 @@ use predict::american;
 use status::{metrics, readyz};
 
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::shadow::ShadowConfig;
 
 /// Largest request body accepted (a tweet is at most a few KB; batches fit easily).
@@ -91,6 +92,9 @@ pub struct ServeConfig {
     pub threads: usize,
     /// Where to answer `POST /drain` (a Unix socket, see [`DrainSocket`]); `None`: nowhere.
     pub drain_socket: Option<PathBuf>,
+    /// Whether every answer is counted into the drift histograms, and the model's reference exported
+    /// beside them on `/metrics` ([`crate::drift`]). Off only to measure what they cost.
+    pub drift_signals: bool,
 }
 
 impl ServeConfig {
@@ -113,6 +117,7 @@ impl ServeConfig {
             max_connection_age: Some(Duration::from_secs(5)),
             threads: 1,
             drain_socket: None,
+            drift_signals: true,
         }
     }
 
@@ -210,7 +215,7 @@ pub async fn run(
         .as_deref()
         .map(DrainSocket::bind)
         .transpose()?;
-    let state = AppState::new(config.version.clone());
+    let state = AppState::with_metrics(config.version.clone(), Metrics::new(config.drift_signals));
     if let Some(shadow) = &config.shadow {
         state.set_shadow(shadow)?;
         tracing::info!(url = %model_store::redact(&shadow.url), percent = shadow.percent, "copying live requests to a shadow candidate");

@@ -106,8 +106,16 @@ pub(super) async fn american(
             format!("not ready: {reason}"),
         )
     })?;
+    let drift = state.metrics.drift_signals();
     let answer = |text: &str| {
-        let p = served.model.predict(text);
+        // With drift signals on, each answer also goes into their histograms (no allocation).
+        let p = if drift {
+            let (p, observation) = served.model.predict_observed(text);
+            state.metrics.observe_answer(&observation);
+            p
+        } else {
+            served.model.predict(text)
+        };
         Answer {
             is_american: p.is_american,
             version: &state.version,

@@ -27,13 +27,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// State answering as `version`, with every metric (drift signals on).
     pub fn new(version: impl Into<String>) -> Arc<Self> {
+        Self::with_metrics(version, Metrics::default())
+    }
+
+    /// State answering as `version`, counting into `metrics` (e.g. without drift signals).
+    pub fn with_metrics(version: impl Into<String>, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             version: version.into(),
             model: OnceLock::new(),
             not_ready: Mutex::new("the model has not been fetched yet".into()),
             draining: AtomicBool::new(false),
-            metrics: Metrics::default(),
+            metrics,
             shadow: OnceLock::new(),
         })
     }
@@ -53,6 +59,7 @@ impl AppState {
             sha256: served.sha256.clone(),
             model_date: served.model.model_date().to_string(),
         });
+        self.metrics.set_reference(served.model.reference());
         let _ = self.model.set(served);
     }
 

@@ -407,6 +407,14 @@ pub struct Vectorizer {
     unnamed: usize,
 }
 
+/// How many n-grams (word and character ones, each occurrence) a text had, and how many of them the
+/// vocabulary knows: what drift's "known" signal is made of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NgramCounts {
+    pub known: u32,
+    pub total: u32,
+}
+
 /// Buffers reused between calls to [`Vectorizer::transform`].
 #[derive(Default)]
 pub struct Scratch {
@@ -473,16 +481,17 @@ impl Vectorizer {
         self.idf.is_empty()
     }
 
-    /// The TF-IDF row of `text` into `out` (cleared first).
-    pub fn transform(&self, text: &str, scratch: &mut Scratch, out: &mut Features) {
-        self.transform_with(text, scratch, out, |_, _| {});
+    /// The TF-IDF row of `text` into `out` (cleared first), and how many of its n-grams it knew.
+    pub fn transform(&self, text: &str, scratch: &mut Scratch, out: &mut Features) -> NgramCounts {
+        self.transform_with(text, scratch, out, |_, _| {})
     }
 
     /// Like [`transform`](Self::transform), and records the text of each column seen whose text is not yet
     /// known (second pass of fitting).
     pub fn transform_recording(&mut self, text: &str, scratch: &mut Scratch, out: &mut Features) {
         if self.unnamed == 0 {
-            return self.transform(text, scratch, out);
+            self.transform(text, scratch, out);
+            return;
         }
         let mut found: Vec<(u32, String)> = Vec::new();
         self.transform_with(text, scratch, out, |col, gram| {
@@ -519,20 +528,27 @@ impl Vectorizer {
         scratch: &mut Scratch,
         out: &mut Features,
         mut on_hit: impl FnMut(u32, &Gram<'_>),
-    ) {
+    ) -> NgramCounts {
         out.clear();
         let tokens = settings_tokens(&self.settings, text, &mut scratch.lower);
+        let mut total = 0usize;
         for_each_gram(
             &self.settings,
             &tokens,
             &mut scratch.padded,
             |hash, gram| {
+                total += 1;
                 if let Some(&col) = self.index.get(&hash) {
                     on_hit(col, gram);
                     out.push((col, 1.0));
                 }
             },
         );
+        // Every hit is one entry until repeats are merged below: the known count costs nothing.
+        let counts = NgramCounts {
+            known: u32::try_from(out.len()).unwrap_or(u32::MAX),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+        };
         // Counts: sort by column and merge repeats.
         out.sort_unstable_by_key(|&(col, _)| col);
         out.dedup_by(|next, kept| {
@@ -556,6 +572,7 @@ impl Vectorizer {
             let inv = 1.0 / norm.sqrt();
             out.iter_mut().for_each(|(_, w)| *w *= inv);
         }
+        counts
     }
 }
 
@@ -727,6 +744,29 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    #[test]
+    fn transform_counts_every_ngram_occurrence_and_the_known_ones() {
+        // Words and pairs of "nyc nyc rain": nyc, nyc, rain, "nyc nyc", "nyc rain" (5); fitted on
+        // "nyc rain" alone, the vocabulary knows nyc (twice), rain and "nyc rain": 4.
+        let v = fit(plain(), &["nyc rain"]);
+        let (mut scratch, mut out) = (Scratch::default(), Features::new());
+        let counts = v.transform("nyc nyc rain", &mut scratch, &mut out);
+        assert_eq!(counts, NgramCounts { known: 4, total: 5 });
+        assert_eq!(out.len(), 3, "a column per distinct known n-gram");
+        let none = v.transform("", &mut scratch, &mut out);
+        assert_eq!(none, NgramCounts { known: 0, total: 0 });
+        // Character trigrams of the padded word " ab " (" ab", "ab ") add to the words' count.
+        let v = fit(
+            TextSettings {
+                char_ngrams: Some((3, 3)),
+                ..unigrams()
+            },
+            &["ab"],
+        );
+        let counts = v.transform("ab cd", &mut scratch, &mut out);
+        assert_eq!(counts, NgramCounts { known: 3, total: 6 });
     }
 
     #[test]
