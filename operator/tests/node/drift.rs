@@ -20,7 +20,7 @@ use crate::support::repo_root;
 
 /// The drift window and the samples it needs (the defaults are 10 minutes and 500: a test cannot
 /// wait ten minutes; at the probe's 50 answers a second 500 come in 10 s).
-const WINDOW: &str = "30s";
+const WINDOW_SECONDS: u32 = 30;
 const MIN_SAMPLES: u32 = 500;
 /// How long a phase may take to reach its verdict: the window (to flush the previous phase's
 /// answers out of it), the operator's reads and slack.
@@ -49,7 +49,8 @@ fn abroad_csv(dir: &Path) -> PathBuf {
 /// The team's Predictor with drift on.
 fn with_drift(p: operator::crd::Predictor) -> Value {
     let mut object = serde_json::to_value(&p).unwrap();
-    object["spec"]["monitoring"] = json!({"drift": {"window": WINDOW, "minSamples": MIN_SAMPLES}});
+    object["spec"]["monitoring"] =
+        json!({"drift": {"windowSeconds": WINDOW_SECONDS, "minSamples": MIN_SAMPLES}});
     object
 }
 
@@ -154,7 +155,7 @@ pub(crate) fn drift_under_load(setup: &Setup) {
     assert!(
         predictor::drift::Signal::ALL
             .iter()
-            .any(|s| message.2.contains(&format!("{}: PSI", s.name()))),
+            .any(|s| message.2.contains(&format!("{} PSI", s.name()))),
         "the message names the signal: {message:?}"
     );
     // Back: within the thresholds again once the window has only the first traffic.
