@@ -40,13 +40,18 @@
 //!     in User Info, creates its application in the New App form and follows the Predictor's health in
 //!     the resource tree (Healthy; Progressing under a canary's analysis; Degraded once rolled back,
 //!     0 failed requests); another team sees none of it. Screenshots of each step.
-//! 15. More than one node (issue 30): two workers join (dev/node/worker.sh); 2 replicas on 2 nodes and
-//!     3 on 3; both workers drained at once under the probe (the PodDisruptionBudget makes the second
-//!     eviction wait; 0 failed requests); a node lost under the probe (the window of failed requests
+//! 15. Drift (issue 31): team-a's Predictor, synced by ArgoCD with `spec.monitoring.drift`, asked about
+//!     tweets like its training set (Drift False), then only about authors abroad (True, the signal
+//!     named), then as first (False); Ready, Healthy and the pods unmoved throughout; a format-1 model
+//!     file serves with Drift Unknown (NoReference).
+//! 16. More than one node (issue 30): two workers join (dev/node/worker.sh); 2 replicas on 2 nodes and
+//!     3 on 3; both workers drained at once under the probe, beside team-a's Predictor delivered by
+//!     ArgoCD (the PodDisruptionBudget makes the second eviction wait; 0 failed requests, the
+//!     Application Healthy throughout); a node lost under the probe (the window of failed requests
 //!     measured, READY saying so, the pod replaced, the node back without a flap); autoscaled, the
 //!     budget following minReplicas and the new pods spread; the operator leader's node lost (another
 //!     pod leads within the Lease). The workers leave after it.
-//! 16. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
+//! 17. The operator by Helm (issue 28, last: it replaces the operator pods): the `kubectl apply -k`
 //!     installation removed as docs/install.md says, `helm install` of charts/predictor-operator
 //!     with the node's values, `helm upgrade` to a new image tag, `helm uninstall` (the Predictor
 //!     keeps serving, unreconciled) and `helm install` again (the change made meanwhile rolls out),
