@@ -60,6 +60,15 @@ fn window(spec: &DriftSpec) -> String {
     humantime::format_duration(spec.window()).to_string()
 }
 
+/// `psi`, over `threshold`, with two decimals, or as many more (up to 4) as it takes not to read as
+/// the threshold itself ("0.25 > 0.25" for 0.2503).
+fn over(psi: f64, threshold: f64) -> String {
+    (2..=4)
+        .map(|decimals| format!("{psi:.decimals$}"))
+        .find(|text| text.parse::<f64>().is_ok_and(|shown| shown > threshold))
+        .unwrap_or_else(|| psi.to_string())
+}
+
 /// What the condition says of `reading`.
 fn drift_condition(spec: &DriftSpec, reading: &DriftReading) -> Verdict {
     let samples = format!("{} samples in the last {}", reading.samples, window(spec));
@@ -109,7 +118,7 @@ fn drift_condition(spec: &DriftSpec, reading: &DriftReading) -> Verdict {
         .iter()
         .filter_map(|(s, v)| {
             let (v, t) = ((*v)?, spec.thresholds.of(*s));
-            (v > t).then(|| format!("{} PSI {v:.2} > {t}", s.name()))
+            (v > t).then(|| format!("{} PSI {} > {t}", s.name(), over(v, t)))
         })
         .collect();
     if over.is_empty() {
@@ -203,6 +212,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_value_over_its_threshold_never_reads_as_the_threshold() {
+        assert_eq!(over(0.372, 0.25), "0.37");
+        assert_eq!(over(0.2503, 0.25), "0.2503");
+        assert_eq!(over(0.251, 0.25), "0.251");
+        assert_eq!(over(0.250_000_01, 0.25), "0.25000001");
+    }
     use crate::crd::{DriftThresholds, MonitoringSpec, Predictor};
     use crate::fixtures::{deployment_of, observed, predictor, time};
     use crate::status::{READY, StatusEvent, compute_status, status_events};
