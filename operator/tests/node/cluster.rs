@@ -436,6 +436,11 @@ pub(crate) fn team_a_emptied(node: &Node) {
         argocd::TEAM_NS,
         "--timeout=60s",
     ]);
+    // Their pods go after them (garbage collection, then each pod's drain): a scenario that counts the
+    // team's pods next must not count these.
+    wait_for(Duration::from_secs(120), "team-a's pods gone", || {
+        pods_in(node, argocd::TEAM_NS).is_empty().then_some(())
+    });
 }
 
 /// The base URL of the Predictor's Service in `ns` by its ClusterIP (the test process runs on the node, where
