@@ -425,7 +425,13 @@ pub(crate) fn node_lost(setup: &Setup) {
         "READY said 2/3 while the node was lost: {looks:?}"
     );
 
-    // The node back: it joins again and nothing the Predictor runs moves or restarts.
+    // The node back: it joins again and nothing the Predictor runs moves or restarts. Once the conntrack
+    // entries the loss left (SYN_SENT to the lost pod, 120 s: above) are gone: a new connection from one
+    // of their source ports would still go to the lost pod (in one run of the full tier 1 request of 2,996
+    // failed so, the new probe started 80 s after the loss), which is the loss, not the node coming back.
+    if let Some(left) = Duration::from_secs(125).checked_sub(t_lost.elapsed()) {
+        thread::sleep(left);
+    }
     let before = ready_pods(node, NS);
     let watch = Watch::start(node, "node-back", &setup.base, &["--max-duration", "30s"]);
     let ((), looks) = watch_status(node, NS, None, || {
