@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use predictor::drift::Signal;
 
 use super::reason;
@@ -186,10 +186,7 @@ pub fn defer_drift(
     if without_figures(old) != without_figures(new) {
         return None;
     }
-    let left = SignedDuration::try_from(every).ok()? - now.duration_since(measured.0);
-    left.is_positive()
-        .then(|| Duration::try_from(left).ok())
-        .flatten()
+    super::throttle::time_left(measured.0, now, every)
 }
 
 fn without_figures(status: &PredictorStatus) -> PredictorStatus {

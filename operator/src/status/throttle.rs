@@ -22,8 +22,12 @@ pub fn defer_progress(
     if without_progress(old) != without_progress(new) {
         return None;
     }
-    let left =
-        SignedDuration::try_from(quiet).ok()? - now.duration_since(began.last_transition_time.0);
+    time_left(began.last_transition_time.0, now, quiet)
+}
+
+/// What is left of `span` begun at `since`, at `now`; None once it is over.
+pub(super) fn time_left(since: Timestamp, now: Timestamp, span: Duration) -> Option<Duration> {
+    let left = SignedDuration::try_from(span).ok()? - now.duration_since(since);
     left.is_positive()
         .then(|| Duration::try_from(left).ok())
         .flatten()
@@ -48,10 +52,7 @@ pub fn defer_analysis(
     if without_figures(old) != without_figures(new) {
         return None;
     }
-    let left = SignedDuration::try_from(every).ok()? - now.duration_since(measured.0);
-    left.is_positive()
-        .then(|| Duration::try_from(left).ok())
-        .flatten()
+    time_left(measured.0, now, every)
 }
 
 fn without_figures(status: &PredictorStatus) -> PredictorStatus {
