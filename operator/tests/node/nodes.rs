@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::Setup;
 use crate::cluster::*;
+use crate::gates::serving_tag;
 use crate::looks::*;
 use crate::probe::*;
 use crate::support::argocd::{APP, TEAM_NS};
@@ -39,14 +40,6 @@ const WORKERS: [(&str, &str); 2] = [("2", "mlops-node-2"), ("3", "mlops-node-3")
 const NODE_MONITOR_GRACE: Duration = Duration::from_secs(50);
 /// The operator's Lease (`--lease-duration`, its default).
 const LEASE: Duration = Duration::from_secs(15);
-
-/// The image tag the Predictor serves now (each step keeps it and changes the model or the replicas).
-fn serving_tag(node: &Node) -> String {
-    node.predictor()["status"]["version"]
-        .as_str()
-        .expect("the Predictor's status.version")
-        .to_string()
-}
 
 /// A model other than the one the Predictor serves (`MODEL_T` or `MODEL_A`): a change to it makes every
 /// pod new.
