@@ -444,7 +444,9 @@ pub(crate) fn team_a_emptied(node: &Node) {
 }
 
 /// The base URL of the Predictor's Service in `ns` by its ClusterIP (the test process runs on the node, where
-/// kube-proxy's rules answer it).
+/// kube-proxy's rules answer it), once it answers. A Predictor is Ready when its pods are; kube-proxy programs
+/// a new Service's endpoints a moment later (a probe started at once had its first two connections refused),
+/// so a scenario's clients start only when five fresh connections in a row are answered.
 pub(crate) fn service_base(node: &Node, ns: &str) -> String {
     let ip = node.kubectl_ok(&[
         "get",
@@ -455,7 +457,39 @@ pub(crate) fn service_base(node: &Node, ns: &str) -> String {
         "-o",
         "jsonpath={.spec.clusterIP}",
     ]);
-    format!("http://{ip}:5008")
+    let base = format!("http://{ip}:5008");
+    let readyz = format!("{base}/readyz");
+    let t = Instant::now();
+    let mut in_a_row = 0;
+    wait_for(
+        Duration::from_secs(30),
+        &format!("the Service in {ns} answering at {base}"),
+        || {
+            let answered = Command::new("curl")
+                .args([
+                    "-sS",
+                    "--fail",
+                    "--max-time",
+                    "2",
+                    "-o",
+                    "/dev/null",
+                    &readyz,
+                ])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            in_a_row = if answered { in_a_row + 1 } else { 0 };
+            (in_a_row >= 5).then_some(())
+        },
+    );
+    if t.elapsed() > Duration::from_secs(2) {
+        eprintln!(
+            "[node test] the Service in {ns} answered {:.1} s after it was asked",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    base
 }
 
 /// The Predictor's Deployment as the API has it.
