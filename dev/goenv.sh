@@ -43,7 +43,8 @@ lock_bin_dir() {
 
 # go_tool <name> <wrapper dir> <module> <package> <ldflags fn> <version args...>
 # One Go tool from its wrapper module (dev/argocd, dev/helm): builds <package> into $bin_dir/<name> unless
-# the stamp (the version <wrapper>/go.mod requires for <module>, Go, platform, the wrapper's go.mod/go.sum,
+# the stamp (the version <wrapper>/go.mod requires for <module>, Go, platform, the wrapper's go.mod/go.sum and
+# its own Go files (dev/kstatus),
 # this file and the calling script) matches. `<ldflags fn> <version>` prints the -ldflags, after the modules
 # are downloaded; the new binary must answer `<version args>` with its version before it replaces the old.
 go_tool() {
@@ -54,7 +55,7 @@ go_tool() {
   [[ -n $version ]] || die "cannot read the $module version from $wrapper/go.mod"
   stamp=$({
     echo "$name=$version go=$go_version platform=$(go env GOOS)/$(go env GOARCH)"
-    (cd "$wrapper" && sha256sum go.mod go.sum)
+    (cd "$wrapper" && { sha256sum go.mod go.sum ./*.go 2>/dev/null || true; })
     sha256sum <"${BASH_SOURCE[0]}"
     sha256sum <"${BASH_SOURCE[-1]}"
   } | sha256sum | cut -d' ' -f1)

@@ -560,8 +560,12 @@ pub struct S3Spec {
 }
 
 /// What the operator observed, computed from the Deployment it manages.
+// The apiserver serves a Predictor the operator has not seen yet with `observedGeneration: 0` (a
+// schema default, applied when the object is read): "not observed yet" in the words every GitOps
+// tool reads (kstatus: InProgress, where an object with no status at all would be Current).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct PredictorStatus {
     /// The `metadata.generation` this status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,8 +27,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Where the built helpers are unless the environment says otherwise (as for the other tiers).
-const DEFAULT_BIN_DIR: &str = "/var/cache/mlops-predictor/bin";
+#[path = "support/program.rs"]
+mod program;
+use program::program;
+
 const RELEASE: &str = "predictor-operator";
 const NAMESPACE: &str = "predictor-system";
 /// Labels the chart adds to config/'s (`app.kubernetes.io/name` and `part-of` are config/'s own).
@@ -41,25 +43,6 @@ const HELM_LABELS: [&str; 4] = [
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `program` in the first directory the variables `vars` name, else the cache; a panic that says how to
-/// build it when missing: a missing program fails the test, it never skips it.
-fn program(program: &str, vars: &[&str], build: &str) -> PathBuf {
-    let dir = vars
-        .iter()
-        .find_map(std::env::var_os)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| DEFAULT_BIN_DIR.into());
-    let path = dir.join(program);
-    assert!(
-        path.is_file(),
-        "{program} not found in {} ({}): build it with `{build}` and set {} to the directory it prints",
-        dir.display(),
-        vars.join(", "),
-        vars[0]
-    );
-    path
 }
 
 fn helm() -> PathBuf {

@@ -4,6 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::compute::compute_status;
+use super::kstatus::set_kstatus;
 use super::observed::Observed;
 use super::reason;
 use super::verdict::{DEGRADED, PROGRESSING, TRUE, condition, find_condition, short, verdict};
@@ -62,6 +63,7 @@ pub fn compute_status_with_rollout(
         && let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_)
     {
         *c = condition(&previous.conditions, type_, v, generation, now);
+        set_kstatus(&mut status, &previous.conditions, generation, now);
     }
     status
 }

@@ -10,6 +10,7 @@ use super::conditions::{
     progressing_condition, quality_gate_condition, ready_condition,
 };
 use super::drift::drift_of;
+use super::kstatus::set_kstatus;
 use super::observed::{Observed, Pods};
 use super::rollout::{rollout_of, scaling};
 use super::verdict::{
@@ -92,7 +93,7 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         model_sha256,
         image_digest,
     } = pods;
-    PredictorStatus {
+    let mut status = PredictorStatus {
         observed_generation: generation,
         replicas: Some(total),
         ready_replicas: Some(ready),
@@ -110,7 +111,9 @@ pub fn compute_status(predictor: &Predictor, observed: &Observed, now: &Time) ->
         last_good_image: None,
         drift: drift_status.flatten(),
         conditions,
-    }
+    };
+    set_kstatus(&mut status, &previous.conditions, generation, now);
+    status
 }
 
 /// What the status shows of `spec.model`'s measured accuracy: the new measurement, else the one

@@ -30,8 +30,10 @@ pub(super) fn ready_condition(rollout: &Rollout, pods: &Pods, observed: &Observe
         );
     }
     match rollout {
+        // As asked: no pod wanted (a Deployment scaled to 0 is Available too), so a script's
+        // `kubectl wait --for=condition=Ready` and kstatus (Current) do not wait forever.
         Rollout::Complete if desired == 0 => {
-            verdict(FALSE, reason::SCALED_TO_ZERO, "spec.replicas is 0")
+            verdict(TRUE, reason::SCALED_TO_ZERO, "spec.replicas is 0")
         }
         Rollout::Complete if ready >= desired => {
             verdict(TRUE, reason::ROLLOUT_COMPLETE, pods.serving())

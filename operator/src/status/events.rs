@@ -36,7 +36,10 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
     if let Some(c) = changed(READY) {
         // `modelSha256` is set by the first completed rollout: before it, nothing served.
         let served_before = old.model_sha256.is_some();
-        if c.status == TRUE && served_before {
+        // Scaled to zero is Ready (nothing is wanted) but nothing serves: no Event either way.
+        let was_zero =
+            find_condition(old, READY).is_some_and(|o| o.reason == reason::SCALED_TO_ZERO);
+        if c.status == TRUE && served_before && c.reason != reason::SCALED_TO_ZERO {
             events.push(StatusEvent {
                 warning: false,
                 reason: reason::READY.into(),
@@ -44,7 +47,8 @@ pub fn status_events(old: &PredictorStatus, new: &PredictorStatus) -> Vec<Status
             });
         } else if c.status != TRUE
             && find_condition(old, READY).is_some_and(|o| o.status == TRUE)
-            && ![reason::ROLLING_OUT, reason::SCALED_TO_ZERO].contains(&c.reason.as_str())
+            && !was_zero
+            && c.reason != reason::ROLLING_OUT
         {
             // Not for a rollout the user asked for: only when pods stopped being ready.
             events.push(StatusEvent {

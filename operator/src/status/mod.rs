@@ -8,7 +8,8 @@
 //! the reasons each gives), `rollout` (where a Deployment's rollout stands), `nodes` (on how many
 //! nodes the ready pods run), `observed` (what the status is computed from), `verdict` (what a
 //! condition says, and how it becomes one), `conditions` (each condition's verdict), `compute`
-//! (the whole status), `canary` (a Canary's rollout laid over it), `drift` (the Drift condition and `status.drift`), `throttle` (when a write can
+//! (the whole status), `canary` (a Canary's rollout laid over it), `drift` (the Drift condition and `status.drift`), `kstatus` (Reconciling and Stalled
+//! for Flux and kpt, read from the others), `throttle` (when a write can
 //! wait), `events` (the Events of a change); `tests`: whole statuses.
 
 use kube::ResourceExt;
@@ -21,6 +22,7 @@ mod compute;
 mod conditions;
 mod drift;
 mod events;
+mod kstatus;
 mod nodes;
 mod observed;
 pub mod reason;
@@ -41,7 +43,7 @@ pub use rollout::{Rollout, pull_failure, rollout_of, scaling};
 pub use throttle::{defer_analysis, defer_progress};
 pub use verdict::{
     AUTOSCALING, DEGRADED, DRIFT, IMAGE_RESOLVED, MODEL_VERIFIED, PROGRESSING, QUALITY_GATE, READY,
-    find_condition, is_ready, short,
+    RECONCILING, STALLED, find_condition, is_ready, short,
 };
 
 /// Name and namespace for logs.

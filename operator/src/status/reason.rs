@@ -26,7 +26,7 @@ pub const SCALING: &str = "Scaling";
 pub const SCALING_ACTIVE: &str = "ScalingActive";
 /// The autoscaler has not measured the pods yet, or does not exist yet (Autoscaling).
 pub const AUTOSCALER_PENDING: &str = "AutoscalerPending";
-/// `spec.replicas` is 0 (Ready).
+/// `spec.replicas` is 0: Ready, with nothing to serve (Ready).
 pub const SCALED_TO_ZERO: &str = "ScaledToZero";
 /// The rollout completed but not every pod is ready (Ready).
 pub const PODS_NOT_READY: &str = "PodsNotReady";
@@ -76,3 +76,6 @@ pub const SIGNALS_UNREADABLE: &str = "SignalsUnreadable";
 pub const WITHIN_THRESHOLDS: &str = "WithinThresholds";
 /// A signal's PSI is over its threshold (Drift True, Event).
 pub const DRIFTED: &str = "Drifted";
+// kstatus's conditions.
+/// Reconciling is False because the operator is stuck: see Stalled (Reconciling).
+pub const STALLED: &str = "Stalled";

@@ -72,7 +72,12 @@ fn complete_rollout_is_ready_and_reports_what_is_served() {
              "message": format!("model https://models.example.org/american/2026-11-24.model has the pinned sha256 {SHA_A} and is a predictor model file")},
             {"type": "ImageResolved", "status": "True", "reason": "Resolved", "observedGeneration": 1,
              "lastTransitionTime": "2026-11-25T10:00:00Z",
-             "message": format!("image registry.local/american-predictor:0.2 is {IMAGE_DIGEST}; the pods pull it by digest")}
+             "message": format!("image registry.local/american-predictor:0.2 is {IMAGE_DIGEST}; the pods pull it by digest")},
+            {"type": "Reconciling", "status": "False", "reason": "RolloutComplete", "observedGeneration": 1,
+             "lastTransitionTime": "2026-11-25T10:00:00Z",
+             "message": format!("2/2 pods ready on 2 nodes, serving version 0.2 with model {}", &SHA_A[..12])},
+            {"type": "Stalled", "status": "False", "reason": "AsExpected", "observedGeneration": 1,
+             "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "no problems observed"}
         ]
     });
     assert_eq!(serde_json::to_value(&s).unwrap(), expected);
@@ -233,6 +238,11 @@ fn a_model_below_the_quality_gate_is_degraded_while_the_old_pods_serve() {
              "lastTransitionTime": "2026-11-25T10:00:00Z",
              "message": format!("image registry.local/american-predictor:0.2 is {IMAGE_DIGEST}; the pods pull it by digest")},
             {"type": "QualityGate", "status": "False", "reason": "ModelBelowQualityGate", "observedGeneration": 2,
+             "lastTransitionTime": "2026-11-25T10:00:05Z", "message": refusal},
+            // kstatus (Flux): Failed until the spec names another model.
+            {"type": "Reconciling", "status": "False", "reason": "Stalled", "observedGeneration": 2,
+             "lastTransitionTime": "2026-11-25T10:00:00Z", "message": "no progress without a change, see Stalled"},
+            {"type": "Stalled", "status": "True", "reason": "ModelBelowQualityGate", "observedGeneration": 2,
              "lastTransitionTime": "2026-11-25T10:00:05Z", "message": refusal}
         ]
     });
@@ -453,13 +463,26 @@ fn deadline_exceeded_is_degraded() {
 }
 
 #[test]
-fn scaled_to_zero_is_not_ready() {
+fn scaled_to_zero_is_ready_with_nothing_to_serve_and_says_so_in_no_event() {
     let mut p = predictor("american", "team-a");
+    let d = deployment_of(&p).rolled_out(2);
+    let serving = compute_status(&p, &observed(Some(&d)), &time(0));
+    p.status = Some(serving.clone());
     p.spec.replicas = 0;
     let d = deployment_of(&p).rolled_out(0);
-    let s = compute_status(&p, &observed(Some(&d)), &time(0));
-    assert_eq!(cond(&s, READY), ("False", "ScaledToZero"));
+    let s = compute_status(&p, &observed(Some(&d)), &time(1));
+    assert_eq!(cond(&s, READY), ("True", "ScaledToZero"));
+    assert_eq!(cond(&s, RECONCILING), ("False", "ScaledToZero"));
+    assert_eq!(cond(&s, STALLED), ("False", "AsExpected"));
     assert_eq!(s.ready.as_deref(), Some("0/0"));
+    assert_eq!(status_events(&serving, &s), vec![]);
+    // Scaled up again: the new pods starting are not "NotReady", and serving again is "Ready".
+    p.status = Some(s.clone());
+    p.spec.replicas = 2;
+    let starting = deployment_of(&p).rolled_out(0);
+    let up = compute_status(&p, &observed(Some(&starting)), &time(2));
+    assert_eq!(cond(&up, READY).0, "False");
+    assert_eq!(status_events(&s, &up), vec![]);
 }
 
 #[test]

@@ -23,6 +23,11 @@ pub const AUTOSCALING: &str = "Autoscaling";
 /// Present only with `spec.monitoring.drift`: whether the live answers drifted from the model
 /// file's reference. Never part of Ready, Progressing or Degraded.
 pub const DRIFT: &str = "Drift";
+/// kstatus's (Flux, kpt, cli-utils): True while the operator works towards the spec, read from
+/// Ready, Progressing and Degraded (see `kstatus`). Always present, last but one.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus's: True when the operator will not reach the spec without a change. Always last.
+pub const STALLED: &str = "Stalled";
 pub(super) const TRUE: &str = "True";
 pub(super) const FALSE: &str = "False";
 pub(super) const UNKNOWN: &str = "Unknown";

@@ -521,6 +521,29 @@ async fn invalid_predictors_are_rejected_at_apply_time() {
             ),
         );
     }
+
+    // Created for real, with no operator watching this namespace: the apiserver serves the CRD's default
+    // status, "generation 1 not observed yet", which kstatus (Flux, kpt) reads as InProgress, not Current.
+    let s = shared();
+    s.cluster.kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &good.replace("NAME", "unseen"),
+    );
+    let unseen = s
+        .cluster
+        .kubectl_ok(&["get", "predictor", "unseen", "-n", ns, "-o", "json"]);
+    let object: serde_json::Value = serde_json::from_str(&unseen).unwrap();
+    assert_eq!(
+        object["status"],
+        serde_json::json!({"observedGeneration": 0}),
+        "{unseen}"
+    );
+    let told = crate::support::kstatus::kstatus(&[object]);
+    assert_eq!(
+        told[0],
+        serde_json::json!({"status": "InProgress",
+            "message": "Predictor generation is 1, but latest observed generation is 0"})
+    );
 }
 
 #[tokio::test]

@@ -117,10 +117,14 @@ async fn namespaced_operator_acts_only_in_its_namespaces() {
         .get("p")
         .await
         .unwrap();
-    assert!(
-        ignored.status.is_none(),
-        "team-c's Predictor has a status: {:?}",
-        ignored.status
+    // Only the CRD's default (generation 1 not observed yet): nothing the operator wrote.
+    assert_eq!(
+        ignored.status,
+        Some(operator::crd::PredictorStatus {
+            observed_generation: Some(0),
+            ..Default::default()
+        }),
+        "team-c's Predictor has a status"
     );
     let children = Api::<Deployment>::namespaced(admin.clone(), "team-c")
         .list(&ListParams::default())

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::Setup;
 use crate::cluster::*;
-use crate::gates::serving_tag;
+use crate::gates::{release_of, serving_tag};
 use crate::looks::*;
 use crate::probe::*;
 use crate::support::argocd::{APP, TEAM_NS};
@@ -304,7 +304,7 @@ pub(crate) fn spread_and_drain(setup: &Setup) {
         assert_watch_clean(
             &format!("two nodes drained at once, team-a's Service, {client}"),
             watch,
-            &[&tag],
+            &[release_of(&tag)],
         );
     }
     for (_, name) in WORKERS {
@@ -441,7 +441,7 @@ pub(crate) fn node_lost(setup: &Setup) {
         before,
         "no pod moved as the node came back"
     );
-    assert_watch_clean("the lost node back", watch, &[&tag]);
+    assert_watch_clean("the lost node back", watch, &[release_of(&tag)]);
 }
 
 /// The Predictor on `model`, autoscaled as the autoscaling scenario's (`autoscale`) from `min` pods, no

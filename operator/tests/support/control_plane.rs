@@ -17,7 +17,7 @@ use super::process::{Cleanup, Proc, REGISTRY, launcher, register, wait_output, w
 use super::wait::poll;
 
 /// Where the control-plane binaries are, unless `MLOPS_K8S_BIN` says otherwise.
-pub const DEFAULT_BIN_DIR: &str = "/var/cache/mlops-predictor/bin";
+pub use super::program::DEFAULT_BIN_DIR;
 const BINARIES: [&str; 7] = [
     "etcd",
     "kube-apiserver",
