@@ -121,6 +121,20 @@ def stop(proc):
         os.killpg(proc.pid, 9)
 
 
+def cpu_seconds(pgid):
+    """User + system CPU seconds of every process in the process group `pgid` (nginx's workers included)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess.DEVNULL, env=None):
     """Starts `predictor serve` on a free loopback port with `<store_url>/model.bin` pinned to `sha`; returns
     (process, port) once `/readyz` answers 200, or exits saying it never did."""

@@ -19,8 +19,8 @@ import os
 import statistics
 import tempfile
 
-from harness import (fetch, fetch_ok, model_store, not_ready, require, serve_predictor, start, stop, train_model,
-                     wait_ready)
+from harness import (cpu_seconds, fetch, fetch_ok, model_store, not_ready, require, serve_predictor, start, stop,
+                     train_model, wait_ready)
 from serve_bench import TWEET, failed_requests, nginx_limit, wrk, write_script
 
 
@@ -28,20 +28,6 @@ def variant(spec):
     name, rest = spec.split("=", 1)
     binary, _, env = rest.partition(":")
     return name, binary, dict(pair.split("=", 1) for pair in env.split(";") if pair)
-
-
-def cpu_seconds(pgid):
-    """User + system CPU seconds of every process in the process group (nginx's workers included)."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def main():

@@ -15,7 +15,12 @@ the limit and ours on one connection (wrk -t1 -c1: the latency of one request wi
 and KServe on batches of BATCH tweets of test.csv (`{"texts": [...]}` against `{"instances": [...]}`): tweets/s;
 ours with drift signals off in each of them too, and what turning them off changes.
 
-Usage: bench/serve_bench.py [--duration 10] [--connections 16]
+Then the client off the server's CPU (issue 32): ours with one serving thread and nginx with one worker, each
+pinned to CPU 0, wrk -t1 on CPU 1, alternating rounds, medians, and each server's own CPU time per answer (from
+/proc): on shared CPUs the limit slows under contention as much as we do, so only this ratio says what an answer
+costs us. `--pinned` runs only that part (a minute).
+
+Usage: bench/serve_bench.py [--duration 10] [--connections 16] [--pinned] [--rounds 3] [--pinned-duration 8]
 Needs: a release build (cargo build --release -p predictor), wrk and nginx-light (Debian). The peers'
 requirements are installed by the bench into virtualenvs under $MLOPS_CACHE/bench-venvs (made once).
 Exits 1 when a server did not start or answered no request, or when any request failed (non-2xx, socket error).
@@ -31,12 +36,12 @@ import subprocess
 import sys
 import tempfile
 
-from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, fetch, fetch_ok, free_port, model_store, must_find,
-                     not_ready, peer_venv, require, start, stop, table, train_model, wait_ready)
+from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, cpu_seconds, fetch, fetch_ok, free_port, model_store,
+                     must_find, not_ready, peer_venv, require, start, stop, table, train_model, wait_ready)
 
 TWEET = "#covid19 new york"
 BATCH = 100
-NGINX = """worker_processes 2;
+NGINX = """worker_processes {workers};
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log;
 events {{ worker_connections 1024; }}
@@ -58,11 +63,12 @@ http {{
 """
 
 
-def wrk(url, duration, connections, script, threads=2):
-    """(req/s, p50 ms, p99 ms, non-2xx, socket errors) of one wrk run; exits when wrk failed or no request was
-    answered (nothing measured)."""
-    ran = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
-                         capture_output=True, text=True)
+def wrk(url, duration, connections, script, threads=2, cpu=None):
+    """(req/s, p50 ms, p99 ms, non-2xx, socket errors) of one wrk run (on CPU `cpu` alone when given); exits when
+    wrk failed or no request was answered (nothing measured)."""
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    ran = subprocess.run([*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script,
+                          url], capture_output=True, text=True)
     out = ran.stdout
     if ran.returncode != 0:
         sys.exit(f"wrk against {url} failed with status {ran.returncode}: {ran.stderr.strip()}\n{out}")
@@ -123,12 +129,12 @@ def write_script(path, body):
     return path
 
 
-def nginx_limit(tmp, answer):
-    """The limit: nginx answering `answer` to POST /api/american with no work. Writes its config into `tmp`;
-    returns (command, URL)."""
-    conf, port = os.path.join(tmp, "nginx.conf"), free_port()
+def nginx_limit(tmp, answer, workers=2):
+    """The limit: nginx (`workers` worker processes) answering `answer` to POST /api/american with no work. Writes
+    its config into `tmp`; returns (command, URL)."""
+    conf, port = os.path.join(tmp, f"nginx-{workers}.conf"), free_port()
     with open(conf, "w") as f:
-        f.write(NGINX.format(tmp=tmp, port=port, answer=answer.replace("'", "\\'")))
+        f.write(NGINX.format(tmp=tmp, port=port, answer=answer.replace("'", "\\'"), workers=workers))
     return ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], f"http://127.0.0.1:{port}/api/american"
 
 
@@ -141,6 +147,55 @@ def predictor_server(name, model_url, sha, batch, role, env=None):
                   f"http://127.0.0.1:{port}/api/american", json.dumps({"text": TWEET}), env,
                   ready_url=f"http://127.0.0.1:{port}/readyz",
                   batch=json.dumps({"texts": batch}, ensure_ascii=False), single=True, role=role)
+
+
+def pinned(tmp, model_url, sha, rounds, duration, connections):
+    """The client off the server's CPU: each server on CPU 0 with one serving thread (ours SERVE_THREADS=1, nginx
+    one worker) and `wrk -t1` on CPU 1, `rounds` alternating rounds of `duration` seconds (after a 1 s warm-up).
+    Returns {name: [(req/s, p50 ms, p99 ms, server CPU µs per request, failed requests), one per round]}, ours
+    first; the CPU time is the server's own (user + system of its process group, from /proc)."""
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("the pinned comparison needs 2 CPUs (server on CPU 0, wrk on CPU 1)")
+    on_cpu0 = ["taskset", "-c", "0"]
+    ours = predictor_server("predictor serve, SERVE_THREADS=1", model_url, sha, [], "ours", {"SERVE_THREADS": "1"})
+    procs, urls = {}, {}
+    try:
+        procs[ours.name] = start([*on_cpu0, *ours.cmd], ours.env)
+        if wait_ready(procs[ours.name], ours.ready, limit=30) is None:
+            sys.exit(not_ready(procs[ours.name], ours.name, 30))
+        urls[ours.name] = ours.url
+        nginx_cmd, nginx_url = nginx_limit(tmp, fetch_ok(ours.url, ours.body), workers=1)
+        limit = "the limit: nginx, fixed answer, 1 worker"
+        procs[limit] = start([*on_cpu0, *nginx_cmd])
+        if wait_ready(procs[limit], lambda: fetch(nginx_url, ours.body)[0] == 200, limit=10) is None:
+            sys.exit(not_ready(procs[limit], limit, 10))
+        urls[limit] = nginx_url
+        script = write_script(os.path.join(tmp, "pinned.lua"), ours.body)
+        measured = {name: [] for name in urls}
+        for _ in range(rounds):
+            for name, url in urls.items():
+                wrk(url, 1, connections, script, threads=1, cpu=1)
+                before = cpu_seconds(procs[name].pid)
+                rps, p50, p99, non2xx, socket_errors = wrk(url, duration, connections, script, threads=1, cpu=1)
+                cpu = (cpu_seconds(procs[name].pid) - before) / (rps * duration) * 1e6
+                measured[name].append((rps, p50, p99, cpu, failed_requests(non2xx, socket_errors)))
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    return measured
+
+
+def print_pinned(measured, rounds, duration, connections):
+    """The pinned table, medians of the rounds, and ours against the limit."""
+    print(f"\n### Pinned: server on CPU 0 with one serving thread, wrk -t1 -c{connections} on CPU 1 "
+          f"({rounds} alternating rounds of {duration} s, medians)\n")
+    med = {name: [statistics.median(r[i] for r in runs) for i in range(4)] for name, runs in measured.items()}
+    table(["server", "req/s", "p50 ms", "p99 ms", "server CPU µs per request", "req/s each round"],
+          [(name, f"{m[0]:,.0f}", f"{m[1]:.3f}", f"{m[2]:.3f}", f"{m[3]:.2f}",
+            " ".join(f"{r[0]:,.0f}" for r in measured[name])) for name, m in med.items()])
+    ours, limit = med.values()
+    print(f"\npinned, ours / the limit: {ours[0] / limit[0]:.2f}x req/s, p99 {ours[2] / limit[2]:.2f}x the limit's, "
+          f"CPU per answer {ours[3]:.2f} vs {limit[3]:.2f} µs")
 
 
 def servers(tmp, model_url, sha, pickle, batch):
@@ -203,11 +258,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--pinned", action="store_true",
+                        help="only the pinned comparison (ours and the limit, client on the other CPU)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the pinned comparison")
+    parser.add_argument("--pinned-duration", type=int, default=8, help="seconds per pinned round")
     args = parser.parse_args()
-    for tool in (PREDICTOR, shutil.which("wrk"), shutil.which("nginx")):
+    for tool in (PREDICTOR, shutil.which("wrk"), shutil.which("nginx"), shutil.which("taskset")):
         if not tool or not os.path.exists(tool):
             sys.exit(f"missing: {tool} (see the usage in this file)")
     load_before = open("/proc/loadavg").read().split()[:3]
+    if args.pinned:
+        with tempfile.TemporaryDirectory() as tmp:
+            sha = train_model(os.path.join(tmp, "model.bin"))
+            store, store_url = model_store(tmp)
+            try:
+                measured = pinned(tmp, f"{store_url}/model.bin", sha, args.rounds, args.pinned_duration,
+                                  args.connections)
+            finally:
+                store.shutdown()
+        print_pinned(measured, args.rounds, args.pinned_duration, args.connections)
+        print(f"\nload average before {' '.join(load_before)}, after {' '.join(open('/proc/loadavg').read().split()[:3])}")
+        require(failures={f"{name}, pinned: failed requests": sum(r[4] for r in runs)
+                          for name, runs in measured.items()})
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         model, pickle = os.path.join(tmp, "model.bin"), os.path.join(tmp, "model.pickle")
@@ -247,6 +320,8 @@ def main():
                 stop(proc)
             rows.append((server.name, rps, p50, p99, non2xx, socket_errors, statistics.median(cold)))
             roles[server.name] = server.role
+        pinned_measured = pinned(tmp, f"{store_url}/model.bin", sha, args.rounds, args.pinned_duration,
+                                 args.connections)
         store.shutdown()
     load_after = open("/proc/loadavg").read().split()[:3]
 
@@ -278,8 +353,9 @@ def main():
     print(f"\ndrift signals on / off: {ours[1] / off[1]:.2f}x tweets/s")
     for peer in (b for b in batches if roles[b[0]] == "peer"):
         print(f"ours / {peer[0]}: {ours[1] / peer[1]:.1f}x tweets/s")
+    print_pinned(pinned_measured, args.rounds, args.pinned_duration, args.connections)
     print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_after)}")
-    failed = {}
+    failed = {f"{name}, pinned: failed requests": sum(r[4] for r in runs) for name, runs in pinned_measured.items()}
     for what, measured in (("", rows), (", one connection", singles), (", batches", batches)):
         for name, _, _, _, non2xx, socket_errors, *_ in measured:
             failed[f"{name}{what}: failed requests"] = failed_requests(non2xx, socket_errors)

@@ -384,6 +384,12 @@ pub(crate) fn predictor_object(image_tag: &str, url: &str, sha256: &str) -> Pred
     p
 }
 
+/// The release the pods of image tag `tag` report (their VERSION): the tag without a pinned digest
+/// (`0.3@sha256:…`, as the image scenario leaves the spec, is release `0.3`).
+pub(crate) fn release_of(tag: &str) -> &str {
+    tag.split_once('@').map_or(tag, |(release, _)| release)
+}
+
 /// The Predictor applied on image `tag` with the model at `url`, once READY 2/2 on both: where a
 /// scenario that changes one thing starts. No change when it is there already.
 pub(crate) fn settle_on(node: &Node, tag: &str, url: &str, sha256: &str) -> Value {
@@ -395,7 +401,7 @@ pub(crate) fn settle_on(node: &Node, tag: &str, url: &str, sha256: &str) -> Valu
             let p = node.predictor();
             (condition_is(&p, "Ready", "True")
                 && p["status"]["modelSha256"] == sha256
-                && p["status"]["version"] == tag
+                && p["status"]["version"] == release_of(tag)
                 && p["status"]["ready"] == "2/2"
                 && p["status"]["replicas"] == 2)
                 .then_some(p)

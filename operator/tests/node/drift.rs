@@ -216,11 +216,7 @@ pub(crate) fn drift_under_load(setup: &Setup) {
         drift["message"]
     );
     let watch = Watch::start(node, "format-1", &setup.base, &["--max-duration", "5s"]);
-    assert_watch_clean(
-        "a format-1 model file serving",
-        watch,
-        &[crate::gates::release_of(&tag)],
-    );
+    assert_watch_clean("a format-1 model file serving", watch, &[release_of(&tag)]);
     // Back to the model the scenarios after this one expect, drift off.
     let (url, sha) = setup.model("MODEL_T");
     settle_on(node, &tag, &url, sha);

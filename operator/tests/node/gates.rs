@@ -80,12 +80,6 @@ pub(crate) fn serving_tag(node: &Node) -> String {
         .to_string()
 }
 
-/// The release the pods of image tag `tag` report (their VERSION): the tag without a pinned digest
-/// (`0.3@sha256:…`, as the image scenario leaves the spec, is release `0.3`).
-pub(crate) fn release_of(tag: &str) -> &str {
-    tag.split_once('@').map_or(tag, |(release, _)| release)
-}
-
 /// The canary pods (label `mlops.dev/track=canary`) that are not being deleted.
 pub(crate) fn canary_pods(node: &Node) -> Vec<Value> {
     pods(node)

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::Setup;
 use crate::cluster::*;
-use crate::gates::{release_of, serving_tag};
+use crate::gates::serving_tag;
 use crate::looks::*;
 use crate::probe::*;
 use crate::support::argocd::{APP, TEAM_NS};
