@@ -183,3 +183,14 @@ def peer_venv(peer):
         subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", requirements], check=True)
         open(done, "w").close()
     return os.path.join(venv, "bin")
+
+
+PEERS = ("sklearn_flask", "kserve_sklearn", "mlserver_sklearn")
+
+if __name__ == "__main__":
+    # `bench/harness.py venvs`: the peers' virtualenvs made ahead of the benches (CI makes them while its other
+    # steps run: pip mostly waits on the network).
+    if sys.argv[1:] != ["venvs"]:
+        sys.exit("usage: bench/harness.py venvs")
+    for name in PEERS:
+        print(peer_venv(name), flush=True)
