@@ -36,7 +36,7 @@ pub(super) fn set_kstatus(
 
 /// Degraded reasons that no retry cures: the spec, a model, an image, a Secret, or another
 /// object must change (Stalled True). Every other Degraded reason is retried (Reconciling True).
-pub(super) const NEEDS_A_CHANGE: [&str; 12] = [
+const NEEDS_A_CHANGE: [&str; 12] = [
     reason::INVALID_SPEC,
     reason::CHILD_CONFLICT,
     reason::DIGEST_MISMATCH,
@@ -52,7 +52,7 @@ pub(super) const NEEDS_A_CHANGE: [&str; 12] = [
 ];
 
 /// The Reconciling and Stalled verdicts for the Ready, Progressing and Degraded in `conditions`.
-pub(super) fn kstatus_verdicts(conditions: &[Condition]) -> [(&'static str, Verdict); 2] {
+fn kstatus_verdicts(conditions: &[Condition]) -> [(&'static str, Verdict); 2] {
     let find = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
     let is_true = |c: &&Condition| c.status == TRUE;
     let says = |status, c: &Condition| verdict(status, &c.reason, c.message.clone());
