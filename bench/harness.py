@@ -121,6 +121,12 @@ def stop(proc):
         os.killpg(proc.pid, 9)
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg says them."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]
+
+
 def cpu_seconds(pgid):
     """User + system CPU seconds of every process in the process group `pgid` (nginx's workers included)."""
     total = 0

@@ -19,9 +19,8 @@ import os
 import statistics
 import tempfile
 
-from harness import (cpu_seconds, fetch, fetch_ok, model_store, not_ready, require, serve_predictor, start, stop,
-                     train_model, wait_ready)
-from serve_bench import TWEET, failed_requests, nginx_limit, wrk, write_script
+from harness import fetch_ok, model_store, require, serve_predictor, stop, train_model
+from serve_bench import TWEET, start_limit, timed_round, write_script
 
 
 def variant(spec):
@@ -46,20 +45,15 @@ def main():
                 procs[name], port = serve_predictor(binary, store_url, sha, name, env=env)
                 urls[name] = f"http://127.0.0.1:{port}/api/american"
             answer = fetch_ok(urls[args.variants[0][0]], body)
-            command, urls["nginx"] = nginx_limit(tmp, answer)
-            procs["nginx"] = start(command)
-            if wait_ready(procs["nginx"], lambda: fetch(urls["nginx"], body)[0] == 200, limit=10) is None:
-                raise SystemExit(not_ready(procs["nginx"], "nginx", 10))
+            procs["nginx"], urls["nginx"] = start_limit(tmp, answer, body)
             script = write_script(os.path.join(tmp, "post.lua"), body)
             rps, cpu, p99 = ({name: [] for name in urls} for _ in range(3))
             failed = {}
             for round_ in range(args.rounds):
                 for name, url in urls.items():
-                    wrk(url, 1, 16, script)
-                    before = cpu_seconds(procs[name].pid)
-                    r, _, tail, non2xx, socket_errors = wrk(url, args.duration, 16, script)
-                    failed[f"{name}, round {round_ + 1}: failed requests"] = failed_requests(non2xx, socket_errors)
-                    cpu[name].append((cpu_seconds(procs[name].pid) - before) / (r * args.duration) * 1e6)
+                    r, _, tail, cpu_us, n_failed = timed_round(url, procs[name].pid, args.duration, 16, script)
+                    failed[f"{name}, round {round_ + 1}: failed requests"] = n_failed
+                    cpu[name].append(cpu_us)
                     rps[name].append(r)
                     p99[name].append(tail)
                 print(f"round {round_ + 1}: " + ", ".join(f"{n} {v[-1]:,.0f}" for n, v in rps.items()), flush=True)

@@ -36,8 +36,9 @@ import subprocess
 import sys
 import tempfile
 
-from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, cpu_seconds, fetch, fetch_ok, free_port, model_store,
-                     must_find, not_ready, peer_venv, require, start, stop, table, train_model, wait_ready)
+from harness import (BASELINES, PEER_DIR, PREDICTOR, TEST, TRAIN, cpu_seconds, fetch, fetch_ok, free_port,
+                     load_average, model_store, must_find, not_ready, peer_venv, require, start, stop, table,
+                     train_model, wait_ready)
 
 TWEET = "#covid19 new york"
 BATCH = 100
@@ -138,6 +139,26 @@ def nginx_limit(tmp, answer, workers=2):
     return ["nginx", "-c", conf, "-p", tmp, "-g", "daemon off;"], f"http://127.0.0.1:{port}/api/american"
 
 
+def start_limit(tmp, answer, body, workers=2, prefix=()):
+    """Starts `nginx_limit`'s nginx (`prefix` before its command, e.g. a `taskset`); returns (process, URL) once it
+    answers `body`, or exits saying it never did."""
+    command, url = nginx_limit(tmp, answer, workers)
+    proc = start([*prefix, *command])
+    if wait_ready(proc, lambda: fetch(url, body)[0] == 200, limit=10) is None:
+        sys.exit(not_ready(proc, "nginx", 10))
+    return proc, url
+
+
+def timed_round(url, pgid, duration, connections, script, threads=2, cpu=None):
+    """One measured round of wrk against `url` after a 1 s warm-up, the server being process group `pgid`:
+    (req/s, p50 ms, p99 ms, the server's CPU µs per request, failed requests)."""
+    wrk(url, 1, connections, script, threads, cpu)
+    before = cpu_seconds(pgid)
+    rps, p50, p99, non2xx, socket_errors = wrk(url, duration, connections, script, threads, cpu)
+    cpu_us = (cpu_seconds(pgid) - before) / (rps * duration) * 1e6
+    return rps, p50, p99, cpu_us, failed_requests(non2xx, socket_errors)
+
+
 def predictor_server(name, model_url, sha, batch, role, env=None):
     """`predictor serve` on a free loopback port."""
     port = free_port()
@@ -164,21 +185,15 @@ def pinned(tmp, model_url, sha, rounds, duration, connections):
         if wait_ready(procs[ours.name], ours.ready, limit=30) is None:
             sys.exit(not_ready(procs[ours.name], ours.name, 30))
         urls[ours.name] = ours.url
-        nginx_cmd, nginx_url = nginx_limit(tmp, fetch_ok(ours.url, ours.body), workers=1)
         limit = "the limit: nginx, fixed answer, 1 worker"
-        procs[limit] = start([*on_cpu0, *nginx_cmd])
-        if wait_ready(procs[limit], lambda: fetch(nginx_url, ours.body)[0] == 200, limit=10) is None:
-            sys.exit(not_ready(procs[limit], limit, 10))
-        urls[limit] = nginx_url
+        procs[limit], urls[limit] = start_limit(tmp, fetch_ok(ours.url, ours.body), ours.body, workers=1,
+                                                prefix=on_cpu0)
         script = write_script(os.path.join(tmp, "pinned.lua"), ours.body)
         measured = {name: [] for name in urls}
         for _ in range(rounds):
             for name, url in urls.items():
-                wrk(url, 1, connections, script, threads=1, cpu=1)
-                before = cpu_seconds(procs[name].pid)
-                rps, p50, p99, non2xx, socket_errors = wrk(url, duration, connections, script, threads=1, cpu=1)
-                cpu = (cpu_seconds(procs[name].pid) - before) / (rps * duration) * 1e6
-                measured[name].append((rps, p50, p99, cpu, failed_requests(non2xx, socket_errors)))
+                measured[name].append(timed_round(url, procs[name].pid, duration, connections, script, threads=1,
+                                                  cpu=1))
     finally:
         for proc in procs.values():
             stop(proc)
@@ -266,7 +281,7 @@ def main():
     for tool in (PREDICTOR, shutil.which("wrk"), shutil.which("nginx"), shutil.which("taskset")):
         if not tool or not os.path.exists(tool):
             sys.exit(f"missing: {tool} (see the usage in this file)")
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = load_average()
     if args.pinned:
         with tempfile.TemporaryDirectory() as tmp:
             sha = train_model(os.path.join(tmp, "model.bin"))
@@ -277,7 +292,7 @@ def main():
             finally:
                 store.shutdown()
         print_pinned(measured, args.rounds, args.pinned_duration, args.connections)
-        print(f"\nload average before {' '.join(load_before)}, after {' '.join(open('/proc/loadavg').read().split()[:3])}")
+        print(f"\nload average before {' '.join(load_before)}, after {' '.join(load_average())}")
         require(failures={f"{name}, pinned: failed requests": sum(r[4] for r in runs)
                           for name, runs in measured.items()})
         return
@@ -323,7 +338,7 @@ def main():
         pinned_measured = pinned(tmp, f"{store_url}/model.bin", sha, args.rounds, args.pinned_duration,
                                  args.connections)
         store.shutdown()
-    load_after = open("/proc/loadavg").read().split()[:3]
+    load_after = load_average()
 
     print(f"## Serving: wrk -t2 -c{args.connections} -d{args.duration}s, one tweet per request, each server's own "
           "protocol, loopback, same machine\n")

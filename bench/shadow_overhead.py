@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 
-from harness import PREDICTOR, TEST, fetch_ok, model_store, problems, serve_predictor, stop, train_model
+from harness import (PREDICTOR, TEST, fetch_ok, load_average, model_store, problems, serve_predictor, stop,
+                     train_model)
 
 LIMIT = 1.10
 
@@ -85,7 +86,7 @@ def main():
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} is missing: cargo build --release -p predictor")
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = load_average()
     rows, p99 = [], {0: [], 100: []}
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +103,7 @@ def main():
         finally:
             stop(candidate)
             store.shutdown()
-    load_after = open("/proc/loadavg").read().split()[:3]
+    load_after = load_average()
 
     print(f"# Shadow overhead: stable p99 with and without copies ({args.interval} between requests, "
           f"{args.seconds} s per run, {args.rounds} rounds)\n")

@@ -31,7 +31,8 @@ import tempfile
 import threading
 import time
 
-from harness import PREDICTOR, fetch, fetch_ok, model_store, require, serve_predictor, stop, train_model
+from harness import (PREDICTOR, fetch, fetch_ok, load_average, model_store, require, serve_predictor, stop,
+                     train_model)
 
 TWEETS = ["#covid19 new york", "Cheers mate, a pint in Leeds", "y'all in Texas", "go yankees 🇺🇸", ""]
 HUGE = 2 << 20  # twice the server's body limit
@@ -201,7 +202,7 @@ def main():
         sys.exit(f"{args.binary} is missing: cargo build --release -p predictor")
     seconds = args.minutes * 60
     warmup = args.warmup if args.warmup is not None else (60 if args.minutes >= 2 else 20)
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = load_average()
 
     with tempfile.TemporaryDirectory() as tmp:
         sha = train_model(os.path.join(tmp, "model.bin"), args.binary)
@@ -237,7 +238,7 @@ def main():
             store.shutdown()
         with open(log_path) as f:
             log_lines = f.read().splitlines()[log_lines_before:]
-    load_after = open("/proc/loadavg").read().split()[:3]
+    load_after = load_average()
     require({"requests sent": len(results)})
     report(args, seconds, warmup, results, rss, (metrics_before, metrics), alive, log_lines, load_before,
            load_after)
