@@ -141,11 +141,12 @@ def cpu_seconds(pgid):
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess.DEVNULL, env=None):
-    """Starts `predictor serve` on a free loopback port with `<store_url>/model.bin` pinned to `sha`; returns
-    (process, port) once `/readyz` answers 200, or exits saying it never did."""
+def serve_predictor(binary, store_url, sha, version, extra=(), stderr=subprocess.DEVNULL, env=None, prefix=()):
+    """Starts `predictor serve` (`prefix` before its command, e.g. a `taskset`) on a free loopback port with
+    `<store_url>/model.bin` pinned to `sha`; returns (process, port) once `/readyz` answers 200, or exits saying
+    it never did."""
     port = free_port()
-    proc = start([binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
+    proc = start([*prefix, binary, "serve", "--model-url", f"{store_url}/model.bin", "--model-sha256", sha,
                   "--host", "127.0.0.1", "--port", str(port), "--version-label", version, *extra], env,
                  stderr=stderr)
     if wait_ready(proc, lambda: fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200, limit=30) is None:

@@ -8,7 +8,10 @@ Prints per round req/s, then per server the median req/s, its ratio to nginx, th
 request (user + system of its process group, from /proc) and the p99s seen. What docs/serving.md's "What
 changed" figures come from.
 
-Usage: bench/serve_ab.py [--rounds 4] [--duration 5] NAME=BINARY[:VAR=VALUE[;VAR=VALUE]] ...
+--pinned: the client off the servers' CPU, as serve_bench.py --pinned measures: every server on CPU 0 with one
+serving thread (SERVE_THREADS=1 unless a variant sets it; nginx one worker), wrk -t1 on CPU 1.
+
+Usage: bench/serve_ab.py [--rounds 4] [--duration 5] [--pinned] NAME=BINARY[:VAR=VALUE[;VAR=VALUE]] ...
   e.g. bench/serve_ab.py before=/tmp/predictor-old after=target/release/predictor one=target/release/predictor:SERVE_THREADS=1
 Needs: wrk and nginx-light (Debian). Exits 1 when a server did not start or answered no request, or when
 any request failed (non-2xx, socket error).
@@ -33,6 +36,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--pinned", action="store_true", help="servers on CPU 0, one thread each; wrk -t1 on CPU 1")
     parser.add_argument("variants", nargs="+", type=variant)
     args = parser.parse_args()
     body = json.dumps({"text": TWEET})
@@ -41,17 +45,21 @@ def main():
         store, store_url = model_store(tmp)
         procs, urls = {}, {}
         try:
+            prefix, workers, threads, wrk_cpu = (["taskset", "-c", "0"], 1, 1, 1) if args.pinned else ((), 2, 2, None)
             for name, binary, env in args.variants:
-                procs[name], port = serve_predictor(binary, store_url, sha, name, env=env)
+                if args.pinned:
+                    env = {"SERVE_THREADS": "1", **env}
+                procs[name], port = serve_predictor(binary, store_url, sha, name, env=env, prefix=prefix)
                 urls[name] = f"http://127.0.0.1:{port}/api/american"
             answer = fetch_ok(urls[args.variants[0][0]], body)
-            procs["nginx"], urls["nginx"] = start_limit(tmp, answer, body)
+            procs["nginx"], urls["nginx"] = start_limit(tmp, answer, body, workers=workers, prefix=prefix)
             script = write_script(os.path.join(tmp, "post.lua"), body)
             rps, cpu, p99 = ({name: [] for name in urls} for _ in range(3))
             failed = {}
             for round_ in range(args.rounds):
                 for name, url in urls.items():
-                    r, _, tail, cpu_us, n_failed = timed_round(url, procs[name].pid, args.duration, 16, script)
+                    r, _, tail, cpu_us, n_failed = timed_round(url, procs[name].pid, args.duration, 16, script, threads,
+                                                                wrk_cpu)
                     failed[f"{name}, round {round_ + 1}: failed requests"] = n_failed
                     cpu[name].append(cpu_us)
                     rps[name].append(r)
