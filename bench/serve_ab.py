@@ -23,7 +23,7 @@ import statistics
 import tempfile
 
 from harness import fetch_ok, model_store, require, serve_predictor, stop, train_model
-from serve_bench import TWEET, start_limit, timed_round, write_script
+from serve_bench import PINNED_CLIENT_CPU, PINNED_SERVER, TWEET, start_limit, timed_round, write_script
 
 
 def variant(spec):
@@ -45,7 +45,8 @@ def main():
         store, store_url = model_store(tmp)
         procs, urls = {}, {}
         try:
-            prefix, workers, threads, wrk_cpu = (["taskset", "-c", "0"], 1, 1, 1) if args.pinned else ((), 2, 2, None)
+            pinned = (PINNED_SERVER, 1, 1, PINNED_CLIENT_CPU)
+            prefix, workers, threads, wrk_cpu = pinned if args.pinned else ((), 2, 2, None)
             for name, binary, env in args.variants:
                 if args.pinned:
                     env = {"SERVE_THREADS": "1", **env}

@@ -159,6 +159,11 @@ def timed_round(url, pgid, duration, connections, script, threads=2, cpu=None):
     return rps, p50, p99, cpu_us, failed_requests(non2xx, socket_errors)
 
 
+# The pinned measurement's placement: the server under test on CPU 0, wrk on CPU 1 (also bench/serve_ab.py --pinned).
+PINNED_SERVER = ("taskset", "-c", "0")
+PINNED_CLIENT_CPU = 1
+
+
 def predictor_server(name, model_url, sha, batch, role, env=None):
     """`predictor serve` on a free loopback port."""
     port = free_port()
@@ -177,23 +182,22 @@ def pinned(tmp, model_url, sha, rounds, duration, connections):
     first; the CPU time is the server's own (user + system of its process group, from /proc)."""
     if (os.cpu_count() or 1) < 2:
         sys.exit("the pinned comparison needs 2 CPUs (server on CPU 0, wrk on CPU 1)")
-    on_cpu0 = ["taskset", "-c", "0"]
     ours = predictor_server("predictor serve, SERVE_THREADS=1", model_url, sha, [], "ours", {"SERVE_THREADS": "1"})
     procs, urls = {}, {}
     try:
-        procs[ours.name] = start([*on_cpu0, *ours.cmd], ours.env)
+        procs[ours.name] = start([*PINNED_SERVER, *ours.cmd], ours.env)
         if wait_ready(procs[ours.name], ours.ready, limit=30) is None:
             sys.exit(not_ready(procs[ours.name], ours.name, 30))
         urls[ours.name] = ours.url
         limit = "the limit: nginx, fixed answer, 1 worker"
         procs[limit], urls[limit] = start_limit(tmp, fetch_ok(ours.url, ours.body), ours.body, workers=1,
-                                                prefix=on_cpu0)
+                                                prefix=PINNED_SERVER)
         script = write_script(os.path.join(tmp, "pinned.lua"), ours.body)
         measured = {name: [] for name in urls}
         for _ in range(rounds):
             for name, url in urls.items():
                 measured[name].append(timed_round(url, procs[name].pid, duration, connections, script, threads=1,
-                                                  cpu=1))
+                                                  cpu=PINNED_CLIENT_CPU))
     finally:
         for proc in procs.values():
             stop(proc)
