@@ -1,6 +1,7 @@
 //! `POST /api/american` through the real router, in-process: any body gets a JSON answer whose status is
-//! the one the pure parser predicts (200, 400 or 422), never a 5xx, never a panic; every answer carries a
-//! probability in [0, 1] and a batch answers each text.
+//! the one the general reader predicts (200, 400 or 422), never a 5xx, never a panic; every answer carries a
+//! probability in [0, 1] and a batch answers each text. Whenever the usual reader reads a body, the general
+//! reader reads the same request from it.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -82,6 +83,9 @@ fuzz_target!(|body: &[u8]| {
         Err(e) => Err(e.status()),
         Ok(value) => PredictRequest::from_json(value).map_err(|e| e.status()),
     };
+    if let Some(usual) = PredictRequest::usual(body) {
+        assert_eq!(expected.as_ref().ok(), Some(&usual), "the readers disagree");
+    }
     match expected {
         Err(expected) => {
             assert_eq!(status, expected, "{json}");

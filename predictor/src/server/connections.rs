@@ -83,9 +83,7 @@ pub(super) async fn accept(
             },
             () = close_listener.cancelled() => break,
         };
-        let connection = Connection {
-            accepted: Instant::now(),
-        };
+        let connection = Connection::accepted_now();
         turn = (turn + 1) % (workers.len() + 1);
         let Some(worker) = turn.checked_sub(1).and_then(|i| workers.get(i)) else {
             connections.serve(stream, connection);
@@ -99,7 +97,8 @@ pub(super) async fn accept(
     }
 }
 
-/// HTTP/1.1 serving settings: a client gets at most `header_timeout` to send a request head (slowloris).
+/// HTTP/1.1 serving settings: a client gets at most `header_timeout` to send a request head (slowloris),
+/// bounded by hyper (a timer armed per request head). [`Connections`] bound it themselves.
 pub(super) fn http1_server(header_timeout: Duration) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -107,37 +106,70 @@ pub(super) fn http1_server(header_timeout: Duration) -> http1::Builder {
     http
 }
 
-/// The connections one runtime serves: HTTP/1.1 with a header-read timeout, each watched for the drain.
-/// Unlike `axum::serve`, a client gets at most `header_timeout` to send a request head; its body is bounded
-/// by the service (see [`within`](super::body::within)).
+/// The connections one runtime serves: HTTP/1.1, each watched for the drain and for a request head that
+/// does not come. Unlike `axum::serve`, a client gets at most `header_timeout` to send a request head
+/// (counted from the connection's accept or its last answer); its body is bounded by the service (see
+/// [`within`](super::body::within)).
 pub(super) struct Connections {
     app: App,
     http: http1::Builder,
     graceful: GracefulShutdown,
+    header_timeout: Duration,
     drain_timeout: Duration,
 }
 
 impl Connections {
     pub(super) fn new(app: App, limits: Limits) -> Self {
+        let mut http = http1::Builder::new();
+        // The header-read bound is `serve`'s, one timer per connection (hyper's arms one per request head).
+        http.header_read_timeout(None);
         Self {
             app,
-            http: http1_server(limits.header_timeout),
+            http,
             graceful: GracefulShutdown::new(),
+            header_timeout: limits.header_timeout,
             drain_timeout: limits.drain_timeout,
         }
     }
 
-    /// Serves `stream` on a task of the current runtime.
+    /// Serves `stream` on a task of the current runtime, closing it when a request head has not come
+    /// within the header timeout (slowloris; an idle keep-alive connection too). The connection's one
+    /// timer is checked when due and moved on to the new deadline if a request came meanwhile: a
+    /// request costs no timer.
     pub(super) fn serve(&self, stream: TcpStream, connection: Connection) {
         // Answers are written whole; without Nagle's delay the next one never waits for an ACK.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(self.app.on(connection));
+        let service = TowerToHyperService::new(self.app.on(connection.clone()));
         let served = self
             .graceful
             .watch(self.http.serve_connection(TokioIo::new(stream), service));
+        let limit = self.header_timeout;
         tokio::spawn(async move {
-            if let Err(error) = served.await {
-                tracing::debug!(%error, "connection ended with an error");
+            let mut served = std::pin::pin!(served);
+            let due = tokio::time::sleep(limit);
+            let mut due = std::pin::pin!(due);
+            loop {
+                tokio::select! {
+                    ended = &mut served => {
+                        if let Err(error) = ended {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    () = &mut due => {
+                        let now = Instant::now();
+                        let deadline = match connection.waiting_since() {
+                            Some(since) => since + limit,
+                            // Answering: the body has its own bound; look again a timeout later.
+                            None => now + limit,
+                        };
+                        if deadline <= now {
+                            tracing::debug!(?limit, "no request head within the header timeout: closing");
+                            return;
+                        }
+                        due.as_mut().reset(deadline.into());
+                    }
+                }
             }
         });
     }
@@ -155,7 +187,7 @@ impl Connections {
 
 #[cfg(test)]
 mod tests {
-    //! The drain timeout, on a real socket.
+    //! The header timeout and the drain timeout, on a real socket.
 
     use super::*;
     use crate::server::fixtures::config;
@@ -176,6 +208,45 @@ mod tests {
             stopped.await.unwrap_or_default()
         }));
         (address, stop, server)
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_is_closed_a_header_timeout_after_its_last_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let limit = Duration::from_millis(400);
+        let mut config = config();
+        config.request_timeout = limit;
+        let (address, stop, server) = serving(config).await;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let started = Instant::now();
+        // A request every half timeout: the connection stays open well past one timeout.
+        for _ in 0..4 {
+            tokio::time::sleep(limit / 2).await;
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            while !answer.ends_with(b"ok\n") {
+                let mut buf = [0u8; 512];
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed after {:?}", started.elapsed());
+                answer.extend_from_slice(&buf[..n]);
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 200"));
+        }
+        assert!(started.elapsed() >= limit * 2);
+        // Then no request: closed about one timeout after the last answer.
+        let answered = Instant::now();
+        let read = tokio::time::timeout(limit * 4, stream.read(&mut [0u8; 64])).await;
+        assert_eq!(read.expect("closed in time").unwrap(), 0);
+        let idle = answered.elapsed();
+        assert!(
+            idle >= limit - Duration::from_millis(50) && idle < limit * 2,
+            "{idle:?}"
+        );
+        stop.send(Duration::ZERO).unwrap();
+        server.await.unwrap().unwrap();
     }
 
     #[tokio::test]

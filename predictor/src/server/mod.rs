@@ -10,12 +10,14 @@
 //! With a [`ShadowConfig`], a sample of answered single-text predictions is copied to a candidate
 //! ([`crate::shadow`]) without delaying or changing the live answer.
 //!
-//! One job a module: `state` (what the handlers share), `predict` (`POST /api/american`), `status`
+//! One job a module: `state` (what the handlers share), `predict` (`POST /api/american`), `request` (what
+//! its body asks for), `answer` (what it answers), `routes` (predictions past the router), `status`
 //! (`/readyz`, `/metrics`), `api_error` (the 4xx answers), `body` (reading a body within its limits),
-//! `track` (counting answers, `Connection: close`), `drain` (the drain socket), `loader` (fetching the
-//! model at start) and `connections` (accepting, serving threads, the drain timeout). This file: the
-//! settings, [`app`] and [`run`].
+//! `track` (counting answers, `Connection: close`, when a connection waits for a head), `drain` (the drain
+//! socket), `loader` (fetching the model at start) and `connections` (accepting, serving threads, the
+//! header and drain timeouts). This file: the settings, [`app`] and [`run`].
 
+mod answer;
 mod api_error;
 mod body;
 mod connections;
@@ -24,6 +26,8 @@ mod drain;
 mod fixtures;
 mod loader;
 mod predict;
+mod request;
+mod routes;
 mod state;
 mod status;
 mod track;
@@ -31,7 +35,8 @@ mod track;
 pub use api_error::ApiError;
 pub use drain::{DrainSocket, drain_app, request_drain};
 pub use loader::load_model;
-pub use predict::{PredictRequest, parse_body};
+pub use request::{PredictRequest, parse_body};
+pub use routes::Routes;
 pub use state::{AppState, ServedModel, Shared};
 pub use track::{Connection, Track, Tracked};
 
@@ -141,9 +146,9 @@ impl ServeConfig {
 }
 
 /// The whole HTTP service: [`Track`] (metrics, a debug line per answer, `Connection: close`) around the
-/// concurrency limit around the router. The request timeout bounds what waits on the client: the body
-/// reads (see [`within`](body::within)).
-pub type App = Track<ConcurrencyLimit<Router>>;
+/// concurrency limit around [`Routes`] (predictions straight to their handler, the rest through the
+/// router). The request timeout bounds what waits on the client: the body reads (see [`within`](body::within)).
+pub type App = Track<ConcurrencyLimit<Routes>>;
 
 /// The service. Pure construction: no I/O. The layers wrap the router once, as concrete types: applied
 /// with `Router::layer` each would box its service per route and its future per request.
@@ -152,7 +157,7 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> App {
     let timeout = config.request_timeout;
     let router = Router::new()
         .route(
-            "/api/american",
+            routes::PREDICT,
             post(move |state, body| american(state, body, timeout)),
         )
         .route("/healthz", get(|| async { "ok\n" }))
@@ -169,11 +174,16 @@ pub fn app(state: Arc<AppState>, config: &ServeConfig) -> App {
             )
         })
         .with_state(shared.clone());
+    let routes = Routes {
+        router,
+        state: shared.clone(),
+        timeout,
+    };
     let inner = tower::ServiceBuilder::new()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             config.max_concurrency,
         ))
-        .service(router);
+        .service(routes);
     Track {
         inner,
         state: shared,

@@ -5,82 +5,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::Value;
+use axum::response::Response;
 
+use super::answer::json_response;
 use super::body::{BodyRead, read_body};
-use super::{ApiError, MAX_BATCH, MAX_BODY_BYTES, Shared};
-
-/// The contract's answer, plus `probability` and `model` (the first 12 hex digits of the model's sha256,
-/// as `kubectl get predictors` shows it: a model-only rollout is visible to clients).
-#[derive(Serialize)]
-struct Answer<'a> {
-    is_american: u8,
-    version: &'a str,
-    model_date: &'a str,
-    model: &'a str,
-    probability: f64,
-}
-
-/// What a `POST /api/american` body asks for, borrowing its texts from the parsed JSON.
-#[derive(Debug, PartialEq)]
-pub enum PredictRequest<'a> {
-    /// `{"text": "…"}`: one answer object.
-    One(&'a str),
-    /// `{"texts": ["…", …]}`: a list of answers, in order.
-    Many(Vec<&'a str>),
-}
-
-/// Parses a request body as JSON (any Content-Type). A body that is not JSON is the client's mistake: 400.
-pub fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("body is not valid JSON: {e}"),
-        )
-    })
-}
-
-impl<'a> PredictRequest<'a> {
-    /// Reads the request out of a parsed body: pure, and the whole of the request's validation (422s).
-    pub fn from_json(request: &'a Value) -> Result<Self, ApiError> {
-        let unprocessable = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-        let Value::Object(fields) = request else {
-            return Err(unprocessable(
-                "expected a JSON object like {\"text\": \"…\"}",
-            ));
-        };
-        if let Some(text) = fields.get("text") {
-            return text
-                .as_str()
-                .map(Self::One)
-                .ok_or_else(|| unprocessable("`text` must be a string"));
-        }
-        if let Some(texts) = fields.get("texts") {
-            let texts = texts
-                .as_array()
-                .ok_or_else(|| unprocessable("`texts` must be an array of strings"))?;
-            if texts.len() > MAX_BATCH {
-                return Err(unprocessable(&format!(
-                    "`texts` holds {} texts; at most {MAX_BATCH} per request",
-                    texts.len()
-                )));
-            }
-            return texts
-                .iter()
-                .map(|t| {
-                    t.as_str()
-                        .ok_or_else(|| unprocessable("every item of `texts` must be a string"))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Self::Many);
-        }
-        Err(unprocessable(
-            "missing `text` (a string), or `texts` (an array of strings)",
-        ))
-    }
-}
+use super::request::{PredictRequest, parse_body};
+use super::{ApiError, MAX_BODY_BYTES, Shared};
 
 /// `POST /api/american`. The body must be JSON whatever the Content-Type (form-typed clients welcome).
 /// Order of checks: size (413), JSON (400), readiness (503), then the request's shape (422).
@@ -99,15 +29,21 @@ pub(super) async fn american(
         }
         BodyRead::TooSlow => return Err(ApiError::too_slow(limit)),
     };
-    let request = parse_body(&bytes)?;
-    let served = state.served().map_err(|reason| {
+    // A usual body is read at once; any other is parsed whole first (400 when it is not JSON).
+    let usual = PredictRequest::usual(&bytes);
+    let parsed = match usual {
+        Some(_) => serde_json::Value::Null,
+        None => parse_body(&bytes)?,
+    };
+    let (served, shape) = state.answering().map_err(|reason| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}"),
         )
     })?;
     let drift = state.metrics.drift_signals();
-    let answer = |text: &str| {
+    // Writes the answer for `text` to `json`; returns is_american.
+    let answer = |json: &mut Vec<u8>, text: &str| {
         // With drift signals on, each answer also goes into their histograms (no allocation).
         let p = if drift {
             let (p, observation) = served.model.predict_observed(text);
@@ -116,28 +52,36 @@ pub(super) async fn american(
         } else {
             served.model.predict(text)
         };
-        Answer {
-            is_american: p.is_american,
-            version: &state.version,
-            model_date: served.model.model_date(),
-            model: served.sha256.get(..12).unwrap_or(&served.sha256),
-            probability: (p.probability * 1e6).round() / 1e6,
-        }
+        shape.write(json, p.is_american, p.probability);
+        p.is_american
     };
-    match PredictRequest::from_json(&request)? {
+    let request = match usual {
+        Some(request) => request,
+        None => PredictRequest::from_json(&parsed)?,
+    };
+    match request {
         PredictRequest::One(text) => {
             state.metrics.add_predictions(1);
-            let answer = answer(text);
+            let mut json = Vec::with_capacity(shape.room());
+            let is_american = answer(&mut json, &text);
             // After the live answer is computed; `offer` returns at once (the copy runs apart).
             if let Some(shadow) = state.shadow.get() {
-                shadow.offer(text, answer.is_american);
+                shadow.offer(&text, is_american);
             }
-            Ok(axum::Json(answer).into_response())
+            Ok(json_response(json))
         }
         PredictRequest::Many(texts) => {
             state.metrics.add_predictions(texts.len() as u64);
-            let answers: Vec<Answer> = texts.into_iter().map(answer).collect();
-            Ok(axum::Json(answers).into_response())
+            let mut json = Vec::with_capacity(2 + texts.len() * (shape.room() + 1));
+            json.push(b'[');
+            for (i, text) in texts.iter().enumerate() {
+                if i > 0 {
+                    json.push(b',');
+                }
+                answer(&mut json, text);
+            }
+            json.push(b']');
+            Ok(json_response(json))
         }
     }
 }
@@ -154,6 +98,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::server::MAX_BATCH;
     use crate::server::fixtures::{config, error, not_ready, post, ready, ready_state, send};
     use crate::server::{AppState, app};
     use crate::shadow::ShadowConfig;

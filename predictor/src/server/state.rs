@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::answer::AnswerShape;
 use crate::error::Result;
 use crate::metrics::{Metrics, ModelInfo};
 use crate::model::Model;
@@ -18,7 +19,8 @@ pub struct ServedModel {
 /// Everything the handlers share.
 pub struct AppState {
     pub(super) version: String,
-    model: OnceLock<ServedModel>,
+    /// With how its answers are written (fixed when the model is set).
+    model: OnceLock<(ServedModel, AnswerShape)>,
     not_ready: Mutex<String>,
     pub(super) draining: AtomicBool,
     pub(super) metrics: Metrics,
@@ -60,7 +62,8 @@ impl AppState {
             model_date: served.model.model_date().to_string(),
         });
         self.metrics.set_reference(served.model.reference());
-        let _ = self.model.set(served);
+        let shape = AnswerShape::new(&self.version, served.model.model_date(), &served.sha256);
+        let _ = self.model.set((served, shape));
     }
 
     pub(super) fn set_not_ready(&self, reason: String) {
@@ -70,12 +73,19 @@ impl AppState {
     /// The verified model, or why there is none yet. Requests are answered with it even while draining:
     /// traffic that arrives before the load balancer has noticed must not fail.
     pub fn served(&self) -> Result<&ServedModel, String> {
-        self.model.get().ok_or_else(|| {
-            self.not_ready
+        self.answering().map(|(served, _)| served)
+    }
+
+    /// [`served`](Self::served), with how its answers are written.
+    pub(super) fn answering(&self) -> Result<(&ServedModel, &AnswerShape), String> {
+        match self.model.get() {
+            Some((served, shape)) => Ok((served, shape)),
+            None => Err(self
+                .not_ready
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        })
+                .clone()),
+        }
     }
 
     /// What `/readyz` says: `Ok` with the model when ready for new traffic, else why not.

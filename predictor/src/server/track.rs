@@ -3,7 +3,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,11 +15,39 @@ use axum::response::Response;
 use super::Shared;
 use crate::metrics::Route;
 
-/// The connection a request came on: since when it is open.
-#[derive(Clone, Copy, Debug)]
+/// The connection a request came on: since when it is open, and since when it waits for a request head.
+#[derive(Clone, Debug)]
 pub struct Connection {
     pub accepted: Instant,
+    pub waiting: Arc<Waiting>,
 }
+
+impl Connection {
+    /// A connection accepted now, waiting for its first request head.
+    pub fn accepted_now() -> Self {
+        Self {
+            accepted: Instant::now(),
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Since when the connection waits for a request head, or `None` while it answers one. What the
+    /// header-read bound watches ([`Connections::serve`](super::connections::Connections::serve)):
+    /// written twice a request, as two stores, instead of a timer armed and cancelled per request head.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        match self.waiting.0.load(Ordering::Relaxed) {
+            ANSWERING => None,
+            nanos => Some(self.accepted + Duration::from_nanos(nanos)),
+        }
+    }
+}
+
+/// Since when a connection waits for a request head, in nanoseconds after it was accepted, or
+/// [`ANSWERING`]. Only the connection's own task writes it (one request at a time).
+#[derive(Debug, Default)]
+pub struct Waiting(AtomicU64);
+
+const ANSWERING: u64 = u64::MAX;
 
 /// Counts every request by route and status with its latency (and logs it at debug), and answers
 /// `Connection: close` when the server is draining or the request's connection is older than the maximum
@@ -62,11 +91,12 @@ where
         let route = Route::of(request.uri().path());
         let started = Instant::now();
         let mut too_old = false;
-        if let Some(connection) = self.connection {
+        if let Some(connection) = &self.connection {
             // The request's start, read once, is also what the connection's age is measured at.
             too_old = self
                 .max_connection_age
                 .is_some_and(|max| started.saturating_duration_since(connection.accepted) >= max);
+            connection.waiting.0.store(ANSWERING, Ordering::Relaxed);
         }
         Tracked {
             inner: self.inner.call(request),
@@ -74,6 +104,7 @@ where
             route,
             started,
             too_old,
+            connection: self.connection.clone(),
         }
     }
 }
@@ -87,6 +118,7 @@ pin_project_lite::pin_project! {
         route: Route,
         started: Instant,
         too_old: bool,
+        connection: Option<Connection>,
     }
 }
 
@@ -97,6 +129,12 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Tracked<F> {
         let this = self.project();
         let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
         let (status, latency) = (response.status().as_u16(), this.started.elapsed());
+        if let Some(connection) = this.connection {
+            // Answered: from now the connection waits for its next request head.
+            let since = (*this.started + latency).saturating_duration_since(connection.accepted);
+            let nanos = u64::try_from(since.as_nanos()).unwrap_or(ANSWERING - 1);
+            connection.waiting.0.store(nanos, Ordering::Relaxed);
+        }
         this.state.metrics.observe(*this.route, status, latency);
         tracing::debug!(
             route = this.route.label(),
