@@ -31,14 +31,27 @@ impl Connection {
         }
     }
 
-    /// Since when the connection waits for a request head, or `None` while it answers one. What the
-    /// header-read bound watches ([`Connections::serve`](super::connections::Connections::serve)):
-    /// written twice a request, as two stores, instead of a timer armed and cancelled per request head.
+    /// Since when the connection waits for a request head, or `None` while the server holds it (answering
+    /// a request, or waiting for a permit of the concurrency limit). What the header-read bound watches
+    /// ([`Connections::serve`](super::connections::Connections::serve)): written twice a request, as two
+    /// stores, instead of a timer armed and cancelled per request head.
     pub fn waiting_since(&self) -> Option<Instant> {
         match self.waiting.0.load(Ordering::Relaxed) {
             ANSWERING => None,
             nanos => Some(self.accepted + Duration::from_nanos(nanos)),
         }
+    }
+
+    /// The connection waits for a request head from now.
+    fn waiting_from_now(&self) {
+        self.waiting_from(Instant::now());
+    }
+
+    /// The connection waits for a request head from `now`.
+    fn waiting_from(&self, now: Instant) {
+        let since = now.saturating_duration_since(self.accepted);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(ANSWERING - 1);
+        self.waiting.0.store(nanos, Ordering::Relaxed);
     }
 }
 
@@ -84,7 +97,20 @@ where
     type Future = Tracked<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        let ready = self.inner.poll_ready(cx);
+        if let Some(connection) = &self.connection {
+            // hyper reads the next request head only once the service is ready: while the concurrency
+            // limit holds it, the connection waits on the server, not on the client (hyper's own
+            // header-read timer was not armed then either); its head wait starts when a permit comes.
+            match ready {
+                Poll::Pending => connection.waiting.0.store(ANSWERING, Ordering::Relaxed),
+                Poll::Ready(_) if connection.waiting_since().is_none() => {
+                    connection.waiting_from_now()
+                }
+                Poll::Ready(_) => {}
+            }
+        }
+        ready
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
@@ -131,9 +157,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Tracked<F> {
         let (status, latency) = (response.status().as_u16(), this.started.elapsed());
         if let Some(connection) = this.connection {
             // Answered: from now the connection waits for its next request head.
-            let since = (*this.started + latency).saturating_duration_since(connection.accepted);
-            let nanos = u64::try_from(since.as_nanos()).unwrap_or(ANSWERING - 1);
-            connection.waiting.0.store(nanos, Ordering::Relaxed);
+            connection.waiting_from(*this.started + latency);
         }
         this.state.metrics.observe(*this.route, status, latency);
         tracing::debug!(
